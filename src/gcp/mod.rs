@@ -1,0 +1,5 @@
+//! REST clients of the Google APIs `wi` calls (GKE, IAM, Resource Manager,
+//! Service Usage), with endpoints from gcloud's `CLOUDSDK_API_ENDPOINT_OVERRIDES_*`,
+//! tokens from application default credentials, typed errors and one retry policy.
+
+pub mod types;

@@ -1,0 +1,154 @@
+//! The validated model: what the spec means once every name is checked and
+//! every reference resolved. Later stages (live, plan, apply) consume only this
+//! and never re-validate. Fleet shorthands (defaults, cluster groups, several
+//! KSAs per mapping) are already expanded here: one [`Mapping`] per
+//! (cluster, namespace, KSA).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Identifies a GKE cluster: `projects/P/locations/L/clusters/C`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ClusterKey {
+    pub project: String,
+    pub location: String,
+    pub name: String,
+}
+
+impl ClusterKey {
+    /// The resource path GKE uses: `projects/P/locations/L/clusters/C`.
+    pub fn path(&self) -> String {
+        format!(
+            "projects/{}/locations/{}/clusters/{}",
+            self.project, self.location, self.name
+        )
+    }
+
+    /// The workload pool a cluster of this project joins: `P.svc.id.goog`.
+    pub fn workload_pool(&self) -> String {
+        workload_pool(&self.project)
+    }
+}
+
+impl fmt::Display for ClusterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.project, self.location, self.name)
+    }
+}
+
+/// `PROJECT.svc.id.goog`, the workload pool of a project.
+pub fn workload_pool(project: &str) -> String {
+    format!("{project}.svc.id.goog")
+}
+
+/// The IAM member of a Kubernetes service account in a project's workload pool:
+/// `serviceAccount:P.svc.id.goog[NS/KSA]`.
+pub fn ksa_member(project: &str, namespace: &str, ksa: &str) -> String {
+    format!("serviceAccount:{project}.svc.id.goog[{namespace}/{ksa}]")
+}
+
+/// `ACCOUNT@PROJECT.iam.gserviceaccount.com`.
+pub fn gsa_email(project: &str, account_id: &str) -> String {
+    format!("{account_id}@{project}.iam.gserviceaccount.com")
+}
+
+/// Which node pools of a cluster must run the GKE metadata server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PoolSelection {
+    /// Every node pool the cluster has (the default).
+    All,
+    /// Only these pools; others are left as they are.
+    Only(Vec<String>),
+    /// None: `wi` leaves every pool's metadata mode alone.
+    None,
+}
+
+/// The minimal block `wi` uses to create a cluster that does not exist yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterCreate {
+    pub initial_node_count: u32,
+    pub machine_type: Option<String>,
+    pub release_channel: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cluster {
+    pub key: ClusterKey,
+    /// Whether the cluster must have a workload pool (`P.svc.id.goog`).
+    pub workload_identity: bool,
+    pub metadata_server: PoolSelection,
+    pub create: Option<ClusterCreate>,
+    /// A kubeconfig context to reach this cluster's Kubernetes API instead of
+    /// the GKE endpoint (for private clusters reached through a proxy).
+    pub kube_context: Option<String>,
+}
+
+/// A Google service account the spec declares.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gsa {
+    pub project: String,
+    pub account_id: String,
+    pub display_name: Option<String>,
+    /// The user's description; `wi` appends its ownership marker when it creates or adopts.
+    pub description: Option<String>,
+    /// Project-level roles granted to this account in its own project, sorted.
+    pub roles: Vec<String>,
+    /// Take ownership of an existing account that `wi` did not create.
+    pub adopt: bool,
+}
+
+impl Gsa {
+    pub fn email(&self) -> String {
+        gsa_email(&self.project, &self.account_id)
+    }
+}
+
+/// Whether `wi` creates the namespace and KSA or only annotates an existing KSA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KsaManagement {
+    /// Create the namespace and the KSA if missing (labelled managed-by wi).
+    Create,
+    /// The KSA is someone else's (Helm, another team): only add the annotation.
+    AnnotateExisting,
+}
+
+/// One KSA in one cluster acting as one GSA.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mapping {
+    pub cluster: ClusterKey,
+    pub namespace: String,
+    pub ksa: String,
+    /// Email of the GSA (declared in `service_accounts`, or external).
+    pub gsa_email: String,
+    /// Project of the GSA (where the binding lives).
+    pub gsa_project: String,
+    pub management: KsaManagement,
+}
+
+impl Mapping {
+    /// `serviceAccount:P.svc.id.goog[NS/KSA]` where P is the cluster's project.
+    pub fn member(&self) -> String {
+        ksa_member(&self.cluster.project, &self.namespace, &self.ksa)
+    }
+}
+
+/// A member that must not hold `roles/iam.workloadIdentityUser` on a GSA,
+/// even when `wi` does not own the account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbsentMember {
+    pub gsa_email: String,
+    pub gsa_project: String,
+    pub member: String,
+}
+
+/// The whole validated spec. Vectors are sorted and free of duplicates.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Model {
+    /// Project ids the spec manages (from `projects`, clusters and accounts).
+    pub projects: Vec<String>,
+    pub clusters: Vec<Cluster>,
+    pub service_accounts: Vec<Gsa>,
+    pub mappings: Vec<Mapping>,
+    pub absent: Vec<AbsentMember>,
+}
