@@ -2,4 +2,13 @@
 //! Service Usage), with endpoints from gcloud's `CLOUDSDK_API_ENDPOINT_OVERRIDES_*`,
 //! tokens from application default credentials, typed errors and one retry policy.
 
+pub mod auth;
+pub mod client;
+pub mod endpoints;
+pub mod error;
 pub mod types;
+
+pub use auth::TokenSource;
+pub use client::{ClientOptions, GcpClient, PolicyTarget};
+pub use endpoints::Endpoints;
+pub use error::GcpError;

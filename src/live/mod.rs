@@ -1,1 +1,426 @@
-//! TODO
+//! Live state: what exists in GKE, IAM, Resource Manager, Service Usage and
+//! each cluster's Kubernetes API, read in batches with bounded concurrency.
+//!
+//! Sized for a fleet: one list of service accounts per project, one
+//! getIamPolicy per relevant account, one project policy per project, one
+//! cluster GET per cluster (it carries the node pools), one list of
+//! namespaces, service accounts and pods per cluster. Never a call per mapping.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount as KubeServiceAccount};
+use sha2::{Digest, Sha256};
+
+use crate::gcp::types::{Cluster, Policy, ServiceAccount};
+use crate::gcp::{GcpClient, GcpError};
+use crate::kube::{ClusterConnection, KubeError};
+use crate::plan::Fingerprint;
+use crate::spec::{ClusterKey, Model};
+
+/// The service whose API must be on for Workload Identity token exchange.
+pub const IAM_CREDENTIALS_SERVICE: &str = "iamcredentials.googleapis.com";
+
+/// The one error type of reading live state.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum LiveError {
+    #[error("reading {what}: {source}")]
+    #[diagnostic(code(wi::live::gcp))]
+    Gcp {
+        what: String,
+        #[source]
+        source: GcpError,
+    },
+    #[error("reading Kubernetes objects of cluster {cluster}: {source}")]
+    #[diagnostic(
+        code(wi::live::kube),
+        help("wi reaches each cluster through its GKE endpoint with your Google token; set `kubeContext` on the cluster to use a kubeconfig context instead")
+    )]
+    Kube {
+        cluster: String,
+        #[source]
+        source: KubeError,
+    },
+}
+
+/// Live state of one project.
+#[derive(Debug, Clone, Default)]
+pub struct LiveProject {
+    /// Whether iamcredentials.googleapis.com is enabled (`None`: not read).
+    pub iam_credentials_enabled: Option<bool>,
+    /// Every service account of the project, by email.
+    pub service_accounts: BTreeMap<String, ServiceAccount>,
+    /// The project's IAM policy (read when the spec grants project roles or owns accounts here).
+    pub policy: Option<Policy>,
+}
+
+/// Live state of one cluster's Kubernetes API.
+#[derive(Debug, Clone, Default)]
+pub struct LiveKube {
+    pub namespaces: BTreeMap<String, Namespace>,
+    /// Service accounts by (namespace, name).
+    pub service_accounts: BTreeMap<(String, String), KubeServiceAccount>,
+    pub pods: Vec<Pod>,
+}
+
+/// Live state of one declared cluster.
+#[derive(Debug, Clone, Default)]
+pub struct LiveCluster {
+    /// `None`: the cluster does not exist.
+    pub gke: Option<Cluster>,
+    /// `None`: the cluster does not exist (yet), so there is nothing to read.
+    pub kube: Option<LiveKube>,
+}
+
+/// Everything `wi` observed.
+#[derive(Debug, Clone, Default)]
+pub struct LiveState {
+    pub projects: BTreeMap<String, LiveProject>,
+    pub clusters: BTreeMap<ClusterKey, LiveCluster>,
+    /// IAM policies of the relevant service accounts, by email. An account
+    /// that does not exist has no entry.
+    pub account_policies: BTreeMap<String, Policy>,
+    /// Accounts outside the spec's projects that mappings refer to, by email
+    /// (`None`: not found).
+    pub external_accounts: BTreeMap<String, Option<ServiceAccount>>,
+}
+
+impl LiveState {
+    /// The live account with this email, wherever it was read.
+    pub fn account(&self, project: &str, email: &str) -> Option<&ServiceAccount> {
+        self.projects
+            .get(project)
+            .and_then(|p| p.service_accounts.get(email))
+            .or_else(|| self.external_accounts.get(email).and_then(|a| a.as_ref()))
+    }
+
+    /// Fingerprints of everything read, sorted: the saved plan records them
+    /// and `apply` refuses a plan whose inputs have moved.
+    pub fn fingerprints(&self) -> Vec<Fingerprint> {
+        let mut out = Vec::new();
+        for (project, live) in &self.projects {
+            if let Some(enabled) = live.iam_credentials_enabled {
+                out.push(Fingerprint {
+                    source: format!("service[\"{project}/{IAM_CREDENTIALS_SERVICE}\"]"),
+                    version: if enabled { "ENABLED" } else { "DISABLED" }.into(),
+                });
+            }
+            if let Some(policy) = &live.policy {
+                out.push(Fingerprint {
+                    source: format!("project_iam_policy[\"{project}\"]"),
+                    version: policy_version(policy),
+                });
+            }
+            for (email, sa) in &live.service_accounts {
+                out.push(Fingerprint {
+                    source: format!("service_account[\"{email}\"]"),
+                    version: account_hash(sa),
+                });
+            }
+        }
+        for (email, sa) in &self.external_accounts {
+            out.push(Fingerprint {
+                source: format!("service_account[\"{email}\"]"),
+                version: sa.as_ref().map_or_else(|| "absent".into(), account_hash),
+            });
+        }
+        for (email, policy) in &self.account_policies {
+            out.push(Fingerprint {
+                source: format!("iam_policy[\"{email}\"]"),
+                version: policy_version(policy),
+            });
+        }
+        for (key, cluster) in &self.clusters {
+            out.push(Fingerprint {
+                source: format!("cluster[\"{key}\"]"),
+                version: cluster.gke.as_ref().map_or_else(|| "absent".into(), cluster_hash),
+            });
+            if let Some(kube) = &cluster.kube {
+                for name in kube.namespaces.keys() {
+                    out.push(Fingerprint {
+                        source: format!("kubernetes_namespace[\"{key}/{name}\"]"),
+                        version: "present".into(),
+                    });
+                }
+                for ((ns, name), sa) in &kube.service_accounts {
+                    out.push(Fingerprint {
+                        source: format!("kubernetes_service_account[\"{key}/{ns}/{name}\"]"),
+                        version: sa.metadata.resource_version.clone().unwrap_or_default(),
+                    });
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+fn policy_version(policy: &Policy) -> String {
+    policy
+        .etag
+        .clone()
+        .unwrap_or_else(|| hash_json(&serde_json::to_value(policy).unwrap_or_default()))
+}
+
+fn account_hash(sa: &ServiceAccount) -> String {
+    hash_json(&serde_json::json!({
+        "uniqueId": sa.unique_id,
+        "displayName": sa.display_name,
+        "description": sa.description,
+        "disabled": sa.disabled,
+    }))
+}
+
+/// Hash of what `wi` plans from a cluster: its pool and each pool's mode.
+fn cluster_hash(cluster: &Cluster) -> String {
+    let pools: BTreeMap<&str, Option<&str>> = cluster
+        .node_pools
+        .iter()
+        .map(|p| (p.name.as_str(), p.metadata_mode()))
+        .collect();
+    hash_json(&serde_json::json!({
+        "workloadPool": cluster.workload_pool(),
+        "pools": pools,
+    }))
+}
+
+fn hash_json(value: &serde_json::Value) -> String {
+    let digest = Sha256::digest(value.to_string().as_bytes());
+    format!("sha256:{}", &hex::encode(digest)[..16])
+}
+
+/// How to read: the clients and the concurrency bound.
+pub struct Reader<'a> {
+    pub gcp: &'a GcpClient,
+    pub parallelism: usize,
+}
+
+/// What a plan must know about a KSA's managed fields.
+pub const GSA_ANNOTATION: &str = "iam.gke.io/gcp-service-account";
+/// The label on objects `wi` created.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// The field manager `wi` applies with.
+pub const FIELD_MANAGER: &str = "wi";
+
+impl Reader<'_> {
+    /// Reads everything the model needs. Errors stop the read: a plan made
+    /// from a partial picture could remove what it failed to see.
+    pub async fn read(&self, model: &Model) -> Result<LiveState, LiveError> {
+        let parallelism = self.parallelism.max(1);
+        let mut state = LiveState::default();
+
+        // Projects: one list of accounts, the service state, and the policy.
+        let project_ids: Vec<String> = model.projects.clone();
+        let projects: Vec<(String, LiveProject)> = stream::iter(project_ids)
+            .map(|project| async move {
+                let live = self.read_project(model, &project).await?;
+                Ok::<_, LiveError>((project, live))
+            })
+            .buffer_unordered(parallelism)
+            .try_collect()
+            .await?;
+        state.projects = projects.into_iter().collect();
+
+        // Accounts outside the spec's projects (external GSAs in mappings).
+        let external: BTreeSet<String> = model
+            .mappings
+            .iter()
+            .filter(|m| !state.projects.contains_key(&m.gsa_project))
+            .map(|m| m.gsa_email.clone())
+            .chain(
+                model
+                    .absent
+                    .iter()
+                    .filter(|a| !state.projects.contains_key(&a.gsa_project))
+                    .map(|a| a.gsa_email.clone()),
+            )
+            .collect();
+        let externals: Vec<(String, Option<ServiceAccount>)> = stream::iter(external)
+            .map(|email| async move {
+                let sa = self
+                    .gcp
+                    .get_service_account(&email)
+                    .await
+                    .map_err(|source| LiveError::Gcp {
+                        what: format!("service account {email}"),
+                        source,
+                    })?;
+                Ok::<_, LiveError>((email, sa))
+            })
+            .buffer_unordered(parallelism)
+            .try_collect()
+            .await?;
+        state.external_accounts = externals.into_iter().collect();
+
+        // One getIamPolicy per relevant, existing account.
+        let relevant = relevant_accounts(model, &state);
+        let policies: Vec<(String, Policy)> = stream::iter(relevant)
+            .map(|email| async move {
+                let policy = self
+                    .gcp
+                    .get_service_account_iam_policy(&email)
+                    .await
+                    .map_err(|source| LiveError::Gcp {
+                        what: format!("IAM policy of {email}"),
+                        source,
+                    })?;
+                Ok::<_, LiveError>((email, policy))
+            })
+            .buffer_unordered(parallelism)
+            .try_collect()
+            .await?;
+        state.account_policies = policies.into_iter().collect();
+
+        // Clusters: one GET each, then the Kubernetes lists.
+        let token = if model.clusters.is_empty() {
+            None
+        } else {
+            Some(
+                self.gcp
+                    .access_token()
+                    .await
+                    .map_err(|source| LiveError::Gcp {
+                        what: "an access token".into(),
+                        source,
+                    })?,
+            )
+        };
+        let clusters: Vec<(ClusterKey, LiveCluster)> = stream::iter(model.clusters.iter())
+            .map(|cluster| {
+                let token = token.clone();
+                async move {
+                    let gke = self.gcp.get_cluster(&cluster.key).await.map_err(|source| {
+                        LiveError::Gcp {
+                            what: format!("cluster {}", cluster.key),
+                            source,
+                        }
+                    })?;
+                    let kube = match (&gke, token) {
+                        (Some(gke), Some(token)) if gke.endpoint.is_some() => Some(
+                            read_kube(gke, token, cluster.kube_context.as_deref())
+                                .await
+                                .map_err(|source| LiveError::Kube {
+                                    cluster: cluster.key.to_string(),
+                                    source,
+                                })?,
+                        ),
+                        _ => None,
+                    };
+                    Ok::<_, LiveError>((cluster.key.clone(), LiveCluster { gke, kube }))
+                }
+            })
+            .buffer_unordered(parallelism)
+            .try_collect()
+            .await?;
+        state.clusters = clusters.into_iter().collect();
+        Ok(state)
+    }
+
+    async fn read_project(&self, model: &Model, project: &str) -> Result<LiveProject, LiveError> {
+        let gcp_err = |what: String| move |source| LiveError::Gcp { what, source };
+        let accounts = self
+            .gcp
+            .list_service_accounts(project)
+            .await
+            .map_err(gcp_err(format!("service accounts of project {project}")))?;
+        let needs_service = model.service_accounts.iter().any(|g| g.project == project)
+            || model.mappings.iter().any(|m| m.gsa_project == project);
+        let iam_credentials_enabled = if needs_service {
+            let service = self
+                .gcp
+                .get_service(project, IAM_CREDENTIALS_SERVICE)
+                .await
+                .map_err(gcp_err(format!(
+                    "service {IAM_CREDENTIALS_SERVICE} of project {project}"
+                )))?;
+            Some(service.state == "ENABLED")
+        } else {
+            None
+        };
+        let service_accounts: BTreeMap<String, ServiceAccount> = accounts
+            .into_iter()
+            .map(|sa| (sa.email.clone(), sa))
+            .collect();
+        let owns_any = service_accounts
+            .values()
+            .any(|sa| crate::plan::is_owned(sa.description.as_deref()));
+        let grants_roles = model
+            .service_accounts
+            .iter()
+            .any(|g| g.project == project && !g.roles.is_empty());
+        let policy = if owns_any || grants_roles {
+            Some(
+                self.gcp
+                    .get_project_iam_policy(project)
+                    .await
+                    .map_err(gcp_err(format!("IAM policy of project {project}")))?,
+            )
+        } else {
+            None
+        };
+        Ok(LiveProject {
+            iam_credentials_enabled,
+            service_accounts,
+            policy,
+        })
+    }
+}
+
+/// Accounts whose policy the plan needs: declared ones, those mappings or
+/// `absent` entries name, and those `wi` owns (their members are drift-checked).
+fn relevant_accounts(model: &Model, state: &LiveState) -> BTreeSet<String> {
+    let mut wanted: BTreeSet<String> = model
+        .service_accounts
+        .iter()
+        .map(|g| g.email())
+        .chain(model.mappings.iter().map(|m| m.gsa_email.clone()))
+        .chain(model.absent.iter().map(|a| a.gsa_email.clone()))
+        .collect();
+    for project in state.projects.values() {
+        for (email, sa) in &project.service_accounts {
+            if crate::plan::is_owned(sa.description.as_deref()) {
+                wanted.insert(email.clone());
+            }
+        }
+    }
+    wanted
+        .into_iter()
+        .filter(|email| {
+            state
+                .projects
+                .values()
+                .any(|p| p.service_accounts.contains_key(email))
+                || matches!(state.external_accounts.get(email), Some(Some(_)))
+        })
+        .collect()
+}
+
+async fn read_kube(
+    gke: &Cluster,
+    token: secrecy::SecretString,
+    context: Option<&str>,
+) -> Result<LiveKube, KubeError> {
+    let conn: ClusterConnection = crate::kube::connect(gke, token, context).await?;
+    let conn = Arc::new(conn);
+    let (namespaces, accounts, pods) = tokio::try_join!(
+        conn.list_namespaces(),
+        conn.list_service_accounts(),
+        conn.list_pods()
+    )?;
+    Ok(LiveKube {
+        namespaces: namespaces
+            .into_iter()
+            .filter_map(|ns| ns.metadata.name.clone().map(|n| (n, ns)))
+            .collect(),
+        service_accounts: accounts
+            .into_iter()
+            .filter_map(|sa| {
+                let ns = sa.metadata.namespace.clone()?;
+                let name = sa.metadata.name.clone()?;
+                Some(((ns, name), sa))
+            })
+            .collect(),
+        pods,
+    })
+}

@@ -12,7 +12,10 @@ use serde::{Deserialize, Serialize};
 use crate::spec::ClusterKey;
 
 mod compute;
-pub use compute::compute;
+pub use compute::{
+    OWNERSHIP_MARKER, PlanError, PlanOptions, Problem, WORKLOAD_IDENTITY_USER, compute, is_owned,
+    owned_description,
+};
 
 /// Version of the saved / JSON plan format. Minor bumps are additive.
 pub const FORMAT_VERSION: &str = "1.0";
