@@ -10,6 +10,7 @@ pub mod demo;
 pub mod emulator;
 pub mod plan;
 pub mod schema;
+pub mod session;
 pub mod validate;
 
 /// GKE Workload Identity as code.

@@ -1,11 +1,13 @@
 //! STUB (replaced by the clients branch).
-use std::sync::Arc;
+use super::GcpError;
 use futures::future::BoxFuture;
 use secrecy::SecretString;
-use super::GcpError;
+use std::sync::Arc;
 pub trait TokenSource: Send + Sync {
     fn token(&self) -> BoxFuture<'_, Result<SecretString, GcpError>>;
 }
-pub async fn token_source_from_env(_get: impl Fn(&str) -> Option<String>) -> Result<Arc<dyn TokenSource>, GcpError> {
+pub async fn token_source_from_env(
+    _get: impl Fn(&str) -> Option<String>,
+) -> Result<Arc<dyn TokenSource>, GcpError> {
     Err(GcpError::Config("stub".into()))
 }

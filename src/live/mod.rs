@@ -35,7 +35,9 @@ pub enum LiveError {
     #[error("reading Kubernetes objects of cluster {cluster}: {source}")]
     #[diagnostic(
         code(wi::live::kube),
-        help("wi reaches each cluster through its GKE endpoint with your Google token; set `kubeContext` on the cluster to use a kubeconfig context instead")
+        help(
+            "wi reaches each cluster through its GKE endpoint with your Google token; set `kubeContext` on the cluster to use a kubeconfig context instead"
+        )
     )]
     Kube {
         cluster: String,
@@ -134,7 +136,10 @@ impl LiveState {
         for (key, cluster) in &self.clusters {
             out.push(Fingerprint {
                 source: format!("cluster[\"{key}\"]"),
-                version: cluster.gke.as_ref().map_or_else(|| "absent".into(), cluster_hash),
+                version: cluster
+                    .gke
+                    .as_ref()
+                    .map_or_else(|| "absent".into(), cluster_hash),
             });
             if let Some(kube) = &cluster.kube {
                 for name in kube.namespaces.keys() {

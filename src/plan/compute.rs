@@ -12,9 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::ServiceAccount as KubeServiceAccount;
 use serde_json::{Value, json};
 
-use super::{
-    Action, Attributes, FORMAT_VERSION, Plan, Reason, Resource, ResourceChange, Warning,
-};
+use super::{Action, Attributes, FORMAT_VERSION, Plan, Reason, Resource, ResourceChange, Warning};
 use crate::gcp::types::Policy;
 use crate::live::{
     FIELD_MANAGER, GSA_ANNOTATION, IAM_CREDENTIALS_SERVICE, LiveKube, LiveState, MANAGED_BY_LABEL,
@@ -108,10 +106,11 @@ pub fn compute(
         });
     }
     let mut changes = planner.changes;
-    changes.sort_by(|a, b| a.resource.sort_key().cmp(&b.resource.sort_key()));
+    changes.sort_by_cached_key(|c| c.resource.sort_key());
     changes.dedup_by(|a, b| a.address == b.address);
     let mut warnings = planner.warnings;
-    warnings.sort_by(|a, b| (&a.address, &a.code, &a.message).cmp(&(&b.address, &b.code, &b.message)));
+    warnings
+        .sort_by(|a, b| (&a.address, &a.code, &a.message).cmp(&(&b.address, &b.code, &b.message)));
     warnings.dedup();
     Ok(Plan {
         format_version: FORMAT_VERSION.to_string(),
@@ -210,6 +209,8 @@ fn label_key() -> String {
 }
 
 impl Planner<'_> {
+    // One call per change keeps the planning rules readable; a builder would hide them.
+    #[allow(clippy::too_many_arguments)]
     fn push(
         &mut self,
         resource: Resource,
@@ -273,8 +274,15 @@ impl Planner<'_> {
             };
             let state = |on: bool| attrs(json!({"state": if on { "ENABLED" } else { "DISABLED" }}));
             if enabled {
-                self.push(resource, Action::NoOp, Some(state(true)), Some(state(true)),
-                    reason("in_sync", "enabled"), vec![], vec![]);
+                self.push(
+                    resource,
+                    Action::NoOp,
+                    Some(state(true)),
+                    Some(state(true)),
+                    reason("in_sync", "enabled"),
+                    vec![],
+                    vec![],
+                );
             } else {
                 self.push(
                     resource,
@@ -298,8 +306,14 @@ impl Planner<'_> {
                 cluster: cluster.key.clone(),
             };
             let address = resource.address();
-            let desired_pool = cluster.workload_identity.then(|| cluster.key.workload_pool());
-            let live = self.live.clusters.get(&cluster.key).and_then(|c| c.gke.as_ref());
+            let desired_pool = cluster
+                .workload_identity
+                .then(|| cluster.key.workload_pool());
+            let live = self
+                .live
+                .clusters
+                .get(&cluster.key)
+                .and_then(|c| c.gke.as_ref());
             let Some(live) = live else {
                 match &cluster.create {
                     Some(create) => {
@@ -333,8 +347,15 @@ impl Planner<'_> {
             let before = attrs(json!({"workload_pool": live_pool}));
             let after = attrs(json!({"workload_pool": desired_pool}));
             if live_pool == desired_pool {
-                self.push(resource, Action::NoOp, Some(before), Some(after),
-                    reason("in_sync", "workload pool as declared"), vec![], vec![]);
+                self.push(
+                    resource,
+                    Action::NoOp,
+                    Some(before),
+                    Some(after),
+                    reason("in_sync", "workload pool as declared"),
+                    vec![],
+                    vec![],
+                );
             } else {
                 let why = if desired_pool.is_some() {
                     "Workload Identity is off: the cluster has no workload pool"
@@ -349,8 +370,15 @@ impl Planner<'_> {
                         address: Some(address.clone()),
                     });
                 }
-                self.push(resource, Action::Update, Some(before), Some(after),
-                    reason("drift", why), vec![], warnings);
+                self.push(
+                    resource,
+                    Action::Update,
+                    Some(before),
+                    Some(after),
+                    reason("drift", why),
+                    vec![],
+                    warnings,
+                );
             }
             self.node_pools(cluster, live, &address);
         }
@@ -381,7 +409,10 @@ impl Planner<'_> {
             let Some(pool) = live.node_pools.iter().find(|p| p.name == pool_name) else {
                 self.problem(
                     resource.address(),
-                    format!("node pool {pool_name} does not exist in cluster {}", cluster.key),
+                    format!(
+                        "node pool {pool_name} does not exist in cluster {}",
+                        cluster.key
+                    ),
                     Some("wi never creates node pools; list existing pools under `metadataServer`"),
                 );
                 continue;
@@ -390,11 +421,22 @@ impl Planner<'_> {
             let before = attrs(json!({"workload_metadata_mode": mode}));
             let after = attrs(json!({"workload_metadata_mode": "GKE_METADATA"}));
             if mode == "GKE_METADATA" {
-                self.push(resource, Action::NoOp, Some(before), Some(after),
-                    reason("in_sync", "runs the GKE metadata server"), vec![], vec![]);
+                self.push(
+                    resource,
+                    Action::NoOp,
+                    Some(before),
+                    Some(after),
+                    reason("in_sync", "runs the GKE metadata server"),
+                    vec![],
+                    vec![],
+                );
             } else {
                 let address = resource.address();
-                let deps = if cluster_changes { vec![cluster_address.to_string()] } else { vec![] };
+                let deps = if cluster_changes {
+                    vec![cluster_address.to_string()]
+                } else {
+                    vec![]
+                };
                 self.push(
                     resource,
                     Action::Update,
@@ -426,8 +468,15 @@ impl Planner<'_> {
                 "description": owned_description(gsa.description.as_deref()),
             }));
             match self.live.account(&gsa.project, &email) {
-                None => self.push(resource, Action::Create, None, Some(desired),
-                    reason("missing", "the account does not exist"), vec![], vec![]),
+                None => self.push(
+                    resource,
+                    Action::Create,
+                    None,
+                    Some(desired),
+                    reason("missing", "the account does not exist"),
+                    vec![],
+                    vec![],
+                ),
                 Some(live) => {
                     let owned = is_owned(live.description.as_deref());
                     let before = attrs(json!({
@@ -437,19 +486,44 @@ impl Planner<'_> {
                     }));
                     if owned || gsa.adopt {
                         if before == desired {
-                            self.push(resource, Action::NoOp, Some(before), Some(desired),
-                                reason("in_sync", "as declared"), vec![], vec![]);
+                            self.push(
+                                resource,
+                                Action::NoOp,
+                                Some(before),
+                                Some(desired),
+                                reason("in_sync", "as declared"),
+                                vec![],
+                                vec![],
+                            );
                         } else {
                             let why = if owned {
                                 reason("drift", "display name or description differ from the spec")
                             } else {
                                 reason("adopt", "adopt: true marks the account as managed by wi")
                             };
-                            self.push(resource, Action::Update, Some(before), Some(desired), why, vec![], vec![]);
+                            self.push(
+                                resource,
+                                Action::Update,
+                                Some(before),
+                                Some(desired),
+                                why,
+                                vec![],
+                                vec![],
+                            );
                         }
                     } else {
-                        self.push(resource, Action::NoOp, Some(before.clone()), Some(before),
-                            reason("not_owned", "exists and is not managed by wi: only bindings are added"), vec![], vec![]);
+                        self.push(
+                            resource,
+                            Action::NoOp,
+                            Some(before.clone()),
+                            Some(before),
+                            reason(
+                                "not_owned",
+                                "exists and is not managed by wi: only bindings are added",
+                            ),
+                            vec![],
+                            vec![],
+                        );
                         if live.display_name != gsa.display_name {
                             self.warnings.push(Warning {
                                 code: "not_owned".into(),
@@ -462,7 +536,12 @@ impl Planner<'_> {
             }
         }
         // Orphans: owned accounts in the spec's projects that the spec no longer declares.
-        let declared: BTreeSet<String> = self.model.service_accounts.iter().map(|g| g.email()).collect();
+        let declared: BTreeSet<String> = self
+            .model
+            .service_accounts
+            .iter()
+            .map(|g| g.email())
+            .collect();
         for (project, live) in &self.live.projects {
             for (email, sa) in &live.service_accounts {
                 if !is_owned(sa.description.as_deref()) || declared.contains(email) {
@@ -484,7 +563,12 @@ impl Planner<'_> {
                         .policy
                         .iter()
                         .flat_map(|p| p.bindings.iter())
-                        .filter(|b| b.condition.is_none() && b.members.iter().any(|m| m == &format!("serviceAccount:{email}")))
+                        .filter(|b| {
+                            b.condition.is_none()
+                                && b.members
+                                    .iter()
+                                    .any(|m| m == &format!("serviceAccount:{email}"))
+                        })
                         .map(|b| b.role.clone())
                         .collect();
                     let mut deps = Vec::new();
@@ -495,9 +579,18 @@ impl Planner<'_> {
                             member: format!("serviceAccount:{email}"),
                         };
                         deps.push(grant.address());
-                        let a = attrs(json!({"project": project, "role": role, "member": format!("serviceAccount:{email}")}));
-                        self.push(grant, Action::Delete, Some(a), None,
-                            reason("orphan_pruned", "the account is pruned"), vec![], vec![]);
+                        let a = attrs(
+                            json!({"project": project, "role": role, "member": format!("serviceAccount:{email}")}),
+                        );
+                        self.push(
+                            grant,
+                            Action::Delete,
+                            Some(a),
+                            None,
+                            reason("orphan_pruned", "the account is pruned"),
+                            vec![],
+                            vec![],
+                        );
                     }
                     self.push(resource, Action::Delete, Some(before), None,
                         reason("orphan_pruned", "managed by wi, no longer in the spec, and --prune was given"), deps,
@@ -555,7 +648,9 @@ impl Planner<'_> {
             if !account_exists && !account_planned {
                 self.problem(
                     format!("service_account[\"{email}\"]"),
-                    format!("service account {email} does not exist and the spec does not declare it"),
+                    format!(
+                        "service account {email} does not exist and the spec does not declare it"
+                    ),
                     Some("declare it under `serviceAccounts` so wi creates it, or fix the email"),
                 );
                 continue;
@@ -568,21 +663,43 @@ impl Planner<'_> {
                     role: WORKLOAD_IDENTITY_USER.to_string(),
                     member: member.clone(),
                 };
-                let a = attrs(json!({"service_account": email, "role": WORKLOAD_IDENTITY_USER, "member": member}));
+                let a = attrs(
+                    json!({"service_account": email, "role": WORKLOAD_IDENTITY_USER, "member": member}),
+                );
                 if has_member(policy, WORKLOAD_IDENTITY_USER, member) {
-                    self.push(resource, Action::NoOp, Some(a.clone()), Some(a),
-                        reason("in_sync", "bound"), vec![], vec![]);
+                    self.push(
+                        resource,
+                        Action::NoOp,
+                        Some(a.clone()),
+                        Some(a),
+                        reason("in_sync", "bound"),
+                        vec![],
+                        vec![],
+                    );
                     continue;
                 }
                 let mut deps = self.pool_dependencies(pool_project);
                 if account_planned {
-                    deps.push(Resource::ServiceAccount {
-                        project: project.clone(),
-                        account_id: email.split('@').next().unwrap_or_default().to_string(),
-                    }.address());
+                    deps.push(
+                        Resource::ServiceAccount {
+                            project: project.clone(),
+                            account_id: email.split('@').next().unwrap_or_default().to_string(),
+                        }
+                        .address(),
+                    );
                 }
-                self.push(resource, Action::Create, None, Some(a),
-                    reason("missing", "the KSA cannot act as the GSA without this binding"), deps, vec![]);
+                self.push(
+                    resource,
+                    Action::Create,
+                    None,
+                    Some(a),
+                    reason(
+                        "missing",
+                        "the KSA cannot act as the GSA without this binding",
+                    ),
+                    deps,
+                    vec![],
+                );
             }
         }
         // Removals: undeclared members on owned accounts, and declared-absent members anywhere.
@@ -597,7 +714,11 @@ impl Planner<'_> {
             .map(|a| (a.gsa_email.as_str(), a.member.as_str()))
             .collect();
         for (email, policy) in &self.live.account_policies {
-            let Some(project) = email.split('@').nth(1).and_then(|d| d.strip_suffix(".iam.gserviceaccount.com")) else {
+            let Some(project) = email
+                .split('@')
+                .nth(1)
+                .and_then(|d| d.strip_suffix(".iam.gserviceaccount.com"))
+            else {
                 continue;
             };
             let owned = self
@@ -607,16 +728,26 @@ impl Planner<'_> {
             let declared = declared_members.get(email.as_str());
             let pruned_account = self.options.prune
                 && owned
-                && !self.model.service_accounts.iter().any(|g| &g.email() == email);
+                && !self
+                    .model
+                    .service_accounts
+                    .iter()
+                    .any(|g| &g.email() == email);
             if pruned_account {
                 continue; // the account itself goes
             }
             for member in unconditional_members(policy, WORKLOAD_IDENTITY_USER) {
                 let is_declared = declared.is_some_and(|d| d.contains(member));
                 let why = if absent.contains(&(email.as_str(), member)) {
-                    reason("declared_absent", "the spec lists this member under `absent`")
+                    reason(
+                        "declared_absent",
+                        "the spec lists this member under `absent`",
+                    )
                 } else if owned && !is_declared {
-                    reason("not_in_spec", "the account is managed by wi and no mapping declares this member")
+                    reason(
+                        "not_in_spec",
+                        "the account is managed by wi and no mapping declares this member",
+                    )
                 } else {
                     continue;
                 };
@@ -627,7 +758,9 @@ impl Planner<'_> {
                     member: member.to_string(),
                 };
                 let address = resource.address();
-                let a = attrs(json!({"service_account": email, "role": WORKLOAD_IDENTITY_USER, "member": member}));
+                let a = attrs(
+                    json!({"service_account": email, "role": WORKLOAD_IDENTITY_USER, "member": member}),
+                );
                 self.push(resource, Action::Delete, Some(a), None, why, vec![], vec![Warning {
                     code: "revocation_delay".into(),
                     message: "a removed binding keeps working for tokens already issued, for up to 30 minutes".into(),
@@ -656,16 +789,31 @@ impl Planner<'_> {
                 };
                 let a = attrs(json!({"project": gsa.project, "role": role, "member": member}));
                 if has_member(policy, role, &member) {
-                    self.push(resource, Action::NoOp, Some(a.clone()), Some(a),
-                        reason("in_sync", "granted"), vec![], vec![]);
+                    self.push(
+                        resource,
+                        Action::NoOp,
+                        Some(a.clone()),
+                        Some(a),
+                        reason("in_sync", "granted"),
+                        vec![],
+                        vec![],
+                    );
                 } else {
-                    let deps = if account_planned && self.live.account(&gsa.project, &email).is_none() {
-                        vec![account_address.address()]
-                    } else {
-                        vec![]
-                    };
-                    self.push(resource, Action::Create, None, Some(a),
-                        reason("missing", "the spec grants this role to the account"), deps, vec![]);
+                    let deps =
+                        if account_planned && self.live.account(&gsa.project, &email).is_none() {
+                            vec![account_address.address()]
+                        } else {
+                            vec![]
+                        };
+                    self.push(
+                        resource,
+                        Action::Create,
+                        None,
+                        Some(a),
+                        reason("missing", "the spec grants this role to the account"),
+                        deps,
+                        vec![],
+                    );
                 }
             }
             let owned = self
@@ -688,10 +836,20 @@ impl Planner<'_> {
                     role: binding.role.clone(),
                     member: member.clone(),
                 };
-                let a = attrs(json!({"project": gsa.project, "role": binding.role, "member": member}));
-                self.push(resource, Action::Delete, Some(a), None,
-                    reason("not_in_spec", "the account is managed by wi and the spec does not grant it this role"),
-                    vec![], vec![]);
+                let a =
+                    attrs(json!({"project": gsa.project, "role": binding.role, "member": member}));
+                self.push(
+                    resource,
+                    Action::Delete,
+                    Some(a),
+                    None,
+                    reason(
+                        "not_in_spec",
+                        "the account is managed by wi and the spec does not grant it this role",
+                    ),
+                    vec![],
+                    vec![],
+                );
             }
         }
     }
@@ -704,10 +862,16 @@ impl Planner<'_> {
         for cluster in &self.model.clusters {
             let key = &cluster.key;
             let cluster_created = self.changes.iter().any(|c| {
-                matches!(&c.resource, Resource::Cluster { cluster } if cluster == key) && c.action == Action::Create
+                matches!(&c.resource, Resource::Cluster { cluster } if cluster == key)
+                    && c.action == Action::Create
             });
             let cluster_dep = if cluster_created {
-                vec![Resource::Cluster { cluster: key.clone() }.address()]
+                vec![
+                    Resource::Cluster {
+                        cluster: key.clone(),
+                    }
+                    .address(),
+                ]
             } else {
                 vec![]
             };
@@ -740,13 +904,27 @@ impl Planner<'_> {
                     ksa_deps.push(ns_resource.address());
                     if namespaces_done.insert(m.namespace.clone()) {
                         let after = attrs(json!({"name": m.namespace, label_key(): "wi"}));
-                        self.push(ns_resource, Action::Create, None, Some(after),
-                            reason("missing", "the namespace of a mapped KSA does not exist"), cluster_dep.clone(), vec![]);
+                        self.push(
+                            ns_resource,
+                            Action::Create,
+                            None,
+                            Some(after),
+                            reason("missing", "the namespace of a mapped KSA does not exist"),
+                            cluster_dep.clone(),
+                            vec![],
+                        );
                     }
                 } else if namespaces_done.insert(m.namespace.clone()) {
                     let a = attrs(json!({"name": m.namespace}));
-                    self.push(ns_resource, Action::NoOp, Some(a.clone()), Some(a),
-                        reason("in_sync", "exists"), vec![], vec![]);
+                    self.push(
+                        ns_resource,
+                        Action::NoOp,
+                        Some(a.clone()),
+                        Some(a),
+                        reason("in_sync", "exists"),
+                        vec![],
+                        vec![],
+                    );
                 }
                 self.ksa(key, m, kube, ksa_deps);
             }
@@ -759,7 +937,12 @@ impl Planner<'_> {
                 if !mine.annotation && !mine.managed_by_label {
                     continue;
                 }
-                let created_by_wi = sa.metadata.labels.as_ref().and_then(|l| l.get(MANAGED_BY_LABEL)).is_some_and(|v| v == FIELD_MANAGER);
+                let created_by_wi = sa
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(MANAGED_BY_LABEL))
+                    .is_some_and(|v| v == FIELD_MANAGER);
                 let resource = Resource::KubernetesServiceAccount {
                     cluster: key.clone(),
                     namespace: ns.clone(),
@@ -767,28 +950,56 @@ impl Planner<'_> {
                 };
                 let before = ksa_attributes(sa);
                 if created_by_wi && self.options.prune {
-                    self.push(resource, Action::Delete, Some(before), None,
-                        reason("orphan_pruned", "created by wi, no mapping declares it, and --prune was given"), vec![], vec![]);
+                    self.push(
+                        resource,
+                        Action::Delete,
+                        Some(before),
+                        None,
+                        reason(
+                            "orphan_pruned",
+                            "created by wi, no mapping declares it, and --prune was given",
+                        ),
+                        vec![],
+                        vec![],
+                    );
                 } else if mine.annotation {
                     let mut after = Attributes::new();
                     if mine.managed_by_label {
                         after.insert(label_key(), json!("wi"));
                     }
-                    self.push(resource, Action::Update, Some(before), Some(after),
-                        reason("not_in_spec", "no mapping declares this KSA any more: wi releases its annotation"), vec![], vec![]);
+                    self.push(
+                        resource,
+                        Action::Update,
+                        Some(before),
+                        Some(after),
+                        reason(
+                            "not_in_spec",
+                            "no mapping declares this KSA any more: wi releases its annotation",
+                        ),
+                        vec![],
+                        vec![],
+                    );
                 }
             }
         }
     }
 
-    fn ksa(&mut self, key: &ClusterKey, m: &crate::spec::Mapping, kube: &LiveKube, deps: Vec<String>) {
+    fn ksa(
+        &mut self,
+        key: &ClusterKey,
+        m: &crate::spec::Mapping,
+        kube: &LiveKube,
+        deps: Vec<String>,
+    ) {
         let resource = Resource::KubernetesServiceAccount {
             cluster: key.clone(),
             namespace: m.namespace.clone(),
             name: m.ksa.clone(),
         };
         let address = resource.address();
-        let live = kube.service_accounts.get(&(m.namespace.clone(), m.ksa.clone()));
+        let live = kube
+            .service_accounts
+            .get(&(m.namespace.clone(), m.ksa.clone()));
         let Some(live) = live else {
             if m.management == KsaManagement::AnnotateExisting {
                 self.problem(
@@ -799,8 +1010,15 @@ impl Planner<'_> {
                 return;
             }
             let after = attrs(json!({annotation_key(): m.gsa_email, label_key(): "wi"}));
-            self.push(resource, Action::Create, None, Some(after),
-                reason("missing", "the KSA does not exist"), deps, vec![]);
+            self.push(
+                resource,
+                Action::Create,
+                None,
+                Some(after),
+                reason("missing", "the KSA does not exist"),
+                deps,
+                vec![],
+            );
             return;
         };
         let (mine, other_owners) = annotation_owners(live);
@@ -813,7 +1031,12 @@ impl Planner<'_> {
         let before = ksa_attributes(live);
         let mut after = Attributes::new();
         after.insert(annotation_key(), json!(m.gsa_email));
-        let created_by_wi = live.metadata.labels.as_ref().and_then(|l| l.get(MANAGED_BY_LABEL)).is_some_and(|v| v == FIELD_MANAGER);
+        let created_by_wi = live
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(MANAGED_BY_LABEL))
+            .is_some_and(|v| v == FIELD_MANAGER);
         if mine.managed_by_label || (created_by_wi && m.management == KsaManagement::Create) {
             after.insert(label_key(), json!("wi"));
         }
@@ -836,9 +1059,19 @@ impl Planner<'_> {
                 });
             }
         }
-        if current.as_deref() == Some(m.gsa_email.as_str()) && (!after.contains_key(&label_key()) || before.get(&label_key()) == after.get(&label_key())) {
-            self.push(resource, Action::NoOp, Some(before), Some(after),
-                reason("in_sync", "annotated"), vec![], vec![]);
+        if current.as_deref() == Some(m.gsa_email.as_str())
+            && (!after.contains_key(&label_key())
+                || before.get(&label_key()) == after.get(&label_key()))
+        {
+            self.push(
+                resource,
+                Action::NoOp,
+                Some(before),
+                Some(after),
+                reason("in_sync", "annotated"),
+                vec![],
+                vec![],
+            );
             return;
         }
         let mut warnings = Vec::new();
@@ -854,10 +1087,20 @@ impl Planner<'_> {
         }
         let why = match current {
             None => reason("missing", "the KSA is not annotated with its GSA"),
-            Some(other) if other != m.gsa_email => reason("drift", format!("the KSA is annotated with {other}")),
+            Some(other) if other != m.gsa_email => {
+                reason("drift", format!("the KSA is annotated with {other}"))
+            }
             Some(_) => reason("drift", "wi's label is missing"),
         };
-        self.push(resource, Action::Update, Some(before), Some(after), why, deps, warnings);
+        self.push(
+            resource,
+            Action::Update,
+            Some(before),
+            Some(after),
+            why,
+            deps,
+            warnings,
+        );
     }
 
     /// The identity `P.svc.id.goog[NS/KSA]` is shared by every cluster of P.
@@ -865,7 +1108,11 @@ impl Planner<'_> {
         let mut targets: BTreeMap<(String, String, String), BTreeSet<String>> = BTreeMap::new();
         for m in &self.model.mappings {
             targets
-                .entry((m.cluster.project.clone(), m.namespace.clone(), m.ksa.clone()))
+                .entry((
+                    m.cluster.project.clone(),
+                    m.namespace.clone(),
+                    m.ksa.clone(),
+                ))
                 .or_default()
                 .insert(m.cluster.to_string());
         }
@@ -895,11 +1142,25 @@ impl Planner<'_> {
 /// The attributes of a live KSA that `wi` may manage.
 fn ksa_attributes(sa: &KubeServiceAccount) -> Attributes {
     let mut a = Attributes::new();
-    if let Some(v) = sa.metadata.annotations.as_ref().and_then(|x| x.get(GSA_ANNOTATION)) {
+    if let Some(v) = sa
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|x| x.get(GSA_ANNOTATION))
+    {
         a.insert(annotation_key(), json!(v));
     }
-    if let Some(v) = sa.metadata.labels.as_ref().and_then(|x| x.get(MANAGED_BY_LABEL)) {
+    if let Some(v) = sa
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|x| x.get(MANAGED_BY_LABEL))
+    {
         a.insert(label_key(), json!(v));
     }
     a
 }
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;
