@@ -1,1 +1,22 @@
-//! TODO
+//! Rendering: plans and apply results turned into what people and machines
+//! read — Terraform-style text for terminals, versioned JSON for tools,
+//! Markdown for pull-request comments, progress lines and the apply summary.
+//!
+//! Pure: nothing here does I/O, reads the environment or prints. The CLI makes
+//! the one colour decision ([`Style`]) and writes the strings where they
+//! belong (plans on stdout, progress and warnings on stderr).
+
+pub mod apply_report;
+mod human;
+mod json;
+mod markdown;
+pub mod style;
+
+pub use apply_report::{
+    ApplyCounts, ApplyReport, StepOutcome, apply_summary, approval_prompt, format_elapsed,
+    progress_done, progress_failed, progress_start, progress_still,
+};
+pub use human::human;
+pub use json::{WI_VERSION, actions, json};
+pub use markdown::{GITHUB_COMMENT_MAX_BYTES, markdown};
+pub use style::Style;

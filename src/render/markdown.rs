@@ -1,0 +1,194 @@
+//! A compact Markdown plan for pull-request comments: one table row per
+//! change, the warnings, and the full human plan folded in a `<details>`
+//! block. Comment hosts cap the size (GitHub: 65,536 characters), and a
+//! comment that fails to post hides the plan entirely, so the output is cut
+//! to a byte budget: the details go first, then table rows, always with a
+//! note saying what was left out.
+
+use std::fmt::Write as _;
+
+use super::human::{human, warning_title};
+use super::style::Style;
+use crate::plan::{Action, Plan, ResourceChange};
+
+/// GitHub's limit on an issue or pull-request comment body.
+pub const GITHUB_COMMENT_MAX_BYTES: usize = 65_536;
+
+/// Bytes kept free for the truncation note while filling the budget.
+const NOTE_RESERVE: usize = 320;
+
+/// Renders the plan as Markdown no longer than `max_bytes` bytes.
+pub fn markdown(plan: &Plan, max_bytes: usize) -> String {
+    let changes: Vec<&ResourceChange> = {
+        let mut v: Vec<&ResourceChange> = plan.actionable().collect();
+        v.sort_by_cached_key(|c| c.resource.sort_key());
+        v
+    };
+    let s = plan.summary();
+    let head = if plan.has_changes() {
+        format!(
+            "### wi plan: {} to add, {} to change, {} to destroy\n\n",
+            s.add, s.change, s.destroy
+        )
+    } else {
+        "### wi plan: no changes\n\nYour infrastructure matches the spec.\n".to_string()
+    };
+    let table_head = "| | Resource | Action | Reason |\n|:-:|---|---|---|\n";
+    let rows: Vec<String> = changes.iter().map(|c| row(c)).collect();
+    let warnings = warnings_section(plan);
+    let details: Vec<String> = if plan.has_changes() {
+        human(plan, &Style::PLAIN)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let details_open = format!(
+        "\n<details><summary>Full plan ({} change{})</summary>\n\n````text\n",
+        changes.len(),
+        if changes.len() == 1 { "" } else { "s" }
+    );
+    let details_close = "````\n\n</details>\n";
+
+    // Everything, if it fits.
+    let mut full = head.clone();
+    if !rows.is_empty() {
+        full.push_str(table_head);
+        rows.iter().for_each(|r| full.push_str(r));
+    }
+    full.push_str(&warnings);
+    if !details.is_empty() {
+        full.push_str(&details_open);
+        for l in &details {
+            full.push_str(l);
+            full.push('\n');
+        }
+        full.push_str(details_close);
+    }
+    if full.len() <= max_bytes {
+        return full;
+    }
+
+    // Otherwise fill the budget in priority order.
+    let budget = max_bytes.saturating_sub(NOTE_RESERVE);
+    let mut out = head;
+    let mut shown_rows = 0;
+    if !rows.is_empty() && out.len() + table_head.len() <= budget {
+        out.push_str(table_head);
+        for r in &rows {
+            if out.len() + r.len() > budget {
+                break;
+            }
+            out.push_str(r);
+            shown_rows += 1;
+        }
+    }
+    if shown_rows == rows.len() && out.len() + warnings.len() <= budget {
+        out.push_str(&warnings);
+    }
+    let mut shown_lines = 0;
+    if shown_rows == rows.len()
+        && out.len() + details_open.len() + details_close.len() + 40 <= budget
+    {
+        let room = budget - out.len() - details_open.len() - details_close.len() - 40;
+        let mut used = 0;
+        for l in &details {
+            if used + l.len() + 1 > room {
+                break;
+            }
+            used += l.len() + 1;
+            shown_lines += 1;
+        }
+        if shown_lines > 0 {
+            out.push_str(&details_open);
+            for l in &details[..shown_lines] {
+                out.push_str(l);
+                out.push('\n');
+            }
+            let _ = writeln!(out, "… {} more lines", details.len() - shown_lines);
+            out.push_str(details_close);
+        }
+    }
+    let mut note = format!("\n> **Note:** output truncated to fit {max_bytes} bytes: ");
+    if shown_rows < rows.len() {
+        let _ = write!(
+            note,
+            "{} of {} changes listed, warnings and full plan omitted.",
+            shown_rows,
+            rows.len()
+        );
+    } else if shown_lines == 0 {
+        note.push_str("full plan omitted.");
+    } else {
+        note.push_str("full plan cut short.");
+    }
+    note.push_str(" Run `wi plan` or read the JSON plan (`wi plan --json`) for everything.\n");
+    out.push_str(&note);
+    truncate_at_char(out, max_bytes)
+}
+
+fn row(c: &ResourceChange) -> String {
+    let (sym, action) = match c.action {
+        Action::Create => ("+", "create"),
+        Action::Update => ("~", "update in-place"),
+        Action::Delete => ("-", "**destroy**"),
+        Action::NoOp => (" ", "no-op"),
+    };
+    let mut reason = cell(c.reason.message.trim());
+    if !c.warnings.is_empty() {
+        let _ = write!(reason, " ⚠️ {}", c.warnings.len());
+    }
+    format!(
+        "| `{sym}` | `{}` | {action} | {reason} |\n",
+        c.address.replace('`', "'")
+    )
+}
+
+fn warnings_section(plan: &Plan) -> String {
+    let mut items = Vec::new();
+    for c in plan.actionable() {
+        for w in &c.warnings {
+            items.push(format!(
+                "- **{}** (`{}`): {}\n",
+                warning_title(&w.code),
+                c.address.replace('`', "'"),
+                cell(w.message.trim())
+            ));
+        }
+    }
+    for w in &plan.warnings {
+        let at = w
+            .address
+            .as_deref()
+            .map(|a| format!(" (`{}`)", a.replace('`', "'")))
+            .unwrap_or_default();
+        items.push(format!(
+            "- **{}**{at}: {}\n",
+            warning_title(&w.code),
+            cell(w.message.trim())
+        ));
+    }
+    if items.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\n#### Warnings\n\n");
+    items.iter().for_each(|i| out.push_str(i));
+    out
+}
+
+/// Text safe inside a table cell: one line, pipes escaped.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace(['\r', '\n'], " ")
+}
+
+fn truncate_at_char(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while cut > 0 && !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}
