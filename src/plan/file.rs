@@ -260,7 +260,7 @@ fn major(version: &str) -> Option<&str> {
 /// object keys sorted at every level, so the checksum does not depend on
 /// formatting or on key order (and survives additive minor versions, whose
 /// unknown keys are still covered).
-fn checksum(plan: &Value) -> String {
+pub fn checksum(plan: &Value) -> String {
     let canonical = canonicalize(plan);
     let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
     format!("{CHECKSUM_PREFIX}{}", hex::encode(Sha256::digest(&bytes)))

@@ -315,10 +315,11 @@ impl Renderer<'_> {
                     }
                     Value::Object(map) if !fits_inline(v) => {
                         out.push(format!("{}{{", lead(action)));
-                        let entries = map
+                        let mut entries = map
                             .iter()
                             .map(|(k, e)| (json_string(k), wrap(e)))
                             .collect::<Vec<_>>();
+                        entries.sort_by(|a, b| a.0.cmp(&b.0));
                         let mut inner = Vec::new();
                         self.nested(entries, ind + 4, &mut inner);
                         out.extend(inner);
