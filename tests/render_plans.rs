@@ -293,3 +293,45 @@ fn apply_summary_interrupted() {
     );
     assert!(text.contains("wi was interrupted"));
 }
+
+#[test]
+fn markdown_truncation_keeps_every_destroy() {
+    let mut plan = fx::create_everything();
+    let removal = fx::removal();
+    plan.changes.extend(removal.changes);
+    plan.changes.sort_by_key(|c| c.resource.sort_key());
+    let md = render::markdown(&plan, 2000);
+    assert!(md.len() <= 2000);
+    assert!(md.contains("(destroys first)"), "{md}");
+    for c in plan.changes.iter().filter(|c| c.action == Action::Delete) {
+        assert!(
+            md.contains(&format!("`{}`", c.address)),
+            "{} missing",
+            c.address
+        );
+    }
+}
+
+#[test]
+fn waits_across_groups_are_shown() {
+    let text = plain(&fx::create_everything());
+    let member = fx::wi_member(fx::APP, "payments", "api").address();
+    let at = text.find(&format!("  # {member} will be created")).unwrap();
+    let block = &text[at..at + text[at..].find("\n    }\n").unwrap()];
+    assert!(
+        block.contains("  # (waits for cluster[\"wi-demo/us-central1/alpha\"])"),
+        "{block}"
+    );
+    // The account is in the same group, shown before it: no comment.
+    assert!(
+        !block.contains("waits for google_service_account"),
+        "{block}"
+    );
+}
+
+#[test]
+fn not_saved_note_is_plain_without_colour() {
+    let note = render::not_saved_note(&Style::PLAIN);
+    assert!(note.contains("Note: You didn't use the --out option"));
+    assert!(!note.contains('\u{1b}'));
+}

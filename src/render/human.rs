@@ -87,6 +87,13 @@ fn render_changes(plan: &Plan, style: &Style, out: &mut String) {
     out.push('\n');
     out.push_str("wi will perform the following actions:\n");
 
+    // Where each actionable change is shown, to point out waits that cross
+    // groups (a binding waiting for a cluster's workload pool, failure 3.1
+    // of the reference); waits inside a group are evident from the order.
+    let groups: std::collections::BTreeMap<&str, Group> = changes
+        .iter()
+        .map(|c| (c.address.as_str(), c.resource.group()))
+        .collect();
     let mut current: Option<Group> = None;
     for change in changes {
         let group = change.resource.group();
@@ -97,9 +104,29 @@ fn render_changes(plan: &Plan, style: &Style, out: &mut String) {
             current = Some(group);
         }
         out.push('\n');
-        render_change(change, style, out);
+        let waits: Vec<&str> = change
+            .depends_on
+            .iter()
+            .map(String::as_str)
+            .filter(|d| groups.get(d).is_some_and(|g| Some(g) != current.as_ref()))
+            .collect();
+        render_change(change, &waits, style, out);
     }
     out.push('\n');
+}
+
+/// Terraform's reminder, for the CLI to print after a plan made without
+/// `--out`: only a saved plan guarantees what apply will do.
+pub fn not_saved_note(style: &Style) -> String {
+    let mut out = "─".repeat(WIDTH);
+    out.push_str("\n\n");
+    let _ = writeln!(
+        out,
+        "{} You didn't use the --out option to save this plan, so wi can't guarantee\n\
+         to take exactly these actions if you run \"wi apply\" now.",
+        style.bold("Note:")
+    );
+    out
 }
 
 /// `# ── project wi-demo ─────────…`, padded to a fixed width.
@@ -115,8 +142,9 @@ fn heading(group: &Group) -> String {
     h
 }
 
-/// One change: comment lines (what, why, warnings), then the block.
-pub(crate) fn render_change(change: &ResourceChange, style: &Style, out: &mut String) {
+/// One change: comment lines (what, why, what it waits for, warnings), then
+/// the block.
+fn render_change(change: &ResourceChange, waits: &[&str], style: &Style, out: &mut String) {
     let verb = match change.action {
         Action::Create => "will be created".to_string(),
         Action::Update => "will be updated in-place".to_string(),
@@ -135,6 +163,9 @@ pub(crate) fn render_change(change: &ResourceChange, style: &Style, out: &mut St
         } else {
             let _ = writeln!(out, "  # (because {reason})");
         }
+    }
+    for w in waits {
+        let _ = writeln!(out, "  # (waits for {w})");
     }
     for w in &change.warnings {
         let _ = writeln!(

@@ -73,15 +73,24 @@ pub fn markdown(plan: &Plan, max_bytes: usize) -> String {
     // Otherwise fill the budget in priority order.
     let budget = max_bytes.saturating_sub(NOTE_RESERVE);
     let mut out = head;
+    // Rows by priority (destroys, then changes with warnings, then the
+    // rest), shown in plan order: a reviewer must never miss a destroy.
     let mut shown_rows = 0;
     if !rows.is_empty() && out.len() + table_head.len() <= budget {
         out.push_str(table_head);
-        for r in &rows {
-            if out.len() + r.len() > budget {
-                break;
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        order.sort_by_key(|&i| (priority(changes[i]), i));
+        let mut keep = vec![false; rows.len()];
+        let mut used = out.len();
+        for i in order {
+            if used + rows[i].len() <= budget {
+                used += rows[i].len();
+                keep[i] = true;
+                shown_rows += 1;
             }
+        }
+        for (r, _) in rows.iter().zip(&keep).filter(|(_, k)| **k) {
             out.push_str(r);
-            shown_rows += 1;
         }
     }
     if shown_rows == rows.len() && out.len() + warnings.len() <= budget {
@@ -114,9 +123,14 @@ pub fn markdown(plan: &Plan, max_bytes: usize) -> String {
     if shown_rows < rows.len() {
         let _ = write!(
             note,
-            "{} of {} changes listed, warnings and full plan omitted.",
+            "{} of {} changes listed{}, warnings and full plan omitted.",
             shown_rows,
-            rows.len()
+            rows.len(),
+            if s.destroy > 0 {
+                " (destroys first)"
+            } else {
+                ""
+            }
         );
     } else if shown_lines == 0 {
         note.push_str("full plan omitted.");
@@ -126,6 +140,15 @@ pub fn markdown(plan: &Plan, max_bytes: usize) -> String {
     note.push_str(" Run `wi plan` or read the JSON plan (`wi plan --json`) for everything.\n");
     out.push_str(&note);
     truncate_at_char(out, max_bytes)
+}
+
+/// Lower is kept first when rows must be dropped.
+fn priority(c: &ResourceChange) -> u8 {
+    match c.action {
+        Action::Delete => 0,
+        _ if !c.warnings.is_empty() => 1,
+        _ => 2,
+    }
 }
 
 fn row(c: &ResourceChange) -> String {

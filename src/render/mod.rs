@@ -16,7 +16,7 @@ pub use apply_report::{
     ApplyCounts, ApplyReport, StepOutcome, apply_summary, approval_prompt, format_elapsed,
     progress_done, progress_failed, progress_start, progress_still,
 };
-pub use human::human;
+pub use human::{human, not_saved_note};
 pub use json::{WI_VERSION, actions, json};
 pub use markdown::{GITHUB_COMMENT_MAX_BYTES, markdown};
 pub use style::Style;
