@@ -210,3 +210,15 @@ fn missing_file_is_reported_as_not_found() {
     assert!(!err.is_tampered());
     assert_eq!(err.path(), dir.path().join("absent.plan"));
 }
+
+#[test]
+fn plan_of_another_major_version_inside_a_current_envelope_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = saved(dir.path());
+    let mut v = envelope(&path);
+    v["plan"]["format_version"] = Value::from("3.1");
+    v["checksum"] = Value::from(file::checksum(&v["plan"]));
+    fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    let err = file::read(&path).unwrap_err();
+    assert!(err.is_unsupported_version(), "{err:?}");
+}

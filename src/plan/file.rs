@@ -157,7 +157,9 @@ pub fn encode(plan: &Plan) -> io::Result<Vec<u8>> {
 
 /// Writes `plan` to `path` atomically: a temporary file in the same
 /// directory, synced, then renamed over `path`. A reader never sees half a
-/// plan, and a failed write leaves any previous file in place.
+/// plan, and a failed write leaves any previous file in place. On Unix the
+/// file is created readable by its owner only (mode 0600), like the
+/// temporary file it was.
 pub fn write(plan: &Plan, path: &Path) -> io::Result<()> {
     let bytes = encode(plan)?;
     let dir = match path.parent() {
@@ -244,10 +246,19 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Plan, PlanFileError> {
             actual,
         });
     }
-    serde_json::from_value(plan).map_err(|source| PlanFileError::InvalidPlan {
+    let plan: Plan = serde_json::from_value(plan).map_err(|source| PlanFileError::InvalidPlan {
         path: path_buf(),
         source,
-    })
+    })?;
+    // The envelope and the plan it carries must agree on the major version.
+    if major(&plan.format_version) != major(FORMAT_VERSION) {
+        return Err(PlanFileError::UnsupportedVersion {
+            path: path_buf(),
+            found: plan.format_version,
+            supported: major(FORMAT_VERSION).unwrap_or(FORMAT_VERSION).to_string(),
+        });
+    }
+    Ok(plan)
 }
 
 /// `1` of `1.0`; `None` when not `DIGITS.…`.

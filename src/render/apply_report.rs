@@ -40,8 +40,11 @@ pub struct ApplyReport {
 /// Counts of completed steps per action.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ApplyCounts {
+    /// Completed creates.
     pub added: usize,
+    /// Completed in-place updates.
     pub changed: usize,
+    /// Completed deletes.
     pub destroyed: usize,
 }
 

@@ -215,3 +215,19 @@ fn truncate_at_char(mut s: String, max: usize) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_stay_on_one_line_and_escape_pipes() {
+        assert_eq!(cell("a|b\nc"), "a\\|b c");
+    }
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        assert_eq!(truncate_at_char("aé".to_string(), 2), "a");
+        assert_eq!(truncate_at_char("abc".to_string(), 5), "abc");
+    }
+}
