@@ -53,7 +53,7 @@ fn resource_change(c: &ResourceChange) -> Value {
         "address": c.address,
         "type": c.resource.type_name(),
         "group": serde_json::to_value(c.resource.group()).unwrap_or(Value::Null),
-        "resource": serde_json::to_value(&c.resource).unwrap_or(Value::Null),
+        "resource": identity(c),
         "change": {
             "actions": actions(c.action),
             "before": c.before,
@@ -64,6 +64,19 @@ fn resource_change(c: &ResourceChange) -> Value {
         "depends_on": c.depends_on,
         "warnings": c.warnings.iter().map(warning).collect::<Vec<_>>(),
     })
+}
+
+/// The fields that identify the resource (project, cluster, names), without
+/// the serde tag of [`crate::plan::Resource`], whose spelling differs from
+/// `type` and would only confuse.
+fn identity(c: &ResourceChange) -> Value {
+    match serde_json::to_value(&c.resource) {
+        Ok(Value::Object(mut map)) => {
+            map.remove("type");
+            Value::Object(map)
+        }
+        _ => Value::Null,
+    }
 }
 
 fn warning(w: &Warning) -> Value {
