@@ -451,7 +451,8 @@ fn fits_inline(v: &Value) -> bool {
     }
 }
 
-/// A value as a one-line JSON literal: `"s"`, `3`, `["a", "b"]`, `{"k": "v"}`.
+/// A value as a one-line JSON literal: `"s"`, `3`, `["a", "b"]`, `{"k": "v"}`
+/// (object keys sorted, so the same value always reads the same).
 pub(crate) fn inline(v: &Value) -> String {
     match v {
         Value::Array(items) => {
@@ -462,9 +463,14 @@ pub(crate) fn inline(v: &Value) -> String {
             if map.is_empty() {
                 return "{}".to_string();
             }
-            let parts: Vec<String> = map
-                .iter()
-                .map(|(k, v)| format!("{}: {}", json_string(k), inline(v)))
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .into_iter()
+                .filter_map(|k| {
+                    map.get(k)
+                        .map(|v| format!("{}: {}", json_string(k), inline(v)))
+                })
                 .collect();
             format!("{{{}}}", parts.join(", "))
         }
@@ -553,6 +559,10 @@ mod tests {
             r#"["a", 1, true]"#
         );
         assert_eq!(inline(&serde_json::json!({"k": null})), r#"{"k": null}"#);
+        assert_eq!(
+            inline(&serde_json::json!({"b": 1, "a": [2]})),
+            r#"{"a": [2], "b": 1}"#
+        );
     }
 
     #[test]

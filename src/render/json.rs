@@ -72,7 +72,7 @@ fn resource_change(c: &ResourceChange) -> Value {
 fn identity(c: &ResourceChange) -> Value {
     match serde_json::to_value(&c.resource) {
         Ok(Value::Object(mut map)) => {
-            map.remove("type");
+            map.shift_remove("type");
             Value::Object(map)
         }
         _ => Value::Null,
