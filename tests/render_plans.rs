@@ -335,3 +335,61 @@ fn not_saved_note_is_plain_without_colour() {
     assert!(note.contains("Note: You didn't use the --out option"));
     assert!(!note.contains('\u{1b}'));
 }
+
+#[test]
+fn odd_values_render_without_panicking() {
+    use serde_json::json;
+    let odd = [
+        json!(""),
+        json!("line\nbreak \"quoted\" \u{1b}[31m"),
+        json!([]),
+        json!({}),
+        json!([[[]], {"": null}]),
+        json!({"ключ": {"nested": {"deeper": [1, {"x": "y"}]}}}),
+        json!(1.5e300),
+        json!(null),
+    ];
+    for (i, before) in odd.iter().enumerate() {
+        for after in &odd {
+            for action in [Action::Create, Action::Update, Action::Delete] {
+                let plan = fx::plan(
+                    vec![fx::change(
+                        fx::gsa("odd"),
+                        action,
+                        Some(fx::attrs(&[("v", before.clone()), ("name", json!("odd"))])),
+                        Some(fx::attrs(&[("v", after.clone()), ("name", json!("odd"))])),
+                        "drift",
+                        "",
+                    )],
+                    Vec::new(),
+                );
+                let text = plain(&plan);
+                assert!(text.contains("Plan: "), "{i}: {text}");
+                // Values are JSON literals: a control character in a value is
+                // escaped, never emitted raw.
+                assert!(!text.contains('\u{1b}'), "{i}: {text}");
+                let _ = render::markdown(&plan, 300);
+            }
+        }
+    }
+}
+
+#[test]
+fn escape_sequences_from_live_data_are_defused() {
+    let mut plan = fx::removal();
+    plan.changes[0].reason.message = "description was \u{1b}[2Jwiped".into();
+    plan.warnings[0].message = "evil \u{1b}]0;title\u{7} text".into();
+    let text = plain(&plan);
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "{text}"
+    );
+    assert!(text.contains("\\u{1b}[2Jwiped"));
+    let mut report = ApplyReport::default();
+    report
+        .failed
+        .push(("a".into(), "boom \u{1b}[31m\nsecond line".into()));
+    let summary = render::apply_summary(&report, &Style::PLAIN);
+    assert!(!summary.contains('\u{1b}'));
+    assert!(summary.contains("      second line"));
+}

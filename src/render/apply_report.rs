@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::style::Style;
+use super::style::{Style, sanitize};
 use crate::plan::Action;
 
 /// A step that completed.
@@ -128,7 +128,8 @@ pub fn apply_summary(report: &ApplyReport, style: &Style) -> String {
 }
 
 fn list_item(out: &mut String, style: &Style, bullet: &str, addr: &str, text: &str) {
-    let mut lines = text.trim().lines();
+    let text = sanitize(text.trim(), true);
+    let mut lines = text.lines();
     let first = lines.next().unwrap_or("");
     let _ = writeln!(out, "  {bullet} {}: {first}", style.bold(addr));
     for l in lines {

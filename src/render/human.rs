@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 use similar::{Algorithm, DiffTag, capture_diff_slices};
 
-use super::style::Style;
+use super::style::{Style, sanitize};
 use crate::plan::{Action, Group, Plan, Resource, ResourceChange, Warning};
 
 /// Attributes shown even when unchanged, so an update names what it touches
@@ -156,7 +156,8 @@ fn render_change(change: &ResourceChange, waits: &[&str], style: &Style, out: &m
         "  {} {verb}",
         style.bold(&format!("# {}", change.address))
     );
-    let reason = change.reason.message.trim().trim_end_matches('.');
+    let reason = sanitize(&change.reason.message, false);
+    let reason = reason.trim().trim_end_matches('.');
     if !reason.is_empty() {
         if reason.to_ascii_lowercase().starts_with("because ") {
             let _ = writeln!(out, "  # ({reason})");
@@ -171,7 +172,7 @@ fn render_change(change: &ResourceChange, waits: &[&str], style: &Style, out: &m
         let _ = writeln!(
             out,
             "  {}",
-            style.yellow(&format!("# Warning: {}", w.message.trim()))
+            style.yellow(&format!("# Warning: {}", sanitize(w.message.trim(), false)))
         );
     }
     let _ = writeln!(
@@ -495,7 +496,7 @@ fn warning_box(w: &Warning, style: &Style) -> String {
         let _ = writeln!(out, "{}   with {addr}", bar("│"));
         let _ = writeln!(out, "{}", bar("│"));
     }
-    for paragraph in w.message.trim().split('\n') {
+    for paragraph in sanitize(w.message.trim(), true).split('\n') {
         for line in wrap(paragraph, WIDTH - 2) {
             if line.is_empty() {
                 let _ = writeln!(out, "{}", bar("│"));

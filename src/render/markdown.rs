@@ -202,7 +202,7 @@ fn warnings_section(plan: &Plan) -> String {
 
 /// Text safe inside a table cell: one line, pipes escaped.
 fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace(['\r', '\n'], " ")
+    super::style::sanitize(text, false).replace('|', "\\|")
 }
 
 fn truncate_at_char(mut s: String, max: usize) -> String {

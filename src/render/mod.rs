@@ -19,4 +19,4 @@ pub use apply_report::{
 pub use human::{human, not_saved_note};
 pub use json::{WI_VERSION, actions, json};
 pub use markdown::{GITHUB_COMMENT_MAX_BYTES, markdown};
-pub use style::Style;
+pub use style::{Style, sanitize};
