@@ -154,7 +154,7 @@ fn render_change(change: &ResourceChange, waits: &[&str], style: &Style, out: &m
     let _ = writeln!(
         out,
         "  {} {verb}",
-        style.bold(&format!("# {}", change.address))
+        style.bold(&format!("# {}", sanitize(&change.address, false)))
     );
     let reason = sanitize(&change.reason.message, false);
     let reason = reason.trim().trim_end_matches('.');
