@@ -138,6 +138,37 @@ impl Resource {
         }
     }
 
+    /// The resource type as it appears in addresses and rendered blocks
+    /// (`google_service_account`, `service_account_iam_member`, ...).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Resource::ProjectService { .. } => "project_service",
+            Resource::Cluster { .. } => "cluster",
+            Resource::NodePool { .. } => "node_pool",
+            Resource::ServiceAccount { .. } => "google_service_account",
+            Resource::ServiceAccountIamMember { .. } => "service_account_iam_member",
+            Resource::ProjectIamMember { .. } => "project_iam_member",
+            Resource::Namespace { .. } => "kubernetes_namespace",
+            Resource::KubernetesServiceAccount { .. } => "kubernetes_service_account",
+        }
+    }
+
+    /// Short labels naming the resource inside its group, shown in a rendered
+    /// block header (`+ node_pool "c1" "default-pool" {`). The group heading
+    /// and the address carry the rest of the identity.
+    pub fn labels(&self) -> Vec<&str> {
+        match self {
+            Resource::ProjectService { service, .. } => vec![service],
+            Resource::Cluster { cluster } => vec![&cluster.name],
+            Resource::NodePool { cluster, pool } => vec![&cluster.name, pool],
+            Resource::ServiceAccount { account_id, .. } => vec![account_id],
+            Resource::ServiceAccountIamMember { role, .. } => vec![role],
+            Resource::ProjectIamMember { role, .. } => vec![role],
+            Resource::Namespace { name, .. } => vec![name],
+            Resource::KubernetesServiceAccount { name, .. } => vec![name],
+        }
+    }
+
     /// Order of kinds inside a group (dependencies first).
     fn kind_rank(&self) -> u8 {
         match self {
@@ -268,6 +299,7 @@ pub struct Summary {
 }
 
 impl Plan {
+    /// Counts of create, update and delete changes (no-ops are not counted).
     pub fn summary(&self) -> Summary {
         let mut s = Summary::default();
         for c in &self.changes {

@@ -1,12 +1,22 @@
-//! TEMPORARY stub until the render branch lands.
-use crate::plan::Plan;
-#[derive(Debug, Clone, Copy)]
-pub struct Style {
-    pub color: bool,
-}
-pub fn human(plan: &Plan, _style: &Style) -> String {
-    format!("{:#?}\n", plan.summary())
-}
-pub fn json(plan: &Plan) -> serde_json::Value {
-    serde_json::to_value(plan).unwrap_or_default()
-}
+//! Rendering: plans and apply results turned into what people and machines
+//! read — Terraform-style text for terminals, versioned JSON for tools,
+//! Markdown for pull-request comments, progress lines and the apply summary.
+//!
+//! Pure: nothing here does I/O, reads the environment or prints. The CLI makes
+//! the one colour decision ([`Style`]) and writes the strings where they
+//! belong (plans on stdout, progress and warnings on stderr).
+
+pub mod apply_report;
+mod human;
+mod json;
+mod markdown;
+pub mod style;
+
+pub use apply_report::{
+    ApplyCounts, ApplyReport, StepOutcome, apply_summary, approval_prompt, format_elapsed,
+    progress_done, progress_failed, progress_start, progress_still,
+};
+pub use human::{human, not_saved_note};
+pub use json::{WI_VERSION, actions, json};
+pub use markdown::{GITHUB_COMMENT_MAX_BYTES, markdown};
+pub use style::{Style, sanitize};

@@ -1,0 +1,581 @@
+//! The human plan, in Terraform's conventions, so that anyone who has read a
+//! `terraform plan` can review a `wi plan` without learning anything new:
+//! a legend of the actions present, one commented block per change with
+//! `+ ~ -` lines aligned on `=`, `"old" -> "new"`, unchanged attributes hidden
+//! and counted, and the `Plan: N to add, N to change, N to destroy.` summary.
+//!
+//! IAM is always shown member by member (that is how [`Resource`] models it),
+//! never as a policy blob, so removing one member reads as one line.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+use similar::{Algorithm, DiffTag, capture_diff_slices};
+
+use super::style::{Style, sanitize};
+use crate::plan::{Action, Group, Plan, Resource, ResourceChange, Warning};
+
+/// Attributes shown even when unchanged, so an update names what it touches
+/// (Terraform does the same with `id`, `name` and `tags`).
+const IDENTIFYING: &[&str] = &[
+    "id",
+    "name",
+    "email",
+    "account_id",
+    "member",
+    "role",
+    "service",
+];
+
+/// Width of group heading rules and wrapped warning text.
+const WIDTH: usize = 76;
+
+/// Collections whose one-line form is at most this long stay on one line.
+const INLINE_MAX: usize = 60;
+
+/// Renders a plan for people. With `style.color == false` the result contains
+/// no escape codes. No-op changes are hidden; their count is not shown.
+pub fn human(plan: &Plan, style: &Style) -> String {
+    let mut out = String::new();
+    if plan.has_changes() {
+        render_changes(plan, style, &mut out);
+        let s = plan.summary();
+        let _ = writeln!(
+            out,
+            "{} {} to add, {} to change, {} to destroy.",
+            style.bold("Plan:"),
+            s.add,
+            s.change,
+            s.destroy
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "{} Your infrastructure matches the spec.",
+            style.bold_green("No changes.")
+        );
+        out.push('\n');
+        out.push_str(
+            "wi compared the spec with the live state of your projects and clusters\n\
+             and found no differences, so no changes are needed.\n",
+        );
+    }
+    for w in &plan.warnings {
+        out.push('\n');
+        out.push_str(&warning_box(w, style));
+    }
+    out
+}
+
+fn render_changes(plan: &Plan, style: &Style, out: &mut String) {
+    let mut changes: Vec<&ResourceChange> = plan.actionable().collect();
+    changes.sort_by_cached_key(|c| c.resource.sort_key());
+
+    out.push_str(
+        "wi compared the spec with the live state and computed the following plan.\n\
+         Resource actions are indicated with the following symbols:\n",
+    );
+    for (action, label) in [
+        (Action::Create, "create"),
+        (Action::Update, "update in-place"),
+        (Action::Delete, "destroy"),
+    ] {
+        if changes.iter().any(|c| c.action == action) {
+            let _ = writeln!(out, "  {} {label}", style.symbol(action));
+        }
+    }
+    out.push('\n');
+    out.push_str("wi will perform the following actions:\n");
+
+    // Where each actionable change is shown, to point out waits that cross
+    // groups (a binding waiting for a cluster's workload pool, failure 3.1
+    // of the reference); waits inside a group are evident from the order.
+    let groups: std::collections::BTreeMap<&str, Group> = changes
+        .iter()
+        .map(|c| (c.address.as_str(), c.resource.group()))
+        .collect();
+    let mut current: Option<Group> = None;
+    for change in changes {
+        let group = change.resource.group();
+        if current.as_ref() != Some(&group) {
+            out.push('\n');
+            out.push_str(&style.bold(&heading(&group)));
+            out.push('\n');
+            current = Some(group);
+        }
+        out.push('\n');
+        let waits: Vec<&str> = change
+            .depends_on
+            .iter()
+            .map(String::as_str)
+            .filter(|d| groups.get(d).is_some_and(|g| Some(g) != current.as_ref()))
+            .collect();
+        render_change(change, &waits, style, out);
+    }
+    out.push('\n');
+}
+
+/// Terraform's reminder, for the CLI to print after a plan made without
+/// `--out`: only a saved plan guarantees what apply will do.
+pub fn not_saved_note(style: &Style) -> String {
+    let mut out = "─".repeat(WIDTH);
+    out.push_str("\n\n");
+    let _ = writeln!(
+        out,
+        "{} You didn't use the --out option to save this plan, so wi can't guarantee\n\
+         to take exactly these actions if you run \"wi apply\" now.",
+        style.bold("Note:")
+    );
+    out
+}
+
+/// `# ── project wi-demo ─────────…`, padded to a fixed width.
+fn heading(group: &Group) -> String {
+    let mut h = format!("# ── {group} ");
+    let used = h.chars().count();
+    for _ in used..WIDTH {
+        h.push('─');
+    }
+    if used >= WIDTH {
+        h.push_str("──");
+    }
+    h
+}
+
+/// One change: comment lines (what, why, what it waits for, warnings), then
+/// the block.
+fn render_change(change: &ResourceChange, waits: &[&str], style: &Style, out: &mut String) {
+    let verb = match change.action {
+        Action::Create => "will be created".to_string(),
+        Action::Update => "will be updated in-place".to_string(),
+        Action::Delete => format!("will be {}", style.bold_red("destroyed")),
+        Action::NoOp => "is up to date".to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "  {} {verb}",
+        style.bold(&format!("# {}", sanitize(&change.address, false)))
+    );
+    let reason = sanitize(&change.reason.message, false);
+    let reason = reason.trim().trim_end_matches('.');
+    if !reason.is_empty() {
+        if reason.to_ascii_lowercase().starts_with("because ") {
+            let _ = writeln!(out, "  # ({reason})");
+        } else {
+            let _ = writeln!(out, "  # (because {reason})");
+        }
+    }
+    for w in waits {
+        let _ = writeln!(out, "  # (waits for {w})");
+    }
+    for w in &change.warnings {
+        let _ = writeln!(
+            out,
+            "  {}",
+            style.yellow(&format!("# Warning: {}", sanitize(w.message.trim(), false)))
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  {} {} {{",
+        style.symbol(change.action),
+        block_header(&change.resource)
+    );
+    let mut lines = Vec::new();
+    let r = Renderer { style };
+    r.entries(attribute_entries(change), 6, true, &mut lines);
+    for l in lines {
+        out.push_str(&l);
+        out.push('\n');
+    }
+    out.push_str("    }\n");
+}
+
+/// `service_account_iam_member "roles/iam.workloadIdentityUser"`.
+fn block_header(resource: &Resource) -> String {
+    let mut h = resource.type_name().to_string();
+    for label in resource.labels() {
+        h.push(' ');
+        h.push_str(&json_string(label));
+    }
+    h
+}
+
+/// How one attribute (or element) moves from before to after.
+#[derive(Debug, Clone, Copy)]
+enum Diff<'a> {
+    Added(&'a Value),
+    Removed(&'a Value),
+    Changed(&'a Value, &'a Value),
+    Same(&'a Value),
+}
+
+fn non_null(v: Option<&Value>) -> Option<&Value> {
+    v.filter(|v| !v.is_null())
+}
+
+fn pair<'a>(before: Option<&'a Value>, after: Option<&'a Value>) -> Option<Diff<'a>> {
+    match (non_null(before), non_null(after)) {
+        (None, None) => None,
+        (None, Some(b)) => Some(Diff::Added(b)),
+        (Some(a), None) => Some(Diff::Removed(a)),
+        (Some(a), Some(b)) if a == b => Some(Diff::Same(a)),
+        (Some(a), Some(b)) => Some(Diff::Changed(a, b)),
+    }
+}
+
+fn attribute_entries(change: &ResourceChange) -> Vec<(String, Diff<'_>)> {
+    let before = change.before.as_ref();
+    let after = change.after.as_ref();
+    match change.action {
+        Action::Create => after
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| pair(None, Some(v)).map(|d| (k.clone(), d)))
+            .collect(),
+        Action::Delete => before
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| pair(Some(v), None).map(|d| (k.clone(), d)))
+            .collect(),
+        Action::Update | Action::NoOp => {
+            let mut keys: Vec<&String> = before
+                .into_iter()
+                .flatten()
+                .chain(after.into_iter().flatten())
+                .map(|(k, _)| k)
+                .collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter()
+                .filter_map(|k| {
+                    pair(before.and_then(|m| m.get(k)), after.and_then(|m| m.get(k)))
+                        .map(|d| (k.clone(), d))
+                })
+                .collect()
+        }
+    }
+}
+
+struct Renderer<'s> {
+    style: &'s Style,
+}
+
+impl Renderer<'_> {
+    /// Keyed entries at symbol column `ind`: unchanged ones hidden and
+    /// counted (top-level identifying attributes excepted), keys aligned.
+    fn entries(
+        &self,
+        entries: Vec<(String, Diff<'_>)>,
+        ind: usize,
+        top: bool,
+        out: &mut Vec<String>,
+    ) {
+        let total = entries.len();
+        let shown: Vec<(String, Diff<'_>)> = entries
+            .into_iter()
+            .filter(|(k, d)| {
+                !matches!(d, Diff::Same(_)) || (top && IDENTIFYING.contains(&k.as_str()))
+            })
+            .collect();
+        let hidden = total - shown.len();
+        let width = shown
+            .iter()
+            .map(|(k, _)| k.chars().count())
+            .max()
+            .unwrap_or(0);
+        for (k, d) in &shown {
+            let pad = width - k.chars().count();
+            let key = format!("{k}{} = ", " ".repeat(pad));
+            self.entry(&key, *d, ind, "", true, out);
+        }
+        if hidden > 0 {
+            let word = match (top, hidden) {
+                (true, 1) => "attribute",
+                (true, _) => "attributes",
+                (false, 1) => "element",
+                (false, _) => "elements",
+            };
+            out.push(format!(
+                "{}{}",
+                " ".repeat(ind + 2),
+                self.style
+                    .dim(&format!("# ({hidden} unchanged {word} hidden)"))
+            ));
+        }
+    }
+
+    /// One entry; `key` is `"name = "` (padded) or empty for list elements,
+    /// `suffix` is `","` for list elements. `tail` puts `-> null` after a
+    /// removed value (only at the root of a removed subtree).
+    fn entry(
+        &self,
+        key: &str,
+        d: Diff<'_>,
+        ind: usize,
+        suffix: &str,
+        tail: bool,
+        out: &mut Vec<String>,
+    ) {
+        let s = self.style;
+        let lead = |action: Action| format!("{}{} {key}", " ".repeat(ind), s.symbol(action));
+        let null_tail = if tail {
+            format!(" {}", s.dim("-> null"))
+        } else {
+            String::new()
+        };
+        match d {
+            Diff::Same(v) => {
+                out.push(format!("{}{}{suffix}", lead(Action::NoOp), inline(v)));
+            }
+            Diff::Added(v) | Diff::Removed(v) => {
+                let (action, tail_text) = match d {
+                    Diff::Added(_) => (Action::Create, String::new()),
+                    _ => (Action::Delete, null_tail),
+                };
+                let wrap = |e| match action {
+                    Action::Create => Diff::Added(e),
+                    _ => Diff::Removed(e),
+                };
+                match v {
+                    Value::Array(items) if !fits_inline(v) => {
+                        out.push(format!("{}[", lead(action)));
+                        for item in items {
+                            self.entry("", wrap(item), ind + 4, ",", false, out);
+                        }
+                        out.push(format!("{}]{tail_text}{suffix}", " ".repeat(ind + 2)));
+                    }
+                    Value::Object(map) if !fits_inline(v) => {
+                        out.push(format!("{}{{", lead(action)));
+                        let mut entries = map
+                            .iter()
+                            .map(|(k, e)| (json_string(k), wrap(e)))
+                            .collect::<Vec<_>>();
+                        entries.sort_by(|a, b| a.0.cmp(&b.0));
+                        let mut inner = Vec::new();
+                        self.nested(entries, ind + 4, &mut inner);
+                        out.extend(inner);
+                        out.push(format!("{}}}{tail_text}{suffix}", " ".repeat(ind + 2)));
+                    }
+                    _ => out.push(format!("{}{}{tail_text}{suffix}", lead(action), inline(v))),
+                }
+            }
+            Diff::Changed(Value::Array(a), Value::Array(b)) => {
+                out.push(format!("{}[", lead(Action::Update)));
+                let old: Vec<String> = a.iter().map(inline).collect();
+                let new: Vec<String> = b.iter().map(inline).collect();
+                let mut same = 0usize;
+                for op in capture_diff_slices(Algorithm::Myers, &old, &new) {
+                    let (tag, old_range, new_range) = op.as_tag_tuple();
+                    match tag {
+                        DiffTag::Equal => same += old_range.len(),
+                        DiffTag::Delete | DiffTag::Insert | DiffTag::Replace => {
+                            for item in &a[old_range] {
+                                self.entry("", Diff::Removed(item), ind + 4, ",", false, out);
+                            }
+                            for item in &b[new_range] {
+                                self.entry("", Diff::Added(item), ind + 4, ",", false, out);
+                            }
+                        }
+                    }
+                }
+                if same > 0 {
+                    let word = if same == 1 { "element" } else { "elements" };
+                    out.push(format!(
+                        "{}{}",
+                        " ".repeat(ind + 6),
+                        s.dim(&format!("# ({same} unchanged {word} hidden)"))
+                    ));
+                }
+                out.push(format!("{}]{suffix}", " ".repeat(ind + 2)));
+            }
+            Diff::Changed(Value::Object(a), Value::Object(b)) => {
+                out.push(format!("{}{{", lead(Action::Update)));
+                let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                let entries = keys
+                    .into_iter()
+                    .filter_map(|k| pair(a.get(k), b.get(k)).map(|d| (json_string(k), d)))
+                    .collect();
+                self.entries(entries, ind + 4, false, out);
+                out.push(format!("{}}}{suffix}", " ".repeat(ind + 2)));
+            }
+            Diff::Changed(a, b) => {
+                out.push(format!(
+                    "{}{} {} {}{suffix}",
+                    lead(Action::Update),
+                    inline(a),
+                    s.yellow("->"),
+                    inline(b)
+                ));
+            }
+        }
+    }
+
+    /// Entries of an added or removed object: all shown, keys aligned.
+    fn nested(&self, entries: Vec<(String, Diff<'_>)>, ind: usize, out: &mut Vec<String>) {
+        let width = entries
+            .iter()
+            .map(|(k, _)| k.chars().count())
+            .max()
+            .unwrap_or(0);
+        for (k, d) in entries {
+            let pad = width - k.chars().count();
+            let key = format!("{k}{} = ", " ".repeat(pad));
+            self.entry(&key, d, ind, "", false, out);
+        }
+    }
+}
+
+/// A JSON string literal (quotes and escapes).
+pub(crate) fn json_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
+}
+
+fn is_scalar(v: &Value) -> bool {
+    !matches!(v, Value::Array(_) | Value::Object(_))
+}
+
+/// Short collections of scalars stay on one line.
+fn fits_inline(v: &Value) -> bool {
+    match v {
+        Value::Array(items) => {
+            items.is_empty()
+                || (items.iter().all(is_scalar) && inline(v).chars().count() <= INLINE_MAX)
+        }
+        Value::Object(map) => {
+            map.is_empty()
+                || (map.values().all(is_scalar) && inline(v).chars().count() <= INLINE_MAX)
+        }
+        _ => true,
+    }
+}
+
+/// A value as a one-line JSON literal: `"s"`, `3`, `["a", "b"]`, `{"k": "v"}`
+/// (object keys sorted, so the same value always reads the same).
+pub(crate) fn inline(v: &Value) -> String {
+    match v {
+        Value::Array(items) => {
+            let parts: Vec<String> = items.iter().map(inline).collect();
+            format!("[{}]", parts.join(", "))
+        }
+        Value::Object(map) => {
+            if map.is_empty() {
+                return "{}".to_string();
+            }
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .into_iter()
+                .filter_map(|k| {
+                    map.get(k)
+                        .map(|v| format!("{}: {}", json_string(k), inline(v)))
+                })
+                .collect();
+            format!("{{{}}}", parts.join(", "))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A plan-level warning as a Terraform diagnostic box.
+fn warning_box(w: &Warning, style: &Style) -> String {
+    let bar = |s: &str| style.yellow(s);
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", bar("╷"));
+    let _ = writeln!(
+        out,
+        "{} {}{}",
+        bar("│"),
+        style.bold_yellow("Warning: "),
+        style.bold(&warning_title(&w.code))
+    );
+    let _ = writeln!(out, "{}", bar("│"));
+    if let Some(addr) = &w.address {
+        let _ = writeln!(out, "{}   with {addr}", bar("│"));
+        let _ = writeln!(out, "{}", bar("│"));
+    }
+    for paragraph in sanitize(w.message.trim(), true).split('\n') {
+        for line in wrap(paragraph, WIDTH - 2) {
+            if line.is_empty() {
+                let _ = writeln!(out, "{}", bar("│"));
+            } else {
+                let _ = writeln!(out, "{} {line}", bar("│"));
+            }
+        }
+    }
+    let _ = writeln!(out, "{}", bar("╵"));
+    out
+}
+
+/// A short title for a warning code; unknown codes are spelled out.
+pub(crate) fn warning_title(code: &str) -> String {
+    match code {
+        "rolls_nodes" => "Node pool update recreates every node".to_string(),
+        "revocation_delay" => "Removed access keeps working for up to 30 minutes".to_string(),
+        "identity_sameness" => "Workload identity sameness".to_string(),
+        "orphan" => "Service account no longer in the spec".to_string(),
+        "host_network" => "Host-network pods bypass Workload Identity".to_string(),
+        "foreign_members" => "Members not managed by wi are left untouched".to_string(),
+        other => {
+            let spaced = other.replace(['_', '-'], " ");
+            let mut chars = spaced.chars();
+            match chars.next() {
+                Some(first) => first.to_uppercase().chain(chars).collect(),
+                None => "Warning".to_string(),
+            }
+        }
+    }
+}
+
+/// Greedy word wrap; words longer than `width` stay whole.
+pub(crate) fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_renders_json_literals() {
+        assert_eq!(inline(&serde_json::json!("a\"b")), r#""a\"b""#);
+        assert_eq!(
+            inline(&serde_json::json!(["a", 1, true])),
+            r#"["a", 1, true]"#
+        );
+        assert_eq!(inline(&serde_json::json!({"k": null})), r#"{"k": null}"#);
+        assert_eq!(
+            inline(&serde_json::json!({"b": 1, "a": [2]})),
+            r#"{"a": [2], "b": 1}"#
+        );
+    }
+
+    #[test]
+    fn wrap_breaks_on_words() {
+        assert_eq!(wrap("aa bb cc", 5), vec!["aa bb", "cc"]);
+        assert_eq!(wrap("", 5), vec![""]);
+        assert_eq!(wrap("abcdefgh", 3), vec!["abcdefgh"]);
+    }
+
+    #[test]
+    fn unknown_warning_codes_get_a_readable_title() {
+        assert_eq!(warning_title("some_new_thing"), "Some new thing");
+        assert_eq!(warning_title(""), "Warning");
+    }
+}
