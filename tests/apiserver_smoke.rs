@@ -247,3 +247,31 @@ async fn real_apiserver_ssa_tokenrequest_webhook_rbac() {
         );
     }
 }
+
+/// A start that fails reports the API server's own log and leaves no directory behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_start_reports_the_apiserver_log_and_cleans_up() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let err = apiserver::start(apiserver::ApiServerOptions {
+        extra_apiserver_args: vec!["--no-such-flag=1".to_string()],
+        ready_timeout: Duration::from_secs(60),
+        ..Default::default()
+    })
+    .await
+    .expect_err("an unknown flag must make the start fail");
+    assert!(err.contains("kube-apiserver exited early"), "{err}");
+    assert!(err.contains("unknown flag: --no-such-flag"), "{err}");
+    let log = err
+        .split("--- kube-apiserver log (tail, ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .expect("the error names the log file");
+    let dir = std::path::Path::new(log)
+        .parent()
+        .expect("log file has a directory");
+    assert!(
+        !dir.exists(),
+        "temp dir {} removed after a failed start",
+        dir.display()
+    );
+}

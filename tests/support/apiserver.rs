@@ -35,6 +35,8 @@ use std::time::{Duration, Instant};
 pub const APISERVER_BIN_ENV: &str = "WI_KUBE_APISERVER_BIN";
 /// Environment variable naming the etcd binary (skips the build script).
 pub const ETCD_BIN_ENV: &str = "WI_ETCD_BIN";
+/// When set, `Drop` copies the two logs into this directory (for CI artifacts).
+pub const LOG_DIR_ENV: &str = "WI_APISERVER_LOG_DIR";
 /// Username of the static admin token (member of `system:masters`).
 pub const ADMIN_USER: &str = "wi-test-admin";
 
@@ -160,14 +162,16 @@ fn run_build_script() -> Result<Binaries, String> {
     let out = Command::new("bash")
         .arg(&script)
         .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
         .output()
         .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprint!("{stderr}");
     if !out.status.success() {
         return Err(format!(
-            "{} failed ({}); kube-apiserver/etcd are missing and could not be built (see its stderr above)",
+            "{} failed ({}); kube-apiserver/etcd are missing and could not be built:\n{}",
             script.display(),
-            out.status
+            out.status,
+            stderr.trim_end()
         ));
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -218,6 +222,11 @@ static SHARED: tokio::sync::OnceCell<Result<RealApiServer, String>> =
 /// One API server per test binary, started on first use with default options (plus
 /// `webhook_url` as the TokenReview webhook, only honoured by the first caller). It is never
 /// dropped; the watchdog stops it and removes its directory when the test process exits.
+///
+/// Each `#[tokio::test]` has its own runtime, so a webhook server spawned inside one test
+/// dies with it: serve the webhook for a shared API server from a runtime that lives as long
+/// as the process (e.g. a `std::thread` running its own tokio runtime), and give every test
+/// its own namespace.
 pub async fn shared(webhook_url: Option<String>) -> Result<&'static RealApiServer, String> {
     SHARED
         .get_or_init(|| async move {
@@ -482,13 +491,13 @@ async fn start_with(bins: &Binaries, opts: &ApiServerOptions) -> Result<RealApiS
     let peer_url = format!("http://127.0.0.1:{etcd_peer}");
 
     let etcd_args: Vec<String> = vec![
-        "--name=default".into(),
+        "--name=wi-test".into(),
         format!("--data-dir={}", p("etcd").display()),
         format!("--listen-client-urls={}", server.etcd_url),
         format!("--advertise-client-urls={}", server.etcd_url),
         format!("--listen-peer-urls={peer_url}"),
         format!("--initial-advertise-peer-urls={peer_url}"),
-        format!("--initial-cluster=default={peer_url}"),
+        format!("--initial-cluster=wi-test={peer_url}"),
         "--unsafe-no-fsync".into(),
         "--log-level=warn".into(),
     ];
@@ -726,6 +735,16 @@ impl Drop for RealApiServer {
             let _ = child.wait();
         }
         drop(procs);
+        if let Some(logs) = std::env::var_os(LOG_DIR_ENV).filter(|v| !v.is_empty()) {
+            let logs = PathBuf::from(logs);
+            let _ = fs::create_dir_all(&logs);
+            for name in ["kube-apiserver.log", "etcd.log"] {
+                let _ = fs::copy(
+                    self.dir.join(name),
+                    logs.join(format!("{}-{name}", self.port)),
+                );
+            }
+        }
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
