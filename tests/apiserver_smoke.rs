@@ -30,6 +30,52 @@ struct Webhook {
     calls: Arc<AtomicUsize>,
 }
 
+impl Webhook {
+    fn new() -> Self {
+        Self {
+            google_token: format!("ya29.smoke-{}", uuid::Uuid::new_v4().simple()),
+            calls: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    fn router(&self) -> Router {
+        Router::new()
+            .route("/authn/tokenreview", post(token_review))
+            .with_state(self.clone())
+    }
+}
+
+/// Serves the webhook over plain HTTP on loopback; returns its URL.
+async fn serve_webhook_http(hook: &Webhook) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind webhook listener");
+    let addr = listener.local_addr().expect("webhook addr");
+    let app = hook.router();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/authn/tokenreview")
+}
+
+/// Serves the webhook over HTTPS with a fresh self-signed certificate; returns (URL, CA PEM).
+async fn serve_webhook_https(hook: &Webhook) -> (String, String) {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()])
+        .expect("webhook certificate");
+    let ca_pem = cert.cert.pem();
+    let tls = axum_server::tls_rustls::RustlsConfig::from_pem(
+        ca_pem.clone().into_bytes(),
+        cert.signing_key.serialize_pem().into_bytes(),
+    )
+    .await
+    .expect("webhook TLS config");
+    let handle = axum_server::Handle::new();
+    let server = axum_server::bind_rustls(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), tls)
+        .handle(handle.clone());
+    let app = hook.router();
+    tokio::spawn(async move { server.serve(app.into_make_service()).await });
+    let addr = handle.listening().await.expect("webhook listening");
+    (format!("https://{addr}/authn/tokenreview"), ca_pem)
+}
+
 async fn token_review(State(hook): State<Webhook>, Json(review): Json<Value>) -> Json<Value> {
     hook.calls.fetch_add(1, Ordering::SeqCst);
     let token = review
@@ -59,21 +105,10 @@ fn api_error(result: Result<impl std::fmt::Debug, kube::Error>) -> Box<kube::cor
 async fn real_apiserver_ssa_tokenrequest_webhook_rbac() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 
-    let hook = Webhook {
-        google_token: format!("ya29.smoke-{}", uuid::Uuid::new_v4().simple()),
-        calls: Arc::new(AtomicUsize::new(0)),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind webhook listener");
-    let hook_addr = listener.local_addr().expect("webhook addr");
-    let app = Router::new()
-        .route("/authn/tokenreview", post(token_review))
-        .with_state(hook.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-
+    let hook = Webhook::new();
+    let hook_url = serve_webhook_http(&hook).await;
     let server = apiserver::start(apiserver::ApiServerOptions {
-        token_webhook_url: Some(format!("http://{hook_addr}/authn/tokenreview")),
+        token_webhook_url: Some(hook_url),
         ..Default::default()
     })
     .await
@@ -87,19 +122,22 @@ async fn real_apiserver_ssa_tokenrequest_webhook_rbac() {
     let admin = server.admin_client().await.expect("admin client");
     let version = admin.apiserver_version().await.expect("/version");
     assert_eq!(version.major, "1");
+    assert!(
+        version.git_version.starts_with("v1.") && !version.git_version.contains("v0.0.0"),
+        "the build stamps the real version: {}",
+        version.git_version
+    );
 
     // Namespace + ServiceAccount through server-side apply with field manager `wi`.
-    let ns = format!(
-        "wi-smoke-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
-    let namespaces: Api<Namespace> = Api::all(admin.clone());
-    let mut ns_obj = Namespace::default();
-    ns_obj.metadata.name = Some(ns.clone());
-    namespaces
-        .create(&PostParams::default(), &ns_obj)
+    let ns = server
+        .create_unique_namespace("wi-smoke")
         .await
         .expect("create namespace");
+    let got_ns = Api::<Namespace>::all(admin.clone())
+        .get(&ns)
+        .await
+        .expect("namespace exists");
+    assert_eq!(got_ns.metadata.name.as_deref(), Some(ns.as_str()));
 
     let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), &ns);
     let gsa = format!("app@{PROJECT}.iam.gserviceaccount.com");
@@ -274,4 +312,36 @@ async fn failed_start_reports_the_apiserver_log_and_cleans_up() {
         "temp dir {} removed after a failed start",
         dir.display()
     );
+}
+
+/// The TokenReview webhook also works over HTTPS with its own CA (`token_webhook_ca_pem`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_token_via_https_webhook() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let hook = Webhook::new();
+    let (url, ca_pem) = serve_webhook_https(&hook).await;
+    let server = apiserver::start(apiserver::ApiServerOptions {
+        token_webhook_url: Some(url),
+        token_webhook_ca_pem: Some(ca_pem),
+        ..Default::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("real kube-apiserver did not start: {e}"));
+    let google = server
+        .client_with_token(&hook.google_token)
+        .await
+        .expect("google client");
+    // Authenticated (403, not 401) as the e-mail the webhook returned; RBAC grants nothing.
+    let denied = api_error(
+        Api::<Namespace>::all(google)
+            .list(&Default::default())
+            .await,
+    );
+    assert_eq!(
+        (denied.code, denied.reason.as_str()),
+        (403, "Forbidden"),
+        "{denied:?}"
+    );
+    assert!(denied.message.contains(GOOGLE_USER), "{}", denied.message);
+    assert!(hook.calls.load(Ordering::SeqCst) > 0);
 }

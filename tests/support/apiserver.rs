@@ -41,7 +41,7 @@ pub const LOG_DIR_ENV: &str = "WI_APISERVER_LOG_DIR";
 pub const ADMIN_USER: &str = "wi-test-admin";
 
 /// A static bearer token user added to `--token-auth-file`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StaticTokenUser {
     /// The bearer token.
     pub token: String,
@@ -100,7 +100,7 @@ pub struct Binaries {
 }
 
 /// A running etcd + kube-apiserver pair; dropped = stopped and cleaned up.
-#[derive(Debug)]
+/// `Debug` leaves the admin token out.
 pub struct RealApiServer {
     /// `https://127.0.0.1:PORT`.
     pub url: String,
@@ -118,6 +118,29 @@ pub struct RealApiServer {
     pub etcd_url: String,
     dir: PathBuf,
     procs: Mutex<Procs>,
+}
+
+impl std::fmt::Debug for StaticTokenUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticTokenUser")
+            .field("token", &"<redacted>")
+            .field("user", &self.user)
+            .field("groups", &self.groups)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for RealApiServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RealApiServer")
+            .field("url", &self.url)
+            .field("admin_token", &"<redacted>")
+            .field("service_account_issuer", &self.service_account_issuer)
+            .field("startup", &self.startup)
+            .field("etcd_url", &self.etcd_url)
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -644,6 +667,20 @@ impl RealApiServer {
     /// A kube client for the `system:masters` admin.
     pub async fn admin_client(&self) -> Result<kube::Client, String> {
         self.client_with_token(&self.admin_token).await
+    }
+
+    /// Creates a namespace named `<prefix>-<8 random hex>` as admin and returns its name.
+    /// Namespaces cannot be deleted here (no controller-manager), so never reuse names.
+    pub async fn create_unique_namespace(&self, prefix: &str) -> Result<String, String> {
+        use k8s_openapi::api::core::v1::Namespace;
+        let name = format!("{prefix}-{}", &random_token()[..8]);
+        let mut ns = Namespace::default();
+        ns.metadata.name = Some(name.clone());
+        kube::Api::<Namespace>::all(self.admin_client().await?)
+            .create(&kube::api::PostParams::default(), &ns)
+            .await
+            .map_err(|e| format!("create namespace {name}: {e}"))?;
+        Ok(name)
     }
 
     fn failure(&self, why: &str) -> String {
