@@ -345,3 +345,19 @@ async fn google_token_via_https_webhook() {
     assert!(denied.message.contains(GOOGLE_USER), "{}", denied.message);
     assert!(hook.calls.load(Ordering::SeqCst) > 0);
 }
+
+/// `shared()` starts one server per test binary and hands out the same one afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_server_is_started_once() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let first = apiserver::shared(None)
+        .await
+        .unwrap_or_else(|e| panic!("real kube-apiserver did not start: {e}"));
+    let second = apiserver::shared(None).await.expect("shared server");
+    assert!(std::ptr::eq(first, second));
+    let ns = second
+        .create_unique_namespace("wi-shared")
+        .await
+        .expect("namespace on the shared server");
+    assert!(ns.starts_with("wi-shared-"));
+}
