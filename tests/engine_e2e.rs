@@ -16,14 +16,22 @@ fn gsa(world: &World, id: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn plan_apply_plan_converges() {
     let world = World::start(SEED).await;
-    let first = world.wi(&["plan", "-f", SPEC, "--detailed-exitcode"]).expect(2);
+    let first = world
+        .wi(&["plan", "-f", SPEC, "--detailed-exitcode"])
+        .expect(2);
     assert!(first.stdout.contains("Plan: "), "{}", first.stdout);
     assert!(first.stdout.contains("will be created"), "{}", first.stdout);
 
     let apply = world.wi(&["apply", "-f", SPEC, "--auto-approve"]).expect(0);
-    assert!(apply.stdout.contains("Apply complete! Resources: "), "{}", apply.stdout);
+    assert!(
+        apply.stdout.contains("Apply complete! Resources: "),
+        "{}",
+        apply.stdout
+    );
 
-    let again = world.wi(&["plan", "-f", SPEC, "--detailed-exitcode"]).expect(0);
+    let again = world
+        .wi(&["plan", "-f", SPEC, "--detailed-exitcode"])
+        .expect(0);
     assert!(again.stdout.contains("No changes."), "{}", again.stdout);
 
     // The JSON plan is versioned and says the same.
@@ -37,12 +45,23 @@ async fn plan_apply_plan_converges() {
         .map(|c| &c["change"]["actions"])
         .collect();
     assert!(!actions.is_empty());
-    assert!(actions.iter().all(|a| *a == &serde_json::json!(["no-op"])), "{actions:?}");
+    assert!(
+        actions.iter().all(|a| *a == &serde_json::json!(["no-op"])),
+        "{actions:?}"
+    );
 
     // The chain holds in the live world, read back with the real clients.
     let (loc, name) = ALPHA;
     let cluster = world
-        .gcloud(&["container", "clusters", "describe", name, "--zone", loc, "--format=json"])
+        .gcloud(&[
+            "container",
+            "clusters",
+            "describe",
+            name,
+            "--zone",
+            loc,
+            "--format=json",
+        ])
         .expect(0);
     let cluster: serde_json::Value = serde_json::from_str(&cluster.stdout).unwrap();
     assert_eq!(
@@ -50,7 +69,10 @@ async fn plan_apply_plan_converges() {
         format!("{}.svc.id.goog", world.project)
     );
     for pool in cluster["nodePools"].as_array().unwrap() {
-        assert_eq!(pool["config"]["workloadMetadataConfig"]["mode"], "GKE_METADATA", "{pool}");
+        assert_eq!(
+            pool["config"]["workloadMetadataConfig"]["mode"], "GKE_METADATA",
+            "{pool}"
+        );
     }
     world.stop().await;
 }
@@ -65,8 +87,12 @@ async fn foreign_members_conditions_annotations_and_labels_survive_apply() {
     // Foreign state, planted with the real CLIs.
     world
         .gcloud(&[
-            "iam", "service-accounts", "add-iam-policy-binding", &payments,
-            "--role=roles/iam.serviceAccountTokenCreator", "--member=user:alice@example.com",
+            "iam",
+            "service-accounts",
+            "add-iam-policy-binding",
+            &payments,
+            "--role=roles/iam.serviceAccountTokenCreator",
+            "--member=user:alice@example.com",
         ])
         .expect(0);
     world
@@ -79,50 +105,132 @@ async fn foreign_members_conditions_annotations_and_labels_survive_apply() {
         .expect(0);
     world
         .gcloud(&[
-            "projects", "add-iam-policy-binding", &world.project,
-            "--role=roles/viewer", "--member=user:bob@example.com", "--condition=None",
+            "projects",
+            "add-iam-policy-binding",
+            &world.project,
+            "--role=roles/viewer",
+            "--member=user:bob@example.com",
+            "--condition=None",
         ])
         .expect(0);
     world
-        .kubectl(&ctx, &["annotate", "serviceaccount", "api", "-n", "payments", "team=payments"])
+        .kubectl(
+            &ctx,
+            &[
+                "annotate",
+                "serviceaccount",
+                "api",
+                "-n",
+                "payments",
+                "team=payments",
+            ],
+        )
         .expect(0);
     world
-        .kubectl(&ctx, &["label", "serviceaccount", "api", "-n", "payments", "tier=backend"])
+        .kubectl(
+            &ctx,
+            &[
+                "label",
+                "serviceaccount",
+                "api",
+                "-n",
+                "payments",
+                "tier=backend",
+            ],
+        )
         .expect(0);
     // And drift: someone points the KSA elsewhere with kubectl.
     world
-        .kubectl(&ctx, &[
-            "annotate", "serviceaccount", "api", "-n", "payments", "--overwrite",
-            &format!("iam.gke.io/gcp-service-account={}", gsa(&world, "someone-else")),
-        ])
+        .kubectl(
+            &ctx,
+            &[
+                "annotate",
+                "serviceaccount",
+                "api",
+                "-n",
+                "payments",
+                "--overwrite",
+                &format!(
+                    "iam.gke.io/gcp-service-account={}",
+                    gsa(&world, "someone-else")
+                ),
+            ],
+        )
         .expect(0);
 
-    let plan = world.wi(&["plan", "-f", SPEC, "--detailed-exitcode"]).expect(2);
-    assert!(plan.stdout.contains("kubectl-annotate"), "the plan names the other field manager:\n{}", plan.stdout);
+    let plan = world
+        .wi(&["plan", "-f", SPEC, "--detailed-exitcode"])
+        .expect(2);
+    assert!(
+        plan.stdout.contains("kubectl-annotate"),
+        "the plan names the other field manager:\n{}",
+        plan.stdout
+    );
     // Without --force-conflicts the KSA step stops on the field-manager conflict, and says so.
     let refused = world.wi(&["apply", "-f", SPEC, "--auto-approve"]);
     assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
     assert!(format!("{}{}", refused.stdout, refused.stderr).contains("--force-conflicts"));
-    world.wi(&["apply", "-f", SPEC, "--auto-approve", "--force-conflicts"]).expect(0);
-    world.wi(&["plan", "-f", SPEC, "--detailed-exitcode"]).expect(0);
+    world
+        .wi(&["apply", "-f", SPEC, "--auto-approve", "--force-conflicts"])
+        .expect(0);
+    world
+        .wi(&["plan", "-f", SPEC, "--detailed-exitcode"])
+        .expect(0);
 
     let policy = world
-        .gcloud(&["iam", "service-accounts", "get-iam-policy", &payments, "--format=json"])
+        .gcloud(&[
+            "iam",
+            "service-accounts",
+            "get-iam-policy",
+            &payments,
+            "--format=json",
+        ])
         .expect(0);
-    assert!(policy.stdout.contains("user:alice@example.com"), "{}", policy.stdout);
+    assert!(
+        policy.stdout.contains("user:alice@example.com"),
+        "{}",
+        policy.stdout
+    );
     assert!(policy.stdout.contains("until-2031"), "{}", policy.stdout);
-    assert!(policy.stdout.contains("[batch/nightly]"), "{}", policy.stdout);
+    assert!(
+        policy.stdout.contains("[batch/nightly]"),
+        "{}",
+        policy.stdout
+    );
     let project_policy = world
-        .gcloud(&["projects", "get-iam-policy", &world.project, "--format=json"])
+        .gcloud(&[
+            "projects",
+            "get-iam-policy",
+            &world.project,
+            "--format=json",
+        ])
         .expect(0);
-    assert!(project_policy.stdout.contains("user:bob@example.com"), "{}", project_policy.stdout);
+    assert!(
+        project_policy.stdout.contains("user:bob@example.com"),
+        "{}",
+        project_policy.stdout
+    );
     let ksa = world
-        .kubectl(&ctx, &["get", "serviceaccount", "api", "-n", "payments", "-o", "json"])
+        .kubectl(
+            &ctx,
+            &[
+                "get",
+                "serviceaccount",
+                "api",
+                "-n",
+                "payments",
+                "-o",
+                "json",
+            ],
+        )
         .expect(0);
     let ksa: serde_json::Value = serde_json::from_str(&ksa.stdout).unwrap();
     assert_eq!(ksa["metadata"]["annotations"]["team"], "payments");
     assert_eq!(ksa["metadata"]["labels"]["tier"], "backend");
-    assert_eq!(ksa["metadata"]["annotations"]["iam.gke.io/gcp-service-account"], payments);
+    assert_eq!(
+        ksa["metadata"]["annotations"]["iam.gke.io/gcp-service-account"],
+        payments
+    );
     world.stop().await;
 }
 
@@ -136,24 +244,55 @@ async fn removed_mapping_is_released_and_the_ksa_stays() {
     let path = world.write("wi.yaml", &without_worker);
     let path = path.to_str().unwrap();
 
-    let plan = world.wi(&["plan", "-f", path, "--detailed-exitcode"]).expect(2);
+    let plan = world
+        .wi(&["plan", "-f", path, "--detailed-exitcode"])
+        .expect(2);
     assert!(plan.stdout.contains("will be destroyed"), "{}", plan.stdout);
-    assert!(plan.stdout.contains("30 minutes"), "revocation warning:\n{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("30 minutes"),
+        "revocation warning:\n{}",
+        plan.stdout
+    );
     world.wi(&["apply", "-f", path, "--auto-approve"]).expect(0);
-    world.wi(&["plan", "-f", path, "--detailed-exitcode"]).expect(0);
+    world
+        .wi(&["plan", "-f", path, "--detailed-exitcode"])
+        .expect(0);
 
     let ksa = world
-        .kubectl(&ctx, &["get", "serviceaccount", "worker", "-n", "payments", "-o", "json"])
+        .kubectl(
+            &ctx,
+            &[
+                "get",
+                "serviceaccount",
+                "worker",
+                "-n",
+                "payments",
+                "-o",
+                "json",
+            ],
+        )
         .expect(0);
     let ksa: serde_json::Value = serde_json::from_str(&ksa.stdout).unwrap();
     assert!(
-        ksa["metadata"]["annotations"].get("iam.gke.io/gcp-service-account").is_none(),
+        ksa["metadata"]["annotations"]
+            .get("iam.gke.io/gcp-service-account")
+            .is_none(),
         "annotation released: {ksa}"
     );
     let policy = world
-        .gcloud(&["iam", "service-accounts", "get-iam-policy", &gsa(&world, "payments-api"), "--format=json"])
+        .gcloud(&[
+            "iam",
+            "service-accounts",
+            "get-iam-policy",
+            &gsa(&world, "payments-api"),
+            "--format=json",
+        ])
         .expect(0);
-    assert!(!policy.stdout.contains("[payments/worker]"), "{}", policy.stdout);
+    assert!(
+        !policy.stdout.contains("[payments/worker]"),
+        "{}",
+        policy.stdout
+    );
     world.stop().await;
 }
 
@@ -165,17 +304,33 @@ async fn saved_plan_applies_without_prompt_and_a_stale_one_is_refused() {
     world.wi(&["plan", "-f", SPEC, "--out", out]).expect(0);
     // Someone else changes the world between plan and apply.
     world
-        .gcloud(&["iam", "service-accounts", "create", "intruder", "--display-name=Intruder"])
+        .gcloud(&[
+            "iam",
+            "service-accounts",
+            "create",
+            "intruder",
+            "--display-name=Intruder",
+        ])
         .expect(0);
     let stale = world.wi(&["apply", out, "-f", SPEC]).expect(1);
     assert!(stale.stderr.contains("plan is stale"), "{}", stale.stderr);
-    assert!(stale.stderr.contains("intruder@"), "names what moved: {}", stale.stderr);
+    assert!(
+        stale.stderr.contains("intruder@"),
+        "names what moved: {}",
+        stale.stderr
+    );
 
     // A fresh saved plan runs without asking (it was reviewed), without a terminal.
     world.wi(&["plan", "-f", SPEC, "--out", out]).expect(0);
     let applied = world.wi(&["apply", out, "-f", SPEC]).expect(0);
-    assert!(applied.stdout.contains("Apply complete!"), "{}", applied.stdout);
-    world.wi(&["plan", "-f", SPEC, "--detailed-exitcode"]).expect(0);
+    assert!(
+        applied.stdout.contains("Apply complete!"),
+        "{}",
+        applied.stdout
+    );
+    world
+        .wi(&["plan", "-f", SPEC, "--detailed-exitcode"])
+        .expect(0);
     world.stop().await;
 }
 
@@ -185,7 +340,9 @@ async fn apply_refuses_to_prompt_without_a_terminal() {
     let run = world.wi(&["apply", "-f", SPEC]).expect(1);
     assert!(run.stderr.contains("without a terminal"), "{}", run.stderr);
     // Nothing was applied.
-    world.wi(&["plan", "-f", SPEC, "--detailed-exitcode"]).expect(2);
+    world
+        .wi(&["plan", "-f", SPEC, "--detailed-exitcode"])
+        .expect(2);
     world.stop().await;
 }
 
@@ -197,7 +354,11 @@ async fn bad_spec_is_refused_with_the_line_before_any_call() {
         "version: 1\nserviceAccounts:\n  - name: X\n    project: wi-demo\n",
     );
     let run = world.wi(&["plan", "-f", bad.to_str().unwrap()]).expect(1);
-    assert!(run.stderr.contains(":3:"), "points at line 3:\n{}", run.stderr);
+    assert!(
+        run.stderr.contains(":3:"),
+        "points at line 3:\n{}",
+        run.stderr
+    );
     world.stop().await;
 }
 

@@ -56,14 +56,34 @@ pub enum Outcome {
 /// The result of an apply, change by change, in plan order.
 #[derive(Debug, Clone, Default)]
 pub struct ApplyResult {
-    pub outcomes: Vec<(ResourceChange, Outcome)>,
+    pub outcomes: Vec<(ResourceChange, Outcome, Duration)>,
     /// Ctrl-C arrived: no new steps were started after it.
     pub interrupted: bool,
 }
 
 impl ApplyResult {
     pub fn succeeded(&self) -> bool {
-        !self.interrupted && self.outcomes.iter().all(|(_, o)| *o == Outcome::Done)
+        !self.interrupted && self.outcomes.iter().all(|(_, o, _)| *o == Outcome::Done)
+    }
+
+    /// The report the renderer summarises.
+    pub fn report(&self) -> crate::render::ApplyReport {
+        let mut report = crate::render::ApplyReport {
+            interrupted: self.interrupted,
+            ..Default::default()
+        };
+        for (change, outcome, elapsed) in &self.outcomes {
+            match outcome {
+                Outcome::Done => report.done.push(crate::render::StepOutcome {
+                    address: change.address.clone(),
+                    action: change.action,
+                    elapsed: *elapsed,
+                }),
+                Outcome::Failed(e) => report.failed.push((change.address.clone(), e.clone())),
+                Outcome::Skipped(w) => report.skipped.push((change.address.clone(), w.clone())),
+            }
+        }
+        report
     }
 }
 
@@ -171,9 +191,9 @@ pub async fn apply(
     let tasks = tasks_of(plan);
     let mut state: BTreeMap<String, Option<Result<(), String>>> =
         tasks.iter().map(|t| (t.id.clone(), None)).collect();
-    let mut outcomes: HashMap<String, Outcome> = HashMap::new();
+    let mut outcomes: HashMap<String, (Outcome, Duration)> = HashMap::new();
     let mut pending: Vec<Task> = tasks;
-    let mut running: JoinSet<(Task, Vec<(String, Outcome)>)> = JoinSet::new();
+    let mut running: JoinSet<(Task, Vec<(String, Outcome, Duration)>)> = JoinSet::new();
     let mut interrupted = *interrupt.borrow();
     let parallelism = ctx.options.parallelism.max(1);
 
@@ -190,7 +210,12 @@ pub async fn apply(
                     for c in &t.changes {
                         outcomes.insert(
                             c.address.clone(),
-                            Outcome::Skipped(format!("depends on {dep}, which did not complete")),
+                            (
+                                Outcome::Skipped(format!(
+                                    "depends on {dep}, which did not complete"
+                                )),
+                                Duration::ZERO,
+                            ),
                         );
                     }
                     state.insert(t.id.clone(), Some(Err("skipped".into())));
@@ -231,9 +256,9 @@ pub async fn apply(
                 let Some(joined) = joined else { break };
                 match joined {
                     Ok((task, results)) => {
-                        let ok = results.iter().all(|(_, o)| *o == Outcome::Done);
+                        let ok = results.iter().all(|(_, o, _)| *o == Outcome::Done);
                         state.insert(task.id.clone(), Some(if ok { Ok(()) } else { Err("failed".into()) }));
-                        outcomes.extend(results);
+                        outcomes.extend(results.into_iter().map(|(a, o, d)| (a, (o, d))));
                     }
                     Err(e) => {
                         // A panicking step is a bug; report it rather than lose the rest.
@@ -249,21 +274,25 @@ pub async fn apply(
     for t in &pending {
         for c in &t.changes {
             outcomes.entry(c.address.clone()).or_insert_with(|| {
-                Outcome::Skipped(if interrupted {
-                    "interrupted before it started".into()
+                let why = if interrupted {
+                    "interrupted before it started"
                 } else {
-                    "a dependency did not complete".into()
-                })
+                    "a dependency did not complete"
+                };
+                (Outcome::Skipped(why.into()), Duration::ZERO)
             });
         }
     }
     let outcomes = plan
         .actionable()
         .map(|c| {
-            let o = outcomes.remove(&c.address).unwrap_or_else(|| {
-                Outcome::Failed("the step did not report (internal error)".into())
+            let (o, d) = outcomes.remove(&c.address).unwrap_or_else(|| {
+                (
+                    Outcome::Failed("the step did not report (internal error)".into()),
+                    Duration::ZERO,
+                )
             });
-            (c.clone(), o)
+            (c.clone(), o, d)
         })
         .collect();
     ApplyResult {
@@ -272,7 +301,7 @@ pub async fn apply(
     }
 }
 
-async fn run_task(ctx: &Context, task: &Task) -> Vec<(String, Outcome)> {
+async fn run_task(ctx: &Context, task: &Task) -> Vec<(String, Outcome, Duration)> {
     let started = Instant::now();
     for c in &task.changes {
         ctx.progress.started(c);
@@ -309,7 +338,7 @@ async fn run_task(ctx: &Context, task: &Task) -> Vec<(String, Outcome)> {
         .iter()
         .map(|c| {
             ctx.progress.finished(c, &outcome, started.elapsed());
-            (c.address.clone(), outcome.clone())
+            (c.address.clone(), outcome.clone(), started.elapsed())
         })
         .collect()
 }

@@ -8,8 +8,8 @@ use tokio::sync::watch;
 
 use super::session::{self, ConnectArgs};
 use super::{EXIT_ERROR, EXIT_OK};
-use crate::apply::{ApplyOptions, ApplyResult, Outcome};
-use crate::plan::{Action, Fingerprint, Plan, PlanOptions};
+use crate::apply::ApplyOptions;
+use crate::plan::{Fingerprint, Plan, PlanOptions};
 
 /// Arguments of `wi apply`.
 #[derive(Debug, clap::Args)]
@@ -61,7 +61,7 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
         }
         return Ok(EXIT_OK);
     }
-    if args.plan_file.is_none() && !args.auto_approve && !confirm()? {
+    if args.plan_file.is_none() && !args.auto_approve && !confirm(&style)? {
         println!("\nApply cancelled.");
         return Ok(EXIT_ERROR);
     }
@@ -87,11 +87,11 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
         session::kube_contexts(&model),
         gcp,
         options,
-        session::stderr_progress(),
+        session::stderr_progress(args.connect.no_color, &env),
         interrupt_rx,
     )
     .await;
-    print!("{}", summary(&result));
+    print!("{}", crate::render::apply_summary(&result.report(), &style));
     Ok(if result.succeeded() {
         EXIT_OK
     } else {
@@ -147,7 +147,7 @@ fn check_fresh(plan: &Plan, digest: &str, now: &[Fingerprint]) -> miette::Result
     ))
 }
 
-fn confirm() -> miette::Result<bool> {
+fn confirm(style: &crate::render::Style) -> miette::Result<bool> {
     if !std::io::stdin().is_terminal() {
         return Err(miette::miette!(
             code = "wi::apply::no_terminal",
@@ -155,9 +155,7 @@ fn confirm() -> miette::Result<bool> {
             "refusing to ask for confirmation without a terminal"
         ));
     }
-    print!(
-        "\nDo you want to perform these actions?\n  wi will perform the actions described above.\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: "
-    );
+    print!("\n{}", crate::render::approval_prompt(style));
     std::io::stdout().flush().into_diagnostic()?;
     let mut line = String::new();
     std::io::stdin()
@@ -165,48 +163,4 @@ fn confirm() -> miette::Result<bool> {
         .read_line(&mut line)
         .into_diagnostic()?;
     Ok(line.trim() == "yes")
-}
-
-/// The closing summary (stdout).
-pub fn summary(result: &ApplyResult) -> String {
-    let mut added = 0;
-    let mut changed = 0;
-    let mut destroyed = 0;
-    let mut failed = Vec::new();
-    let mut skipped = Vec::new();
-    for (change, outcome) in &result.outcomes {
-        match outcome {
-            Outcome::Done => match change.action {
-                Action::Create => added += 1,
-                Action::Update => changed += 1,
-                Action::Delete => destroyed += 1,
-                Action::NoOp => {}
-            },
-            Outcome::Failed(e) => failed.push(format!("  - {}: {e}", change.address)),
-            Outcome::Skipped(w) => skipped.push(format!("  - {}: {w}", change.address)),
-        }
-    }
-    if failed.is_empty() && skipped.is_empty() && !result.interrupted {
-        return format!(
-            "\nApply complete! Resources: {added} added, {changed} changed, {destroyed} destroyed.\n"
-        );
-    }
-    let mut out = format!(
-        "\nApply {}: {added} added, {changed} changed, {destroyed} destroyed; {} failed, {} skipped.\n",
-        if result.interrupted {
-            "interrupted"
-        } else {
-            "failed"
-        },
-        failed.len(),
-        skipped.len()
-    );
-    if !failed.is_empty() {
-        out.push_str(&format!("\nFailed:\n{}\n", failed.join("\n")));
-    }
-    if !skipped.is_empty() {
-        out.push_str(&format!("\nSkipped:\n{}\n", skipped.join("\n")));
-    }
-    out.push_str("\nRun `wi plan` to see what remains; `wi apply` again converges.\n");
-    out
 }

@@ -94,11 +94,11 @@ async fn demo(spec: &Path, env: &Environment, style: crate::render::Style) -> mi
         session::kube_contexts(&model),
         gcp.clone(),
         ApplyOptions::default(),
-        session::stderr_progress(),
+        session::stderr_progress(!style.color, env),
         rx,
     )
     .await;
-    print!("{}", super::apply::summary(&result));
+    print!("{}", crate::render::apply_summary(&result.report(), &style));
     if !result.succeeded() {
         return Ok(EXIT_ERROR);
     }

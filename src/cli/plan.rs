@@ -50,6 +50,12 @@ pub async fn run(args: PlanArgs) -> miette::Result<u8> {
             crate::render::human(&plan, &session::style(args.connect.no_color, &env))
         );
     }
+    if args.out.is_none() && !args.json && plan.has_changes() {
+        println!(
+            "\n{}",
+            crate::render::not_saved_note(&session::style(args.connect.no_color, &env))
+        );
+    }
     if let Some(out) = &args.out {
         crate::plan::file::write(&plan, out).into_diagnostic()?;
         if !args.json {

@@ -43,10 +43,11 @@ pub fn process_environment() -> Environment {
 
 /// The one colour decision: a terminal, no `NO_COLOR`, no `--no-color`.
 pub fn style(no_color: bool, env: &Environment) -> Style {
-    let color = !no_color
-        && env.get("NO_COLOR").is_none_or(|v| v.is_empty())
-        && std::io::stdout().is_terminal();
-    Style { color }
+    Style::decide(
+        std::io::stdout().is_terminal(),
+        env.get("NO_COLOR").map(String::as_str),
+        no_color,
+    )
 }
 
 /// Sets up logging on stderr once. `WI_LOG` overrides the level.
@@ -135,43 +136,46 @@ pub fn step_deadline(env: &Environment) -> Duration {
 }
 
 /// Progress lines on stderr in Terraform's words.
-pub struct StderrProgress;
-
-fn verb(change: &ResourceChange) -> (&'static str, &'static str) {
-    match change.action {
-        crate::plan::Action::Create => ("Creating...", "Creation complete"),
-        crate::plan::Action::Update => ("Modifying...", "Modifications complete"),
-        crate::plan::Action::Delete => ("Destroying...", "Destruction complete"),
-        crate::plan::Action::NoOp => ("Checking...", "Checked"),
-    }
+pub struct StderrProgress {
+    style: Style,
 }
 
 impl Progress for StderrProgress {
     fn started(&self, change: &ResourceChange) {
-        eprintln!("{}: {}", change.address, verb(change).0);
+        eprintln!(
+            "{}",
+            crate::render::progress_start(&change.address, change.action, &self.style)
+        );
     }
     fn note(&self, address: &str, message: &str) {
-        eprintln!("{address}: {message}");
+        eprintln!("{}: {}", address, crate::render::sanitize(message, false));
     }
     fn finished(&self, change: &ResourceChange, outcome: &Outcome, elapsed: Duration) {
         match outcome {
             Outcome::Done => eprintln!(
-                "{}: {} after {}s",
-                change.address,
-                verb(change).1,
-                elapsed.as_secs()
+                "{}",
+                crate::render::progress_done(&change.address, change.action, elapsed, &self.style)
             ),
-            Outcome::Failed(e) => eprintln!(
-                "{}: failed after {}s: {e}",
-                change.address,
-                elapsed.as_secs()
+            Outcome::Failed(_) => eprintln!(
+                "{}",
+                crate::render::progress_failed(
+                    &change.address,
+                    change.action,
+                    elapsed,
+                    &self.style
+                )
             ),
             Outcome::Skipped(why) => eprintln!("{}: skipped: {why}", change.address),
         }
     }
 }
 
-/// A shared progress sink.
-pub fn stderr_progress() -> Arc<dyn Progress> {
-    Arc::new(StderrProgress)
+/// A shared progress sink on stderr, coloured only when stderr is a terminal.
+pub fn stderr_progress(no_color: bool, env: &Environment) -> Arc<dyn Progress> {
+    let style = Style::decide(
+        std::io::stderr().is_terminal(),
+        env.get("NO_COLOR").map(String::as_str),
+        no_color,
+    );
+    Arc::new(StderrProgress { style })
 }
