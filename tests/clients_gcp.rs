@@ -1036,7 +1036,7 @@ async fn service_account_key_mints_a_token_at_its_token_uri() {
             .iter()
             .all(|r| r.auth.as_deref() == Some("Bearer ya29.minted"))
     );
-    let grants = grants.lock().unwrap();
+    let grants = grants.lock().unwrap().clone();
     assert_eq!(grants.len(), 1, "the token is cached");
     assert_eq!(
         grants[0]["iss"],

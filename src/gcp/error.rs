@@ -20,9 +20,9 @@ pub enum GcpError {
     #[error("{service} {method}: HTTP {status}{}: {message}", code_suffix(code))]
     Api {
         /// Short API name: `container`, `iam`, `cloudresourcemanager`, `serviceusage`.
-        service: String,
+        service: &'static str,
         /// What was called, e.g. `clusters.get` or `serviceAccounts.setIamPolicy`.
-        method: String,
+        method: &'static str,
         /// HTTP status code.
         status: u16,
         /// Canonical code (`error.status`), e.g. `ABORTED`, `NOT_FOUND`; empty when absent.
@@ -211,8 +211,8 @@ struct LegacyError {
 /// Builds [`GcpError::Api`] from an error response. Bodies that are not the
 /// Google envelope (proxies, OAuth-style errors) keep their text, shortened.
 pub(crate) fn api_error(
-    service: &str,
-    method: &str,
+    service: &'static str,
+    method: &'static str,
     status: u16,
     retry_after: Option<Duration>,
     body: &str,
@@ -243,8 +243,8 @@ pub(crate) fn api_error(
         }
     };
     GcpError::Api {
-        service: service.to_owned(),
-        method: method.to_owned(),
+        service,
+        method,
         status,
         code,
         message,
