@@ -32,6 +32,7 @@ struct Seen {
     query: Option<String>,
     auth: Option<String>,
     content_type: Option<String>,
+    content_length: Option<String>,
     body: Value,
     raw_body: String,
 }
@@ -93,6 +94,7 @@ impl FakeGoogle {
                         query: uri.query().map(str::to_owned),
                         auth: header(&headers, "authorization"),
                         content_type: header(&headers, "content-type"),
+                        content_length: header(&headers, "content-length"),
                         body: serde_json::from_str(&raw_body).unwrap_or(Value::Null),
                         raw_body,
                     };
@@ -408,6 +410,8 @@ async fn service_account_calls_have_the_documented_shapes() {
         Some("options.requestedPolicyVersion=3")
     );
     assert_eq!(seen[6].raw_body, "");
+    // Google front ends answer 411 to a POST without Content-Length.
+    assert_eq!(seen[6].content_length.as_deref(), Some("0"));
     assert_eq!(seen[7].path, format!("{sa}:setIamPolicy"));
     assert_eq!(seen[7].body["updateMask"], json!("bindings,etag"));
     assert_eq!(seen[7].body["policy"]["etag"], json!("BwX1"));

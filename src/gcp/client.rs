@@ -337,6 +337,10 @@ impl GcpClient {
             .bearer_auth(token.expose_secret());
         if let Some(body) = &call.body {
             req = req.json(body);
+        } else if call.method != Method::GET && call.method != Method::DELETE {
+            // Google's front ends answer 411 to a body-less POST without
+            // `Content-Length`, and hyper omits it for empty bodies.
+            req = req.header(reqwest::header::CONTENT_LENGTH, "0");
         }
         let started = Instant::now();
         let resp = req.send().await.map_err(|e| {
