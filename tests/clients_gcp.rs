@@ -1173,3 +1173,171 @@ async fn custom_ca_file_is_trusted_for_tls_endpoints() {
     assert!(matches!(err, GcpError::Transport(_)), "{err:?}");
     handle.shutdown();
 }
+
+#[tokio::test]
+async fn run_cluster_operation_waits_out_a_foreign_operation_then_starts_its_own() {
+    let puts = Arc::new(AtomicUsize::new(0));
+    let p = puts.clone();
+    let foreign_done = Arc::new(AtomicUsize::new(0));
+    let f = foreign_done.clone();
+    let fake = FakeGoogle::start(move |r| match (r.method.as_str(), r.path.as_str()) {
+        ("PUT", _) => {
+            if p.fetch_add(1, Ordering::SeqCst) == 0 {
+                google_error(400, "FAILED_PRECONDITION", "failedPrecondition",
+                    "Cluster is running incompatible operation operation-foreign.")
+            } else {
+                ok(json!({"name": "operation-ours", "operationType": "UPDATE_CLUSTER", "status": "RUNNING"}))
+            }
+        }
+        ("GET", p) if p.ends_with("/operations") => {
+            let status = if f.load(Ordering::SeqCst) > 0 { "DONE" } else { "RUNNING" };
+            ok(json!({"operations": [{"name": "operation-foreign", "operationType": "UPGRADE_NODES",
+                "status": status,
+                "targetLink": "https://container.googleapis.com/v1/projects/1/zones/us-central1-a/clusters/c1/nodePools/np"}]}))
+        }
+        ("GET", p) if p.ends_with("/operation-foreign") => {
+            f.fetch_add(1, Ordering::SeqCst);
+            ok(json!({"name": "operation-foreign", "operationType": "UPGRADE_NODES", "status": "DONE"}))
+        }
+        ("GET", p) if p.ends_with("/operation-ours") => {
+            ok(json!({"name": "operation-ours", "operationType": "UPDATE_CLUSTER", "status": "DONE"}))
+        }
+        other => panic!("unexpected {other:?}"),
+    })
+    .await;
+    let c = fake.client();
+    let k = key();
+    let watched = Arc::new(Mutex::new(Vec::new()));
+    let w = watched.clone();
+    let op = c
+        .run_cluster_operation(
+            &k,
+            Duration::from_secs(5),
+            &move |op: &Operation| w.lock().unwrap().push(format!("{} {}", op.name, op.status)),
+            || c.set_workload_pool(&k, Some("p1.svc.id.goog")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(op.name, "operation-ours");
+    assert_eq!(op.status, "DONE");
+    assert_eq!(
+        puts.load(Ordering::SeqCst),
+        2,
+        "the change is sent again once the cluster is idle"
+    );
+    let watched = watched.lock().unwrap().clone();
+    assert!(
+        watched.contains(&"operation-foreign RUNNING".to_string()),
+        "{watched:?}"
+    );
+    assert_eq!(
+        watched.last().map(String::as_str),
+        Some("operation-ours DONE")
+    );
+}
+
+#[tokio::test]
+async fn policy_writes_wait_for_the_identity_pool_and_new_accounts() {
+    let sets = Arc::new(AtomicUsize::new(0));
+    let s = sets.clone();
+    let fake = FakeGoogle::start(move |r| {
+        if r.path.ends_with(":getIamPolicy") {
+            return ok(json!({"etag": "BwA"}));
+        }
+        match s.fetch_add(1, Ordering::SeqCst) {
+            0 => google_error(400, "INVALID_ARGUMENT", "badRequest",
+                "Identity Pool does not exist (p1.svc.id.goog). Please check that you specified a valid resource name as returned in the `name` attribute in the configuration API."),
+            1 => google_error(400, "INVALID_ARGUMENT", "badRequest",
+                "Service account gsa@p1.iam.gserviceaccount.com does not exist."),
+            _ => {
+                let mut p = r.body["policy"].clone();
+                p["etag"] = json!("BwB");
+                ok(p)
+            }
+        }
+    })
+    .await;
+    let c = fake.client();
+    let waits = Arc::new(Mutex::new(Vec::new()));
+    let w = waits.clone();
+    let target = PolicyTarget::ServiceAccount {
+        email: "gsa@p1.iam.gserviceaccount.com".into(),
+    };
+    let add = |p: &mut Policy| {
+        p.bindings.push(Binding {
+            role: "roles/iam.workloadIdentityUser".into(),
+            members: vec!["serviceAccount:p1.svc.id.goog[ns/ksa]".into()],
+            ..Default::default()
+        });
+        true
+    };
+    // Without waiting, the first refusal is returned at once.
+    let err = c
+        .modify_iam_policy(&target, Duration::from_secs(5), &add)
+        .await
+        .unwrap_err();
+    assert!(err.is_identity_pool_missing(), "{err:?}");
+    let policy = c
+        .modify_iam_policy_waiting(&target, Duration::from_secs(5), &add, &move |e, _| {
+            w.lock().unwrap().push(e.to_string())
+        })
+        .await
+        .unwrap();
+    assert_eq!(policy.etag.as_deref(), Some("BwB"));
+    let waits = waits.lock().unwrap().clone();
+    assert_eq!(waits.len(), 1, "{waits:?}");
+    assert!(waits[0].contains("does not exist"));
+    assert_eq!(sets.load(Ordering::SeqCst), 3);
+
+    // A genuine refusal is not waited on.
+    let fake = FakeGoogle::start(|r| {
+        if r.path.ends_with(":getIamPolicy") {
+            ok(json!({"etag": "BwA"}))
+        } else {
+            google_error(
+                400,
+                "INVALID_ARGUMENT",
+                "badRequest",
+                "Role roles/nope is not supported.",
+            )
+        }
+    })
+    .await;
+    let err = fake
+        .client()
+        .modify_iam_policy_waiting(&target, Duration::from_secs(5), &add, &|_, _| {
+            panic!("must not wait")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(400));
+    assert_eq!(fake.seen().len(), 2);
+}
+
+#[tokio::test]
+async fn a_new_service_account_is_awaited_until_it_is_visible() {
+    let n = Arc::new(AtomicUsize::new(0));
+    let m = n.clone();
+    let fake = FakeGoogle::start(move |_| match m.fetch_add(1, Ordering::SeqCst) {
+        0 => google_error(404, "NOT_FOUND", "notFound", "Unknown service account"),
+        1 => google_error(403, "PERMISSION_DENIED", "forbidden",
+            "Permission iam.serviceAccounts.get is required to perform this operation on service account projects/p1/serviceAccounts/new@p1.iam.gserviceaccount.com."),
+        2 => ok(json!({"email": "new@p1.iam.gserviceaccount.com"})),
+        3 => google_error(404, "NOT_FOUND", "notFound", "Unknown service account"),
+        _ => ok(json!({"email": "new@p1.iam.gserviceaccount.com", "uniqueId": "9"})),
+    })
+    .await;
+    let sa = fake
+        .client()
+        .wait_for_service_account("new@p1.iam.gserviceaccount.com", Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(sa.unique_id, "9");
+    assert_eq!(
+        n.load(Ordering::SeqCst),
+        6,
+        "two consecutive sightings after the flapping"
+    );
+    assert!(fake.seen().iter().all(|r| r.method == "GET"
+        && r.path == "/iam/v1/projects/p1/serviceAccounts/new@p1.iam.gserviceaccount.com"));
+}

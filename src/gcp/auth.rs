@@ -24,7 +24,9 @@ pub trait TokenSource: Send + Sync {
     /// A currently valid access token (implementations cache and refresh).
     fn token(&self) -> BoxFuture<'_, Result<SecretString, GcpError>>;
     /// A short, secret-free description for logs (`access token file /x`, `ADC`).
-    fn describe(&self) -> String;
+    fn describe(&self) -> String {
+        "token source".into()
+    }
 }
 
 /// A fixed token: the contents of `CLOUDSDK_AUTH_ACCESS_TOKEN_FILE` or a string

@@ -6,6 +6,7 @@
 //! Service Usage operations and etag-guarded IAM read-modify-write.
 
 use std::fmt;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -632,6 +633,48 @@ impl GcpClient {
         }
     }
 
+    /// Starts a GKE change with `start` and sees it through: when GKE refuses
+    /// because another operation runs on the cluster ("incompatible
+    /// operation"), waits for that operation (reported through `progress`) and
+    /// starts again; then waits for the new operation. All within `deadline`.
+    pub async fn run_cluster_operation<F, Fut>(
+        &self,
+        key: &ClusterKey,
+        deadline: Duration,
+        progress: &(dyn Fn(&Operation) + Send + Sync),
+        start: F,
+    ) -> Result<Operation, GcpError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Operation, GcpError>>,
+    {
+        let started = Instant::now();
+        let mut backoff = self.inner.retry.poll_backoff();
+        loop {
+            match start().await {
+                Ok(op) => {
+                    let left = deadline.saturating_sub(started.elapsed());
+                    return self
+                        .wait_operation(&key.project, &key.location, &op, left, progress)
+                        .await;
+                }
+                Err(e) if e.is_incompatible_operation() => {
+                    tracing::info!(cluster = %key, error = %e, "waiting for the running operation");
+                    self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
+                    let left = deadline.saturating_sub(started.elapsed());
+                    self.wait_cluster_idle(key, left, progress).await?;
+                    // The operation list can trail the refusal by a moment.
+                    let delay = backoff.next().unwrap_or(self.inner.retry.poll_max);
+                    if started.elapsed() + delay > deadline {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     // ---------------------------------------------------------------- IAM
 
     /// `serviceAccounts.list`, every page (`pageSize=100`).
@@ -915,6 +958,79 @@ impl GcpClient {
                 }
                 Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// [`Self::modify_iam_policy`], also waiting out IAM's eventual consistency
+    /// until `deadline`: "Service account ... does not exist" (a member created
+    /// moments ago), "Identity Pool does not exist" (the first Workload Identity
+    /// cluster of the project is still being set up), and 404 on a service
+    /// account's own policy right after it was created. `on_wait` hears each
+    /// wait (error and delay) so the caller can say what it is waiting for.
+    /// Past the deadline the last such error is returned as it is.
+    pub async fn modify_iam_policy_waiting(
+        &self,
+        target: &PolicyTarget,
+        deadline: Duration,
+        edit: &(dyn Fn(&mut Policy) -> bool + Send + Sync),
+        on_wait: &(dyn Fn(&GcpError, Duration) + Send + Sync),
+    ) -> Result<Policy, GcpError> {
+        let started = Instant::now();
+        let mut backoff = self.inner.retry.backoff();
+        loop {
+            let left = deadline.saturating_sub(started.elapsed());
+            let err = match self.modify_iam_policy(target, left, edit).await {
+                Ok(p) => return Ok(p),
+                Err(e) => e,
+            };
+            let settling = err.is_service_account_missing()
+                || err.is_identity_pool_missing()
+                || (matches!(target, PolicyTarget::ServiceAccount { .. }) && err.is_not_found());
+            if !settling {
+                return Err(err);
+            }
+            let delay = backoff.next().unwrap_or(self.inner.retry.max_delay);
+            if started.elapsed() + delay > deadline {
+                return Err(err);
+            }
+            self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
+            on_wait(&err, delay);
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Waits until a just-created service account is visible to IAM reads:
+    /// two consecutive successful GETs, with 404 and 403 ("Permission
+    /// iam.serviceAccounts.get is required", seen right after creation)
+    /// treated as "not yet". Past `deadline`, [`GcpError::Timeout`].
+    pub async fn wait_for_service_account(
+        &self,
+        email: &str,
+        deadline: Duration,
+    ) -> Result<ServiceAccount, GcpError> {
+        let started = Instant::now();
+        let mut backoff = self.inner.retry.backoff();
+        let mut streak = 0;
+        loop {
+            match self.get_service_account(email).await {
+                Ok(Some(sa)) => {
+                    streak += 1;
+                    if streak >= 2 {
+                        return Ok(sa);
+                    }
+                }
+                Ok(None) => streak = 0,
+                Err(e) if e.is_permission_denied() => streak = 0,
+                Err(e) => return Err(e),
+            }
+            let delay = backoff.next().unwrap_or(self.inner.retry.max_delay);
+            if started.elapsed() + delay > deadline {
+                return Err(GcpError::Timeout {
+                    what: format!("service account {email} to become visible"),
+                    after: deadline,
+                });
+            }
+            tokio::time::sleep(delay).await;
         }
     }
 
