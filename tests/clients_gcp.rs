@@ -1341,3 +1341,101 @@ async fn a_new_service_account_is_awaited_until_it_is_visible() {
     assert!(fake.seen().iter().all(|r| r.method == "GET"
         && r.path == "/iam/v1/projects/p1/serviceAccounts/new@p1.iam.gserviceaccount.com"));
 }
+
+/// Everything the clients (and reqwest, hyper, gcp_auth underneath) log at
+/// TRACE while minting a token from a key, retrying a 503 and failing a 409
+/// is captured: no access token, no key material, no Authorization header.
+#[tokio::test]
+async fn trace_logs_carry_no_secret() {
+    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let private = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
+    let pem = private.to_pkcs8_pem(LineEnding::LF).unwrap();
+    let minted = "ya29.minted-secret-for-trace-test";
+    let n = Arc::new(AtomicUsize::new(0));
+    let m = n.clone();
+    let fake = FakeGoogle::start(move |r| {
+        if r.path == "/token" {
+            return ok(json!({"access_token": minted, "expires_in": 3599, "token_type": "Bearer"}));
+        }
+        match m.fetch_add(1, Ordering::SeqCst) {
+            0 => google_error(503, "UNAVAILABLE", "backendError", "try again"),
+            1 => ok(json!({"projectId": "p1"})),
+            _ => google_error(
+                409,
+                "ALREADY_EXISTS",
+                "alreadyExists",
+                "Service account x already exists within project projects/p1.",
+            ),
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let key_path = dir.path().join("key.json");
+    let key = json!({"type": "service_account", "project_id": "p1", "private_key_id": "k1",
+        "private_key": pem.as_str(), "client_email": "d@p1.iam.gserviceaccount.com",
+        "token_uri": format!("{}token", fake.base)});
+    std::fs::write(&key_path, key.to_string()).unwrap();
+    let kp = key_path.to_string_lossy().into_owned();
+    let tokens =
+        token_source_from_env(|k| (k == "GOOGLE_APPLICATION_CREDENTIALS").then(|| kp.clone()))
+            .await
+            .unwrap();
+    let c = GcpClient::new(
+        Endpoints::all_under(&fake.base).unwrap(),
+        tokens,
+        ClientOptions {
+            retry: RetryPolicy::fast(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    c.get_project("p1").await.unwrap();
+    let err = c
+        .create_service_account("p1", "xxxxxx", None, None)
+        .await
+        .unwrap_err();
+    assert!(err.is_already_exists());
+    tracing::error!(error = %err, debug = ?err, client = ?c, "final");
+
+    let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("retrying"), "the retry is logged:\n{logs}");
+    assert!(logs.contains("google api"), "requests are logged");
+    let key_body: String = pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect::<Vec<_>>()
+        .join("");
+    for secret in [minted, &key_body[..40], "PRIVATE KEY", "assertion="] {
+        assert!(!logs.contains(secret), "{secret:?} leaked into the logs");
+    }
+    assert!(
+        !logs.to_lowercase().contains("bearer "),
+        "an Authorization header leaked"
+    );
+    assert!(
+        fake.seen()
+            .iter()
+            .any(|r| r.auth.as_deref() == Some(&*format!("Bearer {minted}")))
+    );
+}
