@@ -731,7 +731,11 @@ impl GcpClient {
         not_found_as_none(self.send(call).await)
     }
 
-    /// `serviceAccounts.create`.
+    /// `serviceAccounts.create`. A create retried after a 5xx may find its own
+    /// first attempt done: the answer is then 409 `ALREADY_EXISTS`
+    /// ([`GcpError::is_already_exists`]), which callers treat as success when the
+    /// existing account matches. IAM may not show a new account to reads for a
+    /// while: see [`Self::wait_for_service_account`].
     pub async fn create_service_account(
         &self,
         project: &str,

@@ -175,6 +175,11 @@ impl GcpError {
         )
     }
 
+    /// A wait ran past its deadline ([`GcpError::Timeout`]).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, GcpError::Timeout { .. })
+    }
+
     /// Worth retrying unchanged: 429, 5xx (but not 501), transport failures.
     /// 4xx answers other than 429 cannot heal by resending the same request.
     pub fn is_retryable(&self) -> bool {
