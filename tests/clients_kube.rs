@@ -414,3 +414,59 @@ async fn a_wrong_ca_is_refused() {
     );
     assert!(!format!("{err:?}").contains(TOKEN));
 }
+
+#[tokio::test]
+async fn a_kubeconfig_context_overrides_the_cluster_credentials() {
+    let fake = FakeApiServer::start(|_| {
+        (
+            200,
+            json!({"apiVersion": "v1", "kind": "NamespaceList", "metadata": {}, "items": []}),
+        )
+    })
+    .await;
+    let ca = fake
+        .cluster
+        .master_auth
+        .as_ref()
+        .unwrap()
+        .cluster_ca_certificate
+        .clone()
+        .unwrap();
+    let endpoint = fake.cluster.endpoint.clone().unwrap();
+    let kubeconfig = format!(
+        r#"apiVersion: v1
+kind: Config
+current-context: elsewhere
+clusters:
+- name: fake
+  cluster: {{server: "https://{endpoint}", certificate-authority-data: "{ca}"}}
+- name: nowhere
+  cluster: {{server: "https://127.0.0.1:1"}}
+users:
+- name: ctx-user
+  user: {{token: "kubeconfig-user-token"}}
+contexts:
+- name: elsewhere
+  context: {{cluster: nowhere, user: ctx-user}}
+- name: mine
+  context: {{cluster: fake, user: ctx-user}}
+"#
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config");
+    std::fs::write(&path, kubeconfig).unwrap();
+    let kc = wi::kube::KubeconfigFile::read_from(&path).unwrap();
+    let conn = wi::kube::connect_kubeconfig(kc.clone(), Some("mine"))
+        .await
+        .unwrap();
+    assert!(conn.list_namespaces().await.unwrap().is_empty());
+    assert_eq!(
+        fake.seen()[0].auth.as_deref(),
+        Some("Bearer kubeconfig-user-token")
+    );
+    let missing = wi::kube::connect_kubeconfig(kc, Some("absent")).await;
+    assert!(
+        matches!(missing, Err(KubeError::Config(ref m)) if m.contains("absent")),
+        "{missing:?}"
+    );
+}

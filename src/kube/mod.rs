@@ -22,6 +22,7 @@ use secrecy::SecretString;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use ::kube::config::Kubeconfig as KubeconfigFile;
 pub use error::KubeError;
 
 use crate::gcp::types::Cluster;
@@ -122,19 +123,33 @@ pub async fn connect(
     token: SecretString,
     context_override: Option<&str>,
 ) -> Result<ClusterConnection, KubeError> {
+    match context_override {
+        Some(context) => {
+            let kubeconfig =
+                Kubeconfig::read().map_err(|e| KubeError::Config(format!("kubeconfig: {e}")))?;
+            connect_kubeconfig(kubeconfig, Some(context)).await
+        }
+        None => connect_kubeconfig(kubeconfig_for(cluster, token)?, None).await,
+    }
+}
+
+/// Connects with a kubeconfig already loaded (e.g. `Kubeconfig::read_from(path)`),
+/// using `context` or its current context.
+pub async fn connect_kubeconfig(
+    kubeconfig: Kubeconfig,
+    context: Option<&str>,
+) -> Result<ClusterConnection, KubeError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let (kubeconfig, options) = match context_override {
-        Some(context) => (
-            Kubeconfig::read().map_err(|e| KubeError::Config(format!("kubeconfig: {e}")))?,
-            KubeConfigOptions {
-                context: Some(context.to_owned()),
-                ..Default::default()
-            },
-        ),
-        None => (
-            kubeconfig_for(cluster, token)?,
-            KubeConfigOptions::default(),
-        ),
+    if let Some(name) = context
+        && !kubeconfig.contexts.iter().any(|c| c.name == name)
+    {
+        return Err(KubeError::Config(format!(
+            "kubeconfig has no context named {name:?}"
+        )));
+    }
+    let options = KubeConfigOptions {
+        context: context.map(str::to_owned),
+        ..Default::default()
     };
     let config = ::kube::Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
