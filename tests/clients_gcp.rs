@@ -1439,3 +1439,30 @@ async fn trace_logs_carry_no_secret() {
             .any(|r| r.auth.as_deref() == Some(&*format!("Bearer {minted}")))
     );
 }
+
+#[tokio::test]
+async fn a_stale_operation_list_does_not_spin_forever() {
+    // operations.list keeps saying RUNNING while operations.get says DONE.
+    let fake = FakeGoogle::start(|r| {
+        if r.path.ends_with("/operations") {
+            ok(json!({"operations": [{"name": "operation-9", "status": "RUNNING",
+                "targetLink": "https://container.googleapis.com/v1/projects/1/zones/z/clusters/c1"}]}))
+        } else {
+            ok(json!({"name": "operation-9", "status": "DONE"}))
+        }
+    })
+    .await;
+    let start = Instant::now();
+    let err = fake
+        .client()
+        .wait_cluster_idle(&key(), Duration::from_millis(300), &|_| {})
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    assert!(start.elapsed() < Duration::from_secs(2));
+    assert!(
+        fake.seen().len() < 200,
+        "{} requests: spinning",
+        fake.seen().len()
+    );
+}

@@ -616,6 +616,7 @@ impl GcpClient {
         progress: &(dyn Fn(&Operation) + Send + Sync),
     ) -> Result<(), GcpError> {
         let start = Instant::now();
+        let mut pause = self.inner.retry.poll_backoff();
         loop {
             let running = self.running_operations(key).await?;
             let Some(op) = running.first() else {
@@ -630,6 +631,16 @@ impl GcpClient {
                 Ok(_) | Err(GcpError::OperationFailed { .. }) => {}
                 Err(e) => return Err(e),
             }
+            // The list may still show the operation for a moment after it is
+            // DONE: never spin on it.
+            let delay = pause.next().unwrap_or(self.inner.retry.poll_max);
+            if start.elapsed() + delay > deadline {
+                return Err(GcpError::Timeout {
+                    what: format!("cluster {key} to have no running operation"),
+                    after: deadline,
+                });
+            }
+            tokio::time::sleep(delay).await;
         }
     }
 
