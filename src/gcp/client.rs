@@ -190,6 +190,14 @@ pub fn operation_cluster(op: &Operation) -> Option<&str> {
     rest.split('/').next().filter(|c| !c.is_empty())
 }
 
+/// The node pool a GKE operation targets, from a `targetLink` ending in
+/// `.../clusters/C/nodePools/NP`; `None` for cluster-level operations.
+pub fn operation_node_pool(op: &Operation) -> Option<&str> {
+    let link = op.target_link.as_deref()?;
+    let (_, rest) = link.split_once("/nodePools/")?;
+    rest.split('/').next().filter(|p| !p.is_empty())
+}
+
 /// The project of a service-account email `ID@P.iam.gserviceaccount.com`, or `-`
 /// (IAM resolves the account from the email alone).
 fn sa_project(email: &str) -> &str {
@@ -1176,6 +1184,18 @@ mod tests {
             Some("c1")
         );
         assert_eq!(operation_cluster(&op("https://x/other")), None);
+        assert_eq!(
+            operation_node_pool(&op(
+                "https://container.googleapis.com/v1/projects/1/zones/z/clusters/c1/nodePools/np"
+            )),
+            Some("np")
+        );
+        assert_eq!(
+            operation_node_pool(&op(
+                "https://container.googleapis.com/v1/projects/1/zones/z/clusters/c1"
+            )),
+            None
+        );
     }
 
     #[test]
