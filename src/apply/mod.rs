@@ -604,83 +604,63 @@ async fn create_cluster(
         Ok(op) => op,
         Err(e) if e.is_already_exists() => {
             // Another apply created it: wait for whatever is running on it.
-            wait_running_operations(ctx, key, &change.address).await?;
-            return Ok(());
+            return wait_running_operations(ctx, key, &change.address).await;
         }
         Err(e) => return Err(gcp_msg(e)),
     };
-    wait(ctx, key, &op, &change.address).await
-}
-
-async fn wait(
-    ctx: &Context,
-    key: &ClusterKey,
-    op: &crate::gcp::types::Operation,
-    address: &str,
-) -> Result<(), String> {
-    let progress = ctx.progress.clone();
-    let address = address.to_string();
-    let started = Instant::now();
-    let report = move |op: &crate::gcp::types::Operation| {
-        progress.note(
-            &address,
-            &format!(
-                "operation {} is {} [{}s elapsed]",
-                op.name,
-                op.status,
-                started.elapsed().as_secs()
-            ),
-        );
-    };
+    let progress = operation_progress(ctx, &change.address);
     ctx.gcp
         .wait_operation(
             &key.project,
             &key.location,
-            op,
+            &op,
             ctx.options.operation_deadline,
-            &report,
+            &progress,
         )
         .await
         .map(|_| ())
         .map_err(gcp_msg)
 }
 
-/// Waits for operations already running on this cluster (another apply's, or
-/// a user's) so we neither collide nor start a duplicate.
+/// Reports a GKE operation's progress as a note on the change.
+fn operation_progress(
+    ctx: &Context,
+    address: &str,
+) -> impl Fn(&crate::gcp::types::Operation) + Send + Sync + use<> {
+    let progress = ctx.progress.clone();
+    let address = address.to_string();
+    let started = Instant::now();
+    move |op: &crate::gcp::types::Operation| {
+        progress.note(
+            &address,
+            &format!(
+                "operation {} ({}) is {} [{}s elapsed]",
+                op.name,
+                op.operation_type,
+                op.status,
+                started.elapsed().as_secs()
+            ),
+        );
+    }
+}
+
+/// Waits for operations already running on this cluster (another apply's,
+/// or a user's), so we neither collide nor start a duplicate.
 async fn wait_running_operations(
     ctx: &Context,
     key: &ClusterKey,
     address: &str,
 ) -> Result<(), String> {
-    let ops = ctx
-        .gcp
-        .list_operations(&key.project, &key.location)
+    let progress = operation_progress(ctx, address);
+    ctx.gcp
+        .wait_cluster_idle(key, ctx.options.operation_deadline, &progress)
         .await
-        .map_err(gcp_msg)?;
-    let suffix = format!("/clusters/{}", key.name);
-    for op in ops {
-        let on_cluster = op
-            .target_link
-            .as_deref()
-            .is_some_and(|t| t.ends_with(&suffix) || t.contains(&format!("{suffix}/")));
-        if on_cluster && op.status != "DONE" {
-            ctx.progress.note(
-                address,
-                &format!(
-                    "waiting for running operation {} ({})",
-                    op.name, op.operation_type
-                ),
-            );
-            // Its failure is not ours; we re-check the cluster afterwards.
-            let _ = wait(ctx, key, &op, address).await;
-        }
-    }
-    Ok(())
+        .map_err(gcp_msg)
 }
 
-/// Runs one cluster-level mutation: waits out running operations, re-reads the
-/// cluster (another apply may have done the work), mutates, retries while
-/// another operation is in progress, and waits for the new operation.
+/// Runs one cluster-level mutation: waits out running operations, re-reads
+/// the cluster (another apply may have done the work already), then starts the
+/// change, waiting out "incompatible operation" refusals, and waits for it.
 async fn cluster_mutation<F, Fut, Done>(
     ctx: &Context,
     key: &ClusterKey,
@@ -693,33 +673,26 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<crate::gcp::types::Operation, GcpError>>,
 {
-    let deadline = Instant::now() + ctx.options.operation_deadline;
-    loop {
-        wait_running_operations(ctx, key, &change.address).await?;
-        let current = ctx.gcp.get_cluster(key).await.map_err(gcp_msg)?;
-        let Some(current) = current else {
-            return Err(format!("cluster {key} no longer exists"));
-        };
-        if already_done(&current) {
-            return Ok(());
-        }
-        match mutate().await {
-            Ok(op) => return wait(ctx, key, &op, &change.address).await,
-            Err(e) if e.is_incompatible_operation() && Instant::now() < deadline => {
-                ctx.progress.note(
-                    &change.address,
-                    "another operation is running on the cluster; waiting for it",
-                );
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Err(e) => return Err(gcp_msg(e)),
-        }
+    wait_running_operations(ctx, key, &change.address).await?;
+    let current = ctx.gcp.get_cluster(key).await.map_err(gcp_msg)?;
+    let Some(current) = current else {
+        return Err(format!("cluster {key} no longer exists"));
+    };
+    if already_done(&current) {
+        return Ok(());
     }
+    let progress = operation_progress(ctx, &change.address);
+    ctx.gcp
+        .run_cluster_operation(key, ctx.options.operation_deadline, &progress, mutate)
+        .await
+        .map(|_| ())
+        .map_err(gcp_msg)
 }
 
 /// One read-modify-write of a policy carrying every member edit of the task.
-/// Retries while the account is not yet visible or the workload pool does
-/// not exist yet (eventual consistency), within the step deadline.
+/// The client re-reads and re-applies only these edits on an etag conflict,
+/// and waits while the account or the workload pool is not yet visible to IAM
+/// (eventual consistency), within the step deadline.
 async fn edit_policy(
     ctx: &Context,
     target: PolicyTarget,
@@ -744,33 +717,23 @@ async fn edit_policy(
         .first()
         .map(|c| c.address.clone())
         .unwrap_or_default();
-    let deadline = Instant::now() + ctx.options.step_deadline;
-    let mut delay = Duration::from_millis(250);
-    loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        match ctx.gcp.modify_iam_policy(&target, remaining, &edit).await {
-            Ok(_) => return Ok(()),
-            Err(e)
-                if (e.is_identity_pool_missing()
-                    || e.is_service_account_missing()
-                    || e.is_not_found())
-                    && Instant::now() + delay < deadline =>
-            {
-                let why = if e.is_identity_pool_missing() {
-                    "the workload pool is not visible to IAM yet"
-                } else {
-                    "the service account is not visible to IAM yet"
-                };
-                ctx.progress.note(
-                    &address,
-                    &format!("{why}; retrying in {}ms", delay.as_millis()),
-                );
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(15));
-            }
-            Err(e) => return Err(gcp_msg(e)),
-        }
-    }
+    let progress = ctx.progress.clone();
+    let on_wait = move |e: &GcpError, delay: Duration| {
+        let why = if e.is_identity_pool_missing() {
+            "the workload pool is not visible to IAM yet"
+        } else {
+            "the service account is not visible to IAM yet"
+        };
+        progress.note(
+            &address,
+            &format!("{why}; retrying in {}ms", delay.as_millis()),
+        );
+    };
+    ctx.gcp
+        .modify_iam_policy_waiting(&target, ctx.options.step_deadline, &edit, &on_wait)
+        .await
+        .map(|_| ())
+        .map_err(gcp_msg)
 }
 
 /// Adds and removes members in unconditional bindings only; conditional
@@ -813,10 +776,6 @@ pub fn edit_members(
             });
             changed = true;
         }
-    }
-    if changed && policy.bindings.iter().any(|b| b.condition.is_some()) {
-        // A policy with conditions must be written as version 3, or IAM refuses it.
-        policy.version = Some(3);
     }
     changed
 }

@@ -6,9 +6,11 @@ pub mod auth;
 pub mod client;
 pub mod endpoints;
 pub mod error;
+pub mod retry;
 pub mod types;
 
-pub use auth::TokenSource;
-pub use client::{ClientOptions, GcpClient, PolicyTarget};
+pub use auth::{AdcTokenSource, StaticTokenSource, TokenSource, token_source_from_env};
+pub use client::{ClientOptions, GcpClient, PolicyTarget, operation_cluster, operation_node_pool};
 pub use endpoints::Endpoints;
 pub use error::GcpError;
+pub use retry::{ClientStats, RetryPolicy};

@@ -199,3 +199,21 @@ pub struct Service {
     #[serde(flatten)]
     pub rest: Map<String, Value>,
 }
+
+/// `google.longrunning.Operation` as Service Usage returns it (`operations/...`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LongRunningOperation {
+    /// `operations/<id>`, with the prefix.
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub done: bool,
+    /// `google.rpc.Status` when the operation failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<Value>,
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}

@@ -1,69 +1,237 @@
-//! STUB (replaced by the clients branch).
-#![allow(unused_variables)]
-use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
-use secrecy::SecretString;
+//! Kubernetes clients for the clusters `wi` manages, built from the GKE
+//! cluster itself (endpoint, CA, Google token) or a kubeconfig context.
+//!
+//! Writes are server-side apply with field manager `wi` and carry only the
+//! fields `wi` owns (name, its labels and annotations), so a foreign label or
+//! annotation is never claimed, and re-applying without a field releases it.
+
+mod error;
+
 use std::collections::BTreeMap;
-#[derive(Debug, thiserror::Error)]
-pub enum KubeError {
-    #[error("HTTP {status} {reason}: {message}")]
-    Api {
-        status: u16,
-        reason: String,
-        message: String,
-    },
-}
-impl KubeError {
-    pub fn is_conflict(&self) -> bool {
-        false
-    }
-    pub fn is_not_found(&self) -> bool {
-        false
-    }
-    pub fn is_forbidden(&self) -> bool {
-        false
-    }
-    pub fn is_already_exists(&self) -> bool {
-        false
-    }
-    pub fn is_retryable(&self) -> bool {
-        false
-    }
-}
+use std::fmt;
+
+use ::kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use ::kube::config::{
+    AuthInfo, Cluster as KubeCluster, Context, KubeConfigOptions, Kubeconfig, NamedAuthInfo,
+    NamedCluster, NamedContext,
+};
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use secrecy::SecretString;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use ::kube::config::Kubeconfig as KubeconfigFile;
+pub use error::KubeError;
+
+use crate::gcp::types::Cluster;
+
+/// The field manager of every server-side apply `wi` sends.
+pub const FIELD_MANAGER: &str = "wi";
+
+/// Page size of list calls (the API server hands out continue tokens past it).
+const PAGE: u32 = 500;
+
+/// A client for one cluster.
+#[derive(Clone)]
 pub struct ClusterConnection {
-    pub client: kube::Client,
+    /// The kube client (bearer token inside, never printed).
+    pub client: ::kube::Client,
+    /// API server URL, e.g. `https://203.0.113.7`.
+    pub server: String,
 }
-fn e() -> KubeError {
-    KubeError::Api {
-        status: 0,
-        reason: "stub".into(),
-        message: "stub".into(),
+
+impl fmt::Debug for ClusterConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterConnection")
+            .field("server", &self.server)
+            .finish_non_exhaustive()
     }
 }
+
+/// The kubeconfig GKE's own `get-credentials` amounts to: server
+/// `https://ENDPOINT`, CA = `masterAuth.clusterCaCertificate` (already base64 PEM),
+/// bearer = a Google access token.
+fn kubeconfig_for(cluster: &Cluster, token: SecretString) -> Result<Kubeconfig, KubeError> {
+    let endpoint = cluster
+        .endpoint
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .ok_or_else(|| {
+            KubeError::Config(format!(
+                "cluster {} has no endpoint yet (status {})",
+                cluster.name,
+                cluster.status.as_deref().unwrap_or("unknown")
+            ))
+        })?;
+    let server = if endpoint.starts_with("https://") || endpoint.starts_with("http://") {
+        endpoint.to_owned()
+    } else {
+        format!("https://{endpoint}")
+    };
+    let ca = cluster
+        .master_auth
+        .as_ref()
+        .and_then(|m| m.cluster_ca_certificate.clone())
+        .filter(|c| !c.trim().is_empty())
+        .ok_or_else(|| {
+            KubeError::Config(format!(
+                "cluster {} has no masterAuth.clusterCaCertificate",
+                cluster.name
+            ))
+        })?;
+    let name = format!("gke_{}", cluster.name);
+    Ok(Kubeconfig {
+        clusters: vec![NamedCluster {
+            name: name.clone(),
+            cluster: Some(KubeCluster {
+                server: Some(server),
+                certificate_authority_data: Some(ca),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        auth_infos: vec![NamedAuthInfo {
+            name: name.clone(),
+            auth_info: Some(AuthInfo {
+                token: Some(token),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        contexts: vec![NamedContext {
+            name: name.clone(),
+            context: Some(Context {
+                cluster: name.clone(),
+                user: Some(name.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        current_context: Some(name),
+        ..Default::default()
+    })
+}
+
+/// Connects to a cluster: from the GKE cluster object (endpoint, CA, `token`),
+/// or, when `context_override` is given, from that context of the user's
+/// kubeconfig (`KUBECONFIG` or `~/.kube/config`).
 pub async fn connect(
-    cluster: &crate::gcp::types::Cluster,
+    cluster: &Cluster,
     token: SecretString,
     context_override: Option<&str>,
 ) -> Result<ClusterConnection, KubeError> {
-    Err(e())
+    match context_override {
+        Some(context) => {
+            let kubeconfig =
+                Kubeconfig::read().map_err(|e| KubeError::Config(format!("kubeconfig: {e}")))?;
+            connect_kubeconfig(kubeconfig, Some(context)).await
+        }
+        None => connect_kubeconfig(kubeconfig_for(cluster, token)?, None).await,
+    }
 }
+
+/// Connects with a kubeconfig already loaded (e.g. `Kubeconfig::read_from(path)`),
+/// using `context` or its current context.
+pub async fn connect_kubeconfig(
+    kubeconfig: Kubeconfig,
+    context: Option<&str>,
+) -> Result<ClusterConnection, KubeError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    if let Some(name) = context
+        && !kubeconfig.contexts.iter().any(|c| c.name == name)
+    {
+        return Err(KubeError::Config(format!(
+            "kubeconfig has no context named {name:?}"
+        )));
+    }
+    let options = KubeConfigOptions {
+        context: context.map(str::to_owned),
+        ..Default::default()
+    };
+    let config = ::kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(|e| KubeError::Config(e.to_string()))?;
+    let server = config.cluster_url.to_string();
+    let client = ::kube::Client::try_from(config)?;
+    Ok(ClusterConnection { client, server })
+}
+
 impl ClusterConnection {
+    /// Lists every object of a kind across all namespaces, following continue tokens.
+    async fn list_all<K>(&self, api: Api<K>) -> Result<Vec<K>, KubeError>
+    where
+        K: Clone + DeserializeOwned + fmt::Debug,
+    {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut lp = ListParams::default().limit(PAGE);
+            if let Some(t) = &token {
+                lp = lp.continue_token(t);
+            }
+            let page = api.list(&lp).await?;
+            out.extend(page.items);
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(next) if token.as_deref() != Some(next.as_str()) => token = Some(next),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// All namespaces.
     pub async fn list_namespaces(&self) -> Result<Vec<Namespace>, KubeError> {
-        Err(e())
+        self.list_all(Api::<Namespace>::all(self.client.clone()))
+            .await
     }
+
+    /// Every service account of every namespace (one list call per page).
     pub async fn list_service_accounts(&self) -> Result<Vec<ServiceAccount>, KubeError> {
-        Err(e())
+        self.list_all(Api::<ServiceAccount>::all(self.client.clone()))
+            .await
     }
+
+    /// Every pod of every namespace.
     pub async fn list_pods(&self) -> Result<Vec<Pod>, KubeError> {
-        Err(e())
+        self.list_all(Api::<Pod>::all(self.client.clone())).await
     }
+
+    async fn apply<K>(&self, api: Api<K>, name: &str, obj: &K, force: bool) -> Result<K, KubeError>
+    where
+        K: Clone + DeserializeOwned + Serialize + fmt::Debug,
+    {
+        let mut params = PatchParams::apply(FIELD_MANAGER);
+        if force {
+            params = params.force();
+        }
+        Ok(api.patch(name, &params, &Patch::Apply(obj)).await?)
+    }
+
+    /// Server-side applies a namespace holding only `name` and `labels`
+    /// (field manager `wi`; `force` takes over fields another manager owns).
     pub async fn apply_namespace(
         &self,
         name: &str,
         labels: &BTreeMap<String, String>,
         force: bool,
     ) -> Result<Namespace, KubeError> {
-        Err(e())
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                labels: (!labels.is_empty()).then(|| labels.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        self.apply(Api::<Namespace>::all(self.client.clone()), name, &ns, force)
+            .await
     }
+
+    /// Server-side applies a service account holding only name, namespace and
+    /// the given labels and annotations. Leaving out an annotation `wi` set
+    /// before releases it (the API server removes fields only `wi` owned).
     pub async fn apply_service_account(
         &self,
         namespace: &str,
@@ -72,24 +240,111 @@ impl ClusterConnection {
         annotations: &BTreeMap<String, String>,
         force: bool,
     ) -> Result<ServiceAccount, KubeError> {
-        Err(e())
+        let sa = ServiceAccount {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                namespace: Some(namespace.to_owned()),
+                labels: (!labels.is_empty()).then(|| labels.clone()),
+                annotations: (!annotations.is_empty()).then(|| annotations.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        self.apply(
+            Api::<ServiceAccount>::namespaced(self.client.clone(), namespace),
+            name,
+            &sa,
+            force,
+        )
+        .await
     }
+
+    /// Deletes a service account; one that is already gone is success.
     pub async fn delete_service_account(
         &self,
         namespace: &str,
         name: &str,
     ) -> Result<(), KubeError> {
-        Err(e())
+        let api = Api::<ServiceAccount>::namespaced(self.client.clone(), namespace);
+        match api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let e = KubeError::from(e);
+                if e.is_not_found() { Ok(()) } else { Err(e) }
+            }
+        }
     }
+
+    /// Deletes a namespace (and, server-side, everything in it); one that is
+    /// already gone is success.
     pub async fn delete_namespace(&self, name: &str) -> Result<(), KubeError> {
-        Err(e())
+        let api = Api::<Namespace>::all(self.client.clone());
+        match api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let e = KubeError::from(e);
+                if e.is_not_found() { Ok(()) } else { Err(e) }
+            }
+        }
     }
+
+    /// A token for `namespace/ksa` with `audience` (TokenRequest, 1 hour).
     pub async fn request_token(
         &self,
         namespace: &str,
         ksa: &str,
         audience: &str,
     ) -> Result<SecretString, KubeError> {
-        Err(e())
+        let api = Api::<ServiceAccount>::namespaced(self.client.clone(), namespace);
+        let request = TokenRequest {
+            metadata: ObjectMeta::default(),
+            spec: Some(TokenRequestSpec {
+                audiences: Some(vec![audience.to_owned()]),
+                expiration_seconds: Some(3600),
+                ..Default::default()
+            }),
+            status: None,
+        };
+        let answer: TokenRequest = api
+            .create_subresource("token", ksa, &PostParams::default(), &request)
+            .await?;
+        answer
+            .status
+            .and_then(|s| s.token)
+            .filter(|t| !t.is_empty())
+            .map(SecretString::from)
+            .ok_or_else(|| KubeError::Decode("TokenRequest answered without a token".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gcp::types::MasterAuth;
+
+    #[test]
+    fn kubeconfig_from_cluster() {
+        let cluster = Cluster {
+            name: "c1".into(),
+            endpoint: Some("127.0.0.1:6443".into()),
+            master_auth: Some(MasterAuth {
+                cluster_ca_certificate: Some("Q0E=".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let kc = kubeconfig_for(&cluster, SecretString::from("tok")).expect("config");
+        let c = kc.clusters[0].cluster.as_ref().expect("cluster");
+        assert_eq!(c.server.as_deref(), Some("https://127.0.0.1:6443"));
+        assert_eq!(c.certificate_authority_data.as_deref(), Some("Q0E="));
+        assert!(!format!("{kc:?}").contains("tok\""));
+        let no_endpoint = Cluster {
+            name: "c2".into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            kubeconfig_for(&no_endpoint, SecretString::from("t")),
+            Err(KubeError::Config(m)) if m.contains("no endpoint")
+        ));
     }
 }

@@ -1,0 +1,220 @@
+//! The one retry policy every Google call goes through: exponential backoff
+//! with jitter (backon's `ExponentialBuilder`) on 429, 5xx and transport
+//! errors, at least as long as the server's `Retry-After`, bounded by a total
+//! deadline per call. 4xx answers that cannot heal are returned at once.
+//! Retries are counted so tests and `--verbose` runs can report them.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use tokio::time::Instant;
+
+use super::error::GcpError;
+
+/// Backoff settings shared by every call of a [`super::GcpClient`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// First delay.
+    pub min_delay: Duration,
+    /// Largest delay between two attempts (a longer `Retry-After` still wins).
+    pub max_delay: Duration,
+    /// Total time one call may spend retrying before the last error is returned.
+    pub max_elapsed: Duration,
+    /// Largest number of retries of one call (on top of the deadline).
+    pub max_retries: usize,
+    /// First interval between polls of a long-running operation.
+    pub poll_min: Duration,
+    /// Largest interval between polls of a long-running operation.
+    pub poll_max: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// Production values: 1 s doubling to 32 s, 5 minutes, 3 s → 15 s polls.
+    fn default() -> Self {
+        Self {
+            min_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(32),
+            max_elapsed: Duration::from_secs(300),
+            max_retries: 20,
+            poll_min: Duration::from_secs(3),
+            poll_max: Duration::from_secs(15),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Millisecond delays for tests and the local emulator.
+    pub fn fast() -> Self {
+        Self {
+            min_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(50),
+            max_elapsed: Duration::from_secs(10),
+            max_retries: 20,
+            poll_min: Duration::from_millis(5),
+            poll_max: Duration::from_millis(50),
+        }
+    }
+
+    /// A fresh jittered exponential backoff sequence for one call.
+    pub fn backoff(&self) -> impl Iterator<Item = Duration> + Send + use<> {
+        ExponentialBuilder::default()
+            .with_min_delay(self.min_delay)
+            .with_max_delay(self.max_delay)
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times()
+            .build()
+    }
+
+    /// A backoff sequence for polling operations (no jitter needed: one poller
+    /// per operation).
+    pub fn poll_backoff(&self) -> impl Iterator<Item = Duration> + Send + use<> {
+        ExponentialBuilder::default()
+            .with_min_delay(self.poll_min)
+            .with_max_delay(self.poll_max)
+            .with_factor(1.5)
+            .without_max_times()
+            .build()
+    }
+}
+
+/// Counters shared by all clones of a client.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub requests: AtomicU64,
+    pub retries: AtomicU64,
+}
+
+/// A snapshot of a client's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// HTTP requests sent (every attempt counts).
+    pub requests: u64,
+    /// Attempts that were retried (429, 5xx, transport, etag conflicts, ...).
+    pub retries: u64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> ClientStats {
+        ClientStats {
+            requests: self.requests.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Runs `attempt` until it succeeds, fails with an error `retry_on` rejects,
+/// or the policy's deadline / retry budget is spent; returns the last error then.
+pub(crate) async fn run<T, F, Fut>(
+    policy: &RetryPolicy,
+    counters: &Arc<Counters>,
+    what: &str,
+    retry_on: impl Fn(&GcpError) -> bool,
+    mut attempt: F,
+) -> Result<T, GcpError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, GcpError>>,
+{
+    let start = Instant::now();
+    let mut backoff = policy.backoff();
+    let mut retries = 0usize;
+    loop {
+        let err = match attempt().await {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        if !retry_on(&err) || retries >= policy.max_retries {
+            return Err(err);
+        }
+        let mut delay = backoff.next().unwrap_or(policy.max_delay);
+        if let Some(after) = err.retry_after() {
+            delay = delay.max(after);
+        }
+        if start.elapsed() + delay > policy.max_elapsed {
+            return Err(err);
+        }
+        retries += 1;
+        counters.retries.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(
+            call = what,
+            attempt = retries,
+            delay_ms = delay.as_millis() as u64,
+            error = %err,
+            "retrying"
+        );
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Parses `Retry-After`: delay-seconds or an HTTP date.
+pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs.min(3600)));
+    }
+    let when =
+        time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822).ok()?;
+    let now = time::OffsetDateTime::now_utc();
+    let secs = (when - now).whole_seconds().clamp(0, 3600);
+    Some(Duration::from_secs(secs as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let p = RetryPolicy {
+            min_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(40),
+            ..RetryPolicy::fast()
+        };
+        let delays: Vec<_> = p.backoff().take(6).collect();
+        assert!(delays.iter().all(|d| *d <= Duration::from_millis(80)));
+        assert!(delays[0] >= Duration::from_millis(10));
+        assert!(delays[5] >= Duration::from_millis(40));
+    }
+
+    #[tokio::test]
+    async fn gives_up_on_non_retryable_and_when_budget_is_spent() {
+        let counters = Arc::new(Counters::default());
+        let p = RetryPolicy {
+            min_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(2),
+            max_retries: 5,
+            ..RetryPolicy::fast()
+        };
+        let mut n = 0;
+        let r: Result<(), _> = run(&p, &counters, "x", GcpError::is_retryable, || {
+            n += 1;
+            async { Err(GcpError::Config("no".into())) }
+        })
+        .await;
+        assert!(r.is_err());
+        assert_eq!(n, 1);
+        let mut m = 0;
+        let r: Result<(), _> = run(&p, &counters, "x", GcpError::is_retryable, || {
+            m += 1;
+            async { Err(GcpError::Transport("reset".into())) }
+        })
+        .await;
+        assert!(matches!(r, Err(GcpError::Transport(_))));
+        assert_eq!(m, p.max_retries + 1);
+        assert_eq!(counters.snapshot().retries, p.max_retries as u64);
+    }
+}
