@@ -206,7 +206,7 @@ pub const GSA_ANNOTATION: &str = "iam.gke.io/gcp-service-account";
 /// The label on objects `wi` created.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// The field manager `wi` applies with.
-pub const FIELD_MANAGER: &str = "wi";
+pub use crate::kube::FIELD_MANAGER;
 
 impl Reader<'_> {
     /// Reads everything the model needs. Errors stop the read: a plan made
