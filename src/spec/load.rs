@@ -190,16 +190,25 @@ fn parse_yaml(
         Err(err) => {
             let report = serde_saphyr::miette::to_miette_report(&err, src, name);
             let message = report.to_string();
-            let mut p = Problem::new(classify(&message), message.clone(), source);
+            let code = classify(&message);
+            let mut p = Problem::new(code, message.clone(), source);
             if let Some(labels) = report.labels() {
                 for l in labels {
                     let start = l.offset();
-                    let text = l.label().unwrap_or(&message).to_owned();
+                    // The parser repeats its message as the label: say something shorter.
+                    let text = match l.label() {
+                        Some(t) if t != message => t.to_owned(),
+                        _ => short_label(code).to_owned(),
+                    };
                     p = p.label(Some(start..start + l.len()), text);
                 }
             }
-            if let Some(help) = report.help() {
-                p = p.help(help.to_string());
+            if let Some(help) = report
+                .help()
+                .map(|h| h.to_string())
+                .or_else(|| help_for(code, &message))
+            {
+                p = p.help(help);
             }
             Err(invalid(name, vec![p]))
         }
@@ -223,7 +232,11 @@ fn parse_toml(
                     s
                 }
             });
-            let p = Problem::new(classify(&message), message.clone(), source).label(span, message);
+            let code = classify(&message);
+            let mut p = Problem::new(code, message.clone(), source).label(span, short_label(code));
+            if let Some(help) = help_for(code, &message) {
+                p = p.help(help);
+            }
             Err(invalid(name, vec![p]))
         }
     }
@@ -238,7 +251,12 @@ fn classify(message: &str) -> &'static str {
         "wi::spec::missing_field"
     } else if m.contains("duplicate") {
         "wi::spec::duplicate_key"
-    } else if m.contains("budget") || m.contains("limit") || m.contains("too deep") {
+    } else if m.contains("budget")
+        || m.contains("limit")
+        || m.contains("too deep")
+        || m.contains("recurs")
+        || m.contains("depth")
+    {
         "wi::spec::limit"
     } else if m.contains("invalid type")
         || m.contains("invalid value")
@@ -249,6 +267,44 @@ fn classify(message: &str) -> &'static str {
         "wi::spec::wrong_type"
     } else {
         "wi::spec::syntax"
+    }
+}
+
+fn short_label(code: &str) -> &'static str {
+    match code {
+        "wi::spec::unknown_field" => "unknown field",
+        "wi::spec::missing_field" => "in this item",
+        "wi::spec::duplicate_key" => "duplicate key",
+        "wi::spec::wrong_type" => "unexpected value",
+        "wi::spec::limit" => "limit reached here",
+        _ => "here",
+    }
+}
+
+/// Help for a parser error: a spelling suggestion for unknown fields, the
+/// limits for budget errors.
+fn help_for(code: &str, message: &str) -> Option<String> {
+    match code {
+        "wi::spec::unknown_field" => {
+            // "unknown field `X`, expected one of `a`, `b`" (toml) or "... one of a, b" (YAML).
+            let (head, expected) = message.split_once(", expected ")?;
+            let field = head.split('`').nth(1)?;
+            let candidates: Vec<&str> = expected
+                .trim_start_matches("one of ")
+                .split(", ")
+                .map(|c| c.trim().trim_matches('`'))
+                .collect();
+            match super::validate::closest(field, &candidates) {
+                Some(c) => Some(format!("did you mean `{c}`?")),
+                None => Some(format!("the fields here are {}", candidates.join(", "))),
+            }
+        }
+        "wi::spec::limit" => Some(format!(
+            "a spec may be at most {} MiB, nest at most 24 levels, and expand YAML aliases \
+             to at most 200000 nodes",
+            MAX_FILE_BYTES / (1024 * 1024)
+        )),
+        _ => None,
     }
 }
 

@@ -108,6 +108,7 @@ impl Ctx {
 struct ClusterInfo<'a> {
     key: ClusterKey,
     name: &'a Sp<String>,
+    groups: Option<&'a SpList>,
     workload_identity: bool,
     wi_span: Option<Range<usize>>,
 }
@@ -183,7 +184,7 @@ pub(crate) fn validate(
 
     let (clusters, cluster_infos) =
         validate_clusters(&mut cx, raw, default_project, default_location);
-    let groups = collect_groups(&mut cx, raw, &cluster_infos);
+    let groups = collect_groups(&mut cx, &cluster_infos);
     let (accounts, account_infos) = validate_accounts(&mut cx, raw, default_project);
 
     for c in &cluster_infos {
@@ -403,7 +404,8 @@ fn validate_clusters<'a>(
             }
         });
 
-        match seen.get(&(project.clone(), c.name.value.clone())) {
+        let duplicate = seen.get(&(project.clone(), c.name.value.clone())).copied();
+        match duplicate {
             Some(first) => {
                 let p = cx
                     .new_problem(
@@ -428,12 +430,16 @@ fn validate_clusters<'a>(
             location,
             name: c.name.value.clone(),
         };
-        infos.push(ClusterInfo {
-            key: key.clone(),
-            name: &c.name,
-            workload_identity,
-            wi_span,
-        });
+        // A duplicate is reported once; references resolve to the first declaration.
+        if duplicate.is_none() {
+            infos.push(ClusterInfo {
+                key: key.clone(),
+                name: &c.name,
+                groups: c.groups.as_ref(),
+                workload_identity,
+                wi_span,
+            });
+        }
         out.push(Cluster {
             key,
             workload_identity,
@@ -446,19 +452,15 @@ fn validate_clusters<'a>(
 }
 
 /// Group name → member cluster indices. A group named like a cluster is an error.
-fn collect_groups(
-    cx: &mut Ctx,
-    raw: &RawSpec,
-    infos: &[ClusterInfo<'_>],
-) -> BTreeMap<String, Vec<usize>> {
+fn collect_groups(cx: &mut Ctx, infos: &[ClusterInfo<'_>]) -> BTreeMap<String, Vec<usize>> {
     let cluster_names: HashMap<&str, &Sp<String>> = infos
         .iter()
         .map(|i| (i.key.name.as_str(), i.name))
         .collect();
     let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     let mut reported: BTreeSet<String> = BTreeSet::new();
-    for (idx, item) in raw.clusters.iter().take(MAX_CLUSTERS).enumerate() {
-        let Some(list) = &item.value.groups else {
+    for (idx, info) in infos.iter().enumerate() {
+        let Some(list) = info.groups else {
             continue;
         };
         for g in &list.value {
@@ -555,7 +557,8 @@ fn validate_accounts<'a>(
                 }
             }
         }
-        match seen.get(&(project.clone(), a.name.value.clone())) {
+        let duplicate = seen.get(&(project.clone(), a.name.value.clone())).copied();
+        match duplicate {
             Some(first) => {
                 let p = cx
                     .new_problem(
@@ -573,10 +576,12 @@ fn validate_accounts<'a>(
                 seen.insert((project.clone(), a.name.value.clone()), &a.name);
             }
         }
-        infos.push(AccountInfo {
-            project: project.clone(),
-            name: &a.name,
-        });
+        if duplicate.is_none() {
+            infos.push(AccountInfo {
+                project: project.clone(),
+                name: &a.name,
+            });
+        }
         out.push(Gsa {
             project,
             account_id: a.name.value.clone(),
@@ -1002,7 +1007,7 @@ fn list_some(items: &[String]) -> String {
 }
 
 /// The candidate closest to `word` by edit distance, if it is close enough to be a typo.
-fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let max = (word.chars().count() / 3).clamp(1, 3);
     candidates
         .iter()
@@ -1012,19 +1017,31 @@ fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
         .map(|(_, c)| c)
 }
 
+/// Optimal string alignment distance: insertions, deletions, substitutions and
+/// adjacent transpositions (`alpah` → `alpha` is one edit).
 fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 #[cfg(test)]
@@ -1036,6 +1053,7 @@ mod tests {
         assert_eq!(closest("alpah", &["alpha", "beta"]), Some("alpha"));
         assert_eq!(closest("gamma", &["alpha", "beta"]), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("alpah", "alpha"), 1);
     }
 
     #[test]
