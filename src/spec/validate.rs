@@ -741,6 +741,12 @@ impl Resolver<'_, '_> {
     }
 }
 
+/// Two mappings giving the same KSA: (first mapping, second mapping, namespace,
+/// KSA, same GSA?).
+type ClashKey = (usize, usize, String, String, bool);
+/// The two origins and the clusters where they clash.
+type Clash = (Origin, Origin, Vec<String>);
+
 /// Where an expanded mapping came from, for diagnostics.
 #[derive(Clone)]
 struct Origin {
@@ -756,8 +762,7 @@ fn validate_mappings(
     // (cluster index, namespace, ksa) → expanded mapping.
     let mut expanded: BTreeMap<(usize, String, String), (Mapping, Origin)> = BTreeMap::new();
     // (first mapping, second mapping, namespace, ksa, same GSA?) → clusters where they clash.
-    let mut clashes: BTreeMap<(usize, usize, String, String, bool), (Origin, Origin, Vec<String>)> =
-        BTreeMap::new();
+    let mut clashes: BTreeMap<ClashKey, Clash> = BTreeMap::new();
     let mut over_limit = false;
 
     if let Some(extra) = raw.mappings.get(MAX_ITEMS) {
@@ -1026,8 +1031,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
