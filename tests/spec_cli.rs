@@ -115,7 +115,7 @@ fn validate_discovers_wi_yaml() {
         .arg("validate")
         .assert()
         .code(0)
-        .stdout(predicate::str::contains("wi.yaml is valid"));
+        .stdout(predicate::str::starts_with("✓ wi.yaml is valid"));
 
     let empty = tempfile::tempdir().expect("tempdir");
     wi().current_dir(empty.path())

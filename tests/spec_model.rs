@@ -430,3 +430,38 @@ fn format_follows_the_extension() {
     assert_eq!(Format::from_path(Path::new("wi.yml")), Format::Yaml);
     assert_eq!(Format::from_path(Path::new("spec")), Format::Yaml);
 }
+
+#[test]
+fn a_large_fleet_loads() {
+    // 300 clusters in 3 projects and 10 groups, 500 accounts, 2,000 mappings.
+    let mut src = String::from("version: 1\ndefaults: {location: us-central1}\nclusters:\n");
+    for i in 0..300 {
+        src.push_str(&format!(
+            "  - {{name: c{i}, project: proj-{}, groups: [g{}]}}\n",
+            i % 3,
+            i % 10
+        ));
+    }
+    src.push_str("serviceAccounts:\n");
+    for i in 0..500 {
+        src.push_str(&format!("  - {{name: account-{i}, project: proj-0}}\n"));
+    }
+    src.push_str("mappings:\n");
+    for i in 0..2_000 {
+        src.push_str(&format!(
+            "  - {{serviceAccount: account-{}, clusters: [g{}], namespace: ns-{i}, ksas: [a, b]}}\n",
+            i % 500,
+            i % 10
+        ));
+    }
+    let started = std::time::Instant::now();
+    let m = yaml(&src).unwrap_or_else(|e| panic!("{}", spec::render_plain(&e, 100)));
+    // Each group has 30 clusters; each mapping names one group and two KSAs.
+    assert_eq!(m.mappings.len(), 2_000 * 30 * 2);
+    assert_eq!(m.projects, vec!["proj-0", "proj-1", "proj-2"]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+}

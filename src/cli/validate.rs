@@ -1,7 +1,7 @@
 //! `wi validate`: load the spec, report every problem at once (stderr, exit 1)
 //! or print a one-line summary of what it declares (stdout, exit 0).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::cli::EXIT_OK;
 use crate::spec;
@@ -23,7 +23,14 @@ pub struct ValidateArgs {
 pub async fn run(args: ValidateArgs) -> miette::Result<u8> {
     let path = match args.file {
         Some(p) => p,
-        None => spec::discover(std::path::Path::new("."))?,
+        None => {
+            let found = spec::discover(Path::new("."))?;
+            // Show `wi.yaml`, not `./wi.yaml`, in the summary and diagnostics.
+            found
+                .strip_prefix(".")
+                .map(Path::to_path_buf)
+                .unwrap_or(found)
+        }
     };
     let model = spec::load_file(&path)?;
     if args.print_model {

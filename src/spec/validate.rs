@@ -195,11 +195,7 @@ pub(crate) fn validate(
     }
     projects.remove("");
 
-    let resolver = Resolver {
-        clusters: &cluster_infos,
-        groups: &groups,
-        accounts: &account_infos,
-    };
+    let resolver = Resolver::new(&cluster_infos, &groups, &account_infos);
     let mappings = validate_mappings(&mut cx, raw, &resolver);
     let absent = validate_absent(&mut cx, raw, &resolver, &mappings);
 
@@ -598,9 +594,41 @@ struct Resolver<'r, 'a> {
     clusters: &'r [ClusterInfo<'a>],
     groups: &'r BTreeMap<String, Vec<usize>>,
     accounts: &'r [AccountInfo<'a>],
+    /// Cluster name → indices (one per project using the name).
+    clusters_by_name: HashMap<&'r str, Vec<usize>>,
+    /// Account id → indices (one per project using the id).
+    accounts_by_name: HashMap<&'r str, Vec<usize>>,
 }
 
-impl Resolver<'_, '_> {
+impl<'r, 'a> Resolver<'r, 'a> {
+    fn new(
+        clusters: &'r [ClusterInfo<'a>],
+        groups: &'r BTreeMap<String, Vec<usize>>,
+        accounts: &'r [AccountInfo<'a>],
+    ) -> Self {
+        let mut clusters_by_name: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, c) in clusters.iter().enumerate() {
+            clusters_by_name
+                .entry(c.key.name.as_str())
+                .or_default()
+                .push(i);
+        }
+        let mut accounts_by_name: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, a) in accounts.iter().enumerate() {
+            accounts_by_name
+                .entry(a.name.value.as_str())
+                .or_default()
+                .push(i);
+        }
+        Resolver {
+            clusters,
+            groups,
+            accounts,
+            clusters_by_name,
+            accounts_by_name,
+        }
+    }
+
     /// Resolves one entry of a mapping's `clusters` to cluster indices.
     fn clusters(&self, cx: &mut Ctx, r: &Sp<String>) -> Option<Vec<usize>> {
         let v = r.value.as_str();
@@ -612,11 +640,12 @@ impl Resolver<'_, '_> {
                 if let Some(g) = self.groups.get(*name) {
                     return Some(g.clone());
                 }
-                self.matching(|k| k.name == *name)
+                self.matching(name, |_| true)
             }
-            [project, name] => self.matching(|k| k.project == *project && k.name == *name),
-            [project, location, name] => self
-                .matching(|k| k.project == *project && k.location == *location && k.name == *name),
+            [project, name] => self.matching(name, |k| k.project == *project),
+            [project, location, name] => {
+                self.matching(name, |k| k.project == *project && k.location == *location)
+            }
             _ => Vec::new(),
         };
         match found.len() {
@@ -662,13 +691,17 @@ impl Resolver<'_, '_> {
         }
     }
 
-    fn matching(&self, pred: impl Fn(&ClusterKey) -> bool) -> Vec<usize> {
-        self.clusters
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| pred(&c.key))
-            .map(|(i, _)| i)
-            .collect()
+    /// Clusters called `name` whose key also satisfies `pred`.
+    fn matching(&self, name: &str, pred: impl Fn(&ClusterKey) -> bool) -> Vec<usize> {
+        self.clusters_by_name
+            .get(name)
+            .map(|v| {
+                v.iter()
+                    .copied()
+                    .filter(|&i| pred(&self.clusters[i].key))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Resolves a `serviceAccount` reference: a declared name or any account's email.
@@ -693,8 +726,11 @@ impl Resolver<'_, '_> {
                 }
             };
         }
-        let found: Vec<&AccountInfo<'_>> =
-            self.accounts.iter().filter(|a| a.name.value == v).collect();
+        let found: Vec<&AccountInfo<'_>> = self
+            .accounts_by_name
+            .get(v)
+            .map(|v| v.iter().map(|&i| &self.accounts[i]).collect())
+            .unwrap_or_default();
         match found.as_slice() {
             [a] => Some(GsaRef {
                 email: gsa_email(&a.project, v),
