@@ -299,6 +299,12 @@ fn help_for(code: &str, message: &str) -> Option<String> {
                 None => Some(format!("the fields here are {}", candidates.join(", "))),
             }
         }
+        "wi::spec::wrong_type" if message.contains("expected sequence") => {
+            Some("this field takes a list: `[a, b]`, or one `- item` per line".to_owned())
+        }
+        "wi::spec::wrong_type" if message.contains("expected mapping") => {
+            Some("this item takes keys and values, e.g. `- name: alpha`".to_owned())
+        }
         "wi::spec::limit" => Some(format!(
             "a spec may be at most {} MiB, nest at most 24 levels, and expand YAML aliases \
              to at most 200000 nodes",
