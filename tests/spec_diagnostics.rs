@@ -41,6 +41,7 @@ const CASES: &[(&str, &[&str], usize)] = &[
         &["wi::spec::unsupported_version"],
         1,
     ),
+    ("empty.yaml", &["wi::spec::empty"], 1),
     (
         "invalid_account_id.yaml",
         &[

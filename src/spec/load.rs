@@ -139,6 +139,18 @@ pub fn parse_raw(src: &str, name: &str, format: Format) -> Result<RawSpec, SpecE
         );
         return Err(invalid(name, vec![p]));
     }
+    let blank = src
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
+    if blank {
+        let p = Problem::new("wi::spec::empty", "the spec is empty", source)
+            .label(Some(0..src.len().min(1)), "nothing but blanks and comments")
+            .help(match format {
+                Format::Yaml => "a spec starts with `version: 1`; see examples/quickstart.yaml",
+                Format::Toml => "a spec starts with `version = 1`; see examples/quickstart.toml",
+            });
+        return Err(invalid(name, vec![p]));
+    }
     match format {
         Format::Yaml => parse_yaml(src, name, source),
         Format::Toml => parse_toml(src, name, source),

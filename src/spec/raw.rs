@@ -266,6 +266,16 @@ where
     }
 }
 
+/// A missing list, `clusters:` with nothing after it, and `[]` all mean "none"
+/// (so commenting out every item of a list keeps the file valid).
+fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 /// A list of strings, each with its span, the list with its own.
 pub type SpList = Sp<Vec<Sp<String>>>;
 
@@ -286,17 +296,21 @@ pub struct RawSpec {
     #[serde(default)]
     pub projects: Option<SpList>,
     /// GKE clusters.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
+    #[schemars(with = "Option<Vec<RawCluster>>")]
     pub clusters: Vec<Sp<RawCluster>>,
     /// Google service accounts `wi` creates (or adopts) and grants roles to.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
+    #[schemars(with = "Option<Vec<RawServiceAccount>>")]
     pub service_accounts: Vec<Sp<RawServiceAccount>>,
     /// Kubernetes service accounts that act as Google service accounts.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
+    #[schemars(with = "Option<Vec<RawMapping>>")]
     pub mappings: Vec<Sp<RawMapping>>,
     /// Members that must not hold `roles/iam.workloadIdentityUser` on an
     /// account, even one `wi` does not own.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
+    #[schemars(with = "Option<Vec<RawAbsent>>")]
     pub absent: Vec<Sp<RawAbsent>>,
 }
 
