@@ -306,10 +306,8 @@ fn help_for(code: &str, message: &str) -> Option<String> {
                 .split(", ")
                 .map(|c| c.trim().trim_matches('`'))
                 .collect();
-            match super::validate::closest(field, &candidates) {
-                Some(c) => Some(format!("did you mean `{c}`?")),
-                None => Some(format!("the fields here are {}", candidates.join(", "))),
-            }
+            // The message already lists the fields; only add a likely spelling.
+            super::validate::closest(field, &candidates).map(|c| format!("did you mean `{c}`?"))
         }
         "wi::spec::wrong_type" if message.contains("expected sequence") => {
             Some("this field takes a list: `[a, b]`, or one `- item` per line".to_owned())
