@@ -17,7 +17,10 @@ use serde::{Deserialize, Serialize};
 ///
 /// Deserializes from both serde-saphyr (YAML) and toml with spans: both crates
 /// recognise a private newtype/struct name and hand over the location, and this
-/// type asks for both. Any other deserializer yields the value without a span.
+/// type asks for both. Deserializers that honour neither hint but forward
+/// newtypes and structs to `deserialize_any` yield the value without a span;
+/// serde_json does not (its `deserialize_struct` rejects scalars), which is
+/// why JSON specs are read through the YAML parser.
 #[derive(Debug, Clone)]
 pub struct Sp<T> {
     /// The value.
