@@ -1,9 +1,69 @@
-//! `wi validate`.
+//! `wi validate`: load the spec, report every problem at once (stderr, exit 1)
+//! or print a one-line summary of what it declares (stdout, exit 0).
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::EXIT_OK;
+use crate::spec;
 
 /// Arguments of `wi validate`.
 #[derive(Debug, clap::Args)]
-pub struct ValidateArgs {}
+pub struct ValidateArgs {
+    /// The spec file (default: wi.yaml, wi.yml or wi.toml in the current directory).
+    #[arg(short = 'f', long = "file", value_name = "FILE", env = "WI_SPEC")]
+    pub file: Option<PathBuf>,
 
-pub async fn run(_args: ValidateArgs) -> miette::Result<u8> {
-    Err(miette::miette!("`wi validate` is not implemented yet"))
+    /// Print the validated model (defaults, groups and `ksas` expanded) as JSON
+    /// instead of the summary.
+    #[arg(long)]
+    pub print_model: bool,
+}
+
+/// Runs `wi validate`.
+pub async fn run(args: ValidateArgs) -> miette::Result<u8> {
+    let path = match args.file {
+        Some(p) => p,
+        None => {
+            let found = spec::discover(Path::new("."))?;
+            // Show `wi.yaml`, not `./wi.yaml`, in the summary and diagnostics.
+            found
+                .strip_prefix(".")
+                .map(Path::to_path_buf)
+                .unwrap_or(found)
+        }
+    };
+    let model = spec::load_file(&path)?;
+    if args.print_model {
+        let json = serde_json::to_string_pretty(&model)
+            .map_err(|e| miette::miette!("cannot serialize the model: {e}"))?;
+        println!("{json}");
+        return Ok(EXIT_OK);
+    }
+    println!("✓ {} is valid: {}", path.display(), summary(&model));
+    Ok(EXIT_OK)
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// "2 clusters, 2 service accounts, 4 mappings" (and absent members when any).
+pub fn summary(model: &spec::Model) -> String {
+    let mut parts = vec![
+        plural(model.clusters.len(), "cluster", "clusters"),
+        plural(
+            model.service_accounts.len(),
+            "service account",
+            "service accounts",
+        ),
+        plural(model.mappings.len(), "KSA mapping", "KSA mappings"),
+    ];
+    if !model.absent.is_empty() {
+        parts.push(plural(
+            model.absent.len(),
+            "absent member",
+            "absent members",
+        ));
+    }
+    parts.join(", ")
 }

@@ -1,0 +1,345 @@
+//! The naming rules of the services `wi` talks to (IAM, Resource Manager, GKE,
+//! Kubernetes), checked before anything is sent. Each check returns `Err` with
+//! the rule in words, ready to be a diagnostic's help.
+
+/// A Google Cloud project id: 6-30 characters, lowercase letters, digits and
+/// hyphens, starting with a letter and not ending with a hyphen.
+pub fn check_project_id(s: &str) -> Result<(), String> {
+    if id_6_30(s) {
+        Ok(())
+    } else {
+        Err(
+            "a project id has 6-30 characters: lowercase letters, digits and hyphens, \
+             starting with a letter and not ending with a hyphen"
+                .to_owned(),
+        )
+    }
+}
+
+/// A service account id (the part of the email before `@`): the same shape as a
+/// project id, 6-30 characters.
+pub fn check_account_id(s: &str) -> Result<(), String> {
+    if id_6_30(s) {
+        Ok(())
+    } else {
+        Err(
+            "an account id has 6-30 characters: lowercase letters, digits and hyphens, \
+             starting with a letter and not ending with a hyphen"
+                .to_owned(),
+        )
+    }
+}
+
+fn id_6_30(s: &str) -> bool {
+    (6..=30).contains(&s.len()) && gke_style(s)
+}
+
+/// Lowercase letters, digits and hyphens, starting with a letter, ending with a letter or digit.
+fn gke_style(s: &str) -> bool {
+    let b = s.as_bytes();
+    match (b.first(), b.last()) {
+        (Some(f), Some(l)) => {
+            f.is_ascii_lowercase()
+                && (l.is_ascii_lowercase() || l.is_ascii_digit())
+                && b.iter()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        }
+        _ => false,
+    }
+}
+
+/// A GKE cluster name: 1-40 characters, lowercase letters, digits and hyphens,
+/// starting with a letter and ending with a letter or digit.
+pub fn check_cluster_name(s: &str) -> Result<(), String> {
+    if s.len() <= 40 && gke_style(s) {
+        Ok(())
+    } else {
+        Err(
+            "a cluster name has 1-40 characters: lowercase letters, digits and hyphens, \
+             starting with a letter and ending with a letter or digit"
+                .to_owned(),
+        )
+    }
+}
+
+/// A GKE node pool name: the same rule as a cluster name.
+pub fn check_pool_name(s: &str) -> Result<(), String> {
+    if s.len() <= 40 && gke_style(s) {
+        Ok(())
+    } else {
+        Err(
+            "a node pool name has 1-40 characters: lowercase letters, digits and hyphens, \
+             starting with a letter and ending with a letter or digit"
+                .to_owned(),
+        )
+    }
+}
+
+/// A cluster group name (a `wi` concept): like a cluster name, up to 63 characters.
+pub fn check_group_name(s: &str) -> Result<(), String> {
+    if s.len() <= 63 && gke_style(s) {
+        Ok(())
+    } else {
+        Err(
+            "a group name has 1-63 characters: lowercase letters, digits and hyphens, \
+             starting with a letter and ending with a letter or digit"
+                .to_owned(),
+        )
+    }
+}
+
+/// A GCP location: a region (`us-central1`, `northamerica-northeast1`) or a
+/// zone (`us-central1-a`).
+pub fn check_location(s: &str) -> Result<(), String> {
+    if is_region(s) || is_zone(s) {
+        Ok(())
+    } else {
+        Err("a location is a region like `us-central1` or a zone like `us-central1-a`".to_owned())
+    }
+}
+
+/// `us-central1`: letters, `-`, letters followed by digits.
+pub fn is_region(s: &str) -> bool {
+    let Some((area, rest)) = s.split_once('-') else {
+        return false;
+    };
+    let letters = rest.trim_end_matches(|c: char| c.is_ascii_digit());
+    !area.is_empty()
+        && area.bytes().all(|c| c.is_ascii_lowercase())
+        && !letters.is_empty()
+        && letters.len() < rest.len()
+        && letters.bytes().all(|c| c.is_ascii_lowercase())
+}
+
+/// `us-central1-a`: a region, `-`, one letter.
+pub fn is_zone(s: &str) -> bool {
+    match s.rsplit_once('-') {
+        Some((region, zone)) => {
+            is_region(region) && zone.len() == 1 && zone.bytes().all(|c| c.is_ascii_lowercase())
+        }
+        None => false,
+    }
+}
+
+/// A DNS-1123 label (Kubernetes namespace): at most 63 characters, lowercase
+/// letters, digits and `-`, starting and ending with a letter or digit.
+pub fn check_namespace(s: &str) -> Result<(), String> {
+    if dns_label(s) {
+        Ok(())
+    } else {
+        Err(
+            "a namespace is a DNS-1123 label: at most 63 lowercase letters, digits and \
+             hyphens, starting and ending with a letter or digit"
+                .to_owned(),
+        )
+    }
+}
+
+fn dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    match (b.first(), b.last()) {
+        (Some(f), Some(l)) => {
+            b.len() <= 63 && alnum(f) && alnum(l) && b.iter().all(|c| alnum(c) || *c == b'-')
+        }
+        _ => false,
+    }
+}
+
+/// A DNS-1123 subdomain (Kubernetes service account name): at most 253
+/// characters, dot-separated DNS-1123 labels.
+pub fn check_ksa_name(s: &str) -> Result<(), String> {
+    if !s.is_empty() && s.len() <= 253 && s.split('.').all(dns_label) {
+        Ok(())
+    } else {
+        Err(
+            "a Kubernetes service account name is a DNS-1123 subdomain: at most 253 \
+             lowercase letters, digits, `-` and `.`, each dot-separated part starting \
+             and ending with a letter or digit"
+                .to_owned(),
+        )
+    }
+}
+
+/// An IAM role: `roles/NAME`, `projects/PROJECT/roles/NAME` or
+/// `organizations/NUMBER/roles/NAME`.
+pub fn check_role(s: &str) -> Result<(), String> {
+    let role_id = |r: &str| {
+        !r.is_empty()
+            && r.len() <= 64
+            && r.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.')
+    };
+    let parts: Vec<&str> = s.split('/').collect();
+    let ok = match parts.as_slice() {
+        ["roles", r] => role_id(r),
+        ["projects", p, "roles", r] => check_project_id(p).is_ok() && role_id(r),
+        ["organizations", n, "roles", r] => {
+            !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()) && role_id(r)
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err("a role is `roles/NAME`, `projects/PROJECT/roles/NAME` or \
+             `organizations/NUMBER/roles/NAME`"
+            .to_owned())
+    }
+}
+
+/// A Google service account email, `ACCOUNT@PROJECT.iam.gserviceaccount.com`.
+/// Returns (account id, project).
+pub fn parse_gsa_email(s: &str) -> Result<(&str, &str), String> {
+    let help = "a Google service account email is ACCOUNT@PROJECT.iam.gserviceaccount.com";
+    let (id, domain) = s.split_once('@').ok_or_else(|| help.to_owned())?;
+    let project = domain
+        .strip_suffix(".iam.gserviceaccount.com")
+        .ok_or_else(|| help.to_owned())?;
+    check_account_id(id)?;
+    check_project_id(project)?;
+    Ok((id, project))
+}
+
+/// An IAM member as `absent` accepts it: `serviceAccount:EMAIL`,
+/// `serviceAccount:PROJECT.svc.id.goog[NAMESPACE/KSA]`, `user:EMAIL`,
+/// `group:EMAIL`, `domain:DOMAIN`, `principal://...` or `principalSet://...`.
+pub fn check_member(s: &str) -> Result<(), String> {
+    let help = "a member is `serviceAccount:PROJECT.svc.id.goog[NAMESPACE/KSA]`, \
+                `serviceAccount:EMAIL`, `user:EMAIL`, `group:EMAIL`, `domain:DOMAIN`, \
+                `principal://...` or `principalSet://...`";
+    let email = |e: &str| {
+        matches!(e.split_once('@'), Some((a, d)) if !a.is_empty() && d.contains('.') && !d.contains('@'))
+            && !e.chars().any(char::is_whitespace)
+    };
+    let ok = if let Some(rest) = s.strip_prefix("serviceAccount:") {
+        if let Some((pool, ksa)) = rest.split_once(".svc.id.goog[") {
+            let ksa = ksa.strip_suffix(']');
+            match ksa.and_then(|k| k.split_once('/')) {
+                Some((ns, name)) => {
+                    check_project_id(pool)?;
+                    check_namespace(ns)?;
+                    check_ksa_name(name)?;
+                    true
+                }
+                None => false,
+            }
+        } else {
+            email(rest)
+        }
+    } else if let Some(rest) = s.strip_prefix("user:").or_else(|| s.strip_prefix("group:")) {
+        email(rest)
+    } else if let Some(rest) = s.strip_prefix("domain:") {
+        rest.contains('.') && !rest.chars().any(|c| c.is_whitespace() || c == '@')
+    } else if let Some(rest) = s
+        .strip_prefix("principal://")
+        .or_else(|| s.strip_prefix("principalSet://"))
+    {
+        !rest.is_empty() && !rest.chars().any(char::is_whitespace)
+    } else {
+        false
+    };
+    if ok { Ok(()) } else { Err(help.to_owned()) }
+}
+
+/// A Compute Engine machine type such as `e2-standard-4` or `custom-4-8192`.
+pub fn check_machine_type(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.split('-').all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err("a machine type looks like `e2-standard-4`".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_and_account_ids() {
+        assert!(check_project_id("wi-demo").is_ok());
+        assert!(check_project_id("acme-prod-123").is_ok());
+        assert!(check_project_id("short").is_err());
+        assert!(check_project_id("a23456789012345678901234567890").is_ok());
+        assert!(check_project_id("a234567890123456789012345678901").is_err());
+        assert!(check_project_id("1project").is_err());
+        assert!(check_project_id("project-").is_err());
+        assert!(check_project_id("Project1").is_err());
+        assert!(check_account_id("payments_api").is_err());
+        assert!(check_account_id("payments-api").is_ok());
+    }
+
+    #[test]
+    fn locations() {
+        for ok in [
+            "us-central1",
+            "us-central1-a",
+            "europe-west1-b",
+            "northamerica-northeast1",
+            "me-central2",
+        ] {
+            assert!(check_location(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "us-central",
+            "us",
+            "us-central1-ab",
+            "US-central1",
+            "uscentral1",
+            "us-central1-",
+            "-central1",
+            "",
+        ] {
+            assert!(check_location(bad).is_err(), "{bad}");
+        }
+        assert!(is_region("us-central1") && !is_zone("us-central1"));
+        assert!(is_zone("us-central1-f") && !is_region("us-central1-f"));
+    }
+
+    #[test]
+    fn kubernetes_names() {
+        assert!(check_namespace("payments").is_ok());
+        assert!(check_namespace("0abc").is_ok());
+        assert!(check_namespace("Payments").is_err());
+        assert!(check_namespace("a.b").is_err());
+        assert!(check_namespace(&"a".repeat(63)).is_ok());
+        assert!(check_namespace(&"a".repeat(64)).is_err());
+        assert!(check_ksa_name("api.v1").is_ok());
+        assert!(check_ksa_name("api..v1").is_err());
+        assert!(check_ksa_name("api_v1").is_err());
+        assert!(check_ksa_name(&"a".repeat(254)).is_err());
+    }
+
+    #[test]
+    fn roles_and_members() {
+        assert!(check_role("roles/cloudsql.client").is_ok());
+        assert!(check_role("projects/acme-prod/roles/myRole_1").is_ok());
+        assert!(check_role("organizations/1234/roles/x").is_ok());
+        assert!(check_role("cloudsql.client").is_err());
+        assert!(check_role("roles/").is_err());
+        assert!(check_role("organizations/abc/roles/x").is_err());
+        assert!(check_member("serviceAccount:acme-prod.svc.id.goog[old/app]").is_ok());
+        assert!(check_member("serviceAccount:a@b.iam.gserviceaccount.com").is_ok());
+        assert!(check_member("user:alice@example.com").is_ok());
+        assert!(check_member("serviceAccount:acme-prod.svc.id.goog[old]").is_err());
+        assert!(check_member("alice@example.com").is_err());
+        assert!(check_member("serviceAccount:acme-prod.svc.id.goog[Old/app]").is_err());
+    }
+
+    #[test]
+    fn gsa_emails() {
+        assert_eq!(
+            parse_gsa_email("payments@acme-prod.iam.gserviceaccount.com"),
+            Ok(("payments", "acme-prod"))
+        );
+        assert!(parse_gsa_email("payments@example.com").is_err());
+        assert!(parse_gsa_email("pay@acme-prod.iam.gserviceaccount.com").is_err());
+    }
+}
