@@ -74,10 +74,8 @@ pub fn load_spec(file: Option<&Path>) -> miette::Result<(Model, PathBuf, String)
             crate::spec::discover(&cwd)?
         }
     };
-    let model = crate::spec::load_file(&path)?;
-    let text = std::fs::read_to_string(&path)
-        .into_diagnostic()
-        .wrap_err_with(|| format!("reading {}", path.display()))?;
+    // One read: the model and the digest come from the same text.
+    let (model, text) = crate::spec::load_file_with_source(&path)?;
     Ok((model, path, crate::spec::digest(&text)))
 }
 
