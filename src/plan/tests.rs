@@ -653,3 +653,99 @@ fn edit_members_touches_only_its_own_members() {
         "idempotent"
     );
 }
+
+/// What a user reads, for planner-made plans (not hand-built ones).
+mod rendered {
+    use super::*;
+    use crate::render::{Style, human};
+
+    fn text(p: &Plan) -> String {
+        human(p, &Style::PLAIN)
+    }
+
+    #[test]
+    fn create_everything() {
+        insta::assert_snapshot!(text(&plan(
+            &model(),
+            &empty_world(),
+            &PlanOptions::default()
+        )));
+    }
+
+    #[test]
+    fn partial_drift() {
+        let mut live = converged_world();
+        let kube = live
+            .clusters
+            .get_mut(&key("alpha"))
+            .unwrap()
+            .kube
+            .as_mut()
+            .unwrap();
+        kube.service_accounts.insert(
+            ("payments".into(), "api".into()),
+            ksa(
+                Some("other@wi-demo.iam.gserviceaccount.com"),
+                &[
+                    ("kubectl-annotate", "Update", true, false),
+                    ("wi", "Apply", false, true),
+                ],
+                true,
+            ),
+        );
+        let sa = live
+            .projects
+            .get_mut(P)
+            .unwrap()
+            .service_accounts
+            .get_mut(&email())
+            .unwrap();
+        sa.display_name = Some("Old name".into());
+        insta::assert_snapshot!(text(&plan(&model(), &live, &PlanOptions::default())));
+    }
+
+    #[test]
+    fn foreign_members_present() {
+        let mut live = converged_world();
+        live.projects
+            .get_mut(P)
+            .unwrap()
+            .service_accounts
+            .get_mut(&email())
+            .unwrap()
+            .description = Some("payments team".into());
+        let policy = live.account_policies.get_mut(&email()).unwrap();
+        policy.bindings[0]
+            .members
+            .push("serviceAccount:wi-demo.svc.id.goog[other/app]".into());
+        policy.bindings.push(Binding {
+            role: "roles/iam.serviceAccountTokenCreator".into(),
+            members: vec!["user:alice@example.com".into()],
+            ..Default::default()
+        });
+        let mut m = model();
+        m.mappings.push(Mapping {
+            namespace: "reports".into(),
+            ksa: "reader".into(),
+            ..m.mappings[0].clone()
+        });
+        insta::assert_snapshot!(text(&plan(&m, &live, &PlanOptions::default())));
+    }
+
+    #[test]
+    fn removal() {
+        let live = converged_world();
+        let mut m = model();
+        m.mappings.clear();
+        insta::assert_snapshot!(text(&plan(&m, &live, &PlanOptions::default())));
+    }
+
+    #[test]
+    fn no_changes() {
+        insta::assert_snapshot!(text(&plan(
+            &model(),
+            &converged_world(),
+            &PlanOptions::default()
+        )));
+    }
+}
