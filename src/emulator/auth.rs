@@ -135,9 +135,11 @@ pub fn decode_jwt(jwt: &str) -> Option<(Value, Value, Vec<u8>, String)> {
     if parts.next().is_some() {
         return None;
     }
-    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).ok()?).ok()?;
-    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(c).ok()?).ok()?;
-    let sig = URL_SAFE_NO_PAD.decode(s).ok()?;
+    // Some signers (gcp_auth) pad their base64url; accept both.
+    let dec = |x: &str| URL_SAFE_NO_PAD.decode(x.trim_end_matches('=')).ok();
+    let header: Value = serde_json::from_slice(&dec(h)?).ok()?;
+    let claims: Value = serde_json::from_slice(&dec(c)?).ok()?;
+    let sig = dec(s)?;
     Some((header, claims, sig, format!("{h}.{c}")))
 }
 
