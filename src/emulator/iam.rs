@@ -564,6 +564,13 @@ fn check_member(world: &World, member: &str, now: i64) -> Result<(), ApiError> {
     }
 }
 
+/// Etags are bytes: clients may send them base64url-encoded or without padding
+/// (apitools does), so compare the decoded bytes.
+fn same_etag(a: &str, b: &str) -> bool {
+    let norm = |s: &str| s.trim_end_matches('=').replace('-', "+").replace('_', "/");
+    norm(a) == norm(b)
+}
+
 /// Validates a setIamPolicy request against the current policy and returns the next policy.
 pub(crate) fn set_policy(world: &World, current: &Policy, body: &Value, now: i64) -> Result<Policy, ApiError> {
     check_keys(body, "", &["policy", "updateMask"])?;
@@ -592,7 +599,7 @@ pub(crate) fn set_policy(world: &World, current: &Policy, body: &Value, now: i64
     }
     if let Some(etag) = opt_str(policy, "etag")?
         && !etag.is_empty()
-        && etag != current.etag
+        && !same_etag(etag, &current.etag)
     {
         return Err(ApiError::concurrent_policy_change());
     }
@@ -721,6 +728,12 @@ mod tests {
         let p = set_policy(&w, &Policy::empty(), &body, 0).unwrap();
         assert_eq!(p.bindings.len(), 1);
         assert!(p.etag.starts_with("BwU") || p.etag.starts_with("BwX") || p.etag.starts_with("Bw"));
+    }
+
+    #[test]
+    fn etags_compare_as_bytes() {
+        assert!(same_etag("BwX+a/b=", "BwX-a_b"));
+        assert!(!same_etag("BwXa", "BwXb"));
     }
 
     #[test]
