@@ -90,6 +90,18 @@ pub fn allowed_on_project(
     let Some(p) = world.projects.get(project) else {
         return false;
     };
+    // The admin principals are owners at the (emulated) organization level, so
+    // a project policy that drops their binding cannot lock them out.
+    if let Some(admin) = &world.admin {
+        let is_admin = match principal {
+            Principal::User(e) => *e == admin.user_email,
+            Principal::ServiceAccount(e) => *e == admin.sa_email,
+            Principal::Federated { .. } => false,
+        };
+        if is_admin && role_grants("roles/owner", permission) {
+            return true;
+        }
+    }
     p.policy
         .roles_of(&principal.members())
         .iter()

@@ -379,6 +379,12 @@ fn normalize_pool(
     obj.entry("maxPodsConstraint")
         .or_insert(json!({"maxPodsPerNode": "110"}));
     obj.entry("podIpv4CidrSize").or_insert(json!(24));
+    obj.entry("networkConfig").or_insert(json!({
+        "enablePrivateNodes": false,
+        "podIpv4CidrBlock": "10.92.0.0/14",
+        "podIpv4RangeUtilization": 0.001,
+        "podRange": format!("gke-{cluster}-pods-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+    }));
     obj.entry("upgradeSettings")
         .or_insert(json!({"maxSurge": 1, "strategy": "SURGE"}));
     obj.entry("locations").or_insert(json!(zones_of(location)));
@@ -571,9 +577,12 @@ fn list_clusters(core: &Core, req: &Req, project: &str, location: &str) -> ApiRe
 }
 
 fn check_parent(body: &Value, field: &str, expected: &str) -> Result<(), ApiError> {
+    // The full resource name, or (as GKE also accepts) its last segment.
+    let last = expected.rsplit('/').next().unwrap_or(expected);
     if let Some(parent) = opt_str(body, field)?
         && !parent.is_empty()
         && parent != expected
+        && (field == "parent" || parent != last)
     {
         return Err(ApiError::invalid_field(
             field,
@@ -723,6 +732,7 @@ async fn create_cluster(core: &Arc<Core>, req: &Req, project: &str, location: &s
             .or_insert(json!("monitoring.googleapis.com/kubernetes"));
         obj.entry("releaseChannel")
             .or_insert(json!({"channel": "REGULAR"}));
+        add_cluster_defaults(obj, project, location, &name);
         obj.insert("nodeConfig".into(), node_config);
         obj.insert("nodePools".into(), Value::Array(pools));
         obj.insert("etag".into(), json!(new_etag()));
@@ -764,6 +774,46 @@ async fn create_cluster(core: &Arc<Core>, req: &Req, project: &str, location: &s
     core.persist();
     let world = core.world();
     Ok(render_operation(&world, &op, now, &req.version))
+}
+
+/// Fields real GKE fills in on every cluster (values from recorded responses).
+fn add_cluster_defaults(obj: &mut Map<String, Value>, project: &str, location: &str, name: &str) {
+    let defaults = json!({
+        "addonsConfig": {
+            "gcePersistentDiskCsiDriverConfig": {"enabled": true},
+            "kubernetesDashboard": {"disabled": true},
+            "networkPolicyConfig": {"disabled": true}
+        },
+        "autoscaling": {
+            "autoprovisioningNodePoolDefaults": {
+                "management": {"autoRepair": true, "autoUpgrade": true},
+                "oauthScopes": ["https://www.googleapis.com/auth/userinfo.email", "https://www.googleapis.com/auth/cloud-platform"],
+                "upgradeSettings": {"strategy": "SURGE"}
+            },
+            "autoscalingProfile": "BALANCED"
+        },
+        "binaryAuthorization": {},
+        "databaseEncryption": {"currentState": "CURRENT_STATE_DECRYPTED", "state": "DECRYPTED"},
+        "defaultMaxPodsConstraint": {"maxPodsPerNode": "110"},
+        "enterpriseConfig": {"clusterTier": "STANDARD"},
+        "instanceGroupUrls": [format!(
+            "https://www.googleapis.com/compute/v1/projects/{project}/zones/{}/instanceGroupManagers/gke-{name}-default-pool-grp",
+            zones_of(location).first().cloned().unwrap_or_default()
+        )],
+        "loggingConfig": {"componentConfig": {"enableComponents": ["SYSTEM_COMPONENTS", "WORKLOADS"]}},
+        "masterAuthorizedNetworksConfig": {"gcpPublicCidrsAccessEnabled": true},
+        "monitoringConfig": {
+            "advancedDatapathObservabilityConfig": {},
+            "componentConfig": {"enableComponents": ["SYSTEM_COMPONENTS"]},
+            "managedPrometheusConfig": {"enabled": true}
+        },
+        "securityPostureConfig": {"mode": "BASIC", "vulnerabilityMode": "VULNERABILITY_MODE_UNSPECIFIED"}
+    });
+    if let Value::Object(d) = defaults {
+        for (k, v) in d {
+            obj.entry(k).or_insert(v);
+        }
+    }
 }
 
 fn region_of(location: &str) -> String {
@@ -1096,6 +1146,14 @@ fn update_node_pool(
             "workloadMetadataConfig" => set_mode(&mut pool["config"], mode.as_deref()),
             "nodeVersion" => pool["version"] = v.clone(),
             "nodeNetworkConfig" => pool["networkConfig"] = v.clone(),
+            // Wrapper messages in the request, plain fields in NodeConfig.
+            "taints" => pool["config"]["taints"] = v.get("taints").cloned().unwrap_or(json!([])),
+            "labels" => pool["config"]["labels"] = v.get("labels").cloned().unwrap_or(json!({})),
+            "tags" => pool["config"]["tags"] = v.get("tags").cloned().unwrap_or(json!([])),
+            "resourceLabels" => {
+                pool["config"]["resourceLabels"] = v.get("labels").cloned().unwrap_or(json!({}))
+            }
+            "resourceManagerTags" => pool["config"]["resourceManagerTags"] = v.clone(),
             k if POOL_LEVEL.contains(&k) => pool[k] = v.clone(),
             k => pool["config"][k] = v.clone(),
         }
@@ -1242,6 +1300,9 @@ pub(crate) fn seeded_cluster(
     });
     if let Some(p) = workload_pool {
         resource["workloadIdentityConfig"] = json!({"workloadPool": p});
+    }
+    if let Some(obj) = resource.as_object_mut() {
+        add_cluster_defaults(obj, project, location, name);
     }
     Ok(Cluster {
         project: project.to_string(),

@@ -712,6 +712,8 @@ mod tests {
                 services: Default::default(),
                 policy: Policy::empty(),
                 workload_pool_exists: false,
+                labels: None,
+                parent: None,
             },
         );
         w

@@ -26,6 +26,8 @@ pub(crate) const CATALOG: &[(&str, &str)] = &[
     ("artifactregistry.googleapis.com", "Artifact Registry API"),
     ("secretmanager.googleapis.com", "Secret Manager API"),
     ("pubsub.googleapis.com", "Cloud Pub/Sub API"),
+    ("cloudapis.googleapis.com", "Google Cloud APIs"),
+    ("cloudbilling.googleapis.com", "Cloud Billing API"),
 ];
 
 /// Services enabled in a new emulated project (iamcredentials is not: the how-to enables it).
@@ -41,14 +43,27 @@ pub(crate) const DEFAULT_ENABLED: &[&str] = &[
     "monitoring.googleapis.com",
 ];
 
-fn title(service: &str) -> Option<&'static str> {
-    CATALOG.iter().find(|(s, _)| *s == service).map(|(_, t)| *t)
+/// The service's title; any well-formed `NAME.googleapis.com` exists (the
+/// real catalogue is far larger than the emulator's list of titles).
+pub(crate) fn title(service: &str) -> Option<&str> {
+    if let Some((_, t)) = CATALOG.iter().find(|(s, _)| *s == service) {
+        return Some(t);
+    }
+    let name = service.strip_suffix(".googleapis.com")?;
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    ok.then_some(service)
 }
 
 /// CRM method id.
 pub(crate) fn crm_method_id(req: &Req) -> Option<&'static str> {
     let s: Vec<&str> = req.segs.iter().map(String::as_str).collect();
     match (s.as_slice(), req.verb.as_deref(), &req.method) {
+        (["projects"], None, &Method::POST) if req.version == "v1" => Some("projects.create"),
+        (["projects", _], None, &Method::DELETE) if req.version == "v1" => Some("projects.delete"),
+        (["operations", _], None, &Method::GET) => Some("operations.get"),
         (["projects", _], None, &Method::GET) => Some("projects.get"),
         (["projects", _], Some("getIamPolicy"), &Method::POST) => Some("projects.getIamPolicy"),
         (["projects", _], Some("setIamPolicy"), &Method::POST) => Some("projects.setIamPolicy"),
@@ -92,6 +107,19 @@ pub(crate) fn find_project<'a>(world: &'a World, id: &str) -> Option<&'a Project
 
 /// Serves one Resource Manager call.
 pub(crate) fn crm_call(core: &Arc<Core>, req: &Req, who: &Principal, method: &str) -> ApiResult {
+    match method {
+        "projects.create" => return create_project(core, req, who),
+        "operations.get" => {
+            let name = format!("operations/{}", req.segs[1]);
+            return core
+                .world()
+                .su_operations
+                .get(&name)
+                .cloned()
+                .ok_or_else(|| ApiError::not_found(format!("Operation {name} not found.")));
+        }
+        _ => {}
+    }
     let id = req.segs[1].clone();
     let v3 = req.version == "v3";
     match method {
@@ -102,6 +130,19 @@ pub(crate) fn crm_call(core: &Arc<Core>, req: &Req, who: &Principal, method: &st
                 return Err(crm_denied());
             }
             Ok(render_project(p, v3))
+        }
+        "projects.delete" => {
+            let mut world = core.world();
+            let p = find_project(&world, &id).ok_or_else(crm_denied)?;
+            let pid = p.id.clone();
+            if !auth::allowed_on_project(&world, who, &pid, "resourcemanager.projects.delete") {
+                return Err(crm_denied());
+            }
+            world.projects.remove(&pid);
+            world.service_accounts.retain(|_, sa| sa.project != pid);
+            drop(world);
+            core.persist();
+            Ok(json!({}))
         }
         "projects.getIamPolicy" => {
             let body = parse_body(&req.body)?;
@@ -166,6 +207,57 @@ pub(crate) fn crm_call(core: &Arc<Core>, req: &Req, who: &Principal, method: &st
     }
 }
 
+fn create_project(core: &Arc<Core>, req: &Req, who: &Principal) -> ApiResult {
+    let body = parse_body(&req.body)?;
+    check_keys(&body, "", &["projectId", "name", "parent", "labels", "projectNumber", "lifecycleState", "createTime"])?;
+    let id = super::http::opt_str(&body, "projectId")?.unwrap_or("").to_string();
+    let valid = (6..=30).contains(&id.len())
+        && id.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !id.ends_with('-');
+    if !valid {
+        return Err(ApiError::invalid_field(
+            "project_id",
+            format!("Field [projectId] has illegal value \"{id}\": must be 6 to 30 lowercase letters, digits or hyphens, starting with a letter."),
+        ));
+    }
+    let mut world = core.world();
+    if world.projects.contains_key(&id) {
+        return Err(ApiError::already_exists("Requested entity already exists"));
+    }
+    let mut project = super::server::new_project(&world, &id, None, req.now);
+    if let Some(n) = super::http::opt_str(&body, "name")? {
+        project.name = n.to_string();
+    }
+    project.labels = body.get("labels").cloned();
+    project.parent = body.get("parent").cloned();
+    // The creator owns what it creates.
+    let creator = who.members().into_iter().next().unwrap_or_default();
+    if let Some(b) = project
+        .policy
+        .bindings
+        .iter_mut()
+        .find(|b| b["role"] == "roles/owner")
+        && let Some(ms) = b["members"].as_array_mut()
+        && !ms.iter().any(|m| m.as_str() == Some(creator.as_str()))
+    {
+        ms.push(json!(creator));
+    }
+    let op_name = format!("operations/cp.{}", project.number);
+    let mut resp = render_project(&project, false);
+    resp["@type"] = json!("type.googleapis.com/google.cloudresourcemanager.v1.Project");
+    world.su_operations.insert(
+        op_name.clone(),
+        json!({"name": op_name, "done": true,
+               "metadata": {"@type": "type.googleapis.com/google.cloudresourcemanager.v1.ProjectCreationStatus", "gettable": true, "ready": true},
+               "response": resp}),
+    );
+    world.projects.insert(id, project);
+    drop(world);
+    core.persist();
+    Ok(json!({ "name": op_name }))
+}
+
 fn render_project(p: &Project, v3: bool) -> Value {
     if v3 {
         json!({
@@ -178,13 +270,20 @@ fn render_project(p: &Project, v3: bool) -> Value {
             "etag": format!("W/\"{}\"", &p.number),
         })
     } else {
-        json!({
+        let mut v = json!({
             "projectNumber": p.number,
             "projectId": p.id,
             "lifecycleState": "ACTIVE",
             "name": p.name,
             "createTime": rfc3339(p.create_ms),
-        })
+        });
+        if let Some(l) = &p.labels {
+            v["labels"] = l.clone();
+        }
+        if let Some(parent) = &p.parent {
+            v["parent"] = parent.clone();
+        }
+        v
     }
 }
 
@@ -357,6 +456,11 @@ pub(crate) fn su_call(core: &Arc<Core>, req: &Req, who: &Principal, method: &str
             );
             drop(world);
             core.persist();
+            if method == "services.disable" {
+                // As recorded: the disable answer carries its (empty) metadata.
+                return Ok(json!({"name": op_name,
+                    "metadata": {"@type": "type.googleapis.com/google.protobuf.Empty", "value": {}}}));
+            }
             Ok(json!({ "name": op_name }))
         }
         _ => Err(ApiError::not_found("Method not found.")),

@@ -181,7 +181,7 @@ pub fn apply(seed: &Seed, world: &mut World, now: i64) -> Result<(), String> {
             project.number = n.clone();
         }
         for s in &p.enable_services {
-            if !projects::CATALOG.iter().any(|(c, _)| c == s) {
+            if projects::title(s).is_none() {
                 return Err(format!("project {}: unknown service {s}", p.id));
             }
             project.services.insert(s.clone());

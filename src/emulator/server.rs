@@ -744,6 +744,8 @@ pub(crate) fn new_project(world: &World, id: &str, number: Option<String>, now: 
             .collect(),
         policy,
         workload_pool_exists: false,
+        labels: None,
+        parent: None,
     }
 }
 

@@ -71,6 +71,11 @@ pub struct Project {
     /// True once any cluster of this project has had Workload Identity: the
     /// pool `PROJECT.svc.id.goog` then exists (it is never deleted).
     pub workload_pool_exists: bool,
+    /// Labels and parent given at creation (Resource Manager).
+    #[serde(default)]
+    pub labels: Option<Value>,
+    #[serde(default)]
+    pub parent: Option<Value>,
 }
 
 /// An IAM policy. Bindings are kept as JSON so conditions survive verbatim.
