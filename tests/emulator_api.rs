@@ -10,7 +10,10 @@ use serde_json::{Value, json};
 use support::TestEmu;
 
 fn clusters(t: &TestEmu, loc: &str) -> String {
-    format!("/container/v1/projects/{}/locations/{loc}/clusters", t.project)
+    format!(
+        "/container/v1/projects/{}/locations/{loc}/clusters",
+        t.project
+    )
 }
 
 fn sa_path(t: &TestEmu, email: &str) -> String {
@@ -19,16 +22,25 @@ fn sa_path(t: &TestEmu, email: &str) -> String {
 
 fn no_schema_problems() {
     let p = support::schema_problems();
-    assert!(p.is_empty(), "responses that break the discovery schema:\n{}", p.join("\n"));
+    assert!(
+        p.is_empty(),
+        "responses that break the discovery schema:\n{}",
+        p.join("\n")
+    );
 }
 
 async fn create_cluster(t: &TestEmu, name: &str, wi: bool) -> Value {
     let mut cluster = json!({"name": name, "initialNodeCount": 1});
     if wi {
-        cluster["workloadIdentityConfig"] = json!({"workloadPool": format!("{}.svc.id.goog", t.project)});
+        cluster["workloadIdentityConfig"] =
+            json!({"workloadPool": format!("{}.svc.id.goog", t.project)});
     }
     let a = t
-        .call(Method::POST, &clusters(t, "us-central1-a"), Some(json!({"cluster": cluster})))
+        .call(
+            Method::POST,
+            &clusters(t, "us-central1-a"),
+            Some(json!({"cluster": cluster})),
+        )
         .await;
     assert_eq!(a.status, 200, "{}", a.body);
     a.body
@@ -52,10 +64,22 @@ async fn calls_without_a_valid_token_get_401() {
     let a = t.call_as(None, Method::GET, &clusters(&t, "-"), None).await;
     assert_eq!(a.status, 401);
     assert_eq!(a.body["error"]["status"], "UNAUTHENTICATED");
-    assert!(a.body["error"]["message"].as_str().unwrap().starts_with("Request is missing required authentication credential."));
-    let a = t.call_as(Some("ya29.forged"), Method::GET, &clusters(&t, "-"), None).await;
+    assert!(
+        a.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Request is missing required authentication credential.")
+    );
+    let a = t
+        .call_as(Some("ya29.forged"), Method::GET, &clusters(&t, "-"), None)
+        .await;
     assert_eq!(a.status, 401);
-    assert!(a.body["error"]["message"].as_str().unwrap().starts_with("Request had invalid authentication credentials."));
+    assert!(
+        a.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Request had invalid authentication credentials.")
+    );
     assert!(a.headers.get("www-authenticate").is_some());
     let ok = t.call(Method::GET, &clusters(&t, "-"), None).await;
     assert_eq!(ok.status, 200);
@@ -68,22 +92,45 @@ async fn calls_without_a_valid_token_get_401() {
 async fn a_principal_without_a_role_gets_403_until_granted() {
     let t = support::start(|_| {}).await;
     let alice = t.emu.issue_user_token("alice@example.com");
-    let a = t.call_as(Some(&alice), Method::GET, &clusters(&t, "-"), None).await;
+    let a = t
+        .call_as(Some(&alice), Method::GET, &clusters(&t, "-"), None)
+        .await;
     assert_eq!(a.status, 403);
     assert_eq!(a.body["error"]["status"], "PERMISSION_DENIED");
     assert_eq!(
         a.body["error"]["message"],
-        format!("Required \"container.clusters.list\" permission(s) for \"projects/{}\".", t.project)
+        format!(
+            "Required \"container.clusters.list\" permission(s) for \"projects/{}\".",
+            t.project
+        )
     );
     let a = t
-        .call_as(Some(&alice), Method::POST, &format!("/cloudresourcemanager/v1/projects/{}:getIamPolicy", t.project), Some(json!({})))
+        .call_as(
+            Some(&alice),
+            Method::POST,
+            &format!(
+                "/cloudresourcemanager/v1/projects/{}:getIamPolicy",
+                t.project
+            ),
+            Some(json!({})),
+        )
         .await;
     assert_eq!(a.status, 403);
-    assert_eq!(a.body["error"]["message"], "The caller does not have permission");
+    assert_eq!(
+        a.body["error"]["message"],
+        "The caller does not have permission"
+    );
 
     // Grant roles/viewer: reads pass, writes still fail.
     let pol = t
-        .call(Method::POST, &format!("/cloudresourcemanager/v1/projects/{}:getIamPolicy", t.project), Some(json!({"options": {"requestedPolicyVersion": 3}})))
+        .call(
+            Method::POST,
+            &format!(
+                "/cloudresourcemanager/v1/projects/{}:getIamPolicy",
+                t.project
+            ),
+            Some(json!({"options": {"requestedPolicyVersion": 3}})),
+        )
         .await;
     let mut bindings = pol.body["bindings"].as_array().cloned().unwrap();
     bindings.push(json!({"role": "roles/viewer", "members": ["user:alice@example.com"]}));
@@ -97,19 +144,40 @@ async fn a_principal_without_a_role_gets_403_until_granted() {
     assert_eq!(set.status, 200, "{}", set.body);
     assert_eq!(set.body["version"], 1);
     assert_ne!(set.body["etag"], pol.body["etag"]);
-    let a = t.call_as(Some(&alice), Method::GET, &clusters(&t, "-"), None).await;
+    let a = t
+        .call_as(Some(&alice), Method::GET, &clusters(&t, "-"), None)
+        .await;
     assert_eq!(a.status, 200, "{}", a.body);
     let a = t
-        .call_as(Some(&alice), Method::POST, &clusters(&t, "us-central1-a"), Some(json!({"cluster": {"name": "x"}})))
+        .call_as(
+            Some(&alice),
+            Method::POST,
+            &clusters(&t, "us-central1-a"),
+            Some(json!({"cluster": {"name": "x"}})),
+        )
         .await;
     assert_eq!(a.status, 403);
     let a = t
-        .call_as(Some(&alice), Method::POST, &format!("/iam/v1/projects/{}/serviceAccounts", t.project), Some(json!({"accountId": "abcdefg"})))
+        .call_as(
+            Some(&alice),
+            Method::POST,
+            &format!("/iam/v1/projects/{}/serviceAccounts", t.project),
+            Some(json!({"accountId": "abcdefg"})),
+        )
         .await;
     assert_eq!(a.status, 403);
-    assert_eq!(a.body["error"]["message"], "Permission 'iam.serviceAccounts.create' denied on resource (or it may not exist).");
+    assert_eq!(
+        a.body["error"]["message"],
+        "Permission 'iam.serviceAccounts.create' denied on resource (or it may not exist)."
+    );
     // A project that does not exist answers like a forbidden one.
-    let a = t.call(Method::GET, "/cloudresourcemanager/v1/projects/no-such-project", None).await;
+    let a = t
+        .call(
+            Method::GET,
+            "/cloudresourcemanager/v1/projects/no-such-project",
+            None,
+        )
+        .await;
     assert_eq!(a.status, 403);
     t.emu.shutdown().await;
     no_schema_problems();
@@ -122,15 +190,31 @@ async fn operations_progress_and_block_incompatible_mutations() {
     assert_eq!(op["operationType"], "CREATE_CLUSTER");
     assert_eq!(op["status"], "RUNNING");
     assert!(op["name"].as_str().unwrap().starts_with("operation-"));
-    let number = t.call(Method::GET, &format!("/cloudresourcemanager/v1/projects/{}", t.project), None).await.body["projectNumber"]
+    let number = t
+        .call(
+            Method::GET,
+            &format!("/cloudresourcemanager/v1/projects/{}", t.project),
+            None,
+        )
+        .await
+        .body["projectNumber"]
         .as_str()
         .unwrap()
         .to_string();
     assert_eq!(
         op["selfLink"],
-        format!("https://container.googleapis.com/v1/projects/{number}/zones/us-central1-a/operations/{}", op["name"].as_str().unwrap())
+        format!(
+            "https://container.googleapis.com/v1/projects/{number}/zones/us-central1-a/operations/{}",
+            op["name"].as_str().unwrap()
+        )
     );
-    let c = t.call(Method::GET, &format!("{}/c1", clusters(&t, "us-central1-a")), None).await;
+    let c = t
+        .call(
+            Method::GET,
+            &format!("{}/c1", clusters(&t, "us-central1-a")),
+            None,
+        )
+        .await;
     assert_eq!(c.body["status"], "PROVISIONING");
     // A second mutation while the create runs.
     let busy = t
@@ -142,29 +226,76 @@ async fn operations_progress_and_block_incompatible_mutations() {
         .await;
     assert_eq!(busy.status, 400);
     assert_eq!(busy.body["error"]["status"], "FAILED_PRECONDITION");
-    assert_eq!(busy.body["error"]["errors"][0]["reason"], "failedPrecondition");
+    assert_eq!(
+        busy.body["error"]["errors"][0]["reason"],
+        "failedPrecondition"
+    );
     assert_eq!(
         busy.body["error"]["message"],
-        format!("Cluster is running incompatible operation {}.", op["name"].as_str().unwrap())
+        format!(
+            "Cluster is running incompatible operation {}.",
+            op["name"].as_str().unwrap()
+        )
     );
-    assert_eq!(busy.body["error"]["details"][0]["reason"], "CLUSTER_ALREADY_HAS_OPERATION");
+    assert_eq!(
+        busy.body["error"]["details"][0]["reason"],
+        "CLUSTER_ALREADY_HAS_OPERATION"
+    );
     let done = t.wait_op("us-central1-a", &op).await;
     assert!(done["endTime"].is_string());
-    let c = t.call(Method::GET, &format!("{}/c1", clusters(&t, "us-central1-a")), None).await;
+    let c = t
+        .call(
+            Method::GET,
+            &format!("{}/c1", clusters(&t, "us-central1-a")),
+            None,
+        )
+        .await;
     assert_eq!(c.body["status"], "RUNNING");
-    assert!(c.body["endpoint"].as_str().unwrap().starts_with("127.0.0.1:"));
-    assert!(c.body["masterAuth"]["clusterCaCertificate"].as_str().unwrap().starts_with("LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t"));
-    assert!(c.body["nodePools"][0]["config"].get("workloadMetadataConfig").is_none());
+    assert!(
+        c.body["endpoint"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+    assert!(
+        c.body["masterAuth"]["clusterCaCertificate"]
+            .as_str()
+            .unwrap()
+            .starts_with("LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t")
+    );
+    assert!(
+        c.body["nodePools"][0]["config"]
+            .get("workloadMetadataConfig")
+            .is_none()
+    );
 
     // GKE_METADATA without a workload pool is refused.
-    let np = format!("{}/c1/nodePools/default-pool", clusters(&t, "us-central1-a"));
-    let a = t.call(Method::PUT, &np, Some(json!({"workloadMetadataConfig": {"mode": "GKE_METADATA"}}))).await;
+    let np = format!(
+        "{}/c1/nodePools/default-pool",
+        clusters(&t, "us-central1-a")
+    );
+    let a = t
+        .call(
+            Method::PUT,
+            &np,
+            Some(json!({"workloadMetadataConfig": {"mode": "GKE_METADATA"}})),
+        )
+        .await;
     assert_eq!(a.status, 400);
     assert_eq!(a.body["error"]["status"], "INVALID_ARGUMENT");
     // Empty update.
-    let a = t.call(Method::PUT, &format!("{}/c1", clusters(&t, "us-central1-a")), Some(json!({"update": {}}))).await;
+    let a = t
+        .call(
+            Method::PUT,
+            &format!("{}/c1", clusters(&t, "us-central1-a")),
+            Some(json!({"update": {}})),
+        )
+        .await;
     assert_eq!(a.status, 400);
-    assert_eq!(a.body["error"]["message"], "Must specify a field to update.");
+    assert_eq!(
+        a.body["error"]["message"],
+        "Must specify a field to update."
+    );
     assert_eq!(a.body["error"]["errors"][0]["reason"], "badRequest");
 
     // Enable WI later: existing pools untouched, new pools GKE_METADATA.
@@ -177,12 +308,31 @@ async fn operations_progress_and_block_incompatible_mutations() {
         .await;
     assert_eq!(up.status, 200, "{}", up.body);
     assert_eq!(up.body["operationType"], "UPDATE_CLUSTER");
-    let c = t.call(Method::GET, &format!("{}/c1", clusters(&t, "us-central1-a")), None).await;
+    let c = t
+        .call(
+            Method::GET,
+            &format!("{}/c1", clusters(&t, "us-central1-a")),
+            None,
+        )
+        .await;
     assert_eq!(c.body["status"], "RECONCILING");
     t.wait_op("us-central1-a", &up.body).await;
-    let c = t.call(Method::GET, &format!("{}/c1", clusters(&t, "us-central1-a")), None).await;
-    assert_eq!(c.body["workloadIdentityConfig"]["workloadPool"], format!("{}.svc.id.goog", t.project));
-    assert!(c.body["nodePools"][0]["config"].get("workloadMetadataConfig").is_none());
+    let c = t
+        .call(
+            Method::GET,
+            &format!("{}/c1", clusters(&t, "us-central1-a")),
+            None,
+        )
+        .await;
+    assert_eq!(
+        c.body["workloadIdentityConfig"]["workloadPool"],
+        format!("{}.svc.id.goog", t.project)
+    );
+    assert!(
+        c.body["nodePools"][0]["config"]
+            .get("workloadMetadataConfig")
+            .is_none()
+    );
     // Node-pool update: UPGRADE_NODES, PENDING → RUNNING → DONE.
     let a = t.call(Method::PUT, &np, Some(json!({"name": "ignored-if-matching", "workloadMetadataConfig": {"mode": "GKE_METADATA"}}))).await;
     assert_eq!(a.status, 400, "a mismatching name is refused: {}", a.body);
@@ -192,53 +342,149 @@ async fn operations_progress_and_block_incompatible_mutations() {
     assert_eq!(a.body["status"], "PENDING");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mid = t
-        .call(Method::GET, &format!("/container/v1/projects/{}/locations/us-central1-a/operations/{}", t.project, a.body["name"].as_str().unwrap()), None)
+        .call(
+            Method::GET,
+            &format!(
+                "/container/v1/projects/{}/locations/us-central1-a/operations/{}",
+                t.project,
+                a.body["name"].as_str().unwrap()
+            ),
+            None,
+        )
         .await;
     assert_eq!(mid.body["status"], "RUNNING");
     t.wait_op("us-central1-a", &a.body).await;
     let pool = t.call(Method::GET, &np, None).await;
-    assert_eq!(pool.body["config"]["workloadMetadataConfig"]["mode"], "GKE_METADATA");
+    assert_eq!(
+        pool.body["config"]["workloadMetadataConfig"]["mode"],
+        "GKE_METADATA"
+    );
     let add = t
-        .call(Method::POST, &format!("{}/c1/nodePools", clusters(&t, "us-central1-a")), Some(json!({"nodePool": {"name": "pool-2", "initialNodeCount": 1}})))
+        .call(
+            Method::POST,
+            &format!("{}/c1/nodePools", clusters(&t, "us-central1-a")),
+            Some(json!({"nodePool": {"name": "pool-2", "initialNodeCount": 1}})),
+        )
         .await;
     assert_eq!(add.status, 200, "{}", add.body);
     assert_eq!(add.body["operationType"], "CREATE_NODE_POOL");
     t.wait_op("us-central1-a", &add.body).await;
-    let p2 = t.call(Method::GET, &format!("{}/c1/nodePools/pool-2", clusters(&t, "us-central1-a")), None).await;
-    assert_eq!(p2.body["config"]["workloadMetadataConfig"]["mode"], "GKE_METADATA");
-    let list = t.call(Method::GET, &format!("{}/c1/nodePools", clusters(&t, "us-central1-a")), None).await;
+    let p2 = t
+        .call(
+            Method::GET,
+            &format!("{}/c1/nodePools/pool-2", clusters(&t, "us-central1-a")),
+            None,
+        )
+        .await;
+    assert_eq!(
+        p2.body["config"]["workloadMetadataConfig"]["mode"],
+        "GKE_METADATA"
+    );
+    let list = t
+        .call(
+            Method::GET,
+            &format!("{}/c1/nodePools", clusters(&t, "us-central1-a")),
+            None,
+        )
+        .await;
     assert_eq!(list.body["nodePools"].as_array().unwrap().len(), 2);
 
     // 404 texts.
-    let a = t.call(Method::GET, &format!("{}/nope", clusters(&t, "us-central1-a")), None).await;
+    let a = t
+        .call(
+            Method::GET,
+            &format!("{}/nope", clusters(&t, "us-central1-a")),
+            None,
+        )
+        .await;
     assert_eq!(a.status, 404);
-    assert_eq!(a.body["error"]["message"], format!("Not found: projects/{}/zones/us-central1-a/clusters/nope.", t.project));
-    let a = t.call(Method::GET, &format!("{}/c1/nodePools/nope", clusters(&t, "us-central1-a")), None).await;
-    assert_eq!(a.body["error"]["message"], "Not found: node pool \"nope\" not found.");
+    assert_eq!(
+        a.body["error"]["message"],
+        format!(
+            "Not found: projects/{}/zones/us-central1-a/clusters/nope.",
+            t.project
+        )
+    );
+    let a = t
+        .call(
+            Method::GET,
+            &format!("{}/c1/nodePools/nope", clusters(&t, "us-central1-a")),
+            None,
+        )
+        .await;
+    assert_eq!(
+        a.body["error"]["message"],
+        "Not found: node pool \"nope\" not found."
+    );
 
     // Created with WI: every pool GKE_METADATA.
     let op = create_cluster(&t, "c2", true).await;
     t.wait_op("us-central1-a", &op).await;
-    let c2 = t.call(Method::GET, &format!("{}/c2", clusters(&t, "us-central1-a")), None).await;
-    assert_eq!(c2.body["nodePools"][0]["config"]["workloadMetadataConfig"]["mode"], "GKE_METADATA");
-    assert_eq!(c2.body["nodeConfig"]["workloadMetadataConfig"]["mode"], "GKE_METADATA");
+    let c2 = t
+        .call(
+            Method::GET,
+            &format!("{}/c2", clusters(&t, "us-central1-a")),
+            None,
+        )
+        .await;
+    assert_eq!(
+        c2.body["nodePools"][0]["config"]["workloadMetadataConfig"]["mode"],
+        "GKE_METADATA"
+    );
+    assert_eq!(
+        c2.body["nodeConfig"]["workloadMetadataConfig"]["mode"],
+        "GKE_METADATA"
+    );
     // Duplicate.
-    let dup = t.call(Method::POST, &clusters(&t, "us-central1-a"), Some(json!({"cluster": {"name": "c2"}}))).await;
+    let dup = t
+        .call(
+            Method::POST,
+            &clusters(&t, "us-central1-a"),
+            Some(json!({"cluster": {"name": "c2"}})),
+        )
+        .await;
     assert_eq!(dup.status, 409);
-    assert_eq!(dup.body["error"]["message"], format!("Already exists: projects/{}/zones/us-central1-a/clusters/c2.", t.project));
+    assert_eq!(
+        dup.body["error"]["message"],
+        format!(
+            "Already exists: projects/{}/zones/us-central1-a/clusters/c2.",
+            t.project
+        )
+    );
     // Delete: STOPPING then gone; kubeconfig follows.
     let kubeconfig = std::fs::read_to_string(t.dir.path().join("work/kubeconfig")).unwrap();
     assert!(kubeconfig.contains(&format!("gke_{}_us-central1-a_c2", t.project)));
-    let del = t.call(Method::DELETE, &format!("{}/c2", clusters(&t, "us-central1-a")), None).await;
+    let del = t
+        .call(
+            Method::DELETE,
+            &format!("{}/c2", clusters(&t, "us-central1-a")),
+            None,
+        )
+        .await;
     assert_eq!(del.body["operationType"], "DELETE_CLUSTER");
     t.wait_op("us-central1-a", &del.body).await;
-    let gone = t.call(Method::GET, &format!("{}/c2", clusters(&t, "us-central1-a")), None).await;
+    let gone = t
+        .call(
+            Method::GET,
+            &format!("{}/c2", clusters(&t, "us-central1-a")),
+            None,
+        )
+        .await;
     assert_eq!(gone.status, 404);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let kubeconfig = std::fs::read_to_string(t.dir.path().join("work/kubeconfig")).unwrap();
     assert!(!kubeconfig.contains("_c2"));
     assert!(kubeconfig.contains("_c1"));
-    let ops = t.call(Method::GET, &format!("/container/v1/projects/{}/locations/-/operations", t.project), None).await;
+    let ops = t
+        .call(
+            Method::GET,
+            &format!(
+                "/container/v1/projects/{}/locations/-/operations",
+                t.project
+            ),
+            None,
+        )
+        .await;
     assert!(ops.body["operations"].as_array().unwrap().len() >= 6);
     t.emu.shutdown().await;
     no_schema_problems();
@@ -249,13 +495,34 @@ async fn stale_etag_is_409_aborted_and_noop_keeps_etag() {
     let t = support::start(|_| {}).await;
     let sa = create_sa(&t, "etag-test").await;
     let email = sa["email"].as_str().unwrap();
-    let get = t.call(Method::POST, &format!("{}:getIamPolicy?options.requestedPolicyVersion=3", sa_path(&t, email)), None).await;
+    let get = t
+        .call(
+            Method::POST,
+            &format!(
+                "{}:getIamPolicy?options.requestedPolicyVersion=3",
+                sa_path(&t, email)
+            ),
+            None,
+        )
+        .await;
     assert_eq!(get.body, json!({"etag": "ACAB"}));
     let body = json!({"policy": {"etag": "ACAB", "bindings": [{"role": "roles/iam.serviceAccountUser", "members": ["user:bob@example.com"]}]}});
-    let first = t.call(Method::POST, &format!("{}:setIamPolicy", sa_path(&t, email)), Some(body.clone())).await;
+    let first = t
+        .call(
+            Method::POST,
+            &format!("{}:setIamPolicy", sa_path(&t, email)),
+            Some(body.clone()),
+        )
+        .await;
     assert_eq!(first.status, 200, "{}", first.body);
     assert!(first.body["etag"].as_str().unwrap().starts_with("Bw"));
-    let stale = t.call(Method::POST, &format!("{}:setIamPolicy", sa_path(&t, email)), Some(body)).await;
+    let stale = t
+        .call(
+            Method::POST,
+            &format!("{}:setIamPolicy", sa_path(&t, email)),
+            Some(body),
+        )
+        .await;
     assert_eq!(stale.status, 409);
     assert_eq!(stale.body["error"]["status"], "ABORTED");
     assert_eq!(stale.body["error"]["errors"][0]["reason"], "aborted");
@@ -264,16 +531,37 @@ async fn stale_etag_is_409_aborted_and_noop_keeps_etag() {
         "There were concurrent policy changes. Please retry the whole read-modify-write with exponential backoff."
     );
     let same = json!({"policy": {"etag": first.body["etag"], "bindings": first.body["bindings"]}});
-    let again = t.call(Method::POST, &format!("{}:setIamPolicy", sa_path(&t, email)), Some(same)).await;
+    let again = t
+        .call(
+            Method::POST,
+            &format!("{}:setIamPolicy", sa_path(&t, email)),
+            Some(same),
+        )
+        .await;
     assert_eq!(again.body["etag"], first.body["etag"]);
     // Version 3 and conditions survive verbatim.
     let cond = json!({"title": "until 2030", "description": "d", "expression": "request.time < timestamp(\"2030-01-01T00:00:00Z\")"});
     let v3 = json!({"policy": {"version": 3, "etag": first.body["etag"], "bindings": [
         {"role": "roles/iam.serviceAccountUser", "members": ["user:bob@example.com"], "condition": cond}]}});
-    let set = t.call(Method::POST, &format!("{}:setIamPolicy", sa_path(&t, email)), Some(v3)).await;
+    let set = t
+        .call(
+            Method::POST,
+            &format!("{}:setIamPolicy", sa_path(&t, email)),
+            Some(v3),
+        )
+        .await;
     assert_eq!(set.status, 200, "{}", set.body);
     assert_eq!(set.body["version"], 3);
-    let get = t.call(Method::POST, &format!("{}:getIamPolicy?options.requestedPolicyVersion=3", sa_path(&t, email)), None).await;
+    let get = t
+        .call(
+            Method::POST,
+            &format!(
+                "{}:getIamPolicy?options.requestedPolicyVersion=3",
+                sa_path(&t, email)
+            ),
+            None,
+        )
+        .await;
     assert_eq!(get.body["bindings"][0]["condition"], cond);
     t.emu.shutdown().await;
     no_schema_problems();
@@ -286,27 +574,66 @@ async fn identity_pool_exists_only_after_a_workload_identity_cluster() {
     let email = sa["email"].as_str().unwrap().to_string();
     let member = format!("serviceAccount:{}.svc.id.goog[team-a/app]", t.project);
     let body = json!({"policy": {"bindings": [{"role": "roles/iam.workloadIdentityUser", "members": [member]}]}});
-    let a = t.call(Method::POST, &format!("{}:setIamPolicy", sa_path(&t, &email)), Some(body.clone())).await;
+    let a = t
+        .call(
+            Method::POST,
+            &format!("{}:setIamPolicy", sa_path(&t, &email)),
+            Some(body.clone()),
+        )
+        .await;
     assert_eq!(a.status, 400);
     assert_eq!(a.body["error"]["status"], "INVALID_ARGUMENT");
     assert_eq!(
         a.body["error"]["message"],
-        format!("Identity Pool does not exist ({}.svc.id.goog). Please check that you specified a valid resource name as returned in the `name` attribute in the configuration API.", t.project)
+        format!(
+            "Identity Pool does not exist ({}.svc.id.goog). Please check that you specified a valid resource name as returned in the `name` attribute in the configuration API.",
+            t.project
+        )
     );
     // A missing account member.
     let ghost = json!({"policy": {"bindings": [{"role": "roles/iam.serviceAccountUser", "members": [format!("serviceAccount:ghost@{}.iam.gserviceaccount.com", t.project)]}]}});
-    let a = t.call(Method::POST, &format!("{}:setIamPolicy", sa_path(&t, &email)), Some(ghost)).await;
-    assert_eq!(a.body["error"]["message"], format!("Service account ghost@{}.iam.gserviceaccount.com does not exist.", t.project));
+    let a = t
+        .call(
+            Method::POST,
+            &format!("{}:setIamPolicy", sa_path(&t, &email)),
+            Some(ghost),
+        )
+        .await;
+    assert_eq!(
+        a.body["error"]["message"],
+        format!(
+            "Service account ghost@{}.iam.gserviceaccount.com does not exist.",
+            t.project
+        )
+    );
     let op = create_cluster(&t, "wi", true).await;
     t.wait_op("us-central1-a", &op).await;
-    let a = t.call(Method::POST, &format!("{}:setIamPolicy", sa_path(&t, &email)), Some(body)).await;
+    let a = t
+        .call(
+            Method::POST,
+            &format!("{}:setIamPolicy", sa_path(&t, &email)),
+            Some(body),
+        )
+        .await;
     assert_eq!(a.status, 200, "{}", a.body);
     // The pool outlives the cluster.
-    let del = t.call(Method::DELETE, &format!("{}/wi", clusters(&t, "us-central1-a")), None).await;
+    let del = t
+        .call(
+            Method::DELETE,
+            &format!("{}/wi", clusters(&t, "us-central1-a")),
+            None,
+        )
+        .await;
     t.wait_op("us-central1-a", &del.body).await;
     let principal = json!({"policy": {"etag": a.body["etag"], "bindings": [{"role": "roles/iam.workloadIdentityUser", "members": [
         format!("principal://iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/{}.svc.id.goog/subject/ns/team-a/sa/app", t.project)]}]}});
-    let b = t.call(Method::POST, &format!("{}:setIamPolicy", sa_path(&t, &email)), Some(principal)).await;
+    let b = t
+        .call(
+            Method::POST,
+            &format!("{}:setIamPolicy", sa_path(&t, &email)),
+            Some(principal),
+        )
+        .await;
     assert_eq!(b.status, 200, "{}", b.body);
     t.emu.shutdown().await;
     no_schema_problems();
@@ -323,18 +650,41 @@ async fn new_service_accounts_are_invisible_during_the_delay() {
     assert_eq!(a.body["error"]["message"], "Unknown service account");
     let member = json!({"policy": {"bindings": [{"role": "roles/viewer", "members": [format!("serviceAccount:{email}")]}]}});
     let a = t
-        .call(Method::POST, &format!("/cloudresourcemanager/v1/projects/{}:setIamPolicy", t.project), Some(member.clone()))
+        .call(
+            Method::POST,
+            &format!(
+                "/cloudresourcemanager/v1/projects/{}:setIamPolicy",
+                t.project
+            ),
+            Some(member.clone()),
+        )
         .await;
     assert_eq!(a.status, 400);
-    assert_eq!(a.body["error"]["message"], format!("Service account {email} does not exist."));
+    assert_eq!(
+        a.body["error"]["message"],
+        format!("Service account {email} does not exist.")
+    );
     tokio::time::sleep(Duration::from_millis(800)).await;
     let a = t.call(Method::GET, &sa_path(&t, &email), None).await;
     assert_eq!(a.status, 200);
-    let list = t.call(Method::GET, &format!("/iam/v1/projects/{}/serviceAccounts?pageSize=1", t.project), None).await;
+    let list = t
+        .call(
+            Method::GET,
+            &format!("/iam/v1/projects/{}/serviceAccounts?pageSize=1", t.project),
+            None,
+        )
+        .await;
     assert_eq!(list.body["accounts"].as_array().unwrap().len(), 1);
     let token = list.body["nextPageToken"].as_str().unwrap();
     let page2 = t
-        .call(Method::GET, &format!("/iam/v1/projects/{}/serviceAccounts?pageSize=1&pageToken={token}", t.project), None)
+        .call(
+            Method::GET,
+            &format!(
+                "/iam/v1/projects/{}/serviceAccounts?pageSize=1&pageToken={token}",
+                t.project
+            ),
+            None,
+        )
         .await;
     assert_eq!(page2.body["accounts"].as_array().unwrap().len(), 1);
     assert!(page2.body.get("nextPageToken").is_none());
@@ -348,24 +698,66 @@ async fn a_recreated_service_account_has_a_new_unique_id_and_no_old_bindings() {
     let sa = create_sa(&t, "phoenix").await;
     let email = sa["email"].as_str().unwrap().to_string();
     let body = json!({"policy": {"bindings": [{"role": "roles/iam.serviceAccountUser", "members": ["user:bob@example.com"]}]}});
-    t.call(Method::POST, &format!("{}:setIamPolicy", sa_path(&t, &email)), Some(body)).await;
+    t.call(
+        Method::POST,
+        &format!("{}:setIamPolicy", sa_path(&t, &email)),
+        Some(body),
+    )
+    .await;
     // Also a project binding naming the account.
-    let pol = t.call(Method::POST, &format!("/cloudresourcemanager/v1/projects/{}:getIamPolicy", t.project), Some(json!({}))).await;
+    let pol = t
+        .call(
+            Method::POST,
+            &format!(
+                "/cloudresourcemanager/v1/projects/{}:getIamPolicy",
+                t.project
+            ),
+            Some(json!({})),
+        )
+        .await;
     let mut bindings = pol.body["bindings"].as_array().cloned().unwrap();
     bindings.push(json!({"role": "roles/viewer", "members": [format!("serviceAccount:{email}")]}));
     let set = t
-        .call(Method::POST, &format!("/cloudresourcemanager/v1/projects/{}:setIamPolicy", t.project), Some(json!({"policy": {"bindings": bindings, "etag": pol.body["etag"]}})))
+        .call(
+            Method::POST,
+            &format!(
+                "/cloudresourcemanager/v1/projects/{}:setIamPolicy",
+                t.project
+            ),
+            Some(json!({"policy": {"bindings": bindings, "etag": pol.body["etag"]}})),
+        )
         .await;
     assert_eq!(set.status, 200, "{}", set.body);
     let del = t.call(Method::DELETE, &sa_path(&t, &email), None).await;
     assert_eq!(del.body, json!({}));
     let again = create_sa(&t, "phoenix").await;
     assert_ne!(again["uniqueId"], sa["uniqueId"]);
-    let pol = t.call(Method::POST, &format!("{}:getIamPolicy", sa_path(&t, &email)), None).await;
+    let pol = t
+        .call(
+            Method::POST,
+            &format!("{}:getIamPolicy", sa_path(&t, &email)),
+            None,
+        )
+        .await;
     assert_eq!(pol.body, json!({"etag": "ACAB"}));
-    let proj = t.call(Method::POST, &format!("/cloudresourcemanager/v1/projects/{}:getIamPolicy", t.project), Some(json!({}))).await;
+    let proj = t
+        .call(
+            Method::POST,
+            &format!(
+                "/cloudresourcemanager/v1/projects/{}:getIamPolicy",
+                t.project
+            ),
+            Some(json!({})),
+        )
+        .await;
     let text = proj.body.to_string();
-    assert!(text.contains(&format!("deleted:serviceAccount:{email}?uid={}", sa["uniqueId"].as_str().unwrap())), "{text}");
+    assert!(
+        text.contains(&format!(
+            "deleted:serviceAccount:{email}?uid={}",
+            sa["uniqueId"].as_str().unwrap()
+        )),
+        "{text}"
+    );
     assert!(!text.contains(&format!("\"serviceAccount:{email}\"")));
     t.emu.shutdown().await;
     no_schema_problems();
@@ -378,12 +770,27 @@ async fn faults_are_injected_with_retry_after_and_counted() {
         c.fault_seed = Some(7);
     })
     .await;
-    let a = t.call(Method::GET, &format!("/iam/v1/projects/{}/serviceAccounts", t.project), None).await;
+    let a = t
+        .call(
+            Method::GET,
+            &format!("/iam/v1/projects/{}/serviceAccounts", t.project),
+            None,
+        )
+        .await;
     assert_eq!(a.status, 429);
     assert_eq!(a.body["error"]["status"], "RESOURCE_EXHAUSTED");
     assert_eq!(a.headers.get("retry-after").unwrap(), "1");
     // Other IAM methods are not affected.
-    let a = t.call(Method::GET, &sa_path(&t, &format!("wi-admin@{}.iam.gserviceaccount.com", t.project)), None).await;
+    let a = t
+        .call(
+            Method::GET,
+            &sa_path(
+                &t,
+                &format!("wi-admin@{}.iam.gserviceaccount.com", t.project),
+            ),
+            None,
+        )
+        .await;
     assert_eq!(a.status, 200);
     let mut unavailable = 0;
     for _ in 0..40 {
@@ -397,11 +804,22 @@ async fn faults_are_injected_with_retry_after_and_counted() {
             other => panic!("unexpected {other}"),
         }
     }
-    assert!((5..=35).contains(&unavailable), "{unavailable} of 40 at p=0.5");
+    assert!(
+        (5..=35).contains(&unavailable),
+        "{unavailable} of 40 at p=0.5"
+    );
     let stats = t.emu.stats();
     assert_eq!(stats.faults_injected, unavailable + 1);
-    assert_eq!(stats.faults_by_method["container.projects.locations.clusters.list"], unavailable);
-    let http: Value = reqwest::get(format!("{}/emulator/stats", t.emu.http_url())).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        stats.faults_by_method["container.projects.locations.clusters.list"],
+        unavailable
+    );
+    let http: Value = reqwest::get(format!("{}/emulator/stats", t.emu.http_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(http["faults_injected"], unavailable + 1);
     t.emu.shutdown().await;
     no_schema_problems();
@@ -417,9 +835,21 @@ async fn the_concurrent_writer_changes_a_policy_between_read_and_write() {
     .await;
     let sa = create_sa(&t, "contended").await;
     let email = sa["email"].as_str().unwrap().to_string();
-    let read = t.call(Method::POST, &format!("{}:getIamPolicy", sa_path(&t, &email)), None).await;
+    let read = t
+        .call(
+            Method::POST,
+            &format!("{}:getIamPolicy", sa_path(&t, &email)),
+            None,
+        )
+        .await;
     let body = json!({"policy": {"etag": read.body["etag"], "bindings": [{"role": "roles/iam.serviceAccountUser", "members": ["user:bob@example.com"]}]}});
-    let write = t.call(Method::POST, &format!("{}:setIamPolicy", sa_path(&t, &email)), Some(body)).await;
+    let write = t
+        .call(
+            Method::POST,
+            &format!("{}:setIamPolicy", sa_path(&t, &email)),
+            Some(body),
+        )
+        .await;
     assert_eq!(write.status, 409);
     assert_eq!(write.body["error"]["status"], "ABORTED");
     assert!(t.emu.stats().concurrent_writes >= 1);
@@ -430,34 +860,134 @@ async fn the_concurrent_writer_changes_a_policy_between_read_and_write() {
 #[tokio::test]
 async fn bad_input_gets_400_naming_the_field_never_a_crash() {
     let t = support::start(|_| {}).await;
-    let a = t.call(Method::POST, &clusters(&t, "us-central1-a"), Some(json!({"cluster": {"name": 42}}))).await;
+    let a = t
+        .call(
+            Method::POST,
+            &clusters(&t, "us-central1-a"),
+            Some(json!({"cluster": {"name": 42}})),
+        )
+        .await;
     assert_eq!(a.status, 400);
-    assert!(a.body["error"]["message"].as_str().unwrap().contains("cluster.name"), "{}", a.body);
-    let a = t.call(Method::POST, &format!("/iam/v1/projects/{}/serviceAccounts", t.project), Some(json!({"serviceAccount": {}}))).await;
+    assert!(
+        a.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cluster.name"),
+        "{}",
+        a.body
+    );
+    let a = t
+        .call(
+            Method::POST,
+            &format!("/iam/v1/projects/{}/serviceAccounts", t.project),
+            Some(json!({"serviceAccount": {}})),
+        )
+        .await;
     assert_eq!(a.status, 400);
-    assert!(a.body["error"]["message"].as_str().unwrap().contains("accountId"), "{}", a.body);
-    let a = t.call(Method::POST, &format!("/iam/v1/projects/{}/serviceAccounts", t.project), Some(json!({"accountId": "x"}))).await;
-    assert!(a.body["error"]["message"].as_str().unwrap().contains("accountId"), "{}", a.body);
-    let a = t.call(Method::POST, &format!("{}:setIamPolicy", sa_path(&t, &format!("wi-admin@{}.iam.gserviceaccount.com", t.project))), Some(json!({}))).await;
+    assert!(
+        a.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("accountId"),
+        "{}",
+        a.body
+    );
+    let a = t
+        .call(
+            Method::POST,
+            &format!("/iam/v1/projects/{}/serviceAccounts", t.project),
+            Some(json!({"accountId": "x"})),
+        )
+        .await;
+    assert!(
+        a.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("accountId"),
+        "{}",
+        a.body
+    );
+    let a = t
+        .call(
+            Method::POST,
+            &format!(
+                "{}:setIamPolicy",
+                sa_path(
+                    &t,
+                    &format!("wi-admin@{}.iam.gserviceaccount.com", t.project)
+                )
+            ),
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(a.status, 400);
-    assert!(a.body["error"]["message"].as_str().unwrap().contains("policy"), "{}", a.body);
-    let a = t.call(Method::POST, &clusters(&t, "us-central1-a"), Some(json!({"cluster": {"name": "ok"}, "surprise": 1}))).await;
-    assert_eq!(a.body["error"]["message"], "Invalid JSON payload received. Unknown name \"surprise\": Cannot find field.");
+    assert!(
+        a.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("policy"),
+        "{}",
+        a.body
+    );
+    let a = t
+        .call(
+            Method::POST,
+            &clusters(&t, "us-central1-a"),
+            Some(json!({"cluster": {"name": "ok"}, "surprise": 1})),
+        )
+        .await;
+    assert_eq!(
+        a.body["error"]["message"],
+        "Invalid JSON payload received. Unknown name \"surprise\": Cannot find field."
+    );
 
     // A small fuzz: malformed bodies at every write endpoint.
     let admin = format!("wi-admin@{}.iam.gserviceaccount.com", t.project);
     let endpoints = [
         (Method::POST, clusters(&t, "us-central1-a")),
         (Method::PUT, format!("{}/x", clusters(&t, "us-central1-a"))),
-        (Method::POST, format!("{}/x/nodePools", clusters(&t, "us-central1-a"))),
-        (Method::PUT, format!("{}/x/nodePools/y", clusters(&t, "us-central1-a"))),
-        (Method::POST, format!("/iam/v1/projects/{}/serviceAccounts", t.project)),
+        (
+            Method::POST,
+            format!("{}/x/nodePools", clusters(&t, "us-central1-a")),
+        ),
+        (
+            Method::PUT,
+            format!("{}/x/nodePools/y", clusters(&t, "us-central1-a")),
+        ),
+        (
+            Method::POST,
+            format!("/iam/v1/projects/{}/serviceAccounts", t.project),
+        ),
         (Method::PATCH, sa_path(&t, &admin)),
-        (Method::POST, format!("{}:setIamPolicy", sa_path(&t, &admin))),
-        (Method::POST, format!("/cloudresourcemanager/v1/projects/{}:setIamPolicy", t.project)),
-        (Method::POST, format!("/cloudresourcemanager/v3/projects/{}:getIamPolicy", t.project)),
-        (Method::POST, format!("/serviceusage/v1/projects/{}/services:batchEnable", t.project)),
-        (Method::POST, format!("/iamcredentials/v1/projects/-/serviceAccounts/{admin}:generateAccessToken")),
+        (
+            Method::POST,
+            format!("{}:setIamPolicy", sa_path(&t, &admin)),
+        ),
+        (
+            Method::POST,
+            format!(
+                "/cloudresourcemanager/v1/projects/{}:setIamPolicy",
+                t.project
+            ),
+        ),
+        (
+            Method::POST,
+            format!(
+                "/cloudresourcemanager/v3/projects/{}:getIamPolicy",
+                t.project
+            ),
+        ),
+        (
+            Method::POST,
+            format!(
+                "/serviceusage/v1/projects/{}/services:batchEnable",
+                t.project
+            ),
+        ),
+        (
+            Method::POST,
+            format!("/iamcredentials/v1/projects/-/serviceAccounts/{admin}:generateAccessToken"),
+        ),
     ];
     let bodies: [&'static [u8]; 9] = [
         b"{",
@@ -486,7 +1016,10 @@ async fn bad_input_gets_400_naming_the_field_never_a_crash() {
     }
     assert_eq!(count, endpoints.len() * bodies.len());
     // Still alive.
-    assert_eq!(t.call(Method::GET, &clusters(&t, "-"), None).await.status, 200);
+    assert_eq!(
+        t.call(Method::GET, &clusters(&t, "-"), None).await.status,
+        200
+    );
     t.emu.shutdown().await;
     no_schema_problems();
 }
@@ -494,28 +1027,50 @@ async fn bad_input_gets_400_naming_the_field_never_a_crash() {
 #[tokio::test]
 async fn service_usage_and_iam_credentials() {
     let t = support::start(|_| {}).await;
-    let svc = format!("/serviceusage/v1/projects/{}/services/iamcredentials.googleapis.com", t.project);
+    let svc = format!(
+        "/serviceusage/v1/projects/{}/services/iamcredentials.googleapis.com",
+        t.project
+    );
     let a = t.call(Method::GET, &svc, None).await;
     assert_eq!(a.body["state"], "DISABLED");
     assert!(a.body.get("parent").is_none());
     let target = create_sa(&t, "target-sa").await;
     let email = target["email"].as_str().unwrap().to_string();
-    let gen_path = format!("/iamcredentials/v1/projects/-/serviceAccounts/{email}:generateAccessToken");
-    let req = json!({"scope": ["https://www.googleapis.com/auth/cloud-platform"], "lifetime": "600s"});
+    let gen_path =
+        format!("/iamcredentials/v1/projects/-/serviceAccounts/{email}:generateAccessToken");
+    let req =
+        json!({"scope": ["https://www.googleapis.com/auth/cloud-platform"], "lifetime": "600s"});
     // Owner alone may not mint tokens.
     let a = t.call(Method::POST, &gen_path, Some(req.clone())).await;
     assert_eq!(a.status, 403);
-    assert_eq!(a.body["error"]["message"], "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist).");
+    assert_eq!(
+        a.body["error"]["message"],
+        "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist)."
+    );
     let grant = json!({"policy": {"bindings": [{"role": "roles/iam.serviceAccountTokenCreator", "members": ["user:admin@wi-emulator.local"]}]}});
-    let s = t.call(Method::POST, &format!("{}:setIamPolicy", sa_path(&t, &email)), Some(grant)).await;
+    let s = t
+        .call(
+            Method::POST,
+            &format!("{}:setIamPolicy", sa_path(&t, &email)),
+            Some(grant),
+        )
+        .await;
     assert_eq!(s.status, 200, "{}", s.body);
     let a = t.call(Method::POST, &gen_path, Some(req.clone())).await;
     assert_eq!(a.status, 403);
-    assert_eq!(a.body["error"]["details"][1]["reason"], "SERVICE_DISABLED", "{}", a.body);
-    let en = t.call(Method::POST, &format!("{svc}:enable"), Some(json!({}))).await;
+    assert_eq!(
+        a.body["error"]["details"][1]["reason"], "SERVICE_DISABLED",
+        "{}",
+        a.body
+    );
+    let en = t
+        .call(Method::POST, &format!("{svc}:enable"), Some(json!({})))
+        .await;
     let op = en.body["name"].as_str().unwrap();
     assert!(op.starts_with("operations/"));
-    let done = t.call(Method::GET, &format!("/serviceusage/v1/{op}"), None).await;
+    let done = t
+        .call(Method::GET, &format!("/serviceusage/v1/{op}"), None)
+        .await;
     assert_eq!(done.body["done"], true);
     assert_eq!(done.body["response"]["service"]["state"], "ENABLED");
     let a = t.call(Method::POST, &gen_path, Some(req)).await;
@@ -523,11 +1078,20 @@ async fn service_usage_and_iam_credentials() {
     let minted = a.body["accessToken"].as_str().unwrap().to_string();
     assert!(a.body["expireTime"].is_string());
     // The minted token is the service account: it has no project role.
-    let b = t.call_as(Some(&minted), Method::GET, &clusters(&t, "-"), None).await;
+    let b = t
+        .call_as(Some(&minted), Method::GET, &clusters(&t, "-"), None)
+        .await;
     assert_eq!(b.status, 403);
     // Wrong project segment.
     let a = t
-        .call(Method::POST, &format!("/iamcredentials/v1/projects/{}/serviceAccounts/{email}:generateAccessToken", t.project), Some(json!({"scope": ["x"]})))
+        .call(
+            Method::POST,
+            &format!(
+                "/iamcredentials/v1/projects/{}/serviceAccounts/{email}:generateAccessToken",
+                t.project
+            ),
+            Some(json!({"scope": ["x"]})),
+        )
         .await;
     assert_eq!(a.status, 400);
     // TokenReview webhook.
@@ -542,7 +1106,10 @@ async fn service_usage_and_iam_credentials() {
         .await
         .unwrap();
     assert_eq!(review["status"]["authenticated"], true);
-    assert_eq!(review["status"]["user"]["username"], "admin@wi-emulator.local");
+    assert_eq!(
+        review["status"]["user"]["username"],
+        "admin@wi-emulator.local"
+    );
     let review: Value = http
         .post(format!("{}/authn/tokenreview", t.emu.http_url()))
         .json(&json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": "nope"}}))
@@ -576,28 +1143,55 @@ async fn service_usage_and_iam_credentials() {
 #[tokio::test]
 async fn the_key_file_works_with_gcp_auth_and_forged_assertions_fail() {
     let t = support::start(|_| {}).await;
-    let key_path = t.dir.path().join("work/application_default_credentials.json");
+    let key_path = t
+        .dir
+        .path()
+        .join("work/application_default_credentials.json");
     let key: Value = serde_json::from_str(&std::fs::read_to_string(&key_path).unwrap()).unwrap();
-    assert!(key["token_uri"].as_str().unwrap().starts_with("http://127.0.0.1:"));
+    assert!(
+        key["token_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:")
+    );
     let sa = gcp_auth::CustomServiceAccount::from_file(&key_path).unwrap();
     use gcp_auth::TokenProvider;
-    let token = sa.token(&["https://www.googleapis.com/auth/cloud-platform"]).await.unwrap();
-    let a = t.call_as(Some(token.as_str()), Method::GET, &clusters(&t, "-"), None).await;
+    let token = sa
+        .token(&["https://www.googleapis.com/auth/cloud-platform"])
+        .await
+        .unwrap();
+    let a = t
+        .call_as(Some(token.as_str()), Method::GET, &clusters(&t, "-"), None)
+        .await;
     assert_eq!(a.status, 200, "{}", a.body);
     // A JWT signed with another key.
     let other = wi::emulator::auth::generate_rsa_key().unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     let claims = json!({"iss": key["client_email"], "aud": key["token_uri"], "iat": now, "exp": now + 3600, "scope": "x"});
-    let jwt = wi::emulator::auth::sign_jwt(&other.private_pkcs8_pem, key["private_key_id"].as_str().unwrap(), &claims).unwrap();
+    let jwt = wi::emulator::auth::sign_jwt(
+        &other.private_pkcs8_pem,
+        key["private_key_id"].as_str().unwrap(),
+        &claims,
+    )
+    .unwrap();
     let resp = reqwest::Client::new()
         .post(key["token_uri"].as_str().unwrap())
-        .form(&[("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", &jwt)])
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("assertion", &jwt),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(body, json!({"error": "invalid_grant", "error_description": "Invalid JWT Signature."}));
+    assert_eq!(
+        body,
+        json!({"error": "invalid_grant", "error_description": "Invalid JWT Signature."})
+    );
     t.emu.shutdown().await;
     no_schema_problems();
 }

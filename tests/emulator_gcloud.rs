@@ -19,13 +19,24 @@ impl Drop for Running {
 
 fn require(tool: &str) {
     let ok = Command::new(tool)
-        .arg(if tool == "kubectl" { "version" } else { "--version" })
-        .args(if tool == "kubectl" { vec!["--client"] } else { vec![] })
+        .arg(if tool == "kubectl" {
+            "version"
+        } else {
+            "--version"
+        })
+        .args(if tool == "kubectl" {
+            vec!["--client"]
+        } else {
+            vec![]
+        })
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    assert!(ok, "`{tool}` is required for this test and was not found on PATH");
+    assert!(
+        ok,
+        "`{tool}` is required for this test and was not found on PATH"
+    );
 }
 
 /// Parses `export K='V'` lines.
@@ -48,7 +59,10 @@ fn wait_for_file(path: &Path, emulator: &mut Running) -> String {
         if let Ok(Some(status)) = emulator.0.try_wait() {
             panic!("wi emulator exited early: {status}");
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "emulator did not write its env file");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "emulator did not write its env file"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -66,7 +80,9 @@ impl Env {
         }
         cmd.args(args);
         let started = Instant::now();
-        let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {tool}: {e}"));
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {tool}: {e}"));
         eprintln!(
             "$ {tool} {} ({:.1}s, {})",
             args.join(" "),
@@ -138,8 +154,14 @@ fn gcloud_and_kubectl_run_the_workload_identity_how_to() {
             dir.path().join("gcloud").display().to_string(),
         ),
         ("CLOUDSDK_CORE_DISABLE_PROMPTS".into(), "1".into()),
-        ("CLOUDSDK_CORE_DISABLE_USAGE_REPORTING".into(), "true".into()),
-        ("CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK".into(), "true".into()),
+        (
+            "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING".into(),
+            "true".into(),
+        ),
+        (
+            "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK".into(),
+            "true".into(),
+        ),
         ("CLOUDSDK_CORE_CHECK_GCE_METADATA".into(), "false".into()),
         ("CLOUDSDK_SURVEY_DISABLE_PROMPTS".into(), "true".into()),
     ];
@@ -151,64 +173,212 @@ fn gcloud_and_kubectl_run_the_workload_identity_how_to() {
     let zone = ["--zone", "us-central1-a"];
 
     // A Google service account.
-    env.ok("gcloud", &["iam", "service-accounts", "create", "gsa-app", "--display-name", "App", "--quiet"]);
+    env.ok(
+        "gcloud",
+        &[
+            "iam",
+            "service-accounts",
+            "create",
+            "gsa-app",
+            "--display-name",
+            "App",
+            "--quiet",
+        ],
+    );
     // Before any Workload Identity cluster the pool does not exist: the real error.
     let early = env.run(
         "gcloud",
-        &["iam", "service-accounts", "add-iam-policy-binding", &gsa, "--role", "roles/iam.workloadIdentityUser", "--member", &member, "--quiet"],
+        &[
+            "iam",
+            "service-accounts",
+            "add-iam-policy-binding",
+            &gsa,
+            "--role",
+            "roles/iam.workloadIdentityUser",
+            "--member",
+            &member,
+            "--quiet",
+        ],
     );
     assert!(!early.status.success());
     let stderr = String::from_utf8_lossy(&early.stderr);
-    assert!(stderr.contains(&format!("Identity Pool does not exist ({pool})")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("Identity Pool does not exist ({pool})")),
+        "{stderr}"
+    );
 
     // New cluster with Workload Identity.
-    let mut create = vec!["container", "clusters", "create", "wi-cluster", "--workload-pool", &pool, "--num-nodes", "1", "--quiet"];
+    let mut create = vec![
+        "container",
+        "clusters",
+        "create",
+        "wi-cluster",
+        "--workload-pool",
+        &pool,
+        "--num-nodes",
+        "1",
+        "--quiet",
+    ];
     create.extend(zone);
     env.ok("gcloud", &create);
     // Existing cluster: enable, then migrate its node pool.
-    let mut update = vec!["container", "clusters", "update", "legacy", "--workload-pool", &pool, "--quiet"];
+    let mut update = vec![
+        "container",
+        "clusters",
+        "update",
+        "legacy",
+        "--workload-pool",
+        &pool,
+        "--quiet",
+    ];
     update.extend(zone);
     env.ok("gcloud", &update);
-    let mut np = vec!["container", "node-pools", "update", "default-pool", "--cluster", "legacy", "--workload-metadata", "GKE_METADATA", "--quiet"];
+    let mut np = vec![
+        "container",
+        "node-pools",
+        "update",
+        "default-pool",
+        "--cluster",
+        "legacy",
+        "--workload-metadata",
+        "GKE_METADATA",
+        "--quiet",
+    ];
     np.extend(zone);
     env.ok("gcloud", &np);
-    let mut describe = vec!["container", "node-pools", "describe", "default-pool", "--cluster", "legacy", "--format", "value(config.workloadMetadataConfig.mode)"];
+    let mut describe = vec![
+        "container",
+        "node-pools",
+        "describe",
+        "default-pool",
+        "--cluster",
+        "legacy",
+        "--format",
+        "value(config.workloadMetadataConfig.mode)",
+    ];
     describe.extend(zone);
     assert_eq!(env.ok("gcloud", &describe).trim(), "GKE_METADATA");
 
     // Bind the KSA to the GSA, read it back, remove it, bind again.
-    let bind = ["iam", "service-accounts", "add-iam-policy-binding", &gsa, "--role", "roles/iam.workloadIdentityUser", "--member", &member, "--format", "json", "--quiet"];
+    let bind = [
+        "iam",
+        "service-accounts",
+        "add-iam-policy-binding",
+        &gsa,
+        "--role",
+        "roles/iam.workloadIdentityUser",
+        "--member",
+        &member,
+        "--format",
+        "json",
+        "--quiet",
+    ];
     let out = env.ok("gcloud", &bind);
     assert!(out.contains(&member), "{out}");
-    let policy = env.ok("gcloud", &["iam", "service-accounts", "get-iam-policy", &gsa, "--format", "json"]);
+    let policy = env.ok(
+        "gcloud",
+        &[
+            "iam",
+            "service-accounts",
+            "get-iam-policy",
+            &gsa,
+            "--format",
+            "json",
+        ],
+    );
     let policy: serde_json::Value = serde_json::from_str(&policy).unwrap();
-    assert_eq!(policy["bindings"][0]["role"], "roles/iam.workloadIdentityUser");
+    assert_eq!(
+        policy["bindings"][0]["role"],
+        "roles/iam.workloadIdentityUser"
+    );
     assert_eq!(policy["bindings"][0]["members"][0], member.as_str());
     assert!(policy["etag"].as_str().unwrap().starts_with("Bw"));
     let out = env.ok(
         "gcloud",
-        &["iam", "service-accounts", "remove-iam-policy-binding", &gsa, "--role", "roles/iam.workloadIdentityUser", "--member", &member, "--format", "json", "--quiet"],
+        &[
+            "iam",
+            "service-accounts",
+            "remove-iam-policy-binding",
+            &gsa,
+            "--role",
+            "roles/iam.workloadIdentityUser",
+            "--member",
+            &member,
+            "--format",
+            "json",
+            "--quiet",
+        ],
     );
     assert!(!out.contains(&member), "{out}");
     env.ok("gcloud", &bind);
 
-    env.ok("gcloud", &["services", "enable", "iamcredentials.googleapis.com", "--quiet"]);
+    env.ok(
+        "gcloud",
+        &[
+            "services",
+            "enable",
+            "iamcredentials.googleapis.com",
+            "--quiet",
+        ],
+    );
     let mut creds = vec!["container", "clusters", "get-credentials", "wi-cluster"];
     creds.extend(zone);
     env.ok("gcloud", &creds);
     let context = format!("gke_{project}_us-central1-a_wi-cluster");
-    assert_eq!(env.ok("kubectl", &["config", "current-context"]).trim(), context);
+    assert_eq!(
+        env.ok("kubectl", &["config", "current-context"]).trim(),
+        context
+    );
 
     // kubectl, authenticated by gke-gcloud-auth-plugin with the emulator's Google token.
-    env.ok("kubectl", &["--context", &context, "create", "namespace", "team-a"]);
-    env.ok("kubectl", &["--context", &context, "create", "serviceaccount", "app", "-n", "team-a"]);
     env.ok(
         "kubectl",
-        &["--context", &context, "annotate", "serviceaccount", "app", "-n", "team-a", &format!("iam.gke.io/gcp-service-account={gsa}")],
+        &["--context", &context, "create", "namespace", "team-a"],
     );
-    let ksa = env.ok("kubectl", &["--context", &context, "get", "serviceaccount", "app", "-n", "team-a", "-o", "json"]);
+    env.ok(
+        "kubectl",
+        &[
+            "--context",
+            &context,
+            "create",
+            "serviceaccount",
+            "app",
+            "-n",
+            "team-a",
+        ],
+    );
+    env.ok(
+        "kubectl",
+        &[
+            "--context",
+            &context,
+            "annotate",
+            "serviceaccount",
+            "app",
+            "-n",
+            "team-a",
+            &format!("iam.gke.io/gcp-service-account={gsa}"),
+        ],
+    );
+    let ksa = env.ok(
+        "kubectl",
+        &[
+            "--context",
+            &context,
+            "get",
+            "serviceaccount",
+            "app",
+            "-n",
+            "team-a",
+            "-o",
+            "json",
+        ],
+    );
     let ksa: serde_json::Value = serde_json::from_str(&ksa).unwrap();
-    assert_eq!(ksa["metadata"]["annotations"]["iam.gke.io/gcp-service-account"], gsa.as_str());
+    assert_eq!(
+        ksa["metadata"]["annotations"]["iam.gke.io/gcp-service-account"],
+        gsa.as_str()
+    );
     let _ = PathBuf::new();
     drop(emulator);
 }

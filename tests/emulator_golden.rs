@@ -90,8 +90,11 @@ fn kind(v: &Value) -> &'static str {
 
 fn compare(golden: &Value, emu: &Value, at: &str, out: &mut Shape) {
     if kind(golden) != kind(emu) {
-        out.type_mismatch
-            .push(format!("{at}: golden {} vs emulator {}", kind(golden), kind(emu)));
+        out.type_mismatch.push(format!(
+            "{at}: golden {} vs emulator {}",
+            kind(golden),
+            kind(emu)
+        ));
         return;
     }
     match (golden, emu) {
@@ -160,7 +163,11 @@ async fn golden_logs_replay_with_the_same_status_and_shape() {
         let exchanges = parse_log(&std::fs::read_to_string(file).unwrap());
         let t = support::start(|c| c.operation_duration = Duration::from_millis(100)).await;
         let number = t
-            .call(Method::GET, &format!("/cloudresourcemanager/v1/projects/{}", t.project), None)
+            .call(
+                Method::GET,
+                &format!("/cloudresourcemanager/v1/projects/{}", t.project),
+                None,
+            )
             .await
             .body["projectNumber"]
             .as_str()
@@ -201,7 +208,11 @@ async fn golden_logs_replay_with_the_same_status_and_shape() {
             let want_done = ex.response["status"] == "DONE" || ex.response["done"] == true;
             let mut answer = t.call(method.clone(), &path, body.clone()).await;
             for _ in 0..60 {
-                if !want_done || answer.body["status"] == "DONE" || answer.body["done"] == true || answer.status != 200 {
+                if !want_done
+                    || answer.body["status"] == "DONE"
+                    || answer.body["done"] == true
+                    || answer.status != 200
+                {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -212,7 +223,11 @@ async fn golden_logs_replay_with_the_same_status_and_shape() {
                     .as_str()
                     .is_some_and(|m| m.starts_with("The requested URL"))
             {
-                not_emulated.insert(format!("{} {}", ex.method, ex.url.split('?').next().unwrap_or("")));
+                not_emulated.insert(format!(
+                    "{} {}",
+                    ex.method,
+                    ex.url.split('?').next().unwrap_or("")
+                ));
                 continue;
             }
             replayed += 1;
@@ -228,7 +243,10 @@ async fn golden_logs_replay_with_the_same_status_and_shape() {
             }
             if answer.status != ex.status {
                 if let Some(reason) = known_status_difference(&name, ex) {
-                    known.push(format!("{name}: {} {} → {} (recorded {}): {reason}", ex.method, path, answer.status, ex.status));
+                    known.push(format!(
+                        "{name}: {} {} → {} (recorded {}): {reason}",
+                        ex.method, path, answer.status, ex.status
+                    ));
                     continue;
                 }
                 failures.push(format!(
@@ -239,12 +257,20 @@ async fn golden_logs_replay_with_the_same_status_and_shape() {
             }
             let mut shape = Shape::default();
             compare(&ex.response, &answer.body, "", &mut shape);
-            if !shape.type_mismatch.is_empty() && let Some(reason) = known_shape_difference(&name, ex) {
-                known.push(format!("{name}: {} {path}: {:?}: {reason}", ex.method, shape.type_mismatch));
+            if !shape.type_mismatch.is_empty()
+                && let Some(reason) = known_shape_difference(&name, ex)
+            {
+                known.push(format!(
+                    "{name}: {} {path}: {:?}: {reason}",
+                    ex.method, shape.type_mismatch
+                ));
                 continue;
             }
             if !shape.type_mismatch.is_empty() {
-                failures.push(format!("{name}: {} {path}: type mismatch {:?}", ex.method, shape.type_mismatch));
+                failures.push(format!(
+                    "{name}: {} {path}: type mismatch {:?}",
+                    ex.method, shape.type_mismatch
+                ));
                 continue;
             }
             let key = format!("{} {}", ex.method, generic(&path));
@@ -252,7 +278,10 @@ async fn golden_logs_replay_with_the_same_status_and_shape() {
                 exact += 1;
             } else {
                 subset += 1;
-                missing_fields.entry(key.clone()).or_default().extend(shape.missing);
+                missing_fields
+                    .entry(key.clone())
+                    .or_default()
+                    .extend(shape.missing);
                 extra_fields.entry(key).or_default().extend(shape.extra);
             }
         }
@@ -273,18 +302,36 @@ async fn golden_logs_replay_with_the_same_status_and_shape() {
     }
     for (k, v) in &missing_fields {
         if !v.is_empty() {
-            println!("omitted by the emulator in {k}: {}", v.iter().cloned().collect::<Vec<_>>().join(", "));
+            println!(
+                "omitted by the emulator in {k}: {}",
+                v.iter().cloned().collect::<Vec<_>>().join(", ")
+            );
         }
     }
     for (k, v) in &extra_fields {
         if !v.is_empty() {
-            println!("added by the emulator in {k}: {}", v.iter().cloned().collect::<Vec<_>>().join(", "));
+            println!(
+                "added by the emulator in {k}: {}",
+                v.iter().cloned().collect::<Vec<_>>().join(", ")
+            );
         }
     }
-    println!("responses validated against discovery: {}", support::validated_count());
-    assert!(failures.is_empty(), "{} golden exchanges differ:\n{}", failures.len(), failures.join("\n"));
+    println!(
+        "responses validated against discovery: {}",
+        support::validated_count()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} golden exchanges differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     let problems = support::schema_problems();
-    assert!(problems.is_empty(), "discovery schema problems:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "discovery schema problems:\n{}",
+        problems.join("\n")
+    );
     assert!(replayed >= 60, "only {replayed} exchanges replayed");
 }
 
@@ -295,7 +342,16 @@ fn generic(path: &str) -> String {
         .enumerate()
         .map(|(i, s)| {
             let prev = if i > 0 { segs[i - 1] } else { "" };
-            if matches!(prev, "projects" | "clusters" | "nodePools" | "operations" | "serviceAccounts" | "services" | "locations") {
+            if matches!(
+                prev,
+                "projects"
+                    | "clusters"
+                    | "nodePools"
+                    | "operations"
+                    | "serviceAccounts"
+                    | "services"
+                    | "locations"
+            ) {
                 match s.split_once(':') {
                     Some((_, verb)) => format!("*:{verb}"),
                     None => "*".to_string(),

@@ -52,7 +52,10 @@ fn start(dir: &Path) -> (Running, Vec<(String, String)>) {
 }
 
 fn var(env: &[(String, String)], k: &str) -> String {
-    env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default()
+    env.iter()
+        .find(|(n, _)| n == k)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
 }
 
 struct Api {
@@ -73,11 +76,18 @@ impl Api {
         let base = var(env, "CLOUDSDK_API_ENDPOINT_OVERRIDES_CONTAINER")
             .trim_end_matches("/container/")
             .to_string();
-        Api { client, base, token }
+        Api {
+            client,
+            base,
+            token,
+        }
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut rb = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+        let mut rb = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
         if let Some(b) = body {
             rb = rb.json(&b);
         }
@@ -97,12 +107,20 @@ async fn kill_dash_nine_loses_nothing() {
     let clusters = format!("/container/v1/projects/{p}/locations/us-central1-a/clusters");
 
     let (s, op) = api
-        .call(Method::POST, &clusters, Some(json!({"cluster": {"name": "c1", "initialNodeCount": 1,
-            "workloadIdentityConfig": {"workloadPool": format!("{p}.svc.id.goog")}}})))
+        .call(
+            Method::POST,
+            &clusters,
+            Some(json!({"cluster": {"name": "c1", "initialNodeCount": 1,
+            "workloadIdentityConfig": {"workloadPool": format!("{p}.svc.id.goog")}}})),
+        )
         .await;
     assert_eq!(s, 200, "{op}");
     let (s, sa) = api
-        .call(Method::POST, &format!("/iam/v1/projects/{p}/serviceAccounts"), Some(json!({"accountId": "keeper"})))
+        .call(
+            Method::POST,
+            &format!("/iam/v1/projects/{p}/serviceAccounts"),
+            Some(json!({"accountId": "keeper"})),
+        )
         .await;
     assert_eq!(s, 200, "{sa}");
     let email = sa["email"].as_str().unwrap().to_string();
@@ -110,21 +128,35 @@ async fn kill_dash_nine_loses_nothing() {
         .call(
             Method::POST,
             &format!("/iam/v1/projects/{p}/serviceAccounts/{email}:setIamPolicy"),
-            Some(json!({"policy": {"bindings": [{"role": "roles/iam.workloadIdentityUser",
-                "members": [format!("serviceAccount:{p}.svc.id.goog[ns/ksa]")]}]}})),
+            Some(
+                json!({"policy": {"bindings": [{"role": "roles/iam.workloadIdentityUser",
+                "members": [format!("serviceAccount:{p}.svc.id.goog[ns/ksa]")]}]}}),
+            ),
         )
         .await;
     assert_eq!(s, 200, "{pol}");
     let (s, _) = api
-        .call(Method::POST, &format!("/serviceusage/v1/projects/{p}/services/iamcredentials.googleapis.com:enable"), Some(json!({})))
+        .call(
+            Method::POST,
+            &format!("/serviceusage/v1/projects/{p}/services/iamcredentials.googleapis.com:enable"),
+            Some(json!({})),
+        )
         .await;
     assert_eq!(s, 200);
     let (_, project_policy) = api
-        .call(Method::POST, &format!("/cloudresourcemanager/v1/projects/{p}:getIamPolicy"), Some(json!({})))
+        .call(
+            Method::POST,
+            &format!("/cloudresourcemanager/v1/projects/{p}:getIamPolicy"),
+            Some(json!({})),
+        )
         .await;
     // An operation still running when the process dies.
     let (s, op2) = api
-        .call(Method::POST, &clusters, Some(json!({"cluster": {"name": "c2", "initialNodeCount": 1}})))
+        .call(
+            Method::POST,
+            &clusters,
+            Some(json!({"cluster": {"name": "c2", "initialNodeCount": 1}})),
+        )
         .await;
     assert_eq!(s, 200);
     assert_eq!(op2["status"], "RUNNING");
@@ -137,28 +169,57 @@ async fn kill_dash_nine_loses_nothing() {
     assert_eq!(var(&env2, "CLOUDSDK_CORE_PROJECT"), p);
     let api2 = Api::new(&env2);
     assert_eq!(api2.token, api.token, "the admin token survives");
-    let (s, sa2) = api2.call(Method::GET, &format!("/iam/v1/projects/{p}/serviceAccounts/{email}"), None).await;
+    let (s, sa2) = api2
+        .call(
+            Method::GET,
+            &format!("/iam/v1/projects/{p}/serviceAccounts/{email}"),
+            None,
+        )
+        .await;
     assert_eq!(s, 200, "{sa2}");
     assert_eq!(sa2["uniqueId"], sa["uniqueId"]);
     let (_, pol2) = api2
-        .call(Method::POST, &format!("/iam/v1/projects/{p}/serviceAccounts/{email}:getIamPolicy"), None)
+        .call(
+            Method::POST,
+            &format!("/iam/v1/projects/{p}/serviceAccounts/{email}:getIamPolicy"),
+            None,
+        )
         .await;
     assert_eq!(pol2, pol, "policy and etag intact");
     let (_, pp2) = api2
-        .call(Method::POST, &format!("/cloudresourcemanager/v1/projects/{p}:getIamPolicy"), Some(json!({})))
+        .call(
+            Method::POST,
+            &format!("/cloudresourcemanager/v1/projects/{p}:getIamPolicy"),
+            Some(json!({})),
+        )
         .await;
     assert_eq!(pp2, project_policy);
     let (_, svc) = api2
-        .call(Method::GET, &format!("/serviceusage/v1/projects/{p}/services/iamcredentials.googleapis.com"), None)
+        .call(
+            Method::GET,
+            &format!("/serviceusage/v1/projects/{p}/services/iamcredentials.googleapis.com"),
+            None,
+        )
         .await;
     assert_eq!(svc["state"], "ENABLED");
-    let (s, c1) = api2.call(Method::GET, &format!("{clusters}/c1"), None).await;
+    let (s, c1) = api2
+        .call(Method::GET, &format!("{clusters}/c1"), None)
+        .await;
     assert_eq!(s, 200);
-    assert_eq!(c1["workloadIdentityConfig"], c1_before["workloadIdentityConfig"]);
-    assert_eq!(c1["masterAuth"]["clusterCaCertificate"], c1_before["masterAuth"]["clusterCaCertificate"]);
+    assert_eq!(
+        c1["workloadIdentityConfig"],
+        c1_before["workloadIdentityConfig"]
+    );
+    assert_eq!(
+        c1["masterAuth"]["clusterCaCertificate"],
+        c1_before["masterAuth"]["clusterCaCertificate"]
+    );
     assert_eq!(c1["etag"], c1_before["etag"]);
     // The interrupted operation is still known and finishes on schedule.
-    let op_path = format!("/container/v1/projects/{p}/locations/us-central1-a/operations/{}", op2["name"].as_str().unwrap());
+    let op_path = format!(
+        "/container/v1/projects/{p}/locations/us-central1-a/operations/{}",
+        op2["name"].as_str().unwrap()
+    );
     let mut done = false;
     for _ in 0..60 {
         let (s, o) = api2.call(Method::GET, &op_path, None).await;
@@ -170,7 +231,9 @@ async fn kill_dash_nine_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(done);
-    let (s, c2) = api2.call(Method::GET, &format!("{clusters}/c2"), None).await;
+    let (s, c2) = api2
+        .call(Method::GET, &format!("{clusters}/c2"), None)
+        .await;
     assert_eq!(s, 200);
     assert_eq!(c2["status"], "RUNNING");
     // Its Kubernetes API listens again (same CA).
@@ -183,8 +246,15 @@ async fn kill_dash_nine_loses_nothing() {
         .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
         .build()
         .unwrap();
-    let resp = kube.get(format!("https://{endpoint}/version")).bearer_auth(&api2.token).send().await;
-    assert!(resp.is_ok(), "cluster API unreachable after restart: {resp:?}");
+    let resp = kube
+        .get(format!("https://{endpoint}/version"))
+        .bearer_auth(&api2.token)
+        .send()
+        .await;
+    assert!(
+        resp.is_ok(),
+        "cluster API unreachable after restart: {resp:?}"
+    );
     // The state file is valid JSON at all times (atomic writes).
     let text = std::fs::read_to_string(dir.path().join("state.json")).unwrap();
     let _: Value = serde_json::from_str(&text).unwrap();

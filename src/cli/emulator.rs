@@ -11,9 +11,16 @@ use miette::IntoDiagnostic;
 
 use crate::emulator::{Emulator, EmulatorConfig};
 
-/// Arguments of `wi emulator`.
+/// Arguments of `wi emulator` (boxed: they are large next to the other commands').
 #[derive(Debug, clap::Args)]
 pub struct EmulatorArgs {
+    #[command(flatten)]
+    pub opts: Box<EmulatorOpts>,
+}
+
+/// The options of `wi emulator`.
+#[derive(Debug, clap::Args)]
+pub struct EmulatorOpts {
     /// Address of the Google API listener (HTTPS).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
@@ -51,6 +58,7 @@ pub struct EmulatorArgs {
 
 /// Starts the emulator, prints the exports and waits for a signal.
 pub async fn run(args: EmulatorArgs) -> miette::Result<u8> {
+    let args = *args.opts;
     if let Some(p) = args.concurrent_writer
         && !(0.0..=1.0).contains(&p)
     {
@@ -87,7 +95,9 @@ pub async fn run(args: EmulatorArgs) -> miette::Result<u8> {
         visibility_delay: args.visibility_delay,
         concurrent_writer: args.concurrent_writer,
     };
-    let emulator = Emulator::start(config).await.map_err(|e| miette::miette!("{e}"))?;
+    let emulator = Emulator::start(config)
+        .await
+        .map_err(|e| miette::miette!("{e}"))?;
     {
         let mut out = std::io::stdout().lock();
         out.write_all(emulator.env_script().as_bytes())

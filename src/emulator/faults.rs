@@ -42,19 +42,25 @@ pub fn parse(spec: &str) -> Result<Vec<FaultRule>, String> {
             .parse()
             .ok()
             .filter(|c| (400..600).contains(c))
-            .ok_or_else(|| format!("rule `{raw}`: status `{code}` is not an HTTP error code (400-599)"))?;
+            .ok_or_else(|| {
+                format!("rule `{raw}`: status `{code}` is not an HTTP error code (400-599)")
+            })?;
         let probability: f64 = prob
             .trim()
             .parse()
             .ok()
             .filter(|p: &f64| (0.0..=1.0).contains(p))
-            .ok_or_else(|| format!("rule `{raw}`: probability `{prob}` is not a number in [0, 1]"))?;
+            .ok_or_else(|| {
+                format!("rule `{raw}`: probability `{prob}` is not a number in [0, 1]")
+            })?;
         let name = name.trim();
         let (service, method) = if name == "*" {
             ("*".to_string(), "*".to_string())
         } else {
             let (s, m) = name.split_once('.').ok_or_else(|| {
-                format!("rule `{raw}`: method `{name}` must look like service.method, service.* or *")
+                format!(
+                    "rule `{raw}`: method `{name}` must look like service.method, service.* or *"
+                )
             })?;
             if s.is_empty() || m.is_empty() {
                 return Err(format!("rule `{raw}`: empty service or method in `{name}`"));

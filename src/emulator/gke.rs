@@ -192,7 +192,11 @@ fn find_pool_json(cluster: &Value, pool: &str) -> ApiResult {
 
 /// `zones` for a zone (`us-central1-a`), `locations` for a region.
 fn zone_word(location: &str) -> &'static str {
-    if is_zone(location) { "zones" } else { "locations" }
+    if is_zone(location) {
+        "zones"
+    } else {
+        "locations"
+    }
 }
 
 fn is_zone(location: &str) -> bool {
@@ -207,7 +211,10 @@ fn valid_location(location: &str) -> bool {
         && word(parts[0])
         && parts[1].len() >= 2
         && parts[1].chars().last().is_some_and(|c| c.is_ascii_digit())
-        && parts[1].chars().next().is_some_and(|c| c.is_ascii_lowercase());
+        && parts[1]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase());
     match parts.len() {
         2 => region,
         3 => region && parts[2].len() == 1 && word(parts[2]),
@@ -258,7 +265,9 @@ fn busy_error(world: &World, key: &str, now: i64) -> Result<(), ApiError> {
 fn pool_error(project: &str, pool: &str) -> ApiError {
     ApiError::invalid_field(
         "cluster.workloadIdentityConfig.workloadPool",
-        format!("Workload pool \"{pool}\" is invalid: the only supported workload pool of project \"{project}\" is \"{project}.svc.id.goog\"."),
+        format!(
+            "Workload pool \"{pool}\" is invalid: the only supported workload pool of project \"{project}\" is \"{project}.svc.id.goog\"."
+        ),
     )
 }
 
@@ -284,7 +293,10 @@ fn check_mode(value: &Value, field: &str, wi: bool) -> Result<Option<String>, Ap
         "GKE_METADATA" | "GCE_METADATA" | "MODE_UNSPECIFIED" => Ok(Some(mode.to_string())),
         other => Err(ApiError::invalid_field(
             &path,
-            format!("Invalid value at '{}' (type.googleapis.com/google.container.v1.WorkloadMetadataConfig.Mode), \"{other}\"", super::http::snake_path(&path)),
+            format!(
+                "Invalid value at '{}' (type.googleapis.com/google.container.v1.WorkloadMetadataConfig.Mode), \"{other}\"",
+                super::http::snake_path(&path)
+            ),
         )),
     }
 }
@@ -355,7 +367,9 @@ fn normalize_pool(
     if count < 0 {
         return Err(ApiError::invalid_field(
             &format!("{field}.initialNodeCount"),
-            format!("Invalid value for field \"{field}.initialNodeCount\": {count}. Must be non-negative."),
+            format!(
+                "Invalid value for field \"{field}.initialNodeCount\": {count}. Must be non-negative."
+            ),
         ));
     }
     let mut config = cluster_config.clone();
@@ -412,6 +426,7 @@ fn zones_of(location: &str) -> Vec<String> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn new_op(
     world: &mut World,
     core: &Core,
@@ -425,10 +440,7 @@ fn new_op(
 ) -> GkeOperation {
     world.counter += 1;
     let op = GkeOperation {
-        name: format!(
-            "operation-{now}-{}",
-            &uuid::Uuid::new_v4().to_string()
-        ),
+        name: format!("operation-{now}-{}", &uuid::Uuid::new_v4().to_string()),
         project: project.to_string(),
         location: location.to_string(),
         cluster: key.to_string(),
@@ -586,7 +598,9 @@ fn check_parent(body: &Value, field: &str, expected: &str) -> Result<(), ApiErro
     {
         return Err(ApiError::invalid_field(
             field,
-            format!("Invalid value for field \"{field}\": \"{parent}\" does not match the request URL ({expected})."),
+            format!(
+                "Invalid value for field \"{field}\": \"{parent}\" does not match the request URL ({expected})."
+            ),
         ));
     }
     Ok(())
@@ -654,7 +668,10 @@ async fn create_cluster(core: &Arc<Core>, req: &Req, project: &str, location: &s
             if pools.iter().any(|x: &Value| x["name"] == np["name"]) {
                 return Err(ApiError::invalid_field(
                     &format!("cluster.nodePools[{i}].name"),
-                    format!("Node pool names must be unique; \"{}\" is repeated.", np["name"].as_str().unwrap_or("")),
+                    format!(
+                        "Node pool names must be unique; \"{}\" is repeated.",
+                        np["name"].as_str().unwrap_or("")
+                    ),
                 ));
             }
             pools.push(np);
@@ -705,7 +722,10 @@ async fn create_cluster(core: &Arc<Core>, req: &Req, project: &str, location: &s
                 zone_word(location)
             )),
         );
-        obj.insert("id".into(), json!(hex::encode(uuid::Uuid::new_v4().as_bytes())));
+        obj.insert(
+            "id".into(),
+            json!(hex::encode(uuid::Uuid::new_v4().as_bytes())),
+        );
         obj.insert("createTime".into(), json!(rfc3339(now)));
         obj.insert("currentMasterVersion".into(), json!(VERSION));
         obj.insert("currentNodeVersion".into(), json!(VERSION));
@@ -723,7 +743,8 @@ async fn create_cluster(core: &Arc<Core>, req: &Req, project: &str, location: &s
             json!({"network": format!("projects/{project}/global/networks/default"),
                    "subnetwork": format!("projects/{project}/regions/{}/subnetworks/default", region_of(location))}),
         );
-        obj.entry("clusterIpv4Cidr").or_insert(json!("10.92.0.0/14"));
+        obj.entry("clusterIpv4Cidr")
+            .or_insert(json!("10.92.0.0/14"));
         obj.entry("servicesIpv4Cidr")
             .or_insert(json!("34.118.224.0/20"));
         obj.entry("loggingService")
@@ -818,7 +839,11 @@ fn add_cluster_defaults(obj: &mut Map<String, Value>, project: &str, location: &
 
 fn region_of(location: &str) -> String {
     if is_zone(location) {
-        location.rsplitn(2, '-').nth(1).unwrap_or(location).to_string()
+        location
+            .rsplit_once('-')
+            .map(|x| x.0)
+            .unwrap_or(location)
+            .to_string()
     } else {
         location.to_string()
     }
@@ -867,7 +892,9 @@ fn update_cluster(core: &Core, req: &Req, project: &str, location: &str, name: &
         if !known {
             return Err(ApiError::invalid_field(
                 &format!("update.{k}"),
-                format!("Invalid JSON payload received. Unknown name \"{k}\" at 'update': Cannot find field."),
+                format!(
+                    "Invalid JSON payload received. Unknown name \"{k}\" at 'update': Cannot find field."
+                ),
             ));
         }
     }
@@ -907,23 +934,35 @@ fn update_cluster(core: &Core, req: &Req, project: &str, location: &str, name: &
                 }
                 check_keys(v, "update.desiredWorkloadIdentityConfig", &["workloadPool"])?;
                 let pool = opt_str(v, "workloadPool")?.unwrap_or("");
-                let obj = resource.as_object_mut().ok_or_else(|| ApiError::invalid("bad cluster"))?;
+                let obj = resource
+                    .as_object_mut()
+                    .ok_or_else(|| ApiError::invalid("bad cluster"))?;
                 if pool.is_empty() {
                     obj.remove("workloadIdentityConfig");
                 } else if pool != format!("{project}.svc.id.goog") {
                     return Err(pool_error(project, pool));
                 } else {
-                    obj.insert("workloadIdentityConfig".into(), json!({"workloadPool": pool}));
+                    obj.insert(
+                        "workloadIdentityConfig".into(),
+                        json!({"workloadPool": pool}),
+                    );
                     enable_pool = true;
                 }
             }
             "desiredNodePoolId" => {}
-            k if k.starts_with("desiredNodePool") && !k.starts_with("desiredNodePoolAutoConfig") || k == "desiredNodeVersion" || k == "desiredImageType" => {
+            k if k.starts_with("desiredNodePool")
+                && !k.starts_with("desiredNodePoolAutoConfig")
+                || k == "desiredNodeVersion"
+                || k == "desiredImageType" =>
+            {
                 let pid = match &pool_id {
                     Some(p) => p.clone(),
                     None => {
                         // GKE applies node settings without an id to the only pool.
-                        let pools = resource["nodePools"].as_array().cloned().unwrap_or_default();
+                        let pools = resource["nodePools"]
+                            .as_array()
+                            .cloned()
+                            .unwrap_or_default();
                         if pools.len() == 1 {
                             pools[0]["name"].as_str().unwrap_or("").to_string()
                         } else {
@@ -937,11 +976,15 @@ fn update_cluster(core: &Core, req: &Req, project: &str, location: &str, name: &
                 let pools = resource
                     .get_mut("nodePools")
                     .and_then(Value::as_array_mut)
-                    .ok_or_else(|| ApiError::not_found(format!("Not found: node pool \"{pid}\" not found.")))?;
+                    .ok_or_else(|| {
+                        ApiError::not_found(format!("Not found: node pool \"{pid}\" not found."))
+                    })?;
                 let pool = pools
                     .iter_mut()
                     .find(|p| p.get("name").and_then(Value::as_str) == Some(pid.as_str()))
-                    .ok_or_else(|| ApiError::not_found(format!("Not found: node pool \"{pid}\" not found.")))?;
+                    .ok_or_else(|| {
+                        ApiError::not_found(format!("Not found: node pool \"{pid}\" not found."))
+                    })?;
                 match k {
                     "desiredNodeVersion" => pool["version"] = (*v).clone(),
                     "desiredImageType" => pool["config"]["imageType"] = (*v).clone(),
@@ -1003,9 +1046,18 @@ fn set_labels(core: &Core, req: &Req, project: &str, location: &str, name: &str)
     check_keys(
         &body,
         "",
-        &["resourceLabels", "labelFingerprint", "name", "projectId", "zone", "clusterId"],
+        &[
+            "resourceLabels",
+            "labelFingerprint",
+            "name",
+            "projectId",
+            "zone",
+            "clusterId",
+        ],
     )?;
-    let labels = opt_object(&body, "resourceLabels")?.cloned().unwrap_or_default();
+    let labels = opt_object(&body, "resourceLabels")?
+        .cloned()
+        .unwrap_or_default();
     let key = cluster_key(project, location, name);
     let now = req.now;
     let mut world = core.world();
@@ -1015,7 +1067,17 @@ fn set_labels(core: &Core, req: &Req, project: &str, location: &str, name: &str)
         c.resource["resourceLabels"] = Value::Object(labels);
         c.resource["labelFingerprint"] = json!(new_etag());
     }
-    let op = new_op(&mut world, core, &key, project, location, None, "UPDATE_CLUSTER", OnDone::Nothing, now);
+    let op = new_op(
+        &mut world,
+        core,
+        &key,
+        project,
+        location,
+        None,
+        "UPDATE_CLUSTER",
+        OnDone::Nothing,
+        now,
+    );
     let rendered = render_operation(&world, &op, now, &req.version);
     drop(world);
     core.persist();
@@ -1028,16 +1090,36 @@ fn delete_cluster(core: &Core, req: &Req, project: &str, location: &str, name: &
     let mut world = core.world();
     find_cluster(&world, project, location, name)?;
     busy_error(&world, &key, now)?;
-    let op = new_op(&mut world, core, &key, project, location, None, "DELETE_CLUSTER", OnDone::DeleteCluster, now);
+    let op = new_op(
+        &mut world,
+        core,
+        &key,
+        project,
+        location,
+        None,
+        "DELETE_CLUSTER",
+        OnDone::DeleteCluster,
+        now,
+    );
     let rendered = render_operation(&world, &op, now, &req.version);
     drop(world);
     core.persist();
     Ok(rendered)
 }
 
-fn create_node_pool(core: &Core, req: &Req, project: &str, location: &str, cluster: &str) -> ApiResult {
+fn create_node_pool(
+    core: &Core,
+    req: &Req,
+    project: &str,
+    location: &str,
+    cluster: &str,
+) -> ApiResult {
     let body = super::http::parse_body(&req.body)?;
-    check_keys(&body, "", &["clusterId", "nodePool", "parent", "projectId", "zone"])?;
+    check_keys(
+        &body,
+        "",
+        &["clusterId", "nodePool", "parent", "projectId", "zone"],
+    )?;
     check_parent(
         &body,
         "parent",
@@ -1058,10 +1140,22 @@ fn create_node_pool(core: &Core, req: &Req, project: &str, location: &str, clust
     let mut world = core.world();
     let c = find_cluster(&world, project, location, cluster)?;
     let wi = c.workload_pool().is_some();
-    let base_config = c.resource.get("nodeConfig").cloned().unwrap_or_else(default_node_config);
+    let base_config = c
+        .resource
+        .get("nodeConfig")
+        .cloned()
+        .unwrap_or_else(default_node_config);
     let mut base_config = base_config;
     set_mode(&mut base_config, None);
-    let pool = normalize_pool(&input, "nodePool", project, location, cluster, wi, &base_config)?;
+    let pool = normalize_pool(
+        &input,
+        "nodePool",
+        project,
+        location,
+        cluster,
+        wi,
+        &base_config,
+    )?;
     let pname = pool["name"].as_str().unwrap_or("").to_string();
     if c.resource["nodePools"]
         .as_array()
@@ -1074,20 +1168,46 @@ fn create_node_pool(core: &Core, req: &Req, project: &str, location: &str, clust
     }
     busy_error(&world, &key, now)?;
     if let Some(c) = world.clusters.get_mut(&key) {
-        match c.resource.get_mut("nodePools").and_then(Value::as_array_mut) {
+        match c
+            .resource
+            .get_mut("nodePools")
+            .and_then(Value::as_array_mut)
+        {
             Some(ps) => ps.push(pool),
             None => c.resource["nodePools"] = json!([pool]),
         }
     }
-    let op = new_op(&mut world, core, &key, project, location, Some(&pname), "CREATE_NODE_POOL", OnDone::Nothing, now);
+    let op = new_op(
+        &mut world,
+        core,
+        &key,
+        project,
+        location,
+        Some(&pname),
+        "CREATE_NODE_POOL",
+        OnDone::Nothing,
+        now,
+    );
     let rendered = render_operation(&world, &op, now, &req.version);
     drop(world);
     core.persist();
     Ok(rendered)
 }
 
-const POOL_LEVEL: &[&str] = &["locations", "upgradeSettings", "queuedProvisioning", "maintenancePolicy"];
-const IDENTITY: &[&str] = &["name", "nodePoolId", "projectId", "zone", "clusterId", "etag"];
+const POOL_LEVEL: &[&str] = &[
+    "locations",
+    "upgradeSettings",
+    "queuedProvisioning",
+    "maintenancePolicy",
+];
+const IDENTITY: &[&str] = &[
+    "name",
+    "nodePoolId",
+    "projectId",
+    "zone",
+    "clusterId",
+    "etag",
+];
 
 fn update_node_pool(
     core: &Core,
@@ -1102,20 +1222,56 @@ fn update_node_pool(
         &body,
         "",
         &[
-            "accelerators", "bootDisk", "clusterId", "confidentialNodes", "consolidationDelay",
-            "containerdConfig", "diskSizeGb", "diskType", "etag", "fastSocket", "flexStart",
-            "gcfsConfig", "gvnic", "image", "imageProject", "imageType", "kubeletConfig", "labels",
-            "linuxNodeConfig", "locations", "loggingConfig", "machineType", "maintenancePolicy",
-            "maxRunDuration", "name", "nodeConfigUpdateMode", "nodeDrainConfig", "nodeNetworkConfig",
-            "nodePoolId", "nodeVersion", "projectId", "queuedProvisioning", "resourceLabels",
-            "resourceManagerTags", "storagePools", "tags", "taintConfig", "taints", "upgradeSettings",
-            "windowsNodeConfig", "workloadMetadataConfig", "zone",
+            "accelerators",
+            "bootDisk",
+            "clusterId",
+            "confidentialNodes",
+            "consolidationDelay",
+            "containerdConfig",
+            "diskSizeGb",
+            "diskType",
+            "etag",
+            "fastSocket",
+            "flexStart",
+            "gcfsConfig",
+            "gvnic",
+            "image",
+            "imageProject",
+            "imageType",
+            "kubeletConfig",
+            "labels",
+            "linuxNodeConfig",
+            "locations",
+            "loggingConfig",
+            "machineType",
+            "maintenancePolicy",
+            "maxRunDuration",
+            "name",
+            "nodeConfigUpdateMode",
+            "nodeDrainConfig",
+            "nodeNetworkConfig",
+            "nodePoolId",
+            "nodeVersion",
+            "projectId",
+            "queuedProvisioning",
+            "resourceLabels",
+            "resourceManagerTags",
+            "storagePools",
+            "tags",
+            "taintConfig",
+            "taints",
+            "upgradeSettings",
+            "windowsNodeConfig",
+            "workloadMetadataConfig",
+            "zone",
         ],
     )?;
     check_parent(
         &body,
         "name",
-        &format!("projects/{project}/locations/{location}/clusters/{cluster}/nodePools/{pool_name}"),
+        &format!(
+            "projects/{project}/locations/{location}/clusters/{cluster}/nodePools/{pool_name}"
+        ),
     )?;
     let key = cluster_key(project, location, cluster);
     let now = req.now;
@@ -1126,11 +1282,15 @@ fn update_node_pool(
     let pools = resource
         .get_mut("nodePools")
         .and_then(Value::as_array_mut)
-        .ok_or_else(|| ApiError::not_found(format!("Not found: node pool \"{pool_name}\" not found.")))?;
+        .ok_or_else(|| {
+            ApiError::not_found(format!("Not found: node pool \"{pool_name}\" not found."))
+        })?;
     let pool = pools
         .iter_mut()
         .find(|p| p.get("name").and_then(Value::as_str) == Some(pool_name))
-        .ok_or_else(|| ApiError::not_found(format!("Not found: node pool \"{pool_name}\" not found.")))?;
+        .ok_or_else(|| {
+            ApiError::not_found(format!("Not found: node pool \"{pool_name}\" not found."))
+        })?;
     let mode = check_mode(&body, "workloadMetadataConfig", wi)?;
     let obj = body.as_object().cloned().unwrap_or_default();
     let settings: Vec<(&String, &Value)> = obj
@@ -1162,7 +1322,17 @@ fn update_node_pool(
     if let Some(c) = world.clusters.get_mut(&key) {
         c.resource = resource;
     }
-    let op = new_op(&mut world, core, &key, project, location, Some(pool_name), "UPGRADE_NODES", OnDone::Nothing, now);
+    let op = new_op(
+        &mut world,
+        core,
+        &key,
+        project,
+        location,
+        Some(pool_name),
+        "UPGRADE_NODES",
+        OnDone::Nothing,
+        now,
+    );
     let rendered = render_operation(&world, &op, now, &req.version);
     drop(world);
     core.persist();
@@ -1218,7 +1388,10 @@ pub(crate) fn finish_operations(world: &mut World, now: i64) -> Vec<String> {
     }
     for (key, np) in pool_deletes {
         if let Some(c) = world.clusters.get_mut(&key)
-            && let Some(ps) = c.resource.get_mut("nodePools").and_then(Value::as_array_mut)
+            && let Some(ps) = c
+                .resource
+                .get_mut("nodePools")
+                .and_then(Value::as_array_mut)
         {
             ps.retain(|p| p.get("name").and_then(Value::as_str) != Some(np.as_str()));
         }
@@ -1240,7 +1413,9 @@ pub(crate) fn seeded_cluster(
     now: i64,
 ) -> Result<Cluster, String> {
     if !valid_location(location) {
-        return Err(format!("cluster {name}: location \"{location}\" is not a zone or region"));
+        return Err(format!(
+            "cluster {name}: location \"{location}\" is not a zone or region"
+        ));
     }
     if !valid_name(name) {
         return Err(format!("cluster name \"{name}\" is not a valid GKE name"));
@@ -1248,7 +1423,9 @@ pub(crate) fn seeded_cluster(
     if let Some(p) = workload_pool
         && p != format!("{project}.svc.id.goog")
     {
-        return Err(format!("cluster {name}: workloadPool must be \"{project}.svc.id.goog\""));
+        return Err(format!(
+            "cluster {name}: workloadPool must be \"{project}.svc.id.goog\""
+        ));
     }
     let wi = workload_pool.is_some();
     let mut node_config = default_node_config();
@@ -1258,7 +1435,9 @@ pub(crate) fn seeded_cluster(
     let mut np = Vec::new();
     for (pname, count, mode) in pools {
         if mode.as_deref() == Some("GKE_METADATA") && !wi {
-            return Err(format!("cluster {name}, node pool {pname}: GKE_METADATA needs the cluster's workloadPool"));
+            return Err(format!(
+                "cluster {name}, node pool {pname}: GKE_METADATA needs the cluster's workloadPool"
+            ));
         }
         let mut input = json!({"name": pname, "initialNodeCount": count});
         if let Some(m) = mode {
@@ -1338,7 +1517,10 @@ mod tests {
             "us-central1-a",
             "c",
             Some("p.svc.id.goog"),
-            &[("a".into(), 1, None), ("b".into(), 1, Some("GCE_METADATA".into()))],
+            &[
+                ("a".into(), 1, None),
+                ("b".into(), 1, Some("GCE_METADATA".into())),
+            ],
             0,
         )
         .unwrap();
@@ -1351,8 +1533,15 @@ mod tests {
             "GCE_METADATA"
         );
         assert!(
-            seeded_cluster("p", "us-central1-a", "c", None, &[("a".into(), 1, Some("GKE_METADATA".into()))], 0)
-                .is_err()
+            seeded_cluster(
+                "p",
+                "us-central1-a",
+                "c",
+                None,
+                &[("a".into(), 1, Some("GKE_METADATA".into()))],
+                0
+            )
+            .is_err()
         );
     }
 }

@@ -301,7 +301,9 @@ pub fn check_keys(value: &Value, path: &str, allowed: &[&str]) -> Result<(), Api
                 };
                 return Err(ApiError::invalid_field(
                     &field,
-                    format!("Invalid JSON payload received. Unknown name \"{key}\"{at}: Cannot find field."),
+                    format!(
+                        "Invalid JSON payload received. Unknown name \"{key}\"{at}: Cannot find field."
+                    ),
                 ));
             }
         }

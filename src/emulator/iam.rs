@@ -71,10 +71,12 @@ pub(crate) fn resolve<'a>(
         .service_accounts
         .get(id)
         .or_else(|| world.service_accounts.values().find(|s| s.unique_id == id))?;
-    let project_ok = project == "-" || project == sa.project || world
-        .projects
-        .get(&sa.project)
-        .is_some_and(|p| p.number == project);
+    let project_ok = project == "-"
+        || project == sa.project
+        || world
+            .projects
+            .get(&sa.project)
+            .is_some_and(|p| p.number == project);
     (project_ok && sa.visible_ms <= now).then_some(sa)
 }
 
@@ -83,7 +85,10 @@ pub(crate) fn render_sa(sa: &ServiceAccount) -> Value {
     let mut m = serde_json::Map::new();
     m.insert(
         "name".into(),
-        json!(format!("projects/{}/serviceAccounts/{}", sa.project, sa.email)),
+        json!(format!(
+            "projects/{}/serviceAccounts/{}",
+            sa.project, sa.email
+        )),
     );
     m.insert("projectId".into(), json!(sa.project));
     m.insert("uniqueId".into(), json!(sa.unique_id));
@@ -184,7 +189,11 @@ pub(crate) async fn call(core: &Arc<Core>, req: &Req, who: &Principal, method: &
                 {
                     return Err(denied("iam.serviceAccounts.getIamPolicy"));
                 }
-                (sa.policy.etag.clone(), sa.policy.to_json(), sa.email.clone())
+                (
+                    sa.policy.etag.clone(),
+                    sa.policy.to_json(),
+                    sa.email.clone(),
+                )
             };
             // Concurrent-writer mode: someone else writes right after this read.
             if core.roll_concurrent_writer() {
@@ -253,7 +262,17 @@ fn create(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
         check_keys(
             &Value::Object(sa.clone()),
             "service_account",
-            &["displayName", "description", "name", "projectId", "etag", "email", "uniqueId", "oauth2ClientId", "disabled"],
+            &[
+                "displayName",
+                "description",
+                "name",
+                "projectId",
+                "etag",
+                "email",
+                "uniqueId",
+                "oauth2ClientId",
+                "disabled",
+            ],
         )?;
     }
     let account_id = opt_str(&body, "accountId")?.unwrap_or("");
@@ -266,12 +285,17 @@ fn create(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
     if !valid_account_id(account_id) {
         return Err(ApiError::invalid_field(
             "account_id",
-            format!("Invalid value for field \"accountId\": \"{account_id}\". Account ID must be between 6 and 30 characters, start with a lowercase letter, and contain only lowercase letters, digits and hyphens (regex [a-z]([-a-z0-9]*[a-z0-9])).", ),
+            format!(
+                "Invalid value for field \"accountId\": \"{account_id}\". Account ID must be between 6 and 30 characters, start with a lowercase letter, and contain only lowercase letters, digits and hyphens (regex [a-z]([-a-z0-9]*[a-z0-9])).",
+            ),
         ));
     }
     let display_name = opt_str(&body, "serviceAccount.displayName")?.map(str::to_string);
     let description = opt_str(&body, "serviceAccount.description")?.map(str::to_string);
-    if display_name.as_ref().is_some_and(|d| d.chars().count() > 100) {
+    if display_name
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > 100)
+    {
         return Err(ApiError::invalid_field(
             "service_account.display_name",
             "Invalid value for field \"serviceAccount.displayName\": must be at most 100 characters.",
@@ -318,11 +342,18 @@ fn list(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
     }
     let page_size = match req.query_get("pageSize") {
         None => 20,
-        Some(s) => s
-            .parse::<usize>()
-            .map_err(|_| ApiError::invalid_field("page_size", format!("Invalid value at 'page_size' (TYPE_INT32), \"{s}\"")))?,
+        Some(s) => s.parse::<usize>().map_err(|_| {
+            ApiError::invalid_field(
+                "page_size",
+                format!("Invalid value at 'page_size' (TYPE_INT32), \"{s}\""),
+            )
+        })?,
     };
-    let page_size = if page_size == 0 { 20 } else { page_size.min(100) };
+    let page_size = if page_size == 0 {
+        20
+    } else {
+        page_size.min(100)
+    };
     let start = match req.query_get("pageToken") {
         None | Some("") => 0,
         Some(t) => t
@@ -345,7 +376,10 @@ fn list(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
         out.insert("accounts".into(), Value::Array(page));
     }
     if start + page_size < all.len() {
-        out.insert("nextPageToken".into(), json!((start + page_size).to_string()));
+        out.insert(
+            "nextPageToken".into(),
+            json!((start + page_size).to_string()),
+        );
     }
     Ok(Value::Object(out))
 }
@@ -394,7 +428,10 @@ fn patch(core: &Core, req: &Req, who: &Principal, project: &str, legacy_put: boo
     let mut out = serde_json::Map::new();
     out.insert(
         "name".into(),
-        json!(format!("projects/{}/serviceAccounts/{}", sa.project, sa.email)),
+        json!(format!(
+            "projects/{}/serviceAccounts/{}",
+            sa.project, sa.email
+        )),
     );
     for path in &mask {
         match path.as_str() {
@@ -415,7 +452,9 @@ fn patch(core: &Core, req: &Req, who: &Principal, project: &str, legacy_put: boo
             other => {
                 return Err(ApiError::invalid_field(
                     "update_mask",
-                    format!("Invalid field mask for ServiceAccount. Unknown or immutable field \"{other}\"."),
+                    format!(
+                        "Invalid field mask for ServiceAccount. Unknown or immutable field \"{other}\"."
+                    ),
                 ));
             }
         }
@@ -517,7 +556,9 @@ fn check_member(world: &World, member: &str, now: i64) -> Result<(), ApiError> {
         "serviceAccount" => {
             if let Some((pool, rest)) = value.split_once('[') {
                 if !rest.ends_with(']') || !rest.contains('/') {
-                    return Err(ApiError::invalid(format!("Invalid service account ({value}).")));
+                    return Err(ApiError::invalid(format!(
+                        "Invalid service account ({value})."
+                    )));
                 }
                 if !pool_exists(pool) {
                     return Err(pool_missing(pool));
@@ -535,7 +576,9 @@ fn check_member(world: &World, member: &str, now: i64) -> Result<(), ApiError> {
                     )));
                 }
             } else if !value.contains('@') {
-                return Err(ApiError::invalid(format!("Invalid service account ({value}).")));
+                return Err(ApiError::invalid(format!(
+                    "Invalid service account ({value})."
+                )));
             }
             Ok(())
         }
@@ -572,7 +615,12 @@ fn same_etag(a: &str, b: &str) -> bool {
 }
 
 /// Validates a setIamPolicy request against the current policy and returns the next policy.
-pub(crate) fn set_policy(world: &World, current: &Policy, body: &Value, now: i64) -> Result<Policy, ApiError> {
+pub(crate) fn set_policy(
+    world: &World,
+    current: &Policy,
+    body: &Value,
+    now: i64,
+) -> Result<Policy, ApiError> {
     check_keys(body, "", &["policy", "updateMask"])?;
     let policy = match body.get("policy") {
         Some(v @ Value::Object(_)) => v,
@@ -584,16 +632,25 @@ pub(crate) fn set_policy(world: &World, current: &Policy, body: &Value, now: i64
             ));
         }
     };
-    check_keys(policy, "policy", &["version", "etag", "bindings", "auditConfigs"])?;
+    check_keys(
+        policy,
+        "policy",
+        &["version", "etag", "bindings", "auditConfigs"],
+    )?;
     let mask: Vec<String> = match opt_str(body, "updateMask")? {
         Some(m) if !m.trim().is_empty() => m.split(',').map(|s| s.trim().to_string()).collect(),
         _ => vec!["bindings".into(), "etag".into()],
     };
     for f in &mask {
-        if !matches!(f.as_str(), "bindings" | "etag" | "auditConfigs" | "audit_configs" | "version") {
+        if !matches!(
+            f.as_str(),
+            "bindings" | "etag" | "auditConfigs" | "audit_configs" | "version"
+        ) {
             return Err(ApiError::invalid_field(
                 "update_mask",
-                format!("Invalid update_mask path \"{f}\": only bindings, etag and auditConfigs can be set."),
+                format!(
+                    "Invalid update_mask path \"{f}\": only bindings, etag and auditConfigs can be set."
+                ),
             ));
         }
     }
@@ -642,9 +699,17 @@ pub(crate) fn set_policy(world: &World, current: &Policy, body: &Value, now: i64
             }
             if let Some(cond) = b.get("condition") {
                 if !cond.is_object() {
-                    return Err(super::http::type_error(&format!("{field}.condition"), "TYPE_MESSAGE", cond));
+                    return Err(super::http::type_error(
+                        &format!("{field}.condition"),
+                        "TYPE_MESSAGE",
+                        cond,
+                    ));
                 }
-                check_keys(cond, &format!("{field}.condition"), &["title", "description", "expression", "location"])?;
+                check_keys(
+                    cond,
+                    &format!("{field}.condition"),
+                    &["title", "description", "expression", "location"],
+                )?;
                 if opt_str(cond, "expression")?.unwrap_or("").is_empty() {
                     return Err(ApiError::invalid_field(
                         &format!("{field}.condition.expression"),
@@ -686,8 +751,13 @@ pub(crate) fn set_policy(world: &World, current: &Policy, body: &Value, now: i64
         }
         next.bindings = merged;
     }
-    if mask.iter().any(|m| m == "auditConfigs" || m == "audit_configs") {
-        next.audit_configs = opt_array(policy, "auditConfigs")?.cloned().unwrap_or_default();
+    if mask
+        .iter()
+        .any(|m| m == "auditConfigs" || m == "audit_configs")
+    {
+        next.audit_configs = opt_array(policy, "auditConfigs")?
+            .cloned()
+            .unwrap_or_default();
     }
     if next.bindings != current.bindings || next.audit_configs != current.audit_configs {
         next.etag = new_policy_etag();
@@ -725,7 +795,10 @@ mod tests {
         let body = json!({"policy": {"bindings": [{"role": "roles/iam.workloadIdentityUser",
             "members": ["serviceAccount:p.svc.id.goog[ns/ksa]"]}]}});
         let err = set_policy(&w, &Policy::empty(), &body, 0).unwrap_err();
-        assert_eq!(err.message, "Identity Pool does not exist (p.svc.id.goog). Please check that you specified a valid resource name as returned in the `name` attribute in the configuration API.");
+        assert_eq!(
+            err.message,
+            "Identity Pool does not exist (p.svc.id.goog). Please check that you specified a valid resource name as returned in the `name` attribute in the configuration API."
+        );
         w.projects.get_mut("p").unwrap().workload_pool_exists = true;
         let p = set_policy(&w, &Policy::empty(), &body, 0).unwrap();
         assert_eq!(p.bindings.len(), 1);
@@ -741,7 +814,8 @@ mod tests {
     #[test]
     fn stale_etag_and_noop_keep_etag() {
         let w = world();
-        let body = json!({"policy": {"bindings": [{"role": "roles/viewer", "members": ["user:a@b.c"]}]}});
+        let body =
+            json!({"policy": {"bindings": [{"role": "roles/viewer", "members": ["user:a@b.c"]}]}});
         let p1 = set_policy(&w, &Policy::empty(), &body, 0).unwrap();
         let again = json!({"policy": {"etag": p1.etag, "bindings": [{"role": "roles/viewer", "members": ["user:a@b.c"]}]}});
         let p2 = set_policy(&w, &p1, &again, 0).unwrap();
@@ -756,7 +830,9 @@ mod tests {
         let body = json!({"policy": {"bindings": [{"role": "roles/viewer",
             "members": ["serviceAccount:nope@p.iam.gserviceaccount.com"]}]}});
         assert_eq!(
-            set_policy(&w, &Policy::empty(), &body, 0).unwrap_err().message,
+            set_policy(&w, &Policy::empty(), &body, 0)
+                .unwrap_err()
+                .message,
             "Service account nope@p.iam.gserviceaccount.com does not exist."
         );
         let cond = json!({"policy": {"version": 3, "bindings": [{"role": "roles/viewer", "members": ["user:a@b.c"],

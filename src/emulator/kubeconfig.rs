@@ -99,6 +99,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("k");
         std::fs::write(&p, text).unwrap();
-        assert_eq!(current_context(&p).as_deref(), Some("gke_p_us-central1-a_a"));
+        assert_eq!(
+            current_context(&p).as_deref(),
+            Some("gke_p_us-central1-a_a")
+        );
     }
 }

@@ -9,7 +9,6 @@
 //! cluster's Kubernetes API runs on its own TLS port with the cluster's CA.
 
 pub mod auth;
-mod server;
 pub mod faults;
 mod gke;
 pub mod http;
@@ -18,6 +17,7 @@ pub mod kube;
 mod kubeconfig;
 mod projects;
 pub mod seed;
+mod server;
 mod tokens;
 pub mod world;
 
@@ -154,7 +154,8 @@ impl Emulator {
     /// Issues an access token for a user principal (`alice@example.com`) that
     /// holds no role unless a policy grants one: for permission tests.
     pub fn issue_user_token(&self, email: &str) -> String {
-        self.core.issue_token(world::Principal::User(email.to_string()))
+        self.core
+            .issue_token(world::Principal::User(email.to_string()))
     }
 
     /// The admin user's access token (the one in `CLOUDSDK_AUTH_ACCESS_TOKEN_FILE`).

@@ -14,9 +14,18 @@ use super::world::{Principal, Project, World};
 /// Services the emulator knows, with their titles.
 pub(crate) const CATALOG: &[(&str, &str)] = &[
     ("container.googleapis.com", "Kubernetes Engine API"),
-    ("iam.googleapis.com", "Identity and Access Management (IAM) API"),
-    ("iamcredentials.googleapis.com", "IAM Service Account Credentials API"),
-    ("cloudresourcemanager.googleapis.com", "Cloud Resource Manager API"),
+    (
+        "iam.googleapis.com",
+        "Identity and Access Management (IAM) API",
+    ),
+    (
+        "iamcredentials.googleapis.com",
+        "IAM Service Account Credentials API",
+    ),
+    (
+        "cloudresourcemanager.googleapis.com",
+        "Cloud Resource Manager API",
+    ),
     ("serviceusage.googleapis.com", "Service Usage API"),
     ("sts.googleapis.com", "Security Token Service API"),
     ("compute.googleapis.com", "Compute Engine API"),
@@ -150,7 +159,12 @@ pub(crate) fn crm_call(core: &Arc<Core>, req: &Req, who: &Principal, method: &st
             let (etag_before, out, pid) = {
                 let world = core.world();
                 let p = find_project(&world, &id).ok_or_else(crm_denied)?;
-                if !auth::allowed_on_project(&world, who, &p.id, "resourcemanager.projects.getIamPolicy") {
+                if !auth::allowed_on_project(
+                    &world,
+                    who,
+                    &p.id,
+                    "resourcemanager.projects.getIamPolicy",
+                ) {
                     return Err(crm_denied());
                 }
                 (p.policy.etag.clone(), p.policy.to_json(), p.id.clone())
@@ -172,7 +186,8 @@ pub(crate) fn crm_call(core: &Arc<Core>, req: &Req, who: &Principal, method: &st
             let mut world = core.world();
             let p = find_project(&world, &id).ok_or_else(crm_denied)?;
             let pid = p.id.clone();
-            if !auth::allowed_on_project(&world, who, &pid, "resourcemanager.projects.setIamPolicy") {
+            if !auth::allowed_on_project(&world, who, &pid, "resourcemanager.projects.setIamPolicy")
+            {
                 return Err(crm_denied());
             }
             let next = super::iam::set_policy(&world, &p.policy, &body, req.now)?;
@@ -209,16 +224,34 @@ pub(crate) fn crm_call(core: &Arc<Core>, req: &Req, who: &Principal, method: &st
 
 fn create_project(core: &Arc<Core>, req: &Req, who: &Principal) -> ApiResult {
     let body = parse_body(&req.body)?;
-    check_keys(&body, "", &["projectId", "name", "parent", "labels", "projectNumber", "lifecycleState", "createTime"])?;
-    let id = super::http::opt_str(&body, "projectId")?.unwrap_or("").to_string();
+    check_keys(
+        &body,
+        "",
+        &[
+            "projectId",
+            "name",
+            "parent",
+            "labels",
+            "projectNumber",
+            "lifecycleState",
+            "createTime",
+        ],
+    )?;
+    let id = super::http::opt_str(&body, "projectId")?
+        .unwrap_or("")
+        .to_string();
     let valid = (6..=30).contains(&id.len())
         && id.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !id.ends_with('-');
     if !valid {
         return Err(ApiError::invalid_field(
             "project_id",
-            format!("Field [projectId] has illegal value \"{id}\": must be 6 to 30 lowercase letters, digits or hyphens, starting with a letter."),
+            format!(
+                "Field [projectId] has illegal value \"{id}\": must be 6 to 30 lowercase letters, digits or hyphens, starting with a letter."
+            ),
         ));
     }
     let mut world = core.world();
@@ -409,7 +442,11 @@ pub(crate) fn su_call(core: &Arc<Core>, req: &Req, who: &Principal, method: &str
                     })
                     .collect::<Result<_, _>>()?
             } else {
-                check_keys(&body, "", &["disableDependentServices", "checkIfServiceHasUsage"])?;
+                check_keys(
+                    &body,
+                    "",
+                    &["disableDependentServices", "checkIfServiceHasUsage"],
+                )?;
                 vec![req.segs[3].clone()]
             };
             for s in &services {

@@ -221,7 +221,13 @@ pub fn apply(seed: &Seed, world: &mut World, now: i64) -> Result<(), String> {
             } else {
                 c.node_pools
                     .iter()
-                    .map(|np| (np.name.clone(), np.node_count, np.workload_metadata_mode.clone()))
+                    .map(|np| {
+                        (
+                            np.name.clone(),
+                            np.node_count,
+                            np.workload_metadata_mode.clone(),
+                        )
+                    })
                     .collect()
             };
             for (name, _, mode) in &pools {
@@ -271,7 +277,13 @@ pub fn apply(seed: &Seed, world: &mut World, now: i64) -> Result<(), String> {
     for p in &seed.projects {
         if !p.iam_policy.is_empty() {
             let current = world.projects[&p.id].policy.clone();
-            let next = merged_policy(world, &current, &p.iam_policy, now, &format!("project {} iamPolicy", p.id))?;
+            let next = merged_policy(
+                world,
+                &current,
+                &p.iam_policy,
+                now,
+                &format!("project {} iamPolicy", p.id),
+            )?;
             if let Some(proj) = world.projects.get_mut(&p.id) {
                 proj.policy = next;
             }
@@ -281,7 +293,13 @@ pub fn apply(seed: &Seed, world: &mut World, now: i64) -> Result<(), String> {
                 continue;
             }
             let email = format!("{}@{}.iam.gserviceaccount.com", sa.account_id, p.id);
-            let next = merged_policy(world, &Policy::empty(), &sa.iam_policy, now, &format!("service account {email} iamPolicy"))?;
+            let next = merged_policy(
+                world,
+                &Policy::empty(),
+                &sa.iam_policy,
+                now,
+                &format!("service account {email} iamPolicy"),
+            )?;
             if let Some(s) = world.service_accounts.get_mut(&email) {
                 s.policy = next;
             }

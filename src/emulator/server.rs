@@ -23,7 +23,9 @@ use serde_json::json;
 use super::faults::{self, FaultRule};
 use super::http::{ApiError, json_response};
 use super::kube::{ClusterIdentity, KubeCluster, KubeClusterState, KubeHost};
-use super::world::{self, AdminIdentity, IssuedKey, IssuedToken, Principal, Project, TlsMaterial, World};
+use super::world::{
+    self, AdminIdentity, IssuedKey, IssuedToken, Principal, Project, TlsMaterial, World,
+};
 use super::{EmulatorConfig, EmulatorError, auth, gke, iam, kubeconfig, projects, seed, tokens};
 
 /// Default project of a world without seed.
@@ -217,9 +219,17 @@ impl Core {
         let Some(p) = self.cfg.concurrent_writer else {
             return false;
         };
-        let hit = self.rng.lock().unwrap_or_else(|e| e.into_inner()).r#gen::<f64>() < p;
+        let hit = self
+            .rng
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .r#gen::<f64>()
+            < p;
         if hit {
-            self.stats.lock().unwrap_or_else(|e| e.into_inner()).concurrent_writes += 1;
+            self.stats
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .concurrent_writes += 1;
         }
         hit
     }
@@ -331,7 +341,10 @@ impl Core {
     pub async fn tick(&self) {
         let deleted = {
             let mut w = self.world();
-            let has_due = w.operations.iter().any(|o| !o.finished && !o.is_active(now_ms()));
+            let has_due = w
+                .operations
+                .iter()
+                .any(|o| !o.finished && !o.is_active(now_ms()));
             if !has_due {
                 return;
             }
@@ -372,7 +385,10 @@ impl Core {
                 })
                 .collect()
         };
-        let mut last = self.kubeconfig_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last = self
+            .kubeconfig_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let current = kubeconfig::current_context(&self.paths.kubeconfig);
         let text = kubeconfig::render(&entries, current.as_deref());
         if *last == text {
@@ -511,11 +527,18 @@ impl KubeHost for Host {
 }
 
 /// Latency and faults in front of each cluster's Kubernetes API.
-async fn kube_middleware(State(core): State<Arc<Core>>, req: Request, next: Next) -> Response<Body> {
+async fn kube_middleware(
+    State(core): State<Arc<Core>>,
+    req: Request,
+    next: Next,
+) -> Response<Body> {
     if let Some(l) = core.cfg.latency {
         tokio::time::sleep(l).await;
     }
-    core.stats.lock().unwrap_or_else(|e| e.into_inner()).requests += 1;
+    core.stats
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .requests += 1;
     let verb = match *req.method() {
         Method::GET => "get",
         Method::POST => "create",
@@ -543,7 +566,8 @@ async fn kube_middleware(State(core): State<Arc<Core>>, req: Request, next: Next
         if code == 429
             && let Ok(v) = "1".parse()
         {
-            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, v);
         }
         return resp;
     }
@@ -562,7 +586,10 @@ async fn dispatch(State(core): State<Arc<Core>>, req: Request) -> Response<Body>
     if let Some(l) = core.cfg.latency {
         tokio::time::sleep(l).await;
     }
-    core.stats.lock().unwrap_or_else(|e| e.into_inner()).requests += 1;
+    core.stats
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .requests += 1;
     core.tick().await;
     let path = parts.uri.path().to_string();
     let query: Vec<(String, String)> = parts
@@ -592,7 +619,16 @@ async fn dispatch(State(core): State<Arc<Core>>, req: Request) -> Response<Body>
         }
         _ => {}
     }
-    google(&core, service, &raw, parts.method, &parts.headers, query, body).await
+    google(
+        &core,
+        service,
+        &raw,
+        parts.method,
+        &parts.headers,
+        query,
+        body,
+    )
+    .await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -685,7 +721,9 @@ fn make_tls(existing: Option<TlsMaterial>) -> Result<TlsMaterial, EmulatorError>
     if let Some(t) = existing {
         return Ok(t);
     }
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    };
     let err = |e: rcgen::Error| EmulatorError::Crypto(e.to_string());
     let ca_key = KeyPair::generate().map_err(err)?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
@@ -752,7 +790,7 @@ pub(crate) fn new_project(world: &World, id: &str, number: Option<String>, now: 
 fn ensure_admin(world: &mut World, now: i64) -> Result<(), EmulatorError> {
     if world.admin.is_none() {
         let key = auth::generate_rsa_key().map_err(EmulatorError::Crypto)?;
-        let key_id = hex::encode(&uuid::Uuid::new_v4().as_bytes()[..20.min(16)]);
+        let key_id = hex::encode(&uuid::Uuid::new_v4().as_bytes()[..16]);
         let sa_email = format!("wi-admin@{}.iam.gserviceaccount.com", world.default_project);
         world.keys.insert(
             key_id.clone(),
@@ -809,11 +847,16 @@ fn ensure_admin(world: &mut World, now: i64) -> Result<(), EmulatorError> {
             format!("serviceAccount:{}", admin.sa_email),
             format!("user:{}", admin.user_email),
         ];
-        let has = members
-            .iter()
-            .all(|m| p.policy.roles_of(std::slice::from_ref(m)).iter().any(|r| r == "roles/owner"));
+        let has = members.iter().all(|m| {
+            p.policy
+                .roles_of(std::slice::from_ref(m))
+                .iter()
+                .any(|r| r == "roles/owner")
+        });
         if !has {
-            p.policy.bindings.push(json!({"role": "roles/owner", "members": members}));
+            p.policy
+                .bindings
+                .push(json!({"role": "roles/owner", "members": members}));
             p.policy.etag = iam::new_policy_etag();
         }
     }
@@ -901,33 +944,34 @@ pub(crate) async fn start(
             addr: cfg.listen.to_string(),
             source,
         })?;
-    main.set_nonblocking(true).map_err(|source| EmulatorError::Listen {
-        addr: cfg.listen.to_string(),
-        source,
-    })?;
+    main.set_nonblocking(true)
+        .map_err(|source| EmulatorError::Listen {
+            addr: cfg.listen.to_string(),
+            source,
+        })?;
     let main_addr = main.local_addr().map_err(|source| EmulatorError::Listen {
         addr: cfg.listen.to_string(),
         source,
     })?;
-    let http_std = std::net::TcpListener::bind(SocketAddr::new(
-        main_addr.ip(),
-        w.http_port.unwrap_or(0),
-    ))
-    .or_else(|_| std::net::TcpListener::bind(SocketAddr::new(main_addr.ip(), 0)))
-    .map_err(|source| EmulatorError::Listen {
-        addr: main_addr.ip().to_string(),
-        source,
-    })?;
+    let http_std =
+        std::net::TcpListener::bind(SocketAddr::new(main_addr.ip(), w.http_port.unwrap_or(0)))
+            .or_else(|_| std::net::TcpListener::bind(SocketAddr::new(main_addr.ip(), 0)))
+            .map_err(|source| EmulatorError::Listen {
+                addr: main_addr.ip().to_string(),
+                source,
+            })?;
     http_std
         .set_nonblocking(true)
         .map_err(|source| EmulatorError::Listen {
             addr: main_addr.ip().to_string(),
             source,
         })?;
-    let http_addr = http_std.local_addr().map_err(|source| EmulatorError::Listen {
-        addr: main_addr.ip().to_string(),
-        source,
-    })?;
+    let http_addr = http_std
+        .local_addr()
+        .map_err(|source| EmulatorError::Listen {
+            addr: main_addr.ip().to_string(),
+            source,
+        })?;
     w.main_port = Some(main_addr.port());
     w.http_port = Some(http_addr.port());
 
@@ -989,9 +1033,7 @@ pub(crate) async fn start(
     }
 
     // Listeners.
-    let router = Router::new()
-        .fallback(dispatch)
-        .with_state(core.clone());
+    let router = Router::new().fallback(dispatch).with_state(core.clone());
     let tls_cfg = RustlsConfig::from_pem(tls.cert_pem.into_bytes(), tls.key_pem.into_bytes())
         .await
         .map_err(|e| EmulatorError::Crypto(e.to_string()))?;

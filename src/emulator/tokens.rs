@@ -10,7 +10,9 @@ use axum::http::{HeaderMap, Response};
 use serde_json::{Value, json};
 
 use super::auth::{self, TOKEN_LIFETIME_SECS};
-use super::http::{ApiError, ApiResult, check_keys, json_response, oauth_error, opt_array, opt_str, parse_body};
+use super::http::{
+    ApiError, ApiResult, check_keys, json_response, oauth_error, opt_array, opt_str, parse_body,
+};
 use super::server::{Core, Req, rfc3339};
 use super::world::Principal;
 
@@ -21,11 +23,17 @@ fn form_or_json(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, String)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if ct.starts_with("application/json") {
-        let v: Value = serde_json::from_slice(body).map_err(|e| format!("Invalid JSON payload: {e}"))?;
-        let obj = v.as_object().ok_or("Invalid JSON payload: expected an object")?;
+        let v: Value =
+            serde_json::from_slice(body).map_err(|e| format!("Invalid JSON payload: {e}"))?;
+        let obj = v
+            .as_object()
+            .ok_or("Invalid JSON payload: expected an object")?;
         Ok(obj
             .iter()
-            .filter_map(|(k, v)| v.as_str().map(|s| (super::http::snake_path(k), s.to_string())))
+            .filter_map(|(k, v)| {
+                v.as_str()
+                    .map(|s| (super::http::snake_path(k), s.to_string()))
+            })
             .collect())
     } else {
         Ok(url::form_urlencoded::parse(body)
@@ -35,7 +43,10 @@ fn form_or_json(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, String)
 }
 
 fn get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 /// `POST /token`: the OAuth 2 JWT-bearer grant of a service-account key.
@@ -53,7 +64,11 @@ pub(crate) fn oauth_token(core: &Arc<Core>, headers: &HeaderMap, body: &[u8]) ->
         );
     }
     let Some(assertion) = get(&pairs, "assertion") else {
-        return oauth_error(400, "invalid_request", "Missing required parameter: assertion");
+        return oauth_error(
+            400,
+            "invalid_request",
+            "Missing required parameter: assertion",
+        );
     };
     let now = core.now_ms();
     let email = {
@@ -62,9 +77,19 @@ pub(crate) fn oauth_token(core: &Arc<Core>, headers: &HeaderMap, body: &[u8]) ->
             Ok(email) => {
                 let sa = world.service_accounts.get(&email);
                 match sa {
-                    None => return oauth_error(400, "invalid_grant", "Invalid grant: account not found"),
+                    None => {
+                        return oauth_error(
+                            400,
+                            "invalid_grant",
+                            "Invalid grant: account not found",
+                        );
+                    }
                     Some(sa) if sa.disabled => {
-                        return oauth_error(400, "invalid_grant", "Invalid grant: account disabled")
+                        return oauth_error(
+                            400,
+                            "invalid_grant",
+                            "Invalid grant: account disabled",
+                        );
                     }
                     Some(_) => email,
                 }
@@ -93,12 +118,18 @@ pub(crate) fn sts_token(core: &Arc<Core>, headers: &HeaderMap, body: &[u8]) -> R
         return oauth_error(
             400,
             "unsupported_grant_type",
-            &format!("The grant_type \"{grant}\" is not supported. Use urn:ietf:params:oauth:grant-type:token-exchange."),
+            &format!(
+                "The grant_type \"{grant}\" is not supported. Use urn:ietf:params:oauth:grant-type:token-exchange."
+            ),
         );
     }
     for key in ["audience", "subject_token", "subject_token_type"] {
         if get(&pairs, key).is_none_or(str::is_empty) {
-            return oauth_error(400, "invalid_request", &format!("Missing required parameter: {key}"));
+            return oauth_error(
+                400,
+                "invalid_request",
+                &format!("Missing required parameter: {key}"),
+            );
         }
     }
     let subject_type = get(&pairs, "subject_token_type").unwrap_or("");
@@ -114,7 +145,11 @@ pub(crate) fn sts_token(core: &Arc<Core>, headers: &HeaderMap, body: &[u8]) -> R
     if let Some(rt) = get(&pairs, "requested_token_type")
         && rt != "urn:ietf:params:oauth:token-type:access_token"
     {
-        return oauth_error(400, "invalid_request", &format!("Invalid requested_token_type: {rt}"));
+        return oauth_error(
+            400,
+            "invalid_request",
+            &format!("Invalid requested_token_type: {rt}"),
+        );
     }
     let audience = get(&pairs, "audience").unwrap_or("");
     let (pool, provider) = match audience.strip_prefix("identitynamespace:") {
@@ -126,7 +161,11 @@ pub(crate) fn sts_token(core: &Arc<Core>, headers: &HeaderMap, body: &[u8]) -> R
     };
     let subject = get(&pairs, "subject_token").unwrap_or("");
     let Some((_, claims, _, _)) = auth::decode_jwt(subject) else {
-        return oauth_error(400, "invalid_grant", "The subject token is not a valid JWT.");
+        return oauth_error(
+            400,
+            "invalid_grant",
+            "The subject token is not a valid JWT.",
+        );
     };
     let iss = claims.get("iss").and_then(Value::as_str).unwrap_or("");
     let Some(cluster) = core.kube_cluster_by_issuer(iss) else {
@@ -168,10 +207,18 @@ pub(crate) fn sts_token(core: &Arc<Core>, headers: &HeaderMap, body: &[u8]) -> R
         );
     }
     let Some(rest) = verified.sub.strip_prefix("system:serviceaccount:") else {
-        return oauth_error(400, "invalid_grant", "The subject token is not a service account token.");
+        return oauth_error(
+            400,
+            "invalid_grant",
+            "The subject token is not a service account token.",
+        );
     };
     let Some((ns, ksa)) = rest.split_once(':') else {
-        return oauth_error(400, "invalid_grant", "The subject token is not a service account token.");
+        return oauth_error(
+            400,
+            "invalid_grant",
+            "The subject token is not a service account token.",
+        );
     };
     let token = core.issue_token(Principal::Federated {
         pool,
@@ -216,7 +263,10 @@ pub(crate) fn generate_access_token(core: &Arc<Core>, req: &Req, who: &Principal
     check_keys(&body, "", &["scope", "lifetime", "delegates"])?;
     let scopes = opt_array(&body, "scope")?.cloned().unwrap_or_default();
     if scopes.is_empty() {
-        return Err(ApiError::invalid_field("scope", "Missing required field \"scope\"."));
+        return Err(ApiError::invalid_field(
+            "scope",
+            "Missing required field \"scope\".",
+        ));
     }
     let lifetime = match opt_str(&body, "lifetime")? {
         None => 3600,
@@ -293,7 +343,9 @@ pub(crate) fn token_review(core: &Arc<Core>, body: &[u8]) -> Response<Body> {
             "authenticated": true,
             "user": {"username": p.email(), "groups": ["system:authenticated"]}
         }),
-        None => json!({"authenticated": false, "error": "token is not a valid access token issued by the emulator"}),
+        None => {
+            json!({"authenticated": false, "error": "token is not a valid access token issued by the emulator"})
+        }
     };
     json_response(
         200,

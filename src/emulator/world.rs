@@ -404,9 +404,11 @@ mod tests {
     fn policy_version_follows_conditions() {
         let mut p = Policy::empty();
         assert_eq!(p.to_json(), json!({"etag": "ACAB"}));
-        p.bindings.push(json!({"role": "roles/x", "members": ["user:a@b.c"]}));
+        p.bindings
+            .push(json!({"role": "roles/x", "members": ["user:a@b.c"]}));
         assert_eq!(p.to_json()["version"], 1);
-        p.bindings.push(json!({"role": "roles/y", "members": ["user:a@b.c"],
+        p.bindings
+            .push(json!({"role": "roles/y", "members": ["user:a@b.c"],
             "condition": {"title": "t", "expression": "true"}}));
         assert_eq!(p.to_json()["version"], 3);
         assert_eq!(
@@ -440,8 +442,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
         assert!(load(&path).unwrap().is_none());
-        let mut w = World::default();
-        w.default_project = "p".into();
+        let w = World {
+            default_project: "p".into(),
+            ..World::default()
+        };
         write_atomic(&path, &serde_json::to_vec(&w).unwrap()).unwrap();
         assert_eq!(load(&path).unwrap().unwrap().default_project, "p");
         std::fs::write(&path, b"{not json").unwrap();

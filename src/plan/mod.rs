@@ -50,10 +50,7 @@ pub enum Resource {
     /// A node pool (its workload metadata mode). Never deleted by `wi`.
     NodePool { cluster: ClusterKey, pool: String },
     /// A Google service account.
-    ServiceAccount {
-        project: String,
-        account_id: String,
-    },
+    ServiceAccount { project: String, account_id: String },
     /// One member of one role on a service account's IAM policy.
     ServiceAccountIamMember {
         project: String,
@@ -167,9 +164,16 @@ impl fmt::Display for Resource {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Group {
-    Project { project: String },
-    Cluster { cluster: ClusterKey },
-    Namespace { cluster: ClusterKey, namespace: String },
+    Project {
+        project: String,
+    },
+    Cluster {
+        cluster: ClusterKey,
+    },
+    Namespace {
+        cluster: ClusterKey,
+        namespace: String,
+    },
 }
 
 impl fmt::Display for Group {

@@ -99,7 +99,8 @@ impl TestEmu {
         let body: Value = if text.is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("non-JSON body from {path}: {e}: {text}"))
+            serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("non-JSON body from {path}: {e}: {text}"))
         };
         check_response(method.as_str(), path, status, &body);
         Answer {
@@ -170,12 +171,18 @@ pub fn check_response(method: &str, path: &str, status: u16, body: &Value) {
         validate_against_discovery(method, path, body)
     };
     if !problems.is_empty() {
-        let mut all = PROBLEMS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+        let mut all = PROBLEMS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         for p in problems {
             all.push(format!("{method} {path}: {p}"));
         }
     }
-    let mut n = VALIDATED.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    let mut n = VALIDATED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     *n += 1;
 }
 
@@ -241,8 +248,12 @@ fn docs() -> &'static BTreeMap<String, Value> {
             ("iamcredentials/v1", "iamcredentials-v1.json"),
             ("sts/v1", "sts-v1.json"),
         ] {
-            let text = std::fs::read_to_string(data(&format!("discovery/{file}"))).expect("discovery doc");
-            m.insert(key.to_string(), serde_json::from_str(&text).expect("discovery json"));
+            let text =
+                std::fs::read_to_string(data(&format!("discovery/{file}"))).expect("discovery doc");
+            m.insert(
+                key.to_string(),
+                serde_json::from_str(&text).expect("discovery json"),
+            );
         }
         m
     })
@@ -375,7 +386,14 @@ fn validate_schema(doc: &Value, schema: &Value, v: &Value, at: &str, out: &mut V
         _ => true,
     };
     if !ok {
-        out.push(format!("{at}: expected {ty}{}, got {v}", if format.is_empty() { String::new() } else { format!(" ({format})") }));
+        out.push(format!(
+            "{at}: expected {ty}{}, got {v}",
+            if format.is_empty() {
+                String::new()
+            } else {
+                format!(" ({format})")
+            }
+        ));
         return;
     }
     match ty {
