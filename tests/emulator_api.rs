@@ -1195,3 +1195,75 @@ async fn the_key_file_works_with_gcp_auth_and_forged_assertions_fail() {
     t.emu.shutdown().await;
     no_schema_problems();
 }
+
+#[tokio::test]
+async fn the_example_seeds_load() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let t = support::start(|c| c.seed = Some(root.join("examples/quickstart.seed.yaml"))).await;
+    assert_eq!(t.project, "wi-demo");
+    let list = t.call(Method::GET, &clusters(&t, "-"), None).await;
+    let cs = list.body["clusters"].as_array().unwrap();
+    assert_eq!(cs.len(), 2);
+    for c in cs {
+        assert!(c.get("workloadIdentityConfig").is_none());
+        assert_eq!(c["status"], "RUNNING");
+        for p in c["nodePools"].as_array().unwrap() {
+            let mode = p["config"]["workloadMetadataConfig"]["mode"].as_str();
+            assert!(mode.is_none() || mode == Some("GCE_METADATA"), "{p}");
+        }
+    }
+    let kubeconfig = std::fs::read_to_string(t.dir.path().join("work/kubeconfig")).unwrap();
+    assert!(kubeconfig.contains("gke_wi-demo_us-central1-a_alpha"));
+    assert!(kubeconfig.contains("gke_wi-demo_europe-west1-b_beta"));
+    t.emu.shutdown().await;
+
+    let t = support::start(|c| c.seed = Some(root.join("examples/emulator.seed.yaml"))).await;
+    assert_eq!(t.project, "shop-prod");
+    let sa = t
+        .call(
+            Method::POST,
+            &format!(
+                "{}:getIamPolicy",
+                sa_path(&t, "catalog-reader@shop-prod.iam.gserviceaccount.com")
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(
+        sa.body["bindings"][0]["members"][0],
+        "serviceAccount:shop-prod.svc.id.goog[shop/catalog]"
+    );
+    let proj = t
+        .call(
+            Method::POST,
+            "/cloudresourcemanager/v1/projects/shop-prod:getIamPolicy",
+            Some(json!({"options": {"requestedPolicyVersion": 3}})),
+        )
+        .await;
+    assert_eq!(proj.body["version"], 3);
+    let np = t
+        .call(
+            Method::GET,
+            "/container/v1/projects/shop-prod/locations/europe-west1-b/clusters/prod-eu/nodePools",
+            None,
+        )
+        .await;
+    assert_eq!(
+        np.body["nodePools"][0]["config"]["workloadMetadataConfig"]["mode"],
+        "GKE_METADATA"
+    );
+    assert_eq!(
+        np.body["nodePools"][1]["config"]["workloadMetadataConfig"]["mode"],
+        "GCE_METADATA"
+    );
+    let svc = t
+        .call(
+            Method::GET,
+            "/serviceusage/v1/projects/shop-prod/services/iamcredentials.googleapis.com",
+            None,
+        )
+        .await;
+    assert_eq!(svc.body["state"], "ENABLED");
+    t.emu.shutdown().await;
+    no_schema_problems();
+}
