@@ -3,6 +3,8 @@
 //! `kubectl` (authenticating through `gke-gcloud-auth-plugin`) uses the context
 //! `get-credentials` wrote. Fails, never skips, when a tool is missing.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -124,7 +126,7 @@ fn gcloud_and_kubectl_run_the_workload_identity_how_to() {
     )
     .unwrap();
     let env_file = dir.path().join("env.sh");
-    let child = Command::new(env!("CARGO_BIN_EXE_wi"))
+    let child = Command::new(support::wi_binary())
         .args(["emulator", "--operation-duration", "1s", "--seed"])
         .arg(&seed)
         .arg("--env-file")

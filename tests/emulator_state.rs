@@ -2,6 +2,8 @@
 //! still running) and restart it on the same `--state` file; the world is
 //! intact — clusters, service accounts, policies, etags, tokens.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,7 +22,7 @@ impl Drop for Running {
 fn start(dir: &Path) -> (Running, Vec<(String, String)>) {
     let env_file = dir.join("env.sh");
     let _ = std::fs::remove_file(&env_file);
-    let child = Command::new(env!("CARGO_BIN_EXE_wi"))
+    let child = Command::new(support::wi_binary())
         .args(["emulator", "--operation-duration", "1500ms", "--state"])
         .arg(dir.join("state.json"))
         .arg("--env-file")

@@ -425,3 +425,43 @@ fn validate_schema(doc: &Value, schema: &Value, v: &Value, at: &str, out: &mut V
         _ => {}
     }
 }
+
+/// The `wi` binary to run. Normally `CARGO_BIN_EXE_wi`; when several
+/// checkouts share one target directory (as on our build machines) that
+/// uplifted file can be another checkout's build, so fall back to the newest
+/// `deps/wi-*` executable that has this checkout's `wi emulator` flags.
+pub fn wi_binary() -> PathBuf {
+    let primary = PathBuf::from(env!("CARGO_BIN_EXE_wi"));
+    let fits = |p: &Path| {
+        std::process::Command::new(p)
+            .args(["emulator", "--help"])
+            .output()
+            .is_ok_and(|o| {
+                let text = String::from_utf8_lossy(&o.stdout);
+                text.contains("--operation-duration") && text.contains("--fault-seed")
+            })
+    };
+    if fits(&primary) {
+        return primary;
+    }
+    let deps = primary.parent().map(|d| d.join("deps")).unwrap_or_default();
+    let mut candidates: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&deps)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("wi-") && !n.contains('.'))
+        })
+        .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
+        .collect();
+    candidates.sort();
+    candidates
+        .into_iter()
+        .rev()
+        .map(|(_, p)| p)
+        .find(|p| fits(p))
+        .unwrap_or(primary)
+}
