@@ -1267,3 +1267,70 @@ async fn the_example_seeds_load() {
     t.emu.shutdown().await;
     no_schema_problems();
 }
+
+#[tokio::test]
+async fn service_account_keys_mint_working_key_files() {
+    use base64::Engine;
+    use gcp_auth::TokenProvider;
+    let t = support::start(|_| {}).await;
+    let sa = create_sa(&t, "keyed-sa").await;
+    let email = sa["email"].as_str().unwrap().to_string();
+    let keys = format!("/iam/v1/projects/-/serviceAccounts/{email}/keys");
+    let created = t
+        .call(Method::POST, &keys, Some(json!({"keyAlgorithm": "KEY_ALG_RSA_2048", "privateKeyType": "TYPE_GOOGLE_CREDENTIALS_FILE"})))
+        .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let file = base64::engine::general_purpose::STANDARD
+        .decode(created.body["privateKeyData"].as_str().unwrap())
+        .unwrap();
+    let provider =
+        gcp_auth::CustomServiceAccount::from_json(std::str::from_utf8(&file).unwrap()).unwrap();
+    let token = provider
+        .token(&["https://www.googleapis.com/auth/cloud-platform"])
+        .await
+        .unwrap();
+    let me = t
+        .call_as(
+            Some(token.as_str()),
+            Method::GET,
+            &sa_path(&t, &email),
+            None,
+        )
+        .await;
+    // The key's account has no role: authenticated, then refused.
+    assert_eq!(me.status, 403, "{}", me.body);
+    let name = created.body["name"].as_str().unwrap();
+    let id = name.rsplit('/').next().unwrap();
+    let list = t
+        .call(
+            Method::GET,
+            &format!(
+                "/iam/v1/projects/{}/serviceAccounts/{email}/keys",
+                t.project
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(list.body["keys"].as_array().unwrap().len(), 1);
+    assert!(list.body["keys"][0].get("privateKeyData").is_none());
+    let del = t.call(Method::DELETE, &format!("{keys}/{id}"), None).await;
+    assert_eq!(del.body, json!({}));
+    let gone = t.call(Method::GET, &format!("{keys}/{id}"), None).await;
+    assert_eq!(gone.status, 404);
+    let bad = t
+        .call(
+            Method::POST,
+            &keys,
+            Some(json!({"privateKeyType": "TYPE_PKCS12_FILE"})),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("private_key_type")
+    );
+    t.emu.shutdown().await;
+    no_schema_problems();
+}

@@ -175,6 +175,7 @@ async fn golden_logs_replay_with_the_same_status_and_shape() {
             .to_string();
         let mut op_id = String::new();
         let mut last_etag = String::new();
+        let mut key_id = String::new();
         for ex in &exchanges {
             total += 1;
             let Some(rest) = ex.url.strip_prefix("https://") else {
@@ -196,6 +197,7 @@ async fn golden_logs_replay_with_the_same_status_and_shape() {
                     .replace("${projectNumber}", &number)
                     .replace("${uniqueId}", "golden1")
                     .replace("${operationID}", &op_id)
+                    .replace("${serviceAccountKeyID}", &key_id)
             };
             let path = format!("/{prefix}/{}", subst(path));
             let body = ex.body.as_ref().map(|b| {
@@ -235,6 +237,11 @@ async fn golden_logs_replay_with_the_same_status_and_shape() {
                 && let Some(e) = answer.body["etag"].as_str()
             {
                 last_etag = e.to_string();
+            }
+            if let Some(n) = answer.body["name"].as_str()
+                && let Some((_, id)) = n.split_once("/keys/")
+            {
+                key_id = id.to_string();
             }
             if let Some(n) = answer.body["name"].as_str()
                 && (n.starts_with("operation-") || n.starts_with("operations/"))

@@ -49,6 +49,7 @@ pub fn role_grants(role: &str, permission: &str) -> bool {
                 && permission != "iam.serviceAccounts.getAccessToken")
                 || permission == "resourcemanager.projects.get"
         }
+        "roles/iam.serviceAccountKeyAdmin" => permission.starts_with("iam.serviceAccountKeys."),
         "roles/iam.serviceAccountViewer" => {
             permission.starts_with("iam.serviceAccounts.") && read_only
         }
@@ -293,6 +294,7 @@ mod tests {
             IssuedKey {
                 email: "sa@p.iam.gserviceaccount.com".into(),
                 public_pkcs1_hex: key.public_pkcs1_hex.clone(),
+                created_ms: 0,
             },
         );
         let now = 1_700_000_000i64;

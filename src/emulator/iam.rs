@@ -32,6 +32,16 @@ pub(crate) fn method_id(req: &Req) -> Option<&'static str> {
             Method::DELETE => Some("projects.serviceAccounts.delete"),
             _ => None,
         },
+        (["projects", _, "serviceAccounts", _, "keys"], None) => match *m {
+            Method::GET => Some("projects.serviceAccounts.keys.list"),
+            Method::POST => Some("projects.serviceAccounts.keys.create"),
+            _ => None,
+        },
+        (["projects", _, "serviceAccounts", _, "keys", _], None) => match *m {
+            Method::GET => Some("projects.serviceAccounts.keys.get"),
+            Method::DELETE => Some("projects.serviceAccounts.keys.delete"),
+            _ => None,
+        },
         (["projects", _, "serviceAccounts", _], Some(verb)) if m == Method::POST => match verb {
             "getIamPolicy" => Some("projects.serviceAccounts.getIamPolicy"),
             "setIamPolicy" => Some("projects.serviceAccounts.setIamPolicy"),
@@ -179,6 +189,10 @@ pub(crate) async fn call(core: &Arc<Core>, req: &Req, who: &Principal, method: &
             Ok(json!({}))
         }
         "projects.serviceAccounts.undelete" => undelete(core, req, who, &project),
+        "projects.serviceAccounts.keys.create"
+        | "projects.serviceAccounts.keys.list"
+        | "projects.serviceAccounts.keys.get"
+        | "projects.serviceAccounts.keys.delete" => keys(core, req, who, &project, method),
         "projects.serviceAccounts.getIamPolicy" => {
             let body = parse_body(&req.body)?;
             check_keys(&body, "", &["options"])?;
@@ -469,6 +483,130 @@ fn patch(core: &Core, req: &Req, who: &Principal, project: &str, legacy_put: boo
     Ok(result)
 }
 
+fn render_key(sa: &ServiceAccount, id: &str, created_ms: i64) -> Value {
+    json!({
+        "name": format!("projects/{}/serviceAccounts/{}/keys/{id}", sa.project, sa.email),
+        "keyAlgorithm": "KEY_ALG_RSA_2048",
+        "keyOrigin": "GOOGLE_PROVIDED",
+        "keyType": "USER_MANAGED",
+        "validAfterTime": super::server::rfc3339_seconds(created_ms),
+        "validBeforeTime": "9999-12-31T23:59:59Z"
+    })
+}
+
+/// Service-account keys: real RSA keys whose JSON key file works with the
+/// emulator's OAuth endpoint.
+fn keys(core: &Core, req: &Req, who: &Principal, project: &str, method: &str) -> ApiResult {
+    let perm = match method.rsplit('.').next().unwrap_or("") {
+        "create" => "iam.serviceAccountKeys.create",
+        "delete" => "iam.serviceAccountKeys.delete",
+        "list" => "iam.serviceAccountKeys.list",
+        _ => "iam.serviceAccountKeys.get",
+    };
+    let sa = {
+        let world = core.world();
+        let sa = resolve(&world, project, &req.segs[3], req.now)
+            .ok_or_else(unknown_sa)?
+            .clone();
+        if !auth::allowed_on_sa(&world, who, &sa.email, perm) {
+            return Err(denied(perm));
+        }
+        sa
+    };
+    let key_missing = |id: &str| {
+        ApiError::not_found(format!(
+            "Service account key projects/{}/serviceAccounts/{}/keys/{id} does not exist.",
+            sa.project, sa.email
+        ))
+    };
+    match method {
+        "projects.serviceAccounts.keys.create" => {
+            let body = parse_body(&req.body)?;
+            check_keys(&body, "", &["keyAlgorithm", "privateKeyType"])?;
+            let alg = opt_str(&body, "keyAlgorithm")?.unwrap_or("KEY_ALG_RSA_2048");
+            if !matches!(alg, "KEY_ALG_RSA_2048" | "KEY_ALG_UNSPECIFIED") {
+                return Err(ApiError::invalid_field(
+                    "key_algorithm",
+                    format!(
+                        "Invalid value at 'key_algorithm': the emulator issues KEY_ALG_RSA_2048 keys only, not {alg}."
+                    ),
+                ));
+            }
+            let ty = opt_str(&body, "privateKeyType")?.unwrap_or("TYPE_GOOGLE_CREDENTIALS_FILE");
+            if !matches!(ty, "TYPE_GOOGLE_CREDENTIALS_FILE" | "TYPE_UNSPECIFIED") {
+                return Err(ApiError::invalid_field(
+                    "private_key_type",
+                    format!(
+                        "Invalid value at 'private_key_type': the emulator issues TYPE_GOOGLE_CREDENTIALS_FILE keys only, not {ty}."
+                    ),
+                ));
+            }
+            let generated = auth::generate_rsa_key().map_err(|e| {
+                ApiError::injected(500).with_detail(
+                    json!({"@type": "type.googleapis.com/google.rpc.DebugInfo", "detail": e}),
+                )
+            })?;
+            let id = hex::encode(&uuid::Uuid::new_v4().as_bytes()[..])
+                + &hex::encode(&uuid::Uuid::new_v4().as_bytes()[..4]);
+            let file = core.key_file_json(
+                &sa.project,
+                &id,
+                &sa.email,
+                &sa.unique_id,
+                &generated.private_pkcs8_pem,
+            );
+            let mut out = render_key(&sa, &id, req.now);
+            out["privateKeyType"] = json!("TYPE_GOOGLE_CREDENTIALS_FILE");
+            out["privateKeyData"] =
+                json!(base64::engine::general_purpose::STANDARD.encode(file.to_string()));
+            core.world().keys.insert(
+                id,
+                super::world::IssuedKey {
+                    email: sa.email.clone(),
+                    public_pkcs1_hex: generated.public_pkcs1_hex,
+                    created_ms: req.now,
+                },
+            );
+            core.persist();
+            Ok(out)
+        }
+        "projects.serviceAccounts.keys.list" => {
+            let world = core.world();
+            let keys: Vec<Value> = world
+                .keys
+                .iter()
+                .filter(|(_, k)| k.email == sa.email)
+                .map(|(id, k)| render_key(&sa, id, k.created_ms))
+                .collect();
+            if keys.is_empty() {
+                return Ok(json!({}));
+            }
+            Ok(json!({ "keys": keys }))
+        }
+        "projects.serviceAccounts.keys.get" => {
+            let id = &req.segs[5];
+            let world = core.world();
+            match world.keys.get(id) {
+                Some(k) if k.email == sa.email => Ok(render_key(&sa, id, k.created_ms)),
+                _ => Err(key_missing(id)),
+            }
+        }
+        _ => {
+            let id = req.segs[5].clone();
+            let mut world = core.world();
+            match world.keys.get(&id) {
+                Some(k) if k.email == sa.email => {
+                    world.keys.remove(&id);
+                }
+                _ => return Err(key_missing(&id)),
+            }
+            drop(world);
+            core.persist();
+            Ok(json!({}))
+        }
+    }
+}
+
 fn delete(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
     let mut world = core.world();
     let sa = resolve(&world, project, &req.segs[3], req.now)
@@ -478,6 +616,7 @@ fn delete(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
         return Err(denied("iam.serviceAccounts.delete"));
     }
     world.service_accounts.remove(&sa.email);
+    world.keys.retain(|_, k| k.email != sa.email);
     // IAM rewrites the deleted account's memberships.
     let old = format!("serviceAccount:{}", sa.email);
     let new = format!("deleted:serviceAccount:{}?uid={}", sa.email, sa.unique_id);

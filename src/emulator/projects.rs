@@ -322,9 +322,9 @@ fn render_project(p: &Project, v3: bool) -> Value {
 
 fn render_service(p: &Project, service: &str) -> Value {
     let enabled = p.services.contains(service);
+    // As recorded: no `config`, and `parent` only while enabled.
     let mut v = json!({
         "name": format!("projects/{}/services/{service}", p.number),
-        "config": {"name": service, "title": title(service).unwrap_or(service)},
         "state": if enabled { "ENABLED" } else { "DISABLED" },
     });
     if enabled {
@@ -469,7 +469,15 @@ pub(crate) fn su_call(core: &Arc<Core>, req: &Req, who: &Principal, method: &str
                     proj.services.remove(s);
                 }
             }
-            let rendered: Vec<Value> = services.iter().map(|s| render_service(proj, s)).collect();
+            // Operation results name the parent whatever the new state (as recorded).
+            let rendered: Vec<Value> = services
+                .iter()
+                .map(|s| {
+                    let mut v = render_service(proj, s);
+                    v["parent"] = json!(format!("projects/{}", proj.number));
+                    v
+                })
+                .collect();
             let (meta, response) = match method {
                 "services.batchEnable" => (
                     json!({"@type": "type.googleapis.com/google.api.serviceusage.v1.OperationMetadata"}),

@@ -128,6 +128,14 @@ pub(crate) fn rfc3339(ms: i64) -> String {
     t.format(&f).unwrap_or_default()
 }
 
+/// RFC 3339 UTC with whole seconds (key validity times).
+pub(crate) fn rfc3339_seconds(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    t.format(&f).unwrap_or_default()
+}
+
 fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -183,6 +191,30 @@ impl Core {
             .as_ref()
             .map(|a| a.user_token.clone())
             .unwrap_or_default()
+    }
+
+    /// A service-account key file (JSON) whose `token_uri` is this emulator.
+    pub fn key_file_json(
+        &self,
+        project: &str,
+        key_id: &str,
+        email: &str,
+        client_id: &str,
+        private_pem: &str,
+    ) -> serde_json::Value {
+        json!({
+            "type": "service_account",
+            "project_id": project,
+            "private_key_id": key_id,
+            "private_key": private_pem,
+            "client_email": email,
+            "client_id": client_id,
+            "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+            "token_uri": format!("{}/token", self.http_url),
+            "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
+            "client_x509_cert_url": format!("https://www.googleapis.com/robot/v1/metadata/x509/{email}"),
+            "universe_domain": "googleapis.com"
+        })
     }
 
     /// Issues a token valid for the standard lifetime.
@@ -797,6 +829,7 @@ fn ensure_admin(world: &mut World, now: i64) -> Result<(), EmulatorError> {
             IssuedKey {
                 email: sa_email.clone(),
                 public_pkcs1_hex: key.public_pkcs1_hex,
+                created_ms: now,
             },
         );
         world.admin = Some(AdminIdentity {
@@ -1015,19 +1048,13 @@ pub(crate) async fn start(
     write(&core.paths.ca_file, tls.ca_cert_pem.as_bytes())?;
     if let Some(a) = &admin {
         write(&core.paths.token_file, a.user_token.as_bytes())?;
-        let key_json = json!({
-            "type": "service_account",
-            "project_id": default_project,
-            "private_key_id": a.key_id,
-            "private_key": a.private_key_pem,
-            "client_email": a.sa_email,
-            "client_id": "100000000000000000001",
-            "auth_uri": "https://accounts.google.com/o/oauth2/auth",
-            "token_uri": format!("{}/token", core.http_url),
-            "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
-            "client_x509_cert_url": format!("https://www.googleapis.com/robot/v1/metadata/x509/{}", a.sa_email),
-            "universe_domain": "googleapis.com"
-        });
+        let key_json = core.key_file_json(
+            &default_project,
+            &a.key_id,
+            &a.sa_email,
+            "100000000000000000001",
+            &a.private_key_pem,
+        );
         let text = serde_json::to_vec_pretty(&key_json).unwrap_or_default();
         write(&core.paths.key_file, &text)?;
     }

@@ -106,7 +106,9 @@ impl Policy {
     /// The Policy resource as Google returns it.
     pub fn to_json(&self) -> Value {
         let mut m = serde_json::Map::new();
-        if !self.bindings.is_empty() || !self.audit_configs.is_empty() {
+        // A policy never written is just `{"etag": "ACAB"}`; once written it
+        // carries its version even when empty (as recorded).
+        if !self.bindings.is_empty() || !self.audit_configs.is_empty() || self.etag != "ACAB" {
             m.insert(
                 "version".into(),
                 Value::from(if self.has_conditions() { 3 } else { 1 }),
@@ -309,6 +311,9 @@ pub struct IssuedKey {
     pub email: String,
     /// PKCS#1 DER of the RSA public key, hex.
     pub public_pkcs1_hex: String,
+    /// When the key was created (ms since the epoch).
+    #[serde(default)]
+    pub created_ms: i64,
 }
 
 /// The built-in admin identities and their credentials.
