@@ -301,6 +301,28 @@ fn check_mode(value: &Value, field: &str, wi: bool) -> Result<Option<String>, Ap
     }
 }
 
+/// Proto3 JSON never prints default scalars: a stored request echoes back
+/// without `false`, `0`, `""` and `[]` (empty messages stay, as GKE prints them).
+fn proto3_defaults_dropped(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(_, x)| match x {
+                    Value::Bool(b) => *b,
+                    Value::Number(n) => n.as_f64() != Some(0.0),
+                    Value::String(s) => !s.is_empty(),
+                    Value::Array(a) => !a.is_empty(),
+                    Value::Null => false,
+                    Value::Object(_) => true,
+                })
+                .map(|(k, x)| (k.clone(), proto3_defaults_dropped(x)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(proto3_defaults_dropped).collect()),
+        other => other.clone(),
+    }
+}
+
 fn default_node_config() -> Value {
     json!({
         "machineType": "e2-medium",
@@ -615,7 +637,7 @@ async fn create_cluster(core: &Arc<Core>, req: &Req, project: &str, location: &s
         &format!("projects/{project}/locations/{location}"),
     )?;
     let input = match body.get("cluster") {
-        Some(Value::Object(_)) => body["cluster"].clone(),
+        Some(Value::Object(_)) => proto3_defaults_dropped(&body["cluster"]),
         Some(other) => return Err(super::http::type_error("cluster", "TYPE_MESSAGE", other)),
         None => {
             return Err(ApiError::invalid_field(
@@ -1001,6 +1023,7 @@ fn update_cluster(core: &Core, req: &Req, project: &str, location: &str, name: &
             "desiredAddonsConfig" => {
                 let mut cur = resource.get("addonsConfig").cloned().unwrap_or(json!({}));
                 merge(&mut cur, v);
+                let cur = proto3_defaults_dropped(&cur);
                 resource["addonsConfig"] = cur;
             }
             other => {
@@ -1008,7 +1031,7 @@ fn update_cluster(core: &Core, req: &Req, project: &str, location: &str, name: &
                 if field.is_empty() {
                     continue;
                 }
-                resource[field.as_str()] = (*v).clone();
+                resource[field.as_str()] = proto3_defaults_dropped(v);
             }
         }
     }
@@ -1126,7 +1149,7 @@ fn create_node_pool(
         &format!("projects/{project}/locations/{location}/clusters/{cluster}"),
     )?;
     let input = match body.get("nodePool") {
-        Some(v @ Value::Object(_)) => v.clone(),
+        Some(v @ Value::Object(_)) => proto3_defaults_dropped(v),
         Some(other) => return Err(super::http::type_error("nodePool", "TYPE_MESSAGE", other)),
         None => {
             return Err(ApiError::invalid_field(
