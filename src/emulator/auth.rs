@@ -63,8 +63,10 @@ pub fn role_grants(role: &str, permission: &str) -> bool {
             permission.starts_with("container.clusters.")
                 || permission.starts_with("container.operations.")
         }
-        "roles/container.viewer" | "roles/container.developer" => {
-            permission.starts_with("container.") && read_only
+        "roles/container.viewer" => permission.starts_with("container.") && read_only,
+        "roles/container.developer" => {
+            permission.starts_with("container.")
+                && (read_only || !permission.starts_with("container.clusters."))
         }
         "roles/serviceusage.serviceUsageAdmin" => permission.starts_with("serviceusage."),
         "roles/serviceusage.serviceUsageViewer" => {
@@ -107,6 +109,62 @@ pub fn allowed_on_project(
         .roles_of(&principal.members())
         .iter()
         .any(|r| role_grants(r, permission))
+}
+
+/// The principal behind a Kubernetes username the emulator handed out
+/// (see [`Principal::email`]).
+pub fn principal_from_email(world: &World, user: &str) -> Principal {
+    if let Some((pool, rest)) = user.split_once('[')
+        && let Some((ns, ksa)) = rest.trim_end_matches(']').split_once('/')
+    {
+        let project_number = pool
+            .strip_suffix(".svc.id.goog")
+            .and_then(|p| world.projects.get(p))
+            .map(|p| p.number.clone())
+            .unwrap_or_default();
+        return Principal::Federated {
+            pool: pool.to_string(),
+            namespace: ns.to_string(),
+            ksa: ksa.to_string(),
+            project_number,
+        };
+    }
+    if user.ends_with(".gserviceaccount.com") {
+        Principal::ServiceAccount(user.to_string())
+    } else {
+        Principal::User(user.to_string())
+    }
+}
+
+/// GKE's first authorizer: may `user` do `verb` on `resource` (and
+/// `subresource`) in a cluster of `project`, by the IAM permission
+/// `container.<resource>.<verb>`? (RBAC, GKE's second authorizer, is not emulated.)
+pub fn kube_allowed(
+    world: &World,
+    project: &str,
+    user: &str,
+    verb: &str,
+    resource: &str,
+    subresource: &str,
+) -> bool {
+    let kind = match resource {
+        "namespaces" => "namespaces",
+        "serviceaccounts" => "serviceAccounts",
+        "pods" => "pods",
+        other => other,
+    };
+    let verb = match (verb, subresource) {
+        (_, "token") => "createToken",
+        ("patch", _) => "update",
+        (v, _) => v,
+    };
+    let permission = format!("container.{kind}.{verb}");
+    allowed_on_project(
+        world,
+        &principal_from_email(world, user),
+        project,
+        &permission,
+    )
 }
 
 /// True when `principal` holds `permission` on the service account `email`,
@@ -283,6 +341,75 @@ mod tests {
             "iam.serviceAccounts.getAccessToken"
         ));
         assert!(!role_grants("roles/unknown", "container.clusters.get"));
+    }
+
+    #[test]
+    fn kubernetes_access_follows_project_iam() {
+        use crate::emulator::world::{Policy, Project};
+        let mut world = World::default();
+        let mut policy = Policy::empty();
+        policy
+            .bindings
+            .push(json!({"role": "roles/viewer", "members": ["user:v@example.com"]}));
+        policy.bindings.push(json!({"role": "roles/container.developer", "members": ["serviceAccount:d@p.iam.gserviceaccount.com"]}));
+        world.projects.insert(
+            "p".into(),
+            Project {
+                id: "p".into(),
+                number: "1".into(),
+                name: "p".into(),
+                create_ms: 0,
+                services: Default::default(),
+                policy,
+                workload_pool_exists: true,
+                labels: None,
+                parent: None,
+            },
+        );
+        assert!(kube_allowed(
+            &world,
+            "p",
+            "v@example.com",
+            "get",
+            "serviceaccounts",
+            ""
+        ));
+        assert!(!kube_allowed(
+            &world,
+            "p",
+            "v@example.com",
+            "patch",
+            "serviceaccounts",
+            ""
+        ));
+        assert!(kube_allowed(
+            &world,
+            "p",
+            "d@p.iam.gserviceaccount.com",
+            "create",
+            "serviceaccounts",
+            "token"
+        ));
+        assert!(!kube_allowed(
+            &world,
+            "p",
+            "p.svc.id.goog[ns/ksa]",
+            "get",
+            "pods",
+            ""
+        ));
+        assert!(!kube_allowed(
+            &world,
+            "other",
+            "v@example.com",
+            "get",
+            "pods",
+            ""
+        ));
+        assert_eq!(
+            principal_from_email(&world, "p.svc.id.goog[ns/ksa]").members()[0],
+            "serviceAccount:p.svc.id.goog[ns/ksa]"
+        );
     }
 
     #[test]
