@@ -1,0 +1,983 @@
+//! IAM v1: service accounts and their IAM policies, plus the policy
+//! read-modify-write logic shared with Resource Manager (etags, version 3 and
+//! conditions kept verbatim, member validation: unknown service accounts and
+//! workload pools that do not exist yet are refused as real IAM does).
+
+use std::sync::Arc;
+
+use axum::http::Method;
+use base64::Engine;
+use rand::RngCore;
+use serde_json::{Value, json};
+
+use super::auth;
+use super::http::{ApiError, ApiResult, check_keys, opt_array, opt_object, opt_str, parse_body};
+use super::server::{Core, Req};
+use super::world::{Policy, Principal, ServiceAccount, World};
+
+/// The discovery method id (without `iam.`).
+pub(crate) fn method_id(req: &Req) -> Option<&'static str> {
+    let s: Vec<&str> = req.segs.iter().map(String::as_str).collect();
+    let m = &req.method;
+    match (s.as_slice(), req.verb.as_deref()) {
+        (["projects", _, "serviceAccounts"], None) => match *m {
+            Method::GET => Some("projects.serviceAccounts.list"),
+            Method::POST => Some("projects.serviceAccounts.create"),
+            _ => None,
+        },
+        (["projects", _, "serviceAccounts", _], None) => match *m {
+            Method::GET => Some("projects.serviceAccounts.get"),
+            Method::PATCH => Some("projects.serviceAccounts.patch"),
+            Method::PUT => Some("projects.serviceAccounts.update"),
+            Method::DELETE => Some("projects.serviceAccounts.delete"),
+            _ => None,
+        },
+        (["projects", _, "serviceAccounts", _, "keys"], None) => match *m {
+            Method::GET => Some("projects.serviceAccounts.keys.list"),
+            Method::POST => Some("projects.serviceAccounts.keys.create"),
+            _ => None,
+        },
+        (["projects", _, "serviceAccounts", _, "keys", _], None) => match *m {
+            Method::GET => Some("projects.serviceAccounts.keys.get"),
+            Method::DELETE => Some("projects.serviceAccounts.keys.delete"),
+            _ => None,
+        },
+        (["projects", _, "serviceAccounts", _], Some(verb)) if m == Method::POST => match verb {
+            "getIamPolicy" => Some("projects.serviceAccounts.getIamPolicy"),
+            "setIamPolicy" => Some("projects.serviceAccounts.setIamPolicy"),
+            "testIamPermissions" => Some("projects.serviceAccounts.testIamPermissions"),
+            "disable" => Some("projects.serviceAccounts.disable"),
+            "enable" => Some("projects.serviceAccounts.enable"),
+            "undelete" => Some("projects.serviceAccounts.undelete"),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn denied(permission: &str) -> ApiError {
+    ApiError::forbidden(format!(
+        "Permission '{permission}' denied on resource (or it may not exist)."
+    ))
+    .with_error_info(
+        "IAM_PERMISSION_DENIED",
+        "iam.googleapis.com",
+        json!({"permission": permission}),
+    )
+}
+
+fn unknown_sa() -> ApiError {
+    ApiError::not_found("Unknown service account")
+}
+
+/// Finds a visible live service account by email or uniqueId.
+pub(crate) fn resolve<'a>(
+    world: &'a World,
+    project: &str,
+    id: &str,
+    now: i64,
+) -> Option<&'a ServiceAccount> {
+    let sa = world
+        .service_accounts
+        .get(id)
+        .or_else(|| world.service_accounts.values().find(|s| s.unique_id == id))?;
+    let project_ok = project == "-"
+        || project == sa.project
+        || world
+            .projects
+            .get(&sa.project)
+            .is_some_and(|p| p.number == project);
+    (project_ok && sa.visible_ms <= now).then_some(sa)
+}
+
+/// The ServiceAccount resource.
+pub(crate) fn render_sa(sa: &ServiceAccount) -> Value {
+    let mut m = serde_json::Map::new();
+    m.insert(
+        "name".into(),
+        json!(format!(
+            "projects/{}/serviceAccounts/{}",
+            sa.project, sa.email
+        )),
+    );
+    m.insert("projectId".into(), json!(sa.project));
+    m.insert("uniqueId".into(), json!(sa.unique_id));
+    m.insert("email".into(), json!(sa.email));
+    if let Some(d) = &sa.display_name {
+        m.insert("displayName".into(), json!(d));
+    }
+    if let Some(d) = &sa.description {
+        m.insert("description".into(), json!(d));
+    }
+    m.insert("etag".into(), json!(sa.etag));
+    m.insert("oauth2ClientId".into(), json!(sa.unique_id));
+    if sa.disabled {
+        m.insert("disabled".into(), json!(true));
+    }
+    Value::Object(m)
+}
+
+/// A fresh 21-digit id.
+pub(crate) fn new_unique_id() -> String {
+    let mut rng = rand::thread_rng();
+    let mut s = String::from("1");
+    for _ in 0..20 {
+        s.push(char::from(b'0' + (rng.next_u32() % 10) as u8));
+    }
+    s
+}
+
+/// A fresh policy etag (`BwX...`: base64 of 0x07 0x05 and six random bytes).
+pub(crate) fn new_policy_etag() -> String {
+    let mut bytes = [0u8; 8];
+    rand::thread_rng().fill_bytes(&mut bytes[2..]);
+    bytes[0] = 0x07;
+    bytes[1] = 0x05;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn valid_account_id(id: &str) -> bool {
+    (6..=30).contains(&id.len())
+        && id.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !id.ends_with('-')
+}
+
+/// Serves one IAM call.
+pub(crate) async fn call(core: &Arc<Core>, req: &Req, who: &Principal, method: &str) -> ApiResult {
+    let project = req.segs[1].clone();
+    let now = req.now;
+    match method {
+        "projects.serviceAccounts.create" => create(core, req, who, &project),
+        "projects.serviceAccounts.list" => list(core, req, who, &project),
+        "projects.serviceAccounts.get" => {
+            let world = core.world();
+            let sa = resolve(&world, &project, &req.segs[3], now).ok_or_else(unknown_sa)?;
+            if !auth::allowed_on_sa(&world, who, &sa.email, "iam.serviceAccounts.get") {
+                return Err(denied("iam.serviceAccounts.get"));
+            }
+            Ok(render_sa(sa))
+        }
+        "projects.serviceAccounts.patch" | "projects.serviceAccounts.update" => {
+            patch(core, req, who, &project, method.ends_with("update"))
+        }
+        "projects.serviceAccounts.delete" => delete(core, req, who, &project),
+        "projects.serviceAccounts.disable" | "projects.serviceAccounts.enable" => {
+            let disable = method.ends_with("disable");
+            let perm = if disable {
+                "iam.serviceAccounts.disable"
+            } else {
+                "iam.serviceAccounts.enable"
+            };
+            let body = parse_body(&req.body)?;
+            check_keys(&body, "", &[])?;
+            let mut world = core.world();
+            let email = resolve(&world, &project, &req.segs[3], now)
+                .ok_or_else(unknown_sa)?
+                .email
+                .clone();
+            if !auth::allowed_on_sa(&world, who, &email, perm) {
+                return Err(denied(perm));
+            }
+            if let Some(sa) = world.service_accounts.get_mut(&email) {
+                sa.disabled = disable;
+            }
+            drop(world);
+            core.persist();
+            Ok(json!({}))
+        }
+        "projects.serviceAccounts.undelete" => undelete(core, req, who, &project),
+        "projects.serviceAccounts.keys.create"
+        | "projects.serviceAccounts.keys.list"
+        | "projects.serviceAccounts.keys.get"
+        | "projects.serviceAccounts.keys.delete" => keys(core, req, who, &project, method),
+        "projects.serviceAccounts.getIamPolicy" => {
+            let body = parse_body(&req.body)?;
+            check_keys(&body, "", &["options"])?;
+            let (etag_before, result, email) = {
+                let world = core.world();
+                let sa = resolve(&world, &project, &req.segs[3], now).ok_or_else(unknown_sa)?;
+                if !auth::allowed_on_sa(&world, who, &sa.email, "iam.serviceAccounts.getIamPolicy")
+                {
+                    return Err(denied("iam.serviceAccounts.getIamPolicy"));
+                }
+                (
+                    sa.policy.etag.clone(),
+                    sa.policy.to_json(),
+                    sa.email.clone(),
+                )
+            };
+            // Concurrent-writer mode: someone else writes right after this read.
+            if core.roll_concurrent_writer() {
+                let mut world = core.world();
+                if let Some(sa) = world.service_accounts.get_mut(&email)
+                    && sa.policy.etag == etag_before
+                {
+                    sa.policy.etag = new_policy_etag();
+                }
+                drop(world);
+                core.persist();
+            }
+            Ok(result)
+        }
+        "projects.serviceAccounts.setIamPolicy" => {
+            let body = parse_body(&req.body)?;
+            let mut world = core.world();
+            let email = resolve(&world, &project, &req.segs[3], now)
+                .ok_or_else(unknown_sa)?
+                .email
+                .clone();
+            if !auth::allowed_on_sa(&world, who, &email, "iam.serviceAccounts.setIamPolicy") {
+                return Err(denied("iam.serviceAccounts.setIamPolicy"));
+            }
+            let current = world
+                .service_accounts
+                .get(&email)
+                .map(|s| s.policy.clone())
+                .unwrap_or_else(Policy::empty);
+            let next = set_policy(&world, &current, &body, now)?;
+            let out = next.to_json();
+            if let Some(sa) = world.service_accounts.get_mut(&email) {
+                sa.policy = next;
+            }
+            drop(world);
+            core.persist();
+            Ok(out)
+        }
+        "projects.serviceAccounts.testIamPermissions" => {
+            let body = parse_body(&req.body)?;
+            check_keys(&body, "", &["permissions"])?;
+            let world = core.world();
+            let sa = resolve(&world, &project, &req.segs[3], now).ok_or_else(unknown_sa)?;
+            let perms: Vec<Value> = opt_array(&body, "permissions")?
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|p| {
+                    p.as_str()
+                        .is_some_and(|p| auth::allowed_on_sa(&world, who, &sa.email, p))
+                })
+                .collect();
+            if perms.is_empty() {
+                return Ok(json!({}));
+            }
+            Ok(json!({ "permissions": perms }))
+        }
+        _ => Err(ApiError::not_found("Method not found.")),
+    }
+}
+
+fn create(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
+    let body = parse_body(&req.body)?;
+    check_keys(&body, "", &["accountId", "serviceAccount"])?;
+    if let Some(sa) = opt_object(&body, "serviceAccount")? {
+        check_keys(
+            &Value::Object(sa.clone()),
+            "service_account",
+            &[
+                "displayName",
+                "description",
+                "name",
+                "projectId",
+                "etag",
+                "email",
+                "uniqueId",
+                "oauth2ClientId",
+                "disabled",
+            ],
+        )?;
+    }
+    let account_id = opt_str(&body, "accountId")?.unwrap_or("");
+    if account_id.is_empty() {
+        return Err(ApiError::invalid_field(
+            "account_id",
+            "Missing required field \"accountId\".",
+        ));
+    }
+    if !valid_account_id(account_id) {
+        return Err(ApiError::invalid_field(
+            "account_id",
+            format!(
+                "Invalid value for field \"accountId\": \"{account_id}\". Account ID must be between 6 and 30 characters, start with a lowercase letter, and contain only lowercase letters, digits and hyphens (regex [a-z]([-a-z0-9]*[a-z0-9])).",
+            ),
+        ));
+    }
+    let display_name = opt_str(&body, "serviceAccount.displayName")?.map(str::to_string);
+    let description = opt_str(&body, "serviceAccount.description")?.map(str::to_string);
+    if display_name
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > 100)
+    {
+        return Err(ApiError::invalid_field(
+            "service_account.display_name",
+            "Invalid value for field \"serviceAccount.displayName\": must be at most 100 characters.",
+        ));
+    }
+    let mut world = core.world();
+    if !auth::allowed_on_project(&world, who, project, "iam.serviceAccounts.create") {
+        return Err(denied("iam.serviceAccounts.create"));
+    }
+    let email = format!("{account_id}@{project}.iam.gserviceaccount.com");
+    if world.service_accounts.contains_key(&email) {
+        return Err(ApiError::already_exists(format!(
+            "Service account {account_id} already exists within project projects/{project}."
+        ))
+        .with_detail(json!({
+            "@type": "type.googleapis.com/google.rpc.ResourceInfo",
+            "resourceName": format!("projects/{project}/serviceAccounts/{email}")
+        })));
+    }
+    let sa = ServiceAccount {
+        email: email.clone(),
+        project: project.to_string(),
+        account_id: account_id.to_string(),
+        unique_id: new_unique_id(),
+        display_name,
+        description,
+        disabled: false,
+        create_ms: req.now,
+        visible_ms: req.now + core.visibility_ms(),
+        policy: Policy::empty(),
+        etag: "MDEwMjE5MjA=".into(),
+    };
+    let out = render_sa(&sa);
+    world.service_accounts.insert(email, sa);
+    drop(world);
+    core.persist();
+    Ok(out)
+}
+
+fn list(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
+    let world = core.world();
+    if !auth::allowed_on_project(&world, who, project, "iam.serviceAccounts.list") {
+        return Err(denied("iam.serviceAccounts.list"));
+    }
+    let page_size = match req.query_get("pageSize") {
+        None => 20,
+        Some(s) => s.parse::<usize>().map_err(|_| {
+            ApiError::invalid_field(
+                "page_size",
+                format!("Invalid value at 'page_size' (TYPE_INT32), \"{s}\""),
+            )
+        })?,
+    };
+    let page_size = if page_size == 0 {
+        20
+    } else {
+        page_size.min(100)
+    };
+    let start = match req.query_get("pageToken") {
+        None | Some("") => 0,
+        Some(t) => t
+            .parse::<usize>()
+            .map_err(|_| ApiError::invalid_field("page_token", "Invalid page token."))?,
+    };
+    let all: Vec<&ServiceAccount> = world
+        .service_accounts
+        .values()
+        .filter(|s| s.project == project && s.visible_ms <= req.now)
+        .collect();
+    let page: Vec<Value> = all
+        .iter()
+        .skip(start)
+        .take(page_size)
+        .map(|s| render_sa(s))
+        .collect();
+    let mut out = serde_json::Map::new();
+    if !page.is_empty() {
+        out.insert("accounts".into(), Value::Array(page));
+    }
+    if start + page_size < all.len() {
+        out.insert(
+            "nextPageToken".into(),
+            json!((start + page_size).to_string()),
+        );
+    }
+    Ok(Value::Object(out))
+}
+
+fn patch(core: &Core, req: &Req, who: &Principal, project: &str, legacy_put: bool) -> ApiResult {
+    let body = parse_body(&req.body)?;
+    let (sa_in, mask): (Value, Vec<String>) = if legacy_put {
+        let fields: Vec<String> = ["displayName", "description"]
+            .iter()
+            .filter(|f| body.get(**f).is_some())
+            .map(|f| f.to_string())
+            .collect();
+        (body.clone(), fields)
+    } else {
+        check_keys(&body, "", &["serviceAccount", "updateMask"])?;
+        let sa_in = opt_object(&body, "serviceAccount")?
+            .cloned()
+            .map(Value::Object)
+            .unwrap_or(json!({}));
+        let mask = opt_str(&body, "updateMask")?.unwrap_or("");
+        let paths: Vec<String> = mask
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        if paths.is_empty() {
+            return Err(ApiError::invalid_field(
+                "update_mask",
+                "Invalid field mask for ServiceAccount. Field mask paths cannot be empty.",
+            ));
+        }
+        (sa_in, paths)
+    };
+    let mut world = core.world();
+    let email = resolve(&world, project, &req.segs[3], req.now)
+        .ok_or_else(unknown_sa)?
+        .email
+        .clone();
+    if !auth::allowed_on_sa(&world, who, &email, "iam.serviceAccounts.update") {
+        return Err(denied("iam.serviceAccounts.update"));
+    }
+    let Some(sa) = world.service_accounts.get_mut(&email) else {
+        return Err(unknown_sa());
+    };
+    let mut out = serde_json::Map::new();
+    out.insert(
+        "name".into(),
+        json!(format!(
+            "projects/{}/serviceAccounts/{}",
+            sa.project, sa.email
+        )),
+    );
+    for path in &mask {
+        match path.as_str() {
+            "display_name" | "displayName" => {
+                let v = opt_str(&sa_in, "displayName")?.map(str::to_string);
+                sa.display_name = v.clone().filter(|s| !s.is_empty());
+                if let Some(v) = v {
+                    out.insert("displayName".into(), json!(v));
+                }
+            }
+            "description" => {
+                let v = opt_str(&sa_in, "description")?.map(str::to_string);
+                sa.description = v.clone().filter(|s| !s.is_empty());
+                if let Some(v) = v {
+                    out.insert("description".into(), json!(v));
+                }
+            }
+            other => {
+                return Err(ApiError::invalid_field(
+                    "update_mask",
+                    format!(
+                        "Invalid field mask for ServiceAccount. Unknown or immutable field \"{other}\"."
+                    ),
+                ));
+            }
+        }
+    }
+    let result = if legacy_put {
+        render_sa(sa)
+    } else {
+        Value::Object(out)
+    };
+    drop(world);
+    core.persist();
+    Ok(result)
+}
+
+fn render_key(sa: &ServiceAccount, id: &str, created_ms: i64) -> Value {
+    json!({
+        "name": format!("projects/{}/serviceAccounts/{}/keys/{id}", sa.project, sa.email),
+        "keyAlgorithm": "KEY_ALG_RSA_2048",
+        "keyOrigin": "GOOGLE_PROVIDED",
+        "keyType": "USER_MANAGED",
+        "validAfterTime": super::server::rfc3339_seconds(created_ms),
+        "validBeforeTime": "9999-12-31T23:59:59Z"
+    })
+}
+
+/// Service-account keys: real RSA keys whose JSON key file works with the
+/// emulator's OAuth endpoint.
+fn keys(core: &Core, req: &Req, who: &Principal, project: &str, method: &str) -> ApiResult {
+    let perm = match method.rsplit('.').next().unwrap_or("") {
+        "create" => "iam.serviceAccountKeys.create",
+        "delete" => "iam.serviceAccountKeys.delete",
+        "list" => "iam.serviceAccountKeys.list",
+        _ => "iam.serviceAccountKeys.get",
+    };
+    let sa = {
+        let world = core.world();
+        let sa = resolve(&world, project, &req.segs[3], req.now)
+            .ok_or_else(unknown_sa)?
+            .clone();
+        if !auth::allowed_on_sa(&world, who, &sa.email, perm) {
+            return Err(denied(perm));
+        }
+        sa
+    };
+    let key_missing = |id: &str| {
+        ApiError::not_found(format!(
+            "Service account key projects/{}/serviceAccounts/{}/keys/{id} does not exist.",
+            sa.project, sa.email
+        ))
+    };
+    match method {
+        "projects.serviceAccounts.keys.create" => {
+            let body = parse_body(&req.body)?;
+            check_keys(&body, "", &["keyAlgorithm", "privateKeyType"])?;
+            let alg = opt_str(&body, "keyAlgorithm")?.unwrap_or("KEY_ALG_RSA_2048");
+            if !matches!(alg, "KEY_ALG_RSA_2048" | "KEY_ALG_UNSPECIFIED") {
+                return Err(ApiError::invalid_field(
+                    "key_algorithm",
+                    format!(
+                        "Invalid value at 'key_algorithm': the emulator issues KEY_ALG_RSA_2048 keys only, not {alg}."
+                    ),
+                ));
+            }
+            let ty = opt_str(&body, "privateKeyType")?.unwrap_or("TYPE_GOOGLE_CREDENTIALS_FILE");
+            if !matches!(ty, "TYPE_GOOGLE_CREDENTIALS_FILE" | "TYPE_UNSPECIFIED") {
+                return Err(ApiError::invalid_field(
+                    "private_key_type",
+                    format!(
+                        "Invalid value at 'private_key_type': the emulator issues TYPE_GOOGLE_CREDENTIALS_FILE keys only, not {ty}."
+                    ),
+                ));
+            }
+            let generated = auth::generate_rsa_key().map_err(|e| {
+                ApiError::injected(500).with_detail(
+                    json!({"@type": "type.googleapis.com/google.rpc.DebugInfo", "detail": e}),
+                )
+            })?;
+            let id = hex::encode(&uuid::Uuid::new_v4().as_bytes()[..])
+                + &hex::encode(&uuid::Uuid::new_v4().as_bytes()[..4]);
+            let file = core.key_file_json(
+                &sa.project,
+                &id,
+                &sa.email,
+                &sa.unique_id,
+                &generated.private_pkcs8_pem,
+            );
+            let mut out = render_key(&sa, &id, req.now);
+            out["privateKeyType"] = json!("TYPE_GOOGLE_CREDENTIALS_FILE");
+            out["privateKeyData"] =
+                json!(base64::engine::general_purpose::STANDARD.encode(file.to_string()));
+            core.world().keys.insert(
+                id,
+                super::world::IssuedKey {
+                    email: sa.email.clone(),
+                    public_pkcs1_hex: generated.public_pkcs1_hex,
+                    created_ms: req.now,
+                },
+            );
+            core.persist();
+            Ok(out)
+        }
+        "projects.serviceAccounts.keys.list" => {
+            let world = core.world();
+            let keys: Vec<Value> = world
+                .keys
+                .iter()
+                .filter(|(_, k)| k.email == sa.email)
+                .map(|(id, k)| render_key(&sa, id, k.created_ms))
+                .collect();
+            if keys.is_empty() {
+                return Ok(json!({}));
+            }
+            Ok(json!({ "keys": keys }))
+        }
+        "projects.serviceAccounts.keys.get" => {
+            let id = &req.segs[5];
+            let world = core.world();
+            match world.keys.get(id) {
+                Some(k) if k.email == sa.email => Ok(render_key(&sa, id, k.created_ms)),
+                _ => Err(key_missing(id)),
+            }
+        }
+        _ => {
+            let id = req.segs[5].clone();
+            let mut world = core.world();
+            match world.keys.get(&id) {
+                Some(k) if k.email == sa.email => {
+                    world.keys.remove(&id);
+                }
+                _ => return Err(key_missing(&id)),
+            }
+            drop(world);
+            core.persist();
+            Ok(json!({}))
+        }
+    }
+}
+
+fn delete(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
+    let mut world = core.world();
+    let sa = resolve(&world, project, &req.segs[3], req.now)
+        .ok_or_else(unknown_sa)?
+        .clone();
+    if !auth::allowed_on_sa(&world, who, &sa.email, "iam.serviceAccounts.delete") {
+        return Err(denied("iam.serviceAccounts.delete"));
+    }
+    world.service_accounts.remove(&sa.email);
+    world.keys.retain(|_, k| k.email != sa.email);
+    // IAM rewrites the deleted account's memberships.
+    let old = format!("serviceAccount:{}", sa.email);
+    let new = format!("deleted:serviceAccount:{}?uid={}", sa.email, sa.unique_id);
+    let rewrite = |p: &mut Policy| {
+        for b in p.bindings.iter_mut() {
+            if let Some(ms) = b.get_mut("members").and_then(Value::as_array_mut) {
+                for m in ms.iter_mut() {
+                    if m.as_str() == Some(old.as_str()) {
+                        *m = json!(new.clone());
+                    }
+                }
+            }
+        }
+    };
+    for p in world.projects.values_mut() {
+        rewrite(&mut p.policy);
+    }
+    for s in world.service_accounts.values_mut() {
+        rewrite(&mut s.policy);
+    }
+    world.deleted_service_accounts.push(sa);
+    drop(world);
+    core.persist();
+    Ok(json!({}))
+}
+
+fn undelete(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
+    let mut world = core.world();
+    let id = &req.segs[3];
+    let idx = world
+        .deleted_service_accounts
+        .iter()
+        .rposition(|s| &s.unique_id == id || &s.email == id)
+        .ok_or_else(unknown_sa)?;
+    let sa = world.deleted_service_accounts[idx].clone();
+    if !auth::allowed_on_project(&world, who, &sa.project, "iam.serviceAccounts.undelete")
+        || (project != "-" && project != sa.project)
+    {
+        return Err(denied("iam.serviceAccounts.undelete"));
+    }
+    if world.service_accounts.contains_key(&sa.email) {
+        return Err(ApiError::failed_precondition(format!(
+            "Account {} already exists; cannot undelete.",
+            sa.email
+        )));
+    }
+    world.deleted_service_accounts.remove(idx);
+    let out = json!({ "restoredAccount": render_sa(&sa) });
+    world.service_accounts.insert(sa.email.clone(), sa);
+    drop(world);
+    core.persist();
+    Ok(out)
+}
+
+/// Why a policy member is refused, or `Ok`.
+fn check_member(world: &World, member: &str, now: i64) -> Result<(), ApiError> {
+    let pool_missing = |pool: &str| {
+        ApiError::invalid(format!(
+            "Identity Pool does not exist ({pool}). Please check that you specified a valid resource name as returned in the `name` attribute in the configuration API."
+        ))
+    };
+    let pool_exists = |pool: &str| {
+        pool.strip_suffix(".svc.id.goog")
+            .and_then(|p| world.projects.get(p))
+            .is_some_and(|p| p.workload_pool_exists)
+    };
+    if member == "allUsers" || member == "allAuthenticatedUsers" {
+        return Ok(());
+    }
+    let (kind, value) = member.split_once(':').ok_or_else(|| {
+        ApiError::invalid(format!(
+            "Invalid member \"{member}\": members must look like TYPE:VALUE (user:, serviceAccount:, group:, domain:, principal://...)."
+        ))
+    })?;
+    match kind {
+        "serviceAccount" => {
+            if let Some((pool, rest)) = value.split_once('[') {
+                if !rest.ends_with(']') || !rest.contains('/') {
+                    return Err(ApiError::invalid(format!(
+                        "Invalid service account ({value})."
+                    )));
+                }
+                if !pool_exists(pool) {
+                    return Err(pool_missing(pool));
+                }
+                return Ok(());
+            }
+            if value.ends_with(".iam.gserviceaccount.com") {
+                let visible = world
+                    .service_accounts
+                    .get(value)
+                    .is_some_and(|s| s.visible_ms <= now);
+                if !visible {
+                    return Err(ApiError::invalid(format!(
+                        "Service account {value} does not exist."
+                    )));
+                }
+            } else if !value.contains('@') {
+                return Err(ApiError::invalid(format!(
+                    "Invalid service account ({value})."
+                )));
+            }
+            Ok(())
+        }
+        "user" | "group" => {
+            if value.contains('@') {
+                Ok(())
+            } else {
+                Err(ApiError::invalid(format!("Invalid {kind} ({value}).")))
+            }
+        }
+        "domain" | "deleted" => Ok(()),
+        "principal" | "principalSet" => {
+            let pool = value
+                .split("/workloadIdentityPools/")
+                .nth(1)
+                .and_then(|r| r.split('/').next())
+                .unwrap_or("");
+            if pool.ends_with(".svc.id.goog") && !pool_exists(pool) {
+                return Err(pool_missing(pool));
+            }
+            Ok(())
+        }
+        _ => Err(ApiError::invalid(format!(
+            "Invalid member type \"{kind}\" in \"{member}\"."
+        ))),
+    }
+}
+
+/// Etags are bytes: clients may send them base64url-encoded or without padding
+/// (apitools does), so compare the decoded bytes.
+fn same_etag(a: &str, b: &str) -> bool {
+    let norm = |s: &str| s.trim_end_matches('=').replace('-', "+").replace('_', "/");
+    norm(a) == norm(b)
+}
+
+/// Validates a setIamPolicy request against the current policy and returns the next policy.
+pub(crate) fn set_policy(
+    world: &World,
+    current: &Policy,
+    body: &Value,
+    now: i64,
+) -> Result<Policy, ApiError> {
+    check_keys(body, "", &["policy", "updateMask"])?;
+    let policy = match body.get("policy") {
+        Some(v @ Value::Object(_)) => v,
+        Some(other) => return Err(super::http::type_error("policy", "TYPE_MESSAGE", other)),
+        None => {
+            return Err(ApiError::invalid_field(
+                "policy",
+                "Missing required field \"policy\".",
+            ));
+        }
+    };
+    check_keys(
+        policy,
+        "policy",
+        &["version", "etag", "bindings", "auditConfigs"],
+    )?;
+    let mask: Vec<String> = match opt_str(body, "updateMask")? {
+        Some(m) if !m.trim().is_empty() => m.split(',').map(|s| s.trim().to_string()).collect(),
+        _ => vec!["bindings".into(), "etag".into()],
+    };
+    for f in &mask {
+        if !matches!(
+            f.as_str(),
+            "bindings" | "etag" | "auditConfigs" | "audit_configs" | "version"
+        ) {
+            return Err(ApiError::invalid_field(
+                "update_mask",
+                format!(
+                    "Invalid update_mask path \"{f}\": only bindings, etag and auditConfigs can be set."
+                ),
+            ));
+        }
+    }
+    if let Some(etag) = opt_str(policy, "etag")?
+        && !etag.is_empty()
+        && !same_etag(etag, &current.etag)
+    {
+        return Err(ApiError::concurrent_policy_change());
+    }
+    let mut next = current.clone();
+    if mask.iter().any(|m| m == "bindings") {
+        let bindings = opt_array(policy, "bindings")?.cloned().unwrap_or_default();
+        let mut merged: Vec<Value> = Vec::new();
+        for (i, b) in bindings.iter().enumerate() {
+            let field = format!("policy.bindings[{i}]");
+            if !b.is_object() {
+                return Err(super::http::type_error(&field, "TYPE_MESSAGE", b));
+            }
+            check_keys(b, &field, &["role", "members", "condition"])?;
+            let role = opt_str(b, "role")?.unwrap_or("");
+            if role.is_empty() {
+                return Err(ApiError::invalid_field(
+                    &format!("{field}.role"),
+                    format!("Missing required field \"{field}.role\"."),
+                ));
+            }
+            if !(role.starts_with("roles/")
+                || role.starts_with("projects/")
+                || role.starts_with("organizations/"))
+            {
+                return Err(ApiError::invalid_field(
+                    &format!("{field}.role"),
+                    format!("Role ({role}) does not exist in the resource's hierarchy."),
+                ));
+            }
+            let members = opt_array(b, "members")?.cloned().unwrap_or_default();
+            let mut ms: Vec<String> = Vec::new();
+            for (j, m) in members.iter().enumerate() {
+                let m = m.as_str().ok_or_else(|| {
+                    super::http::type_error(&format!("{field}.members[{j}]"), "TYPE_STRING", m)
+                })?;
+                check_member(world, m, now)?;
+                if !ms.iter().any(|x| x == m) {
+                    ms.push(m.to_string());
+                }
+            }
+            if let Some(cond) = b.get("condition") {
+                if !cond.is_object() {
+                    return Err(super::http::type_error(
+                        &format!("{field}.condition"),
+                        "TYPE_MESSAGE",
+                        cond,
+                    ));
+                }
+                check_keys(
+                    cond,
+                    &format!("{field}.condition"),
+                    &["title", "description", "expression", "location"],
+                )?;
+                if opt_str(cond, "expression")?.unwrap_or("").is_empty() {
+                    return Err(ApiError::invalid_field(
+                        &format!("{field}.condition.expression"),
+                        "Condition expression must not be empty.",
+                    ));
+                }
+            }
+            if ms.is_empty() {
+                continue;
+            }
+            let cond = b.get("condition").cloned();
+            if let Some(existing) = merged
+                .iter_mut()
+                .find(|x| x["role"] == role && x.get("condition").cloned() == cond)
+            {
+                if let Some(arr) = existing["members"].as_array_mut() {
+                    for m in ms {
+                        if !arr.iter().any(|x| x.as_str() == Some(m.as_str())) {
+                            arr.push(json!(m));
+                        }
+                    }
+                }
+                continue;
+            }
+            let mut nb = json!({"role": role, "members": ms});
+            if let Some(c) = cond {
+                nb["condition"] = c;
+            }
+            merged.push(nb);
+        }
+        if merged.iter().any(|b| b.get("condition").is_some()) {
+            let version = super::http::opt_i64(policy, "version")?.unwrap_or(1);
+            if version < 3 {
+                return Err(ApiError::invalid_field(
+                    "policy.version",
+                    "Invalid policy version: policies with conditional role bindings must set version 3.",
+                ));
+            }
+        }
+        next.bindings = merged;
+    }
+    if mask
+        .iter()
+        .any(|m| m == "auditConfigs" || m == "audit_configs")
+    {
+        next.audit_configs = opt_array(policy, "auditConfigs")?
+            .cloned()
+            .unwrap_or_default();
+    }
+    if next.bindings != current.bindings || next.audit_configs != current.audit_configs {
+        next.etag = new_policy_etag();
+    }
+    Ok(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emulator::world::Project;
+
+    fn world() -> World {
+        let mut w = World::default();
+        w.projects.insert(
+            "p".into(),
+            Project {
+                id: "p".into(),
+                number: "123".into(),
+                name: "p".into(),
+                create_ms: 0,
+                services: Default::default(),
+                policy: Policy::empty(),
+                workload_pool_exists: false,
+                labels: None,
+                parent: None,
+            },
+        );
+        w
+    }
+
+    #[test]
+    fn identity_pool_must_exist() {
+        let mut w = world();
+        let body = json!({"policy": {"bindings": [{"role": "roles/iam.workloadIdentityUser",
+            "members": ["serviceAccount:p.svc.id.goog[ns/ksa]"]}]}});
+        let err = set_policy(&w, &Policy::empty(), &body, 0).unwrap_err();
+        assert_eq!(
+            err.message,
+            "Identity Pool does not exist (p.svc.id.goog). Please check that you specified a valid resource name as returned in the `name` attribute in the configuration API."
+        );
+        w.projects.get_mut("p").unwrap().workload_pool_exists = true;
+        let p = set_policy(&w, &Policy::empty(), &body, 0).unwrap();
+        assert_eq!(p.bindings.len(), 1);
+        assert!(p.etag.starts_with("BwU") || p.etag.starts_with("BwX") || p.etag.starts_with("Bw"));
+    }
+
+    #[test]
+    fn etags_compare_as_bytes() {
+        assert!(same_etag("BwX+a/b=", "BwX-a_b"));
+        assert!(!same_etag("BwXa", "BwXb"));
+    }
+
+    #[test]
+    fn stale_etag_and_noop_keep_etag() {
+        let w = world();
+        let body =
+            json!({"policy": {"bindings": [{"role": "roles/viewer", "members": ["user:a@b.c"]}]}});
+        let p1 = set_policy(&w, &Policy::empty(), &body, 0).unwrap();
+        let again = json!({"policy": {"etag": p1.etag, "bindings": [{"role": "roles/viewer", "members": ["user:a@b.c"]}]}});
+        let p2 = set_policy(&w, &p1, &again, 0).unwrap();
+        assert_eq!(p1.etag, p2.etag);
+        let stale = json!({"policy": {"etag": "BwAAAAAAAAA=", "bindings": []}});
+        assert!(set_policy(&w, &p1, &stale, 0).unwrap_err().is_aborted());
+    }
+
+    #[test]
+    fn unknown_sa_member_and_conditions() {
+        let w = world();
+        let body = json!({"policy": {"bindings": [{"role": "roles/viewer",
+            "members": ["serviceAccount:nope@p.iam.gserviceaccount.com"]}]}});
+        assert_eq!(
+            set_policy(&w, &Policy::empty(), &body, 0)
+                .unwrap_err()
+                .message,
+            "Service account nope@p.iam.gserviceaccount.com does not exist."
+        );
+        let cond = json!({"policy": {"version": 3, "bindings": [{"role": "roles/viewer", "members": ["user:a@b.c"],
+            "condition": {"title": "t", "expression": "request.time < timestamp('2030-01-01T00:00:00Z')"}}]}});
+        let p = set_policy(&w, &Policy::empty(), &cond, 0).unwrap();
+        assert_eq!(p.to_json()["version"], 3);
+        assert_eq!(p.bindings[0]["condition"]["title"], "t");
+    }
+}

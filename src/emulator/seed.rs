@@ -1,0 +1,366 @@
+//! `--seed FILE`: a readable YAML description of a starting world (projects,
+//! service accounts, policies, clusters with node pools, Kubernetes objects).
+//! See `examples/emulator.seed.yaml` for a documented example.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::kube::{ClusterIdentity, KubeClusterState};
+use super::world::{Policy, ServiceAccount, World, cluster_key};
+use super::{gke, iam, projects, server};
+
+/// The whole seed file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Seed {
+    /// Project exported as `CLOUDSDK_CORE_PROJECT` (default: the first project).
+    #[serde(default)]
+    pub default_project: Option<String>,
+    pub projects: Vec<SeedProject>,
+}
+
+impl Seed {
+    /// The project to export.
+    pub fn default_project(&self) -> Option<&str> {
+        self.default_project
+            .as_deref()
+            .or_else(|| self.projects.first().map(|p| p.id.as_str()))
+    }
+}
+
+/// A project.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SeedProject {
+    pub id: String,
+    /// Project number (digits); random when omitted.
+    #[serde(default)]
+    pub number: Option<String>,
+    /// Services enabled besides the defaults (e.g. `iamcredentials.googleapis.com`).
+    #[serde(default)]
+    pub enable_services: Vec<String>,
+    /// Bindings added to the project's IAM policy.
+    #[serde(default)]
+    pub iam_policy: Vec<SeedBinding>,
+    #[serde(default)]
+    pub service_accounts: Vec<SeedServiceAccount>,
+    #[serde(default)]
+    pub clusters: Vec<SeedCluster>,
+}
+
+/// One IAM binding.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedBinding {
+    pub role: String,
+    pub members: Vec<String>,
+    #[serde(default)]
+    pub condition: Option<SeedCondition>,
+}
+
+/// An IAM condition.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedCondition {
+    pub title: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub expression: String,
+}
+
+/// A Google service account.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SeedServiceAccount {
+    pub account_id: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub disabled: bool,
+    /// Bindings of the account's own IAM policy.
+    #[serde(default)]
+    pub iam_policy: Vec<SeedBinding>,
+}
+
+/// A GKE cluster.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SeedCluster {
+    pub name: String,
+    /// Zone (`us-central1-a`) or region.
+    pub location: String,
+    /// `PROJECT.svc.id.goog` turns Workload Identity on.
+    #[serde(default)]
+    pub workload_pool: Option<String>,
+    #[serde(default)]
+    pub node_pools: Vec<SeedNodePool>,
+    /// Kubernetes objects (Namespace, ServiceAccount, Pod) created in the cluster.
+    #[serde(default)]
+    pub kubernetes: Vec<Value>,
+}
+
+/// A node pool.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SeedNodePool {
+    pub name: String,
+    #[serde(default = "one")]
+    pub node_count: i64,
+    /// `GKE_METADATA` or `GCE_METADATA`; omitted: GKE's default (GKE_METADATA with Workload Identity).
+    #[serde(default)]
+    pub workload_metadata_mode: Option<String>,
+}
+
+fn one() -> i64 {
+    1
+}
+
+/// Parses a seed file.
+pub fn parse(text: &str) -> Result<Seed, String> {
+    let seed: Seed = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+    if seed.projects.is_empty() {
+        return Err("`projects` must list at least one project".into());
+    }
+    Ok(seed)
+}
+
+fn bindings_json(bindings: &[SeedBinding]) -> Value {
+    let list: Vec<Value> = bindings
+        .iter()
+        .map(|b| {
+            let mut v = json!({"role": b.role, "members": b.members});
+            if let Some(c) = &b.condition {
+                v["condition"] = json!({"title": c.title, "expression": c.expression});
+                if let Some(d) = &c.description {
+                    v["condition"]["description"] = json!(d);
+                }
+            }
+            v
+        })
+        .collect();
+    let version = if bindings.iter().any(|b| b.condition.is_some()) {
+        3
+    } else {
+        1
+    };
+    json!({"policy": {"version": version, "bindings": list}})
+}
+
+fn merged_policy(
+    world: &World,
+    current: &Policy,
+    extra: &[SeedBinding],
+    now: i64,
+    what: &str,
+) -> Result<Policy, String> {
+    let mut body = bindings_json(extra);
+    let mut all = current.bindings.clone();
+    if let Some(b) = body["policy"]["bindings"].as_array() {
+        all.extend(b.iter().cloned());
+    }
+    body["policy"]["bindings"] = Value::Array(all);
+    iam::set_policy(world, current, &body, now).map_err(|e| format!("{what}: {}", e.message))
+}
+
+/// Applies a seed to a fresh world (the admin identities already exist).
+pub fn apply(seed: &Seed, world: &mut World, now: i64) -> Result<(), String> {
+    // Projects and services.
+    for p in &seed.projects {
+        if let Some(n) = &p.number
+            && (n.is_empty() || !n.chars().all(|c| c.is_ascii_digit()))
+        {
+            return Err(format!("project {}: number must be digits", p.id));
+        }
+        let mut project = match world.projects.get(&p.id) {
+            Some(existing) => existing.clone(),
+            None => server::new_project(world, &p.id, p.number.clone(), now),
+        };
+        if let Some(n) = &p.number {
+            project.number = n.clone();
+        }
+        for s in &p.enable_services {
+            if projects::title(s).is_none() {
+                return Err(format!("project {}: unknown service {s}", p.id));
+            }
+            project.services.insert(s.clone());
+        }
+        world.projects.insert(p.id.clone(), project);
+    }
+    // Service accounts.
+    for p in &seed.projects {
+        for sa in &p.service_accounts {
+            let email = format!("{}@{}.iam.gserviceaccount.com", sa.account_id, p.id);
+            if world.service_accounts.contains_key(&email) {
+                return Err(format!("service account {email} is listed twice"));
+            }
+            world.service_accounts.insert(
+                email.clone(),
+                ServiceAccount {
+                    email,
+                    project: p.id.clone(),
+                    account_id: sa.account_id.clone(),
+                    unique_id: iam::new_unique_id(),
+                    display_name: sa.display_name.clone(),
+                    description: sa.description.clone(),
+                    disabled: sa.disabled,
+                    create_ms: now,
+                    visible_ms: now,
+                    policy: Policy::empty(),
+                    etag: "MDEwMjE5MjA=".into(),
+                },
+            );
+        }
+    }
+    // Clusters (they create workload pools) and their Kubernetes objects.
+    for p in &seed.projects {
+        for c in &p.clusters {
+            let pools: Vec<(String, i64, Option<String>)> = if c.node_pools.is_empty() {
+                vec![("default-pool".into(), 1, None)]
+            } else {
+                c.node_pools
+                    .iter()
+                    .map(|np| {
+                        (
+                            np.name.clone(),
+                            np.node_count,
+                            np.workload_metadata_mode.clone(),
+                        )
+                    })
+                    .collect()
+            };
+            for (name, _, mode) in &pools {
+                if let Some(m) = mode
+                    && m != "GKE_METADATA"
+                    && m != "GCE_METADATA"
+                {
+                    return Err(format!(
+                        "cluster {}, node pool {name}: workloadMetadataMode must be GKE_METADATA or GCE_METADATA",
+                        c.name
+                    ));
+                }
+            }
+            let cluster = gke::seeded_cluster(
+                &p.id,
+                &c.location,
+                &c.name,
+                c.workload_pool.as_deref(),
+                &pools,
+                now,
+            )?;
+            let key = cluster_key(&p.id, &c.location, &c.name);
+            if world.clusters.contains_key(&key) {
+                return Err(format!("cluster {key} is listed twice"));
+            }
+            if c.workload_pool.is_some()
+                && let Some(proj) = world.projects.get_mut(&p.id)
+            {
+                proj.workload_pool_exists = true;
+            }
+            let identity = ClusterIdentity {
+                project: p.id.clone(),
+                location: c.location.clone(),
+                name: c.name.clone(),
+            };
+            let mut state = KubeClusterState::generate(&identity);
+            for (i, obj) in c.kubernetes.iter().enumerate() {
+                state
+                    .insert_object(obj.clone())
+                    .map_err(|e| format!("cluster {}, kubernetes[{i}]: {e}", c.name))?;
+            }
+            world.kube.insert(key.clone(), state);
+            world.clusters.insert(key, cluster);
+        }
+    }
+    // Policies last: members may name accounts and pools created above.
+    for p in &seed.projects {
+        if !p.iam_policy.is_empty() {
+            let current = world.projects[&p.id].policy.clone();
+            let next = merged_policy(
+                world,
+                &current,
+                &p.iam_policy,
+                now,
+                &format!("project {} iamPolicy", p.id),
+            )?;
+            if let Some(proj) = world.projects.get_mut(&p.id) {
+                proj.policy = next;
+            }
+        }
+        for sa in &p.service_accounts {
+            if sa.iam_policy.is_empty() {
+                continue;
+            }
+            let email = format!("{}@{}.iam.gserviceaccount.com", sa.account_id, p.id);
+            let next = merged_policy(
+                world,
+                &Policy::empty(),
+                &sa.iam_policy,
+                now,
+                &format!("service account {email} iamPolicy"),
+            )?;
+            if let Some(s) = world.service_accounts.get_mut(&email) {
+                s.policy = next;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED: &str = r#"
+projects:
+  - id: demo-proj
+    number: "123456789012"
+    enableServices: [iamcredentials.googleapis.com]
+    serviceAccounts:
+      - accountId: app-reader
+        displayName: App reader
+        iamPolicy:
+          - role: roles/iam.workloadIdentityUser
+            members: ["serviceAccount:demo-proj.svc.id.goog[team-a/app]"]
+    clusters:
+      - name: alpha
+        location: us-central1-a
+        workloadPool: demo-proj.svc.id.goog
+        nodePools:
+          - name: pool-1
+            nodeCount: 2
+        kubernetes:
+          - apiVersion: v1
+            kind: Namespace
+            metadata: {name: team-a}
+"#;
+
+    #[test]
+    fn seed_roundtrip() {
+        let seed = parse(SEED).unwrap();
+        let mut world = World {
+            default_project: "demo-proj".into(),
+            ..World::default()
+        };
+        apply(&seed, &mut world, 0).unwrap();
+        let p = &world.projects["demo-proj"];
+        assert_eq!(p.number, "123456789012");
+        assert!(p.workload_pool_exists);
+        assert!(p.services.contains("iamcredentials.googleapis.com"));
+        let sa = &world.service_accounts["app-reader@demo-proj.iam.gserviceaccount.com"];
+        assert_eq!(sa.policy.bindings.len(), 1);
+        assert!(world.clusters.contains_key("demo-proj/us-central1-a/alpha"));
+    }
+
+    #[test]
+    fn seed_errors_are_readable() {
+        assert!(parse("projects: []").unwrap_err().contains("at least one"));
+        assert!(parse("projects:\n  - id: p\n    bogus: 1\n").is_err());
+        let bad_pool = "projects:\n  - id: p1\n    serviceAccounts:\n      - accountId: abcdef\n        iamPolicy:\n          - role: roles/iam.workloadIdentityUser\n            members: [\"serviceAccount:p1.svc.id.goog[a/b]\"]\n";
+        let seed = parse(bad_pool).unwrap();
+        let mut world = World::default();
+        let err = apply(&seed, &mut world, 0).unwrap_err();
+        assert!(err.contains("Identity Pool does not exist"), "{err}");
+    }
+}

@@ -1,0 +1,459 @@
+//! The emulator's whole world as one serde value: projects, IAM policies,
+//! service accounts, clusters, operations, issued credentials and each
+//! cluster's Kubernetes state. Persisted atomically after every change so a
+//! `kill -9` loses nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::kube::KubeClusterState;
+
+/// Current format version of the state file.
+pub const STATE_VERSION: u32 = 1;
+
+/// Everything the emulator knows.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct World {
+    pub version: u32,
+    /// Project exported as `CLOUDSDK_CORE_PROJECT`.
+    pub default_project: String,
+    pub projects: BTreeMap<String, Project>,
+    /// Live service accounts by email.
+    pub service_accounts: BTreeMap<String, ServiceAccount>,
+    /// Deleted service accounts (kept for `undelete`).
+    #[serde(default)]
+    pub deleted_service_accounts: Vec<ServiceAccount>,
+    /// GKE clusters by `project/location/name`.
+    pub clusters: BTreeMap<String, Cluster>,
+    /// GKE operations, oldest first.
+    pub operations: Vec<GkeOperation>,
+    /// Service Usage operations by name (`operations/...`), always done.
+    #[serde(default)]
+    pub su_operations: BTreeMap<String, Value>,
+    /// Issued access tokens by SHA-256 hex of the token (the token itself is never stored).
+    pub tokens: BTreeMap<String, IssuedToken>,
+    /// Service-account keys the emulator issued, by key id.
+    pub keys: BTreeMap<String, IssuedKey>,
+    /// The built-in admin identities.
+    pub admin: Option<AdminIdentity>,
+    /// CA and serving certificate of the Google API listener.
+    pub tls: Option<TlsMaterial>,
+    /// Kubernetes state per cluster key.
+    #[serde(default)]
+    pub kube: BTreeMap<String, KubeClusterState>,
+    /// Last port of each cluster's Kubernetes API (reused after a restart when free).
+    #[serde(default)]
+    pub kube_ports: BTreeMap<String, u16>,
+    /// Last port of the Google API listener and of the plain HTTP listener.
+    #[serde(default)]
+    pub main_port: Option<u16>,
+    #[serde(default)]
+    pub http_port: Option<u16>,
+    /// Monotonic counter for ids.
+    pub counter: u64,
+}
+
+/// A project.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Project {
+    pub id: String,
+    /// Digits, as a string.
+    pub number: String,
+    pub name: String,
+    pub create_ms: i64,
+    /// Enabled services.
+    pub services: BTreeSet<String>,
+    pub policy: Policy,
+    /// True once any cluster of this project has had Workload Identity: the
+    /// pool `PROJECT.svc.id.goog` then exists (it is never deleted).
+    pub workload_pool_exists: bool,
+    /// Labels and parent given at creation (Resource Manager).
+    #[serde(default)]
+    pub labels: Option<Value>,
+    #[serde(default)]
+    pub parent: Option<Value>,
+}
+
+/// An IAM policy. Bindings are kept as JSON so conditions survive verbatim.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Policy {
+    /// Base64 etag; `ACAB` for a policy never written.
+    pub etag: String,
+    pub bindings: Vec<Value>,
+    #[serde(default)]
+    pub audit_configs: Vec<Value>,
+}
+
+impl Policy {
+    /// An empty policy never written.
+    pub fn empty() -> Self {
+        Self {
+            etag: "ACAB".into(),
+            bindings: Vec::new(),
+            audit_configs: Vec::new(),
+        }
+    }
+
+    /// True when any binding carries a condition (the policy is version 3).
+    pub fn has_conditions(&self) -> bool {
+        self.bindings.iter().any(|b| b.get("condition").is_some())
+    }
+
+    /// The Policy resource as Google returns it.
+    pub fn to_json(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        // A policy never written is just `{"etag": "ACAB"}`; once written it
+        // carries its version even when empty (as recorded).
+        if !self.bindings.is_empty() || !self.audit_configs.is_empty() || self.etag != "ACAB" {
+            m.insert(
+                "version".into(),
+                Value::from(if self.has_conditions() { 3 } else { 1 }),
+            );
+        }
+        m.insert("etag".into(), Value::from(self.etag.clone()));
+        if !self.bindings.is_empty() {
+            m.insert("bindings".into(), Value::Array(self.bindings.clone()));
+        }
+        if !self.audit_configs.is_empty() {
+            m.insert(
+                "auditConfigs".into(),
+                Value::Array(self.audit_configs.clone()),
+            );
+        }
+        Value::Object(m)
+    }
+
+    /// Roles granted to any of `members` (ignores conditions: the emulator
+    /// treats conditional grants as granted).
+    pub fn roles_of(&self, members: &[String]) -> Vec<String> {
+        let mut roles = Vec::new();
+        for b in &self.bindings {
+            let Some(role) = b.get("role").and_then(Value::as_str) else {
+                continue;
+            };
+            let hit = b
+                .get("members")
+                .and_then(Value::as_array)
+                .is_some_and(|ms| {
+                    ms.iter()
+                        .filter_map(Value::as_str)
+                        .any(|m| members.iter().any(|x| x == m))
+                });
+            if hit {
+                roles.push(role.to_string());
+            }
+        }
+        roles
+    }
+}
+
+/// A service account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceAccount {
+    pub email: String,
+    pub project: String,
+    pub account_id: String,
+    pub unique_id: String,
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+    pub disabled: bool,
+    pub create_ms: i64,
+    /// Invisible to reads until this time (eventual consistency).
+    pub visible_ms: i64,
+    pub policy: Policy,
+    pub etag: String,
+}
+
+/// A GKE cluster: its resource as JSON (status and node-pool statuses are
+/// computed from operations when rendered).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cluster {
+    pub project: String,
+    pub location: String,
+    pub name: String,
+    pub resource: Value,
+}
+
+impl Cluster {
+    /// `project/location/name`.
+    pub fn key(&self) -> String {
+        cluster_key(&self.project, &self.location, &self.name)
+    }
+
+    /// The workload pool, when Workload Identity is on.
+    pub fn workload_pool(&self) -> Option<String> {
+        self.resource
+            .pointer("/workloadIdentityConfig/workloadPool")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    }
+}
+
+/// `project/location/name`.
+pub fn cluster_key(project: &str, location: &str, name: &str) -> String {
+    format!("{project}/{location}/{name}")
+}
+
+/// What happens when an operation finishes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum OnDone {
+    Nothing,
+    DeleteCluster,
+    DeleteNodePool(String),
+}
+
+/// A GKE long-running operation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GkeOperation {
+    pub name: String,
+    pub project: String,
+    pub location: String,
+    pub cluster: String,
+    /// Node pool the operation targets, if any.
+    pub node_pool: Option<String>,
+    pub op_type: String,
+    pub start_ms: i64,
+    pub duration_ms: i64,
+    /// Node-pool operations start PENDING, cluster ones RUNNING.
+    pub starts_pending: bool,
+    pub on_done: OnDone,
+    /// True once `on_done` has been applied.
+    pub finished: bool,
+}
+
+impl GkeOperation {
+    /// Status at `now_ms`.
+    pub fn status_at(&self, now_ms: i64) -> &'static str {
+        let elapsed = now_ms - self.start_ms;
+        if elapsed >= self.duration_ms {
+            "DONE"
+        } else if self.starts_pending && elapsed < self.duration_ms / 3 {
+            "PENDING"
+        } else {
+            "RUNNING"
+        }
+    }
+
+    /// True when not DONE at `now_ms`.
+    pub fn is_active(&self, now_ms: i64) -> bool {
+        self.status_at(now_ms) != "DONE"
+    }
+}
+
+/// Whom an access token belongs to.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Principal {
+    /// A human user (`user:EMAIL`).
+    User(String),
+    /// A Google service account (`serviceAccount:EMAIL`).
+    ServiceAccount(String),
+    /// A Kubernetes service account federated through a workload pool.
+    Federated {
+        pool: String,
+        namespace: String,
+        ksa: String,
+        project_number: String,
+    },
+}
+
+impl Principal {
+    /// The principal's email-like name (Kubernetes username).
+    pub fn email(&self) -> String {
+        match self {
+            Principal::User(e) | Principal::ServiceAccount(e) => e.clone(),
+            Principal::Federated {
+                pool,
+                namespace,
+                ksa,
+                ..
+            } => format!("{pool}[{namespace}/{ksa}]"),
+        }
+    }
+
+    /// Every IAM member string that designates this principal.
+    pub fn members(&self) -> Vec<String> {
+        let mut out = match self {
+            Principal::User(e) => vec![format!("user:{e}")],
+            Principal::ServiceAccount(e) => vec![format!("serviceAccount:{e}")],
+            Principal::Federated {
+                pool,
+                namespace,
+                ksa,
+                project_number,
+            } => vec![
+                format!("serviceAccount:{pool}[{namespace}/{ksa}]"),
+                format!(
+                    "principal://iam.googleapis.com/projects/{project_number}/locations/global/workloadIdentityPools/{pool}/subject/ns/{namespace}/sa/{ksa}"
+                ),
+            ],
+        };
+        out.push("allUsers".into());
+        out.push("allAuthenticatedUsers".into());
+        out
+    }
+}
+
+/// An access token the emulator issued.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssuedToken {
+    pub principal: Principal,
+    pub expires_ms: i64,
+}
+
+/// A service-account key the emulator issued (public half only).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssuedKey {
+    pub email: String,
+    /// PKCS#1 DER of the RSA public key, hex.
+    pub public_pkcs1_hex: String,
+    /// When the key was created (ms since the epoch).
+    #[serde(default)]
+    pub created_ms: i64,
+}
+
+/// The built-in admin identities and their credentials.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdminIdentity {
+    pub user_email: String,
+    pub sa_email: String,
+    pub key_id: String,
+    /// PKCS#8 PEM of the admin service account key (written to the key file).
+    pub private_key_pem: String,
+    /// The admin user's token (written to the token file).
+    pub user_token: String,
+}
+
+/// TLS material of the Google API listener.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TlsMaterial {
+    pub ca_cert_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+/// Errors reading or writing the state file.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot read state file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("state file {path} is not a valid emulator state: {source}")]
+    Parse {
+        path: String,
+        source: serde_json::Error,
+    },
+    #[error("cannot write state file {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl StateError {
+    /// True when the file exists but is corrupt.
+    pub fn is_parse(&self) -> bool {
+        matches!(self, StateError::Parse { .. })
+    }
+}
+
+/// Loads the world from `path`; `Ok(None)` when the file does not exist.
+pub fn load(path: &Path) -> Result<Option<World>, StateError> {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(StateError::Read {
+                path: path.display().to_string(),
+                source,
+            });
+        }
+    };
+    serde_json::from_slice(&text)
+        .map(Some)
+        .map_err(|source| StateError::Parse {
+            path: path.display().to_string(),
+            source,
+        })
+}
+
+/// Writes `bytes` to `path` atomically: temp file in the same directory,
+/// fsync, rename, fsync of the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    if let Ok(d) = std::fs::File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn policy_version_follows_conditions() {
+        let mut p = Policy::empty();
+        assert_eq!(p.to_json(), json!({"etag": "ACAB"}));
+        p.bindings
+            .push(json!({"role": "roles/x", "members": ["user:a@b.c"]}));
+        assert_eq!(p.to_json()["version"], 1);
+        p.bindings
+            .push(json!({"role": "roles/y", "members": ["user:a@b.c"],
+            "condition": {"title": "t", "expression": "true"}}));
+        assert_eq!(p.to_json()["version"], 3);
+        assert_eq!(
+            p.roles_of(&["user:a@b.c".into()]),
+            vec!["roles/x".to_string(), "roles/y".to_string()]
+        );
+    }
+
+    #[test]
+    fn operation_progression() {
+        let op = GkeOperation {
+            name: "operation-1".into(),
+            project: "p".into(),
+            location: "l".into(),
+            cluster: "c".into(),
+            node_pool: Some("np".into()),
+            op_type: "UPGRADE_NODES".into(),
+            start_ms: 1000,
+            duration_ms: 300,
+            starts_pending: true,
+            on_done: OnDone::Nothing,
+            finished: false,
+        };
+        assert_eq!(op.status_at(1000), "PENDING");
+        assert_eq!(op.status_at(1150), "RUNNING");
+        assert_eq!(op.status_at(1300), "DONE");
+    }
+
+    #[test]
+    fn atomic_write_roundtrip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        assert!(load(&path).unwrap().is_none());
+        let w = World {
+            default_project: "p".into(),
+            ..World::default()
+        };
+        write_atomic(&path, &serde_json::to_vec(&w).unwrap()).unwrap();
+        assert_eq!(load(&path).unwrap().unwrap().default_project, "p");
+        std::fs::write(&path, b"{not json").unwrap();
+        assert!(load(&path).unwrap_err().is_parse());
+    }
+}
