@@ -1,0 +1,558 @@
+//! The HTTP face of a cluster: kube-apiserver's paths, authentication with the
+//! host's Google tokens, query parameters (`fieldManager`, `force`, `dryRun`,
+//! selectors), content types of the four patch flavours, discovery documents,
+//! TokenRequest, and `Status` bodies for every failure.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::errors::{ApiError, FieldError};
+use super::objects::{FieldSelector, LabelSelector, Resource};
+use super::store::{PatchKind, WriteOptions, Written};
+use super::{KubeCluster, now_rfc3339, rfc3339};
+
+/// The version a GKE regular-channel cluster reports.
+const GIT_VERSION: &str = "v1.33.5-gke.1000";
+/// Longest token lifetime GKE grants (`--service-account-max-token-expiration`).
+const MAX_TOKEN_SECONDS: i64 = 48 * 3600;
+
+pub(super) fn router(cluster: Arc<KubeCluster>) -> axum::Router {
+    axum::Router::new().fallback(handle).with_state(cluster)
+}
+
+fn json_response(code: StatusCode, body: &Value) -> Response {
+    let mut resp = (code, body.to_string()).into_response();
+    decorate(&mut resp);
+    resp
+}
+
+fn decorate(resp: &mut Response) {
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+        h.insert("audit-id", v);
+    }
+}
+
+fn error_response(e: ApiError) -> Response {
+    let mut resp = e.into_response();
+    decorate(&mut resp);
+    resp
+}
+
+fn not_found_page() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "404 page not found\n",
+    )
+        .into_response()
+}
+
+/// Parsed query parameters the API understands.
+#[derive(Default)]
+struct Query {
+    pairs: Vec<(String, String)>,
+}
+
+impl Query {
+    fn parse(uri: &Uri) -> Self {
+        let pairs = uri
+            .query()
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .filter(|(k, _)| !k.is_empty())
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self { pairs }
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn all(&self, key: &str) -> Vec<&str> {
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    fn flag(&self, key: &str) -> bool {
+        self.get(key).is_some_and(|v| v == "true" || v == "1")
+    }
+}
+
+/// What a request addresses, after the path is parsed.
+enum Target {
+    Collection {
+        resource: Resource,
+        namespace: Option<String>,
+    },
+    Object {
+        resource: Resource,
+        namespace: Option<String>,
+        name: String,
+    },
+    Token {
+        namespace: String,
+        name: String,
+    },
+}
+
+fn parse_target(segments: &[&str]) -> Option<Target> {
+    match segments {
+        [plural] => Some(Target::Collection {
+            resource: Resource::from_plural(plural)?,
+            namespace: None,
+        }),
+        ["namespaces", name] => Some(Target::Object {
+            resource: Resource::Namespaces,
+            namespace: None,
+            name: (*name).to_string(),
+        }),
+        ["namespaces", ns, plural] => {
+            let resource = Resource::from_plural(plural).filter(|r| r.namespaced())?;
+            Some(Target::Collection {
+                resource,
+                namespace: Some((*ns).to_string()),
+            })
+        }
+        ["namespaces", ns, plural, name] => {
+            let resource = Resource::from_plural(plural).filter(|r| r.namespaced())?;
+            Some(Target::Object {
+                resource,
+                namespace: Some((*ns).to_string()),
+                name: (*name).to_string(),
+            })
+        }
+        ["namespaces", ns, "serviceaccounts", name, "token"] => Some(Target::Token {
+            namespace: (*ns).to_string(),
+            name: (*name).to_string(),
+        }),
+        _ => None,
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
+}
+
+async fn handle(
+    State(cluster): State<Arc<KubeCluster>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().trim_end_matches('/').to_string();
+    let public = matches!(
+        path.as_str(),
+        "/version" | "/healthz" | "/readyz" | "/livez"
+    ) || path.starts_with("/healthz/")
+        || path.starts_with("/readyz/")
+        || path.starts_with("/livez/");
+    let user = match bearer(&headers) {
+        Some(token) => match cluster.host.authenticate(&token) {
+            Some(user) => user,
+            None => return error_response(ApiError::unauthorized()),
+        },
+        None if public => "system:anonymous".to_string(),
+        None => return error_response(ApiError::unauthorized()),
+    };
+    tracing::debug!(%method, %path, %user, "kube request");
+    match path.as_str() {
+        "/healthz" | "/readyz" | "/livez" => {
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                "ok",
+            )
+                .into_response();
+        }
+        "/version" => return json_response(StatusCode::OK, &version()),
+        "/api" => return json_response(StatusCode::OK, &api_versions()),
+        "/api/v1" => return json_response(StatusCode::OK, &api_resources()),
+        "/apis" => {
+            return json_response(
+                StatusCode::OK,
+                &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}),
+            );
+        }
+        _ => {}
+    }
+    let Some(rest) = path.strip_prefix("/api/v1/") else {
+        return not_found_page();
+    };
+    let segments: Vec<&str> = rest.split('/').collect();
+    let Some(target) = parse_target(&segments) else {
+        return not_found_page();
+    };
+    let query = Query::parse(&uri);
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let dry_run = query.all("dryRun").contains(&"All");
+    let opts = WriteOptions {
+        manager: query
+            .get("fieldManager")
+            .filter(|m| !m.is_empty())
+            .map(str::to_string)
+            .unwrap_or_else(|| user_agent.split('/').next().unwrap_or("").to_string()),
+        dry_run,
+        now: now_rfc3339(),
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+
+    let result = match target {
+        Target::Token { namespace, name } => {
+            if method != Method::POST {
+                Err(ApiError::method_not_allowed())
+            } else {
+                token_request(&cluster, &namespace, &name, &body).map(|v| (StatusCode::CREATED, v))
+            }
+        }
+        Target::Collection {
+            resource,
+            namespace,
+        } => {
+            if !resource.namespaced() && namespace.is_some() {
+                return not_found_page();
+            }
+            match method {
+                Method::GET => list(&cluster, resource, namespace.as_deref(), &query),
+                Method::POST => {
+                    if namespace.is_none() && resource.namespaced() {
+                        Err(ApiError::method_not_allowed())
+                    } else {
+                        parse_json(&body).and_then(|b| {
+                            write(&cluster, |s| {
+                                s.create(resource, namespace.as_deref(), b, &opts)
+                            })
+                        })
+                    }
+                }
+                _ => Err(ApiError::method_not_allowed()),
+            }
+        }
+        Target::Object {
+            resource,
+            namespace,
+            name,
+        } => {
+            let ns = namespace.as_deref();
+            match method {
+                Method::GET => cluster
+                    .lock()
+                    .get(resource, ns, &name)
+                    .map(|v| (StatusCode::OK, v)),
+                Method::PUT => parse_json(&body)
+                    .and_then(|b| write(&cluster, |s| s.update(resource, ns, &name, b, &opts))),
+                Method::DELETE => {
+                    let pre = if body.is_empty() {
+                        Value::Null
+                    } else {
+                        parse_json(&body).unwrap_or(Value::Null)
+                    };
+                    let pre = pre.get("preconditions").cloned().unwrap_or(Value::Null);
+                    write(&cluster, |s| s.delete(resource, ns, &name, &pre, &opts))
+                        .map(|(_, v)| (StatusCode::OK, v))
+                }
+                Method::PATCH => patch(
+                    &cluster,
+                    resource,
+                    ns,
+                    &name,
+                    &content_type,
+                    &query,
+                    &body,
+                    &opts,
+                ),
+                _ => Err(ApiError::method_not_allowed()),
+            }
+        }
+    };
+    match result {
+        Ok((code, v)) => json_response(code, &v),
+        Err(e) => error_response(e),
+    }
+}
+
+fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the object provided is unrecognized (must be of type object): couldn't get version/kind; json parse error: {e}"
+        ))
+    })
+}
+
+/// Runs a store write under the lock and tells the host when something changed.
+fn write(
+    cluster: &KubeCluster,
+    op: impl FnOnce(&mut super::KubeClusterState) -> Result<Written, ApiError>,
+) -> Result<(StatusCode, Value), ApiError> {
+    let written = {
+        let mut state = cluster.lock();
+        op(&mut state)?
+    };
+    if written.changed {
+        cluster.host.changed();
+    }
+    let code = if written.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((code, written.object))
+}
+
+fn list(
+    cluster: &KubeCluster,
+    resource: Resource,
+    namespace: Option<&str>,
+    query: &Query,
+) -> Result<(StatusCode, Value), ApiError> {
+    if query.flag("watch") {
+        return Err(ApiError::method_not_allowed());
+    }
+    let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))
+        .map_err(ApiError::bad_request)?;
+    let fields = FieldSelector::parse(resource, query.get("fieldSelector").unwrap_or(""))
+        .map_err(ApiError::bad_request)?;
+    Ok((
+        StatusCode::OK,
+        cluster.lock().list(resource, namespace, &labels, &fields),
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn patch(
+    cluster: &KubeCluster,
+    resource: Resource,
+    namespace: Option<&str>,
+    name: &str,
+    content_type: &str,
+    query: &Query,
+    body: &Bytes,
+    opts: &WriteOptions,
+) -> Result<(StatusCode, Value), ApiError> {
+    let kind = match content_type {
+        "application/apply-patch+yaml" => None,
+        "application/merge-patch+json" => Some(PatchKind::Merge),
+        "application/strategic-merge-patch+json" => Some(PatchKind::Strategic),
+        "application/json-patch+json" => Some(PatchKind::Json),
+        _ => return Err(ApiError::unsupported_patch_type()),
+    };
+    let force = query.get("force");
+    match kind {
+        None => {
+            let manager = query.get("fieldManager").unwrap_or("");
+            if manager.is_empty() {
+                return Err(ApiError::invalid(
+                    "meta.k8s.io",
+                    "PatchOptions",
+                    "",
+                    vec![FieldError::required(
+                        "fieldManager",
+                        "is required for apply patch",
+                    )],
+                ));
+            }
+            let text = std::str::from_utf8(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+            let config: Value = match serde_json::from_str(text) {
+                Ok(v) => v,
+                Err(_) => serde_saphyr::from_str(text)
+                    .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
+            };
+            let force = force.is_some_and(|v| v == "true" || v == "1");
+            let opts = WriteOptions {
+                manager: manager.to_string(),
+                ..opts.clone()
+            };
+            write(cluster, |s| {
+                s.apply(resource, namespace, name, config, force, &opts)
+            })
+        }
+        Some(kind) => {
+            if force.is_some() {
+                return Err(ApiError::invalid(
+                    "meta.k8s.io",
+                    "PatchOptions",
+                    "",
+                    vec![FieldError::forbidden(
+                        "force",
+                        "may not be specified for non-apply patch",
+                    )],
+                ));
+            }
+            let patch: Value = serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+            write(cluster, |s| {
+                s.patch(resource, namespace, name, kind, &patch, opts)
+            })
+        }
+    }
+}
+
+/// POST `serviceaccounts/NAME/token`: a signed, audience-bound token.
+fn token_request(
+    cluster: &KubeCluster,
+    namespace: &str,
+    name: &str,
+    body: &Bytes,
+) -> Result<Value, ApiError> {
+    let req: Value = if body.is_empty() {
+        json!({})
+    } else {
+        parse_json(body)?
+    };
+    let sa = cluster
+        .lock()
+        .get(Resource::ServiceAccounts, Some(namespace), name)?;
+    let spec = req.get("spec").cloned().unwrap_or_else(|| json!({}));
+    let audiences: Vec<String> = spec
+        .get("audiences")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .filter(|a: &Vec<String>| !a.is_empty())
+        .unwrap_or_else(|| vec![cluster.identity.issuer()]);
+    let requested = spec
+        .get("expirationSeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(3600);
+    let invalid = |detail: &str| {
+        ApiError::invalid(
+            "authentication.k8s.io",
+            "TokenRequest",
+            name,
+            vec![FieldError::invalid_number(
+                "spec.expirationSeconds",
+                requested,
+                detail,
+            )],
+        )
+    };
+    if requested < 600 {
+        return Err(invalid("may not specify a duration less than 10 minutes"));
+    }
+    if requested > 1 << 32 {
+        return Err(invalid(
+            "may not specify a duration larger than 2^32 seconds",
+        ));
+    }
+    let lifetime = requested.min(MAX_TOKEN_SECONDS);
+    let signer = cluster
+        .signer
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("this cluster has no service-account signing key"))?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let exp = now + lifetime;
+    let uid = sa
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let claims = json!({
+        "aud": audiences,
+        "exp": exp,
+        "iat": now,
+        "iss": cluster.identity.issuer(),
+        "jti": uuid::Uuid::new_v4().to_string(),
+        "kubernetes.io": {
+            "namespace": namespace,
+            "serviceaccount": {"name": name, "uid": uid},
+        },
+        "nbf": now,
+        "sub": format!("system:serviceaccount:{namespace}:{name}"),
+    });
+    let token = signer
+        .sign(&claims)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(json!({
+        "kind": "TokenRequest",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"name": name, "namespace": namespace, "creationTimestamp": rfc3339(now)},
+        "spec": {
+            "audiences": audiences,
+            "expirationSeconds": lifetime,
+            "boundObjectRef": spec.get("boundObjectRef").cloned().unwrap_or(Value::Null),
+        },
+        "status": {"token": token, "expirationTimestamp": rfc3339(exp)},
+    }))
+}
+
+fn version() -> Value {
+    json!({
+        "major": "1",
+        "minor": "33",
+        "gitVersion": GIT_VERSION,
+        "gitCommit": "8d4e6a4f1c2b3a59e0f7d6c5b4a3928170615243",
+        "gitTreeState": "clean",
+        "buildDate": "2025-09-24T04:12:51Z",
+        "goVersion": "go1.24.6 X:boringcrypto",
+        "compiler": "gc",
+        "platform": "linux/amd64",
+    })
+}
+
+fn api_versions() -> Value {
+    json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "10.128.0.2:443"}],
+    })
+}
+
+fn api_resources() -> Value {
+    let verbs = json!(["create", "delete", "get", "list", "patch", "update"]);
+    json!({
+        "kind": "APIResourceList",
+        "groupVersion": "v1",
+        "resources": [
+            {"name": "namespaces", "singularName": "namespace", "namespaced": false, "kind": "Namespace",
+             "verbs": verbs, "shortNames": ["ns"], "storageVersionHash": "Q3oi5N2YM8M="},
+            {"name": "pods", "singularName": "pod", "namespaced": true, "kind": "Pod",
+             "verbs": verbs, "shortNames": ["po"], "categories": ["all"], "storageVersionHash": "xPOwRZ+Yhw8="},
+            {"name": "serviceaccounts", "singularName": "serviceaccount", "namespaced": true, "kind": "ServiceAccount",
+             "verbs": verbs, "shortNames": ["sa"], "storageVersionHash": "pbx9ZvyFpBE="},
+            {"name": "serviceaccounts/token", "singularName": "", "namespaced": true, "group": "authentication.k8s.io",
+             "version": "v1", "kind": "TokenRequest", "verbs": ["create"]},
+        ],
+    })
+}
