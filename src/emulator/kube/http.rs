@@ -195,6 +195,8 @@ async fn handle(
         "/version" => return json_response(StatusCode::OK, &version()),
         "/api" => return json_response(StatusCode::OK, &api_versions()),
         "/api/v1" => return json_response(StatusCode::OK, &api_resources()),
+        "/openapi/v3" => return json_response(StatusCode::OK, &openapi_v3_root()),
+        "/openapi/v3/api/v1" => return json_response(StatusCode::OK, &openapi_v3_core()),
         "/apis" => {
             return json_response(
                 StatusCode::OK,
@@ -256,7 +258,7 @@ async fn handle(
                     if namespace.is_none() && resource.namespaced() {
                         Err(ApiError::method_not_allowed())
                     } else {
-                        parse_json(&body).and_then(|b| {
+                        parse_body(&content_type, &body).and_then(|b| {
                             write(&cluster, |s| {
                                 s.create(resource, namespace.as_deref(), b, &opts)
                             })
@@ -277,7 +279,7 @@ async fn handle(
                     .lock()
                     .get(resource, ns, &name)
                     .map(|v| (StatusCode::OK, v)),
-                Method::PUT => parse_json(&body)
+                Method::PUT => parse_body(&content_type, &body)
                     .and_then(|b| write(&cluster, |s| s.update(resource, ns, &name, b, &opts))),
                 Method::DELETE => {
                     let pre = if body.is_empty() {
@@ -307,6 +309,14 @@ async fn handle(
         Ok((code, v)) => json_response(code, &v),
         Err(e) => error_response(e),
     }
+}
+
+/// A POST/PUT body: JSON, or protobuf as kubectl's typed clients send it.
+fn parse_body(content_type: &str, body: &Bytes) -> Result<Value, ApiError> {
+    if content_type == "application/vnd.kubernetes.protobuf" {
+        return super::proto::decode(body).map_err(ApiError::bad_request);
+    }
+    parse_json(body)
 }
 
 fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
@@ -554,5 +564,72 @@ fn api_resources() -> Value {
             {"name": "serviceaccounts/token", "singularName": "", "namespaced": true, "group": "authentication.k8s.io",
              "version": "v1", "kind": "TokenRequest", "verbs": ["create"]},
         ],
+    })
+}
+
+/// Hash of the core/v1 OpenAPI document, as kube-apiserver puts in its root.
+const OPENAPI_HASH: &str = "8B3C6A2FD1E0F4A9C7B5D3E1F0A2C4E6B8D0F2A4C6E8B0D2F4A6C8E0B2D4F6A8";
+
+/// `/openapi/v3`: where each group version's document lives.
+fn openapi_v3_root() -> Value {
+    json!({"paths": {"api/v1": {"serverRelativeURL": format!("/openapi/v3/api/v1?hash={OPENAPI_HASH}")}}})
+}
+
+/// `/openapi/v3/api/v1`, reduced to what clients read from it: the PATCH
+/// operations of each kind and their query parameters (kubectl checks for
+/// `fieldValidation` to decide to validate on the server).
+fn openapi_v3_core() -> Value {
+    let query_param = |name: &str, description: &str, ty: &str| {
+        json!({"name": name, "in": "query", "description": description,
+               "schema": {"type": ty, "uniqueItems": true}})
+    };
+    let patch_params = json!([
+        query_param(
+            "dryRun",
+            "When present, indicates that modifications should not be persisted.",
+            "string"
+        ),
+        query_param(
+            "fieldManager",
+            "fieldManager is a name associated with the actor or entity that is making these changes.",
+            "string"
+        ),
+        query_param(
+            "fieldValidation",
+            "fieldValidation instructs the server on how to handle objects in the request (POST/PUT/PATCH) containing unknown or duplicate fields.",
+            "string"
+        ),
+        query_param(
+            "force",
+            "Force is going to \"force\" Apply requests.",
+            "boolean"
+        ),
+    ]);
+    let mut paths = serde_json::Map::new();
+    for r in Resource::ALL {
+        let path = if r.namespaced() {
+            format!("/api/v1/namespaces/{{namespace}}/{}/{{name}}", r.plural())
+        } else {
+            format!("/api/v1/{}/{{name}}", r.plural())
+        };
+        let scope = if r.namespaced() { "Namespaced" } else { "" };
+        paths.insert(
+            path,
+            json!({"patch": {
+                "tags": ["core_v1"],
+                "description": format!("partially update the specified {}", r.kind()),
+                "operationId": format!("patchCoreV1{scope}{}", r.kind()),
+                "parameters": patch_params,
+                "responses": {"200": {"description": "OK"}},
+                "x-kubernetes-action": "patch",
+                "x-kubernetes-group-version-kind": {"group": "", "version": "v1", "kind": r.kind()},
+            }}),
+        );
+    }
+    json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": GIT_VERSION},
+        "paths": paths,
+        "components": {"schemas": {}},
     })
 }

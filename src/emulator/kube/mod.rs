@@ -14,6 +14,7 @@ mod http;
 mod managed;
 mod objects;
 mod patch;
+mod proto;
 mod store;
 mod tls;
 mod tokens;
@@ -160,19 +161,6 @@ impl KubeClusterState {
                 objects::Resource::Namespaces,
                 None,
                 serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-                &opts,
-            );
-        }
-        for ns in SYSTEM_NAMESPACES {
-            let opts = store::WriteOptions {
-                manager: "kube-controller-manager".into(),
-                dry_run: false,
-                now: now.clone(),
-            };
-            let _ = state.create(
-                objects::Resource::ServiceAccounts,
-                Some(ns),
-                serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}}),
                 &opts,
             );
         }

@@ -329,12 +329,30 @@ impl KubeClusterState {
             let rv = self.next_rv();
             meta_mut(&mut obj).insert("resourceVersion".into(), json!(rv));
             self.objects.insert(key, obj.clone());
+            if resource == Resource::Namespaces {
+                self.ensure_default_service_account(&name, &opts.now);
+            }
         }
         Ok(Written {
             object: objects::canonicalize(resource, &obj),
             created: true,
             changed: !opts.dry_run,
         })
+    }
+
+    /// What kube-controller-manager's serviceaccount controller does right
+    /// after a namespace appears: give it a `default` service account.
+    fn ensure_default_service_account(&mut self, namespace: &str, now: &str) {
+        let key = Resource::ServiceAccounts.key(Some(namespace), "default");
+        if self.objects.contains_key(&key) {
+            return;
+        }
+        let mut sa = json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                            "metadata": {"name": "default", "namespace": namespace}});
+        self.fill_create_defaults(Resource::ServiceAccounts, &mut sa, now);
+        let rv = self.next_rv();
+        meta_mut(&mut sa).insert("resourceVersion".into(), json!(rv));
+        self.objects.insert(key, sa);
     }
 
     fn fill_create_defaults(&self, resource: Resource, obj: &mut Value, now: &str) {
@@ -617,6 +635,9 @@ impl KubeClusterState {
                     let rv = self.next_rv();
                     meta_mut(&mut obj).insert("resourceVersion".into(), json!(rv));
                     self.objects.insert(key, obj.clone());
+                    if resource == Resource::Namespaces {
+                        self.ensure_default_service_account(name, &opts.now);
+                    }
                 }
                 Ok(Written {
                     object: objects::canonicalize(resource, &obj),

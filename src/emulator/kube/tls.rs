@@ -61,3 +61,15 @@ pub fn generate(common_name: &str) -> Result<Pki, rcgen::Error> {
         serving_key_pem: key.serialize_pem(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn generates_a_ca_and_a_serving_certificate() {
+        for _ in 0..20 {
+            let pki = super::generate("test-ca").expect("generates");
+            assert!(pki.ca_cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+            assert!(pki.serving_key_pem.contains("PRIVATE KEY"));
+        }
+    }
+}
