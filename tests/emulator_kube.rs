@@ -340,8 +340,20 @@ async fn kubectl_creates_annotates_applies_and_reads_back() {
     .await;
     assert!(yaml.contains(&format!("{ANNOTATION}: {GSA}")), "{yaml}");
     let table = kubectl_ok(&fx, &["-n", "demo", "get", "serviceaccounts"]).await;
-    assert!(table.contains("app"), "{table}");
-    assert!(table.contains("default"), "{table}");
+    let lines: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0], ["NAME", "SECRETS", "AGE"], "{table}");
+    assert_eq!(&lines[1][..2], ["app", "0"], "{table}");
+    assert_eq!(&lines[2][..2], ["default", "0"], "{table}");
+    let table = kubectl_ok(&fx, &["get", "namespace", "demo"]).await;
+    let lines: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0], ["NAME", "STATUS", "AGE"], "{table}");
+    assert_eq!(&lines[1][..2], ["demo", "Active"], "{table}");
 
     let manifest = fx._dir.path().join("sa.yaml");
     std::fs::write(

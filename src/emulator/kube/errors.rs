@@ -40,7 +40,7 @@ pub struct ApiError {
     pub reason: &'static str,
     pub message: String,
     /// `None` renders no `details`; `Some(Details::default())` renders `{}`.
-    pub details: Option<Details>,
+    pub details: Option<Box<Details>>,
 }
 
 #[derive(Serialize)]
@@ -58,12 +58,12 @@ struct StatusBody<'a> {
     code: u16,
 }
 
-fn named(name: &str, kind: &str) -> Option<Details> {
-    Some(Details {
+fn named(name: &str, kind: &str) -> Option<Box<Details>> {
+    Some(Box::new(Details {
         name: name.to_string(),
         kind: kind.to_string(),
         ..Details::default()
-    })
+    }))
 }
 
 impl ApiError {
@@ -105,10 +105,10 @@ impl ApiError {
             code: 409,
             reason: "Conflict",
             message,
-            details: Some(Details {
+            details: Some(Box::new(Details {
                 causes,
                 ..Details::default()
-            }),
+            })),
         }
     }
 
@@ -133,7 +133,7 @@ impl ApiError {
             code: 422,
             reason: "Invalid",
             message,
-            details: Some(Details {
+            details: Some(Box::new(Details {
                 name: name.to_string(),
                 group: group.to_string(),
                 kind: kind.to_string(),
@@ -145,7 +145,7 @@ impl ApiError {
                         field: e.field,
                     })
                     .collect(),
-            }),
+            })),
         }
     }
 
@@ -208,7 +208,7 @@ impl ApiError {
             code: 405,
             reason: "MethodNotAllowed",
             message: "the server does not allow this method on the requested resource".into(),
-            details: Some(Details::default()),
+            details: Some(Box::default()),
         }
     }
 
@@ -218,7 +218,7 @@ impl ApiError {
             code: 415,
             reason: "UnsupportedMediaType",
             message: "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml".into(),
-            details: Some(Details::default()),
+            details: Some(Box::default()),
         }
     }
 
@@ -229,14 +229,14 @@ impl ApiError {
             code: 500,
             reason: "InternalError",
             message: format!("Internal error occurred: {message}"),
-            details: Some(Details {
+            details: Some(Box::new(Details {
                 causes: vec![Cause {
                     kind: String::new(),
                     message,
                     field: String::new(),
                 }],
                 ..Details::default()
-            }),
+            })),
         }
     }
 
@@ -259,7 +259,7 @@ impl ApiError {
             status: "Failure",
             message: &self.message,
             reason: self.reason,
-            details: self.details.as_ref(),
+            details: self.details.as_deref(),
             code: self.code,
         };
         serde_json::to_string(&body).unwrap_or_default()

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use super::errors::{ApiError, FieldError};
 use super::objects::{FieldSelector, LabelSelector, Resource};
 use super::store::{PatchKind, WriteOptions, Written};
+use super::tables;
 use super::{KubeCluster, now_rfc3339, rfc3339};
 
 /// The version a GKE regular-channel cluster reports.
@@ -237,6 +238,10 @@ async fn handle(
         .trim()
         .to_ascii_lowercase();
 
+    let table = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(tables::wants_table);
     let result = match target {
         Target::Token { namespace, name } => {
             if method != Method::POST {
@@ -253,7 +258,8 @@ async fn handle(
                 return not_found_page();
             }
             match method {
-                Method::GET => list(&cluster, resource, namespace.as_deref(), &query),
+                Method::GET => list(&cluster, resource, namespace.as_deref(), &query)
+                    .map(|(code, v)| (code, if table { list_table(resource, &v) } else { v })),
                 Method::POST => {
                     if namespace.is_none() && resource.namespaced() {
                         Err(ApiError::method_not_allowed())
@@ -275,10 +281,22 @@ async fn handle(
         } => {
             let ns = namespace.as_deref();
             match method {
-                Method::GET => cluster
-                    .lock()
-                    .get(resource, ns, &name)
-                    .map(|v| (StatusCode::OK, v)),
+                Method::GET => {
+                    let (found, rv) = {
+                        let state = cluster.lock();
+                        (state.get(resource, ns, &name), state.current_rv())
+                    };
+                    found.map(|v| {
+                        if table {
+                            (
+                                StatusCode::OK,
+                                tables::table(resource, &[v], &rv, unix_now()),
+                            )
+                        } else {
+                            (StatusCode::OK, v)
+                        }
+                    })
+                }
                 Method::PUT => parse_body(&content_type, &body)
                     .and_then(|b| write(&cluster, |s| s.update(resource, ns, &name, b, &opts))),
                 Method::DELETE => {
@@ -317,6 +335,23 @@ fn parse_body(content_type: &str, body: &Bytes) -> Result<Value, ApiError> {
         return super::proto::decode(body).map_err(ApiError::bad_request);
     }
     parse_json(body)
+}
+
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn list_table(resource: Resource, list: &Value) -> Value {
+    let items = list
+        .get("items")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let rv = list
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    tables::table(resource, &items, rv, unix_now())
 }
 
 fn parse_json(body: &Bytes) -> Result<Value, ApiError> {

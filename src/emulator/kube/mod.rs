@@ -16,6 +16,7 @@ mod objects;
 mod patch;
 mod proto;
 mod store;
+mod tables;
 mod tls;
 mod tokens;
 

@@ -523,14 +523,14 @@ impl KubeClusterState {
                 code: 422,
                 reason: "Invalid",
                 message: "the server rejected our request due to an error in our request".into(),
-                details: Some(super::errors::Details {
+                details: Some(Box::new(super::errors::Details {
                     causes: vec![super::errors::Cause {
                         kind: "UnexpectedServerResponse".into(),
                         message: e,
                         field: String::new(),
                     }],
                     ..Default::default()
-                }),
+                })),
             })?,
         }
         let rv = meta(&patched, "resourceVersion");
@@ -695,11 +695,11 @@ impl KubeClusterState {
                     resource.plural(),
                     meta(&obj, "uid")
                 ),
-                details: Some(super::errors::Details {
+                details: Some(Box::new(super::errors::Details {
                     name: name.into(),
                     kind: resource.plural().into(),
                     ..Default::default()
-                }),
+                })),
             });
         }
         if let Some(rv) = preconditions.get("resourceVersion").and_then(Value::as_str)
