@@ -12,10 +12,12 @@ use base64::Engine as _;
 use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use wi::emulator::kube::{ClusterIdentity, KubeCluster, KubeClusterState, KubeHost};
+use wi::emulator::kube::{ClusterIdentity, KubeAccess, KubeCluster, KubeClusterState, KubeHost};
 
 const ADMIN_TOKEN: &str = "ya29.test-admin-token";
 const ADMIN: &str = "admin@example.com";
+const VIEWER_TOKEN: &str = "ya29.test-viewer-token";
+const VIEWER: &str = "viewer@example.com";
 const GSA: &str = "app@proj.iam.gserviceaccount.com";
 const ANNOTATION: &str = "iam.gke.io/gcp-service-account";
 
@@ -31,6 +33,10 @@ impl KubeHost for TestHost {
     }
     fn changed(&self) {
         self.changes.fetch_add(1, Ordering::SeqCst);
+    }
+    // The viewer may only read.
+    fn authorize(&self, user: &str, access: &KubeAccess<'_>) -> bool {
+        user != VIEWER || matches!(access.verb, "get" | "list")
     }
 }
 
@@ -61,7 +67,10 @@ fn identity() -> ClusterIdentity {
 async fn start_with(state: KubeClusterState) -> Fixture {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let host = Arc::new(TestHost {
-        users: HashMap::from([(ADMIN_TOKEN.to_string(), ADMIN.to_string())]),
+        users: HashMap::from([
+            (ADMIN_TOKEN.to_string(), ADMIN.to_string()),
+            (VIEWER_TOKEN.to_string(), VIEWER.to_string()),
+        ]),
         changes: AtomicUsize::new(0),
     });
     let cluster = KubeCluster::new(identity(), state, host.clone());
@@ -166,6 +175,26 @@ async fn kubectl(fx: &Fixture, args: &[&str]) -> Kubectl {
     let out = tokio::process::Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(&fx.kubeconfig)
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .env("HOME", fx._dir.path())
+        .output()
+        .await
+        .expect("kubectl must be installed to run these tests");
+    Kubectl {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs kubectl with another user's token.
+async fn kubectl_as(fx: &Fixture, token: &str, args: &[&str]) -> Kubectl {
+    let path = fx._dir.path().join(format!("kubeconfig-{}", token.len()));
+    std::fs::write(&path, kubeconfig_yaml(&fx.url, &fx.ca_pem, token)).expect("write kubeconfig");
+    let out = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&path)
         .args(args)
         .env_remove("KUBECONFIG")
         .env("HOME", fx._dir.path())
@@ -1018,4 +1047,69 @@ async fn state_survives_a_restart() {
     assert_eq!(code, 200);
     let (code, _) = raw(&fx2, "GET", "/api/v1/namespaces/keep", "", "").await;
     assert_eq!(code, 404);
+}
+
+#[tokio::test]
+async fn authorization_denials_are_forbidden_statuses() {
+    let fx = start().await;
+    let viewer = Some(VIEWER_TOKEN);
+    let (code, _) = raw_as(
+        &fx,
+        viewer,
+        "GET",
+        "/api/v1/namespaces/default/serviceaccounts",
+        "",
+        "",
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (code, body) = raw_as(
+        &fx,
+        viewer,
+        "POST",
+        "/api/v1/namespaces/default/serviceaccounts",
+        "application/json",
+        r#"{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"x"}}"#,
+    )
+    .await;
+    assert_eq!(code, 403);
+    assert_eq!(
+        body,
+        r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"serviceaccounts is forbidden: User \"viewer@example.com\" cannot create resource \"serviceaccounts\" in API group \"\" in the namespace \"default\"","reason":"Forbidden","details":{"kind":"serviceaccounts"},"code":403}"#
+    );
+    let (code, body) = raw_as(
+        &fx,
+        viewer,
+        "PATCH",
+        "/api/v1/namespaces/kube-system?fieldManager=wi",
+        "application/apply-patch+yaml",
+        "{}",
+    )
+    .await;
+    assert_eq!(code, 403);
+    assert!(
+        body.contains(r#""message":"namespaces \"kube-system\" is forbidden: User \"viewer@example.com\" cannot patch resource \"namespaces\" in API group \"\" in the namespace \"kube-system\"""#),
+        "{body}"
+    );
+    let (code, body) = raw_as(
+        &fx,
+        viewer,
+        "POST",
+        "/api/v1/namespaces/default/serviceaccounts/default/token",
+        "application/json",
+        "{}",
+    )
+    .await;
+    assert_eq!(code, 403);
+    assert!(
+        body.contains(r#"cannot create resource \"serviceaccounts/token\" in API group \"\" in the namespace \"default\""#),
+        "{body}"
+    );
+    let err = kubectl_as(&fx, VIEWER_TOKEN, &["create", "namespace", "nope"]).await;
+    assert_ne!(err.code, 0);
+    assert!(
+        err.stderr.contains(r#"Error from server (Forbidden): namespaces is forbidden: User "viewer@example.com" cannot create resource "namespaces" in API group "" at the cluster scope"#),
+        "{}",
+        err.stderr
+    );
 }

@@ -169,26 +169,21 @@ impl ApiError {
         }
     }
 
-    /// 403 as the RBAC authorizer words it.
-    pub fn forbidden(
-        resource: &str,
-        subresource: &str,
-        name: &str,
-        user: &str,
-        verb: &str,
-        namespace: Option<&str>,
-    ) -> Self {
-        let full = if subresource.is_empty() {
-            resource.to_string()
+    /// 403 as the authorization filter words it (`NewForbidden` around
+    /// `forbiddenMessage`): the subject names the resource without its
+    /// subresource, the reason names both.
+    pub fn forbidden(access: &super::KubeAccess<'_>, user: &str) -> Self {
+        let full = if access.subresource.is_empty() {
+            access.resource.to_string()
         } else {
-            format!("{resource}/{subresource}")
+            format!("{}/{}", access.resource, access.subresource)
         };
-        let subject = if name.is_empty() {
-            full.clone()
+        let subject = if access.name.is_empty() {
+            access.resource.to_string()
         } else {
-            format!("{full} \"{name}\"")
+            format!("{} \"{}\"", access.resource, access.name)
         };
-        let scope = match namespace {
+        let scope = match access.namespace {
             Some(ns) => format!("in the namespace \"{ns}\""),
             None => "at the cluster scope".to_string(),
         };
@@ -196,9 +191,10 @@ impl ApiError {
             code: 403,
             reason: "Forbidden",
             message: format!(
-                "{subject} is forbidden: User \"{user}\" cannot {verb} resource \"{full}\" in API group \"\" {scope}"
+                "{subject} is forbidden: User \"{user}\" cannot {} resource \"{full}\" in API group \"\" {scope}",
+                access.verb
             ),
-            details: named(name, resource),
+            details: named(access.name, access.resource),
         }
     }
 
@@ -367,10 +363,17 @@ mod tests {
 
     #[test]
     fn forbidden_message_matches_rbac() {
-        let e = ApiError::forbidden("serviceaccounts", "", "x", "u", "get", Some("ns"));
+        let access = super::super::KubeAccess {
+            verb: "create",
+            resource: "serviceaccounts",
+            subresource: "token",
+            namespace: Some("ns"),
+            name: "x",
+        };
+        let e = ApiError::forbidden(&access, "u");
         assert_eq!(
-            e.message,
-            r#"serviceaccounts "x" is forbidden: User "u" cannot get resource "serviceaccounts" in API group "" in the namespace "ns""#
+            e.body(),
+            r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"serviceaccounts \"x\" is forbidden: User \"u\" cannot create resource \"serviceaccounts/token\" in API group \"\" in the namespace \"ns\"","reason":"Forbidden","details":{"name":"x","kind":"serviceaccounts"},"code":403}"#
         );
     }
 }

@@ -15,7 +15,7 @@ use super::errors::{ApiError, FieldError};
 use super::objects::{FieldSelector, LabelSelector, Resource};
 use super::store::{PatchKind, WriteOptions, Written};
 use super::tables;
-use super::{KubeCluster, now_rfc3339, rfc3339};
+use super::{KubeAccess, KubeCluster, now_rfc3339, rfc3339};
 
 /// The version a GKE regular-channel cluster reports.
 const GIT_VERSION: &str = "v1.33.5-gke.1000";
@@ -238,6 +238,52 @@ async fn handle(
         .trim()
         .to_ascii_lowercase();
 
+    let access = match &target {
+        Target::Token { namespace, name } => KubeAccess {
+            verb: "create",
+            resource: "serviceaccounts",
+            subresource: "token",
+            namespace: Some(namespace),
+            name,
+        },
+        Target::Collection {
+            resource,
+            namespace,
+        } => KubeAccess {
+            verb: if method == Method::POST {
+                "create"
+            } else {
+                "list"
+            },
+            resource: resource.plural(),
+            subresource: "",
+            namespace: namespace.as_deref(),
+            name: "",
+        },
+        Target::Object {
+            resource,
+            namespace,
+            name,
+        } => KubeAccess {
+            verb: match method {
+                Method::PUT => "update",
+                Method::PATCH => "patch",
+                Method::DELETE => "delete",
+                _ => "get",
+            },
+            resource: resource.plural(),
+            subresource: "",
+            namespace: if *resource == Resource::Namespaces {
+                Some(name.as_str())
+            } else {
+                namespace.as_deref()
+            },
+            name,
+        },
+    };
+    if !cluster.host.authorize(&user, &access) {
+        return error_response(ApiError::forbidden(&access, &user));
+    }
     let table = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

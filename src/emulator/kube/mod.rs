@@ -54,6 +54,30 @@ pub trait KubeHost: Send + Sync + 'static {
     /// Called after every successful change to a cluster's objects, so the core
     /// can persist the world (`--state`).
     fn changed(&self);
+
+    /// Whether `user` may do `access` (GKE asks IAM, then RBAC). The default
+    /// allows everything an authenticated user asks; a denial is answered
+    /// with the real 403 `Forbidden` body.
+    fn authorize(&self, user: &str, access: &KubeAccess<'_>) -> bool {
+        let _ = (user, access);
+        true
+    }
+}
+
+/// The attributes of a request an authorizer decides on (a
+/// SubjectAccessReview's `resourceAttributes`), API group always core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KubeAccess<'a> {
+    /// `get`, `list`, `create`, `update`, `patch`, `delete`.
+    pub verb: &'a str,
+    /// `namespaces`, `serviceaccounts`, `pods`.
+    pub resource: &'a str,
+    /// `token` for TokenRequest, otherwise empty.
+    pub subresource: &'a str,
+    /// The namespace; for a namespace object, its own name.
+    pub namespace: Option<&'a str>,
+    /// The object name; empty for lists and creates.
+    pub name: &'a str,
 }
 
 /// Identity of one emulated cluster, fixed at creation.
