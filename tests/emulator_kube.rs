@@ -872,7 +872,7 @@ async fn token_request_is_signed_for_the_audience() {
     .await;
     assert_eq!(code, 422);
     assert!(
-        body.contains(r#""message":"TokenRequest.authentication.k8s.io \"default\" is invalid: spec.expirationSeconds: Invalid value: 60: may not specify a duration less than 10 minutes""#),
+        body.contains(r#""message":"TokenRequest.authentication.k8s.io \"\" is invalid: spec.expirationSeconds: Invalid value: 60: may not specify a duration less than 10 minutes""#),
         "{body}"
     );
 }
@@ -1111,5 +1111,76 @@ async fn authorization_denials_are_forbidden_statuses() {
         err.stderr.contains(r#"Error from server (Forbidden): namespaces is forbidden: User "viewer@example.com" cannot create resource "namespaces" in API group "" at the cluster scope"#),
         "{}",
         err.stderr
+    );
+}
+
+#[tokio::test]
+async fn pod_bound_tokens_and_capped_lifetimes() {
+    let mut state = KubeClusterState::generate(&identity());
+    state
+        .insert_object(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web-1", "namespace": "default"},
+            "spec": {"serviceAccountName": "default", "nodeName": "gke-node-1",
+                     "containers": [{"name": "c", "image": "nginx"}]}}))
+        .expect("pod");
+    let fx = start_with(state).await;
+    let body =
+        json!({"spec": {"audiences": ["proj.svc.id.goog"], "expirationSeconds": 7 * 24 * 3600,
+        "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": "web-1"}}})
+        .to_string();
+    let resp = http(&fx)
+        .post(format!(
+            "{}/api/v1/namespaces/default/serviceaccounts/default/token",
+            fx.url
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("token request");
+    assert_eq!(resp.status().as_u16(), 201);
+    assert_eq!(
+        resp.headers().get("warning").and_then(|v| v.to_str().ok()),
+        Some("299 - \"requested expiration of 604800 seconds shortened to 172800 seconds\"")
+    );
+    let tr: Value = resp.json().await.expect("json");
+    assert_eq!(tr["spec"]["expirationSeconds"], 172800);
+    let token = tr["status"]["token"].as_str().expect("token");
+    let payload: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).expect("payload"))
+            .expect("b64"),
+    )
+    .expect("claims");
+    assert_eq!(payload["kubernetes.io"]["pod"]["name"], "web-1");
+    assert_eq!(payload["kubernetes.io"]["node"]["name"], "gke-node-1");
+    assert!(fx.cluster.verify_token(token).is_ok());
+
+    let (code, body) = raw(
+        &fx,
+        "POST",
+        "/api/v1/namespaces/default/serviceaccounts/default/token",
+        "application/json",
+        r#"{"spec":{"boundObjectRef":{"apiVersion":"v1","kind":"Pod","name":"ghost"}}}"#,
+    )
+    .await;
+    assert_eq!(code, 404);
+    assert!(
+        body.contains(r#""message":"pods \"ghost\" not found""#),
+        "{body}"
+    );
+    let (code, body) = raw(
+        &fx,
+        "POST",
+        "/api/v1/namespaces/default/serviceaccounts/default/token",
+        "application/json",
+        r#"{"metadata":{"name":"other"}}"#,
+    )
+    .await;
+    assert_eq!(code, 422);
+    assert!(
+        body.contains(r#""message":"TokenRequest.authentication.k8s.io \"default\" is invalid: metadata.name: Invalid value: \"other\": must match the service account name if specified""#),
+        "{body}"
     );
 }

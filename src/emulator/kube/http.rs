@@ -293,7 +293,18 @@ async fn handle(
             if method != Method::POST {
                 Err(ApiError::method_not_allowed())
             } else {
-                token_request(&cluster, &namespace, &name, &body).map(|v| (StatusCode::CREATED, v))
+                match token_request(&cluster, &namespace, &name, &body) {
+                    Ok((v, warning)) => {
+                        let mut resp = json_response(StatusCode::CREATED, &v);
+                        if let Some(w) = warning
+                            && let Ok(h) = HeaderValue::from_str(&format!("299 - {w:?}"))
+                        {
+                            resp.headers_mut().insert("warning", h);
+                        }
+                        return resp;
+                    }
+                    Err(e) => Err(e),
+                }
             }
         }
         Target::Collection {
@@ -517,18 +528,52 @@ fn patch(
     }
 }
 
-/// POST `serviceaccounts/NAME/token`: a signed, audience-bound token.
+/// POST `serviceaccounts/NAME/token`: a signed, audience-bound token, with
+/// the checks of kube-apiserver's `TokenREST.Create` in the same order.
+/// Returns the TokenRequest and an optional `Warning` header text.
 fn token_request(
     cluster: &KubeCluster,
     namespace: &str,
     name: &str,
     body: &Bytes,
-) -> Result<Value, ApiError> {
+) -> Result<(Value, Option<String>), ApiError> {
     let req: Value = if body.is_empty() {
         json!({})
     } else {
         parse_json(body)?
     };
+    let group = "authentication.k8s.io";
+    let text = |p: &str| {
+        req.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let (req_name, req_ns) = (text("/metadata/name"), text("/metadata/namespace"));
+    if !req_name.is_empty() && req_name != name {
+        return Err(ApiError::invalid(
+            group,
+            "TokenRequest",
+            name,
+            vec![FieldError::invalid(
+                "metadata.name",
+                &req_name,
+                "must match the service account name if specified",
+            )],
+        ));
+    }
+    if !req_ns.is_empty() && req_ns != namespace {
+        return Err(ApiError::invalid(
+            group,
+            "TokenRequest",
+            name,
+            vec![FieldError::invalid(
+                "metadata.namespace",
+                &req_ns,
+                "must match the service account namespace if specified",
+            )],
+        ));
+    }
     let sa = cluster
         .lock()
         .get(Resource::ServiceAccounts, Some(namespace), name)?;
@@ -549,9 +594,9 @@ fn token_request(
         .unwrap_or(3600);
     let invalid = |detail: &str| {
         ApiError::invalid(
-            "authentication.k8s.io",
+            group,
             "TokenRequest",
-            name,
+            "",
             vec![FieldError::invalid_number(
                 "spec.expirationSeconds",
                 requested,
@@ -567,45 +612,118 @@ fn token_request(
             "may not specify a duration larger than 2^32 seconds",
         ));
     }
-    let lifetime = requested.min(MAX_TOKEN_SECONDS);
+
+    let mut kube_claim = json!({
+        "namespace": namespace,
+        "serviceaccount": {
+            "name": name,
+            "uid": sa.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or(""),
+        },
+    });
+    let bound = spec.get("boundObjectRef").filter(|v| !v.is_null());
+    if let Some(r) = bound {
+        let field = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let (kind, api_version, ref_name, ref_uid) = (
+            field("kind"),
+            field("apiVersion"),
+            field("name"),
+            field("uid"),
+        );
+        let (group_of, version) = match api_version.split_once('/') {
+            Some((g, v)) => (g.to_string(), v.to_string()),
+            None => (String::new(), api_version.clone()),
+        };
+        let uid = match (group_of.as_str(), kind.as_str()) {
+            ("", "Pod") => {
+                let pod = cluster
+                    .lock()
+                    .get(Resource::Pods, Some(namespace), &ref_name)?;
+                if pod
+                    .pointer("/spec/serviceAccountName")
+                    .and_then(Value::as_str)
+                    != Some(name)
+                {
+                    return Err(ApiError::bad_request(format!(
+                        "cannot bind token for serviceaccount {name:?} to pod running with different serviceaccount name."
+                    )));
+                }
+                let uid = pod
+                    .pointer("/metadata/uid")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                kube_claim["pod"] = json!({"name": ref_name, "uid": uid});
+                if let Some(node) = pod.pointer("/spec/nodeName").and_then(Value::as_str) {
+                    // No Node objects here: the claim carries the name only,
+                    // as the real server does for a node it cannot find.
+                    kube_claim["node"] = json!({"name": node});
+                }
+                uid
+            }
+            ("", "Secret") => return Err(ApiError::not_found("secrets", &ref_name)),
+            ("", "Node") => return Err(ApiError::not_found("nodes", &ref_name)),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "cannot bind token to object of type {group_of}/{version}, Kind={kind}"
+                )));
+            }
+        };
+        if !ref_uid.is_empty() && ref_uid != uid {
+            return Err(ApiError {
+                code: 409,
+                reason: "Conflict",
+                message: format!(
+                    "Operation cannot be fulfilled on {kind} {ref_name:?}: the UID in the bound object reference ({ref_uid}) does not match the UID in record. The object might have been deleted and then recreated"
+                ),
+                details: Some(Box::new(super::errors::Details {
+                    name: ref_name.clone(),
+                    kind: kind.clone(),
+                    ..Default::default()
+                })),
+            });
+        }
+    }
+
+    let mut warning = None;
+    let lifetime = if requested > MAX_TOKEN_SECONDS {
+        warning = Some(format!(
+            "requested expiration of {requested} seconds shortened to {MAX_TOKEN_SECONDS} seconds"
+        ));
+        MAX_TOKEN_SECONDS
+    } else {
+        requested
+    };
     let signer = cluster
         .signer
         .as_ref()
         .ok_or_else(|| ApiError::internal("this cluster has no service-account signing key"))?;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let now = unix_now();
     let exp = now + lifetime;
-    let uid = sa
-        .pointer("/metadata/uid")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
     let claims = json!({
         "aud": audiences,
         "exp": exp,
         "iat": now,
         "iss": cluster.identity.issuer(),
         "jti": uuid::Uuid::new_v4().to_string(),
-        "kubernetes.io": {
-            "namespace": namespace,
-            "serviceaccount": {"name": name, "uid": uid},
-        },
+        "kubernetes.io": kube_claim,
         "nbf": now,
         "sub": format!("system:serviceaccount:{namespace}:{name}"),
     });
     let token = signer
         .sign(&claims)
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(json!({
+        .map_err(|e| ApiError::internal(format!("failed to generate token: {e}")))?;
+    let out = json!({
         "kind": "TokenRequest",
         "apiVersion": "authentication.k8s.io/v1",
         "metadata": {"name": name, "namespace": namespace, "creationTimestamp": rfc3339(now)},
         "spec": {
             "audiences": audiences,
             "expirationSeconds": lifetime,
-            "boundObjectRef": spec.get("boundObjectRef").cloned().unwrap_or(Value::Null),
+            "boundObjectRef": bound.cloned().unwrap_or(Value::Null),
         },
         "status": {"token": token, "expirationTimestamp": rfc3339(exp)},
-    }))
+    });
+    Ok((out, warning))
 }
 
 fn version() -> Value {
