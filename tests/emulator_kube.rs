@@ -1184,3 +1184,86 @@ async fn pod_bound_tokens_and_capped_lifetimes() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn lists_page_with_limit_and_continue() {
+    let fx = start().await;
+    let (code, body) = raw(&fx, "GET", "/api/v1/serviceaccounts?limit=3", "", "").await;
+    assert_eq!(code, 200, "{body}");
+    let first: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(first["items"].as_array().map(Vec::len), Some(3));
+    assert_eq!(first["metadata"]["remainingItemCount"], 1);
+    let token = first["metadata"]["continue"]
+        .as_str()
+        .expect("continue token");
+    let path = format!(
+        "/api/v1/serviceaccounts?limit=3&continue={}",
+        url::form_urlencoded::byte_serialize(token.as_bytes()).collect::<String>()
+    );
+    let (code, body) = raw(&fx, "GET", &path, "", "").await;
+    assert_eq!(code, 200, "{body}");
+    let second: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(second["items"][0]["metadata"]["namespace"], "kube-system");
+    assert!(second["metadata"].get("continue").is_none());
+    let (code, body) = raw(
+        &fx,
+        "GET",
+        "/api/v1/serviceaccounts?continue=bm9wZQ",
+        "",
+        "",
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("continue key is not valid"), "{body}");
+    // kube-rs pages through the same way.
+    let client = kube_client(&fx).await;
+    let page = Api::<ServiceAccount>::all(client)
+        .list(&ListParams::default().limit(2))
+        .await
+        .expect("page");
+    assert_eq!(page.items.len(), 2);
+    assert!(page.metadata.continue_.is_some());
+}
+
+#[tokio::test]
+async fn oidc_discovery_and_jwks_verify_issued_tokens() {
+    let fx = start().await;
+    let (code, body) = raw(&fx, "GET", "/.well-known/openid-configuration", "", "").await;
+    assert_eq!(code, 200);
+    let disco: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(disco["issuer"], identity().issuer());
+    assert_eq!(disco["jwks_uri"], format!("{}/jwks", identity().issuer()));
+    let (code, body) = raw(&fx, "GET", "/openid/v1/jwks", "", "").await;
+    assert_eq!(code, 200);
+    let jwks: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(jwks, fx.cluster.jwks());
+    let key = &jwks["keys"][0];
+    let (_, body) = raw(
+        &fx,
+        "POST",
+        "/api/v1/namespaces/default/serviceaccounts/default/token",
+        "application/json",
+        "{}",
+    )
+    .await;
+    let tr: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(tr["spec"]["audiences"], json!([identity().issuer()]));
+    let token = tr["status"]["token"].as_str().expect("token");
+    let parts: Vec<&str> = token.split('.').collect();
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header: Value =
+        serde_json::from_slice(&b64.decode(parts[0]).expect("b64")).expect("header");
+    assert_eq!(header["kid"], key["kid"]);
+    assert_eq!(header["alg"], "RS256");
+    let public = ring::rsa::PublicKeyComponents {
+        n: b64.decode(key["n"].as_str().expect("n")).expect("n b64"),
+        e: b64.decode(key["e"].as_str().expect("e")).expect("e b64"),
+    };
+    public
+        .verify(
+            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+            format!("{}.{}", parts[0], parts[1]).as_bytes(),
+            &b64.decode(parts[2]).expect("sig"),
+        )
+        .expect("the JWKS key verifies the token");
+}

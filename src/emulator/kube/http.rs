@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::errors::{ApiError, FieldError};
 use super::objects::{FieldSelector, LabelSelector, Resource};
-use super::store::{PatchKind, WriteOptions, Written};
+use super::store::{Page, PatchKind, WriteOptions, Written};
 use super::tables;
 use super::{KubeAccess, KubeCluster, now_rfc3339, rfc3339};
 
@@ -196,6 +196,20 @@ async fn handle(
         "/version" => return json_response(StatusCode::OK, &version()),
         "/api" => return json_response(StatusCode::OK, &api_versions()),
         "/api/v1" => return json_response(StatusCode::OK, &api_resources()),
+        "/.well-known/openid-configuration" => {
+            let issuer = cluster.identity.issuer();
+            return json_response(
+                StatusCode::OK,
+                &json!({
+                    "issuer": issuer,
+                    "jwks_uri": format!("{issuer}/jwks"),
+                    "response_types_supported": ["id_token"],
+                    "subject_types_supported": ["public"],
+                    "id_token_signing_alg_values_supported": ["RS256"],
+                }),
+            );
+        }
+        "/openid/v1/jwks" => return json_response(StatusCode::OK, &cluster.jwks()),
         "/openapi/v3" => return json_response(StatusCode::OK, &openapi_v3_root()),
         "/openapi/v3/api/v1" => return json_response(StatusCode::OK, &openapi_v3_core()),
         "/apis" => {
@@ -452,10 +466,24 @@ fn list(
         .map_err(ApiError::bad_request)?;
     let fields = FieldSelector::parse(resource, query.get("fieldSelector").unwrap_or(""))
         .map_err(ApiError::bad_request)?;
-    Ok((
-        StatusCode::OK,
-        cluster.lock().list(resource, namespace, &labels, &fields),
-    ))
+    let limit = match query.get("limit") {
+        Some(l) => Some(
+            l.parse::<usize>()
+                .map_err(|_| ApiError::bad_request(format!("invalid value for limit: {l:?}")))?,
+        ),
+        None => None,
+    };
+    let page = Page {
+        limit,
+        continue_token: query
+            .get("continue")
+            .filter(|c| !c.is_empty())
+            .map(str::to_string),
+    };
+    let list = cluster
+        .lock()
+        .list(resource, namespace, &labels, &fields, &page)?;
+    Ok((StatusCode::OK, list))
 }
 
 #[allow(clippy::too_many_arguments)]

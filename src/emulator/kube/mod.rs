@@ -300,6 +300,16 @@ impl KubeCluster {
         )
     }
 
+    /// The public signing keys as a JWKS document, what GKE publishes at
+    /// `{issuer}/jwks` and the API server at `/openid/v1/jwks`. Empty key
+    /// list when the cluster has no signing key.
+    pub fn jwks(&self) -> serde_json::Value {
+        self.signer
+            .as_ref()
+            .map(tokens::Signer::jwks)
+            .unwrap_or_else(|| serde_json::json!({"keys": []}))
+    }
+
     /// Verifies a token this cluster issued (signature, expiry) and returns its claims.
     pub fn verify_token(&self, jwt: &str) -> Result<TokenClaims, String> {
         let signer = self

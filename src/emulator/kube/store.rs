@@ -30,6 +30,37 @@ pub enum PatchKind {
     Json,
 }
 
+/// `limit` and `continue` of a list request.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub limit: Option<usize>,
+    pub continue_token: Option<String>,
+}
+
+/// The continue token kube-apiserver hands out: base64 of
+/// `{"v":"meta.k8s.io/v1","rv":N,"start":"<key>\u0000"}`.
+fn encode_continue(last_key: &str, rv: u64) -> String {
+    use base64::Engine as _;
+    let token = json!({"v": "meta.k8s.io/v1", "rv": rv, "start": format!("{last_key}\u{0}")});
+    base64::engine::general_purpose::STANDARD.encode(token.to_string())
+}
+
+fn decode_continue(token: &str) -> Result<String, ApiError> {
+    use base64::Engine as _;
+    let invalid = |why: &str| ApiError::bad_request(format!("continue key is not valid: {why}"));
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .map_err(|_| invalid("incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|e| invalid(&e.to_string()))?;
+    if v.get("v").and_then(Value::as_str) != Some("meta.k8s.io/v1") {
+        return Err(invalid("server does not recognize this encoded key"));
+    }
+    v.get("start")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| invalid("encoded key has no start"))
+}
+
 /// Outcome of a write: the object to return and whether it was created.
 pub struct Written {
     pub object: Value,
@@ -230,39 +261,72 @@ impl KubeClusterState {
             .ok_or_else(|| ApiError::not_found(resource.plural(), name))
     }
 
-    /// LIST, filtered by selectors; items come in key order, without
-    /// `kind`/`apiVersion`, as the real server returns them.
+    /// LIST, filtered by selectors and paged by `limit`/`continue`; items come
+    /// in key order, without `kind`/`apiVersion`, as the real server returns them.
     pub(crate) fn list(
         &self,
         resource: Resource,
         namespace: Option<&str>,
         labels: &LabelSelector,
         fields: &FieldSelector,
-    ) -> Value {
+        page: &Page,
+    ) -> Result<Value, ApiError> {
         let prefix = resource.prefix(namespace);
-        let items: Vec<Value> = self
+        let start = match &page.continue_token {
+            Some(token) => decode_continue(token)?,
+            None => prefix.clone(),
+        };
+        let filtered = labels.is_empty() && fields.is_empty();
+        let matching = self
             .objects
-            .range(prefix.clone()..)
+            .range(start..)
             .take_while(|(k, _)| k.starts_with(&prefix))
             .filter(|(_, o)| {
                 labels.matches(o.pointer("/metadata/labels").and_then(Value::as_object))
                     && fields.matches(resource, o)
-            })
-            .map(|(_, o)| {
-                let mut c = objects::canonicalize(resource, o);
-                if let Some(m) = c.as_object_mut() {
-                    m.remove("kind");
-                    m.remove("apiVersion");
-                }
-                c
-            })
-            .collect();
-        json!({
+            });
+        let mut items = Vec::new();
+        let mut last_key = None;
+        let limit = page.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
+        for (k, o) in matching {
+            if items.len() == limit {
+                break;
+            }
+            let mut c = objects::canonicalize(resource, o);
+            if let Some(m) = c.as_object_mut() {
+                m.remove("kind");
+                m.remove("apiVersion");
+            }
+            items.push(c);
+            last_key = Some(k.clone());
+        }
+        let remaining = if items.len() == limit {
+            self.objects
+                .range(format!("{}\u{0}", last_key.clone().unwrap_or_default())..)
+                .take_while(|(k, _)| k.starts_with(&prefix))
+                .filter(|(_, o)| {
+                    labels.matches(o.pointer("/metadata/labels").and_then(Value::as_object))
+                        && fields.matches(resource, o)
+                })
+                .count()
+        } else {
+            0
+        };
+        let mut metadata = json!({"resourceVersion": self.current_rv()});
+        if remaining > 0
+            && let Some(last) = last_key
+        {
+            metadata["continue"] = json!(encode_continue(&last, self.resource_version));
+            if filtered {
+                metadata["remainingItemCount"] = json!(remaining);
+            }
+        }
+        Ok(json!({
             "kind": format!("{}List", resource.kind()),
             "apiVersion": "v1",
-            "metadata": {"resourceVersion": self.current_rv()},
+            "metadata": metadata,
             "items": items,
-        })
+        }))
     }
 
     /// POST: create an object.

@@ -62,6 +62,19 @@ impl Signer {
         Ok(Self { key, kid })
     }
 
+    /// The public key as a JWKS document (`/openid/v1/jwks`).
+    pub fn jwks(&self) -> Value {
+        let c = ring::rsa::PublicKeyComponents::<Vec<u8>>::from(self.key.public());
+        json!({"keys": [{
+            "use": "sig",
+            "kty": "RSA",
+            "kid": self.kid,
+            "alg": "RS256",
+            "n": URL_SAFE_NO_PAD.encode(&c.n),
+            "e": URL_SAFE_NO_PAD.encode(&c.e),
+        }]})
+    }
+
     /// Signs claims into a compact JWS.
     pub fn sign(&self, claims: &Value) -> Result<String, TokenError> {
         let header = json!({"alg": "RS256", "kid": self.kid});
