@@ -1267,3 +1267,90 @@ async fn oidc_discovery_and_jwks_verify_issued_tokens() {
         )
         .expect("the JWKS key verifies the token");
 }
+
+#[tokio::test]
+async fn unknown_fields_are_dropped_warned_or_refused() {
+    let fx = start().await;
+    let body = r#"{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"typo","annotation":{"a":"b"}},"bogus":true}"#;
+    let (code, resp) = raw(
+        &fx,
+        "POST",
+        "/api/v1/namespaces/default/serviceaccounts?fieldValidation=Strict",
+        "application/json",
+        body,
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert_eq!(
+        resp,
+        r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"ServiceAccount in version \"v1\" cannot be handled as a ServiceAccount: strict decoding error: unknown field \"metadata.annotation\", unknown field \"bogus\"","reason":"BadRequest","code":400}"#
+    );
+    let resp = http(&fx)
+        .post(format!(
+            "{}/api/v1/namespaces/default/serviceaccounts",
+            fx.url
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(resp.status().as_u16(), 201);
+    let warnings: Vec<&str> = resp
+        .headers()
+        .get_all("warning")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            r#"299 - "unknown field \"metadata.annotation\"""#,
+            r#"299 - "unknown field \"bogus\"""#
+        ]
+    );
+    let created: Value = resp.json().await.expect("json");
+    assert!(created.get("bogus").is_none());
+    assert!(created["metadata"].get("annotation").is_none());
+
+    let (code, resp) = raw(
+        &fx,
+        "PATCH",
+        "/api/v1/namespaces/default/serviceaccounts/typo?fieldManager=wi",
+        "application/apply-patch+yaml",
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: typo\nspec:\n  x: 1\n",
+    )
+    .await;
+    assert_eq!(code, 500);
+    assert_eq!(
+        resp,
+        r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"failed to create typed patch object (default/typo; /v1, Kind=ServiceAccount): .spec: field not declared in schema","code":500}"#
+    );
+
+    let manifest = fx._dir.path().join("typo.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: typo2\n  namespace: default\nautomount: false\n",
+    )
+    .expect("write manifest");
+    let out = kubectl(
+        &fx,
+        &["apply", "--server-side", "-f", &manifest.to_string_lossy()],
+    )
+    .await;
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("failed to create typed patch object (default/typo2; /v1, Kind=ServiceAccount): .automount: field not declared in schema"),
+        "{}",
+        out.stderr
+    );
+    let out = kubectl(&fx, &["create", "-f", &manifest.to_string_lossy()]).await;
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr
+            .contains(r#"strict decoding error: unknown field "automount""#),
+        "{}",
+        out.stderr
+    );
+}

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::errors::{ApiError, FieldError};
 use super::objects::{FieldSelector, LabelSelector, Resource};
-use super::store::{Page, PatchKind, WriteOptions, Written};
+use super::store::{FieldValidation, Page, PatchKind, WriteOptions, Written};
 use super::tables;
 use super::{KubeAccess, KubeCluster, now_rfc3339, rfc3339};
 
@@ -233,7 +233,19 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let dry_run = query.all("dryRun").contains(&"All");
+    let field_validation = match query.get("fieldValidation").unwrap_or("") {
+        "" | "Warn" => FieldValidation::Warn,
+        "Ignore" => FieldValidation::Ignore,
+        "Strict" => FieldValidation::Strict,
+        other => {
+            return error_response(ApiError::bad_request(format!(
+                "fieldValidation must be one of Ignore, Warn, Strict; got {other:?}"
+            )));
+        }
+    };
+    let mut warnings: Vec<String> = Vec::new();
     let opts = WriteOptions {
+        field_validation,
         manager: query
             .get("fieldManager")
             .filter(|m| !m.is_empty())
@@ -336,7 +348,7 @@ async fn handle(
                         Err(ApiError::method_not_allowed())
                     } else {
                         parse_body(&content_type, &body).and_then(|b| {
-                            write(&cluster, |s| {
+                            write(&cluster, &mut warnings, |s| {
                                 s.create(resource, namespace.as_deref(), b, &opts)
                             })
                         })
@@ -368,8 +380,11 @@ async fn handle(
                         }
                     })
                 }
-                Method::PUT => parse_body(&content_type, &body)
-                    .and_then(|b| write(&cluster, |s| s.update(resource, ns, &name, b, &opts))),
+                Method::PUT => parse_body(&content_type, &body).and_then(|b| {
+                    write(&cluster, &mut warnings, |s| {
+                        s.update(resource, ns, &name, b, &opts)
+                    })
+                }),
                 Method::DELETE => {
                     let pre = if body.is_empty() {
                         Value::Null
@@ -377,11 +392,14 @@ async fn handle(
                         parse_json(&body).unwrap_or(Value::Null)
                     };
                     let pre = pre.get("preconditions").cloned().unwrap_or(Value::Null);
-                    write(&cluster, |s| s.delete(resource, ns, &name, &pre, &opts))
-                        .map(|(_, v)| (StatusCode::OK, v))
+                    write(&cluster, &mut warnings, |s| {
+                        s.delete(resource, ns, &name, &pre, &opts)
+                    })
+                    .map(|(_, v)| (StatusCode::OK, v))
                 }
                 Method::PATCH => patch(
                     &cluster,
+                    &mut warnings,
                     resource,
                     ns,
                     &name,
@@ -395,7 +413,15 @@ async fn handle(
         }
     };
     match result {
-        Ok((code, v)) => json_response(code, &v),
+        Ok((code, v)) => {
+            let mut resp = json_response(code, &v);
+            for w in warnings {
+                if let Ok(h) = HeaderValue::from_str(&format!("299 - {w:?}")) {
+                    resp.headers_mut().append("warning", h);
+                }
+            }
+            resp
+        }
         Err(e) => error_response(e),
     }
 }
@@ -436,12 +462,14 @@ fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
 /// Runs a store write under the lock and tells the host when something changed.
 fn write(
     cluster: &KubeCluster,
+    warnings: &mut Vec<String>,
     op: impl FnOnce(&mut super::KubeClusterState) -> Result<Written, ApiError>,
 ) -> Result<(StatusCode, Value), ApiError> {
     let written = {
         let mut state = cluster.lock();
         op(&mut state)?
     };
+    warnings.extend(written.warnings);
     if written.changed {
         cluster.host.changed();
     }
@@ -489,6 +517,7 @@ fn list(
 #[allow(clippy::too_many_arguments)]
 fn patch(
     cluster: &KubeCluster,
+    warnings: &mut Vec<String>,
     resource: Resource,
     namespace: Option<&str>,
     name: &str,
@@ -531,7 +560,7 @@ fn patch(
                 manager: manager.to_string(),
                 ..opts.clone()
             };
-            write(cluster, |s| {
+            write(cluster, warnings, |s| {
                 s.apply(resource, namespace, name, config, force, &opts)
             })
         }
@@ -549,7 +578,7 @@ fn patch(
             }
             let patch: Value = serde_json::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
-            write(cluster, |s| {
+            write(cluster, warnings, |s| {
                 s.patch(resource, namespace, name, kind, &patch, opts)
             })
         }

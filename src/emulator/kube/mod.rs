@@ -178,6 +178,7 @@ impl KubeClusterState {
         let now = now_rfc3339();
         for ns in SYSTEM_NAMESPACES {
             let opts = store::WriteOptions {
+                field_validation: store::FieldValidation::Strict,
                 manager: "kube-apiserver".into(),
                 dry_run: false,
                 now: now.clone(),
@@ -223,6 +224,7 @@ impl KubeClusterState {
             m.remove("resourceVersion");
         }
         let opts = store::WriteOptions {
+            field_validation: store::FieldValidation::Strict,
             manager: "kubectl-create".into(),
             dry_run: false,
             now: now_rfc3339(),

@@ -582,6 +582,21 @@ mod tests {
     }
 
     #[test]
+    fn unknown_fields_are_dropped_and_named() {
+        let mut sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "bogus": 1,
+            "metadata": {"name": "a", "annotation": {"x": "y"}, "labels": {"free": "form"}},
+            "imagePullSecrets": [{"name": "s", "extra": true}]});
+        let dropped = drop_unknown_fields(Resource::ServiceAccounts, &mut sa);
+        assert_eq!(
+            dropped,
+            ["bogus", "metadata.annotation", "imagePullSecrets.extra"]
+        );
+        assert_eq!(sa["metadata"]["labels"]["free"], "form");
+        let mut pod = json!({"spec": {"anything": 1}});
+        assert!(drop_unknown_fields(Resource::Pods, &mut pod).is_empty());
+    }
+
+    #[test]
     fn field_selectors() {
         let pod = json!({"metadata": {"name": "p"}, "spec": {"serviceAccountName": "sa"}});
         let sel = FieldSelector::parse(Resource::Pods, "spec.serviceAccountName=sa").expect("ok");
@@ -590,5 +605,95 @@ mod tests {
             FieldSelector::parse(Resource::ServiceAccounts, "spec.x=y").err(),
             Some("field label not supported: spec.x".to_string())
         );
+    }
+}
+
+/// The fields a typed Go object has; anything else is an unknown field that
+/// the real server drops (or refuses, with `fieldValidation=Strict` or in a
+/// server-side apply). `None` means any shape is accepted (pods, maps).
+fn known_fields(resource: Resource, path: &[&str]) -> Option<&'static [&'static str]> {
+    const META: &[&str] = &[
+        "name",
+        "generateName",
+        "namespace",
+        "selfLink",
+        "uid",
+        "resourceVersion",
+        "generation",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "labels",
+        "annotations",
+        "ownerReferences",
+        "finalizers",
+        "managedFields",
+    ];
+    const OBJECT_REFERENCE: &[&str] = &[
+        "kind",
+        "namespace",
+        "name",
+        "uid",
+        "apiVersion",
+        "resourceVersion",
+        "fieldPath",
+    ];
+    match (resource, path) {
+        (Resource::Pods, [] | ["spec" | "status", ..]) => None,
+        (_, ["metadata"]) => Some(META),
+        (Resource::ServiceAccounts, []) => Some(&[
+            "apiVersion",
+            "kind",
+            "metadata",
+            "secrets",
+            "imagePullSecrets",
+            "automountServiceAccountToken",
+        ]),
+        (Resource::ServiceAccounts, ["secrets"]) => Some(OBJECT_REFERENCE),
+        (Resource::ServiceAccounts, ["imagePullSecrets"]) => Some(&["name"]),
+        (Resource::Namespaces, []) => Some(&["apiVersion", "kind", "metadata", "spec", "status"]),
+        (Resource::Namespaces, ["spec"]) => Some(&["finalizers"]),
+        (Resource::Namespaces, ["status"]) => Some(&["phase", "conditions"]),
+        _ => None,
+    }
+}
+
+/// Removes fields the typed object does not have; returns their dotted paths
+/// (`spec.foo`, `metadata.bogus`) in document order.
+pub fn drop_unknown_fields(resource: Resource, obj: &mut Value) -> Vec<String> {
+    let mut dropped = Vec::new();
+    prune(resource, obj, &mut Vec::new(), &mut dropped);
+    dropped
+}
+
+fn prune(resource: Resource, value: &mut Value, path: &mut Vec<String>, dropped: &mut Vec<String>) {
+    let borrowed: Vec<&str> = path.iter().map(String::as_str).collect();
+    let known = known_fields(resource, &borrowed);
+    match value {
+        Value::Object(map) => {
+            let Some(known) = known else {
+                return;
+            };
+            // Report in document order, as Go's strict decoder does.
+            let keys: Vec<String> = map.keys().cloned().collect();
+            for k in keys {
+                path.push(k.clone());
+                if known.contains(&k.as_str()) {
+                    if let Some(v) = map.get_mut(&k) {
+                        prune(resource, v, path, dropped);
+                    }
+                } else {
+                    map.remove(&k);
+                    dropped.push(path.join("."));
+                }
+                path.pop();
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                prune(resource, item, path, dropped);
+            }
+        }
+        _ => {}
     }
 }

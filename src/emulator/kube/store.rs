@@ -11,9 +11,23 @@ use super::managed::{self, Entry};
 use super::objects::{self, FieldSelector, LabelSelector, Resource};
 use super::patch;
 
+/// `fieldValidation`: what to do with fields the typed object does not have.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FieldValidation {
+    /// Drop them silently.
+    Ignore,
+    /// Drop them and say so in `Warning` headers (the server default).
+    #[default]
+    Warn,
+    /// Refuse the request (kubectl's default).
+    Strict,
+}
+
 /// Who writes, and how.
 #[derive(Debug, Clone)]
 pub struct WriteOptions {
+    /// What to do with unknown fields.
+    pub field_validation: FieldValidation,
     /// Field manager of the write (`fieldManager` or the User-Agent prefix).
     pub manager: String,
     /// `dryRun=All`: validate and answer, store nothing.
@@ -66,6 +80,8 @@ pub struct Written {
     pub object: Value,
     pub created: bool,
     pub changed: bool,
+    /// `Warning` header texts (dropped unknown fields).
+    pub warnings: Vec<String>,
 }
 
 const NAMESPACE_LABEL: &str = "kubernetes.io/metadata.name";
@@ -106,6 +122,69 @@ fn set_managed_fields(obj: &mut Value, entries: &[Entry]) {
     } else {
         m.insert("managedFields".into(), managed::encode(entries));
     }
+}
+
+/// Drops unknown fields per `fieldValidation`; returns the warnings to send.
+fn check_unknown_fields(
+    resource: Resource,
+    obj: &mut Value,
+    opts: &WriteOptions,
+    patching: bool,
+) -> Result<Vec<String>, ApiError> {
+    let dropped = objects::drop_unknown_fields(resource, obj);
+    if dropped.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<String> = dropped
+        .iter()
+        .map(|p| format!("unknown field \"{p}\""))
+        .collect();
+    match opts.field_validation {
+        FieldValidation::Ignore => Ok(Vec::new()),
+        FieldValidation::Warn => Ok(list),
+        FieldValidation::Strict => {
+            let detail = format!("strict decoding error: {}", list.join(", "));
+            let kind = resource.kind();
+            Err(ApiError::bad_request(if patching {
+                detail
+            } else {
+                format!("{kind} in version \"v1\" cannot be handled as a {kind}: {detail}")
+            }))
+        }
+    }
+}
+
+/// Server-side apply refuses fields outside the schema outright.
+fn check_apply_schema(
+    resource: Resource,
+    namespace: Option<&str>,
+    name: &str,
+    config: &Value,
+) -> Result<(), ApiError> {
+    let mut copy = config.clone();
+    let dropped = objects::drop_unknown_fields(resource, &mut copy);
+    if dropped.is_empty() {
+        return Ok(());
+    }
+    let errs: Vec<String> = dropped
+        .iter()
+        .map(|p| format!(".{p}: field not declared in schema"))
+        .collect();
+    let detail = if errs.len() == 1 {
+        errs[0].clone()
+    } else {
+        format!("errors:\n  {}", errs.join("\n  "))
+    };
+    Err(ApiError {
+        code: 500,
+        reason: "",
+        message: format!(
+            "failed to create typed patch object ({}/{name}; /v1, Kind={}): {detail}",
+            namespace.unwrap_or(""),
+            resource.kind()
+        ),
+        details: None,
+    })
 }
 
 fn invalid(resource: Resource, name: &str, errs: Vec<FieldError>) -> ApiError {
@@ -339,6 +418,7 @@ impl KubeClusterState {
     ) -> Result<Written, ApiError> {
         check_kind(resource, &body)?;
         check_namespace(resource, &mut body, namespace)?;
+        let warnings = check_unknown_fields(resource, &mut body, opts, false)?;
         if meta(&body, "name").is_empty() {
             let generate = meta(&body, "generateName");
             if !generate.is_empty() {
@@ -401,6 +481,7 @@ impl KubeClusterState {
             object: objects::canonicalize(resource, &obj),
             created: true,
             changed: !opts.dry_run,
+            warnings,
         })
     }
 
@@ -467,6 +548,7 @@ impl KubeClusterState {
                 object: objects::canonicalize(resource, old),
                 created: false,
                 changed: false,
+                warnings: Vec::new(),
             };
         }
         let rv = if dry_run {
@@ -482,6 +564,7 @@ impl KubeClusterState {
             object: objects::canonicalize(resource, &new),
             created: false,
             changed: !dry_run,
+            warnings: Vec::new(),
         }
     }
 
@@ -513,11 +596,14 @@ impl KubeClusterState {
         check_name(&body, name)?;
         check_namespace(resource, &mut body, namespace)?;
         let (key, old) = self.existing(resource, namespace, name)?;
+        let warnings = check_unknown_fields(resource, &mut body, opts, false)?;
         let rv = meta(&body, "resourceVersion");
         if !rv.is_empty() && rv != meta(&old, "resourceVersion") {
             return Err(ApiError::conflict_modified(resource.plural(), name));
         }
-        self.finish_update(resource, key, old, body, opts)
+        let mut written = self.finish_update(resource, key, old, body, opts)?;
+        written.warnings = warnings;
+        Ok(written)
     }
 
     fn finish_update(
@@ -597,11 +683,14 @@ impl KubeClusterState {
                 })),
             })?,
         }
+        let warnings = check_unknown_fields(resource, &mut patched, opts, true)?;
         let rv = meta(&patched, "resourceVersion");
         if rv != meta(&old, "resourceVersion") {
             return Err(ApiError::conflict_modified(resource.plural(), name));
         }
-        self.finish_update(resource, key, old, patched, opts)
+        let mut written = self.finish_update(resource, key, old, patched, opts)?;
+        written.warnings = warnings;
+        Ok(written)
     }
 
     /// PATCH with `application/apply-patch+yaml`: server-side apply.
@@ -645,6 +734,7 @@ impl KubeClusterState {
         check_kind(resource, &config)?;
         check_name(&config, name)?;
         check_namespace(resource, &mut config, namespace)?;
+        check_apply_schema(resource, namespace, name, &config)?;
         if config
             .pointer("/metadata/managedFields")
             .is_some_and(|v| !v.is_null())
@@ -707,6 +797,7 @@ impl KubeClusterState {
                     object: objects::canonicalize(resource, &obj),
                     created: true,
                     changed: !opts.dry_run,
+                    warnings: Vec::new(),
                 })
             }
             Some(old) => {
@@ -801,6 +892,7 @@ impl KubeClusterState {
             object: objects::canonicalize(resource, &out),
             created: false,
             changed: !opts.dry_run,
+            warnings: Vec::new(),
         })
     }
 }
