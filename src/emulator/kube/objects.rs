@@ -550,64 +550,6 @@ impl FieldSelector {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn invalid_sa_name_message_matches_apimachinery() {
-        let errs = validate_name(Resource::ServiceAccounts, "Bad_Name");
-        assert_eq!(errs.len(), 1);
-        assert_eq!(
-            errs[0].body,
-            "Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
-        );
-        let ns = validate_name(Resource::Namespaces, "a.b");
-        assert!(ns[0].body.contains("(e.g. 'my-name',  or '123-abc', regex"));
-    }
-
-    #[test]
-    fn label_selectors() {
-        let labels = json!({"app": "web", "tier": "front"});
-        let l = labels.as_object();
-        let ok = |s: &str| LabelSelector::parse(s).expect("parses").matches(l);
-        assert!(ok("app=web"));
-        assert!(ok("app==web,tier!=back"));
-        assert!(ok("tier in (front, back)"));
-        assert!(!ok("tier notin (front)"));
-        assert!(ok("app,!missing"));
-        assert!(!ok("missing"));
-        assert!(LabelSelector::parse("a b").is_err());
-    }
-
-    #[test]
-    fn unknown_fields_are_dropped_and_named() {
-        let mut sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "bogus": 1,
-            "metadata": {"name": "a", "annotation": {"x": "y"}, "labels": {"free": "form"}},
-            "imagePullSecrets": [{"name": "s", "extra": true}]});
-        let dropped = drop_unknown_fields(Resource::ServiceAccounts, &mut sa);
-        assert_eq!(
-            dropped,
-            ["bogus", "metadata.annotation", "imagePullSecrets.extra"]
-        );
-        assert_eq!(sa["metadata"]["labels"]["free"], "form");
-        let mut pod = json!({"spec": {"anything": 1}});
-        assert!(drop_unknown_fields(Resource::Pods, &mut pod).is_empty());
-    }
-
-    #[test]
-    fn field_selectors() {
-        let pod = json!({"metadata": {"name": "p"}, "spec": {"serviceAccountName": "sa"}});
-        let sel = FieldSelector::parse(Resource::Pods, "spec.serviceAccountName=sa").expect("ok");
-        assert!(sel.matches(Resource::Pods, &pod));
-        assert_eq!(
-            FieldSelector::parse(Resource::ServiceAccounts, "spec.x=y").err(),
-            Some("field label not supported: spec.x".to_string())
-        );
-    }
-}
-
 /// The fields a typed Go object has; anything else is an unknown field that
 /// the real server drops (or refuses, with `fieldValidation=Strict` or in a
 /// server-side apply). `None` means any shape is accepted (pods, maps).
@@ -695,5 +637,63 @@ fn prune(resource: Resource, value: &mut Value, path: &mut Vec<String>, dropped:
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn invalid_sa_name_message_matches_apimachinery() {
+        let errs = validate_name(Resource::ServiceAccounts, "Bad_Name");
+        assert_eq!(errs.len(), 1);
+        assert_eq!(
+            errs[0].body,
+            "Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+        );
+        let ns = validate_name(Resource::Namespaces, "a.b");
+        assert!(ns[0].body.contains("(e.g. 'my-name',  or '123-abc', regex"));
+    }
+
+    #[test]
+    fn label_selectors() {
+        let labels = json!({"app": "web", "tier": "front"});
+        let l = labels.as_object();
+        let ok = |s: &str| LabelSelector::parse(s).expect("parses").matches(l);
+        assert!(ok("app=web"));
+        assert!(ok("app==web,tier!=back"));
+        assert!(ok("tier in (front, back)"));
+        assert!(!ok("tier notin (front)"));
+        assert!(ok("app,!missing"));
+        assert!(!ok("missing"));
+        assert!(LabelSelector::parse("a b").is_err());
+    }
+
+    #[test]
+    fn unknown_fields_are_dropped_and_named() {
+        let mut sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "bogus": 1,
+            "metadata": {"name": "a", "annotation": {"x": "y"}, "labels": {"free": "form"}},
+            "imagePullSecrets": [{"name": "s", "extra": true}]});
+        let dropped = drop_unknown_fields(Resource::ServiceAccounts, &mut sa);
+        assert_eq!(
+            dropped,
+            ["bogus", "metadata.annotation", "imagePullSecrets.extra"]
+        );
+        assert_eq!(sa["metadata"]["labels"]["free"], "form");
+        let mut pod = json!({"spec": {"anything": 1}});
+        assert!(drop_unknown_fields(Resource::Pods, &mut pod).is_empty());
+    }
+
+    #[test]
+    fn field_selectors() {
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"serviceAccountName": "sa"}});
+        let sel = FieldSelector::parse(Resource::Pods, "spec.serviceAccountName=sa").expect("ok");
+        assert!(sel.matches(Resource::Pods, &pod));
+        assert_eq!(
+            FieldSelector::parse(Resource::ServiceAccounts, "spec.x=y").err(),
+            Some("field label not supported: spec.x".to_string())
+        );
     }
 }
