@@ -1354,3 +1354,139 @@ async fn unknown_fields_are_dropped_warned_or_refused() {
         out.stderr
     );
 }
+
+#[tokio::test]
+async fn watches_stream_changes_and_expire_old_versions() {
+    use futures::StreamExt as _;
+    use kube::api::{WatchEvent, WatchParams};
+    let fx = start().await;
+    let client = kube_client(&fx).await;
+    let sas = Api::<ServiceAccount>::namespaced(client.clone(), "default");
+    let list = sas.list(&ListParams::default()).await.expect("list");
+    let rv = list.metadata.resource_version.clone().expect("list rv");
+    let mut stream = sas
+        .watch(&WatchParams::default().timeout(20), &rv)
+        .await
+        .expect("watch")
+        .boxed();
+    sas.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "watched"}})).expect("sa"),
+    )
+    .await
+    .expect("create");
+    sas.patch(
+        "watched",
+        &PatchParams::apply("wi"),
+        &Patch::Apply(&wi_config("default", "watched", Some(GSA))),
+    )
+    .await
+    .expect("apply");
+    // A change elsewhere is not seen.
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "elsewhere"}})).expect("ns"),
+        )
+        .await
+        .expect("namespace");
+    sas.delete("watched", &Default::default())
+        .await
+        .expect("delete");
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let event = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
+            .await
+            .expect("an event in time")
+            .expect("stream open")
+            .expect("event decodes");
+        seen.push(match event {
+            WatchEvent::Added(sa) => ("ADDED", sa.metadata.name.unwrap_or_default()),
+            WatchEvent::Modified(sa) => ("MODIFIED", sa.metadata.name.unwrap_or_default()),
+            WatchEvent::Deleted(sa) => ("DELETED", sa.metadata.name.unwrap_or_default()),
+            other => panic!("unexpected event {other:?}"),
+        });
+    }
+    assert_eq!(
+        seen,
+        [
+            ("ADDED", "watched".to_string()),
+            ("MODIFIED", "watched".to_string()),
+            ("DELETED", "watched".to_string())
+        ]
+    );
+
+    // kubectl wait --for=delete sees a deletion through its watch.
+    sas.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "doomed"}})).expect("sa"),
+    )
+    .await
+    .expect("create");
+    let waiter = {
+        let kubeconfig = fx.kubeconfig.clone();
+        let home = fx._dir.path().to_path_buf();
+        tokio::spawn(async move {
+            tokio::process::Command::new("kubectl")
+                .arg("--kubeconfig")
+                .arg(kubeconfig)
+                .args([
+                    "-n",
+                    "default",
+                    "wait",
+                    "--for=delete",
+                    "serviceaccount/doomed",
+                    "--timeout=20s",
+                ])
+                .env_remove("KUBECONFIG")
+                .env("HOME", home)
+                .output()
+                .await
+                .expect("kubectl must be installed to run these tests")
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    sas.delete("doomed", &Default::default())
+        .await
+        .expect("delete");
+    let out = waiter.await.expect("join");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "serviceaccount/doomed condition met\n"
+    );
+
+    // Resuming from a version that is no longer remembered is a 410 Expired.
+    let one_client = http(&fx);
+    for i in 0..1001 {
+        let resp = one_client
+            .patch(format!(
+                "{}/api/v1/namespaces/default/serviceaccounts/default",
+                fx.url
+            ))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("content-type", "application/merge-patch+json")
+            .body(json!({"metadata": {"labels": {"n": i.to_string()}}}).to_string())
+            .send()
+            .await
+            .expect("patch");
+        assert_eq!(resp.status().as_u16(), 200);
+    }
+    let (code, body) = raw(
+        &fx,
+        "GET",
+        "/api/v1/namespaces/default/serviceaccounts?watch=true&resourceVersion=1&timeoutSeconds=1",
+        "",
+        "",
+    )
+    .await;
+    assert_eq!(code, 200);
+    let event: Value = serde_json::from_str(body.trim()).expect("one event");
+    assert_eq!(event["type"], "ERROR");
+    assert_eq!(event["object"]["reason"], "Expired");
+    assert_eq!(event["object"]["code"], 410);
+}

@@ -15,6 +15,7 @@ use super::errors::{ApiError, FieldError};
 use super::objects::{FieldSelector, LabelSelector, Resource};
 use super::store::{FieldValidation, Page, PatchKind, WriteOptions, Written};
 use super::tables;
+use super::watch;
 use super::{KubeAccess, KubeCluster, now_rfc3339, rfc3339};
 
 /// The version a GKE regular-channel cluster reports.
@@ -341,6 +342,12 @@ async fn handle(
                 return not_found_page();
             }
             match method {
+                Method::GET if query.flag("watch") => {
+                    return match watch(&cluster, resource, namespace, &query, table) {
+                        Ok(resp) => resp,
+                        Err(e) => error_response(e),
+                    };
+                }
                 Method::GET => list(&cluster, resource, namespace.as_deref(), &query)
                     .map(|(code, v)| (code, if table { list_table(resource, &v) } else { v })),
                 Method::POST => {
@@ -467,7 +474,9 @@ fn write(
 ) -> Result<(StatusCode, Value), ApiError> {
     let written = {
         let mut state = cluster.lock();
-        op(&mut state)?
+        let result = op(&mut state);
+        cluster.hub.publish(state.drain_events());
+        result?
     };
     warnings.extend(written.warnings);
     if written.changed {
@@ -487,9 +496,6 @@ fn list(
     namespace: Option<&str>,
     query: &Query,
 ) -> Result<(StatusCode, Value), ApiError> {
-    if query.flag("watch") {
-        return Err(ApiError::method_not_allowed());
-    }
     let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))
         .map_err(ApiError::bad_request)?;
     let fields = FieldSelector::parse(resource, query.get("fieldSelector").unwrap_or(""))
@@ -512,6 +518,91 @@ fn list(
         .lock()
         .list(resource, namespace, &labels, &fields, &page)?;
     Ok((StatusCode::OK, list))
+}
+
+/// GET with `watch=true`: a streaming response of change events.
+fn watch(
+    cluster: &KubeCluster,
+    resource: Resource,
+    namespace: Option<String>,
+    query: &Query,
+    table: bool,
+) -> Result<Response, ApiError> {
+    let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))
+        .map_err(ApiError::bad_request)?;
+    let fields = FieldSelector::parse(resource, query.get("fieldSelector").unwrap_or(""))
+        .map_err(ApiError::bad_request)?;
+    let timeout = query
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .filter(|t| *t > 0)
+        .unwrap_or(1800)
+        .min(3600);
+    let requested = query.get("resourceVersion").unwrap_or("");
+    let (rx, start, start_rv) = {
+        let state = cluster.lock();
+        let rx = cluster.hub.subscribe();
+        let current = state.resource_version;
+        let start = match requested {
+            "" | "0" => {
+                let list = state.list(
+                    resource,
+                    namespace.as_deref(),
+                    &labels,
+                    &fields,
+                    &Page::default(),
+                )?;
+                let items = list
+                    .get("items")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|mut o| {
+                        if let Some(m) = o.as_object_mut() {
+                            let mut full = serde_json::Map::new();
+                            full.insert("kind".into(), json!(resource.kind()));
+                            full.insert("apiVersion".into(), json!("v1"));
+                            full.extend(std::mem::take(m));
+                            *m = full;
+                        }
+                        o
+                    })
+                    .collect();
+                watch::Start::Initial(items)
+            }
+            rv => {
+                let rv: u64 = rv.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid resource version: {rv:?}"))
+                })?;
+                match cluster.hub.since(rv) {
+                    Some(events) => watch::Start::Replay(events),
+                    None => watch::Start::Expired {
+                        requested: rv,
+                        current,
+                    },
+                }
+            }
+        };
+        (rx, start, current)
+    };
+    let filter = watch::Filter {
+        resource,
+        namespace,
+        labels,
+        fields,
+        table,
+    };
+    let body = watch::body(
+        filter,
+        start,
+        rx,
+        start_rv,
+        std::time::Duration::from_secs(timeout),
+    );
+    let mut resp = Response::new(body);
+    decorate(&mut resp);
+    Ok(resp)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -19,6 +19,7 @@ mod store;
 mod tables;
 mod tls;
 mod tokens;
+mod watch;
 
 pub use errors::ApiError;
 
@@ -133,6 +134,9 @@ pub struct KubeClusterState {
     /// PKCS#8 PEM of the RSA key that signs service-account tokens.
     #[serde(default)]
     pub(crate) signing_key_pem: String,
+    /// Changes not yet handed to watchers (never persisted).
+    #[serde(skip)]
+    pub(crate) pending: Vec<store::Event>,
 }
 
 impl std::fmt::Debug for KubeClusterState {
@@ -242,6 +246,8 @@ pub struct KubeCluster {
     host: Arc<dyn KubeHost>,
     /// The loaded signing key (`None` when the state has none or it is corrupt).
     signer: Option<tokens::Signer>,
+    /// The change feed for watches.
+    hub: watch::Hub,
 }
 
 impl KubeCluster {
@@ -258,11 +264,15 @@ impl KubeCluster {
                 None
             }
         };
+        let mut state = state;
+        // Changes made before serving (generation, seeds) are history nobody watched.
+        state.drain_events();
         Arc::new(Self {
             identity,
             state: std::sync::Mutex::new(state),
             host,
             signer,
+            hub: watch::Hub::default(),
         })
     }
 

@@ -75,6 +75,18 @@ fn decode_continue(token: &str) -> Result<String, ApiError> {
         .ok_or_else(|| invalid("encoded key has no start"))
 }
 
+/// One change, as a watcher sees it.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// `ADDED`, `MODIFIED` or `DELETED`.
+    pub kind: &'static str,
+    pub resource: Resource,
+    /// The resourceVersion the change produced.
+    pub rv: u64,
+    /// The object after the change (before it, for `DELETED`), canonical.
+    pub object: Value,
+}
+
 /// Outcome of a write: the object to return and whether it was created.
 pub struct Written {
     pub object: Value,
@@ -312,6 +324,40 @@ fn random_suffix() -> String {
 }
 
 impl KubeClusterState {
+    /// Stores an object (whose resourceVersion is already set) and records
+    /// the change for watchers.
+    fn put(&mut self, resource: Resource, key: String, obj: Value, added: bool) {
+        let rv = meta(&obj, "resourceVersion")
+            .parse()
+            .unwrap_or(self.resource_version);
+        self.pending.push(Event {
+            kind: if added { "ADDED" } else { "MODIFIED" },
+            resource,
+            rv,
+            object: objects::canonicalize(resource, &obj),
+        });
+        self.objects.insert(key, obj);
+    }
+
+    /// Removes an object as its own change and records it for watchers.
+    fn take(&mut self, resource: Resource, key: &str) {
+        if let Some(mut obj) = self.objects.remove(key) {
+            let rv = self.next_rv();
+            meta_mut(&mut obj).insert("resourceVersion".into(), json!(rv));
+            self.pending.push(Event {
+                kind: "DELETED",
+                resource,
+                rv: self.resource_version,
+                object: objects::canonicalize(resource, &obj),
+            });
+        }
+    }
+
+    /// Changes recorded since the last call, oldest first.
+    pub(crate) fn drain_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.pending)
+    }
+
     fn next_rv(&mut self) -> String {
         self.resource_version += 1;
         self.resource_version.to_string()
@@ -472,7 +518,7 @@ impl KubeClusterState {
         if !opts.dry_run {
             let rv = self.next_rv();
             meta_mut(&mut obj).insert("resourceVersion".into(), json!(rv));
-            self.objects.insert(key, obj.clone());
+            self.put(resource, key, obj.clone(), true);
             if resource == Resource::Namespaces {
                 self.ensure_default_service_account(&name, &opts.now);
             }
@@ -497,7 +543,7 @@ impl KubeClusterState {
         self.fill_create_defaults(Resource::ServiceAccounts, &mut sa, now);
         let rv = self.next_rv();
         meta_mut(&mut sa).insert("resourceVersion".into(), json!(rv));
-        self.objects.insert(key, sa);
+        self.put(Resource::ServiceAccounts, key, sa, true);
     }
 
     fn fill_create_defaults(&self, resource: Resource, obj: &mut Value, now: &str) {
@@ -558,7 +604,7 @@ impl KubeClusterState {
         };
         meta_mut(&mut new).insert("resourceVersion".into(), json!(rv));
         if !dry_run {
-            self.objects.insert(key, new.clone());
+            self.put(resource, key, new.clone(), false);
         }
         Written {
             object: objects::canonicalize(resource, &new),
@@ -788,7 +834,7 @@ impl KubeClusterState {
                 if !opts.dry_run {
                     let rv = self.next_rv();
                     meta_mut(&mut obj).insert("resourceVersion".into(), json!(rv));
-                    self.objects.insert(key, obj.clone());
+                    self.put(resource, key, obj.clone(), true);
                     if resource == Resource::Namespaces {
                         self.ensure_default_service_account(name, &opts.now);
                     }
@@ -870,23 +916,22 @@ impl KubeClusterState {
             }
         }
         if !opts.dry_run {
-            self.objects.remove(&key);
             if resource == Resource::Namespaces {
-                let inside: Vec<String> = self
-                    .objects
-                    .keys()
-                    .filter(|k| {
-                        [Resource::ServiceAccounts, Resource::Pods]
-                            .iter()
-                            .any(|r| k.starts_with(&r.prefix(Some(name))))
-                    })
-                    .cloned()
-                    .collect();
-                for k in inside {
-                    self.objects.remove(&k);
+                for inner in [Resource::Pods, Resource::ServiceAccounts] {
+                    let prefix = inner.prefix(Some(name));
+                    let inside: Vec<String> = self
+                        .objects
+                        .keys()
+                        .filter(|k| k.starts_with(&prefix))
+                        .cloned()
+                        .collect();
+                    for k in inside {
+                        self.take(inner, &k);
+                    }
                 }
             }
-            self.resource_version += 1;
+            self.take(resource, &key);
+            meta_mut(&mut out).insert("resourceVersion".into(), json!(self.current_rv()));
         }
         Ok(Written {
             object: objects::canonicalize(resource, &out),
