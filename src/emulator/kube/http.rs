@@ -897,7 +897,7 @@ fn api_versions() -> Value {
 }
 
 fn api_resources() -> Value {
-    let verbs = json!(["create", "delete", "get", "list", "patch", "update"]);
+    let verbs = json!(["create", "delete", "get", "list", "patch", "update", "watch"]);
     json!({
         "kind": "APIResourceList",
         "groupVersion": "v1",

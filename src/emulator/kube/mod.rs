@@ -2,6 +2,28 @@
 //! cluster's own CA. This file is the contract between the Kubernetes side and
 //! the rest of the emulator (`emulator::mod` owns the world, persistence,
 //! Google tokens and the TLS listeners).
+//!
+//! Served like kube-apiserver 1.33 on GKE: discovery (`/version`, `/api`,
+//! `/api/v1`, `/apis`, `/openapi/v3`), OIDC discovery and JWKS; namespaces,
+//! service accounts and pods with create (JSON or protobuf bodies), get, list
+//! (label/field selectors, `limit`/`continue`, server-side `Table`s), watch,
+//! update, delete, merge / strategic-merge / JSON patches and server-side
+//! apply with real `managedFields`; TokenRequest; `Status` errors byte for byte.
+//!
+//! Known differences from a real cluster, on purpose:
+//! - deleting a namespace removes it and its contents at once (no
+//!   `Terminating` phase, no finalizers to wait for);
+//! - lists inside objects are atomic for field ownership (the real server
+//!   merges some by key, e.g. `ownerReferences`, pod `containers`); strategic
+//!   merge patch replaces lists too;
+//! - protobuf request bodies are understood for Namespace and ServiceAccount
+//!   only (what `kubectl create namespace|serviceaccount` sends); responses
+//!   are always JSON;
+//! - pods are stored as given (no scheduling, no status changes);
+//! - `/openapi/v3/api/v1` carries only the PATCH operations and their query
+//!   parameters (enough for kubectl's server-side field validation check);
+//!   there is no `/openapi/v2`, so client-side `kubectl apply` cannot work;
+//! - watch history is the last 1000 changes and lives in memory only.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
