@@ -282,7 +282,8 @@ async fn discovery_and_version() {
     let core = client.list_core_api_versions().await.expect("/api");
     assert_eq!(core.versions, ["v1"]);
     let groups = client.list_api_groups().await.expect("/apis");
-    assert!(groups.groups.is_empty());
+    let names: Vec<&str> = groups.groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["authentication.k8s.io", "authorization.k8s.io"]);
     let resources = client.list_core_api_resources("v1").await.expect("/api/v1");
     let names: Vec<&str> = resources
         .resources
@@ -1105,6 +1106,34 @@ async fn authorization_denials_are_forbidden_statuses() {
         body.contains(r#"cannot create resource \"serviceaccounts/token\" in API group \"\" in the namespace \"default\""#),
         "{body}"
     );
+    let can = kubectl_as(
+        &fx,
+        VIEWER_TOKEN,
+        &["auth", "can-i", "list", "serviceaccounts"],
+    )
+    .await;
+    assert_eq!(
+        (can.code, can.stdout.as_str()),
+        (0, "yes\n"),
+        "{}",
+        can.stderr
+    );
+    let cannot = kubectl_as(
+        &fx,
+        VIEWER_TOKEN,
+        &["auth", "can-i", "patch", "serviceaccounts"],
+    )
+    .await;
+    assert_eq!(
+        (cannot.code, cannot.stdout.as_str()),
+        (1, "no\n"),
+        "{}",
+        cannot.stderr
+    );
+    let who = kubectl_as(&fx, VIEWER_TOKEN, &["auth", "whoami", "-o", "json"]).await;
+    assert_eq!(who.code, 0, "{}", who.stderr);
+    let who: Value = serde_json::from_str(&who.stdout).expect("json");
+    assert_eq!(who["status"]["userInfo"]["username"], VIEWER);
     let err = kubectl_as(&fx, VIEWER_TOKEN, &["create", "namespace", "nope"]).await;
     assert_ne!(err.code, 0);
     assert!(

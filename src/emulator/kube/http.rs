@@ -213,10 +213,47 @@ async fn handle(
         "/openid/v1/jwks" => return json_response(StatusCode::OK, &cluster.jwks()),
         "/openapi/v3" => return json_response(StatusCode::OK, &openapi_v3_root()),
         "/openapi/v3/api/v1" => return json_response(StatusCode::OK, &openapi_v3_core()),
-        "/apis" => {
+        "/apis" => return json_response(StatusCode::OK, &api_groups()),
+        "/apis/authorization.k8s.io/v1" => {
             return json_response(
                 StatusCode::OK,
-                &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}),
+                &group_resources(
+                    "authorization.k8s.io/v1",
+                    "selfsubjectaccessreviews",
+                    "SelfSubjectAccessReview",
+                ),
+            );
+        }
+        "/apis/authentication.k8s.io/v1" => {
+            return json_response(
+                StatusCode::OK,
+                &group_resources(
+                    "authentication.k8s.io/v1",
+                    "selfsubjectreviews",
+                    "SelfSubjectReview",
+                ),
+            );
+        }
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" if method == Method::POST => {
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            return match self_subject_access_review(&cluster, &user, &content_type, &body) {
+                Ok(v) => json_response(StatusCode::CREATED, &v),
+                Err(e) => error_response(e),
+            };
+        }
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews" if method == Method::POST => {
+            return json_response(
+                StatusCode::CREATED,
+                &json!({
+                    "kind": "SelfSubjectReview",
+                    "apiVersion": "authentication.k8s.io/v1",
+                    "metadata": {"creationTimestamp": now_rfc3339()},
+                    "status": {"userInfo": {"username": user, "groups": ["system:authenticated"]}},
+                }),
             );
         }
         _ => {}
@@ -888,6 +925,80 @@ fn version() -> Value {
     })
 }
 
+fn api_groups() -> Value {
+    let group = |name: &str| {
+        let gv = json!({"groupVersion": format!("{name}/v1"), "version": "v1"});
+        json!({"name": name, "versions": [gv.clone()], "preferredVersion": gv})
+    };
+    json!({
+        "kind": "APIGroupList",
+        "apiVersion": "v1",
+        "groups": [group("authentication.k8s.io"), group("authorization.k8s.io")],
+    })
+}
+
+fn group_resources(group_version: &str, plural: &str, kind: &str) -> Value {
+    json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": [{"name": plural, "singularName": plural.trim_end_matches('s'),
+                       "namespaced": false, "kind": kind, "verbs": ["create"]}],
+    })
+}
+
+/// `kubectl auth can-i`: asks the host's authorizer about the caller.
+fn self_subject_access_review(
+    cluster: &KubeCluster,
+    user: &str,
+    content_type: &str,
+    body: &Bytes,
+) -> Result<Value, ApiError> {
+    let mut review = parse_body(content_type.split(';').next().unwrap_or("").trim(), body)?;
+    let attrs = review
+        .pointer("/spec/resourceAttributes")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let text = |k: &str| {
+        attrs
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let (verb, group, resource, subresource, name, namespace) = (
+        text("verb"),
+        text("group"),
+        text("resource"),
+        text("subresource"),
+        text("name"),
+        text("namespace"),
+    );
+    let allowed = if attrs.is_null() {
+        // Non-resource URLs (`can-i get /healthz`): everyone authenticated may.
+        true
+    } else {
+        (group.is_empty() || group == "*")
+            && cluster.host.authorize(
+                user,
+                &KubeAccess {
+                    verb: &verb,
+                    resource: &resource,
+                    subresource: &subresource,
+                    namespace: (!namespace.is_empty()).then_some(namespace.as_str()),
+                    name: &name,
+                },
+            )
+    };
+    if let Some(m) = review.as_object_mut() {
+        m.insert("kind".into(), json!("SelfSubjectAccessReview"));
+        m.insert("apiVersion".into(), json!("authorization.k8s.io/v1"));
+        m.insert("metadata".into(), json!({"creationTimestamp": null}));
+        m.insert("status".into(), json!({"allowed": allowed}));
+    }
+    Ok(review)
+}
+
 fn api_versions() -> Value {
     json!({
         "kind": "APIVersions",
@@ -897,7 +1008,9 @@ fn api_versions() -> Value {
 }
 
 fn api_resources() -> Value {
-    let verbs = json!(["create", "delete", "get", "list", "patch", "update", "watch"]);
+    let verbs = json!([
+        "create", "delete", "get", "list", "patch", "update", "watch"
+    ]);
     json!({
         "kind": "APIResourceList",
         "groupVersion": "v1",

@@ -22,7 +22,8 @@
 //! - pods are stored as given (no scheduling, no status changes);
 //! - `/openapi/v3/api/v1` carries only the PATCH operations and their query
 //!   parameters (enough for kubectl's server-side field validation check);
-//!   there is no `/openapi/v2`, so client-side `kubectl apply` cannot work;
+//!   there is no `/openapi/v2` (client-side `kubectl apply` falls back to its
+//!   compiled-in types and works);
 //! - watch history is the last 1000 changes and lives in memory only.
 
 use std::collections::BTreeMap;

@@ -136,6 +136,49 @@ fn object_reference(buf: &[u8]) -> Result<Value, String> {
     Ok(Value::Object(m))
 }
 
+fn string_fields(buf: &[u8], names: &[&str]) -> Result<Value, String> {
+    let mut m = Map::new();
+    for (num, f) in fields(buf)? {
+        if let (Some(name), Field::Bytes(b)) = (names.get(num as usize), f)
+            && !name.is_empty()
+            && !b.is_empty()
+        {
+            m.insert((*name).to_string(), json!(text(b)?));
+        }
+    }
+    Ok(Value::Object(m))
+}
+
+/// `SelfSubjectAccessReviewSpec`: resource or non-resource attributes.
+fn access_review_spec(buf: &[u8]) -> Result<Value, String> {
+    let mut spec = Map::new();
+    for (num, f) in fields(buf)? {
+        match (num, f) {
+            (1, Field::Bytes(b)) => {
+                let names = [
+                    "",
+                    "namespace",
+                    "verb",
+                    "group",
+                    "version",
+                    "resource",
+                    "subresource",
+                    "name",
+                ];
+                spec.insert("resourceAttributes".into(), string_fields(b, &names)?);
+            }
+            (2, Field::Bytes(b)) => {
+                spec.insert(
+                    "nonResourceAttributes".into(),
+                    string_fields(b, &["", "path", "verb"])?,
+                );
+            }
+            _ => {}
+        }
+    }
+    Ok(Value::Object(spec))
+}
+
 /// Decodes a protobuf request body into the JSON form of the object.
 pub fn decode(body: &[u8]) -> Result<Value, String> {
     let envelope = body
@@ -185,7 +228,10 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
             ("ServiceAccount", 4, Field::Varint(v)) => {
                 obj.insert("automountServiceAccountToken".into(), json!(v != 0));
             }
-            ("Namespace" | "ServiceAccount", _, _) => {}
+            ("SelfSubjectAccessReview", 2, Field::Bytes(b)) => {
+                obj.insert("spec".into(), access_review_spec(b)?);
+            }
+            ("Namespace" | "ServiceAccount" | "SelfSubjectAccessReview", _, _) => {}
             (other, _, _) => {
                 return Err(format!(
                     "protobuf bodies of kind {other:?} are not supported; send JSON"
