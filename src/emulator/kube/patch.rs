@@ -31,13 +31,47 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
-/// Strategic merge patch for the maps and scalars of core objects: merge-patch
-/// semantics, `$patch: replace` / `$patch: delete` on a map, and the list
-/// bookkeeping directives (`$setElementOrder/...`, `$retainKeys`,
-/// `$deleteFromPrimitiveList/...`) accepted and ignored.
+/// How strategic merge patch merges a list (`patchStrategy`/`patchMergeKey`
+/// of the Go types); lists not named here are replaced.
+enum ListStrategy {
+    /// Merge items by this key.
+    Keyed(&'static str),
+    /// Union of primitive values.
+    Primitive,
+}
+
+fn list_strategy(path: &str) -> Option<ListStrategy> {
+    match path {
+        "secrets"
+        | "imagePullSecrets"
+        | "spec.containers"
+        | "spec.initContainers"
+        | "spec.ephemeralContainers"
+        | "spec.volumes"
+        | "spec.imagePullSecrets" => Some(ListStrategy::Keyed("name")),
+        "metadata.ownerReferences" => Some(ListStrategy::Keyed("uid")),
+        "metadata.finalizers" => Some(ListStrategy::Primitive),
+        _ => None,
+    }
+}
+
+/// Strategic merge patch for core objects: merge-patch semantics for maps,
+/// `$patch: replace|delete`, merge-keyed lists (`secrets`, `imagePullSecrets`,
+/// `ownerReferences`, pod containers and volumes; `$patch: delete` on an item),
+/// union of `finalizers` with `$deleteFromPrimitiveList/finalizers`; ordering
+/// directives (`$setElementOrder/...`, `$retainKeys`) are accepted and ignored.
 pub fn strategic_merge_patch(target: &mut Value, patch: &Value) -> Result<(), String> {
+    smp(target, patch, &mut Vec::new())
+}
+
+fn smp(target: &mut Value, patch: &Value, path: &mut Vec<String>) -> Result<(), String> {
     let Value::Object(patch_map) = patch else {
-        *target = patch.clone();
+        if let (Value::Array(items), Value::Array(current)) = (patch, &mut *target)
+            && let Some(strategy) = list_strategy(&path.join("."))
+        {
+            return merge_list(current, items, &strategy, path);
+        }
+        *target = strip_value(patch.clone());
         return Ok(());
     };
     match patch_map.get("$patch").and_then(Value::as_str) {
@@ -61,6 +95,14 @@ pub fn strategic_merge_patch(target: &mut Value, patch: &Value) -> Result<(), St
         return Ok(());
     };
     for (k, v) in patch_map {
+        if let Some(list) = k.strip_prefix("$deleteFromPrimitiveList/") {
+            if let (Some(Value::Array(current)), Some(remove)) =
+                (target_map.get_mut(list), v.as_array())
+            {
+                current.retain(|x| !remove.contains(x));
+            }
+            continue;
+        }
         if k.starts_with('$') {
             continue;
         }
@@ -68,13 +110,61 @@ pub fn strategic_merge_patch(target: &mut Value, patch: &Value) -> Result<(), St
             target_map.remove(k);
             continue;
         }
+        path.push(k.clone());
         let slot = target_map.entry(k.clone()).or_insert(Value::Null);
-        strategic_merge_patch(slot, v)?;
+        let result = smp(slot, v, path);
+        path.pop();
+        result?;
         if slot.is_null() {
             target_map.remove(k);
         }
     }
     Ok(())
+}
+
+fn merge_list(
+    current: &mut Vec<Value>,
+    items: &[Value],
+    strategy: &ListStrategy,
+    path: &mut Vec<String>,
+) -> Result<(), String> {
+    match strategy {
+        ListStrategy::Primitive => {
+            for item in items {
+                if !current.contains(item) {
+                    current.push(item.clone());
+                }
+            }
+        }
+        ListStrategy::Keyed(key) => {
+            for item in items {
+                let Some(id) = item.get(*key) else {
+                    return Err(format!(
+                        "map: {item} does not contain declared merge key: {key}"
+                    ));
+                };
+                let pos = current.iter().position(|c| c.get(*key) == Some(id));
+                let delete = item.get("$patch").and_then(Value::as_str) == Some("delete");
+                match (pos, delete) {
+                    (Some(i), true) => {
+                        current.remove(i);
+                    }
+                    (None, true) => {}
+                    (Some(i), false) => smp(&mut current[i], item, path)?,
+                    (None, false) => current.push(strip_value(item.clone())),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn strip_value(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(strip_directives(m)),
+        Value::Array(items) => Value::Array(items.into_iter().map(strip_value).collect()),
+        other => other,
+    }
 }
 
 fn strip_directives(map: Map<String, Value>) -> Map<String, Value> {
@@ -267,6 +357,23 @@ mod tests {
         )
         .expect("patch");
         assert_eq!(v, json!({"metadata": {"labels": {"a": "1", "b": "2"}}}));
+    }
+
+    #[test]
+    fn strategic_merges_keyed_and_primitive_lists() {
+        let mut v = json!({"metadata": {"finalizers": ["a"]},
+                           "imagePullSecrets": [{"name": "x"}, {"name": "y"}]});
+        strategic_merge_patch(
+            &mut v,
+            &json!({"metadata": {"finalizers": ["b"], "$deleteFromPrimitiveList/finalizers": ["a"]},
+                    "imagePullSecrets": [{"name": "z"}, {"name": "x", "$patch": "delete"}]}),
+        )
+        .expect("patch");
+        assert_eq!(
+            v,
+            json!({"metadata": {"finalizers": ["b"]},
+                   "imagePullSecrets": [{"name": "y"}, {"name": "z"}]})
+        );
     }
 
     #[test]
