@@ -316,6 +316,8 @@ async fn handle(
         } => KubeAccess {
             verb: if method == Method::POST {
                 "create"
+            } else if query.flag("watch") {
+                "watch"
             } else {
                 "list"
             },

@@ -14,8 +14,9 @@
 //! - deleting a namespace removes it and its contents at once (no
 //!   `Terminating` phase, no finalizers to wait for);
 //! - lists inside objects are atomic for field ownership (the real server
-//!   merges some by key, e.g. `ownerReferences`, pod `containers`); strategic
-//!   merge patch replaces lists too;
+//!   tracks some item by item, e.g. `ownerReferences`, pod `containers`);
+//!   strategic merge patch does merge the keyed lists of service accounts,
+//!   metadata and pods;
 //! - protobuf request bodies are understood for Namespace and ServiceAccount
 //!   only (what `kubectl create namespace|serviceaccount` sends); responses
 //!   are always JSON;
