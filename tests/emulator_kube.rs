@@ -625,6 +625,16 @@ async fn status_errors_are_byte_exact() {
         r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"namespaces \"ghost\" not found","reason":"NotFound","details":{"name":"ghost","kind":"namespaces"},"code":404}"#
     );
 
+    // Admission (namespace lifecycle) comes before validation.
+    let (code, body) = raw(
+        &fx,
+        "POST",
+        "/api/v1/namespaces/ghost/serviceaccounts",
+        "application/json",
+        &sa("Bad_Name"),
+    )
+    .await;
+    assert_eq!(code, 404, "{body}");
     let (code, body) = raw(
         &fx,
         "POST",
@@ -1518,4 +1528,50 @@ async fn watches_stream_changes_and_expire_old_versions() {
     assert_eq!(event["type"], "ERROR");
     assert_eq!(event["object"]["reason"], "Expired");
     assert_eq!(event["object"]["code"], 410);
+}
+
+#[tokio::test]
+async fn pods_are_admitted_only_with_their_service_account() {
+    let fx = start().await;
+    let pod = |sa: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+               "spec": {"serviceAccountName": sa, "containers": [{"name": "c", "image": "nginx"}]}})
+        .to_string()
+    };
+    let (code, body) = raw(
+        &fx,
+        "POST",
+        "/api/v1/namespaces/default/pods",
+        "application/json",
+        &pod("ghost"),
+    )
+    .await;
+    assert_eq!(code, 403);
+    assert_eq!(
+        body,
+        r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"pods \"p\" is forbidden: error looking up service account default/ghost: serviceaccount \"ghost\" not found","reason":"Forbidden","details":{"name":"p","kind":"pods"},"code":403}"#
+    );
+    let (code, body) = raw(
+        &fx,
+        "POST",
+        "/api/v1/namespaces/default/pods",
+        "application/json",
+        &pod(""),
+    )
+    .await;
+    assert_eq!(code, 201, "{body}");
+    let created: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(created["spec"]["serviceAccountName"], "default");
+    assert_eq!(created["status"]["phase"], "Pending");
+    let table = kubectl_ok(&fx, &["get", "pods"]).await;
+    let lines: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines[0],
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+        "{table}"
+    );
+    assert_eq!(&lines[1][..4], ["p", "0/1", "Pending", "0"], "{table}");
 }

@@ -283,6 +283,7 @@ async fn handle(
     };
     let mut warnings: Vec<String> = Vec::new();
     let opts = WriteOptions {
+        admission: true,
         field_validation,
         manager: query
             .get("fieldManager")

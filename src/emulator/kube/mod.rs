@@ -206,6 +206,7 @@ impl KubeClusterState {
         let now = now_rfc3339();
         for ns in SYSTEM_NAMESPACES {
             let opts = store::WriteOptions {
+                admission: false,
                 field_validation: store::FieldValidation::Strict,
                 manager: "kube-apiserver".into(),
                 dry_run: false,
@@ -252,6 +253,7 @@ impl KubeClusterState {
             m.remove("resourceVersion");
         }
         let opts = store::WriteOptions {
+            admission: false,
             field_validation: store::FieldValidation::Strict,
             manager: "kubectl-create".into(),
             dry_run: false,

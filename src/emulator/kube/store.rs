@@ -26,6 +26,9 @@ pub enum FieldValidation {
 /// Who writes, and how.
 #[derive(Debug, Clone)]
 pub struct WriteOptions {
+    /// Run admission plugins that need other objects (pods need their
+    /// service account); off for seeds, which may come in any order.
+    pub admission: bool,
     /// What to do with unknown fields.
     pub field_validation: FieldValidation,
     /// Field manager of the write (`fieldManager` or the User-Agent prefix).
@@ -490,15 +493,20 @@ impl KubeClusterState {
             labels_mut(&mut body).insert(NAMESPACE_LABEL.into(), json!(name));
         }
         patch::normalize_metadata(&mut body);
-        let errs = objects::validate(resource, &body);
-        if !errs.is_empty() {
-            return Err(invalid(resource, &name, errs));
-        }
+        // Mutating admission (NamespaceLifecycle, ServiceAccount) runs before
+        // the strategy's validation, so a missing namespace wins over a bad name.
         if let Some(ns) = namespace
             && resource.namespaced()
             && !self.namespace_exists(ns)
         {
             return Err(ApiError::not_found("namespaces", ns));
+        }
+        if resource == Resource::Pods && opts.admission {
+            self.admit_pod(namespace.unwrap_or(""), &name, &mut body)?;
+        }
+        let errs = objects::validate(resource, &body);
+        if !errs.is_empty() {
+            return Err(invalid(resource, &name, errs));
         }
         let key = resource.key(namespace, &name);
         if self.objects.contains_key(&key) {
@@ -529,6 +537,43 @@ impl KubeClusterState {
             changed: !opts.dry_run,
             warnings,
         })
+    }
+
+    /// The ServiceAccount admission plugin for a new pod: default
+    /// `serviceAccountName` to `default` and refuse a pod whose account is missing.
+    fn admit_pod(&self, namespace: &str, name: &str, pod: &mut Value) -> Result<(), ApiError> {
+        if !pod.get("spec").is_some_and(Value::is_object) {
+            if let Some(o) = pod.as_object_mut() {
+                o.insert("spec".into(), json!({}));
+            }
+        }
+        let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+            return Ok(());
+        };
+        let account = spec
+            .get("serviceAccountName")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .unwrap_or("default")
+            .to_string();
+        spec.insert("serviceAccountName".into(), json!(account));
+        spec.insert("serviceAccount".into(), json!(account));
+        let key = Resource::ServiceAccounts.key(Some(namespace), &account);
+        if !self.objects.contains_key(&key) {
+            return Err(ApiError {
+                code: 403,
+                reason: "Forbidden",
+                message: format!(
+                    "pods \"{name}\" is forbidden: error looking up service account {namespace}/{account}: serviceaccount \"{account}\" not found"
+                ),
+                details: Some(Box::new(super::errors::Details {
+                    name: name.to_string(),
+                    kind: "pods".into(),
+                    ..Default::default()
+                })),
+            });
+        }
+        Ok(())
     }
 
     /// What kube-controller-manager's serviceaccount controller does right
