@@ -542,10 +542,10 @@ impl KubeClusterState {
     /// The ServiceAccount admission plugin for a new pod: default
     /// `serviceAccountName` to `default` and refuse a pod whose account is missing.
     fn admit_pod(&self, namespace: &str, name: &str, pod: &mut Value) -> Result<(), ApiError> {
-        if !pod.get("spec").is_some_and(Value::is_object) {
-            if let Some(o) = pod.as_object_mut() {
-                o.insert("spec".into(), json!({}));
-            }
+        if !pod.get("spec").is_some_and(Value::is_object)
+            && let Some(o) = pod.as_object_mut()
+        {
+            o.insert("spec".into(), json!({}));
         }
         let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
             return Ok(());
