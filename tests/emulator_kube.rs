@@ -1575,3 +1575,28 @@ async fn pods_are_admitted_only_with_their_service_account() {
     );
     assert_eq!(&lines[1][..4], ["p", "0/1", "Pending", "0"], "{table}");
 }
+
+#[tokio::test]
+async fn an_empty_state_still_gets_keys_and_serves() {
+    let fx = start_with(KubeClusterState::default()).await;
+    let (code, _) = raw(&fx, "GET", "/version", "", "").await;
+    assert_eq!(code, 200);
+    let (code, body) = raw(
+        &fx,
+        "POST",
+        "/api/v1/namespaces",
+        "application/json",
+        r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"n"}}"#,
+    )
+    .await;
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = raw(
+        &fx,
+        "POST",
+        "/api/v1/namespaces/n/serviceaccounts/default/token",
+        "application/json",
+        "{}",
+    )
+    .await;
+    assert_eq!(code, 201, "{body}");
+}

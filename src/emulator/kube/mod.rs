@@ -187,22 +187,7 @@ impl KubeClusterState {
     /// then has no PKI and the cluster answers TLS/token requests with errors.
     pub fn generate(identity: &ClusterIdentity) -> Self {
         let mut state = Self::default();
-        match tls::generate(&uuid::Uuid::new_v4().to_string()) {
-            Ok(pki) => {
-                state.ca_cert_pem = pki.ca_cert_pem;
-                state.serving_cert_pem = pki.serving_cert_pem;
-                state.serving_key_pem = pki.serving_key_pem;
-            }
-            Err(e) => {
-                tracing::error!(cluster = %identity.name, "generating the cluster PKI failed: {e}")
-            }
-        }
-        match tokens::generate_key_pem() {
-            Ok(pem) => state.signing_key_pem = pem,
-            Err(e) => {
-                tracing::error!(cluster = %identity.name, "generating the signing key failed: {e}")
-            }
-        }
+        state.fill_missing_keys(identity);
         let now = now_rfc3339();
         for ns in SYSTEM_NAMESPACES {
             let opts = store::WriteOptions {
@@ -220,6 +205,35 @@ impl KubeClusterState {
             );
         }
         state
+    }
+
+    /// Generates whatever key material is missing (a state built with
+    /// `Default` or written by an older version), so a cluster always serves
+    /// TLS and signs tokens.
+    fn fill_missing_keys(&mut self, identity: &ClusterIdentity) {
+        if self.ca_cert_pem.is_empty()
+            || self.serving_cert_pem.is_empty()
+            || self.serving_key_pem.is_empty()
+        {
+            match tls::generate(&uuid::Uuid::new_v4().to_string()) {
+                Ok(pki) => {
+                    self.ca_cert_pem = pki.ca_cert_pem;
+                    self.serving_cert_pem = pki.serving_cert_pem;
+                    self.serving_key_pem = pki.serving_key_pem;
+                }
+                Err(e) => {
+                    tracing::error!(cluster = %identity.name, "generating the cluster PKI failed: {e}")
+                }
+            }
+        }
+        if self.signing_key_pem.is_empty() {
+            match tokens::generate_key_pem() {
+                Ok(pem) => self.signing_key_pem = pem,
+                Err(e) => {
+                    tracing::error!(cluster = %identity.name, "generating the signing key failed: {e}")
+                }
+            }
+        }
     }
 
     /// Adds an object from a seed file (Namespace, ServiceAccount or Pod as
@@ -283,6 +297,8 @@ impl KubeCluster {
         state: KubeClusterState,
         host: Arc<dyn KubeHost>,
     ) -> Arc<Self> {
+        let mut state = state;
+        state.fill_missing_keys(&identity);
         let signer = match tokens::Signer::from_pem(&state.signing_key_pem) {
             Ok(s) => Some(s),
             Err(e) => {
@@ -290,7 +306,6 @@ impl KubeCluster {
                 None
             }
         };
-        let mut state = state;
         // Changes made before serving (generation, seeds) are history nobody watched.
         state.drain_events();
         Arc::new(Self {
