@@ -692,6 +692,15 @@ async fn status_errors_are_byte_exact() {
         "{body}"
     );
 
+    let (code, body) = raw(&fx, "GET", "/api/v1/namespaces/default/configmaps", "", "").await;
+    assert_eq!(code, 404);
+    assert_eq!(
+        body,
+        r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"the server could not find the requested resource","reason":"NotFound","details":{},"code":404}"#
+    );
+    let (code, body) = raw(&fx, "GET", "/apis/apps/v1", "", "").await;
+    assert_eq!((code, body.as_str()), (404, "404 page not found\n"));
+
     let unauthorized = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}"#;
     let (code, body) = raw_as(
         &fx,
@@ -1193,6 +1202,12 @@ async fn pod_bound_tokens_and_capped_lifetimes() {
     )
     .expect("claims");
     assert_eq!(payload["kubernetes.io"]["pod"]["name"], "web-1");
+    let keys: Vec<&String> = payload["kubernetes.io"]
+        .as_object()
+        .expect("claim")
+        .keys()
+        .collect();
+    assert_eq!(keys, ["namespace", "node", "pod", "serviceaccount"]);
     assert_eq!(payload["kubernetes.io"]["node"]["name"], "gke-node-1");
     assert!(fx.cluster.verify_token(token).is_ok());
 

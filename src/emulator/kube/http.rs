@@ -263,7 +263,13 @@ async fn handle(
     };
     let segments: Vec<&str> = rest.split('/').collect();
     let Some(target) = parse_target(&segments) else {
-        return not_found_page();
+        // Inside a served group version, an unknown resource is a NotFound Status.
+        return error_response(ApiError {
+            code: 404,
+            reason: "NotFound",
+            message: "the server could not find the requested resource".into(),
+            details: Some(Box::default()),
+        });
     };
     let query = Query::parse(&uri);
     let user_agent = headers
@@ -893,7 +899,8 @@ fn token_request(
         "iat": now,
         "iss": cluster.identity.issuer(),
         "jti": uuid::Uuid::new_v4().to_string(),
-        "kubernetes.io": kube_claim,
+        // go-jose writes claims through a map: keys come out sorted.
+        "kubernetes.io": sorted_keys(kube_claim),
         "nbf": now,
         "sub": format!("system:serviceaccount:{namespace}:{name}"),
     });
@@ -912,6 +919,22 @@ fn token_request(
         "status": {"token": token, "expirationTimestamp": rfc3339(exp)},
     });
     Ok((out, warning))
+}
+
+fn sorted_keys(v: Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(String, Value)> = m.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, sorted_keys(v)))
+                    .collect(),
+            )
+        }
+        other => other,
+    }
 }
 
 fn version() -> Value {
