@@ -2,10 +2,70 @@
 //! cluster's own CA. This file is the contract between the Kubernetes side and
 //! the rest of the emulator (`emulator::mod` owns the world, persistence,
 //! Google tokens and the TLS listeners).
+//!
+//! Served like kube-apiserver 1.33 on GKE: discovery (`/version`, `/api`,
+//! `/api/v1`, `/apis`, `/openapi/v3`), OIDC discovery and JWKS; namespaces,
+//! service accounts and pods with create (JSON or protobuf bodies), get, list
+//! (label/field selectors, `limit`/`continue`, server-side `Table`s), watch,
+//! update, delete, merge / strategic-merge / JSON patches and server-side
+//! apply with real `managedFields`; TokenRequest; `Status` errors byte for byte.
+//!
+//! Known differences from a real cluster, on purpose:
+//! - deleting a namespace removes it and its contents at once (no
+//!   `Terminating` phase, no finalizers to wait for);
+//! - lists inside objects are atomic for field ownership (the real server
+//!   tracks some item by item, e.g. `ownerReferences`, pod `containers`);
+//!   strategic merge patch does merge the keyed lists of service accounts,
+//!   metadata and pods;
+//! - protobuf request bodies are understood for Namespace and ServiceAccount
+//!   only (what `kubectl create namespace|serviceaccount` sends); responses
+//!   are always JSON;
+//! - pods are stored as given (no scheduling, no status changes);
+//! - `/openapi/v3/api/v1` carries only the PATCH operations and their query
+//!   parameters (enough for kubectl's server-side field validation check);
+//!   there is no `/openapi/v2` (client-side `kubectl apply` falls back to its
+//!   compiled-in types and works);
+//! - watch history is the last 1000 changes and lives in memory only.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+mod errors;
+mod fields;
+mod http;
+mod managed;
+mod objects;
+mod patch;
+mod proto;
+mod store;
+mod tables;
+mod tls;
+mod tokens;
+mod watch;
+
+pub use errors::ApiError;
+
+/// Now, as the API server writes timestamps (RFC 3339, whole seconds, UTC).
+pub(crate) fn now_rfc3339() -> String {
+    rfc3339(time::OffsetDateTime::now_utc().unix_timestamp())
+}
+
+/// A Unix time as an RFC 3339 UTC timestamp with whole seconds.
+pub(crate) fn rfc3339(unix: i64) -> String {
+    let t =
+        time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
 
 /// Everything the Kubernetes side needs from the rest of the emulator.
 /// Implemented by the emulator core.
@@ -19,6 +79,30 @@ pub trait KubeHost: Send + Sync + 'static {
     /// Called after every successful change to a cluster's objects, so the core
     /// can persist the world (`--state`).
     fn changed(&self);
+
+    /// Whether `user` may do `access` (GKE asks IAM, then RBAC). The default
+    /// allows everything an authenticated user asks; a denial is answered
+    /// with the real 403 `Forbidden` body.
+    fn authorize(&self, user: &str, access: &KubeAccess<'_>) -> bool {
+        let _ = (user, access);
+        true
+    }
+}
+
+/// The attributes of a request an authorizer decides on (a
+/// SubjectAccessReview's `resourceAttributes`), API group always core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KubeAccess<'a> {
+    /// `get`, `list`, `create`, `update`, `patch`, `delete`.
+    pub verb: &'a str,
+    /// `namespaces`, `serviceaccounts`, `pods`.
+    pub resource: &'a str,
+    /// `token` for TokenRequest, otherwise empty.
+    pub subresource: &'a str,
+    /// The namespace; for a namespace object, its own name.
+    pub namespace: Option<&'a str>,
+    /// The object name; empty for lists and creates.
+    pub name: &'a str,
 }
 
 /// Identity of one emulated cluster, fixed at creation.
@@ -55,23 +139,143 @@ pub struct TokenClaims {
 /// The persisted state of one cluster's Kubernetes API: its objects, the
 /// resourceVersion counter, its CA and serving certificate and its
 /// service-account signing key. Kept inside the emulator's world file.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct KubeClusterState {
-    // CONTRACT: the Kubernetes-side owner fills this in.
+    /// The cluster-wide resourceVersion counter (etcd's revision).
+    #[serde(default)]
+    pub(crate) resource_version: u64,
+    /// Stored objects by key (`namespaces/NAME`, `serviceaccounts/NS/NAME`,
+    /// `pods/NS/NAME`), each with its `managedFields`.
+    #[serde(default)]
+    pub(crate) objects: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    pub(crate) ca_cert_pem: String,
+    #[serde(default)]
+    pub(crate) serving_cert_pem: String,
+    #[serde(default)]
+    pub(crate) serving_key_pem: String,
+    /// PKCS#8 PEM of the RSA key that signs service-account tokens.
+    #[serde(default)]
+    pub(crate) signing_key_pem: String,
+    /// Changes not yet handed to watchers (never persisted).
+    #[serde(skip)]
+    pub(crate) pending: Vec<store::Event>,
 }
+
+impl std::fmt::Debug for KubeClusterState {
+    // Private keys stay out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeClusterState")
+            .field("resource_version", &self.resource_version)
+            .field("objects", &self.objects.keys().collect::<Vec<_>>())
+            .field("has_pki", &!self.ca_cert_pem.is_empty())
+            .field("has_signing_key", &!self.signing_key_pem.is_empty())
+            .finish()
+    }
+}
+
+/// System namespaces of a new GKE cluster.
+const SYSTEM_NAMESPACES: [&str; 4] = ["default", "kube-node-lease", "kube-public", "kube-system"];
 
 impl KubeClusterState {
     /// A new cluster: namespaces `default`, `kube-system`, `kube-public`,
     /// `kube-node-lease` (each with its `default` service account), a fresh CA,
     /// serving certificate for 127.0.0.1/localhost and signing key.
-    pub fn generate(_identity: &ClusterIdentity) -> Self {
-        Self::default()
+    ///
+    /// Key generation failing means the platform's RNG is broken; the state
+    /// then has no PKI and the cluster answers TLS/token requests with errors.
+    pub fn generate(identity: &ClusterIdentity) -> Self {
+        let mut state = Self::default();
+        state.fill_missing_keys(identity);
+        let now = now_rfc3339();
+        for ns in SYSTEM_NAMESPACES {
+            let opts = store::WriteOptions {
+                admission: false,
+                field_validation: store::FieldValidation::Strict,
+                manager: "kube-apiserver".into(),
+                dry_run: false,
+                now: now.clone(),
+            };
+            let _ = state.create(
+                objects::Resource::Namespaces,
+                None,
+                serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+                &opts,
+            );
+        }
+        state
+    }
+
+    /// Generates whatever key material is missing (a state built with
+    /// `Default` or written by an older version), so a cluster always serves
+    /// TLS and signs tokens.
+    fn fill_missing_keys(&mut self, identity: &ClusterIdentity) {
+        if self.ca_cert_pem.is_empty()
+            || self.serving_cert_pem.is_empty()
+            || self.serving_key_pem.is_empty()
+        {
+            match tls::generate(&uuid::Uuid::new_v4().to_string()) {
+                Ok(pki) => {
+                    self.ca_cert_pem = pki.ca_cert_pem;
+                    self.serving_cert_pem = pki.serving_cert_pem;
+                    self.serving_key_pem = pki.serving_key_pem;
+                }
+                Err(e) => {
+                    tracing::error!(cluster = %identity.name, "generating the cluster PKI failed: {e}")
+                }
+            }
+        }
+        if self.signing_key_pem.is_empty() {
+            match tokens::generate_key_pem() {
+                Ok(pem) => self.signing_key_pem = pem,
+                Err(e) => {
+                    tracing::error!(cluster = %identity.name, "generating the signing key failed: {e}")
+                }
+            }
+        }
     }
 
     /// Adds an object from a seed file (Namespace, ServiceAccount or Pod as
     /// JSON), as if created through the API. Errors name what is wrong.
-    pub fn insert_object(&mut self, _object: serde_json::Value) -> Result<(), String> {
-        Ok(())
+    pub fn insert_object(&mut self, object: serde_json::Value) -> Result<(), String> {
+        let kind = object
+            .get("kind")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let resource = objects::Resource::from_kind(&kind).ok_or_else(|| {
+            format!("unsupported kind {kind:?}: expected Namespace, ServiceAccount or Pod")
+        })?;
+        let namespace = if resource.namespaced() {
+            Some(
+                object
+                    .pointer("/metadata/namespace")
+                    .and_then(serde_json::Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or("default")
+                    .to_string(),
+            )
+        } else {
+            None
+        };
+        let mut object = object;
+        if let Some(m) = object
+            .get_mut("metadata")
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            m.remove("resourceVersion");
+        }
+        let opts = store::WriteOptions {
+            admission: false,
+            field_validation: store::FieldValidation::Strict,
+            manager: "kubectl-create".into(),
+            dry_run: false,
+            now: now_rfc3339(),
+        };
+        self.create(resource, namespace.as_deref(), object, &opts)
+            .map(|_| ())
+            .map_err(|e| format!("{kind}: {}", e.message))
     }
 }
 
@@ -80,28 +284,51 @@ pub struct KubeCluster {
     identity: ClusterIdentity,
     state: std::sync::Mutex<KubeClusterState>,
     host: Arc<dyn KubeHost>,
+    /// The loaded signing key (`None` when the state has none or it is corrupt).
+    signer: Option<tokens::Signer>,
+    /// The change feed for watches.
+    hub: watch::Hub,
 }
 
 impl KubeCluster {
+    /// Serves `state` for `identity`; `host` authenticates callers and persists.
     pub fn new(
         identity: ClusterIdentity,
         state: KubeClusterState,
         host: Arc<dyn KubeHost>,
     ) -> Arc<Self> {
+        let mut state = state;
+        state.fill_missing_keys(&identity);
+        let signer = match tokens::Signer::from_pem(&state.signing_key_pem) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(cluster = %identity.name, "service-account signing key unusable: {e}");
+                None
+            }
+        };
+        // Changes made before serving (generation, seeds) are history nobody watched.
+        state.drain_events();
         Arc::new(Self {
             identity,
             state: std::sync::Mutex::new(state),
             host,
+            signer,
+            hub: watch::Hub::default(),
         })
     }
 
+    /// The cluster this API belongs to.
     pub fn identity(&self) -> &ClusterIdentity {
         &self.identity
     }
 
     /// A copy of the state to persist.
     pub fn snapshot(&self) -> KubeClusterState {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, KubeClusterState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The axum router of this cluster's API (`/version`, `/api`, `/apis`,
@@ -109,22 +336,45 @@ impl KubeCluster {
     /// over TLS with [`KubeCluster::serving_cert_and_key_pem`], behind its
     /// latency/fault middleware.
     pub fn router(self: &Arc<Self>) -> axum::Router {
-        let _ = &self.host;
-        axum::Router::new()
+        http::router(self.clone())
     }
 
     /// PEM of the cluster CA (GKE's `masterAuth.clusterCaCertificate` is its base64).
     pub fn ca_pem(&self) -> String {
-        String::new()
+        self.lock().ca_cert_pem.clone()
     }
 
     /// PEM of the serving certificate chain and its private key.
     pub fn serving_cert_and_key_pem(&self) -> (String, String) {
-        (String::new(), String::new())
+        let s = self.lock();
+        (
+            format!("{}{}", s.serving_cert_pem, s.ca_cert_pem),
+            s.serving_key_pem.clone(),
+        )
+    }
+
+    /// The public signing keys as a JWKS document, what GKE publishes at
+    /// `{issuer}/jwks` and the API server at `/openid/v1/jwks`. Empty key
+    /// list when the cluster has no signing key.
+    pub fn jwks(&self) -> serde_json::Value {
+        self.signer
+            .as_ref()
+            .map(tokens::Signer::jwks)
+            .unwrap_or_else(|| serde_json::json!({"keys": []}))
     }
 
     /// Verifies a token this cluster issued (signature, expiry) and returns its claims.
-    pub fn verify_token(&self, _jwt: &str) -> Result<TokenClaims, String> {
-        Err("not implemented".into())
+    pub fn verify_token(&self, jwt: &str) -> Result<TokenClaims, String> {
+        let signer = self
+            .signer
+            .as_ref()
+            .ok_or_else(|| "this cluster has no signing key".to_string())?;
+        let claims = signer
+            .verify(jwt, time::OffsetDateTime::now_utc().unix_timestamp())
+            .map_err(|e| e.to_string())?;
+        if claims.iss != self.identity.issuer() {
+            return Err(format!("token issuer {:?} is not this cluster", claims.iss));
+        }
+        Ok(claims)
     }
 }

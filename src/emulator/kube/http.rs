@@ -1,0 +1,1121 @@
+//! The HTTP face of a cluster: kube-apiserver's paths, authentication with the
+//! host's Google tokens, query parameters (`fieldManager`, `force`, `dryRun`,
+//! selectors), content types of the four patch flavours, discovery documents,
+//! TokenRequest, and `Status` bodies for every failure.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::errors::{ApiError, FieldError};
+use super::objects::{FieldSelector, LabelSelector, Resource};
+use super::store::{FieldValidation, Page, PatchKind, WriteOptions, Written};
+use super::tables;
+use super::watch;
+use super::{KubeAccess, KubeCluster, now_rfc3339, rfc3339};
+
+/// The version a GKE regular-channel cluster reports.
+const GIT_VERSION: &str = "v1.33.5-gke.1000";
+/// Longest token lifetime GKE grants (`--service-account-max-token-expiration`).
+const MAX_TOKEN_SECONDS: i64 = 48 * 3600;
+
+pub(super) fn router(cluster: Arc<KubeCluster>) -> axum::Router {
+    axum::Router::new().fallback(handle).with_state(cluster)
+}
+
+fn json_response(code: StatusCode, body: &Value) -> Response {
+    let mut resp = (code, body.to_string()).into_response();
+    decorate(&mut resp);
+    resp
+}
+
+fn decorate(resp: &mut Response) {
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+        h.insert("audit-id", v);
+    }
+}
+
+fn error_response(e: ApiError) -> Response {
+    let mut resp = e.into_response();
+    decorate(&mut resp);
+    resp
+}
+
+fn not_found_page() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "404 page not found\n",
+    )
+        .into_response()
+}
+
+/// Parsed query parameters the API understands.
+#[derive(Default)]
+struct Query {
+    pairs: Vec<(String, String)>,
+}
+
+impl Query {
+    fn parse(uri: &Uri) -> Self {
+        let pairs = uri
+            .query()
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .filter(|(k, _)| !k.is_empty())
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self { pairs }
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn all(&self, key: &str) -> Vec<&str> {
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    fn flag(&self, key: &str) -> bool {
+        self.get(key).is_some_and(|v| v == "true" || v == "1")
+    }
+}
+
+/// What a request addresses, after the path is parsed.
+enum Target {
+    Collection {
+        resource: Resource,
+        namespace: Option<String>,
+    },
+    Object {
+        resource: Resource,
+        namespace: Option<String>,
+        name: String,
+    },
+    Token {
+        namespace: String,
+        name: String,
+    },
+}
+
+fn parse_target(segments: &[&str]) -> Option<Target> {
+    match segments {
+        [plural] => Some(Target::Collection {
+            resource: Resource::from_plural(plural)?,
+            namespace: None,
+        }),
+        ["namespaces", name] => Some(Target::Object {
+            resource: Resource::Namespaces,
+            namespace: None,
+            name: (*name).to_string(),
+        }),
+        ["namespaces", ns, plural] => {
+            let resource = Resource::from_plural(plural).filter(|r| r.namespaced())?;
+            Some(Target::Collection {
+                resource,
+                namespace: Some((*ns).to_string()),
+            })
+        }
+        ["namespaces", ns, plural, name] => {
+            let resource = Resource::from_plural(plural).filter(|r| r.namespaced())?;
+            Some(Target::Object {
+                resource,
+                namespace: Some((*ns).to_string()),
+                name: (*name).to_string(),
+            })
+        }
+        ["namespaces", ns, "serviceaccounts", name, "token"] => Some(Target::Token {
+            namespace: (*ns).to_string(),
+            name: (*name).to_string(),
+        }),
+        _ => None,
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
+}
+
+async fn handle(
+    State(cluster): State<Arc<KubeCluster>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().trim_end_matches('/').to_string();
+    let public = matches!(
+        path.as_str(),
+        "/version" | "/healthz" | "/readyz" | "/livez"
+    ) || path.starts_with("/healthz/")
+        || path.starts_with("/readyz/")
+        || path.starts_with("/livez/");
+    let user = match bearer(&headers) {
+        Some(token) => match cluster.host.authenticate(&token) {
+            Some(user) => user,
+            None => return error_response(ApiError::unauthorized()),
+        },
+        None if public => "system:anonymous".to_string(),
+        None => return error_response(ApiError::unauthorized()),
+    };
+    tracing::debug!(%method, %path, %user, "kube request");
+    match path.as_str() {
+        "/healthz" | "/readyz" | "/livez" => {
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                "ok",
+            )
+                .into_response();
+        }
+        "/version" => return json_response(StatusCode::OK, &version()),
+        "/api" => return json_response(StatusCode::OK, &api_versions()),
+        "/api/v1" => return json_response(StatusCode::OK, &api_resources()),
+        "/.well-known/openid-configuration" => {
+            let issuer = cluster.identity.issuer();
+            return json_response(
+                StatusCode::OK,
+                &json!({
+                    "issuer": issuer,
+                    "jwks_uri": format!("{issuer}/jwks"),
+                    "response_types_supported": ["id_token"],
+                    "subject_types_supported": ["public"],
+                    "id_token_signing_alg_values_supported": ["RS256"],
+                }),
+            );
+        }
+        "/openid/v1/jwks" => return json_response(StatusCode::OK, &cluster.jwks()),
+        "/openapi/v3" => return json_response(StatusCode::OK, &openapi_v3_root()),
+        "/openapi/v3/api/v1" => return json_response(StatusCode::OK, &openapi_v3_core()),
+        "/apis" => return json_response(StatusCode::OK, &api_groups()),
+        "/apis/authorization.k8s.io/v1" => {
+            return json_response(
+                StatusCode::OK,
+                &group_resources(
+                    "authorization.k8s.io/v1",
+                    "selfsubjectaccessreviews",
+                    "SelfSubjectAccessReview",
+                ),
+            );
+        }
+        "/apis/authentication.k8s.io/v1" => {
+            return json_response(
+                StatusCode::OK,
+                &group_resources(
+                    "authentication.k8s.io/v1",
+                    "selfsubjectreviews",
+                    "SelfSubjectReview",
+                ),
+            );
+        }
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" if method == Method::POST => {
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            return match self_subject_access_review(&cluster, &user, &content_type, &body) {
+                Ok(v) => json_response(StatusCode::CREATED, &v),
+                Err(e) => error_response(e),
+            };
+        }
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews" if method == Method::POST => {
+            return json_response(
+                StatusCode::CREATED,
+                &json!({
+                    "kind": "SelfSubjectReview",
+                    "apiVersion": "authentication.k8s.io/v1",
+                    "metadata": {"creationTimestamp": now_rfc3339()},
+                    "status": {"userInfo": {"username": user, "groups": ["system:authenticated"]}},
+                }),
+            );
+        }
+        _ => {}
+    }
+    let Some(rest) = path.strip_prefix("/api/v1/") else {
+        return not_found_page();
+    };
+    let segments: Vec<&str> = rest.split('/').collect();
+    let Some(target) = parse_target(&segments) else {
+        // Inside a served group version, an unknown resource is a NotFound Status.
+        return error_response(ApiError {
+            code: 404,
+            reason: "NotFound",
+            message: "the server could not find the requested resource".into(),
+            details: Some(Box::default()),
+        });
+    };
+    let query = Query::parse(&uri);
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let dry_run = query.all("dryRun").contains(&"All");
+    let field_validation = match query.get("fieldValidation").unwrap_or("") {
+        "" | "Warn" => FieldValidation::Warn,
+        "Ignore" => FieldValidation::Ignore,
+        "Strict" => FieldValidation::Strict,
+        other => {
+            return error_response(ApiError::bad_request(format!(
+                "fieldValidation must be one of Ignore, Warn, Strict; got {other:?}"
+            )));
+        }
+    };
+    let mut warnings: Vec<String> = Vec::new();
+    let opts = WriteOptions {
+        admission: true,
+        field_validation,
+        manager: query
+            .get("fieldManager")
+            .filter(|m| !m.is_empty())
+            .map(str::to_string)
+            .unwrap_or_else(|| user_agent.split('/').next().unwrap_or("").to_string()),
+        dry_run,
+        now: now_rfc3339(),
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+
+    let access = match &target {
+        Target::Token { namespace, name } => KubeAccess {
+            verb: "create",
+            resource: "serviceaccounts",
+            subresource: "token",
+            namespace: Some(namespace),
+            name,
+        },
+        Target::Collection {
+            resource,
+            namespace,
+        } => KubeAccess {
+            verb: if method == Method::POST {
+                "create"
+            } else if query.flag("watch") {
+                "watch"
+            } else {
+                "list"
+            },
+            resource: resource.plural(),
+            subresource: "",
+            namespace: namespace.as_deref(),
+            name: "",
+        },
+        Target::Object {
+            resource,
+            namespace,
+            name,
+        } => KubeAccess {
+            verb: match method {
+                Method::PUT => "update",
+                Method::PATCH => "patch",
+                Method::DELETE => "delete",
+                _ => "get",
+            },
+            resource: resource.plural(),
+            subresource: "",
+            namespace: if *resource == Resource::Namespaces {
+                Some(name.as_str())
+            } else {
+                namespace.as_deref()
+            },
+            name,
+        },
+    };
+    if !cluster.host.authorize(&user, &access) {
+        return error_response(ApiError::forbidden(&access, &user));
+    }
+    let table = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(tables::wants_table);
+    let result = match target {
+        Target::Token { namespace, name } => {
+            if method != Method::POST {
+                Err(ApiError::method_not_allowed())
+            } else {
+                match token_request(&cluster, &namespace, &name, &body) {
+                    Ok((v, warning)) => {
+                        let mut resp = json_response(StatusCode::CREATED, &v);
+                        if let Some(w) = warning
+                            && let Ok(h) = HeaderValue::from_str(&format!("299 - {w:?}"))
+                        {
+                            resp.headers_mut().insert("warning", h);
+                        }
+                        return resp;
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        }
+        Target::Collection {
+            resource,
+            namespace,
+        } => {
+            if !resource.namespaced() && namespace.is_some() {
+                return not_found_page();
+            }
+            match method {
+                Method::GET if query.flag("watch") => {
+                    return match watch(&cluster, resource, namespace, &query, table) {
+                        Ok(resp) => resp,
+                        Err(e) => error_response(e),
+                    };
+                }
+                Method::GET => list(&cluster, resource, namespace.as_deref(), &query)
+                    .map(|(code, v)| (code, if table { list_table(resource, &v) } else { v })),
+                Method::POST => {
+                    if namespace.is_none() && resource.namespaced() {
+                        Err(ApiError::method_not_allowed())
+                    } else {
+                        parse_body(&content_type, &body).and_then(|b| {
+                            write(&cluster, &mut warnings, |s| {
+                                s.create(resource, namespace.as_deref(), b, &opts)
+                            })
+                        })
+                    }
+                }
+                _ => Err(ApiError::method_not_allowed()),
+            }
+        }
+        Target::Object {
+            resource,
+            namespace,
+            name,
+        } => {
+            let ns = namespace.as_deref();
+            match method {
+                Method::GET => {
+                    let (found, rv) = {
+                        let state = cluster.lock();
+                        (state.get(resource, ns, &name), state.current_rv())
+                    };
+                    found.map(|v| {
+                        if table {
+                            (
+                                StatusCode::OK,
+                                tables::table(resource, &[v], &rv, unix_now()),
+                            )
+                        } else {
+                            (StatusCode::OK, v)
+                        }
+                    })
+                }
+                Method::PUT => parse_body(&content_type, &body).and_then(|b| {
+                    write(&cluster, &mut warnings, |s| {
+                        s.update(resource, ns, &name, b, &opts)
+                    })
+                }),
+                Method::DELETE => {
+                    let pre = if body.is_empty() {
+                        Value::Null
+                    } else {
+                        parse_json(&body).unwrap_or(Value::Null)
+                    };
+                    let pre = pre.get("preconditions").cloned().unwrap_or(Value::Null);
+                    write(&cluster, &mut warnings, |s| {
+                        s.delete(resource, ns, &name, &pre, &opts)
+                    })
+                    .map(|(_, v)| (StatusCode::OK, v))
+                }
+                Method::PATCH => patch(
+                    &cluster,
+                    &mut warnings,
+                    resource,
+                    ns,
+                    &name,
+                    &content_type,
+                    &query,
+                    &body,
+                    &opts,
+                ),
+                _ => Err(ApiError::method_not_allowed()),
+            }
+        }
+    };
+    match result {
+        Ok((code, v)) => {
+            let mut resp = json_response(code, &v);
+            for w in warnings {
+                if let Ok(h) = HeaderValue::from_str(&format!("299 - {w:?}")) {
+                    resp.headers_mut().append("warning", h);
+                }
+            }
+            resp
+        }
+        Err(e) => error_response(e),
+    }
+}
+
+/// A POST/PUT body: JSON, or protobuf as kubectl's typed clients send it.
+fn parse_body(content_type: &str, body: &Bytes) -> Result<Value, ApiError> {
+    if content_type == "application/vnd.kubernetes.protobuf" {
+        return super::proto::decode(body).map_err(ApiError::bad_request);
+    }
+    parse_json(body)
+}
+
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn list_table(resource: Resource, list: &Value) -> Value {
+    let items = list
+        .get("items")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let rv = list
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    tables::table(resource, &items, rv, unix_now())
+}
+
+fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the object provided is unrecognized (must be of type object): couldn't get version/kind; json parse error: {e}"
+        ))
+    })
+}
+
+/// Runs a store write under the lock and tells the host when something changed.
+fn write(
+    cluster: &KubeCluster,
+    warnings: &mut Vec<String>,
+    op: impl FnOnce(&mut super::KubeClusterState) -> Result<Written, ApiError>,
+) -> Result<(StatusCode, Value), ApiError> {
+    let written = {
+        let mut state = cluster.lock();
+        let result = op(&mut state);
+        cluster.hub.publish(state.drain_events());
+        result?
+    };
+    warnings.extend(written.warnings);
+    if written.changed {
+        cluster.host.changed();
+    }
+    let code = if written.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((code, written.object))
+}
+
+fn list(
+    cluster: &KubeCluster,
+    resource: Resource,
+    namespace: Option<&str>,
+    query: &Query,
+) -> Result<(StatusCode, Value), ApiError> {
+    let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))
+        .map_err(ApiError::bad_request)?;
+    let fields = FieldSelector::parse(resource, query.get("fieldSelector").unwrap_or(""))
+        .map_err(ApiError::bad_request)?;
+    let limit = match query.get("limit") {
+        Some(l) => Some(
+            l.parse::<usize>()
+                .map_err(|_| ApiError::bad_request(format!("invalid value for limit: {l:?}")))?,
+        ),
+        None => None,
+    };
+    let page = Page {
+        limit,
+        continue_token: query
+            .get("continue")
+            .filter(|c| !c.is_empty())
+            .map(str::to_string),
+    };
+    let list = cluster
+        .lock()
+        .list(resource, namespace, &labels, &fields, &page)?;
+    Ok((StatusCode::OK, list))
+}
+
+/// GET with `watch=true`: a streaming response of change events.
+fn watch(
+    cluster: &KubeCluster,
+    resource: Resource,
+    namespace: Option<String>,
+    query: &Query,
+    table: bool,
+) -> Result<Response, ApiError> {
+    let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))
+        .map_err(ApiError::bad_request)?;
+    let fields = FieldSelector::parse(resource, query.get("fieldSelector").unwrap_or(""))
+        .map_err(ApiError::bad_request)?;
+    let timeout = query
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .filter(|t| *t > 0)
+        .unwrap_or(1800)
+        .min(3600);
+    let requested = query.get("resourceVersion").unwrap_or("");
+    let (rx, start, start_rv) = {
+        let state = cluster.lock();
+        let rx = cluster.hub.subscribe();
+        let current = state.resource_version;
+        let start = match requested {
+            "" | "0" => {
+                let list = state.list(
+                    resource,
+                    namespace.as_deref(),
+                    &labels,
+                    &fields,
+                    &Page::default(),
+                )?;
+                let items = list
+                    .get("items")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|mut o| {
+                        if let Some(m) = o.as_object_mut() {
+                            let mut full = serde_json::Map::new();
+                            full.insert("kind".into(), json!(resource.kind()));
+                            full.insert("apiVersion".into(), json!("v1"));
+                            full.extend(std::mem::take(m));
+                            *m = full;
+                        }
+                        o
+                    })
+                    .collect();
+                watch::Start::Initial(items)
+            }
+            rv => {
+                let rv: u64 = rv.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid resource version: {rv:?}"))
+                })?;
+                match cluster.hub.since(rv) {
+                    Some(events) => watch::Start::Replay(events),
+                    None => watch::Start::Expired {
+                        requested: rv,
+                        current,
+                    },
+                }
+            }
+        };
+        (rx, start, current)
+    };
+    let filter = watch::Filter {
+        resource,
+        namespace,
+        labels,
+        fields,
+        table,
+    };
+    let body = watch::body(
+        filter,
+        start,
+        rx,
+        start_rv,
+        std::time::Duration::from_secs(timeout),
+    );
+    let mut resp = Response::new(body);
+    decorate(&mut resp);
+    Ok(resp)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn patch(
+    cluster: &KubeCluster,
+    warnings: &mut Vec<String>,
+    resource: Resource,
+    namespace: Option<&str>,
+    name: &str,
+    content_type: &str,
+    query: &Query,
+    body: &Bytes,
+    opts: &WriteOptions,
+) -> Result<(StatusCode, Value), ApiError> {
+    let kind = match content_type {
+        "application/apply-patch+yaml" => None,
+        "application/merge-patch+json" => Some(PatchKind::Merge),
+        "application/strategic-merge-patch+json" => Some(PatchKind::Strategic),
+        "application/json-patch+json" => Some(PatchKind::Json),
+        _ => return Err(ApiError::unsupported_patch_type()),
+    };
+    let force = query.get("force");
+    match kind {
+        None => {
+            let manager = query.get("fieldManager").unwrap_or("");
+            if manager.is_empty() {
+                return Err(ApiError::invalid(
+                    "meta.k8s.io",
+                    "PatchOptions",
+                    "",
+                    vec![FieldError::required(
+                        "fieldManager",
+                        "is required for apply patch",
+                    )],
+                ));
+            }
+            let text = std::str::from_utf8(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+            let config: Value = match serde_json::from_str(text) {
+                Ok(v) => v,
+                Err(_) => serde_saphyr::from_str(text)
+                    .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
+            };
+            let force = force.is_some_and(|v| v == "true" || v == "1");
+            let opts = WriteOptions {
+                manager: manager.to_string(),
+                ..opts.clone()
+            };
+            write(cluster, warnings, |s| {
+                s.apply(resource, namespace, name, config, force, &opts)
+            })
+        }
+        Some(kind) => {
+            if force.is_some() {
+                return Err(ApiError::invalid(
+                    "meta.k8s.io",
+                    "PatchOptions",
+                    "",
+                    vec![FieldError::forbidden(
+                        "force",
+                        "may not be specified for non-apply patch",
+                    )],
+                ));
+            }
+            let patch: Value = serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+            write(cluster, warnings, |s| {
+                s.patch(resource, namespace, name, kind, &patch, opts)
+            })
+        }
+    }
+}
+
+/// POST `serviceaccounts/NAME/token`: a signed, audience-bound token, with
+/// the checks of kube-apiserver's `TokenREST.Create` in the same order.
+/// Returns the TokenRequest and an optional `Warning` header text.
+fn token_request(
+    cluster: &KubeCluster,
+    namespace: &str,
+    name: &str,
+    body: &Bytes,
+) -> Result<(Value, Option<String>), ApiError> {
+    let req: Value = if body.is_empty() {
+        json!({})
+    } else {
+        parse_json(body)?
+    };
+    let group = "authentication.k8s.io";
+    let text = |p: &str| {
+        req.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let (req_name, req_ns) = (text("/metadata/name"), text("/metadata/namespace"));
+    if !req_name.is_empty() && req_name != name {
+        return Err(ApiError::invalid(
+            group,
+            "TokenRequest",
+            name,
+            vec![FieldError::invalid(
+                "metadata.name",
+                &req_name,
+                "must match the service account name if specified",
+            )],
+        ));
+    }
+    if !req_ns.is_empty() && req_ns != namespace {
+        return Err(ApiError::invalid(
+            group,
+            "TokenRequest",
+            name,
+            vec![FieldError::invalid(
+                "metadata.namespace",
+                &req_ns,
+                "must match the service account namespace if specified",
+            )],
+        ));
+    }
+    let sa = cluster
+        .lock()
+        .get(Resource::ServiceAccounts, Some(namespace), name)?;
+    let spec = req.get("spec").cloned().unwrap_or_else(|| json!({}));
+    let audiences: Vec<String> = spec
+        .get("audiences")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .filter(|a: &Vec<String>| !a.is_empty())
+        .unwrap_or_else(|| vec![cluster.identity.issuer()]);
+    let requested = spec
+        .get("expirationSeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(3600);
+    let invalid = |detail: &str| {
+        ApiError::invalid(
+            group,
+            "TokenRequest",
+            "",
+            vec![FieldError::invalid_number(
+                "spec.expirationSeconds",
+                requested,
+                detail,
+            )],
+        )
+    };
+    if requested < 600 {
+        return Err(invalid("may not specify a duration less than 10 minutes"));
+    }
+    if requested > 1 << 32 {
+        return Err(invalid(
+            "may not specify a duration larger than 2^32 seconds",
+        ));
+    }
+
+    let mut kube_claim = json!({
+        "namespace": namespace,
+        "serviceaccount": {
+            "name": name,
+            "uid": sa.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or(""),
+        },
+    });
+    let bound = spec.get("boundObjectRef").filter(|v| !v.is_null());
+    if let Some(r) = bound {
+        let field = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let (kind, api_version, ref_name, ref_uid) = (
+            field("kind"),
+            field("apiVersion"),
+            field("name"),
+            field("uid"),
+        );
+        let (group_of, version) = match api_version.split_once('/') {
+            Some((g, v)) => (g.to_string(), v.to_string()),
+            None => (String::new(), api_version.clone()),
+        };
+        let uid = match (group_of.as_str(), kind.as_str()) {
+            ("", "Pod") => {
+                let pod = cluster
+                    .lock()
+                    .get(Resource::Pods, Some(namespace), &ref_name)?;
+                if pod
+                    .pointer("/spec/serviceAccountName")
+                    .and_then(Value::as_str)
+                    != Some(name)
+                {
+                    return Err(ApiError::bad_request(format!(
+                        "cannot bind token for serviceaccount {name:?} to pod running with different serviceaccount name."
+                    )));
+                }
+                let uid = pod
+                    .pointer("/metadata/uid")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                kube_claim["pod"] = json!({"name": ref_name, "uid": uid});
+                if let Some(node) = pod.pointer("/spec/nodeName").and_then(Value::as_str) {
+                    // No Node objects here: the claim carries the name only,
+                    // as the real server does for a node it cannot find.
+                    kube_claim["node"] = json!({"name": node});
+                }
+                uid
+            }
+            ("", "Secret") => return Err(ApiError::not_found("secrets", &ref_name)),
+            ("", "Node") => return Err(ApiError::not_found("nodes", &ref_name)),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "cannot bind token to object of type {group_of}/{version}, Kind={kind}"
+                )));
+            }
+        };
+        if !ref_uid.is_empty() && ref_uid != uid {
+            return Err(ApiError {
+                code: 409,
+                reason: "Conflict",
+                message: format!(
+                    "Operation cannot be fulfilled on {kind} {ref_name:?}: the UID in the bound object reference ({ref_uid}) does not match the UID in record. The object might have been deleted and then recreated"
+                ),
+                details: Some(Box::new(super::errors::Details {
+                    name: ref_name.clone(),
+                    kind: kind.clone(),
+                    ..Default::default()
+                })),
+            });
+        }
+    }
+
+    let mut warning = None;
+    let lifetime = if requested > MAX_TOKEN_SECONDS {
+        warning = Some(format!(
+            "requested expiration of {requested} seconds shortened to {MAX_TOKEN_SECONDS} seconds"
+        ));
+        MAX_TOKEN_SECONDS
+    } else {
+        requested
+    };
+    let signer = cluster
+        .signer
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("this cluster has no service-account signing key"))?;
+    let now = unix_now();
+    let exp = now + lifetime;
+    let claims = json!({
+        "aud": audiences,
+        "exp": exp,
+        "iat": now,
+        "iss": cluster.identity.issuer(),
+        "jti": uuid::Uuid::new_v4().to_string(),
+        // go-jose writes claims through a map: keys come out sorted.
+        "kubernetes.io": sorted_keys(kube_claim),
+        "nbf": now,
+        "sub": format!("system:serviceaccount:{namespace}:{name}"),
+    });
+    let token = signer
+        .sign(&claims)
+        .map_err(|e| ApiError::internal(format!("failed to generate token: {e}")))?;
+    let out = json!({
+        "kind": "TokenRequest",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"name": name, "namespace": namespace, "creationTimestamp": rfc3339(now)},
+        "spec": {
+            "audiences": audiences,
+            "expirationSeconds": lifetime,
+            "boundObjectRef": bound.cloned().unwrap_or(Value::Null),
+        },
+        "status": {"token": token, "expirationTimestamp": rfc3339(exp)},
+    });
+    Ok((out, warning))
+}
+
+fn sorted_keys(v: Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(String, Value)> = m.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, sorted_keys(v)))
+                    .collect(),
+            )
+        }
+        other => other,
+    }
+}
+
+fn version() -> Value {
+    json!({
+        "major": "1",
+        "minor": "33",
+        "gitVersion": GIT_VERSION,
+        "gitCommit": "8d4e6a4f1c2b3a59e0f7d6c5b4a3928170615243",
+        "gitTreeState": "clean",
+        "buildDate": "2025-09-24T04:12:51Z",
+        "goVersion": "go1.24.6 X:boringcrypto",
+        "compiler": "gc",
+        "platform": "linux/amd64",
+    })
+}
+
+fn api_groups() -> Value {
+    let group = |name: &str| {
+        let gv = json!({"groupVersion": format!("{name}/v1"), "version": "v1"});
+        json!({"name": name, "versions": [gv.clone()], "preferredVersion": gv})
+    };
+    json!({
+        "kind": "APIGroupList",
+        "apiVersion": "v1",
+        "groups": [group("authentication.k8s.io"), group("authorization.k8s.io")],
+    })
+}
+
+fn group_resources(group_version: &str, plural: &str, kind: &str) -> Value {
+    json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": [{"name": plural, "singularName": plural.trim_end_matches('s'),
+                       "namespaced": false, "kind": kind, "verbs": ["create"]}],
+    })
+}
+
+/// `kubectl auth can-i`: asks the host's authorizer about the caller.
+fn self_subject_access_review(
+    cluster: &KubeCluster,
+    user: &str,
+    content_type: &str,
+    body: &Bytes,
+) -> Result<Value, ApiError> {
+    let mut review = parse_body(content_type.split(';').next().unwrap_or("").trim(), body)?;
+    let attrs = review
+        .pointer("/spec/resourceAttributes")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let text = |k: &str| {
+        attrs
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let (verb, group, resource, subresource, name, namespace) = (
+        text("verb"),
+        text("group"),
+        text("resource"),
+        text("subresource"),
+        text("name"),
+        text("namespace"),
+    );
+    let allowed = if attrs.is_null() {
+        // Non-resource URLs (`can-i get /healthz`): everyone authenticated may.
+        true
+    } else {
+        (group.is_empty() || group == "*")
+            && cluster.host.authorize(
+                user,
+                &KubeAccess {
+                    verb: &verb,
+                    resource: &resource,
+                    subresource: &subresource,
+                    namespace: (!namespace.is_empty()).then_some(namespace.as_str()),
+                    name: &name,
+                },
+            )
+    };
+    if let Some(m) = review.as_object_mut() {
+        m.insert("kind".into(), json!("SelfSubjectAccessReview"));
+        m.insert("apiVersion".into(), json!("authorization.k8s.io/v1"));
+        m.insert("metadata".into(), json!({"creationTimestamp": null}));
+        m.insert("status".into(), json!({"allowed": allowed}));
+    }
+    Ok(review)
+}
+
+fn api_versions() -> Value {
+    json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "10.128.0.2:443"}],
+    })
+}
+
+fn api_resources() -> Value {
+    let verbs = json!([
+        "create", "delete", "get", "list", "patch", "update", "watch"
+    ]);
+    json!({
+        "kind": "APIResourceList",
+        "groupVersion": "v1",
+        "resources": [
+            {"name": "namespaces", "singularName": "namespace", "namespaced": false, "kind": "Namespace",
+             "verbs": verbs, "shortNames": ["ns"], "storageVersionHash": "Q3oi5N2YM8M="},
+            {"name": "pods", "singularName": "pod", "namespaced": true, "kind": "Pod",
+             "verbs": verbs, "shortNames": ["po"], "categories": ["all"], "storageVersionHash": "xPOwRZ+Yhw8="},
+            {"name": "serviceaccounts", "singularName": "serviceaccount", "namespaced": true, "kind": "ServiceAccount",
+             "verbs": verbs, "shortNames": ["sa"], "storageVersionHash": "pbx9ZvyFpBE="},
+            {"name": "serviceaccounts/token", "singularName": "", "namespaced": true, "group": "authentication.k8s.io",
+             "version": "v1", "kind": "TokenRequest", "verbs": ["create"]},
+        ],
+    })
+}
+
+/// Hash of the core/v1 OpenAPI document, as kube-apiserver puts in its root.
+const OPENAPI_HASH: &str = "8B3C6A2FD1E0F4A9C7B5D3E1F0A2C4E6B8D0F2A4C6E8B0D2F4A6C8E0B2D4F6A8";
+
+/// `/openapi/v3`: where each group version's document lives.
+fn openapi_v3_root() -> Value {
+    json!({"paths": {"api/v1": {"serverRelativeURL": format!("/openapi/v3/api/v1?hash={OPENAPI_HASH}")}}})
+}
+
+/// `/openapi/v3/api/v1`, reduced to what clients read from it: the PATCH
+/// operations of each kind and their query parameters (kubectl checks for
+/// `fieldValidation` to decide to validate on the server).
+fn openapi_v3_core() -> Value {
+    let query_param = |name: &str, description: &str, ty: &str| {
+        json!({"name": name, "in": "query", "description": description,
+               "schema": {"type": ty, "uniqueItems": true}})
+    };
+    let patch_params = json!([
+        query_param(
+            "dryRun",
+            "When present, indicates that modifications should not be persisted.",
+            "string"
+        ),
+        query_param(
+            "fieldManager",
+            "fieldManager is a name associated with the actor or entity that is making these changes.",
+            "string"
+        ),
+        query_param(
+            "fieldValidation",
+            "fieldValidation instructs the server on how to handle objects in the request (POST/PUT/PATCH) containing unknown or duplicate fields.",
+            "string"
+        ),
+        query_param(
+            "force",
+            "Force is going to \"force\" Apply requests.",
+            "boolean"
+        ),
+    ]);
+    let mut paths = serde_json::Map::new();
+    for r in Resource::ALL {
+        let path = if r.namespaced() {
+            format!("/api/v1/namespaces/{{namespace}}/{}/{{name}}", r.plural())
+        } else {
+            format!("/api/v1/{}/{{name}}", r.plural())
+        };
+        let scope = if r.namespaced() { "Namespaced" } else { "" };
+        paths.insert(
+            path,
+            json!({"patch": {
+                "tags": ["core_v1"],
+                "description": format!("partially update the specified {}", r.kind()),
+                "operationId": format!("patchCoreV1{scope}{}", r.kind()),
+                "parameters": patch_params,
+                "responses": {"200": {"description": "OK"}},
+                "x-kubernetes-action": "patch",
+                "x-kubernetes-group-version-kind": {"group": "", "version": "v1", "kind": r.kind()},
+            }}),
+        );
+    }
+    json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": GIT_VERSION},
+        "paths": paths,
+        "components": {"schemas": {}},
+    })
+}
