@@ -25,6 +25,8 @@ const ANNOTATION: &str = "iam.gke.io/gcp-service-account";
 struct TestHost {
     users: HashMap<String, String>,
     changes: AtomicUsize,
+    /// Verbs of every authorization check, in order.
+    verbs: std::sync::Mutex<Vec<String>>,
 }
 
 impl KubeHost for TestHost {
@@ -36,6 +38,9 @@ impl KubeHost for TestHost {
     }
     // The viewer may only read.
     fn authorize(&self, user: &str, access: &KubeAccess<'_>) -> bool {
+        if let Ok(mut v) = self.verbs.lock() {
+            v.push(access.verb.to_string());
+        }
         user != VIEWER || matches!(access.verb, "get" | "list")
     }
 }
@@ -72,6 +77,7 @@ async fn start_with(state: KubeClusterState) -> Fixture {
             (VIEWER_TOKEN.to_string(), VIEWER.to_string()),
         ]),
         changes: AtomicUsize::new(0),
+        verbs: std::sync::Mutex::new(Vec::new()),
     });
     let cluster = KubeCluster::new(identity(), state, host.clone());
     let (cert, key) = cluster.serving_cert_and_key_pem();
@@ -1499,7 +1505,26 @@ async fn watches_stream_changes_and_expire_old_versions() {
                 .expect("kubectl must be installed to run these tests")
         })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // Delete only once kubectl watches, or it would find nothing to wait for.
+    let watching = |fx: &Fixture| {
+        fx.host
+            .verbs
+            .lock()
+            .map(|v| v.iter().filter(|verb| *verb == "watch").count())
+            .unwrap_or(0)
+    };
+    let before = watching(&fx);
+    for _ in 0..200 {
+        if watching(&fx) > before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        watching(&fx) > before,
+        "kubectl wait never started watching"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     sas.delete("doomed", &Default::default())
         .await
         .expect("delete");
