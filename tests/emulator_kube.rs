@@ -25,6 +25,8 @@ const ANNOTATION: &str = "iam.gke.io/gcp-service-account";
 struct TestHost {
     users: HashMap<String, String>,
     changes: AtomicUsize,
+    /// Verbs of every authorization check, in order.
+    verbs: std::sync::Mutex<Vec<String>>,
 }
 
 impl KubeHost for TestHost {
@@ -36,6 +38,9 @@ impl KubeHost for TestHost {
     }
     // The viewer may only read.
     fn authorize(&self, user: &str, access: &KubeAccess<'_>) -> bool {
+        if let Ok(mut v) = self.verbs.lock() {
+            v.push(access.verb.to_string());
+        }
         user != VIEWER || matches!(access.verb, "get" | "list")
     }
 }
@@ -46,6 +51,8 @@ struct Fixture {
     url: String,
     ca_pem: String,
     kubeconfig: PathBuf,
+    /// One HTTPS client trusting the cluster CA, reused across requests.
+    client: reqwest::Client,
     _dir: tempfile::TempDir,
     handle: axum_server::Handle<std::net::SocketAddr>,
 }
@@ -72,6 +79,7 @@ async fn start_with(state: KubeClusterState) -> Fixture {
             (VIEWER_TOKEN.to_string(), VIEWER.to_string()),
         ]),
         changes: AtomicUsize::new(0),
+        verbs: std::sync::Mutex::new(Vec::new()),
     });
     let cluster = KubeCluster::new(identity(), state, host.clone());
     let (cert, key) = cluster.serving_cert_and_key_pem();
@@ -90,12 +98,14 @@ async fn start_with(state: KubeClusterState) -> Fixture {
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, kubeconfig_yaml(&url, &ca_pem, ADMIN_TOKEN))
         .expect("write kubeconfig");
+    let client = https_client(&ca_pem);
     Fixture {
         cluster,
         host,
         url,
         ca_pem,
         kubeconfig,
+        client,
         _dir: dir,
         handle,
     }
@@ -124,7 +134,11 @@ async fn kube_client(fx: &Fixture) -> kube::Client {
 }
 
 fn http(fx: &Fixture) -> reqwest::Client {
-    let ca = reqwest::Certificate::from_pem(fx.ca_pem.as_bytes()).expect("CA parses");
+    fx.client.clone()
+}
+
+fn https_client(ca_pem: &str) -> reqwest::Client {
+    let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("CA parses");
     reqwest::Client::builder()
         .tls_certs_only([ca])
         .build()
@@ -1499,7 +1513,26 @@ async fn watches_stream_changes_and_expire_old_versions() {
                 .expect("kubectl must be installed to run these tests")
         })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // Delete only once kubectl watches, or it would find nothing to wait for.
+    let watching = |fx: &Fixture| {
+        fx.host
+            .verbs
+            .lock()
+            .map(|v| v.iter().filter(|verb| *verb == "watch").count())
+            .unwrap_or(0)
+    };
+    let before = watching(&fx);
+    for _ in 0..200 {
+        if watching(&fx) > before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        watching(&fx) > before,
+        "kubectl wait never started watching"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     sas.delete("doomed", &Default::default())
         .await
         .expect("delete");
@@ -1614,4 +1647,109 @@ async fn an_empty_state_still_gets_keys_and_serves() {
     )
     .await;
     assert_eq!(code, 201, "{body}");
+}
+
+#[tokio::test]
+async fn malformed_requests_get_status_errors_never_a_crash() {
+    let fx = start().await;
+    let bodies = [
+        "",
+        "null",
+        "[]",
+        "42",
+        "\"text\"",
+        "{",
+        "{\"metadata\":null}",
+        "{\"metadata\":{\"name\":7}}",
+        "{\"metadata\":{\"labels\":[1,2]}}",
+        "{\"metadata\":{\"managedFields\":\"x\"}}",
+        "{\"metadata\":{\"managedFields\":[{\"operation\":\"Nope\"}]}}",
+        "{\"apiVersion\":\"v2\",\"kind\":\"ServiceAccount\",\"metadata\":{\"name\":\"a\"}}",
+        "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"a\"}}",
+        "k8s\u{0}\u{ff}\u{ff}",
+        ": : :",
+        "- a\n- b",
+    ];
+    let targets = [
+        (
+            "POST",
+            "/api/v1/namespaces/default/serviceaccounts",
+            "application/json",
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces",
+            "application/vnd.kubernetes.protobuf",
+        ),
+        (
+            "PUT",
+            "/api/v1/namespaces/default/serviceaccounts/default",
+            "application/json",
+        ),
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/serviceaccounts/default",
+            "application/merge-patch+json",
+        ),
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/serviceaccounts/default",
+            "application/strategic-merge-patch+json",
+        ),
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/serviceaccounts/default",
+            "application/json-patch+json",
+        ),
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/serviceaccounts/default?fieldManager=x",
+            "application/apply-patch+yaml",
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/serviceaccounts/default/token",
+            "application/json",
+        ),
+        (
+            "GET",
+            "/api/v1/serviceaccounts?labelSelector=a%20in%20(&fieldSelector=x",
+            "",
+        ),
+        (
+            "GET",
+            "/api/v1/serviceaccounts?watch=true&resourceVersion=abc",
+            "",
+        ),
+        (
+            "DELETE",
+            "/api/v1/namespaces/default/serviceaccounts/nope",
+            "application/json",
+        ),
+    ];
+    for (method, path, content_type) in targets {
+        for body in bodies {
+            let (code, text) = raw(&fx, method, path, content_type, body).await;
+            assert!(
+                (200..500).contains(&code) || (code == 500 && text.contains("typed patch object")),
+                "{method} {path} {body:?} -> {code} {text}"
+            );
+            if code >= 400 {
+                let status: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+                    panic!("{method} {path} {body:?}: not a Status ({e}): {text}")
+                });
+                assert_eq!(status["kind"], "Status");
+                assert_eq!(status["code"], code);
+            }
+        }
+    }
+    let (code, _) = raw(
+        &fx,
+        "GET",
+        "/api/v1/namespaces/default/serviceaccounts/default",
+        "",
+        "",
+    )
+    .await;
+    assert_eq!(code, 200, "the server still answers");
 }
