@@ -88,13 +88,23 @@ pub async fn gcp_client(env: &Environment) -> miette::Result<GcpClient> {
         .await
         .into_diagnostic()
         .wrap_err("no Google credentials: set GOOGLE_APPLICATION_CREDENTIALS, CLOUDSDK_AUTH_ACCESS_TOKEN_FILE or run `gcloud auth application-default login`")?;
-    let options = ClientOptions {
-        ca_file: env
-            .get("CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE")
-            .map(PathBuf::from),
-        ..Default::default()
-    };
+    let mut options = ClientOptions::from_env_vars(|k: &str| env.get(k).cloned());
+    if let Some(interval) = poll_interval(env)? {
+        options.retry.poll_min = interval;
+        options.retry.poll_max = interval * 4;
+    }
     GcpClient::new(endpoints, tokens, options).into_diagnostic()
+}
+
+/// `WI_POLL_INTERVAL`: how often to poll long-running operations (default
+/// 3 s growing to 15 s, right for GKE; the emulator exports a shorter one).
+fn poll_interval(env: &Environment) -> miette::Result<Option<Duration>> {
+    let Some(value) = env.get("WI_POLL_INTERVAL") else {
+        return Ok(None);
+    };
+    humantime::parse_duration(value).map(Some).map_err(|e| {
+        miette::miette!("WI_POLL_INTERVAL={value:?} is not a duration like 500ms: {e}")
+    })
 }
 
 /// Reads live state for the model.

@@ -99,6 +99,7 @@ impl World {
             .env("CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK", "1")
             .env("CLOUDSDK_CORE_DISABLE_USAGE_REPORTING", "1")
             .env("NO_COLOR", "1")
+            .env("WI_POLL_INTERVAL", "50ms")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .current_dir(root())
             .stdin(std::process::Stdio::null());
@@ -160,4 +161,50 @@ impl World {
 /// Reads a file of the repository.
 pub fn read(path: impl AsRef<Path>) -> String {
     std::fs::read_to_string(root().join(path)).expect("read file")
+}
+
+impl World {
+    /// Runs `wi` with extra variables set and some of the emulator's removed.
+    pub fn wi_env(&self, args: &[&str], set: &[(&str, &str)], unset: &[&str]) -> Run {
+        let mut cmd = self.command(env!("CARGO_BIN_EXE_wi"));
+        for k in unset {
+            cmd.env_remove(k);
+        }
+        cmd.envs(set.iter().copied()).args(args);
+        cmd.output().expect("run wi").into()
+    }
+}
+
+impl World {
+    /// `wi`'s own Google client, configured from the emulator's exports.
+    pub async fn gcp(&self) -> wi::gcp::GcpClient {
+        let env: std::collections::BTreeMap<String, String> = self.env.iter().cloned().collect();
+        let get = |k: &str| env.get(k).cloned();
+        let tokens = wi::gcp::token_source_from_env(get).await.expect("tokens");
+        wi::gcp::GcpClient::new(
+            wi::gcp::Endpoints::from_env_vars(get).expect("endpoints"),
+            tokens,
+            wi::gcp::ClientOptions::from_env_vars(get),
+        )
+        .expect("client")
+    }
+
+    /// A Kubernetes connection to one of the world's clusters.
+    pub async fn kube(&self, location: &str, name: &str) -> wi::kube::ClusterConnection {
+        let gcp = self.gcp().await;
+        let key = wi::spec::ClusterKey {
+            project: self.project.clone(),
+            location: location.into(),
+            name: name.into(),
+        };
+        let cluster = gcp
+            .get_cluster(&key)
+            .await
+            .expect("cluster")
+            .expect("exists");
+        let token = gcp.access_token().await.expect("token");
+        wi::kube::connect(&cluster, token, None)
+            .await
+            .expect("connect")
+    }
 }
