@@ -1334,3 +1334,17 @@ async fn service_account_keys_mint_working_key_files() {
     t.emu.shutdown().await;
     no_schema_problems();
 }
+
+#[tokio::test]
+async fn latency_is_added_to_every_request() {
+    let t = support::start(|c| c.latency = Some(Duration::from_millis(150))).await;
+    let started = std::time::Instant::now();
+    let a = t.call(Method::GET, &clusters(&t, "-"), None).await;
+    assert_eq!(a.status, 200);
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "{:?}",
+        started.elapsed()
+    );
+    t.emu.shutdown().await;
+}

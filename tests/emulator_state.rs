@@ -261,3 +261,33 @@ async fn kill_dash_nine_loses_nothing() {
     let text = std::fs::read_to_string(dir.path().join("state.json")).unwrap();
     let _: Value = serde_json::from_str(&text).unwrap();
 }
+
+#[test]
+fn bad_options_stop_the_emulator_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(support::wi_binary())
+        .args(["emulator", "--faults", "iam=409:2"])
+        .arg("--work-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("invalid --faults spec"), "{stderr}");
+    let seed = dir.path().join("bad.yaml");
+    std::fs::write(&seed, "projects:\n  - id: p1\n    clusters:\n      - name: Bad_Name\n        location: us-central1-a\n").unwrap();
+    let out = Command::new(support::wi_binary())
+        .args(["emulator", "--seed"])
+        .arg(&seed)
+        .arg("--work-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.yaml") && stderr.contains("Bad_Name"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "no exports on failure");
+}
