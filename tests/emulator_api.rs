@@ -1348,3 +1348,45 @@ async fn latency_is_added_to_every_request() {
     );
     t.emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn faults_reach_the_kubernetes_api_too() {
+    use base64::Engine;
+    let t = support::start(|c| c.faults = Some("kubernetes.*=503:1".into())).await;
+    let op = create_cluster(&t, "faulty", false).await;
+    t.wait_op("us-central1-a", &op).await;
+    let c = t
+        .call(
+            Method::GET,
+            &format!("{}/faulty", clusters(&t, "us-central1-a")),
+            None,
+        )
+        .await;
+    let ca = base64::engine::general_purpose::STANDARD
+        .decode(
+            c.body["masterAuth"]["clusterCaCertificate"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+    let kube = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
+        .build()
+        .unwrap();
+    let resp = kube
+        .get(format!(
+            "https://{}/api/v1/namespaces",
+            c.body["endpoint"].as_str().unwrap()
+        ))
+        .bearer_auth(&t.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["kind"], "Status");
+    assert_eq!(body["reason"], "ServiceUnavailable");
+    assert_eq!(t.emu.stats().faults_by_method["kubernetes.get"], 1);
+    t.emu.shutdown().await;
+    no_schema_problems();
+}

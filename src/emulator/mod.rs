@@ -123,6 +123,8 @@ impl Emulator {
     /// Loads (or seeds) the world, starts every listener and writes the
     /// credential files, kubeconfig and env file.
     pub async fn start(config: EmulatorConfig) -> Result<Emulator, EmulatorError> {
+        // The TLS listeners need a process-wide rustls provider; ring is ours.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let (core, listeners) = server::start(config).await?;
         Ok(Emulator { core, listeners })
     }
