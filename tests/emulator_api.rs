@@ -941,6 +941,35 @@ async fn bad_input_gets_400_naming_the_field_never_a_crash() {
         "Invalid JSON payload received. Unknown name \"surprise\": Cannot find field."
     );
 
+    // Extreme numbers are refused or clamped, never overflowed.
+    let a = t
+        .call(
+            Method::POST,
+            &clusters(&t, "us-central1-a"),
+            Some(json!({"cluster": {"name": "big", "initialNodeCount": i64::MAX}})),
+        )
+        .await;
+    assert_eq!(a.status, 400);
+    assert!(
+        a.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("initialNodeCount")
+    );
+    let a = t
+        .call(
+            Method::GET,
+            &format!(
+                "/iam/v1/projects/{}/serviceAccounts?pageSize=100&pageToken={}",
+                t.project,
+                usize::MAX
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.body, json!({}));
+
     // A small fuzz: malformed bodies at every write endpoint.
     let admin = format!("wi-admin@{}.iam.gserviceaccount.com", t.project);
     let endpoints = [

@@ -386,11 +386,11 @@ fn normalize_pool(
         return Err(name_error(&format!("{field}.name"), name));
     }
     let count = opt_i64(input, "initialNodeCount")?.unwrap_or(3);
-    if count < 0 {
+    if !(0..=1000).contains(&count) {
         return Err(ApiError::invalid_field(
             &format!("{field}.initialNodeCount"),
             format!(
-                "Invalid value for field \"{field}.initialNodeCount\": {count}. Must be non-negative."
+                "Invalid value for field \"{field}.initialNodeCount\": {count}. Must be between 0 and 1000."
             ),
         ));
     }
