@@ -592,8 +592,54 @@ pub(crate) fn render_cluster(world: &World, c: &Cluster, now: i64, version: &str
                 .sum();
             obj.insert("currentNodeCount".into(), json!(count));
         }
+        if version == "v1beta1" {
+            beta_fields(obj, c);
+        }
     }
     out
+}
+
+/// What the v1beta1 surface adds (as recorded): the deprecated
+/// `identityNamespace`/`identityProvider` and each metadata mode's legacy
+/// `nodeMetadata` twin.
+fn beta_fields(obj: &mut Map<String, Value>, c: &Cluster) {
+    if let Some(wi) = obj
+        .get_mut("workloadIdentityConfig")
+        .and_then(Value::as_object_mut)
+        && let Some(pool) = wi.get("workloadPool").cloned()
+    {
+        wi.insert("identityNamespace".into(), pool);
+        wi.insert(
+            "identityProvider".into(),
+            json!(format!(
+                "https://container.googleapis.com/v1/projects/{}/locations/{}/clusters/{}",
+                c.project, c.location, c.name
+            )),
+        );
+    }
+    let legacy = |config: &mut Value| {
+        if let Some(wmc) = config
+            .get_mut("workloadMetadataConfig")
+            .and_then(Value::as_object_mut)
+        {
+            let twin = match wmc.get("mode").and_then(Value::as_str) {
+                Some("GKE_METADATA") => "GKE_METADATA_SERVER",
+                Some("GCE_METADATA") => "EXPOSE",
+                _ => return,
+            };
+            wmc.insert("nodeMetadata".into(), json!(twin));
+        }
+    };
+    if let Some(nc) = obj.get_mut("nodeConfig") {
+        legacy(nc);
+    }
+    if let Some(pools) = obj.get_mut("nodePools").and_then(Value::as_array_mut) {
+        for p in pools {
+            if let Some(cfg) = p.get_mut("config") {
+                legacy(cfg);
+            }
+        }
+    }
 }
 
 fn list_clusters(core: &Core, req: &Req, project: &str, location: &str) -> ApiResult {
