@@ -185,7 +185,7 @@ async fn a_principal_without_a_role_gets_403_until_granted() {
 
 #[tokio::test]
 async fn operations_progress_and_block_incompatible_mutations() {
-    let t = support::start(|c| c.operation_duration = Duration::from_millis(600)).await;
+    let t = support::start(|c| c.operation_duration = Duration::from_millis(1500)).await;
     let op = create_cluster(&t, "c1", false).await;
     assert_eq!(op["operationType"], "CREATE_CLUSTER");
     assert_eq!(op["status"], "RUNNING");
@@ -340,7 +340,7 @@ async fn operations_progress_and_block_incompatible_mutations() {
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(a.body["operationType"], "UPGRADE_NODES");
     assert_eq!(a.body["status"], "PENDING");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
     let mid = t
         .call(
             Method::GET,
@@ -641,7 +641,7 @@ async fn identity_pool_exists_only_after_a_workload_identity_cluster() {
 
 #[tokio::test]
 async fn new_service_accounts_are_invisible_during_the_delay() {
-    let t = support::start(|c| c.visibility_delay = Duration::from_millis(700)).await;
+    let t = support::start(|c| c.visibility_delay = Duration::from_millis(2000)).await;
     let sa = create_sa(&t, "slowpoke").await;
     let email = sa["email"].as_str().unwrap().to_string();
     assert_eq!(sa["uniqueId"].as_str().unwrap().len(), 21);
@@ -664,7 +664,7 @@ async fn new_service_accounts_are_invisible_during_the_delay() {
         a.body["error"]["message"],
         format!("Service account {email} does not exist.")
     );
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     let a = t.call(Method::GET, &sa_path(&t, &email), None).await;
     assert_eq!(a.status, 200);
     let list = t

@@ -858,11 +858,21 @@ async fn create_cluster(core: &Arc<Core>, req: &Req, project: &str, location: &s
             now,
         )
     };
-    // The control plane: its own Kubernetes API on a loopback TLS port.
+    // The control plane: its own Kubernetes API on a loopback TLS port. The
+    // operation's clock starts once it is up (generating its keys takes a
+    // moment), so a create is never DONE before it is answered.
     core.start_cluster_api(&key).await;
+    let started = core.now_ms().max(now);
+    let mut world = core.world();
+    let mut op = op;
+    if let Some(o) = world.operations.iter_mut().find(|o| o.name == op.name) {
+        o.start_ms = started;
+        op = o.clone();
+    }
+    let rendered = render_operation(&world, &op, started, &req.version);
+    drop(world);
     core.persist();
-    let world = core.world();
-    Ok(render_operation(&world, &op, now, &req.version))
+    Ok(rendered)
 }
 
 /// Fields real GKE fills in on every cluster (values from recorded responses).
