@@ -185,7 +185,7 @@ async fn a_principal_without_a_role_gets_403_until_granted() {
 
 #[tokio::test]
 async fn operations_progress_and_block_incompatible_mutations() {
-    let t = support::start(|c| c.operation_duration = Duration::from_millis(600)).await;
+    let t = support::start(|c| c.operation_duration = Duration::from_millis(1500)).await;
     let op = create_cluster(&t, "c1", false).await;
     assert_eq!(op["operationType"], "CREATE_CLUSTER");
     assert_eq!(op["status"], "RUNNING");
@@ -340,7 +340,7 @@ async fn operations_progress_and_block_incompatible_mutations() {
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(a.body["operationType"], "UPGRADE_NODES");
     assert_eq!(a.body["status"], "PENDING");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
     let mid = t
         .call(
             Method::GET,
@@ -641,7 +641,7 @@ async fn identity_pool_exists_only_after_a_workload_identity_cluster() {
 
 #[tokio::test]
 async fn new_service_accounts_are_invisible_during_the_delay() {
-    let t = support::start(|c| c.visibility_delay = Duration::from_millis(700)).await;
+    let t = support::start(|c| c.visibility_delay = Duration::from_millis(2000)).await;
     let sa = create_sa(&t, "slowpoke").await;
     let email = sa["email"].as_str().unwrap().to_string();
     assert_eq!(sa["uniqueId"].as_str().unwrap().len(), 21);
@@ -664,7 +664,7 @@ async fn new_service_accounts_are_invisible_during_the_delay() {
         a.body["error"]["message"],
         format!("Service account {email} does not exist.")
     );
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     let a = t.call(Method::GET, &sa_path(&t, &email), None).await;
     assert_eq!(a.status, 200);
     let list = t
@@ -940,6 +940,35 @@ async fn bad_input_gets_400_naming_the_field_never_a_crash() {
         a.body["error"]["message"],
         "Invalid JSON payload received. Unknown name \"surprise\": Cannot find field."
     );
+
+    // Extreme numbers are refused or clamped, never overflowed.
+    let a = t
+        .call(
+            Method::POST,
+            &clusters(&t, "us-central1-a"),
+            Some(json!({"cluster": {"name": "big", "initialNodeCount": i64::MAX}})),
+        )
+        .await;
+    assert_eq!(a.status, 400);
+    assert!(
+        a.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("initialNodeCount")
+    );
+    let a = t
+        .call(
+            Method::GET,
+            &format!(
+                "/iam/v1/projects/{}/serviceAccounts?pageSize=100&pageToken={}",
+                t.project,
+                usize::MAX
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.body, json!({}));
 
     // A small fuzz: malformed bodies at every write endpoint.
     let admin = format!("wi-admin@{}.iam.gserviceaccount.com", t.project);
@@ -1331,6 +1360,62 @@ async fn service_account_keys_mint_working_key_files() {
             .unwrap()
             .contains("private_key_type")
     );
+    t.emu.shutdown().await;
+    no_schema_problems();
+}
+
+#[tokio::test]
+async fn latency_is_added_to_every_request() {
+    let t = support::start(|c| c.latency = Some(Duration::from_millis(150))).await;
+    let started = std::time::Instant::now();
+    let a = t.call(Method::GET, &clusters(&t, "-"), None).await;
+    assert_eq!(a.status, 200);
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "{:?}",
+        started.elapsed()
+    );
+    t.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn faults_reach_the_kubernetes_api_too() {
+    use base64::Engine;
+    let t = support::start(|c| c.faults = Some("kubernetes.*=503:1".into())).await;
+    let op = create_cluster(&t, "faulty", false).await;
+    t.wait_op("us-central1-a", &op).await;
+    let c = t
+        .call(
+            Method::GET,
+            &format!("{}/faulty", clusters(&t, "us-central1-a")),
+            None,
+        )
+        .await;
+    let ca = base64::engine::general_purpose::STANDARD
+        .decode(
+            c.body["masterAuth"]["clusterCaCertificate"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+    let kube = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
+        .build()
+        .unwrap();
+    let resp = kube
+        .get(format!(
+            "https://{}/api/v1/namespaces",
+            c.body["endpoint"].as_str().unwrap()
+        ))
+        .bearer_auth(&t.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["kind"], "Status");
+    assert_eq!(body["reason"], "ServiceUnavailable");
+    assert_eq!(t.emu.stats().faults_by_method["kubernetes.get"], 1);
     t.emu.shutdown().await;
     no_schema_problems();
 }

@@ -167,7 +167,7 @@ async fn kill_dash_nine_loses_nothing() {
     // kill -9 (Child::kill sends SIGKILL on Unix).
     drop(emulator);
 
-    let (_again, env2) = start(dir.path());
+    let (mut again, env2) = start(dir.path());
     assert_eq!(var(&env2, "CLOUDSDK_CORE_PROJECT"), p);
     let api2 = Api::new(&env2);
     assert_eq!(api2.token, api.token, "the admin token survives");
@@ -260,4 +260,55 @@ async fn kill_dash_nine_loses_nothing() {
     // The state file is valid JSON at all times (atomic writes).
     let text = std::fs::read_to_string(dir.path().join("state.json")).unwrap();
     let _: Value = serde_json::from_str(&text).unwrap();
+    // SIGTERM: a clean exit.
+    let pid = again.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = again.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn bad_options_stop_the_emulator_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(support::wi_binary())
+        .args(["emulator", "--faults", "iam=409:2"])
+        .arg("--work-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("invalid --faults spec"), "{stderr}");
+    let seed = dir.path().join("bad.yaml");
+    std::fs::write(&seed, "projects:\n  - id: p1\n    clusters:\n      - name: Bad_Name\n        location: us-central1-a\n").unwrap();
+    let out = Command::new(support::wi_binary())
+        .args(["emulator", "--seed"])
+        .arg(&seed)
+        .arg("--work-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.yaml") && stderr.contains("Bad_Name"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "no exports on failure");
 }

@@ -252,7 +252,7 @@ pub fn verify_assertion(world: &World, jwt: &str, now_ms: i64) -> Result<String,
     let now = now_ms / 1000;
     let iat = claims.get("iat").and_then(Value::as_i64).unwrap_or(0);
     let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
-    if exp < now || iat > now + 300 || exp - iat > 3600 {
+    if exp < now || iat > now.saturating_add(300) || exp.saturating_sub(iat) > 3600 {
         return Err(AssertionError::Expired);
     }
     let aud_ok = match claims.get("aud") {
@@ -446,6 +446,14 @@ mod tests {
         assert_eq!(
             verify_assertion(&world, "a.b", now),
             Err(AssertionError::Malformed)
+        );
+        // Absurd times are refused, not overflowed.
+        let wild = json!({"iss": "sa@p.iam.gserviceaccount.com", "aud": "http://x/token",
+            "iat": i64::MIN, "exp": i64::MAX});
+        let jwt = sign_jwt(&key.private_pkcs8_pem, "k1", &wild).unwrap();
+        assert_eq!(
+            verify_assertion(&world, &jwt, now * 1000),
+            Err(AssertionError::Expired)
         );
     }
 }

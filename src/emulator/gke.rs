@@ -386,11 +386,11 @@ fn normalize_pool(
         return Err(name_error(&format!("{field}.name"), name));
     }
     let count = opt_i64(input, "initialNodeCount")?.unwrap_or(3);
-    if count < 0 {
+    if !(0..=1000).contains(&count) {
         return Err(ApiError::invalid_field(
             &format!("{field}.initialNodeCount"),
             format!(
-                "Invalid value for field \"{field}.initialNodeCount\": {count}. Must be non-negative."
+                "Invalid value for field \"{field}.initialNodeCount\": {count}. Must be between 0 and 1000."
             ),
         ));
     }
@@ -592,8 +592,54 @@ pub(crate) fn render_cluster(world: &World, c: &Cluster, now: i64, version: &str
                 .sum();
             obj.insert("currentNodeCount".into(), json!(count));
         }
+        if version == "v1beta1" {
+            beta_fields(obj, c);
+        }
     }
     out
+}
+
+/// What the v1beta1 surface adds (as recorded): the deprecated
+/// `identityNamespace`/`identityProvider` and each metadata mode's legacy
+/// `nodeMetadata` twin.
+fn beta_fields(obj: &mut Map<String, Value>, c: &Cluster) {
+    if let Some(wi) = obj
+        .get_mut("workloadIdentityConfig")
+        .and_then(Value::as_object_mut)
+        && let Some(pool) = wi.get("workloadPool").cloned()
+    {
+        wi.insert("identityNamespace".into(), pool);
+        wi.insert(
+            "identityProvider".into(),
+            json!(format!(
+                "https://container.googleapis.com/v1/projects/{}/locations/{}/clusters/{}",
+                c.project, c.location, c.name
+            )),
+        );
+    }
+    let legacy = |config: &mut Value| {
+        if let Some(wmc) = config
+            .get_mut("workloadMetadataConfig")
+            .and_then(Value::as_object_mut)
+        {
+            let twin = match wmc.get("mode").and_then(Value::as_str) {
+                Some("GKE_METADATA") => "GKE_METADATA_SERVER",
+                Some("GCE_METADATA") => "EXPOSE",
+                _ => return,
+            };
+            wmc.insert("nodeMetadata".into(), json!(twin));
+        }
+    };
+    if let Some(nc) = obj.get_mut("nodeConfig") {
+        legacy(nc);
+    }
+    if let Some(pools) = obj.get_mut("nodePools").and_then(Value::as_array_mut) {
+        for p in pools {
+            if let Some(cfg) = p.get_mut("config") {
+                legacy(cfg);
+            }
+        }
+    }
 }
 
 fn list_clusters(core: &Core, req: &Req, project: &str, location: &str) -> ApiResult {
@@ -812,11 +858,21 @@ async fn create_cluster(core: &Arc<Core>, req: &Req, project: &str, location: &s
             now,
         )
     };
-    // The control plane: its own Kubernetes API on a loopback TLS port.
+    // The control plane: its own Kubernetes API on a loopback TLS port. The
+    // operation's clock starts once it is up (generating its keys takes a
+    // moment), so a create is never DONE before it is answered.
     core.start_cluster_api(&key).await;
+    let started = core.now_ms().max(now);
+    let mut world = core.world();
+    let mut op = op;
+    if let Some(o) = world.operations.iter_mut().find(|o| o.name == op.name) {
+        o.start_ms = started;
+        op = o.clone();
+    }
+    let rendered = render_operation(&world, &op, started, &req.version);
+    drop(world);
     core.persist();
-    let world = core.world();
-    Ok(render_operation(&world, &op, now, &req.version))
+    Ok(rendered)
 }
 
 /// Fields real GKE fills in on every cluster (values from recorded responses).

@@ -272,7 +272,21 @@ pub fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
             "Invalid JSON payload received. Expected an object at the top level.".to_string(),
         ));
     }
-    Ok(value)
+    Ok(without_nulls(value))
+}
+
+/// Proto3 JSON reads `null` as "field not set": drop such keys everywhere.
+fn without_nulls(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(_, x)| !x.is_null())
+                .map(|(k, x)| (k, without_nulls(x)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(without_nulls).collect()),
+        other => other,
+    }
 }
 
 fn capitalise(s: &str) -> String {
@@ -409,6 +423,10 @@ mod tests {
         assert!(err.message.starts_with("Invalid JSON payload received."));
         assert_eq!(parse_body(b"").unwrap(), json!({}));
         assert_eq!(parse_body(b"[1]").unwrap_err().code, 400);
+        assert_eq!(
+            parse_body(br#"{"a": null, "b": [{"c": null, "d": 1}]}"#).unwrap(),
+            json!({"b": [{"d": 1}]})
+        );
     }
 
     #[test]

@@ -389,10 +389,10 @@ fn list(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
     if !page.is_empty() {
         out.insert("accounts".into(), Value::Array(page));
     }
-    if start + page_size < all.len() {
+    if start.saturating_add(page_size) < all.len() {
         out.insert(
             "nextPageToken".into(),
-            json!((start + page_size).to_string()),
+            json!(start.saturating_add(page_size).to_string()),
         );
     }
     Ok(Value::Object(out))

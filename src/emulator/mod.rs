@@ -46,7 +46,8 @@ pub struct EmulatorConfig {
     pub fault_seed: Option<u64>,
     /// Also write the `export` lines here.
     pub env_file: Option<PathBuf>,
-    /// Where the key file, token file, kubeconfig and CA are written.
+    /// Where the key file, token file, kubeconfig and CA are written
+    /// (default: a fresh directory under the system temp dir).
     pub work_dir: PathBuf,
     /// How long GKE operations take PENDING → RUNNING → DONE.
     pub operation_duration: Duration,
@@ -66,7 +67,12 @@ impl Default for EmulatorConfig {
             faults: None,
             fault_seed: None,
             env_file: None,
-            work_dir: std::env::temp_dir().join("wi-emulator"),
+            // Unique per config, so concurrent emulators never share files.
+            work_dir: std::env::temp_dir().join(format!(
+                "wi-emulator-{}-{}",
+                std::process::id(),
+                uuid::Uuid::new_v4().simple()
+            )),
             operation_duration: Duration::from_secs(2),
             visibility_delay: Duration::ZERO,
             concurrent_writer: None,
@@ -117,6 +123,8 @@ impl Emulator {
     /// Loads (or seeds) the world, starts every listener and writes the
     /// credential files, kubeconfig and env file.
     pub async fn start(config: EmulatorConfig) -> Result<Emulator, EmulatorError> {
+        // The TLS listeners need a process-wide rustls provider; ring is ours.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let (core, listeners) = server::start(config).await?;
         Ok(Emulator { core, listeners })
     }

@@ -1177,3 +1177,28 @@ pub(crate) async fn shutdown(core: Arc<Core>, mut listeners: StartedListeners) {
         t.abort();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_times() {
+        assert_eq!(
+            percent_decode("sa%40p.iam.gserviceaccount.com"),
+            "sa@p.iam.gserviceaccount.com"
+        );
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(percent_decode("%C3%A9"), "é");
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123000Z");
+        assert_eq!(rfc3339_seconds(1_700_000_000_999), "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn exports_are_shell_quoted() {
+        let env = vec![("A".to_string(), "it's".to_string())];
+        assert_eq!(env_script(&env), "export A='it'\\''s'\n");
+    }
+}
