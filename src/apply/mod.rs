@@ -102,6 +102,9 @@ impl Progress for SilentProgress {
     fn finished(&self, _: &ResourceChange, _: &Outcome, _: Duration) {}
 }
 
+/// What one finished step reports: its address, outcome and duration.
+type StepResult = (String, Outcome, Duration);
+
 /// The unit of execution: one change, or all member edits of one IAM policy
 /// (so a 200-mapping apply does one read-modify-write per policy, not 200).
 #[derive(Debug, Clone)]
@@ -193,7 +196,7 @@ pub async fn apply(
         tasks.iter().map(|t| (t.id.clone(), None)).collect();
     let mut outcomes: HashMap<String, (Outcome, Duration)> = HashMap::new();
     let mut pending: Vec<Task> = tasks;
-    let mut running: JoinSet<(Task, Vec<(String, Outcome, Duration)>)> = JoinSet::new();
+    let mut running: JoinSet<(Task, Vec<StepResult>)> = JoinSet::new();
     let mut interrupted = *interrupt.borrow();
     let parallelism = ctx.options.parallelism.max(1);
 
@@ -301,7 +304,7 @@ pub async fn apply(
     }
 }
 
-async fn run_task(ctx: &Context, task: &Task) -> Vec<(String, Outcome, Duration)> {
+async fn run_task(ctx: &Context, task: &Task) -> Vec<StepResult> {
     let started = Instant::now();
     for c in &task.changes {
         ctx.progress.started(c);

@@ -70,10 +70,7 @@ pub async fn run(args: DemoArgs) -> miette::Result<u8> {
     .await
     .into_diagnostic()
     .wrap_err("starting the emulator")?;
-    let mut env: Environment = emulator.env().into_iter().collect();
-    // Emulated operations take a second: poll them often.
-    env.entry("WI_POLL_INTERVAL".into())
-        .or_insert_with(|| "200ms".into());
+    let env: Environment = emulator.env().into_iter().collect();
     let outcome = demo(&spec, &env, style).await;
     emulator.shutdown().await;
     outcome

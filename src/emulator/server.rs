@@ -328,6 +328,12 @@ impl Core {
             p(&self.paths.key_file),
         ));
         env.push(("KUBECONFIG".into(), p(&self.paths.kubeconfig)));
+        // `wi` polls GKE operations every few seconds; emulated ones are short.
+        let poll = (self.cfg.operation_duration / 4).clamp(
+            std::time::Duration::from_millis(20),
+            std::time::Duration::from_secs(1),
+        );
+        env.push(("WI_POLL_INTERVAL".into(), format!("{}ms", poll.as_millis())));
         env
     }
 
@@ -464,6 +470,7 @@ impl Core {
         };
         let host: Arc<dyn KubeHost> = Arc::new(Host {
             core: self.me.clone(),
+            project: identity.project.clone(),
         });
         let cluster = KubeCluster::new(identity, state, host);
         let (mut cert, mut key_pem) = cluster.serving_cert_and_key_pem();
@@ -544,6 +551,8 @@ fn bind_loopback(port: u16) -> std::io::Result<std::net::TcpListener> {
 /// The emulator core as seen by each cluster's Kubernetes API.
 struct Host {
     core: Weak<Core>,
+    /// The cluster's project: GKE authorizes Kubernetes calls with its IAM.
+    project: String,
 }
 
 impl KubeHost for Host {
@@ -555,6 +564,19 @@ impl KubeHost for Host {
         if let Some(core) = self.core.upgrade() {
             core.dirty.notify_one();
         }
+    }
+
+    fn authorize(&self, user: &str, access: &super::kube::KubeAccess<'_>) -> bool {
+        self.core.upgrade().is_some_and(|core| {
+            auth::kube_allowed(
+                &core.world(),
+                &self.project,
+                user,
+                access.verb,
+                access.resource,
+                access.subresource,
+            )
+        })
     }
 }
 
