@@ -409,3 +409,42 @@ fn block_mentions(lines: &[&str], start: usize, ksa: &str) -> bool {
         }
     }
 }
+
+/// A failed step stops only its dependents: here the KSA whose annotation
+/// another field manager owns fails with a conflict, everything else is applied,
+/// the summary says what failed and why, and re-running converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_step_stops_only_its_dependents() {
+    let seed = common::read(SEED).replace(
+        "      - name: alpha\n        location: us-central1-a\n",
+        "      - name: alpha\n        location: us-central1-a\n        kubernetes:\n          - {apiVersion: v1, kind: Namespace, metadata: {name: payments}}\n          - {apiVersion: v1, kind: ServiceAccount, metadata: {name: api, namespace: payments, annotations: {iam.gke.io/gcp-service-account: legacy@wi-demo.iam.gserviceaccount.com}}}\n",
+    );
+    assert!(seed.contains("legacy@"), "the seed was extended");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("seed.yaml");
+    std::fs::write(&path, seed).unwrap();
+    let world = World::start(path.to_str().unwrap()).await;
+
+    let run = world.wi(&["apply", "-f", SPEC, "--auto-approve"]).expect(1);
+    assert!(run.stdout.contains("Apply failed"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("kubernetes_service_account[\"wi-demo/us-central1-a/alpha/payments/api\"]"),
+        "names the failed step:\n{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("1 failed"), "{}", run.stdout);
+    // Everything independent was applied: only the conflicting KSA remains.
+    let plan = world.wi(&["plan", "-f", SPEC, "--json"]).expect(0);
+    let plan: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+    let remaining: Vec<&str> = plan["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["change"]["actions"] != serde_json::json!(["no-op"]))
+        .map(|c| c["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(remaining, vec!["kubernetes_service_account[\"wi-demo/us-central1-a/alpha/payments/api\"]"]);
+    world.wi(&["apply", "-f", SPEC, "--auto-approve", "--force-conflicts"]).expect(0);
+    world.wi(&["plan", "-f", SPEC, "--detailed-exitcode"]).expect(0);
+    world.stop().await;
+}

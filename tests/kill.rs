@@ -148,3 +148,38 @@ async fn killed_applies_converge_on_the_next_run_and_lose_nothing() {
         "most kills landed while apply was running"
     );
 }
+
+/// Ctrl-C stops new steps, lets running ones finish, and says what was left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ctrl_c_stops_new_steps_and_reports_what_was_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("seed.yaml");
+    std::fs::write(&seed, SEED).unwrap();
+    let world = World::start(seed.to_str().unwrap()).await;
+    let child = world
+        .command(env!("CARGO_BIN_EXE_wi"))
+        .args(["apply", "-f", SPEC, "--auto-approve"])
+        .env("WI_POLL_INTERVAL", "300ms")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start wi apply");
+    // Wait until the apply is under way, then interrupt it like a terminal would.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("Interrupt received"), "{stderr}");
+    assert!(stdout.contains("Apply interrupted"), "{stdout}");
+    assert!(stdout.contains("interrupted before it started"), "lists what was skipped:\n{stdout}");
+    // The next apply converges.
+    world.wi(&["apply", "-f", SPEC, "--auto-approve", "--force-conflicts"]).expect(0);
+    world.wi(&["plan", "-f", SPEC, "--detailed-exitcode"]).expect(0);
+    world.stop().await;
+}
