@@ -59,8 +59,10 @@ async fn username_of(world: &World, token: &str) -> String {
     let emu = world.emulator.as_ref().expect("emulator");
     let review: serde_json::Value = reqwest::Client::new()
         .post(format!("{}/authn/tokenreview", emu.http_url()))
-        .json(&json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
-                      "spec": {"token": token}}))
+        .json(
+            &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                      "spec": {"token": token}}),
+        )
         .send()
         .await
         .expect("TokenReview")

@@ -551,6 +551,219 @@ async fn scenario(name: &str, side: &Side, t: &Tokens, ns: &str) -> Steps {
             let o = with_object(side, t, &sa, o).await;
             steps.push(("kubectl label (now tracked)".into(), o));
         }
+        "shared-value" => {
+            // Another manager sets the same value wi applies: no conflict, both own it.
+            side.create_namespace(&t.operator, ns).await;
+            let c = side.conn(&t.operator).await;
+            let o = client_outcome(
+                c.apply_service_account(ns, "app", &none, &wi_ann, false)
+                    .await,
+            );
+            steps.push(("wi apply".into(), o));
+            let o = side
+                .step(
+                    &t.operator,
+                    Method::PATCH,
+                    &format!("{sa}?fieldManager=helm"),
+                    "application/apply-patch+yaml",
+                    Some(json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                        "metadata": {"name": "app", "namespace": ns,
+                            "annotations": {WI_ANNOTATION: GSA_A}}})),
+                )
+                .await;
+            let o = with_object(side, t, &sa, o).await;
+            steps.push(("helm applies the same value".into(), o));
+            let o = client_outcome(
+                c.apply_service_account(ns, "app", &none, &none, false)
+                    .await,
+            );
+            let o = with_object(side, t, &sa, o).await;
+            steps.push(("wi releases (helm keeps it)".into(), o));
+        }
+        "namespace-apply" => {
+            let c = side.conn(&t.operator).await;
+            let labels = annotations(&[("team", "payments"), ("wi.example.com/managed", "true")]);
+            let o = client_outcome(c.apply_namespace(ns, &labels, false).await);
+            let o = with_object(side, t, &format!("/api/v1/namespaces/{ns}"), o).await;
+            steps.push(("wi apply namespace".into(), o));
+            let labels = annotations(&[("team", "payments")]);
+            let o = client_outcome(c.apply_namespace(ns, &labels, false).await);
+            let o = with_object(side, t, &format!("/api/v1/namespaces/{ns}"), o).await;
+            steps.push(("wi apply with one label less".into(), o));
+        }
+        "delete" => {
+            side.create_namespace(&t.operator, ns).await;
+            let c = side.conn(&t.operator).await;
+            let o = client_outcome(
+                c.apply_service_account(ns, "app", &none, &wi_ann, false)
+                    .await,
+            );
+            steps.push(("wi apply".into(), o));
+            let o = side.step(&t.operator, Method::DELETE, &sa, "", None).await;
+            let o = with_object(side, t, &sa, o).await;
+            steps.push(("DELETE KSA".into(), o));
+            let o = side.step(&t.operator, Method::DELETE, &sa, "", None).await;
+            steps.push(("DELETE KSA again".into(), o));
+            let o = client_outcome(c.delete_service_account(ns, "app").await);
+            steps.push(("wi delete (already gone)".into(), o));
+        }
+        "dry-run" => {
+            side.create_namespace(&t.operator, ns).await;
+            let o = side
+                .step(
+                    &t.operator,
+                    Method::PATCH,
+                    &format!("{sa}?fieldManager=wi&dryRun=All"),
+                    "application/apply-patch+yaml",
+                    Some(json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                        "metadata": {"name": "app", "namespace": ns,
+                            "annotations": {WI_ANNOTATION: GSA_A}}})),
+                )
+                .await;
+            let o = with_object(side, t, &sa, o).await;
+            steps.push(("apply with dryRun=All".into(), o));
+        }
+        "invalid" => {
+            side.create_namespace(&t.operator, ns).await;
+            let c = side.conn(&t.operator).await;
+            let bad = annotations(&[("bad key!", "x")]);
+            let o = client_outcome(c.apply_service_account(ns, "app", &none, &bad, false).await);
+            steps.push(("wi apply with a bad annotation key".into(), o));
+            let bad = annotations(&[("tier", "not a valid value!")]);
+            let o = client_outcome(c.apply_service_account(ns, "app", &bad, &none, false).await);
+            steps.push(("wi apply with a bad label value".into(), o));
+            let o = side
+                .step(
+                    &t.operator,
+                    Method::PATCH,
+                    &format!("{sa}?fieldManager=wi"),
+                    "application/apply-patch+yaml",
+                    Some(json!({"kind": "ServiceAccount", "metadata": {"name": "app"}})),
+                )
+                .await;
+            steps.push(("apply without apiVersion".into(), o));
+            for (what, config) in [
+                (
+                    "without kind",
+                    json!({"apiVersion": "v1", "metadata": {"name": "app"}}),
+                ),
+                (
+                    "without apiVersion and kind",
+                    json!({"metadata": {"name": "app"}}),
+                ),
+                (
+                    "with apiVersion apps/v1",
+                    json!({"apiVersion": "apps/v1", "kind": "ServiceAccount", "metadata": {"name": "app"}}),
+                ),
+                (
+                    "with kind Pod",
+                    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "app"}}),
+                ),
+            ] {
+                let o = side
+                    .step(
+                        &t.operator,
+                        Method::PATCH,
+                        &format!("{sa}?fieldManager=wi"),
+                        "application/apply-patch+yaml",
+                        Some(config),
+                    )
+                    .await;
+                steps.push((format!("apply {what}"), o));
+            }
+            // The same checks on an object that exists.
+            let c2 = side.conn(&t.operator).await;
+            let o = client_outcome(
+                c2.apply_service_account(ns, "app", &none, &wi_ann, false)
+                    .await,
+            );
+            steps.push(("wi apply (valid)".into(), o));
+            for (what, config) in [
+                (
+                    "without kind",
+                    json!({"apiVersion": "v1", "metadata": {"name": "app"}}),
+                ),
+                (
+                    "with apiVersion apps/v1",
+                    json!({"apiVersion": "apps/v1", "kind": "ServiceAccount", "metadata": {"name": "app"}}),
+                ),
+                (
+                    "with another name",
+                    json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "other"}}),
+                ),
+            ] {
+                let o = side
+                    .step(
+                        &t.operator,
+                        Method::PATCH,
+                        &format!("{sa}?fieldManager=wi"),
+                        "application/apply-patch+yaml",
+                        Some(config),
+                    )
+                    .await;
+                let o = with_object(side, t, &sa, o).await;
+                steps.push((format!("apply to existing {what}"), o));
+            }
+            let o = side
+                .step(
+                    &t.operator,
+                    Method::PATCH,
+                    &sa,
+                    "application/apply-patch+yaml",
+                    Some(json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                        "metadata": {"name": "app"}})),
+                )
+                .await;
+            steps.push(("apply without fieldManager".into(), o));
+            let o = side
+                .step(
+                    &t.operator,
+                    Method::POST,
+                    &format!("/api/v1/namespaces/{ns}/serviceaccounts"),
+                    "application/json",
+                    Some(json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                        "metadata": {"name": "Not_Valid"}})),
+                )
+                .await;
+            steps.push(("create KSA with a bad name".into(), o));
+        }
+        "token-expiration" => {
+            side.create_namespace(&t.operator, ns).await;
+            let c = side.conn(&t.operator).await;
+            let o = client_outcome(
+                c.apply_service_account(ns, "app", &none, &wi_ann, false)
+                    .await,
+            );
+            steps.push(("wi apply".into(), o));
+            for secs in [60, 600] {
+                let (code, v) = side
+                    .raw(
+                        &t.operator,
+                        Method::POST,
+                        &format!("{sa}/token"),
+                        "application/json",
+                        Some(
+                            json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                            "spec": {"audiences": [POOL], "expirationSeconds": secs}}),
+                        ),
+                    )
+                    .await;
+                let o = Outcome {
+                    code: code.to_string(),
+                    reason: v["reason"].as_str().unwrap_or("").to_string(),
+                    message: v["message"].as_str().unwrap_or("").to_string(),
+                    facts: format!(
+                        "status.expirationTimestamp set: {}; spec.expirationSeconds={}",
+                        v.pointer("/status/expirationTimestamp").is_some(),
+                        v.pointer("/spec/expirationSeconds")
+                            .cloned()
+                            .unwrap_or_default()
+                    ),
+                    object: None,
+                };
+                steps.push((format!("TokenRequest for {secs}s"), o));
+            }
+        }
         "release" => {
             side.create_namespace(&t.operator, ns).await;
             let c = side.conn(&t.operator).await;
@@ -765,7 +978,13 @@ const SCENARIOS: &[&str] = &[
     "conflict-update-manager",
     "conflict-apply-manager",
     "untracked-then-apply",
+    "shared-value",
     "release",
+    "namespace-apply",
+    "delete",
+    "dry-run",
+    "invalid",
+    "token-expiration",
     "resource-version-conflict",
     "missing-namespace",
     "forbidden",

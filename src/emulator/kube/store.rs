@@ -811,28 +811,17 @@ impl KubeClusterState {
                 json_type(&config)
             )));
         };
-        let raw = Value::Object(map.clone()).to_string();
-        if map
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .is_empty()
-        {
+        // kube-apiserver's versionCheckManager: the applied object must be
+        // exactly this resource's group/version/kind (a missing apiVersion or
+        // kind included), before any name or schema check.
+        let api_version = map.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        let kind = map.get("kind").and_then(Value::as_str).unwrap_or("");
+        if api_version != "v1" || kind != resource.kind() {
+            let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
             return Err(ApiError::bad_request(format!(
-                "Object 'Kind' is missing in '{raw}'"
+                "invalid object type: {group}/{version}, Kind={kind}"
             )));
         }
-        if map
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .is_empty()
-        {
-            return Err(ApiError::bad_request(format!(
-                "Object 'apiVersion' is missing in '{raw}'"
-            )));
-        }
-        check_kind(resource, &config)?;
         check_name(&config, name)?;
         check_namespace(resource, &mut config, namespace)?;
         check_apply_schema(resource, namespace, name, &config)?;
