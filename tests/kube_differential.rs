@@ -64,13 +64,16 @@ struct Side {
     cluster: Cluster,
 }
 
+/// One managedFields entry: (manager, operation, subresource, apiVersion, fieldsV1 paths).
+type Owner = (String, String, String, String, BTreeSet<String>);
+
 /// The object a step leaves behind, reduced to what both servers must agree on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct ObjView {
     labels: BTreeMap<String, String>,
     annotations: BTreeMap<String, String>,
     /// (manager, operation, subresource, apiVersion, flattened fieldsV1 paths).
-    managed: BTreeSet<(String, String, String, String, BTreeSet<String>)>,
+    managed: BTreeSet<Owner>,
 }
 
 /// What one step observed.
@@ -1123,12 +1126,12 @@ async fn emulator_and_real_apiserver_agree() {
     );
     for name in SCENARIOS {
         let ns = format!("d-{name}");
-        let tokens = |_: ()| Tokens {
+        let tokens = || Tokens {
             operator: emu.issue_user_token(OPERATOR),
             nobody: emu.issue_user_token(NOBODY),
         };
-        let on_emu = scenario(name, &emulated, &tokens(()), &ns).await;
-        let on_real = scenario(name, &real_side, &tokens(()), &ns).await;
+        let on_emu = scenario(name, &emulated, &tokens(), &ns).await;
+        let on_real = scenario(name, &real_side, &tokens(), &ns).await;
         assert_eq!(on_emu.len(), on_real.len(), "{name}: step counts differ");
         for ((step, e), (_, r)) in on_emu.iter().zip(on_real.iter()) {
             if !r.message.is_empty() {
