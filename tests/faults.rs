@@ -21,10 +21,7 @@ const GROUPS: usize = 10;
 const KSAS_PER_GROUP: usize = 10;
 
 fn runs() -> u64 {
-    std::env::var("WI_FAULT_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(50)
+    std::env::var("WI_FAULT_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(50)
 }
 
 /// 10 owned GSAs × 10 KSAs × 2 clusters = 200 mappings, plus one mapping to
@@ -34,9 +31,7 @@ fn spec() -> String {
         "version: 1\ndefaults:\n  project: {PROJECT}\nclusters:\n  - name: c1\n    location: us-central1-a\n    groups: [fleet]\n  - name: c2\n    location: us-east1-b\n    groups: [fleet]\nserviceAccounts:\n"
     );
     for g in 0..GROUPS {
-        s += &format!(
-            "  - name: app-{g:02}\n    displayName: App {g}\n    roles: [roles/logging.logWriter]\n"
-        );
+        s += &format!("  - name: app-{g:02}\n    displayName: App {g}\n    roles: [roles/logging.logWriter]\n");
     }
     s += "mappings:\n";
     for g in 0..GROUPS {
@@ -102,39 +97,21 @@ fn seed() -> String {
 /// Foreign items that must survive, checked after every run.
 async fn lost_items(gcp: &GcpClient) -> Vec<String> {
     let mut lost = Vec::new();
-    let project = gcp
-        .get_project_iam_policy(PROJECT)
-        .await
-        .expect("project policy");
+    let project = gcp.get_project_iam_policy(PROJECT).await.expect("project policy");
     if !has(&project, "roles/viewer", "user:auditor@example.com", false) {
         lost.push("project roles/viewer user:auditor".into());
     }
-    if !has(
-        &project,
-        "roles/storage.objectViewer",
-        "group:data@example.com",
-        true,
-    ) {
+    if !has(&project, "roles/storage.objectViewer", "group:data@example.com", true) {
         lost.push("project conditional roles/storage.objectViewer group:data".into());
     }
     let shared = gcp
         .get_service_account_iam_policy(&format!("shared-reader@{PROJECT}.iam.gserviceaccount.com"))
         .await
         .expect("shared-reader policy");
-    if !has(
-        &shared,
-        "roles/iam.serviceAccountTokenCreator",
-        "user:alice@example.com",
-        false,
-    ) {
+    if !has(&shared, "roles/iam.serviceAccountTokenCreator", "user:alice@example.com", false) {
         lost.push("shared-reader tokenCreator alice".into());
     }
-    if !has(
-        &shared,
-        "roles/iam.workloadIdentityUser",
-        "user:bob@example.com",
-        true,
-    ) {
+    if !has(&shared, "roles/iam.workloadIdentityUser", "user:bob@example.com", true) {
         lost.push("shared-reader conditional binding of bob".into());
     }
     lost
@@ -142,34 +119,21 @@ async fn lost_items(gcp: &GcpClient) -> Vec<String> {
 
 fn has(policy: &Policy, role: &str, member: &str, conditional: bool) -> bool {
     policy.bindings.iter().any(|b| {
-        b.role == role
-            && b.condition.is_some() == conditional
-            && b.members.iter().any(|m| m == member)
+        b.role == role && b.condition.is_some() == conditional && b.members.iter().any(|m| m == member)
     })
 }
 
 async fn lost_kube_items(gcp: &GcpClient) -> Vec<String> {
-    let key = wi::spec::ClusterKey {
-        project: PROJECT.into(),
-        location: "us-central1-a".into(),
-        name: "c1".into(),
-    };
-    let cluster = gcp
-        .get_cluster(&key)
-        .await
-        .expect("cluster")
-        .expect("exists");
+    let key = wi::spec::ClusterKey { project: PROJECT.into(), location: "us-central1-a".into(), name: "c1".into() };
+    let cluster = gcp.get_cluster(&key).await.expect("cluster").expect("exists");
     let token = gcp.access_token().await.expect("token");
-    let conn = wi::kube::connect(&cluster, token, None)
-        .await
-        .expect("connect");
+    let conn = wi::kube::connect(&cluster, token, None).await.expect("connect");
     let accounts = conn.list_service_accounts().await.expect("list");
     let namespaces = conn.list_namespaces().await.expect("namespaces");
     let mut lost = Vec::new();
-    let reporter = accounts.iter().find(|sa| {
-        sa.metadata.name.as_deref() == Some("reporter")
-            && sa.metadata.namespace.as_deref() == Some("legacy")
-    });
+    let reporter = accounts
+        .iter()
+        .find(|sa| sa.metadata.name.as_deref() == Some("reporter") && sa.metadata.namespace.as_deref() == Some("legacy"));
     match reporter {
         None => lost.push("KSA legacy/reporter".into()),
         Some(sa) => {
@@ -186,15 +150,8 @@ async fn lost_kube_items(gcp: &GcpClient) -> Vec<String> {
             }
         }
     }
-    let legacy = namespaces
-        .iter()
-        .find(|n| n.metadata.name.as_deref() == Some("legacy"));
-    if legacy
-        .and_then(|n| n.metadata.labels.as_ref())
-        .and_then(|l| l.get("owner"))
-        .map(String::as_str)
-        != Some("reporting")
-    {
+    let legacy = namespaces.iter().find(|n| n.metadata.name.as_deref() == Some("legacy"));
+    if legacy.and_then(|n| n.metadata.labels.as_ref()).and_then(|l| l.get("owner")).map(String::as_str) != Some("reporting") {
         lost.push("namespace legacy label owner=reporting".into());
     }
     lost
@@ -217,14 +174,7 @@ async fn a_200_mapping_fleet_converges_under_faults_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let seed_path = dir.path().join("seed.yaml");
     std::fs::write(&seed_path, seed()).unwrap();
-    let mut totals = Totals {
-        runs: 0,
-        faults: 0,
-        concurrent_writes: 0,
-        retries: 0,
-        applies: 0,
-        lost: 0,
-    };
+    let mut totals = Totals { runs: 0, faults: 0, concurrent_writes: 0, retries: 0, applies: 0, lost: 0 };
 
     for run in 0..runs() {
         let work = dir.path().join(format!("run-{run}"));
@@ -248,19 +198,13 @@ async fn a_200_mapping_fleet_converges_under_faults_and_loses_nothing() {
         let gcp = GcpClient::new(
             Endpoints::from_env_vars(get).expect("endpoints"),
             tokens,
-            ClientOptions {
-                retry: RetryPolicy::fast(),
-                ..ClientOptions::from_env_vars(get)
-            },
+            ClientOptions { retry: RetryPolicy::fast(), ..ClientOptions::from_env_vars(get) },
         )
         .expect("client");
 
         let mut converged = false;
         for attempt in 0..8 {
-            let reader = Reader {
-                gcp: &gcp,
-                parallelism: 16,
-            };
+            let reader = Reader { gcp: &gcp, parallelism: 16 };
             let live = match reader.read(&model).await {
                 Ok(live) => live,
                 Err(e) => {
@@ -268,52 +212,22 @@ async fn a_200_mapping_fleet_converges_under_faults_and_loses_nothing() {
                     continue;
                 }
             };
-            let plan = wi::plan::compute(&model, &live, &PlanOptions::default(), "faults".into())
-                .expect("plan");
+            let plan = wi::plan::compute(&model, &live, &PlanOptions::default(), "faults".into()).expect("plan");
             if !plan.has_changes() {
                 converged = true;
                 break;
             }
             totals.applies += 1;
             let (_tx, rx) = tokio::sync::watch::channel(false);
-            let contexts = model
-                .clusters
-                .iter()
-                .map(|c| (c.key.clone(), None))
-                .collect();
-            let options = ApplyOptions {
-                step_deadline: Duration::from_secs(60),
-                operation_deadline: Duration::from_secs(60),
-                ..Default::default()
-            };
-            let result = wi::apply::apply(
-                &plan,
-                &live,
-                contexts,
-                gcp.clone(),
-                options,
-                Arc::new(SilentProgress),
-                rx,
-            )
-            .await;
+            let contexts = model.clusters.iter().map(|c| (c.key.clone(), None)).collect();
+            let options = ApplyOptions { step_deadline: Duration::from_secs(60), operation_deadline: Duration::from_secs(60), ..Default::default() };
+            let result = wi::apply::apply(&plan, &live, contexts, gcp.clone(), options, Arc::new(SilentProgress), rx).await;
             if !result.succeeded() {
-                let failed: Vec<String> = result
-                    .report()
-                    .failed
-                    .iter()
-                    .map(|(a, e)| format!("{a}: {e}"))
-                    .collect();
-                eprintln!(
-                    "run {run} attempt {attempt}: {} step(s) failed, re-running: {:?}",
-                    failed.len(),
-                    failed.iter().take(3).collect::<Vec<_>>()
-                );
+                let failed: Vec<String> = result.report().failed.iter().map(|(a, e)| format!("{a}: {e}")).collect();
+                eprintln!("run {run} attempt {attempt}: {} step(s) failed, re-running: {:?}", failed.len(), failed.iter().take(3).collect::<Vec<_>>());
             }
         }
-        assert!(
-            converged,
-            "run {run} did not converge in 8 plan/apply rounds"
-        );
+        assert!(converged, "run {run} did not converge in 8 plan/apply rounds");
         let mut lost = lost_items(&gcp).await;
         lost.extend(lost_kube_items(&gcp).await);
         assert!(lost.is_empty(), "run {run} lost foreign state: {lost:?}");
@@ -327,15 +241,7 @@ async fn a_200_mapping_fleet_converges_under_faults_and_loses_nothing() {
     }
     println!(
         "fault suite: runs={} faults_injected={} concurrent_policy_writes={} client_retries={} apply_rounds={} lost_items={}",
-        totals.runs,
-        totals.faults,
-        totals.concurrent_writes,
-        totals.retries,
-        totals.applies,
-        totals.lost
+        totals.runs, totals.faults, totals.concurrent_writes, totals.retries, totals.applies, totals.lost
     );
-    assert!(
-        totals.faults > 0 && totals.concurrent_writes > 0,
-        "faults were injected"
-    );
+    assert!(totals.faults > 0 && totals.concurrent_writes > 0, "faults were injected");
 }
