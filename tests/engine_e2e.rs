@@ -428,7 +428,8 @@ async fn a_failed_step_stops_only_its_dependents() {
     let run = world.wi(&["apply", "-f", SPEC, "--auto-approve"]).expect(1);
     assert!(run.stdout.contains("Apply failed"), "{}", run.stdout);
     assert!(
-        run.stdout.contains("kubernetes_service_account[\"wi-demo/us-central1-a/alpha/payments/api\"]"),
+        run.stdout
+            .contains("kubernetes_service_account[\"wi-demo/us-central1-a/alpha/payments/api\"]"),
         "names the failed step:\n{}",
         run.stdout
     );
@@ -443,8 +444,15 @@ async fn a_failed_step_stops_only_its_dependents() {
         .filter(|c| c["change"]["actions"] != serde_json::json!(["no-op"]))
         .map(|c| c["address"].as_str().unwrap())
         .collect();
-    assert_eq!(remaining, vec!["kubernetes_service_account[\"wi-demo/us-central1-a/alpha/payments/api\"]"]);
-    world.wi(&["apply", "-f", SPEC, "--auto-approve", "--force-conflicts"]).expect(0);
-    world.wi(&["plan", "-f", SPEC, "--detailed-exitcode"]).expect(0);
+    assert_eq!(
+        remaining,
+        vec!["kubernetes_service_account[\"wi-demo/us-central1-a/alpha/payments/api\"]"]
+    );
+    world
+        .wi(&["apply", "-f", SPEC, "--auto-approve", "--force-conflicts"])
+        .expect(0);
+    world
+        .wi(&["plan", "-f", SPEC, "--detailed-exitcode"])
+        .expect(0);
     world.stop().await;
 }

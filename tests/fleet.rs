@@ -26,7 +26,10 @@ fn spec() -> String {
     s += "mappings:\n";
     for a in 0..ACCOUNTS {
         let ksas: Vec<String> = (0..KSAS).map(|k| format!("k{k:02}")).collect();
-        s += &format!("  - serviceAccount: svc-{a:03}\n    clusters: [all]\n    namespace: team-{a:03}\n    ksas: [{}]\n", ksas.join(", "));
+        s += &format!(
+            "  - serviceAccount: svc-{a:03}\n    clusters: [all]\n    namespace: team-{a:03}\n    ksas: [{}]\n",
+            ksas.join(", ")
+        );
     }
     s
 }
@@ -53,16 +56,35 @@ async fn reading_a_thousand_mappings_takes_a_handful_of_calls() {
     let gcp = GcpClient::new(
         Endpoints::from_env_vars(get).unwrap(),
         wi::gcp::token_source_from_env(get).await.unwrap(),
-        ClientOptions { retry: RetryPolicy::fast(), ..ClientOptions::from_env_vars(get) },
+        ClientOptions {
+            retry: RetryPolicy::fast(),
+            ..ClientOptions::from_env_vars(get)
+        },
     )
     .unwrap();
-    let reader = Reader { gcp: &gcp, parallelism: 16 };
+    let reader = Reader {
+        gcp: &gcp,
+        parallelism: 16,
+    };
 
     let live = reader.read(&model).await.expect("read");
     let plan = wi::plan::compute(&model, &live, &PlanOptions::default(), String::new()).unwrap();
     let (_tx, rx) = tokio::sync::watch::channel(false);
-    let contexts = model.clusters.iter().map(|c| (c.key.clone(), None)).collect();
-    let result = wi::apply::apply(&plan, &live, contexts, gcp.clone(), ApplyOptions::default(), Arc::new(SilentProgress), rx).await;
+    let contexts = model
+        .clusters
+        .iter()
+        .map(|c| (c.key.clone(), None))
+        .collect();
+    let result = wi::apply::apply(
+        &plan,
+        &live,
+        contexts,
+        gcp.clone(),
+        ApplyOptions::default(),
+        Arc::new(SilentProgress),
+        rx,
+    )
+    .await;
     assert!(result.succeeded(), "{:?}", result.report().failed.first());
     // One read-modify-write per policy, not one per member.
     let writes = emulator.stats().requests;

@@ -177,9 +177,16 @@ async fn ctrl_c_stops_new_steps_and_reports_what_was_left() {
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(stderr.contains("Interrupt received"), "{stderr}");
     assert!(stdout.contains("Apply interrupted"), "{stdout}");
-    assert!(stdout.contains("interrupted before it started"), "lists what was skipped:\n{stdout}");
+    assert!(
+        stdout.contains("interrupted before it started"),
+        "lists what was skipped:\n{stdout}"
+    );
     // The next apply converges.
-    world.wi(&["apply", "-f", SPEC, "--auto-approve", "--force-conflicts"]).expect(0);
-    world.wi(&["plan", "-f", SPEC, "--detailed-exitcode"]).expect(0);
+    world
+        .wi(&["apply", "-f", SPEC, "--auto-approve", "--force-conflicts"])
+        .expect(0);
+    world
+        .wi(&["plan", "-f", SPEC, "--detailed-exitcode"])
+        .expect(0);
     world.stop().await;
 }

@@ -171,6 +171,27 @@ impl Emulator {
         self.core.admin_token()
     }
 
+    /// Points the cluster's `endpoint` and `masterAuth.clusterCaCertificate`
+    /// (what `wi`, gcloud and the written kubeconfig connect to) at another
+    /// Kubernetes API server, e.g. a real kube-apiserver in tests; `endpoint`
+    /// is `HOST:PORT` as GKE reports it, `ca_pem` the PEM that signs its
+    /// serving certificate. Kept when the emulator restarts the cluster's own
+    /// API. `false` when the cluster does not exist.
+    pub fn redirect_cluster_api(
+        &self,
+        project: &str,
+        location: &str,
+        cluster: &str,
+        endpoint: &str,
+        ca_pem: &str,
+    ) -> bool {
+        self.core.redirect_cluster_api(
+            &world::cluster_key(project, location, cluster),
+            endpoint,
+            ca_pem,
+        )
+    }
+
     /// Counters of requests, injected faults and concurrent writes.
     pub fn stats(&self) -> Stats {
         self.core.stats_snapshot()

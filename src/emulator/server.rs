@@ -69,6 +69,9 @@ pub(crate) struct Core {
     rng: Mutex<StdRng>,
     stats: Mutex<Stats>,
     kube: Mutex<BTreeMap<String, KubeRuntime>>,
+    /// Clusters whose `endpoint` / CA point at another Kubernetes API server
+    /// (`Emulator::redirect_cluster_api`): key → (`endpoint`, base64 CA PEM).
+    redirects: Mutex<BTreeMap<String, (String, String)>>,
     persist_lock: Mutex<()>,
     kubeconfig_lock: Mutex<String>,
     dirty: tokio::sync::Notify,
@@ -439,6 +442,30 @@ impl Core {
         *last = text;
     }
 
+    /// Points cluster `key`'s `endpoint` and `masterAuth.clusterCaCertificate`
+    /// at another Kubernetes API server (e.g. a real kube-apiserver in tests),
+    /// now and whenever the emulator (re)starts that cluster's own API. The
+    /// emulated API keeps running on its port. `false` when there is no such cluster.
+    pub fn redirect_cluster_api(&self, key: &str, endpoint: &str, ca_pem: &str) -> bool {
+        use base64::Engine;
+        let ca_b64 = base64::engine::general_purpose::STANDARD.encode(ca_pem.as_bytes());
+        {
+            let mut w = self.world();
+            let Some(c) = w.clusters.get_mut(key) else {
+                return false;
+            };
+            c.resource["endpoint"] = json!(endpoint);
+            c.resource["masterAuth"]["clusterCaCertificate"] = json!(ca_b64.clone());
+        }
+        self.redirects
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_string(), (endpoint.to_string(), ca_b64));
+        self.write_kubeconfig();
+        self.persist();
+        true
+    }
+
     /// Starts (or restarts) the Kubernetes API of cluster `key` and records its endpoint and CA.
     pub async fn start_cluster_api(self: &Arc<Self>, key: &str) {
         let (identity, state, port) = {
@@ -519,11 +546,22 @@ impl Core {
         {
             use base64::Engine;
             let mut w = self.world();
+            let redirect = self
+                .redirects
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(key)
+                .cloned();
+            let (endpoint, ca_b64) = redirect.unwrap_or_else(|| {
+                (
+                    format!("127.0.0.1:{port}"),
+                    base64::engine::general_purpose::STANDARD.encode(ca.as_bytes()),
+                )
+            });
             w.kube_ports.insert(key.to_string(), port);
             if let Some(c) = w.clusters.get_mut(key) {
-                c.resource["endpoint"] = json!(format!("127.0.0.1:{port}"));
-                c.resource["masterAuth"]["clusterCaCertificate"] =
-                    json!(base64::engine::general_purpose::STANDARD.encode(ca.as_bytes()));
+                c.resource["endpoint"] = json!(endpoint);
+                c.resource["masterAuth"]["clusterCaCertificate"] = json!(ca_b64);
             }
         }
         let old = self.kube.lock().unwrap_or_else(|e| e.into_inner()).insert(
@@ -551,7 +589,7 @@ fn bind_loopback(port: u16) -> std::io::Result<std::net::TcpListener> {
 /// The emulator core as seen by each cluster's Kubernetes API.
 struct Host {
     core: Weak<Core>,
-    /// The cluster's project: GKE authorizes Kubernetes calls with its IAM.
+    /// The project of the cluster (GKE's IAM authorizer checks this project's policy).
     project: String,
 }
 
@@ -566,17 +604,21 @@ impl KubeHost for Host {
         }
     }
 
+    /// GKE's IAM authorizer: the caller needs `container.<resource>.<verb>`
+    /// on the cluster's project (RBAC, GKE's second authorizer, is not emulated).
     fn authorize(&self, user: &str, access: &super::kube::KubeAccess<'_>) -> bool {
-        self.core.upgrade().is_some_and(|core| {
-            auth::kube_allowed(
-                &core.world(),
-                &self.project,
-                user,
-                access.verb,
-                access.resource,
-                access.subresource,
-            )
-        })
+        let Some(core) = self.core.upgrade() else {
+            return false;
+        };
+        let w = core.world();
+        auth::kube_allowed(
+            &w,
+            &self.project,
+            user,
+            access.verb,
+            access.resource,
+            access.subresource,
+        )
     }
 }
 
@@ -1054,6 +1096,7 @@ pub(crate) async fn start(
         rng: Mutex::new(rng),
         stats: Mutex::new(Stats::default()),
         kube: Mutex::new(BTreeMap::new()),
+        redirects: Mutex::new(BTreeMap::new()),
         persist_lock: Mutex::new(()),
         kubeconfig_lock: Mutex::new(String::new()),
         dirty: tokio::sync::Notify::new(),

@@ -27,6 +27,25 @@ pub(super) fn router(cluster: Arc<KubeCluster>) -> axum::Router {
     axum::Router::new().fallback(handle).with_state(cluster)
 }
 
+/// The only representation of `/openid/v1/jwks`.
+const JWKS_MEDIA_TYPE: &str = "application/jwk-set+json";
+
+/// Whether an `Accept` header admits `media` (no header, `*/*`, `type/*` or the type itself).
+fn accepts(accept: &str, media: &str) -> bool {
+    if accept.trim().is_empty() {
+        return true;
+    }
+    let major = media.split('/').next().unwrap_or("");
+    accept.split(',').any(|range| {
+        let range = range.split(';').next().unwrap_or("").trim();
+        range == "*/*"
+            || range.eq_ignore_ascii_case(media)
+            || range
+                .strip_suffix("/*")
+                .is_some_and(|m| m.eq_ignore_ascii_case(major))
+    })
+}
+
 fn json_response(code: StatusCode, body: &Value) -> Response {
     let mut resp = (code, body.to_string()).into_response();
     decorate(&mut resp);
@@ -210,7 +229,30 @@ async fn handle(
                 }),
             );
         }
-        "/openid/v1/jwks" => return json_response(StatusCode::OK, &cluster.jwks()),
+        "/openid/v1/jwks" => {
+            // Served only as application/jwk-set+json: an Accept that rules it
+            // out (e.g. plain application/json) is refused, as kube-apiserver does.
+            let accept = headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if !accepts(accept, JWKS_MEDIA_TYPE) {
+                return error_response(ApiError {
+                    code: 406,
+                    reason: "NotAcceptable",
+                    message: format!(
+                        "406: Not Acceptable\n\nAvailable representations: {JWKS_MEDIA_TYPE}"
+                    ),
+                    details: Some(Box::default()),
+                });
+            }
+            let mut resp = json_response(StatusCode::OK, &cluster.jwks());
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(JWKS_MEDIA_TYPE),
+            );
+            return resp;
+        }
         "/openapi/v3" => return json_response(StatusCode::OK, &openapi_v3_root()),
         "/openapi/v3/api/v1" => return json_response(StatusCode::OK, &openapi_v3_core()),
         "/apis" => return json_response(StatusCode::OK, &api_groups()),

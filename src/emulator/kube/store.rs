@@ -100,6 +100,9 @@ pub struct Written {
 }
 
 const NAMESPACE_LABEL: &str = "kubernetes.io/metadata.name";
+/// The manager kube-apiserver gives the fields of an object that had no
+/// managed fields when it was first applied to.
+const BEFORE_FIRST_APPLY: &str = "before-first-apply";
 const GENERATE_NAME_CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 fn meta(obj: &Value, key: &str) -> String {
@@ -732,14 +735,21 @@ impl KubeClusterState {
         if let Some(m) = old_plain.get_mut("metadata").and_then(Value::as_object_mut) {
             m.remove("resourceVersion");
         }
-        let entries = managed::record_update(
-            entries,
-            &old_plain,
-            &new,
-            &opts.manager,
-            resource.resets_status(),
-            &opts.now,
-        );
+        // kube-apiserver's skipNonAppliedManager: an update of an object that
+        // has no managed fields (never applied, created without fields, or
+        // reset with `managedFields: []`) is not tracked.
+        let entries = if entries.is_empty() {
+            entries
+        } else {
+            managed::record_update(
+                entries,
+                &old_plain,
+                &new,
+                &opts.manager,
+                resource.resets_status(),
+                &opts.now,
+            )
+        };
         Ok(self.commit(resource, key, &old, new, &entries, opts.dry_run))
     }
 
@@ -801,28 +811,17 @@ impl KubeClusterState {
                 json_type(&config)
             )));
         };
-        let raw = Value::Object(map.clone()).to_string();
-        if map
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .is_empty()
-        {
+        // kube-apiserver's versionCheckManager: the applied object must be
+        // exactly this resource's group/version/kind (a missing apiVersion or
+        // kind included), before any name or schema check.
+        let api_version = map.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        let kind = map.get("kind").and_then(Value::as_str).unwrap_or("");
+        if api_version != "v1" || kind != resource.kind() {
+            let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
             return Err(ApiError::bad_request(format!(
-                "Object 'Kind' is missing in '{raw}'"
+                "invalid object type: {group}/{version}, Kind={kind}"
             )));
         }
-        if map
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .is_empty()
-        {
-            return Err(ApiError::bad_request(format!(
-                "Object 'apiVersion' is missing in '{raw}'"
-            )));
-        }
-        check_kind(resource, &config)?;
         check_name(&config, name)?;
         check_namespace(resource, &mut config, namespace)?;
         check_apply_schema(resource, namespace, name, &config)?;
@@ -892,10 +891,24 @@ impl KubeClusterState {
                 })
             }
             Some(old) => {
-                let entries = managed::decode(&old).map_err(ApiError::internal)?;
+                let mut entries = managed::decode(&old).map_err(ApiError::internal)?;
                 let mut live = without_managed_fields(&old);
                 if let Some(m) = live.get_mut("metadata").and_then(Value::as_object_mut) {
                     m.remove("resourceVersion");
+                }
+                if entries.is_empty() {
+                    // kube-apiserver's skipNonAppliedManager: before the first
+                    // apply to an object without managed fields, its fields
+                    // go to the manager `before-first-apply` (so an apply that
+                    // changes them conflicts with it).
+                    entries = managed::record_update(
+                        entries,
+                        &json!({}),
+                        &live,
+                        BEFORE_FIRST_APPLY,
+                        resource.resets_status(),
+                        &opts.now,
+                    );
                 }
                 let applied = managed::record_apply(
                     entries,
