@@ -200,6 +200,7 @@ async fn lost_kube_items(gcp: &GcpClient) -> Vec<String> {
     lost
 }
 
+#[derive(Default)]
 struct Totals {
     runs: u64,
     faults: u64,
@@ -209,121 +210,137 @@ struct Totals {
     lost: usize,
 }
 
+/// One seeded run: a fresh faulty emulator, plan/apply until the plan is empty.
+async fn run_once(
+    run: u64,
+    model: &Model,
+    seed_path: &std::path::Path,
+    dir: &std::path::Path,
+) -> Totals {
+    let work = dir.join(format!("run-{run}"));
+    std::fs::create_dir_all(&work).unwrap();
+    let emulator = Emulator::start(EmulatorConfig {
+        seed: Some(seed_path.to_path_buf()),
+        work_dir: work,
+        operation_duration: Duration::from_millis(60),
+        visibility_delay: Duration::from_millis(150),
+        latency: Some(Duration::from_millis(1)),
+        faults: Some("*=429:0.1,*=503:0.1".into()),
+        fault_seed: Some(run),
+        concurrent_writer: Some(0.3),
+        ..Default::default()
+    })
+    .await
+    .expect("emulator");
+    let env: BTreeMap<String, String> = emulator.env().into_iter().collect();
+    let get = |k: &str| env.get(k).cloned();
+    let tokens = wi::gcp::token_source_from_env(get).await.expect("tokens");
+    let gcp = GcpClient::new(
+        Endpoints::from_env_vars(get).expect("endpoints"),
+        tokens,
+        ClientOptions {
+            retry: RetryPolicy::fast(),
+            ..ClientOptions::from_env_vars(get)
+        },
+    )
+    .expect("client");
+
+    let mut totals = Totals::default();
+    let mut converged = false;
+    for attempt in 0..8 {
+        let reader = Reader {
+            gcp: &gcp,
+            parallelism: 16,
+        };
+        let live = match reader.read(model).await {
+            Ok(live) => live,
+            Err(e) => {
+                eprintln!("run {run} attempt {attempt}: read failed ({e}); retrying");
+                continue;
+            }
+        };
+        let plan = wi::plan::compute(model, &live, &PlanOptions::default(), "faults".into())
+            .expect("plan");
+        if !plan.has_changes() {
+            converged = true;
+            break;
+        }
+        totals.applies += 1;
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        let contexts = model
+            .clusters
+            .iter()
+            .map(|c| (c.key.clone(), None))
+            .collect();
+        let options = ApplyOptions {
+            step_deadline: Duration::from_secs(60),
+            operation_deadline: Duration::from_secs(60),
+            ..Default::default()
+        };
+        let result = wi::apply::apply(
+            &plan,
+            &live,
+            contexts,
+            gcp.clone(),
+            options,
+            Arc::new(SilentProgress),
+            rx,
+        )
+        .await;
+        if !result.succeeded() {
+            let failed: Vec<String> = result
+                .report()
+                .failed
+                .iter()
+                .map(|(a, e)| format!("{a}: {e}"))
+                .collect();
+            eprintln!(
+                "run {run} attempt {attempt}: {} step(s) failed, re-running: {:?}",
+                failed.len(),
+                failed.iter().take(3).collect::<Vec<_>>()
+            );
+        }
+    }
+    assert!(
+        converged,
+        "run {run} did not converge in 8 plan/apply rounds"
+    );
+    let mut lost = lost_items(&gcp).await;
+    lost.extend(lost_kube_items(&gcp).await);
+    assert!(lost.is_empty(), "run {run} lost foreign state: {lost:?}");
+    let stats = emulator.stats();
+    totals.runs = 1;
+    totals.faults = stats.faults_injected;
+    totals.concurrent_writes = stats.concurrent_writes;
+    totals.retries = gcp.stats().retries;
+    totals.lost = lost.len();
+    emulator.shutdown().await;
+    totals
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_200_mapping_fleet_converges_under_faults_and_loses_nothing() {
+    use futures::StreamExt;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let model: Model = wi::spec::load_str(&spec(), "faults.yaml", Format::Yaml).expect("spec");
     assert_eq!(model.mappings.len(), 201);
     let dir = tempfile::tempdir().unwrap();
     let seed_path = dir.path().join("seed.yaml");
     std::fs::write(&seed_path, seed()).unwrap();
-    let mut totals = Totals {
-        runs: 0,
-        faults: 0,
-        concurrent_writes: 0,
-        retries: 0,
-        applies: 0,
-        lost: 0,
-    };
-
-    for run in 0..runs() {
-        let work = dir.path().join(format!("run-{run}"));
-        std::fs::create_dir_all(&work).unwrap();
-        let emulator = Emulator::start(EmulatorConfig {
-            seed: Some(seed_path.clone()),
-            work_dir: work,
-            operation_duration: Duration::from_millis(60),
-            visibility_delay: Duration::from_millis(150),
-            latency: Some(Duration::from_millis(1)),
-            faults: Some("*=429:0.1,*=503:0.1".into()),
-            fault_seed: Some(run),
-            concurrent_writer: Some(0.3),
-            ..Default::default()
-        })
-        .await
-        .expect("emulator");
-        let env: BTreeMap<String, String> = emulator.env().into_iter().collect();
-        let get = |k: &str| env.get(k).cloned();
-        let tokens = wi::gcp::token_source_from_env(get).await.expect("tokens");
-        let gcp = GcpClient::new(
-            Endpoints::from_env_vars(get).expect("endpoints"),
-            tokens,
-            ClientOptions {
-                retry: RetryPolicy::fast(),
-                ..ClientOptions::from_env_vars(get)
-            },
-        )
-        .expect("client");
-
-        let mut converged = false;
-        for attempt in 0..8 {
-            let reader = Reader {
-                gcp: &gcp,
-                parallelism: 16,
-            };
-            let live = match reader.read(&model).await {
-                Ok(live) => live,
-                Err(e) => {
-                    eprintln!("run {run} attempt {attempt}: read failed ({e}); retrying");
-                    continue;
-                }
-            };
-            let plan = wi::plan::compute(&model, &live, &PlanOptions::default(), "faults".into())
-                .expect("plan");
-            if !plan.has_changes() {
-                converged = true;
-                break;
-            }
-            totals.applies += 1;
-            let (_tx, rx) = tokio::sync::watch::channel(false);
-            let contexts = model
-                .clusters
-                .iter()
-                .map(|c| (c.key.clone(), None))
-                .collect();
-            let options = ApplyOptions {
-                step_deadline: Duration::from_secs(60),
-                operation_deadline: Duration::from_secs(60),
-                ..Default::default()
-            };
-            let result = wi::apply::apply(
-                &plan,
-                &live,
-                contexts,
-                gcp.clone(),
-                options,
-                Arc::new(SilentProgress),
-                rx,
-            )
-            .await;
-            if !result.succeeded() {
-                let failed: Vec<String> = result
-                    .report()
-                    .failed
-                    .iter()
-                    .map(|(a, e)| format!("{a}: {e}"))
-                    .collect();
-                eprintln!(
-                    "run {run} attempt {attempt}: {} step(s) failed, re-running: {:?}",
-                    failed.len(),
-                    failed.iter().take(3).collect::<Vec<_>>()
-                );
-            }
-        }
-        assert!(
-            converged,
-            "run {run} did not converge in 8 plan/apply rounds"
-        );
-        let mut lost = lost_items(&gcp).await;
-        lost.extend(lost_kube_items(&gcp).await);
-        assert!(lost.is_empty(), "run {run} lost foreign state: {lost:?}");
-        let stats = emulator.stats();
-        totals.runs += 1;
-        totals.faults += stats.faults_injected;
-        totals.concurrent_writes += stats.concurrent_writes;
-        totals.retries += gcp.stats().retries;
-        totals.lost += lost.len();
-        emulator.shutdown().await;
+    // Runs are independent worlds; most of a run is waiting, so run a few at once.
+    let results: Vec<Totals> = futures::stream::iter(0..runs())
+        .map(|run| run_once(run, &model, &seed_path, dir.path()))
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    let mut totals = Totals::default();
+    for t in results {
+        totals.runs += t.runs;
+        totals.faults += t.faults;
+        totals.concurrent_writes += t.concurrent_writes;
+        totals.retries += t.retries;
+        totals.applies += t.applies;
+        totals.lost += t.lost;
     }
     println!(
         "fault suite: runs={} faults_injected={} concurrent_policy_writes={} client_retries={} apply_rounds={} lost_items={}",
@@ -334,6 +351,7 @@ async fn a_200_mapping_fleet_converges_under_faults_and_loses_nothing() {
         totals.applies,
         totals.lost
     );
+    assert_eq!(totals.runs, runs());
     assert!(
         totals.faults > 0 && totals.concurrent_writes > 0,
         "faults were injected"

@@ -155,11 +155,15 @@ async fn ctrl_c_stops_new_steps_and_reports_what_was_left() {
     let dir = tempfile::tempdir().unwrap();
     let seed = dir.path().join("seed.yaml");
     std::fs::write(&seed, SEED).unwrap();
-    let world = World::start(seed.to_str().unwrap()).await;
+    // Cluster operations take 3 s: the interrupt lands while they run and
+    // before the node pools and bindings that wait for them have started.
+    let world = World::start_with(seed.to_str().unwrap(), |c| {
+        c.operation_duration = Duration::from_secs(3);
+    })
+    .await;
     let child = world
         .command(env!("CARGO_BIN_EXE_wi"))
         .args(["apply", "-f", SPEC, "--auto-approve"])
-        .env("WI_POLL_INTERVAL", "300ms")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

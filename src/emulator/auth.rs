@@ -432,9 +432,17 @@ mod tests {
             verify_assertion(&world, &jwt, now * 1000).unwrap(),
             "sa@p.iam.gserviceaccount.com"
         );
+        // Change the first signature character: all six of its bits are
+        // signature bits (the last character also carries padding bits, so
+        // changing it can make the token undecodable instead of badly signed).
+        let dot = jwt.rfind('.').unwrap() + 1;
         let mut tampered = jwt.clone();
-        tampered.pop();
-        tampered.push(if jwt.ends_with('A') { 'B' } else { 'A' });
+        let first = if jwt[dot..].starts_with('A') {
+            "B"
+        } else {
+            "A"
+        };
+        tampered.replace_range(dot..dot + 1, first);
         assert_eq!(
             verify_assertion(&world, &tampered, now * 1000),
             Err(AssertionError::BadSignature)
