@@ -98,7 +98,7 @@ impl Ctx {
         &mut self,
         own: Option<&Sp<String>>,
         default: Option<&Sp<String>>,
-        (what, code, check): (&str, &'static str, fn(&str) -> Result<(), String>),
+        (what, code, check): NameCheck,
         missing: impl FnOnce(&Self) -> Problem,
     ) -> String {
         match (own, default) {
@@ -161,8 +161,11 @@ impl Ctx {
     }
 }
 
+/// How one kind of name is checked: what it is called, the problem code, the rule.
+type NameCheck = (&'static str, &'static str, fn(&str) -> Result<(), String>);
+
 /// How a project id is checked wherever one is written.
-const PROJECT_ID: (&str, &str, fn(&str) -> Result<(), String>) = (
+const PROJECT_ID: NameCheck = (
     "project id",
     "wi::spec::invalid_project_id",
     names::check_project_id,
