@@ -3,7 +3,7 @@
 //! configured duration (computed from timestamps); while any operation on a
 //! cluster is not DONE, another mutation gets GKE's 400 FAILED_PRECONDITION.
 
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 
 use axum::http::Method;
 use serde_json::{Map, Value, json};
@@ -187,7 +187,22 @@ fn find_pool_json(cluster: &Value, pool: &str) -> ApiResult {
                 .find(|p| p.get("name").and_then(Value::as_str) == Some(pool))
         })
         .cloned()
-        .ok_or_else(|| ApiError::not_found(format!("Not found: node pool \"{pool}\" not found.")))
+        .ok_or_else(|| pool_not_found(pool))
+}
+
+/// The node pool called `pool` inside a cluster resource, for editing.
+fn find_pool_mut<'a>(cluster: &'a mut Value, pool: &str) -> Result<&'a mut Value, ApiError> {
+    cluster
+        .get_mut("nodePools")
+        .and_then(Value::as_array_mut)
+        .ok_or_else(|| pool_not_found(pool))?
+        .iter_mut()
+        .find(|p| p.get("name").and_then(Value::as_str) == Some(pool))
+        .ok_or_else(|| pool_not_found(pool))
+}
+
+fn pool_not_found(pool: &str) -> ApiError {
+    ApiError::not_found(format!("Not found: node pool \"{pool}\" not found."))
 }
 
 /// `zones` for a zone (`us-central1-a`), `locations` for a region.
@@ -476,6 +491,19 @@ fn new_op(
     };
     world.operations.push(op.clone());
     op
+}
+
+/// Answers with the rendered `op`, after releasing the world and persisting it.
+fn respond_with_op(
+    core: &Core,
+    req: &Req,
+    world: MutexGuard<'_, World>,
+    op: &GkeOperation,
+) -> ApiResult {
+    let rendered = render_operation(&world, op, req.now, &req.version);
+    drop(world);
+    core.persist();
+    Ok(rendered)
 }
 
 fn project_number(world: &World, project: &str) -> String {
@@ -1051,18 +1079,7 @@ fn update_cluster(core: &Core, req: &Req, project: &str, location: &str, name: &
                         }
                     }
                 };
-                let pools = resource
-                    .get_mut("nodePools")
-                    .and_then(Value::as_array_mut)
-                    .ok_or_else(|| {
-                        ApiError::not_found(format!("Not found: node pool \"{pid}\" not found."))
-                    })?;
-                let pool = pools
-                    .iter_mut()
-                    .find(|p| p.get("name").and_then(Value::as_str) == Some(pid.as_str()))
-                    .ok_or_else(|| {
-                        ApiError::not_found(format!("Not found: node pool \"{pid}\" not found."))
-                    })?;
+                let pool = find_pool_mut(&mut resource, &pid)?;
                 match k {
                     "desiredNodeVersion" => pool["version"] = (*v).clone(),
                     "desiredImageType" => pool["config"]["imageType"] = (*v).clone(),
@@ -1157,10 +1174,7 @@ fn set_labels(core: &Core, req: &Req, project: &str, location: &str, name: &str)
         OnDone::Nothing,
         now,
     );
-    let rendered = render_operation(&world, &op, now, &req.version);
-    drop(world);
-    core.persist();
-    Ok(rendered)
+    respond_with_op(core, req, world, &op)
 }
 
 fn delete_cluster(core: &Core, req: &Req, project: &str, location: &str, name: &str) -> ApiResult {
@@ -1180,10 +1194,7 @@ fn delete_cluster(core: &Core, req: &Req, project: &str, location: &str, name: &
         OnDone::DeleteCluster,
         now,
     );
-    let rendered = render_operation(&world, &op, now, &req.version);
-    drop(world);
-    core.persist();
-    Ok(rendered)
+    respond_with_op(core, req, world, &op)
 }
 
 fn create_node_pool(
@@ -1267,10 +1278,7 @@ fn create_node_pool(
         OnDone::Nothing,
         now,
     );
-    let rendered = render_operation(&world, &op, now, &req.version);
-    drop(world);
-    core.persist();
-    Ok(rendered)
+    respond_with_op(core, req, world, &op)
 }
 
 const POOL_LEVEL: &[&str] = &[
@@ -1358,18 +1366,7 @@ fn update_node_pool(
     let c = find_cluster(&world, project, location, cluster)?;
     let wi = c.workload_pool().is_some();
     let mut resource = c.resource.clone();
-    let pools = resource
-        .get_mut("nodePools")
-        .and_then(Value::as_array_mut)
-        .ok_or_else(|| {
-            ApiError::not_found(format!("Not found: node pool \"{pool_name}\" not found."))
-        })?;
-    let pool = pools
-        .iter_mut()
-        .find(|p| p.get("name").and_then(Value::as_str) == Some(pool_name))
-        .ok_or_else(|| {
-            ApiError::not_found(format!("Not found: node pool \"{pool_name}\" not found."))
-        })?;
+    let pool = find_pool_mut(&mut resource, pool_name)?;
     let mode = check_mode(&body, "workloadMetadataConfig", wi)?;
     let obj = body.as_object().cloned().unwrap_or_default();
     let settings: Vec<(&String, &Value)> = obj
@@ -1412,10 +1409,7 @@ fn update_node_pool(
         OnDone::Nothing,
         now,
     );
-    let rendered = render_operation(&world, &op, now, &req.version);
-    drop(world);
-    core.persist();
-    Ok(rendered)
+    respond_with_op(core, req, world, &op)
 }
 
 fn delete_node_pool(
@@ -1444,10 +1438,7 @@ fn delete_node_pool(
         OnDone::DeleteNodePool(pool_name.to_string()),
         now,
     );
-    let rendered = render_operation(&world, &op, now, &req.version);
-    drop(world);
-    core.persist();
-    Ok(rendered)
+    respond_with_op(core, req, world, &op)
 }
 
 /// Applies the effects of finished operations; returns the keys of deleted clusters.

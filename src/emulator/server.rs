@@ -167,6 +167,17 @@ pub(crate) fn env_script(env: &[(String, String)]) -> String {
 }
 
 impl Core {
+    /// The configured latency, then one more request in the stats.
+    async fn delay_and_count(&self) {
+        if let Some(l) = self.cfg.latency {
+            tokio::time::sleep(l).await;
+        }
+        self.stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .requests += 1;
+    }
+
     /// The world, locked. Never hold it across an `.await` or while calling into a cluster.
     pub fn world(&self) -> MutexGuard<'_, World> {
         self.world.lock().unwrap_or_else(|e| e.into_inner())
@@ -628,13 +639,7 @@ async fn kube_middleware(
     req: Request,
     next: Next,
 ) -> Response<Body> {
-    if let Some(l) = core.cfg.latency {
-        tokio::time::sleep(l).await;
-    }
-    core.stats
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .requests += 1;
+    core.delay_and_count().await;
     let verb = match *req.method() {
         Method::GET => "get",
         Method::POST => "create",
@@ -679,13 +684,7 @@ async fn dispatch(State(core): State<Arc<Core>>, req: Request) -> Response<Body>
                 .into_response();
         }
     };
-    if let Some(l) = core.cfg.latency {
-        tokio::time::sleep(l).await;
-    }
-    core.stats
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .requests += 1;
+    core.delay_and_count().await;
     core.tick().await;
     let path = parts.uri.path().to_string();
     let query: Vec<(String, String)> = parts

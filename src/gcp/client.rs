@@ -208,6 +208,23 @@ fn sa_project(email: &str) -> &str {
         .unwrap_or("-")
 }
 
+/// A call on one service account: `v1/projects/P/serviceAccounts/{email}{suffix}`
+/// (`suffix` is empty or a custom verb such as `:getIamPolicy`).
+fn service_account_call(name: &'static str, method: Method, email: &str, suffix: &str) -> Call {
+    Call::new(
+        Api::Iam,
+        name,
+        method,
+        &[
+            "v1",
+            "projects",
+            sa_project(email),
+            "serviceAccounts",
+            &format!("{email}{suffix}"),
+        ],
+    )
+}
+
 fn not_found_as_none<T>(r: Result<T, GcpError>) -> Result<Option<T>, GcpError> {
     match r {
         Ok(v) => Ok(Some(v)),
@@ -414,6 +431,17 @@ impl GcpClient {
 
     // ---------------------------------------------------------------- GKE
 
+    fn operation_segments<'a>(project: &'a str, location: &'a str) -> [&'a str; 6] {
+        [
+            "v1",
+            "projects",
+            project,
+            "locations",
+            location,
+            "operations",
+        ]
+    }
+
     fn cluster_segments(key: &ClusterKey) -> [&str; 7] {
         [
             "v1",
@@ -516,14 +544,7 @@ impl GcpClient {
             Api::Container,
             "operations.list",
             Method::GET,
-            &[
-                "v1",
-                "projects",
-                project,
-                "locations",
-                location,
-                "operations",
-            ],
+            &Self::operation_segments(project, location),
         );
         let r: ListOperationsResponse = self.send(call).await?;
         Ok(r.operations)
@@ -536,20 +557,9 @@ impl GcpClient {
         location: &str,
         name: &str,
     ) -> Result<Operation, GcpError> {
-        let call = Call::new(
-            Api::Container,
-            "operations.get",
-            Method::GET,
-            &[
-                "v1",
-                "projects",
-                project,
-                "locations",
-                location,
-                "operations",
-                name,
-            ],
-        );
+        let mut segs = Self::operation_segments(project, location).to_vec();
+        segs.push(name);
+        let call = Call::new(Api::Container, "operations.get", Method::GET, &segs);
         self.send(call).await
     }
 
@@ -735,18 +745,7 @@ impl GcpClient {
         &self,
         email: &str,
     ) -> Result<Option<ServiceAccount>, GcpError> {
-        let call = Call::new(
-            Api::Iam,
-            "serviceAccounts.get",
-            Method::GET,
-            &[
-                "v1",
-                "projects",
-                sa_project(email),
-                "serviceAccounts",
-                email,
-            ],
-        );
+        let call = service_account_call("serviceAccounts.get", Method::GET, email, "");
         not_found_as_none(self.send(call).await)
     }
 
@@ -808,30 +807,14 @@ impl GcpClient {
             "name".into(),
             format!("projects/{project}/serviceAccounts/{email}").into(),
         );
-        let call = Call::new(
-            Api::Iam,
-            "serviceAccounts.patch",
-            Method::PATCH,
-            &["v1", "projects", project, "serviceAccounts", email],
-        )
-        .body(json!({ "serviceAccount": sa, "updateMask": mask.join(",") }));
+        let call = service_account_call("serviceAccounts.patch", Method::PATCH, email, "")
+            .body(json!({ "serviceAccount": sa, "updateMask": mask.join(",") }));
         self.send(call).await
     }
 
     /// `serviceAccounts.delete`; an account that is already gone is success.
     pub async fn delete_service_account(&self, email: &str) -> Result<(), GcpError> {
-        let call = Call::new(
-            Api::Iam,
-            "serviceAccounts.delete",
-            Method::DELETE,
-            &[
-                "v1",
-                "projects",
-                sa_project(email),
-                "serviceAccounts",
-                email,
-            ],
-        );
+        let call = service_account_call("serviceAccounts.delete", Method::DELETE, email, "");
         match self.send::<Value>(call).await {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
@@ -842,17 +825,11 @@ impl GcpClient {
     /// `serviceAccounts.getIamPolicy`: POST, no body,
     /// `options.requestedPolicyVersion=3` in the query.
     pub async fn get_service_account_iam_policy(&self, email: &str) -> Result<Policy, GcpError> {
-        let call = Call::new(
-            Api::Iam,
+        let call = service_account_call(
             "serviceAccounts.getIamPolicy",
             Method::POST,
-            &[
-                "v1",
-                "projects",
-                sa_project(email),
-                "serviceAccounts",
-                &format!("{email}:getIamPolicy"),
-            ],
+            email,
+            ":getIamPolicy",
         )
         .query("options.requestedPolicyVersion", "3");
         self.send(call).await
@@ -865,17 +842,11 @@ impl GcpClient {
         email: &str,
         policy: &Policy,
     ) -> Result<Policy, GcpError> {
-        let call = Call::new(
-            Api::Iam,
+        let call = service_account_call(
             "serviceAccounts.setIamPolicy",
             Method::POST,
-            &[
-                "v1",
-                "projects",
-                sa_project(email),
-                "serviceAccounts",
-                &format!("{email}:setIamPolicy"),
-            ],
+            email,
+            ":setIamPolicy",
         )
         .body(json!({ "policy": policy, "updateMask": "bindings,etag" }));
         self.send(call).await

@@ -89,6 +89,34 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Sp<T> {
     }
 }
 
+/// The `visit_*` methods both visitors share: a scalar or sequence handed over
+/// directly (no span) becomes an unspanned value.
+macro_rules! plain_visits {
+    () => {
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            plain(v.into_deserializer())
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            plain(v.into_deserializer())
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            plain(v.into_deserializer())
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            plain(v.into_deserializer())
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            plain(v.into_deserializer())
+        }
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+            plain(v.into_deserializer())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            plain(de::value::SeqAccessDeserializer::new(seq))
+        }
+    };
+}
+
 struct NewtypeVisitor<T>(PhantomData<T>);
 
 impl<'de, T: Deserialize<'de>> Visitor<'de> for NewtypeVisitor<T> {
@@ -105,27 +133,7 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for NewtypeVisitor<T> {
     }
 
     // Deserializers that do not forward newtypes hand us the value directly.
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        plain(v.into_deserializer())
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        plain(v.into_deserializer())
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        plain(v.into_deserializer())
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        plain(v.into_deserializer())
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        plain(v.into_deserializer())
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-        plain(v.into_deserializer())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        plain(de::value::SeqAccessDeserializer::new(seq))
-    }
+    plain_visits!();
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
         plain(de::value::MapAccessDeserializer::new(map))
     }
@@ -216,27 +224,7 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for InnerVisitor<T> {
         }
     }
 
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        plain(v.into_deserializer())
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        plain(v.into_deserializer())
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        plain(v.into_deserializer())
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        plain(v.into_deserializer())
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        plain(v.into_deserializer())
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-        plain(v.into_deserializer())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        plain(de::value::SeqAccessDeserializer::new(seq))
-    }
+    plain_visits!();
 }
 
 struct PrependKey<K, A> {

@@ -92,6 +92,63 @@ impl Ctx {
         &list.value
     }
 
+    /// An item's own value, checked like [`Ctx::name`], or else the spec's
+    /// default; with neither, records the problem `missing` builds and yields "".
+    fn or_default(
+        &mut self,
+        own: Option<&Sp<String>>,
+        default: Option<&Sp<String>>,
+        (what, code, check): NameCheck,
+        missing: impl FnOnce(&Self) -> Problem,
+    ) -> String {
+        match (own, default) {
+            (Some(v), _) => {
+                self.name(v, what, code, check);
+                v.value.clone()
+            }
+            (None, Some(d)) => d.value.clone(),
+            (None, None) => {
+                let p = missing(self);
+                self.push(p);
+                String::new()
+            }
+        }
+    }
+
+    /// Records `name` as declared in `project`; a second declaration is
+    /// reported (`{kind} ... is declared twice`) and yields the first one.
+    fn first_declaration<'a>(
+        &mut self,
+        seen: &mut HashMap<(String, String), &'a Sp<String>>,
+        project: &str,
+        name: &'a Sp<String>,
+        (kind, code, help): (&str, &'static str, Option<&str>),
+    ) -> Option<&'a Sp<String>> {
+        let duplicate = seen.get(&(project.to_owned(), name.value.clone())).copied();
+        match duplicate {
+            Some(first) => {
+                let mut p = self
+                    .new_problem(
+                        code,
+                        format!(
+                            "{kind} `{}` is declared twice in project `{project}`",
+                            name.value
+                        ),
+                    )
+                    .label(name.span(), "declared again here")
+                    .label(first.span(), "first declared here");
+                if let Some(help) = help {
+                    p = p.help(help);
+                }
+                self.push(p);
+            }
+            None => {
+                seen.insert((project.to_owned(), name.value.clone()), name);
+            }
+        }
+        duplicate
+    }
+
     fn too_many(&mut self, what: &str, limit: usize, span: Option<Range<usize>>) {
         let p = self
             .new_problem(
@@ -103,6 +160,16 @@ impl Ctx {
         self.push(p);
     }
 }
+
+/// How one kind of name is checked: what it is called, the problem code, the rule.
+type NameCheck = (&'static str, &'static str, fn(&str) -> Result<(), String>);
+
+/// How a project id is checked wherever one is written.
+const PROJECT_ID: NameCheck = (
+    "project id",
+    "wi::spec::invalid_project_id",
+    names::check_project_id,
+);
 
 /// The resolved facts about one declared cluster.
 struct ClusterInfo<'a> {
@@ -244,57 +311,34 @@ fn validate_clusters<'a>(
             names::check_cluster_name,
         );
 
-        let project = match (&c.project, default_project) {
-            (Some(p), _) => {
-                cx.name(
-                    p,
-                    "project id",
-                    "wi::spec::invalid_project_id",
-                    names::check_project_id,
-                );
-                p.value.clone()
-            }
-            (None, Some(d)) => d.value.clone(),
-            (None, None) => {
-                let p = cx
-                    .new_problem(
-                        "wi::spec::missing_project",
-                        format!("cluster `{}` has no project", c.name.value),
-                    )
-                    .label(c.name.span(), "no `project` here and no `defaults.project`")
-                    .help("set `project` on the cluster, or `defaults.project`");
-                cx.push(p);
-                String::new()
-            }
-        };
-        let location = match (&c.location, default_location) {
-            (Some(l), _) => {
-                cx.name(
-                    l,
-                    "location",
-                    "wi::spec::invalid_location",
-                    names::check_location,
-                );
-                l.value.clone()
-            }
-            (None, Some(d)) => d.value.clone(),
-            (None, None) => {
-                let p = cx
-                    .new_problem(
-                        "wi::spec::missing_location",
-                        format!("cluster `{}` has no location", c.name.value),
-                    )
-                    .label(
-                        c.name.span(),
-                        "no `location` here and no `defaults.location`",
-                    )
-                    .help(
-                        "set `location` (a region or zone) on the cluster, or `defaults.location`",
-                    );
-                cx.push(p);
-                String::new()
-            }
-        };
+        let project = cx.or_default(c.project.as_ref(), default_project, PROJECT_ID, |cx| {
+            cx.new_problem(
+                "wi::spec::missing_project",
+                format!("cluster `{}` has no project", c.name.value),
+            )
+            .label(c.name.span(), "no `project` here and no `defaults.project`")
+            .help("set `project` on the cluster, or `defaults.project`")
+        });
+        let location = cx.or_default(
+            c.location.as_ref(),
+            default_location,
+            (
+                "location",
+                "wi::spec::invalid_location",
+                names::check_location,
+            ),
+            |cx| {
+                cx.new_problem(
+                    "wi::spec::missing_location",
+                    format!("cluster `{}` has no location", c.name.value),
+                )
+                .label(
+                    c.name.span(),
+                    "no `location` here and no `defaults.location`",
+                )
+                .help("set `location` (a region or zone) on the cluster, or `defaults.location`")
+            },
+        );
 
         let workload_identity = c.workload_identity.as_ref().is_none_or(|w| w.value);
         let wi_span = c.workload_identity.as_ref().and_then(Sp::span);
@@ -400,26 +444,16 @@ fn validate_clusters<'a>(
             }
         });
 
-        let duplicate = seen.get(&(project.clone(), c.name.value.clone())).copied();
-        match duplicate {
-            Some(first) => {
-                let p = cx
-                    .new_problem(
-                        "wi::spec::duplicate_cluster",
-                        format!(
-                            "cluster `{}` is declared twice in project `{project}`",
-                            c.name.value
-                        ),
-                    )
-                    .label(c.name.span(), "declared again here")
-                    .label(first.span(), "first declared here")
-                    .help("cluster names are unique within a project");
-                cx.push(p);
-            }
-            None => {
-                seen.insert((project.clone(), c.name.value.clone()), &c.name);
-            }
-        }
+        let duplicate = cx.first_declaration(
+            &mut seen,
+            &project,
+            &c.name,
+            (
+                "cluster",
+                "wi::spec::duplicate_cluster",
+                Some("cluster names are unique within a project"),
+            ),
+        );
 
         let key = ClusterKey {
             project,
@@ -502,29 +536,14 @@ fn validate_accounts<'a>(
             "wi::spec::invalid_account_id",
             names::check_account_id,
         );
-        let project = match (&a.project, default_project) {
-            (Some(p), _) => {
-                cx.name(
-                    p,
-                    "project id",
-                    "wi::spec::invalid_project_id",
-                    names::check_project_id,
-                );
-                p.value.clone()
-            }
-            (None, Some(d)) => d.value.clone(),
-            (None, None) => {
-                let p = cx
-                    .new_problem(
-                        "wi::spec::missing_project",
-                        format!("service account `{}` has no project", a.name.value),
-                    )
-                    .label(a.name.span(), "no `project` here and no `defaults.project`")
-                    .help("set `project` on the account, or `defaults.project`");
-                cx.push(p);
-                String::new()
-            }
-        };
+        let project = cx.or_default(a.project.as_ref(), default_project, PROJECT_ID, |cx| {
+            cx.new_problem(
+                "wi::spec::missing_project",
+                format!("service account `{}` has no project", a.name.value),
+            )
+            .label(a.name.span(), "no `project` here and no `defaults.project`")
+            .help("set `project` on the account, or `defaults.project`")
+        });
         if let Some(d) = &a.display_name
             && d.value.chars().count() > MAX_DISPLAY_NAME
         {
@@ -553,25 +572,12 @@ fn validate_accounts<'a>(
                 }
             }
         }
-        let duplicate = seen.get(&(project.clone(), a.name.value.clone())).copied();
-        match duplicate {
-            Some(first) => {
-                let p = cx
-                    .new_problem(
-                        "wi::spec::duplicate_account",
-                        format!(
-                            "service account `{}` is declared twice in project `{project}`",
-                            a.name.value
-                        ),
-                    )
-                    .label(a.name.span(), "declared again here")
-                    .label(first.span(), "first declared here");
-                cx.push(p);
-            }
-            None => {
-                seen.insert((project.clone(), a.name.value.clone()), &a.name);
-            }
-        }
+        let duplicate = cx.first_declaration(
+            &mut seen,
+            &project,
+            &a.name,
+            ("service account", "wi::spec::duplicate_account", None),
+        );
         if duplicate.is_none() {
             infos.push(AccountInfo {
                 project: project.clone(),

@@ -521,6 +521,11 @@ async fn handle(
     }
 }
 
+/// 422 for a bad `PatchOptions` query parameter.
+fn invalid_patch_options(e: FieldError) -> ApiError {
+    ApiError::invalid("meta.k8s.io", "PatchOptions", "", vec![e])
+}
+
 /// A POST/PUT body: JSON, or protobuf as kubectl's typed clients send it.
 fn parse_body(content_type: &str, body: &Bytes) -> Result<Value, ApiError> {
     if content_type == "application/vnd.kubernetes.protobuf" {
@@ -717,15 +722,10 @@ fn patch(
         None => {
             let manager = query.get("fieldManager").unwrap_or("");
             if manager.is_empty() {
-                return Err(ApiError::invalid(
-                    "meta.k8s.io",
-                    "PatchOptions",
-                    "",
-                    vec![FieldError::required(
-                        "fieldManager",
-                        "is required for apply patch",
-                    )],
-                ));
+                return Err(invalid_patch_options(FieldError::required(
+                    "fieldManager",
+                    "is required for apply patch",
+                )));
             }
             let text = std::str::from_utf8(body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
@@ -745,15 +745,10 @@ fn patch(
         }
         Some(kind) => {
             if force.is_some() {
-                return Err(ApiError::invalid(
-                    "meta.k8s.io",
-                    "PatchOptions",
-                    "",
-                    vec![FieldError::forbidden(
-                        "force",
-                        "may not be specified for non-apply patch",
-                    )],
-                ));
+                return Err(invalid_patch_options(FieldError::forbidden(
+                    "force",
+                    "may not be specified for non-apply patch",
+                )));
             }
             let patch: Value = serde_json::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;

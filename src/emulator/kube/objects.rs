@@ -554,23 +554,8 @@ impl FieldSelector {
 /// the real server drops (or refuses, with `fieldValidation=Strict` or in a
 /// server-side apply). `None` means any shape is accepted (pods, maps).
 fn known_fields(resource: Resource, path: &[&str]) -> Option<&'static [&'static str]> {
-    const META: &[&str] = &[
-        "name",
-        "generateName",
-        "namespace",
-        "selfLink",
-        "uid",
-        "resourceVersion",
-        "generation",
-        "creationTimestamp",
-        "deletionTimestamp",
-        "deletionGracePeriodSeconds",
-        "labels",
-        "annotations",
-        "ownerReferences",
-        "finalizers",
-        "managedFields",
-    ];
+    // ObjectMeta's fields are the ones [`META_ORDER`] sorts.
+    const META: &[&str] = &META_ORDER;
     const OBJECT_REFERENCE: &[&str] = &[
         "kind",
         "namespace",

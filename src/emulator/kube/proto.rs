@@ -124,16 +124,7 @@ fn object_reference(buf: &[u8]) -> Result<Value, String> {
         "resourceVersion",
         "fieldPath",
     ];
-    let mut m = Map::new();
-    for (num, f) in fields(buf)? {
-        if let (Some(name), Field::Bytes(b)) = (names.get(num as usize), f)
-            && !name.is_empty()
-            && !b.is_empty()
-        {
-            m.insert((*name).to_string(), json!(text(b)?));
-        }
-    }
-    Ok(Value::Object(m))
+    string_fields(buf, &names)
 }
 
 fn string_fields(buf: &[u8], names: &[&str]) -> Result<Value, String> {
