@@ -20,7 +20,9 @@ use wi::plan::file;
 use wi::spec::Format;
 
 fn corpus(target: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.expect("corpus entry").path())
@@ -92,7 +94,10 @@ fn write_plan_seeds() {
         ("structured_values", fx::structured_values()),
     ];
     for (name, plan) in &plans {
-        write(&format!("valid_{name}.json"), &file::encode(plan).expect("encode"));
+        write(
+            &format!("valid_{name}.json"),
+            &file::encode(plan).expect("encode"),
+        );
     }
 
     // Hostile text inside a correctly checksummed plan: escape codes, bidi
@@ -110,7 +115,10 @@ fn write_plan_seeds() {
         change.depends_on.push(change.address.clone());
     }
     odd.spec_digest = "\u{0}".into();
-    write("hostile_odd_text.json", &file::encode(&odd).expect("encode"));
+    write(
+        "hostile_odd_text.json",
+        &file::encode(&odd).expect("encode"),
+    );
 
     // A tampered plan: one attribute changed after writing.
     let good = file::encode(&fx::create_everything()).expect("encode");
@@ -123,8 +131,7 @@ fn write_plan_seeds() {
     // Envelope problems.
     let envelope = |plan: Value| -> Vec<u8> {
         let sum = file::checksum(&plan);
-        serde_json::to_vec(&json!({"wi_plan": "1.0", "checksum": sum, "plan": plan}))
-            .expect("json")
+        serde_json::to_vec(&json!({"wi_plan": "1.0", "checksum": sum, "plan": plan})).expect("json")
     };
     write(
         "hostile_future_version.json",
@@ -133,15 +140,22 @@ fn write_plan_seeds() {
     );
     write(
         "hostile_inner_version.json",
-        &envelope(json!({"format_version": "7.1", "spec_digest": "", "changes": [], "warnings": [], "fingerprints": []})),
+        &envelope(
+            json!({"format_version": "7.1", "spec_digest": "", "changes": [], "warnings": [], "fingerprints": []}),
+        ),
     );
-    write("hostile_wrong_shape.json", &envelope(json!({"changes": {"a": 1}})));
+    write(
+        "hostile_wrong_shape.json",
+        &envelope(json!({"changes": {"a": 1}})),
+    );
     write("hostile_null_plan.json", &envelope(Value::Null));
     write(
         "hostile_unknown_resource.json",
-        &envelope(json!({"format_version": "1.0", "spec_digest": "x", "warnings": [], "fingerprints": [],
+        &envelope(
+            json!({"format_version": "1.0", "spec_digest": "x", "warnings": [], "fingerprints": [],
             "changes": [{"address": "a", "resource": {"type": "bucket", "name": "b"}, "action": "explode",
-                "before": null, "after": null, "reason": {"code": "c", "message": "m"}}]})),
+                "before": null, "after": null, "reason": {"code": "c", "message": "m"}}]}),
+        ),
     );
     let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
     write("hostile_deep_nesting.json", deep.as_bytes());
