@@ -279,6 +279,11 @@ impl Renderer<'_> {
             })
             .collect();
         let hidden = total - shown.len();
+        // Attribute names are data too (a saved plan's, or a nested object's keys).
+        let shown: Vec<(String, Diff<'_>)> = shown
+            .into_iter()
+            .map(|(k, d)| (sanitize(&k, false), d))
+            .collect();
         let width = shown
             .iter()
             .map(|(k, _)| k.chars().count())
@@ -415,6 +420,10 @@ impl Renderer<'_> {
 
     /// Entries of an added or removed object: all shown, keys aligned.
     fn nested(&self, entries: Vec<(String, Diff<'_>)>, ind: usize, out: &mut Vec<String>) {
+        let entries: Vec<(String, Diff<'_>)> = entries
+            .into_iter()
+            .map(|(k, d)| (sanitize(&k, false), d))
+            .collect();
         let width = entries
             .iter()
             .map(|(k, _)| k.chars().count())

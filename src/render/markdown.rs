@@ -164,7 +164,7 @@ fn row(c: &ResourceChange) -> String {
     }
     format!(
         "| `{sym}` | `{}` | {action} | {reason} |\n",
-        c.address.replace('`', "'")
+        code_cell(&c.address)
     )
 }
 
@@ -175,7 +175,7 @@ fn warnings_section(plan: &Plan) -> String {
             items.push(format!(
                 "- **{}** (`{}`): {}\n",
                 warning_title(&w.code),
-                c.address.replace('`', "'"),
+                code_cell(&c.address),
                 cell(w.message.trim())
             ));
         }
@@ -184,7 +184,7 @@ fn warnings_section(plan: &Plan) -> String {
         let at = w
             .address
             .as_deref()
-            .map(|a| format!(" (`{}`)", a.replace('`', "'")))
+            .map(|a| format!(" (`{}`)", code_cell(a)))
             .unwrap_or_default();
         items.push(format!(
             "- **{}**{at}: {}\n",
@@ -203,6 +203,11 @@ fn warnings_section(plan: &Plan) -> String {
 /// Text safe inside a table cell: one line, pipes escaped.
 fn cell(text: &str) -> String {
     super::style::sanitize(text, false).replace('|', "\\|")
+}
+
+/// Text safe inside a code span in a table cell: as [`cell`], and no backticks.
+fn code_cell(text: &str) -> String {
+    cell(text).replace('`', "'")
 }
 
 fn truncate_at_char(mut s: String, max: usize) -> String {
