@@ -163,8 +163,36 @@ async fn kill_dash_nine_loses_nothing() {
     assert_eq!(s, 200);
     assert_eq!(op2["status"], "RUNNING");
     let (_, c1_before) = api.call(Method::GET, &format!("{clusters}/c1"), None).await;
+    // A Kubernetes write the moment before the kill: it must survive too.
+    let kube_client = |cluster: &Value| {
+        use base64::Engine;
+        let ca = base64::engine::general_purpose::STANDARD
+            .decode(
+                cluster["masterAuth"]["clusterCaCertificate"]
+                    .as_str()
+                    .unwrap(),
+            )
+            .unwrap();
+        let client = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
+            .build()
+            .unwrap();
+        (
+            client,
+            format!("https://{}", cluster["endpoint"].as_str().unwrap()),
+        )
+    };
+    let (kube, server) = kube_client(&c1_before);
+    let created = kube
+        .post(format!("{server}/api/v1/namespaces"))
+        .bearer_auth(&api.token)
+        .json(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "written-before-kill"}}))
+        .send()
+        .await
+        .expect("kube API answers");
+    assert_eq!(created.status().as_u16(), 201);
 
-    // kill -9 (Child::kill sends SIGKILL on Unix).
+    // kill -9 (Child::kill sends SIGKILL on Unix), right after that response.
     drop(emulator);
 
     let (mut again, env2) = start(dir.path());
@@ -256,6 +284,18 @@ async fn kill_dash_nine_loses_nothing() {
     assert!(
         resp.is_ok(),
         "cluster API unreachable after restart: {resp:?}"
+    );
+    let (kube, server) = kube_client(&c1);
+    let kept = kube
+        .get(format!("{server}/api/v1/namespaces/written-before-kill"))
+        .bearer_auth(&api2.token)
+        .send()
+        .await
+        .expect("kube API answers");
+    assert_eq!(
+        kept.status().as_u16(),
+        200,
+        "the Kubernetes write survived the kill"
     );
     // The state file is valid JSON at all times (atomic writes).
     let text = std::fs::read_to_string(dir.path().join("state.json")).unwrap();

@@ -609,9 +609,12 @@ impl KubeHost for Host {
         self.core.upgrade()?.authenticate(bearer).map(|p| p.email())
     }
 
+    /// Called after the cluster's lock is released: persist before the
+    /// response goes out, as the Google side does, so a `kill -9` right after
+    /// a Kubernetes write loses nothing.
     fn changed(&self) {
         if let Some(core) = self.core.upgrade() {
-            core.dirty.notify_one();
+            core.persist();
         }
     }
 
