@@ -4,6 +4,9 @@
 //! 200-mapping fleet converges in every seeded run, and every foreign member,
 //! condition, annotation and label planted before the run is still there.
 
+#[macro_use]
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -342,7 +345,7 @@ async fn a_200_mapping_fleet_converges_under_faults_and_loses_nothing() {
         totals.applies += t.applies;
         totals.lost += t.lost;
     }
-    println!(
+    report!(
         "fault suite: runs={} faults_injected={} concurrent_policy_writes={} client_retries={} apply_rounds={} lost_items={}",
         totals.runs,
         totals.faults,

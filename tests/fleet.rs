@@ -2,6 +2,9 @@
 //! list and get calls (one list of accounts per project, one getIamPolicy per
 //! account, one cluster GET and three lists per cluster), never a call per mapping.
 
+#[macro_use]
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,7 +99,7 @@ async fn reading_a_thousand_mappings_takes_a_handful_of_calls() {
     assert!(!plan.has_changes());
     // 1 list of accounts + 1 service + 20 account policies; per cluster 1 GET
     // + namespaces + service accounts (2 pages of 500) + pods.
-    println!("fleet: mappings=1000 read_calls={calls} apply_requests={writes}");
+    report!("fleet: mappings=1000 read_calls={calls} apply_requests={writes}");
     assert!(calls <= 40, "reading 1,000 mappings took {calls} calls");
     emulator.shutdown().await;
 }

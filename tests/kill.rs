@@ -2,8 +2,8 @@
 //! `wi` keeps no state of its own, so whatever a killed run left half done is
 //! simply what the next plan sees.
 
+#[macro_use]
 mod common;
-
 use std::time::Duration;
 
 use common::World;
@@ -138,7 +138,7 @@ async fn killed_applies_converge_on_the_next_run_and_lose_nothing() {
         );
         world.stop().await;
     }
-    println!(
+    report!(
         "kill suite: runs={} killed_mid_run={} lost_items=0",
         runs(),
         killed_mid_run

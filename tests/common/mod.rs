@@ -2,7 +2,16 @@
 //! in-process on loopback, and the real `wi`, `gcloud` and `kubectl`
 //! binaries run against it with a clean environment and a temporary HOME.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
+
+/// Prints a summary line straight to stderr: libtest captures `println!`
+/// of passing tests, and these totals belong in the CI log.
+macro_rules! report {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
