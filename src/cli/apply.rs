@@ -60,7 +60,7 @@ pub(crate) async fn run(settings: &Settings, args: ApplyArgs) -> Result<Success,
     }
     if args.plan_file.is_none() && !args.auto_approve && !confirm(style)? {
         println!("\nApply cancelled.");
-        return Err(CliError::Reported);
+        return Err(CliError::ApplyCancelled);
     }
 
     let (interrupt_tx, interrupt_rx) = watch::channel(false);
@@ -79,7 +79,7 @@ pub(crate) async fn run(settings: &Settings, args: ApplyArgs) -> Result<Success,
     if result.succeeded() {
         Ok(Success::Done)
     } else {
-        Err(CliError::Reported)
+        Err(CliError::ApplyFailed)
     }
 }
 

@@ -92,7 +92,7 @@ async fn demo(settings: &Settings, spec: &Path) -> Result<Success, CliError> {
     let result = pipeline.apply(&plan, &live, false, rx).await;
     pipeline.print_summary(&result);
     if !result.succeeded() {
-        return Err(CliError::Reported);
+        return Err(CliError::ApplyFailed);
     }
 
     println!("\n$ wi plan -f {} --detailed-exitcode\n", spec.display());
@@ -101,7 +101,7 @@ async fn demo(settings: &Settings, spec: &Path) -> Result<Success, CliError> {
     print!("{}", crate::render::human(&again, style));
     if again.has_changes() {
         eprintln!("\nThe second plan still has changes: apply did not converge.");
-        return Err(CliError::Reported);
+        return Err(CliError::DemoDidNotConverge);
     }
     println!(
         "\nThe same pair works by hand: `wi emulator --seed examples/quickstart.seed.yaml` in one terminal, `. ENV-FILE && wi plan -f examples/quickstart.yaml` in another."

@@ -49,9 +49,13 @@ pub(crate) enum CliError {
     Emulator(Box<EmulatorError>),
     /// Anything else (I/O, credentials, endpoints), already a report.
     Other(miette::Report),
-    /// Already told on stdout/stderr (the apply summary, "Apply cancelled."):
-    /// exit 1 and say nothing more.
-    Reported,
+    /// Apply ran and a step failed or Ctrl-C stopped it; the summary on
+    /// stdout already says which.
+    ApplyFailed,
+    /// The user did not answer `yes`; "Apply cancelled." is already printed.
+    ApplyCancelled,
+    /// `wi demo`: the second plan still had changes (already said on stderr).
+    DemoDidNotConverge,
 }
 
 macro_rules! from {
@@ -93,7 +97,9 @@ impl CliError {
             // The emulator's errors are plain messages (no code, no chain).
             CliError::Emulator(e) => miette::miette!("{e}"),
             CliError::Other(report) => report,
-            CliError::Reported => return None,
+            CliError::ApplyFailed | CliError::ApplyCancelled | CliError::DemoDidNotConverge => {
+                return None;
+            }
         })
     }
 }
@@ -106,16 +112,55 @@ pub(crate) fn install_report_hook(stderr: Style) {
     }));
 }
 
-/// Prints the report of a failed command, and the exit code of every outcome.
-pub(crate) fn exit(result: Result<Success, CliError>) -> ExitCode {
-    ExitCode::from(match result {
+/// The exit code of an outcome.
+fn code(result: &Result<Success, CliError>) -> u8 {
+    match result {
         Ok(Success::Done) => EXIT_OK,
         Ok(Success::ChangesPresent) => EXIT_CHANGES,
-        Err(e) => {
-            if let Some(report) = e.into_report() {
-                eprintln!("{report:?}");
-            }
-            EXIT_ERROR
+        Err(_) => EXIT_ERROR,
+    }
+}
+
+/// Prints the report of a failed command, and the exit code of every outcome.
+pub(crate) fn exit(result: Result<Success, CliError>) -> ExitCode {
+    let code = code(&result);
+    if let Err(e) = result
+        && let Some(report) = e.into_report()
+    {
+        eprintln!("{report:?}");
+    }
+    ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_are_the_documented_ones() {
+        assert_eq!(code(&Ok(Success::Done)), 0);
+        assert_eq!(code(&Ok(Success::ChangesPresent)), 2);
+        assert_eq!(code(&Err(CliError::ApplyFailed)), 1);
+        let stale = StalePlan::SpecChanged {
+            planned: "a".into(),
+            current: "b".into(),
+        };
+        assert_eq!(code(&Err(stale.into())), 1);
+    }
+
+    #[test]
+    fn typed_errors_keep_their_code_and_help() {
+        let stale: CliError = StalePlan::SpecChanged {
+            planned: "a".into(),
+            current: "b".into(),
         }
-    })
+        .into();
+        let report = stale.into_report().expect("a report");
+        assert_eq!(
+            report.code().map(|c| c.to_string()).as_deref(),
+            Some("wi::apply::stale_plan")
+        );
+        assert!(report.help().is_some());
+        assert!(CliError::ApplyCancelled.into_report().is_none());
+    }
 }

@@ -38,6 +38,7 @@ pub(crate) enum ColorChoice {
 
 /// Flags every command accepts, before or after the subcommand.
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Global options")]
 pub(crate) struct GlobalArgs {
     /// The spec file (default: $WI_SPEC, else wi.yaml, wi.yml or wi.toml in the
     /// current directory; `wi demo`: examples/quickstart.yaml).
