@@ -1,7 +1,8 @@
 //! The command line, a thin shell over the engine: clap types, the global
-//! flags resolved once into [`settings::Settings`], one file per subcommand
-//! (its args and one `run`), the pipeline plan/apply/demo share, and one
-//! place ([`error`]) that turns every outcome into a report and an exit code.
+//! flags resolved once into `Settings` (`settings.rs`), one file per
+//! subcommand (its args and one `run`), the pipeline plan/apply/demo share
+//! (`pipeline.rs`), the apply progress on stderr (`progress.rs`), and one
+//! place (`error.rs`) that turns every outcome into a report and an exit code.
 
 use std::process::ExitCode;
 
