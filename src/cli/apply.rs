@@ -1,4 +1,5 @@
-//! `wi apply`: make live state match the spec, or run a saved plan.
+//! `wi apply`: make live state match the spec, or run a saved plan after
+//! checking it is still fresh (the check itself lives with the plan).
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -6,20 +7,18 @@ use std::path::PathBuf;
 use miette::IntoDiagnostic;
 use tokio::sync::watch;
 
-use super::session::{self, ConnectArgs};
-use super::{EXIT_ERROR, EXIT_OK};
-use crate::apply::ApplyOptions;
-use crate::plan::{Fingerprint, Plan, PlanOptions};
+use super::error::{CliError, Success};
+use super::pipeline::Pipeline;
+use super::settings::Settings;
+use crate::plan::PlanOptions;
 
 /// Arguments of `wi apply`.
 #[derive(Debug, clap::Args)]
-pub struct ApplyArgs {
+pub(crate) struct ApplyArgs {
     /// A plan saved by `wi plan --out FILE`: run exactly it, without asking again,
     /// and refuse it if live state has moved since.
     #[arg(value_name = "PLANFILE")]
     pub plan_file: Option<PathBuf>,
-    #[command(flatten)]
-    pub connect: ConnectArgs,
     /// Do not ask for confirmation.
     #[arg(long)]
     pub auto_approve: bool,
@@ -31,18 +30,16 @@ pub struct ApplyArgs {
     pub force_conflicts: bool,
 }
 
-pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
-    session::init_logging(args.connect.verbose);
-    let env = session::process_environment();
-    let style = session::style(args.connect.no_color, &env);
-    let (model, _path, digest) = session::load_spec(args.connect.file.as_deref())?;
-    let gcp = session::gcp_client(&env).await?;
-    let live = session::read_live(&gcp, &model, args.connect.parallelism).await?;
+/// Runs `wi apply`.
+pub(crate) async fn run(settings: &Settings, args: ApplyArgs) -> Result<Success, CliError> {
+    let style = &settings.styles.stdout;
+    let pipeline = Pipeline::open(settings, settings.spec_file.as_deref()).await?;
+    let live = pipeline.read_live().await?;
 
     let plan = match &args.plan_file {
         Some(file) => {
             let saved = crate::plan::file::read(file)?;
-            check_fresh(&saved, &digest, &live.fingerprints())?;
+            saved.check_fresh(&pipeline.spec.digest, &live.fingerprints())?;
             saved
         }
         None => {
@@ -50,8 +47,8 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
                 prune: args.prune,
                 force_conflicts: args.force_conflicts,
             };
-            let plan = session::make_plan(&model, &live, &options, digest)?;
-            print!("{}", crate::render::human(&plan, &style));
+            let plan = pipeline.plan(&live, &options)?;
+            print!("{}", crate::render::human(&plan, style));
             plan
         }
     };
@@ -59,11 +56,11 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
         if args.plan_file.is_some() {
             println!("No changes. Your infrastructure matches the spec.");
         }
-        return Ok(EXIT_OK);
+        return Ok(Success::Done);
     }
-    if args.plan_file.is_none() && !args.auto_approve && !confirm(&style)? {
+    if args.plan_file.is_none() && !args.auto_approve && !confirm(style)? {
         println!("\nApply cancelled.");
-        return Ok(EXIT_ERROR);
+        return Err(CliError::ApplyCancelled);
     }
 
     let (interrupt_tx, interrupt_rx) = watch::channel(false);
@@ -75,85 +72,25 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
             let _ = interrupt_tx.send(true);
         }
     });
-    let options = ApplyOptions {
-        parallelism: args.connect.parallelism,
-        force_conflicts: args.force_conflicts,
-        step_deadline: session::step_deadline(&env),
-        ..Default::default()
-    };
-    let result = crate::apply::apply(
-        &plan,
-        &live,
-        session::kube_contexts(&model),
-        gcp,
-        options,
-        session::stderr_progress(args.connect.no_color, &env),
-        interrupt_rx,
-    )
-    .await;
-    print!("{}", crate::render::apply_summary(&result.report(), &style));
-    Ok(if result.succeeded() {
-        EXIT_OK
+    let result = pipeline
+        .apply(&plan, &live, args.force_conflicts, interrupt_rx)
+        .await;
+    pipeline.print_summary(&result);
+    if result.succeeded() {
+        Ok(Success::Done)
     } else {
-        EXIT_ERROR
-    })
+        Err(CliError::ApplyFailed)
+    }
 }
 
-/// Refuses a saved plan made from another spec or from live state that has moved.
-fn check_fresh(plan: &Plan, digest: &str, now: &[Fingerprint]) -> miette::Result<()> {
-    if plan.spec_digest != digest {
-        return Err(miette::miette!(
-            code = "wi::apply::stale_plan",
-            help = "run `wi plan --out FILE` again with the current spec",
-            "plan is stale: it was made from a different version of the spec"
-        ));
-    }
-    let then: std::collections::BTreeMap<&str, &str> = plan
-        .fingerprints
-        .iter()
-        .map(|f| (f.source.as_str(), f.version.as_str()))
-        .collect();
-    let now_map: std::collections::BTreeMap<&str, &str> = now
-        .iter()
-        .map(|f| (f.source.as_str(), f.version.as_str()))
-        .collect();
-    let mut moved: Vec<String> = Vec::new();
-    for (source, version) in &then {
-        match now_map.get(source) {
-            Some(v) if v == version => {}
-            Some(_) => moved.push(format!("{source} changed")),
-            None => moved.push(format!("{source} is gone")),
-        }
-    }
-    for source in now_map.keys() {
-        if !then.contains_key(source) {
-            moved.push(format!("{source} appeared"));
-        }
-    }
-    if moved.is_empty() {
-        return Ok(());
-    }
-    let shown: Vec<String> = moved.iter().take(10).map(|m| format!("  - {m}")).collect();
-    let more = if moved.len() > 10 {
-        format!("\n  ... and {} more", moved.len() - 10)
-    } else {
-        String::new()
-    };
-    Err(miette::miette!(
-        code = "wi::apply::stale_plan",
-        help = "run `wi plan --out FILE` again and review the new plan",
-        "plan is stale: live state has moved since the plan was made:\n{}{more}",
-        shown.join("\n")
-    ))
-}
-
-fn confirm(style: &crate::render::Style) -> miette::Result<bool> {
+fn confirm(style: &crate::render::Style) -> Result<bool, CliError> {
     if !std::io::stdin().is_terminal() {
         return Err(miette::miette!(
             code = "wi::apply::no_terminal",
             help = "pass --auto-approve, or save a reviewed plan with `wi plan --out FILE` and run `wi apply FILE`",
             "refusing to ask for confirmation without a terminal"
-        ));
+        )
+        .into());
     }
     print!("\n{}", crate::render::approval_prompt(style));
     std::io::stdout().flush().into_diagnostic()?;

@@ -8,23 +8,19 @@ use std::time::Duration;
 use miette::{IntoDiagnostic, WrapErr};
 use tokio::sync::watch;
 
-use super::session::{self, Environment};
-use super::{EXIT_ERROR, EXIT_OK};
-use crate::apply::ApplyOptions;
+use super::error::{CliError, Success};
+use super::pipeline::Pipeline;
+use super::settings::{Environment, Settings};
 use crate::emulator::{Emulator, EmulatorConfig};
 use crate::plan::PlanOptions;
 
-/// Arguments of `wi demo`.
+/// The spec the demo plans and applies unless `-f` says otherwise.
+const DEFAULT_SPEC: &str = "examples/quickstart.yaml";
+
+/// Arguments of `wi demo` (the spec is the global `-f`, default
+/// examples/quickstart.yaml).
 #[derive(Debug, clap::Args)]
-pub struct DemoArgs {
-    /// The spec to plan and apply.
-    #[arg(
-        short = 'f',
-        long = "file",
-        default_value = "examples/quickstart.yaml",
-        value_name = "FILE"
-    )]
-    pub file: PathBuf,
+pub(crate) struct DemoArgs {
     /// The emulator's starting world.
     #[arg(
         long,
@@ -35,9 +31,6 @@ pub struct DemoArgs {
     /// How long each emulated GKE operation takes.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub operation_duration: Duration,
-    /// Plain output without colour.
-    #[arg(long)]
-    pub no_color: bool,
 }
 
 /// Resolves an example path against the working directory, then the source tree.
@@ -53,12 +46,17 @@ fn example(path: &Path) -> PathBuf {
     }
 }
 
-pub async fn run(args: DemoArgs) -> miette::Result<u8> {
-    session::init_logging(0);
-    let spec = example(&args.file);
+/// Runs `wi demo`.
+pub(crate) async fn run(settings: &Settings, args: DemoArgs) -> Result<Success, CliError> {
+    // Only the flag: the demo never plans the spec `WI_SPEC` points at.
+    let spec = example(
+        settings
+            .file_flag
+            .as_deref()
+            .unwrap_or(Path::new(DEFAULT_SPEC)),
+    );
     let seed = example(&args.seed);
     let work_dir = tempfile::tempdir().into_diagnostic()?;
-    let style = session::style(args.no_color, &session::process_environment());
 
     println!("Starting the built-in emulator with {} ...", seed.display());
     let emulator = Emulator::start(EmulatorConfig {
@@ -70,49 +68,43 @@ pub async fn run(args: DemoArgs) -> miette::Result<u8> {
     .await
     .into_diagnostic()
     .wrap_err("starting the emulator")?;
+    // The engine talks to the emulator only, configured by its exports.
     let env: Environment = emulator.env().into_iter().collect();
-    let outcome = demo(&spec, &env, style).await;
+    let outcome = match settings.with_environment(env) {
+        Ok(demo_settings) => demo(&demo_settings, &spec).await,
+        Err(e) => Err(e.into()),
+    };
     emulator.shutdown().await;
     outcome
 }
 
-async fn demo(spec: &Path, env: &Environment, style: crate::render::Style) -> miette::Result<u8> {
-    let (model, _, digest) = session::load_spec(Some(spec))?;
-    let gcp = session::gcp_client(env).await?;
-    let parallelism = 16;
+async fn demo(settings: &Settings, spec: &Path) -> Result<Success, CliError> {
+    let style = &settings.styles.stdout;
+    let pipeline = Pipeline::open(settings, Some(spec)).await?;
 
     println!("\n$ wi plan -f {}\n", spec.display());
-    let live = session::read_live(&gcp, &model, parallelism).await?;
-    let plan = session::make_plan(&model, &live, &PlanOptions::default(), digest.clone())?;
-    print!("{}", crate::render::human(&plan, &style));
+    let live = pipeline.read_live().await?;
+    let plan = pipeline.plan(&live, &PlanOptions::default())?;
+    print!("{}", crate::render::human(&plan, style));
 
     println!("\n$ wi apply -f {} --auto-approve\n", spec.display());
     let (_tx, rx) = watch::channel(false);
-    let result = crate::apply::apply(
-        &plan,
-        &live,
-        session::kube_contexts(&model),
-        gcp.clone(),
-        ApplyOptions::default(),
-        session::stderr_progress(!style.color, env),
-        rx,
-    )
-    .await;
-    print!("{}", crate::render::apply_summary(&result.report(), &style));
+    let result = pipeline.apply(&plan, &live, false, rx).await;
+    pipeline.print_summary(&result);
     if !result.succeeded() {
-        return Ok(EXIT_ERROR);
+        return Err(CliError::ApplyFailed);
     }
 
     println!("\n$ wi plan -f {} --detailed-exitcode\n", spec.display());
-    let live = session::read_live(&gcp, &model, parallelism).await?;
-    let again = session::make_plan(&model, &live, &PlanOptions::default(), digest)?;
-    print!("{}", crate::render::human(&again, &style));
+    let live = pipeline.read_live().await?;
+    let again = pipeline.plan(&live, &PlanOptions::default())?;
+    print!("{}", crate::render::human(&again, style));
     if again.has_changes() {
         eprintln!("\nThe second plan still has changes: apply did not converge.");
-        return Ok(EXIT_ERROR);
+        return Err(CliError::DemoDidNotConverge);
     }
     println!(
         "\nThe same pair works by hand: `wi emulator --seed examples/quickstart.seed.yaml` in one terminal, `. ENV-FILE && wi plan -f examples/quickstart.yaml` in another."
     );
-    Ok(EXIT_OK)
+    Ok(Success::Done)
 }

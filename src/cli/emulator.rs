@@ -9,18 +9,20 @@ use std::time::Duration;
 
 use miette::IntoDiagnostic;
 
+use super::error::{CliError, Success};
+use super::settings::Settings;
 use crate::emulator::{Emulator, EmulatorConfig};
 
 /// Arguments of `wi emulator` (boxed: they are large next to the other commands').
 #[derive(Debug, clap::Args)]
-pub struct EmulatorArgs {
+pub(crate) struct EmulatorArgs {
     #[command(flatten)]
     pub opts: Box<EmulatorOpts>,
 }
 
 /// The options of `wi emulator`.
 #[derive(Debug, clap::Args)]
-pub struct EmulatorOpts {
+pub(crate) struct EmulatorOpts {
     /// Address of the Google API listener (HTTPS).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
@@ -56,15 +58,18 @@ pub struct EmulatorOpts {
     pub visibility_delay: Duration,
 }
 
-/// Starts the emulator, prints the exports and waits for a signal.
-pub async fn run(args: EmulatorArgs) -> miette::Result<u8> {
+/// Starts the emulator, prints the exports and waits for a signal. Its own
+/// error lines (a state file or kubeconfig it cannot write) go to the log on
+/// stderr, which `main` sets up for this command like for every other.
+pub(crate) async fn run(_settings: &Settings, args: EmulatorArgs) -> Result<Success, CliError> {
     let args = *args.opts;
     if let Some(p) = args.concurrent_writer
         && !(0.0..=1.0).contains(&p)
     {
         return Err(miette::miette!(
             "--concurrent-writer must be a probability between 0 and 1, got {p}"
-        ));
+        )
+        .into());
     }
     let work_dir = match (&args.work_dir, &args.state) {
         (Some(d), _) => d.clone(),
@@ -95,9 +100,7 @@ pub async fn run(args: EmulatorArgs) -> miette::Result<u8> {
         visibility_delay: args.visibility_delay,
         concurrent_writer: args.concurrent_writer,
     };
-    let emulator = Emulator::start(config)
-        .await
-        .map_err(|e| miette::miette!("{e}"))?;
+    let emulator = Emulator::start(config).await?;
     {
         let mut out = std::io::stdout().lock();
         out.write_all(emulator.env_script().as_bytes())
@@ -111,7 +114,7 @@ pub async fn run(args: EmulatorArgs) -> miette::Result<u8> {
     );
     wait_for_signal().await;
     emulator.shutdown().await;
-    Ok(crate::cli::EXIT_OK)
+    Ok(Success::Done)
 }
 
 async fn wait_for_signal() {

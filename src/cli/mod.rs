@@ -1,28 +1,39 @@
-//! The command line: clap types, one file per subcommand (its args and one
-//! `run`), settings resolved once, errors mapped to exit codes in one place.
+//! The command line, a thin shell over the engine: clap types, the global
+//! flags resolved once into `Settings` (`settings.rs`), one file per
+//! subcommand (its args and one `run`), the pipeline plan/apply/demo share
+//! (`pipeline.rs`), the apply progress on stderr (`progress.rs`), and one
+//! place (`error.rs`) that turns every outcome into a report and an exit code.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub mod apply;
-pub mod demo;
-pub mod emulator;
-pub mod plan;
-pub mod schema;
-pub mod session;
-pub mod validate;
+mod apply;
+mod demo;
+mod emulator;
+mod error;
+mod pipeline;
+mod plan;
+mod progress;
+mod schema;
+mod settings;
+mod validate;
+
+use error::{CliError, Success};
+use settings::{GlobalArgs, Settings, Styles};
 
 /// GKE Workload Identity as code.
 #[derive(Debug, Parser)]
 #[command(name = "wi", version, about, propagate_version = true)]
-pub struct Cli {
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
     #[command(subcommand)]
-    pub command: Command,
+    command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+enum Command {
     /// Check a spec and report every problem at once.
     Validate(validate::ValidateArgs),
     /// Print the JSON Schema of the spec.
@@ -37,41 +48,41 @@ pub enum Command {
     Demo(demo::DemoArgs),
 }
 
-/// Exit codes: 0 success (no changes), 1 error, 2 changes present (`--detailed-exitcode`).
-pub const EXIT_OK: u8 = 0;
-pub const EXIT_ERROR: u8 = 1;
-pub const EXIT_CHANGES: u8 = 2;
-
-/// Parses arguments, runs the command and maps the outcome to an exit code.
+/// Parses arguments, resolves the settings once, runs the command and maps
+/// the outcome to an exit code (0 success, 1 error, 2 changes present with
+/// `wi plan --detailed-exitcode`).
 pub fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
+    let env = settings::process_environment();
+    let styles = Styles::decide(&cli.global, &env);
+    error::install_report_hook(styles.stderr);
+    let settings = match Settings::resolve(&cli.global, env, styles) {
+        Ok(s) => s,
+        Err(e) => return error::exit(Err(e.into())),
+    };
+    settings.init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_ERROR);
+            let e = miette::miette!("cannot start the async runtime: {e}");
+            return error::exit(Err(e.into()));
         }
     };
-    let result = runtime.block_on(async move {
-        match cli.command {
-            Command::Validate(args) => validate::run(args).await,
-            Command::Schema(args) => schema::run(args).await,
-            Command::Plan(args) => plan::run(args).await,
-            Command::Apply(args) => apply::run(args).await,
-            Command::Emulator(args) => emulator::run(args).await,
-            Command::Demo(args) => demo::run(args).await,
-        }
-    });
-    match result {
-        Ok(code) => ExitCode::from(code),
-        Err(report) => {
-            eprintln!("{report:?}");
-            ExitCode::from(EXIT_ERROR)
-        }
+    error::exit(runtime.block_on(run(&settings, cli.command)))
+}
+
+async fn run(settings: &Settings, command: Command) -> Result<Success, CliError> {
+    match command {
+        Command::Validate(args) => validate::run(settings, args).await,
+        Command::Schema(args) => schema::run(settings, args).await,
+        Command::Plan(args) => plan::run(settings, args).await,
+        Command::Apply(args) => apply::run(settings, args).await,
+        Command::Emulator(args) => emulator::run(settings, args).await,
+        Command::Demo(args) => demo::run(settings, args).await,
     }
 }
 
@@ -83,5 +94,38 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Every spelling of the global flags that worked when they were
+    /// per-subcommand flags still parses, before or after the subcommand.
+    #[test]
+    fn global_flags_parse_before_and_after_the_subcommand() {
+        for argv in [
+            &["wi", "plan", "-f", "x.yaml", "--no-color", "-v", "--json"][..],
+            &["wi", "-f", "x.yaml", "--no-color", "-vv", "plan"],
+            &[
+                "wi",
+                "apply",
+                "saved.plan",
+                "-f",
+                "x.yaml",
+                "--parallelism",
+                "4",
+            ],
+            &["wi", "validate", "-f", "x.yaml", "--print-model"],
+            &["wi", "demo", "-f", "x.yaml", "--no-color"],
+            &["wi", "--color", "never", "plan", "--format", "markdown"],
+            &["wi", "emulator", "-q", "--color=always"],
+        ] {
+            Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+        }
+        let cli = Cli::try_parse_from(["wi", "plan", "-vv", "-f", "x.yaml"]).unwrap();
+        assert_eq!(cli.global.verbose, 2);
+        assert_eq!(
+            cli.global.file.as_deref(),
+            Some(std::path::Path::new("x.yaml"))
+        );
+        assert!(Cli::try_parse_from(["wi", "plan", "--no-color", "--color", "always"]).is_err());
+        assert!(Cli::try_parse_from(["wi", "plan", "--json", "--format", "text"]).is_err());
     }
 }

@@ -1,20 +1,34 @@
-//! `wi plan`: show what apply would change, as text, JSON or a saved plan.
+//! `wi plan`: show what apply would change, as text, JSON or Markdown, and
+//! optionally save it for `wi apply FILE`.
 
 use std::path::PathBuf;
 
 use miette::IntoDiagnostic;
 
-use super::session::{self, ConnectArgs};
-use super::{EXIT_CHANGES, EXIT_OK};
+use super::error::{CliError, Success};
+use super::pipeline::Pipeline;
+use super::settings::Settings;
 use crate::plan::PlanOptions;
+
+/// How `wi plan` prints the plan on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum PlanFormat {
+    /// Terraform-style text for terminals.
+    Text,
+    /// The machine-readable plan (versioned JSON).
+    Json,
+    /// A compact table for pull-request comments (at most 65,536 bytes).
+    Markdown,
+}
 
 /// Arguments of `wi plan`.
 #[derive(Debug, clap::Args)]
-pub struct PlanArgs {
-    #[command(flatten)]
-    pub connect: ConnectArgs,
-    /// Print the machine-readable plan (versioned JSON) instead of text.
-    #[arg(long)]
+pub(crate) struct PlanArgs {
+    /// How to print the plan.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+    /// Print the machine-readable plan (versioned JSON): the same as --format json.
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
     /// Save the plan, with the live versions it was computed from, for `wi apply FILE`.
     #[arg(long, value_name = "FILE")]
@@ -30,35 +44,47 @@ pub struct PlanArgs {
     pub force_conflicts: bool,
 }
 
-pub async fn run(args: PlanArgs) -> miette::Result<u8> {
-    session::init_logging(args.connect.verbose);
-    let env = session::process_environment();
-    let (model, _path, digest) = session::load_spec(args.connect.file.as_deref())?;
-    let gcp = session::gcp_client(&env).await?;
-    let live = session::read_live(&gcp, &model, args.connect.parallelism).await?;
+impl PlanArgs {
+    fn format(&self) -> PlanFormat {
+        if self.json {
+            PlanFormat::Json
+        } else {
+            self.format
+        }
+    }
+}
+
+/// Runs `wi plan`.
+pub(crate) async fn run(settings: &Settings, args: PlanArgs) -> Result<Success, CliError> {
+    let pipeline = Pipeline::open(settings, settings.spec_file.as_deref()).await?;
+    let live = pipeline.read_live().await?;
     let options = PlanOptions {
         prune: args.prune,
         force_conflicts: args.force_conflicts,
     };
-    let plan = session::make_plan(&model, &live, &options, digest)?;
-    if args.json {
-        let text = serde_json::to_string_pretty(&crate::render::json(&plan)).into_diagnostic()?;
-        println!("{text}");
-    } else {
-        print!(
+    let plan = pipeline.plan(&live, &options)?;
+    let style = &settings.styles.stdout;
+    let format = args.format();
+    match format {
+        PlanFormat::Text => print!("{}", crate::render::human(&plan, style)),
+        PlanFormat::Json => {
+            let text =
+                serde_json::to_string_pretty(&crate::render::json(&plan)).into_diagnostic()?;
+            println!("{text}");
+        }
+        PlanFormat::Markdown => print!(
             "{}",
-            crate::render::human(&plan, &session::style(args.connect.no_color, &env))
-        );
+            crate::render::markdown(&plan, crate::render::GITHUB_COMMENT_MAX_BYTES)
+        ),
     }
-    if args.out.is_none() && !args.json && plan.has_changes() {
-        println!(
-            "\n{}",
-            crate::render::not_saved_note(&session::style(args.connect.no_color, &env))
-        );
+    // The notes are for people at a terminal; JSON and Markdown stay pure.
+    let notes = format == PlanFormat::Text;
+    if args.out.is_none() && notes && plan.has_changes() {
+        println!("\n{}", crate::render::not_saved_note(style));
     }
     if let Some(out) = &args.out {
         crate::plan::file::write(&plan, out).into_diagnostic()?;
-        if !args.json {
+        if notes {
             println!(
                 "\nSaved the plan to: {}\n\nTo perform exactly these actions, run:\n    wi apply {}",
                 out.display(),
@@ -67,8 +93,8 @@ pub async fn run(args: PlanArgs) -> miette::Result<u8> {
         }
     }
     Ok(if args.detailed_exitcode && plan.has_changes() {
-        EXIT_CHANGES
+        Success::ChangesPresent
     } else {
-        EXIT_OK
+        Success::Done
     })
 }

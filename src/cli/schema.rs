@@ -1,14 +1,15 @@
 //! `wi schema`: print the JSON Schema of the spec (the same text as
 //! `schema/wi.schema.json`), for editors and CI.
 
-use crate::cli::EXIT_OK;
+use super::error::{CliError, Success};
+use super::settings::Settings;
 
 /// Arguments of `wi schema`.
 #[derive(Debug, clap::Args)]
-pub struct SchemaArgs {}
+pub(crate) struct SchemaArgs {}
 
 /// Runs `wi schema`.
-pub async fn run(_args: SchemaArgs) -> miette::Result<u8> {
+pub(crate) async fn run(_settings: &Settings, _args: SchemaArgs) -> Result<Success, CliError> {
     print!("{}", crate::spec::schema_json());
-    Ok(EXIT_OK)
+    Ok(Success::Done)
 }

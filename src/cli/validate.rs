@@ -1,27 +1,24 @@
 //! `wi validate`: load the spec, report every problem at once (stderr, exit 1)
 //! or print a one-line summary of what it declares (stdout, exit 0).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::cli::EXIT_OK;
+use super::error::{CliError, Success};
+use super::settings::Settings;
 use crate::spec;
 
 /// Arguments of `wi validate`.
 #[derive(Debug, clap::Args)]
-pub struct ValidateArgs {
-    /// The spec file (default: wi.yaml, wi.yml or wi.toml in the current directory).
-    #[arg(short = 'f', long = "file", value_name = "FILE", env = "WI_SPEC")]
-    pub file: Option<PathBuf>,
-
+pub(crate) struct ValidateArgs {
     /// Print the validated model (defaults, groups and `ksas` expanded) as JSON
     /// instead of the summary.
     #[arg(long)]
     pub print_model: bool,
 }
 
-/// Runs `wi validate`.
-pub async fn run(args: ValidateArgs) -> miette::Result<u8> {
-    let path = match args.file {
+/// Runs `wi validate` (the spec is the global `-f`, else `WI_SPEC`, else discovered).
+pub(crate) async fn run(settings: &Settings, args: ValidateArgs) -> Result<Success, CliError> {
+    let path = match settings.spec_file.clone() {
         Some(p) => p,
         None => {
             let found = spec::discover(Path::new("."))?;
@@ -37,10 +34,10 @@ pub async fn run(args: ValidateArgs) -> miette::Result<u8> {
         let json = serde_json::to_string_pretty(&model)
             .map_err(|e| miette::miette!("cannot serialize the model: {e}"))?;
         println!("{json}");
-        return Ok(EXIT_OK);
+        return Ok(Success::Done);
     }
     println!("✓ {} is valid: {}", path.display(), summary(&model));
-    Ok(EXIT_OK)
+    Ok(Success::Done)
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -48,7 +45,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 }
 
 /// "2 clusters, 2 service accounts, 4 mappings" (and absent members when any).
-pub fn summary(model: &spec::Model) -> String {
+pub(crate) fn summary(model: &spec::Model) -> String {
     let mut parts = vec![
         plural(model.clusters.len(), "cluster", "clusters"),
         plural(

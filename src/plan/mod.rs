@@ -13,10 +13,12 @@ use crate::spec::ClusterKey;
 
 mod compute;
 pub mod file;
+mod fresh;
 pub use compute::{
     OWNERSHIP_MARKER, PlanError, PlanOptions, Problem, WORKLOAD_IDENTITY_USER, compute, is_owned,
     owned_description,
 };
+pub use fresh::{MovedInput, Movement, StalePlan};
 
 /// Version of the saved / JSON plan format. Minor bumps are additive.
 pub const FORMAT_VERSION: &str = "1.0";

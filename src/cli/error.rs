@@ -1,0 +1,166 @@
+//! Errors are typed where they happen and rendered once, here: every error a
+//! command can end with becomes one miette report on stderr and one exit
+//! code. The codes are few and documented in the README: 0 success, 1 error,
+//! 2 changes present (`wi plan --detailed-exitcode`).
+
+use std::process::ExitCode;
+
+use crate::emulator::EmulatorError;
+use crate::live::LiveError;
+use crate::plan::file::PlanFileError;
+use crate::plan::{PlanError, StalePlan};
+use crate::render::Style;
+use crate::spec::SpecError;
+
+use super::settings::SettingsError;
+
+/// Success; for `wi plan --detailed-exitcode`, also "no changes".
+pub(crate) const EXIT_OK: u8 = 0;
+/// Any error, a failed or cancelled apply.
+pub(crate) const EXIT_ERROR: u8 = 1;
+/// `wi plan --detailed-exitcode`: the plan has changes.
+pub(crate) const EXIT_CHANGES: u8 = 2;
+
+/// How a command that did its job ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Success {
+    /// Exit 0.
+    Done,
+    /// Exit 2: `--detailed-exitcode` and the plan has changes.
+    ChangesPresent,
+}
+
+/// Everything a command can fail with (boxed: errors are rare, results common).
+#[derive(Debug)]
+pub(crate) enum CliError {
+    /// A flag or environment value (`WI_POLL_INTERVAL`, `WI_STEP_TIMEOUT`, ...).
+    Settings(Box<SettingsError>),
+    /// The spec: every problem at once, each pointing at its line.
+    Spec(Box<SpecError>),
+    /// Reading live state.
+    Live(Box<LiveError>),
+    /// Planning found problems live state cannot be reconciled with.
+    Plan(Box<PlanError>),
+    /// A saved plan file that cannot be read or trusted.
+    PlanFile(Box<PlanFileError>),
+    /// A saved plan whose spec or live inputs have moved.
+    StalePlan(Box<StalePlan>),
+    /// `wi emulator` / `wi demo` could not start the emulator.
+    Emulator(Box<EmulatorError>),
+    /// Anything else (I/O, credentials, endpoints), already a report.
+    Other(miette::Report),
+    /// Apply ran and a step failed or Ctrl-C stopped it; the summary on
+    /// stdout already says which.
+    ApplyFailed,
+    /// The user did not answer `yes`; "Apply cancelled." is already printed.
+    ApplyCancelled,
+    /// `wi demo`: the second plan still had changes (already said on stderr).
+    DemoDidNotConverge,
+}
+
+macro_rules! from {
+    ($($variant:ident($ty:ty)),* $(,)?) => {$(
+        impl From<$ty> for CliError {
+            fn from(e: $ty) -> Self {
+                CliError::$variant(Box::new(e))
+            }
+        }
+    )*};
+}
+
+from!(
+    Settings(SettingsError),
+    Spec(SpecError),
+    Live(LiveError),
+    Plan(PlanError),
+    PlanFile(PlanFileError),
+    StalePlan(StalePlan),
+    Emulator(EmulatorError),
+);
+
+impl From<miette::Report> for CliError {
+    fn from(report: miette::Report) -> Self {
+        CliError::Other(report)
+    }
+}
+
+impl CliError {
+    /// The one report users read, if there is anything left to say.
+    pub(crate) fn into_report(self) -> Option<miette::Report> {
+        Some(match self {
+            CliError::Settings(e) => (*e).into(),
+            CliError::Spec(e) => (*e).into(),
+            CliError::Live(e) => (*e).into(),
+            CliError::Plan(e) => (*e).into(),
+            CliError::PlanFile(e) => (*e).into(),
+            CliError::StalePlan(e) => (*e).into(),
+            // The emulator's errors are plain messages (no code, no chain).
+            CliError::Emulator(e) => miette::miette!("{e}"),
+            CliError::Other(report) => report,
+            CliError::ApplyFailed | CliError::ApplyCancelled | CliError::DemoDidNotConverge => {
+                return None;
+            }
+        })
+    }
+}
+
+/// Makes error reports follow the one colour decision (stderr's).
+pub(crate) fn install_report_hook(stderr: Style) {
+    let color = stderr.color;
+    let _ = miette::set_hook(Box::new(move |_| {
+        Box::new(miette::MietteHandlerOpts::new().color(color).build())
+    }));
+}
+
+/// The exit code of an outcome.
+fn code(result: &Result<Success, CliError>) -> u8 {
+    match result {
+        Ok(Success::Done) => EXIT_OK,
+        Ok(Success::ChangesPresent) => EXIT_CHANGES,
+        Err(_) => EXIT_ERROR,
+    }
+}
+
+/// Prints the report of a failed command, and the exit code of every outcome.
+pub(crate) fn exit(result: Result<Success, CliError>) -> ExitCode {
+    let code = code(&result);
+    if let Err(e) = result
+        && let Some(report) = e.into_report()
+    {
+        eprintln!("{report:?}");
+    }
+    ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_are_the_documented_ones() {
+        assert_eq!(code(&Ok(Success::Done)), 0);
+        assert_eq!(code(&Ok(Success::ChangesPresent)), 2);
+        assert_eq!(code(&Err(CliError::ApplyFailed)), 1);
+        let stale = StalePlan::SpecChanged {
+            planned: "a".into(),
+            current: "b".into(),
+        };
+        assert_eq!(code(&Err(stale.into())), 1);
+    }
+
+    #[test]
+    fn typed_errors_keep_their_code_and_help() {
+        let stale: CliError = StalePlan::SpecChanged {
+            planned: "a".into(),
+            current: "b".into(),
+        }
+        .into();
+        let report = stale.into_report().expect("a report");
+        assert_eq!(
+            report.code().map(|c| c.to_string()).as_deref(),
+            Some("wi::apply::stale_plan")
+        );
+        assert!(report.help().is_some());
+        assert!(CliError::ApplyCancelled.into_report().is_none());
+    }
+}

@@ -1,0 +1,331 @@
+//! What was typed, then what it means: the global flags ([`GlobalArgs`]) and
+//! one snapshot of the environment are resolved once, before any command
+//! runs, into [`Settings`]. Every value is validated here with an error that
+//! names the flag or variable, so commands never re-read the environment or
+//! fall back silently to a default when a value is garbage. The one colour
+//! decision (flag, `NO_COLOR`, terminal) is made here for stdout, stderr, the
+//! logs and the error reports alike.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::render::Style;
+
+/// The environment, as a map: a snapshot of the process's, or the demo's
+/// emulator settings handed to the engine without touching the real one.
+pub(crate) type Environment = BTreeMap<String, String>;
+
+/// A snapshot of the process environment, taken once (variables that are not
+/// UTF-8 are left out rather than aborting the run).
+pub(crate) fn process_environment() -> Environment {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
+/// `--color`: when stdout and stderr get ANSI colours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ColorChoice {
+    /// Colour on a terminal, unless `NO_COLOR` is set.
+    Auto,
+    /// Always colour, even into pipes and files.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// Flags every command accepts, before or after the subcommand.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Global options")]
+pub(crate) struct GlobalArgs {
+    /// The spec file (default: $WI_SPEC, else wi.yaml, wi.yml or wi.toml in the
+    /// current directory; `wi demo`: examples/quickstart.yaml).
+    #[arg(short = 'f', long = "file", value_name = "FILE", global = true)]
+    pub file: Option<PathBuf>,
+    /// When to use colours [default: auto: a terminal without NO_COLOR].
+    #[arg(long, value_enum, value_name = "WHEN", global = true)]
+    pub color: Option<ColorChoice>,
+    /// Plain output without colour (the same as --color never; also: NO_COLOR).
+    #[arg(long, global = true, conflicts_with = "color")]
+    pub no_color: bool,
+    /// More logs on stderr (-v, -vv). Tokens and keys are never logged.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors in the logs on stderr (WI_LOG overrides both -v and -q).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// How many API calls may run at once.
+    #[arg(long, default_value_t = 16, value_name = "N", global = true)]
+    pub parallelism: usize,
+}
+
+/// A flag or environment value that cannot be used.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub(crate) enum SettingsError {
+    /// Not a duration at all.
+    #[error("{var}={value:?} is not a duration like 500ms: {reason}")]
+    #[diagnostic(code(wi::settings::duration), help("{help}"))]
+    NotADuration {
+        var: &'static str,
+        value: String,
+        reason: String,
+        help: &'static str,
+    },
+    /// A duration below what makes sense.
+    #[error("{var}={value:?} is too short: it must be at least {min}")]
+    #[diagnostic(code(wi::settings::duration), help("{help}"))]
+    TooShort {
+        var: &'static str,
+        value: String,
+        min: &'static str,
+        help: &'static str,
+    },
+    /// `WI_LOG` is not a tracing filter.
+    #[error("WI_LOG={value:?} is not a log filter: {reason}")]
+    #[diagnostic(
+        code(wi::settings::log_filter),
+        help("use a level (error, warn, info, debug, trace) or directives like `warn,wi=debug`")
+    )]
+    LogFilter { value: String, reason: String },
+    /// `--parallelism 0` would never start a step.
+    #[error("--parallelism must be at least 1")]
+    #[diagnostic(code(wi::settings::parallelism))]
+    Parallelism,
+}
+
+/// A duration-valued variable, its lower bound and what to say about it.
+struct DurationVar {
+    var: &'static str,
+    min: Duration,
+    min_text: &'static str,
+    help: &'static str,
+}
+
+/// `WI_POLL_INTERVAL`: how often to poll long-running operations (default
+/// 3 s growing to 15 s, right for GKE; the emulator exports a shorter one).
+/// Zero would poll in a tight loop (thousands of requests a second).
+const POLL_INTERVAL: DurationVar = DurationVar {
+    var: "WI_POLL_INTERVAL",
+    min: Duration::from_millis(10),
+    min_text: "10ms",
+    help: "unset WI_POLL_INTERVAL for the default (3s growing to 15s), or give a duration like 500ms",
+};
+
+/// `WI_STEP_TIMEOUT`: the deadline of one apply step (default 10 minutes).
+const STEP_TIMEOUT: DurationVar = DurationVar {
+    var: "WI_STEP_TIMEOUT",
+    min: Duration::from_millis(1),
+    min_text: "1ms",
+    help: "unset WI_STEP_TIMEOUT for the default (10m), or give a duration like 90s",
+};
+
+/// The default deadline of one apply step.
+const DEFAULT_STEP_DEADLINE: Duration = Duration::from_secs(600);
+
+impl DurationVar {
+    /// The value in `env`, validated; `None` when unset or empty.
+    fn read(&self, env: &Environment) -> Result<Option<Duration>, SettingsError> {
+        let Some(value) = env.get(self.var).filter(|v| !v.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let parsed =
+            humantime::parse_duration(value.trim()).map_err(|e| SettingsError::NotADuration {
+                var: self.var,
+                value: value.clone(),
+                reason: e.to_string(),
+                help: self.help,
+            })?;
+        if parsed < self.min {
+            return Err(SettingsError::TooShort {
+                var: self.var,
+                value: value.clone(),
+                min: self.min_text,
+                help: self.help,
+            });
+        }
+        Ok(Some(parsed))
+    }
+}
+
+/// The colour decision for each stream, made before anything can fail so
+/// that even a settings error is rendered the way the user asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Styles {
+    /// Plans and summaries.
+    pub stdout: Style,
+    /// Progress, logs and error reports.
+    pub stderr: Style,
+}
+
+impl Styles {
+    /// One decision: `--color`/`--no-color`, else `NO_COLOR`, else whether
+    /// the stream is a terminal.
+    pub(crate) fn decide(args: &GlobalArgs, env: &Environment) -> Styles {
+        let choice = match (args.no_color, args.color) {
+            (true, _) => ColorChoice::Never,
+            (false, Some(c)) => c,
+            (false, None) => ColorChoice::Auto,
+        };
+        let for_stream = |is_terminal: bool| match choice {
+            ColorChoice::Always => Style::COLOR,
+            ColorChoice::Never => Style::PLAIN,
+            ColorChoice::Auto => {
+                Style::decide(is_terminal, env.get("NO_COLOR").map(String::as_str), false)
+            }
+        };
+        Styles {
+            stdout: for_stream(std::io::stdout().is_terminal()),
+            stderr: for_stream(std::io::stderr().is_terminal()),
+        }
+    }
+}
+
+/// What the engine is tuned with: resolved from an environment, so the demo
+/// can resolve them again from its emulator's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EngineSettings {
+    /// `WI_POLL_INTERVAL`, when set: the first poll interval of long-running
+    /// operations (the longest is four times it).
+    pub poll_interval: Option<Duration>,
+    /// `WI_STEP_TIMEOUT`, else 10 minutes: the deadline of one apply step.
+    pub step_deadline: Duration,
+    /// `--parallelism`: API calls at once.
+    pub parallelism: usize,
+}
+
+impl EngineSettings {
+    fn resolve(env: &Environment, parallelism: usize) -> Result<Self, SettingsError> {
+        if parallelism == 0 {
+            return Err(SettingsError::Parallelism);
+        }
+        Ok(Self {
+            poll_interval: POLL_INTERVAL.read(env)?,
+            step_deadline: STEP_TIMEOUT.read(env)?.unwrap_or(DEFAULT_STEP_DEADLINE),
+            parallelism,
+        })
+    }
+}
+
+/// Everything a command needs to know about how it was invoked.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// The environment the engine's clients are configured from.
+    pub env: Environment,
+    /// `-f/--file` exactly as typed.
+    pub file_flag: Option<PathBuf>,
+    /// `-f/--file`, else `WI_SPEC`; `None`: discover in the current directory.
+    pub spec_file: Option<PathBuf>,
+    /// Colours of stdout and stderr.
+    pub styles: Styles,
+    /// The tracing filter: `WI_LOG`, else from `-v`/`-q`.
+    pub log_filter: String,
+    /// Poll interval, step deadline, parallelism.
+    pub engine: EngineSettings,
+}
+
+impl Settings {
+    /// Resolves and validates everything once.
+    pub(crate) fn resolve(
+        args: &GlobalArgs,
+        env: Environment,
+        styles: Styles,
+    ) -> Result<Settings, SettingsError> {
+        let log_filter = match env.get("WI_LOG").filter(|v| !v.trim().is_empty()) {
+            Some(value) => {
+                tracing_subscriber::EnvFilter::try_new(value).map_err(|e| {
+                    SettingsError::LogFilter {
+                        value: value.clone(),
+                        reason: e.to_string(),
+                    }
+                })?;
+                value.clone()
+            }
+            None => match (args.quiet, args.verbose) {
+                (true, _) => "error",
+                (false, 0) => "warn",
+                (false, 1) => "info,wi=debug",
+                (false, _) => "debug",
+            }
+            .to_string(),
+        };
+        let engine = EngineSettings::resolve(&env, args.parallelism)?;
+        let spec_file = args.file.clone().or_else(|| {
+            env.get("WI_SPEC")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        });
+        Ok(Settings {
+            file_flag: args.file.clone(),
+            spec_file,
+            styles,
+            log_filter,
+            engine,
+            env,
+        })
+    }
+
+    /// The same settings, with the engine pointed at another environment
+    /// (the demo's in-process emulator) and its values resolved from it.
+    pub(crate) fn with_environment(&self, env: Environment) -> Result<Settings, SettingsError> {
+        Ok(Settings {
+            engine: EngineSettings::resolve(&env, self.engine.parallelism)?,
+            env,
+            ..self.clone()
+        })
+    }
+
+    /// Logs (tracing) on stderr, once, for every command. Tokens and keys are
+    /// never logged by the engine; the filter decides how much else is.
+    pub(crate) fn init_logging(&self) {
+        let filter = tracing_subscriber::EnvFilter::try_new(&self.log_filter)
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(self.styles.stderr.color)
+            .try_init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Environment {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn poll_interval_is_validated() {
+        assert_eq!(POLL_INTERVAL.read(&env(&[])).unwrap(), None);
+        assert_eq!(
+            POLL_INTERVAL
+                .read(&env(&[("WI_POLL_INTERVAL", "50ms")]))
+                .unwrap(),
+            Some(Duration::from_millis(50))
+        );
+        assert!(matches!(
+            POLL_INTERVAL.read(&env(&[("WI_POLL_INTERVAL", "0s")])),
+            Err(SettingsError::TooShort { .. })
+        ));
+        assert!(matches!(
+            POLL_INTERVAL.read(&env(&[("WI_POLL_INTERVAL", "fast")])),
+            Err(SettingsError::NotADuration { .. })
+        ));
+    }
+
+    #[test]
+    fn step_timeout_defaults_only_when_unset() {
+        let e = EngineSettings::resolve(&env(&[]), 16).unwrap();
+        assert_eq!(e.step_deadline, DEFAULT_STEP_DEADLINE);
+        let e = EngineSettings::resolve(&env(&[("WI_STEP_TIMEOUT", "90s")]), 16).unwrap();
+        assert_eq!(e.step_deadline, Duration::from_secs(90));
+        assert!(EngineSettings::resolve(&env(&[("WI_STEP_TIMEOUT", "soon")]), 16).is_err());
+        assert!(EngineSettings::resolve(&env(&[]), 0).is_err());
+    }
+}
