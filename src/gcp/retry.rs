@@ -81,6 +81,64 @@ impl RetryPolicy {
     }
 }
 
+/// Paces one wait of a call that has its own deadline (an operation poll, a
+/// re-read after an etag conflict, a wait for IAM to settle): hands out the
+/// next delay of a backoff sequence as long as sleeping it still ends before
+/// the deadline. Every such loop asks the same question, "next delay or give
+/// up?", so it is answered here once.
+pub(crate) struct Pacer {
+    started: Instant,
+    deadline: Duration,
+    delays: Box<dyn Iterator<Item = Duration> + Send>,
+    /// Used if the sequence ever runs dry.
+    fallback: Duration,
+}
+
+impl Pacer {
+    /// Jittered backoff from [`RetryPolicy::backoff`], for retries and re-reads.
+    pub(crate) fn retry(policy: &RetryPolicy, deadline: Duration) -> Self {
+        Self {
+            started: Instant::now(),
+            deadline,
+            delays: Box::new(policy.backoff()),
+            fallback: policy.max_delay,
+        }
+    }
+
+    /// Polling intervals from [`RetryPolicy::poll_backoff`], for operations.
+    pub(crate) fn poll(policy: &RetryPolicy, deadline: Duration) -> Self {
+        Self {
+            started: Instant::now(),
+            deadline,
+            delays: Box::new(policy.poll_backoff()),
+            fallback: policy.poll_max,
+        }
+    }
+
+    /// Time left before the deadline (zero once it has passed).
+    pub(crate) fn left(&self) -> Duration {
+        self.deadline.saturating_sub(self.started.elapsed())
+    }
+
+    /// The next delay, or `None` when sleeping it would end past the deadline.
+    pub(crate) fn next_delay(&mut self) -> Option<Duration> {
+        let delay = self.delays.next().unwrap_or(self.fallback);
+        (self.started.elapsed() + delay <= self.deadline).then_some(delay)
+    }
+
+    /// Sleeps the next delay; `false` (at once, without sleeping) when that
+    /// would end past the deadline.
+    pub(crate) async fn pause(&mut self) -> bool {
+        match self.next_delay() {
+            Some(delay) => {
+                tokio::time::sleep(delay).await;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// Counters shared by all clones of a client.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
