@@ -25,18 +25,10 @@ struct ListOperationsResponse {
 
 /// The cluster a GKE operation targets, from its `targetLink`
 /// (`.../clusters/C` or `.../clusters/C/nodePools/NP`).
-pub fn operation_cluster(op: &Operation) -> Option<&str> {
+fn operation_cluster(op: &Operation) -> Option<&str> {
     let link = op.target_link.as_deref()?;
     let (_, rest) = link.split_once("/clusters/")?;
     rest.split('/').next().filter(|c| !c.is_empty())
-}
-
-/// The node pool a GKE operation targets, from a `targetLink` ending in
-/// `.../clusters/C/nodePools/NP`; `None` for cluster-level operations.
-pub fn operation_node_pool(op: &Operation) -> Option<&str> {
-    let link = op.target_link.as_deref()?;
-    let (_, rest) = link.split_once("/nodePools/")?;
-    rest.split('/').next().filter(|p| !p.is_empty())
 }
 
 fn operation_error(op: &Operation) -> Option<String> {
@@ -343,17 +335,5 @@ mod tests {
             Some("c1")
         );
         assert_eq!(operation_cluster(&op("https://x/other")), None);
-        assert_eq!(
-            operation_node_pool(&op(
-                "https://container.googleapis.com/v1/projects/1/zones/z/clusters/c1/nodePools/np"
-            )),
-            Some("np")
-        );
-        assert_eq!(
-            operation_node_pool(&op(
-                "https://container.googleapis.com/v1/projects/1/zones/z/clusters/c1"
-            )),
-            None
-        );
     }
 }

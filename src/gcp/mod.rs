@@ -10,13 +10,13 @@
 //! `wi` needs: GKE operations, Service Usage operations and etag-guarded IAM
 //! read-modify-write.
 
-pub mod auth;
+pub(crate) mod auth;
 mod container;
-pub mod endpoints;
-pub mod error;
+mod endpoints;
+mod error;
 mod iam;
 mod resourcemanager;
-pub mod retry;
+mod retry;
 mod serviceusage;
 mod transport;
 pub mod types;
@@ -29,7 +29,6 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 pub use auth::{AdcTokenSource, StaticTokenSource, TokenSource, token_source_from_env};
-pub use container::{operation_cluster, operation_node_pool};
 pub use endpoints::Endpoints;
 pub use error::GcpError;
 pub use retry::{ClientStats, RetryPolicy};

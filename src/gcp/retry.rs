@@ -59,7 +59,7 @@ impl RetryPolicy {
     }
 
     /// A fresh jittered exponential backoff sequence for one call.
-    pub fn backoff(&self) -> impl Iterator<Item = Duration> + Send + use<> {
+    pub(crate) fn backoff(&self) -> impl Iterator<Item = Duration> + Send + use<> {
         ExponentialBuilder::default()
             .with_min_delay(self.min_delay)
             .with_max_delay(self.max_delay)
@@ -71,7 +71,7 @@ impl RetryPolicy {
 
     /// A backoff sequence for polling operations (no jitter needed: one poller
     /// per operation).
-    pub fn poll_backoff(&self) -> impl Iterator<Item = Duration> + Send + use<> {
+    pub(crate) fn poll_backoff(&self) -> impl Iterator<Item = Duration> + Send + use<> {
         ExponentialBuilder::default()
             .with_min_delay(self.poll_min)
             .with_max_delay(self.poll_max)
