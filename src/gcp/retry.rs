@@ -248,6 +248,26 @@ mod tests {
         assert!(delays[5] >= Duration::from_millis(40));
     }
 
+    #[test]
+    fn pacer_stops_before_a_delay_that_would_pass_the_deadline() {
+        let p = RetryPolicy {
+            poll_min: Duration::from_millis(20),
+            poll_max: Duration::from_millis(20),
+            ..RetryPolicy::fast()
+        };
+        let mut pacer = Pacer::poll(&p, Duration::from_secs(10));
+        assert_eq!(pacer.next_delay(), Some(Duration::from_millis(20)));
+        assert_eq!(pacer.next_delay(), Some(Duration::from_millis(20)));
+        assert!(pacer.left() <= Duration::from_secs(10));
+        let mut spent = Pacer::retry(&p, Duration::from_millis(4));
+        assert_eq!(
+            spent.next_delay(),
+            None,
+            "5 ms minimum delay > 4 ms deadline"
+        );
+        assert_eq!(Pacer::poll(&p, Duration::ZERO).left(), Duration::ZERO);
+    }
+
     #[tokio::test]
     async fn gives_up_on_non_retryable_and_when_budget_is_spent() {
         let counters = Arc::new(Counters::default());
