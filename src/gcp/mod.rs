@@ -12,11 +12,11 @@
 
 pub(crate) mod auth;
 mod container;
-mod endpoints;
-mod error;
+pub(crate) mod endpoints;
+pub(crate) mod error;
 mod iam;
 mod resourcemanager;
-mod retry;
+pub(crate) mod retry;
 mod serviceusage;
 mod transport;
 pub mod types;

@@ -5,11 +5,11 @@
 //! directory, [`load_file`] and [`load_str`] parse and validate, [`schema_json`]
 //! is the JSON Schema of the format, [`digest`] fingerprints the file text.
 
-mod diagnostic;
+pub(crate) mod diagnostic;
 mod load;
-mod model;
-mod names;
-mod raw;
+pub(crate) mod model;
+pub(crate) mod names;
+pub(crate) mod raw;
 mod validate;
 
 pub use diagnostic::{InvalidSpec, Label, Problem, SpecError, render_plain};
