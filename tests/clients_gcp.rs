@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use url::Url;
-use wi::gcp::types::{Binding, Operation, Policy};
+use wi::gcp::types::{Binding, IamPolicy, Operation};
 use wi::gcp::{
     ClientOptions, Endpoints, GcpClient, GcpError, PolicyTarget, RetryPolicy, StaticTokenSource,
     TokenSource, token_source_from_env,
@@ -623,7 +623,7 @@ async fn etag_conflict_rereads_and_keeps_the_foreign_member() {
     let ours = "serviceAccount:p1.svc.id.goog[b/y]";
     let edits = Arc::new(AtomicUsize::new(0));
     let e2 = edits.clone();
-    let edit = move |p: &mut Policy| {
+    let edit = move |p: &mut IamPolicy| {
         e2.fetch_add(1, Ordering::SeqCst);
         let role = "roles/iam.workloadIdentityUser";
         match p.bindings.iter_mut().find(|b| b.role == role) {
@@ -721,7 +721,7 @@ async fn endless_etag_conflicts_end_in_a_timeout() {
                 project: "p1".into(),
             },
             Duration::from_millis(300),
-            &|p: &mut Policy| {
+            &|p: &mut IamPolicy| {
                 p.bindings.push(Binding {
                     role: "roles/viewer".into(),
                     members: vec!["user:a@example.com".into()],
@@ -1263,7 +1263,7 @@ async fn policy_writes_wait_for_the_identity_pool_and_new_accounts() {
     let target = PolicyTarget::ServiceAccount {
         email: "gsa@p1.iam.gserviceaccount.com".into(),
     };
-    let add = |p: &mut Policy| {
+    let add = |p: &mut IamPolicy| {
         p.bindings.push(Binding {
             role: "roles/iam.workloadIdentityUser".into(),
             members: vec!["serviceAccount:p1.svc.id.goog[ns/ksa]".into()],
@@ -1312,34 +1312,6 @@ async fn policy_writes_wait_for_the_identity_pool_and_new_accounts() {
         .unwrap_err();
     assert_eq!(err.status(), Some(400));
     assert_eq!(fake.seen().len(), 2);
-}
-
-#[tokio::test]
-async fn a_new_service_account_is_awaited_until_it_is_visible() {
-    let n = Arc::new(AtomicUsize::new(0));
-    let m = n.clone();
-    let fake = FakeGoogle::start(move |_| match m.fetch_add(1, Ordering::SeqCst) {
-        0 => google_error(404, "NOT_FOUND", "notFound", "Unknown service account"),
-        1 => google_error(403, "PERMISSION_DENIED", "forbidden",
-            "Permission iam.serviceAccounts.get is required to perform this operation on service account projects/p1/serviceAccounts/new@p1.iam.gserviceaccount.com."),
-        2 => ok(json!({"email": "new@p1.iam.gserviceaccount.com"})),
-        3 => google_error(404, "NOT_FOUND", "notFound", "Unknown service account"),
-        _ => ok(json!({"email": "new@p1.iam.gserviceaccount.com", "uniqueId": "9"})),
-    })
-    .await;
-    let sa = fake
-        .client()
-        .wait_for_service_account("new@p1.iam.gserviceaccount.com", Duration::from_secs(5))
-        .await
-        .unwrap();
-    assert_eq!(sa.unique_id, "9");
-    assert_eq!(
-        n.load(Ordering::SeqCst),
-        6,
-        "two consecutive sightings after the flapping"
-    );
-    assert!(fake.seen().iter().all(|r| r.method == "GET"
-        && r.path == "/iam/v1/projects/p1/serviceAccounts/new@p1.iam.gserviceaccount.com"));
 }
 
 /// Everything the clients (and reqwest, hyper, gcp_auth underneath) log at

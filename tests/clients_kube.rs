@@ -16,7 +16,7 @@ use axum::response::IntoResponse;
 use base64::prelude::*;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
-use wi::gcp::types::{Cluster, MasterAuth};
+use wi::gcp::types::{GkeCluster, MasterAuth};
 use wi::kube::{ClusterConnection, KubeError, connect};
 
 const TOKEN: &str = "ya29.kube-test-token-never-printed";
@@ -35,7 +35,7 @@ type Handler = Arc<dyn Fn(&Seen) -> (u16, Value) + Send + Sync>;
 
 /// The scripted fake API server.
 struct FakeApiServer {
-    cluster: Cluster,
+    cluster: GkeCluster,
     seen: Arc<Mutex<Vec<Seen>>>,
     handle: axum_server::Handle<SocketAddr>,
 }
@@ -96,7 +96,7 @@ impl FakeApiServer {
                 .unwrap()
         });
         let addr = handle.listening().await.unwrap();
-        let cluster = Cluster {
+        let cluster = GkeCluster {
             name: "c1".into(),
             location: "us-central1-a".into(),
             status: Some("RUNNING".into()),

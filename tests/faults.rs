@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use wi::apply::{ApplyOptions, SilentProgress};
 use wi::emulator::{Emulator, EmulatorConfig};
-use wi::gcp::types::Policy;
+use wi::gcp::types::IamPolicy;
 use wi::gcp::{ClientOptions, Endpoints, GcpClient, RetryPolicy};
 use wi::live::Reader;
 use wi::plan::PlanOptions;
@@ -143,7 +143,7 @@ async fn lost_items(gcp: &GcpClient) -> Vec<String> {
     lost
 }
 
-fn has(policy: &Policy, role: &str, member: &str, conditional: bool) -> bool {
+fn has(policy: &IamPolicy, role: &str, member: &str, conditional: bool) -> bool {
     policy.bindings.iter().any(|b| {
         b.role == role
             && b.condition.is_some() == conditional

@@ -21,7 +21,7 @@ use base64::Engine as _;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use wi::emulator::{Emulator, EmulatorConfig};
-use wi::gcp::types::{Cluster, MasterAuth};
+use wi::gcp::types::{GkeCluster, MasterAuth};
 use wi::kube::{ClusterConnection, KubeError};
 
 const PROJECT: &str = "wi-diff";
@@ -61,7 +61,7 @@ struct Side {
     name: &'static str,
     url: String,
     http: reqwest::Client,
-    cluster: Cluster,
+    cluster: GkeCluster,
 }
 
 /// One managedFields entry: (manager, operation, subresource, apiVersion, fieldsV1 paths).
@@ -1003,7 +1003,7 @@ fn client_with_ca(ca_pem: &str) -> reqwest::Client {
 }
 
 /// The emulated cluster as GKE describes it (endpoint, CA), read through the emulator's GKE API.
-async fn emulated_cluster(emu: &Emulator) -> Cluster {
+async fn emulated_cluster(emu: &Emulator) -> GkeCluster {
     let ca = std::fs::read_to_string(emu.ca_file().expect("CA file")).expect("read CA");
     let http = client_with_ca(&ca);
     let url = format!(
@@ -1089,7 +1089,7 @@ async fn emulator_and_real_apiserver_agree() {
         name: "real",
         url: real.url.clone(),
         http: client_with_ca(&real.ca_pem),
-        cluster: Cluster {
+        cluster: GkeCluster {
             name: CLUSTER.into(),
             endpoint: Some(real.endpoint()),
             master_auth: Some(MasterAuth {

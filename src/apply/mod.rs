@@ -14,7 +14,7 @@ use serde_json::Value;
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinSet;
 
-use crate::gcp::types::{Binding, Cluster, Policy};
+use crate::gcp::types::{Binding, GkeCluster, IamPolicy};
 use crate::gcp::{GcpClient, GcpError, PolicyTarget};
 use crate::kube::{ClusterConnection, KubeError};
 use crate::live::{GSA_ANNOTATION, LiveState, MANAGED_BY_LABEL};
@@ -163,7 +163,7 @@ struct Context {
     options: ApplyOptions,
     progress: Arc<dyn Progress>,
     /// GKE clusters as read by the plan's live read (endpoint, CA).
-    clusters: BTreeMap<ClusterKey, Option<Cluster>>,
+    clusters: BTreeMap<ClusterKey, Option<GkeCluster>>,
     kube_context: BTreeMap<ClusterKey, Option<String>>,
     connections: Mutex<HashMap<ClusterKey, Arc<ClusterConnection>>>,
 }
@@ -672,7 +672,7 @@ async fn cluster_mutation<F, Fut, Done>(
     mutate: F,
 ) -> Result<(), String>
 where
-    Done: Fn(&Cluster) -> bool,
+    Done: Fn(&GkeCluster) -> bool,
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<crate::gcp::types::Operation, GcpError>>,
 {
@@ -715,7 +715,7 @@ async fn edit_policy(
             _ => {}
         }
     }
-    let edit = move |policy: &mut Policy| edit_members(policy, &adds, &removes);
+    let edit = move |policy: &mut IamPolicy| edit_members(policy, &adds, &removes);
     let address = changes
         .first()
         .map(|c| c.address.clone())
@@ -743,7 +743,7 @@ async fn edit_policy(
 /// bindings, other roles and other members are never touched. Returns whether
 /// the policy changed.
 pub fn edit_members(
-    policy: &mut Policy,
+    policy: &mut IamPolicy,
     adds: &[(String, String)],
     removes: &[(String, String)],
 ) -> bool {

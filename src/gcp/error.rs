@@ -158,6 +158,12 @@ impl GcpError {
             if m.contains("Service account") && m.contains("does not exist"))
     }
 
+    /// 400 "Another activation or deactivation is in progress": Service Usage
+    /// refuses `services.enable` while another change of the same service runs.
+    pub fn is_operation_in_progress(&self) -> bool {
+        matches!(self.api(), Some((400, _, m, _)) if m.contains("in progress"))
+    }
+
     /// 403 `PERMISSION_DENIED` (includes a disabled API, see [`Self::is_service_disabled`]).
     pub fn is_permission_denied(&self) -> bool {
         matches!(
@@ -324,6 +330,14 @@ mod tests {
             r#"{"error":{"code":400,"message":"Service account x@p.iam.gserviceaccount.com does not exist.","status":"INVALID_ARGUMENT"}}"#,
         );
         assert!(sa.is_service_account_missing() && !sa.is_identity_pool_missing());
+        let busy = api_error(
+            "serviceusage",
+            "services.enable",
+            400,
+            None,
+            r#"{"error":{"code":400,"message":"Another activation or deactivation is in progress.","status":"FAILED_PRECONDITION"}}"#,
+        );
+        assert!(busy.is_operation_in_progress() && !sa.is_operation_in_progress());
         let off = api_error(
             "iamcredentials",
             "x",

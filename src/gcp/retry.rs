@@ -59,7 +59,7 @@ impl RetryPolicy {
     }
 
     /// A fresh jittered exponential backoff sequence for one call.
-    pub fn backoff(&self) -> impl Iterator<Item = Duration> + Send + use<> {
+    pub(crate) fn backoff(&self) -> impl Iterator<Item = Duration> + Send + use<> {
         ExponentialBuilder::default()
             .with_min_delay(self.min_delay)
             .with_max_delay(self.max_delay)
@@ -71,13 +71,71 @@ impl RetryPolicy {
 
     /// A backoff sequence for polling operations (no jitter needed: one poller
     /// per operation).
-    pub fn poll_backoff(&self) -> impl Iterator<Item = Duration> + Send + use<> {
+    pub(crate) fn poll_backoff(&self) -> impl Iterator<Item = Duration> + Send + use<> {
         ExponentialBuilder::default()
             .with_min_delay(self.poll_min)
             .with_max_delay(self.poll_max)
             .with_factor(1.5)
             .without_max_times()
             .build()
+    }
+}
+
+/// Paces one wait of a call that has its own deadline (an operation poll, a
+/// re-read after an etag conflict, a wait for IAM to settle): hands out the
+/// next delay of a backoff sequence as long as sleeping it still ends before
+/// the deadline. Every such loop asks the same question, "next delay or give
+/// up?", so it is answered here once.
+pub(crate) struct Pacer {
+    started: Instant,
+    deadline: Duration,
+    delays: Box<dyn Iterator<Item = Duration> + Send>,
+    /// Used if the sequence ever runs dry.
+    fallback: Duration,
+}
+
+impl Pacer {
+    /// Jittered backoff from [`RetryPolicy::backoff`], for retries and re-reads.
+    pub(crate) fn retry(policy: &RetryPolicy, deadline: Duration) -> Self {
+        Self {
+            started: Instant::now(),
+            deadline,
+            delays: Box::new(policy.backoff()),
+            fallback: policy.max_delay,
+        }
+    }
+
+    /// Polling intervals from [`RetryPolicy::poll_backoff`], for operations.
+    pub(crate) fn poll(policy: &RetryPolicy, deadline: Duration) -> Self {
+        Self {
+            started: Instant::now(),
+            deadline,
+            delays: Box::new(policy.poll_backoff()),
+            fallback: policy.poll_max,
+        }
+    }
+
+    /// Time left before the deadline (zero once it has passed).
+    pub(crate) fn left(&self) -> Duration {
+        self.deadline.saturating_sub(self.started.elapsed())
+    }
+
+    /// The next delay, or `None` when sleeping it would end past the deadline.
+    pub(crate) fn next_delay(&mut self) -> Option<Duration> {
+        let delay = self.delays.next().unwrap_or(self.fallback);
+        (self.started.elapsed() + delay <= self.deadline).then_some(delay)
+    }
+
+    /// Sleeps the next delay; `false` (at once, without sleeping) when that
+    /// would end past the deadline.
+    pub(crate) async fn pause(&mut self) -> bool {
+        match self.next_delay() {
+            Some(delay) => {
+                tokio::time::sleep(delay).await;
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -188,6 +246,26 @@ mod tests {
         assert!(delays.iter().all(|d| *d <= Duration::from_millis(80)));
         assert!(delays[0] >= Duration::from_millis(10));
         assert!(delays[5] >= Duration::from_millis(40));
+    }
+
+    #[test]
+    fn pacer_stops_before_a_delay_that_would_pass_the_deadline() {
+        let p = RetryPolicy {
+            poll_min: Duration::from_millis(20),
+            poll_max: Duration::from_millis(20),
+            ..RetryPolicy::fast()
+        };
+        let mut pacer = Pacer::poll(&p, Duration::from_secs(10));
+        assert_eq!(pacer.next_delay(), Some(Duration::from_millis(20)));
+        assert_eq!(pacer.next_delay(), Some(Duration::from_millis(20)));
+        assert!(pacer.left() <= Duration::from_secs(10));
+        let mut spent = Pacer::retry(&p, Duration::from_millis(4));
+        assert_eq!(
+            spent.next_delay(),
+            None,
+            "5 ms minimum delay > 4 ms deadline"
+        );
+        assert_eq!(Pacer::poll(&p, Duration::ZERO).left(), Duration::ZERO);
     }
 
     #[tokio::test]

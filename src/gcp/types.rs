@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 /// `container.v1` Cluster (subset).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Cluster {
+pub struct GkeCluster {
     pub name: String,
     #[serde(default)]
     pub location: String,
@@ -28,7 +28,7 @@ pub struct Cluster {
     pub rest: Map<String, Value>,
 }
 
-impl Cluster {
+impl GkeCluster {
     /// The workload pool, if set and non-empty.
     pub fn workload_pool(&self) -> Option<&str> {
         self.workload_identity_config
@@ -125,7 +125,7 @@ pub struct Operation {
 /// `iam.v1` ServiceAccount.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ServiceAccount {
+pub struct GoogleServiceAccount {
     #[serde(default)]
     pub name: String,
     #[serde(default)]
@@ -150,7 +150,7 @@ pub struct ServiceAccount {
 /// and binding conditions are carried through untouched.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Policy {
+pub struct IamPolicy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

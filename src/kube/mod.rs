@@ -25,7 +25,7 @@ use serde::de::DeserializeOwned;
 pub use ::kube::config::Kubeconfig as KubeconfigFile;
 pub use error::KubeError;
 
-use crate::gcp::types::Cluster;
+use crate::gcp::types::GkeCluster;
 
 /// The field manager of every server-side apply `wi` sends.
 pub const FIELD_MANAGER: &str = "wi";
@@ -53,7 +53,7 @@ impl fmt::Debug for ClusterConnection {
 /// The kubeconfig GKE's own `get-credentials` amounts to: server
 /// `https://ENDPOINT`, CA = `masterAuth.clusterCaCertificate` (already base64 PEM),
 /// bearer = a Google access token.
-fn kubeconfig_for(cluster: &Cluster, token: SecretString) -> Result<Kubeconfig, KubeError> {
+fn kubeconfig_for(cluster: &GkeCluster, token: SecretString) -> Result<Kubeconfig, KubeError> {
     let endpoint = cluster
         .endpoint
         .as_deref()
@@ -119,7 +119,7 @@ fn kubeconfig_for(cluster: &Cluster, token: SecretString) -> Result<Kubeconfig, 
 /// or, when `context_override` is given, from that context of the user's
 /// kubeconfig (`KUBECONFIG` or `~/.kube/config`).
 pub async fn connect(
-    cluster: &Cluster,
+    cluster: &GkeCluster,
     token: SecretString,
     context_override: Option<&str>,
 ) -> Result<ClusterConnection, KubeError> {
@@ -324,7 +324,7 @@ mod tests {
 
     #[test]
     fn kubeconfig_from_cluster() {
-        let cluster = Cluster {
+        let cluster = GkeCluster {
             name: "c1".into(),
             endpoint: Some("127.0.0.1:6443".into()),
             master_auth: Some(MasterAuth {
@@ -338,7 +338,7 @@ mod tests {
         assert_eq!(c.server.as_deref(), Some("https://127.0.0.1:6443"));
         assert_eq!(c.certificate_authority_data.as_deref(), Some("Q0E="));
         assert!(!format!("{kc:?}").contains("tok\""));
-        let no_endpoint = Cluster {
+        let no_endpoint = GkeCluster {
             name: "c2".into(),
             ..Default::default()
         };

@@ -13,7 +13,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount as KubeServiceAccount};
 use sha2::{Digest, Sha256};
 
-use crate::gcp::types::{Cluster, Policy, ServiceAccount};
+use crate::gcp::types::{GkeCluster, GoogleServiceAccount, IamPolicy};
 use crate::gcp::{GcpClient, GcpError};
 use crate::kube::{ClusterConnection, KubeError};
 use crate::plan::Fingerprint;
@@ -52,9 +52,9 @@ pub struct LiveProject {
     /// Whether iamcredentials.googleapis.com is enabled (`None`: not read).
     pub iam_credentials_enabled: Option<bool>,
     /// Every service account of the project, by email.
-    pub service_accounts: BTreeMap<String, ServiceAccount>,
+    pub service_accounts: BTreeMap<String, GoogleServiceAccount>,
     /// The project's IAM policy (read when the spec grants project roles or owns accounts here).
-    pub policy: Option<Policy>,
+    pub policy: Option<IamPolicy>,
 }
 
 /// Live state of one cluster's Kubernetes API.
@@ -70,7 +70,7 @@ pub struct LiveKube {
 #[derive(Debug, Clone, Default)]
 pub struct LiveCluster {
     /// `None`: the cluster does not exist.
-    pub gke: Option<Cluster>,
+    pub gke: Option<GkeCluster>,
     /// `None`: the cluster does not exist (yet), so there is nothing to read.
     pub kube: Option<LiveKube>,
 }
@@ -82,15 +82,15 @@ pub struct LiveState {
     pub clusters: BTreeMap<ClusterKey, LiveCluster>,
     /// IAM policies of the relevant service accounts, by email. An account
     /// that does not exist has no entry.
-    pub account_policies: BTreeMap<String, Policy>,
+    pub account_policies: BTreeMap<String, IamPolicy>,
     /// Accounts outside the spec's projects that mappings refer to, by email
     /// (`None`: not found).
-    pub external_accounts: BTreeMap<String, Option<ServiceAccount>>,
+    pub external_accounts: BTreeMap<String, Option<GoogleServiceAccount>>,
 }
 
 impl LiveState {
     /// The live account with this email, wherever it was read.
-    pub fn account(&self, project: &str, email: &str) -> Option<&ServiceAccount> {
+    pub fn account(&self, project: &str, email: &str) -> Option<&GoogleServiceAccount> {
         self.projects
             .get(project)
             .and_then(|p| p.service_accounts.get(email))
@@ -161,14 +161,14 @@ impl LiveState {
     }
 }
 
-fn policy_version(policy: &Policy) -> String {
+fn policy_version(policy: &IamPolicy) -> String {
     policy
         .etag
         .clone()
         .unwrap_or_else(|| hash_json(&serde_json::to_value(policy).unwrap_or_default()))
 }
 
-fn account_hash(sa: &ServiceAccount) -> String {
+fn account_hash(sa: &GoogleServiceAccount) -> String {
     hash_json(&serde_json::json!({
         "uniqueId": sa.unique_id,
         "displayName": sa.display_name,
@@ -178,7 +178,7 @@ fn account_hash(sa: &ServiceAccount) -> String {
 }
 
 /// Hash of what `wi` plans from a cluster: its pool and each pool's mode.
-fn cluster_hash(cluster: &Cluster) -> String {
+fn cluster_hash(cluster: &GkeCluster) -> String {
     let pools: BTreeMap<&str, Option<&str>> = cluster
         .node_pools
         .iter()
@@ -241,7 +241,7 @@ impl Reader<'_> {
                     .map(|a| a.gsa_email.clone()),
             )
             .collect();
-        let externals: Vec<(String, Option<ServiceAccount>)> = stream::iter(external)
+        let externals: Vec<(String, Option<GoogleServiceAccount>)> = stream::iter(external)
             .map(|email| async move {
                 let sa = self
                     .gcp
@@ -260,7 +260,7 @@ impl Reader<'_> {
 
         // One getIamPolicy per relevant, existing account.
         let relevant = relevant_accounts(model, &state);
-        let policies: Vec<(String, Policy)> = stream::iter(relevant)
+        let policies: Vec<(String, IamPolicy)> = stream::iter(relevant)
             .map(|email| async move {
                 let policy = self
                     .gcp
@@ -343,7 +343,7 @@ impl Reader<'_> {
         } else {
             None
         };
-        let service_accounts: BTreeMap<String, ServiceAccount> = accounts
+        let service_accounts: BTreeMap<String, GoogleServiceAccount> = accounts
             .into_iter()
             .map(|sa| (sa.email.clone(), sa))
             .collect();
@@ -402,7 +402,7 @@ fn relevant_accounts(model: &Model, state: &LiveState) -> BTreeSet<String> {
 }
 
 async fn read_kube(
-    gke: &Cluster,
+    gke: &GkeCluster,
     token: secrecy::SecretString,
     context: Option<&str>,
 ) -> Result<LiveKube, KubeError> {

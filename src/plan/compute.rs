@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::ServiceAccount as KubeServiceAccount;
 use serde_json::{Value, json};
 
 use super::{Action, Attributes, FORMAT_VERSION, Plan, Reason, Resource, ResourceChange, Warning};
-use crate::gcp::types::Policy;
+use crate::gcp::types::IamPolicy;
 use crate::live::{
     FIELD_MANAGER, GSA_ANNOTATION, IAM_CREDENTIALS_SERVICE, LiveKube, LiveState, MANAGED_BY_LABEL,
 };
@@ -145,7 +145,7 @@ fn reason(code: &str, message: impl Into<String>) -> Reason {
 }
 
 /// Whether `member` holds `role` through an unconditional binding.
-fn has_member(policy: Option<&Policy>, role: &str, member: &str) -> bool {
+fn has_member(policy: Option<&IamPolicy>, role: &str, member: &str) -> bool {
     policy.is_some_and(|p| {
         p.bindings.iter().any(|b| {
             b.role == role && b.condition.is_none() && b.members.iter().any(|m| m == member)
@@ -154,7 +154,7 @@ fn has_member(policy: Option<&Policy>, role: &str, member: &str) -> bool {
 }
 
 /// Members of `role` in unconditional bindings.
-fn unconditional_members<'p>(policy: &'p Policy, role: &str) -> BTreeSet<&'p str> {
+fn unconditional_members<'p>(policy: &'p IamPolicy, role: &str) -> BTreeSet<&'p str> {
     policy
         .bindings
         .iter()
@@ -387,7 +387,7 @@ impl Planner<'_> {
     fn node_pools(
         &mut self,
         cluster: &crate::spec::Cluster,
-        live: &crate::gcp::types::Cluster,
+        live: &crate::gcp::types::GkeCluster,
         cluster_address: &str,
     ) {
         if !cluster.workload_identity {

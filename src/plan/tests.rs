@@ -9,8 +9,8 @@ use serde_json::json;
 use super::*;
 use crate::apply::edit_members;
 use crate::gcp::types::{
-    Binding, Cluster, NodeConfig, NodePool, Policy, ServiceAccount, WorkloadIdentityConfig,
-    WorkloadMetadataConfig,
+    Binding, GkeCluster, GoogleServiceAccount, IamPolicy, NodeConfig, NodePool,
+    WorkloadIdentityConfig, WorkloadMetadataConfig,
 };
 use crate::live::{LiveCluster, LiveKube, LiveProject, LiveState};
 use crate::plan::{Action, Plan};
@@ -67,8 +67,8 @@ fn member() -> String {
     format!("serviceAccount:{P}.svc.id.goog[payments/api]")
 }
 
-fn gke(pool: Option<&str>, mode: Option<&str>) -> Cluster {
-    Cluster {
+fn gke(pool: Option<&str>, mode: Option<&str>) -> GkeCluster {
+    GkeCluster {
         name: "alpha".into(),
         location: "us-central1-a".into(),
         endpoint: Some("127.0.0.1:1".into()),
@@ -94,7 +94,7 @@ fn empty_world() -> LiveState {
         LiveProject {
             iam_credentials_enabled: Some(false),
             service_accounts: BTreeMap::new(),
-            policy: Some(Policy::default()),
+            policy: Some(IamPolicy::default()),
         },
     );
     live.clusters.insert(
@@ -107,8 +107,8 @@ fn empty_world() -> LiveState {
     live
 }
 
-fn owned_account() -> ServiceAccount {
-    ServiceAccount {
+fn owned_account() -> GoogleServiceAccount {
+    GoogleServiceAccount {
         email: email(),
         project_id: P.into(),
         unique_id: "1".into(),
@@ -174,7 +174,7 @@ fn converged_world() -> LiveState {
     let project = live.projects.get_mut(P).unwrap();
     project.iam_credentials_enabled = Some(true);
     project.service_accounts.insert(email(), owned_account());
-    project.policy = Some(Policy {
+    project.policy = Some(IamPolicy {
         bindings: vec![Binding {
             role: "roles/cloudsql.client".into(),
             members: vec![format!("serviceAccount:{}", email())],
@@ -185,7 +185,7 @@ fn converged_world() -> LiveState {
     });
     live.account_policies.insert(
         email(),
-        Policy {
+        IamPolicy {
             bindings: vec![Binding {
                 role: WORKLOAD_IDENTITY_USER.into(),
                 members: vec![member()],
@@ -608,7 +608,7 @@ fn identity_sameness_is_reported_for_clusters_of_the_same_project() {
 #[test]
 fn edit_members_touches_only_its_own_members() {
     let cond = json!({"title": "t", "expression": "true"});
-    let mut policy = Policy {
+    let mut policy = IamPolicy {
         version: Some(1),
         etag: Some("BwX".into()),
         bindings: vec![

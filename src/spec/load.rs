@@ -24,7 +24,7 @@ pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 pub const MAX_PROBLEMS: usize = 200;
 
 /// The names [`discover`] looks for, in order.
-pub const SPEC_FILE_NAMES: [&str; 3] = ["wi.yaml", "wi.yml", "wi.toml"];
+pub(crate) const SPEC_FILE_NAMES: [&str; 3] = ["wi.yaml", "wi.yml", "wi.toml"];
 
 /// The syntax of a spec file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

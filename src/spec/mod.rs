@@ -5,16 +5,16 @@
 //! directory, [`load_file`] and [`load_str`] parse and validate, [`schema_json`]
 //! is the JSON Schema of the format, [`digest`] fingerprints the file text.
 
-pub mod diagnostic;
+pub(crate) mod diagnostic;
 mod load;
-pub mod model;
-pub mod names;
-pub mod raw;
+pub(crate) mod model;
+pub(crate) mod names;
+pub(crate) mod raw;
 mod validate;
 
 pub use diagnostic::{InvalidSpec, Label, Problem, SpecError, render_plain};
 pub use load::{
-    Format, MAX_FILE_BYTES, MAX_PROBLEMS, SPEC_FILE_NAMES, digest, discover, load_file,
-    load_file_with_source, load_str, parse_raw, schema_json,
+    Format, MAX_FILE_BYTES, MAX_PROBLEMS, digest, discover, load_file, load_file_with_source,
+    load_str, parse_raw, schema_json,
 };
 pub use model::*;
