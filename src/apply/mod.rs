@@ -16,10 +16,11 @@ use tokio::task::JoinSet;
 
 use crate::gcp::types::{Binding, Cluster, Policy};
 use crate::gcp::{GcpClient, GcpError, PolicyTarget};
+use crate::ids::ClusterKey;
 use crate::kube::{ClusterConnection, KubeError};
-use crate::live::{GSA_ANNOTATION, LiveState, MANAGED_BY_LABEL};
+use crate::live::LiveState;
+use crate::ownership::{FIELD_MANAGER, GSA_ANNOTATION, MANAGED_BY_LABEL, is_owned};
 use crate::plan::{Action, Plan, Resource, ResourceChange};
-use crate::spec::ClusterKey;
 
 /// How apply runs.
 #[derive(Debug, Clone)]
@@ -53,37 +54,67 @@ pub enum Outcome {
     Skipped(String),
 }
 
-/// The result of an apply, change by change, in plan order.
-#[derive(Debug, Clone, Default)]
+/// A step that completed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepOutcome {
+    /// The change's address.
+    pub address: String,
+    /// What was done (`Create`, `Update` or `Delete`).
+    pub action: Action,
+    /// How long the step took, waits for operations included.
+    pub elapsed: Duration,
+}
+
+/// The result of an apply, in plan order: what took effect, what failed and
+/// why, and what was not attempted (`render::apply_summary` says it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApplyResult {
-    pub outcomes: Vec<(ResourceChange, Outcome, Duration)>,
+    /// Steps that completed.
+    pub done: Vec<StepOutcome>,
+    /// `(address, error message)` of steps that failed.
+    pub failed: Vec<(String, String)>,
+    /// `(address, reason)` of steps not attempted (a dependency failed, or
+    /// the apply was interrupted).
+    pub skipped: Vec<(String, String)>,
     /// Ctrl-C arrived: no new steps were started after it.
     pub interrupted: bool,
 }
 
+/// Counts of completed steps per action.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyCounts {
+    /// Completed creates.
+    pub added: usize,
+    /// Completed in-place updates.
+    pub changed: usize,
+    /// Completed deletes.
+    pub destroyed: usize,
+}
+
 impl ApplyResult {
+    /// True when every step ran and none failed.
     pub fn succeeded(&self) -> bool {
-        !self.interrupted && self.outcomes.iter().all(|(_, o, _)| *o == Outcome::Done)
+        self.failed.is_empty() && self.skipped.is_empty() && !self.interrupted
     }
 
-    /// The report the renderer summarises.
-    pub fn report(&self) -> crate::render::ApplyReport {
-        let mut report = crate::render::ApplyReport {
-            interrupted: self.interrupted,
-            ..Default::default()
-        };
-        for (change, outcome, elapsed) in &self.outcomes {
-            match outcome {
-                Outcome::Done => report.done.push(crate::render::StepOutcome {
-                    address: change.address.clone(),
-                    action: change.action,
-                    elapsed: *elapsed,
-                }),
-                Outcome::Failed(e) => report.failed.push((change.address.clone(), e.clone())),
-                Outcome::Skipped(w) => report.skipped.push((change.address.clone(), w.clone())),
+    /// Counts of completed creates, updates and deletes.
+    pub fn counts(&self) -> ApplyCounts {
+        let mut c = ApplyCounts::default();
+        for s in &self.done {
+            match s.action {
+                Action::Create => c.added += 1,
+                Action::Update => c.changed += 1,
+                Action::Delete => c.destroyed += 1,
+                Action::NoOp => {}
             }
         }
-        report
+        c
+    }
+
+    /// Shim until the CLI and tests adapt: the result is the report.
+    #[doc(hidden)]
+    pub fn report(&self) -> &Self {
+        self
     }
 }
 
@@ -286,22 +317,28 @@ pub async fn apply(
             });
         }
     }
-    let outcomes = plan
-        .actionable()
-        .map(|c| {
-            let (o, d) = outcomes.remove(&c.address).unwrap_or_else(|| {
-                (
-                    Outcome::Failed("the step did not report (internal error)".into()),
-                    Duration::ZERO,
-                )
-            });
-            (c.clone(), o, d)
-        })
-        .collect();
-    ApplyResult {
-        outcomes,
+    let mut result = ApplyResult {
         interrupted,
+        ..Default::default()
+    };
+    for c in plan.actionable() {
+        let (outcome, elapsed) = outcomes.remove(&c.address).unwrap_or_else(|| {
+            (
+                Outcome::Failed("the step did not report (internal error)".into()),
+                Duration::ZERO,
+            )
+        });
+        match outcome {
+            Outcome::Done => result.done.push(StepOutcome {
+                address: c.address.clone(),
+                action: c.action,
+                elapsed,
+            }),
+            Outcome::Failed(e) => result.failed.push((c.address.clone(), e)),
+            Outcome::Skipped(w) => result.skipped.push((c.address.clone(), w)),
+        }
     }
+    result
 }
 
 async fn run_task(ctx: &Context, task: &Task) -> Vec<StepResult> {
@@ -417,10 +454,10 @@ async fn run_change(ctx: &Context, change: &ResourceChange) -> Result<(), String
             {
                 Ok(_) => Ok(()),
                 Err(e) if e.is_already_exists() => {
-                    let email = crate::spec::gsa_email(project, account_id);
+                    let email = crate::ids::gsa_email(project, account_id);
                     let existing = ctx.gcp.get_service_account(&email).await.map_err(gcp_msg)?;
                     match existing {
-                        Some(sa) if crate::plan::is_owned(sa.description.as_deref()) => Ok(()),
+                        Some(sa) if is_owned(sa.description.as_deref()) => Ok(()),
                         _ => Err(format!(
                             "{email} was created by someone else after the plan was made; re-run plan"
                         )),
@@ -436,7 +473,7 @@ async fn run_change(ctx: &Context, change: &ResourceChange) -> Result<(), String
             },
             Action::Update,
         ) => {
-            let email = crate::spec::gsa_email(project, account_id);
+            let email = crate::ids::gsa_email(project, account_id);
             ctx.gcp
                 .patch_service_account(
                     &email,
@@ -454,7 +491,7 @@ async fn run_change(ctx: &Context, change: &ResourceChange) -> Result<(), String
             },
             Action::Delete,
         ) => {
-            let email = crate::spec::gsa_email(project, account_id);
+            let email = crate::ids::gsa_email(project, account_id);
             match ctx.gcp.delete_service_account(&email).await {
                 Ok(()) => Ok(()),
                 Err(e) if e.is_not_found() => Ok(()),
@@ -463,10 +500,8 @@ async fn run_change(ctx: &Context, change: &ResourceChange) -> Result<(), String
         }
         (Resource::Namespace { cluster, name }, Action::Create) => {
             let conn = connection(ctx, cluster).await?;
-            let labels = BTreeMap::from([(
-                MANAGED_BY_LABEL.to_string(),
-                crate::live::FIELD_MANAGER.to_string(),
-            )]);
+            let labels =
+                BTreeMap::from([(MANAGED_BY_LABEL.to_string(), FIELD_MANAGER.to_string())]);
             kube_retry(ctx, &change.address, || {
                 conn.apply_namespace(name, &labels, o.force_conflicts)
             })
@@ -576,7 +611,7 @@ async fn connection(ctx: &Context, key: &ClusterKey) -> Result<Arc<ClusterConnec
     };
     let token = ctx.gcp.access_token().await.map_err(gcp_msg)?;
     let context = ctx.kube_context.get(key).cloned().flatten();
-    let conn = crate::kube::connect(&gke, token, context.as_deref())
+    let conn = crate::live::connect_cluster(&gke, token, context.as_deref())
         .await
         .map_err(|e| format!("connecting to the Kubernetes API of {key}: {e}"))?;
     let conn = Arc::new(conn);

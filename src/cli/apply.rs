@@ -91,7 +91,7 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
         interrupt_rx,
     )
     .await;
-    print!("{}", crate::render::apply_summary(&result.report(), &style));
+    print!("{}", crate::render::apply_summary(&result, &style));
     Ok(if result.succeeded() {
         EXIT_OK
     } else {

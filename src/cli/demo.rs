@@ -98,7 +98,7 @@ async fn demo(spec: &Path, env: &Environment, style: crate::render::Style) -> mi
         rx,
     )
     .await;
-    print!("{}", crate::render::apply_summary(&result.report(), &style));
+    print!("{}", crate::render::apply_summary(&result, &style));
     if !result.succeeded() {
         return Ok(EXIT_ERROR);
     }

@@ -27,7 +27,7 @@ use super::retry::{self, ClientStats, Counters, RetryPolicy};
 use super::types::{
     Cluster, LongRunningOperation, Operation, Policy, Project, Service, ServiceAccount,
 };
-use crate::spec::ClusterKey;
+use crate::ids::ClusterKey;
 
 /// How the HTTP client is built.
 #[derive(Debug, Clone)]

@@ -1,11 +1,12 @@
 //! Planning: (model, live) → Plan. Pure: no I/O, no clock, no environment.
 //!
-//! Ownership without a state file: an account whose description carries
-//! [`OWNERSHIP_MARKER`] is `wi`'s, and so are its `roles/iam.workloadIdentityUser`
-//! members and its own project-role grants (undeclared ones are drift). On
-//! accounts `wi` does not own it only adds, and removes a member only when the
-//! spec lists it under `absent`. Kubernetes fields belong to `wi` when its
-//! field manager owns them (server-side apply `managedFields`).
+//! Ownership without a state file follows [`crate::ownership`]: an account
+//! whose description carries the ownership marker is `wi`'s, and so are its
+//! `roles/iam.workloadIdentityUser` members and its own project-role grants
+//! (undeclared ones are drift). On accounts `wi` does not own it only adds,
+//! and removes a member only when the spec lists it under `absent`.
+//! Kubernetes fields belong to `wi` when its field manager owns them
+//! (server-side apply `managedFields`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,28 +15,12 @@ use serde_json::{Value, json};
 
 use super::{Action, Attributes, FORMAT_VERSION, Plan, Reason, Resource, ResourceChange, Warning};
 use crate::gcp::types::Policy;
-use crate::live::{
-    FIELD_MANAGER, GSA_ANNOTATION, IAM_CREDENTIALS_SERVICE, LiveKube, LiveState, MANAGED_BY_LABEL,
+use crate::live::{IAM_CREDENTIALS_SERVICE, LiveKube, LiveState};
+use crate::ownership::{
+    GSA_ANNOTATION, MANAGED_BY_LABEL, WORKLOAD_IDENTITY_USER, created_by_wi, is_owned,
+    ksa_field_owners, owned_description,
 };
 use crate::spec::{ClusterKey, KsaManagement, Model, PoolSelection};
-
-/// The role that lets a KSA act as a GSA.
-pub const WORKLOAD_IDENTITY_USER: &str = "roles/iam.workloadIdentityUser";
-/// Marks, in a service account's description, an account `wi` owns.
-pub const OWNERSHIP_MARKER: &str = "[managed-by: wi]";
-
-/// Whether a description carries `wi`'s ownership marker.
-pub fn is_owned(description: Option<&str>) -> bool {
-    description.is_some_and(|d| d.contains(OWNERSHIP_MARKER))
-}
-
-/// The description `wi` writes: the user's text followed by the marker.
-pub fn owned_description(user: Option<&str>) -> String {
-    match user.map(str::trim).filter(|d| !d.is_empty()) {
-        Some(d) => format!("{d} {OWNERSHIP_MARKER}"),
-        None => OWNERSHIP_MARKER.to_string(),
-    }
-}
 
 /// Choices that change what the plan does.
 #[derive(Debug, Clone, Default)]
@@ -161,43 +146,6 @@ fn unconditional_members<'p>(policy: &'p Policy, role: &str) -> BTreeSet<&'p str
         .filter(|b| b.role == role && b.condition.is_none())
         .flat_map(|b| b.members.iter().map(String::as_str))
         .collect()
-}
-
-/// Which metadata fields of a Kubernetes object the `wi` field manager owns.
-#[derive(Debug, Default, Clone, Copy)]
-struct WiOwnership {
-    annotation: bool,
-    managed_by_label: bool,
-}
-
-/// Managers (other than `wi`) that own the GSA annotation.
-fn annotation_owners(sa: &KubeServiceAccount) -> (WiOwnership, Vec<String>) {
-    let mut mine = WiOwnership::default();
-    let mut others = Vec::new();
-    for entry in sa.metadata.managed_fields.iter().flatten() {
-        let Some(fields) = entry.fields_v1.as_ref() else {
-            continue;
-        };
-        let meta = fields.0.get("f:metadata");
-        let owns_annotation = meta
-            .and_then(|m| m.get("f:annotations"))
-            .and_then(|a| a.get(format!("f:{GSA_ANNOTATION}")))
-            .is_some();
-        let owns_label = meta
-            .and_then(|m| m.get("f:labels"))
-            .and_then(|l| l.get(format!("f:{MANAGED_BY_LABEL}")))
-            .is_some();
-        let manager = entry.manager.clone().unwrap_or_default();
-        if manager == FIELD_MANAGER && entry.operation.as_deref() == Some("Apply") {
-            mine.annotation |= owns_annotation;
-            mine.managed_by_label |= owns_label;
-        } else if owns_annotation {
-            others.push(manager);
-        }
-    }
-    others.sort();
-    others.dedup();
-    (mine, others)
 }
 
 fn annotation_key() -> String {
@@ -933,16 +881,11 @@ impl Planner<'_> {
                 if declared.contains(&(ns.clone(), name.clone())) {
                     continue;
                 }
-                let (mine, _) = annotation_owners(sa);
+                let (mine, _) = ksa_field_owners(sa);
                 if !mine.annotation && !mine.managed_by_label {
                     continue;
                 }
-                let created_by_wi = sa
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(MANAGED_BY_LABEL))
-                    .is_some_and(|v| v == FIELD_MANAGER);
+                let created_by_wi = created_by_wi(sa);
                 let resource = Resource::KubernetesServiceAccount {
                     cluster: key.clone(),
                     namespace: ns.clone(),
@@ -1021,7 +964,7 @@ impl Planner<'_> {
             );
             return;
         };
-        let (mine, other_owners) = annotation_owners(live);
+        let (mine, other_owners) = ksa_field_owners(live);
         let current = live
             .metadata
             .annotations
@@ -1031,12 +974,7 @@ impl Planner<'_> {
         let before = ksa_attributes(live);
         let mut after = Attributes::new();
         after.insert(annotation_key(), json!(m.gsa_email));
-        let created_by_wi = live
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(MANAGED_BY_LABEL))
-            .is_some_and(|v| v == FIELD_MANAGER);
+        let created_by_wi = created_by_wi(live);
         if mine.managed_by_label || (created_by_wi && m.management == KsaManagement::Create) {
             after.insert(label_key(), json!("wi"));
         }

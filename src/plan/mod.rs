@@ -9,14 +9,12 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::live::Fingerprint;
 use crate::spec::ClusterKey;
 
 mod compute;
 pub mod file;
-pub use compute::{
-    OWNERSHIP_MARKER, PlanError, PlanOptions, Problem, WORKLOAD_IDENTITY_USER, compute, is_owned,
-    owned_description,
-};
+pub use compute::{PlanError, PlanOptions, Problem, compute};
 
 /// Version of the saved / JSON plan format. Minor bumps are additive.
 pub const FORMAT_VERSION: &str = "1.0";
@@ -262,17 +260,6 @@ pub struct ResourceChange {
     pub depends_on: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<Warning>,
-}
-
-/// A live object the plan read, and the version it saw (etag,
-/// resourceVersion or content hash). `apply` re-reads these and refuses a
-/// saved plan whose inputs have moved.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Fingerprint {
-    /// What was read, e.g. `iam_policy["sa@p.iam.gserviceaccount.com"]`.
-    pub source: String,
-    /// The etag / resourceVersion / hash seen; `absent` when it did not exist.
-    pub version: String,
 }
 
 /// The whole plan. `changes` is sorted by [`Resource::sort_key`] and includes

@@ -13,6 +13,7 @@ use crate::gcp::types::{
     WorkloadMetadataConfig,
 };
 use crate::live::{LiveCluster, LiveKube, LiveProject, LiveState};
+use crate::ownership::OWNERSHIP_MARKER;
 use crate::plan::{Action, Plan};
 use crate::spec::{
     AbsentMember, Cluster as SpecCluster, ClusterKey, Gsa, KsaManagement, Mapping, Model,
