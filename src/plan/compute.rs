@@ -13,7 +13,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::ServiceAccount as KubeServiceAccount;
 use serde_json::{Value, json};
 
-use super::{Action, Attributes, FORMAT_VERSION, Plan, Reason, Resource, ResourceChange, Warning};
+use super::{
+    Action, Attributes, FORMAT_VERSION, Plan, Reason, ReasonCode, Resource, ResourceChange,
+    Warning, WarningCode,
+};
 use crate::gcp::types::Policy;
 use crate::live::{IAM_CREDENTIALS_SERVICE, LiveKube, LiveState};
 use crate::ownership::{
@@ -94,8 +97,9 @@ pub fn compute(
     changes.sort_by_cached_key(|c| c.resource.sort_key());
     changes.dedup_by(|a, b| a.address == b.address);
     let mut warnings = planner.warnings;
-    warnings
-        .sort_by(|a, b| (&a.address, &a.code, &a.message).cmp(&(&b.address, &b.code, &b.message)));
+    warnings.sort_by(|a, b| {
+        (&a.address, a.code.as_str(), &a.message).cmp(&(&b.address, b.code.as_str(), &b.message))
+    });
     warnings.dedup();
     Ok(Plan {
         format_version: FORMAT_VERSION.to_string(),
@@ -122,9 +126,9 @@ fn attrs(value: Value) -> Attributes {
     }
 }
 
-fn reason(code: &str, message: impl Into<String>) -> Reason {
+fn reason(code: ReasonCode, message: impl Into<String>) -> Reason {
     Reason {
-        code: code.to_string(),
+        code,
         message: message.into(),
     }
 }
@@ -156,32 +160,71 @@ fn label_key() -> String {
     format!("labels[\"{MANAGED_BY_LABEL}\"]")
 }
 
+/// A change of `action` to `resource`, with no dependencies or warnings yet.
+fn change(
+    resource: Resource,
+    action: Action,
+    before: Option<Attributes>,
+    after: Option<Attributes>,
+    reason: Reason,
+) -> ResourceChange {
+    ResourceChange {
+        address: resource.address(),
+        resource,
+        action,
+        before,
+        after,
+        reason,
+        depends_on: Vec::new(),
+        warnings: Vec::new(),
+    }
+}
+
+/// A declared resource already as declared.
+fn noop(resource: Resource, before: Attributes, after: Attributes, why: Reason) -> ResourceChange {
+    change(resource, Action::NoOp, Some(before), Some(after), why)
+}
+
+/// A resource to create.
+fn create(resource: Resource, after: Attributes, why: Reason) -> ResourceChange {
+    change(resource, Action::Create, None, Some(after), why)
+}
+
+/// A resource to change in place.
+fn update(
+    resource: Resource,
+    before: Attributes,
+    after: Attributes,
+    why: Reason,
+) -> ResourceChange {
+    change(resource, Action::Update, Some(before), Some(after), why)
+}
+
+/// A resource to remove.
+fn delete(resource: Resource, before: Attributes, why: Reason) -> ResourceChange {
+    change(resource, Action::Delete, Some(before), None, why)
+}
+
+impl ResourceChange {
+    /// The addresses this change waits for during apply.
+    fn with_deps(mut self, deps: Vec<String>) -> Self {
+        self.depends_on.extend(deps);
+        self
+    }
+
+    /// Warnings about this change.
+    fn with_warnings(mut self, warnings: Vec<Warning>) -> Self {
+        self.warnings.extend(warnings);
+        self
+    }
+}
+
 impl Planner<'_> {
-    // One call per change keeps the planning rules readable; a builder would hide them.
-    #[allow(clippy::too_many_arguments)]
-    fn push(
-        &mut self,
-        resource: Resource,
-        action: Action,
-        before: Option<Attributes>,
-        after: Option<Attributes>,
-        reason: Reason,
-        depends_on: Vec<String>,
-        warnings: Vec<Warning>,
-    ) {
-        let mut depends_on = depends_on;
-        depends_on.sort();
-        depends_on.dedup();
-        self.changes.push(ResourceChange {
-            address: resource.address(),
-            resource,
-            action,
-            before,
-            after,
-            reason,
-            depends_on,
-            warnings,
-        });
+    /// Records a change; its dependencies are kept sorted and unique.
+    fn push(&mut self, mut change: ResourceChange) {
+        change.depends_on.sort();
+        change.depends_on.dedup();
+        self.changes.push(change);
     }
 
     fn problem(&mut self, address: String, message: String, help: Option<&str>) {
@@ -222,28 +265,16 @@ impl Planner<'_> {
             };
             let state = |on: bool| attrs(json!({"state": if on { "ENABLED" } else { "DISABLED" }}));
             if enabled {
-                self.push(
+                self.push(noop(
                     resource,
-                    Action::NoOp,
-                    Some(state(true)),
-                    Some(state(true)),
-                    reason("in_sync", "enabled"),
-                    vec![],
-                    vec![],
-                );
+                    state(true),
+                    state(true),
+                    reason(ReasonCode::InSync, "enabled"),
+                ));
             } else {
-                self.push(
-                    resource,
-                    Action::Create,
-                    Some(state(false)),
-                    Some(state(true)),
-                    reason(
-                        "missing",
+                self.push(change(resource, Action::Create, Some(state(false)), Some(state(true)), reason(ReasonCode::Missing,
                         "Workload Identity exchanges tokens through the IAM Service Account Credentials API, which is disabled",
-                    ),
-                    vec![],
-                    vec![],
-                );
+                    )));
             }
         }
     }
@@ -264,24 +295,16 @@ impl Planner<'_> {
                 .and_then(|c| c.gke.as_ref());
             let Some(live) = live else {
                 match &cluster.create {
-                    Some(create) => {
+                    Some(block) => {
                         let after = attrs(json!({
                             "name": cluster.key.name,
                             "location": cluster.key.location,
                             "workload_pool": desired_pool,
-                            "initial_node_count": create.initial_node_count,
-                            "machine_type": create.machine_type,
-                            "release_channel": create.release_channel,
+                            "initial_node_count": block.initial_node_count,
+                            "machine_type": block.machine_type,
+                            "release_channel": block.release_channel,
                         }));
-                        self.push(
-                            resource,
-                            Action::Create,
-                            None,
-                            Some(after),
-                            reason("missing", "the cluster does not exist and the spec has a create block"),
-                            vec![],
-                            vec![],
-                        );
+                        self.push(create(resource, after, reason(ReasonCode::Missing, "the cluster does not exist and the spec has a create block")));
                     }
                     None => self.problem(
                         address,
@@ -295,15 +318,12 @@ impl Planner<'_> {
             let before = attrs(json!({"workload_pool": live_pool}));
             let after = attrs(json!({"workload_pool": desired_pool}));
             if live_pool == desired_pool {
-                self.push(
+                self.push(noop(
                     resource,
-                    Action::NoOp,
-                    Some(before),
-                    Some(after),
-                    reason("in_sync", "workload pool as declared"),
-                    vec![],
-                    vec![],
-                );
+                    before,
+                    after,
+                    reason(ReasonCode::InSync, "workload pool as declared"),
+                ));
             } else {
                 let why = if desired_pool.is_some() {
                     "Workload Identity is off: the cluster has no workload pool"
@@ -313,19 +333,14 @@ impl Planner<'_> {
                 let mut warnings = vec![];
                 if desired_pool.is_none() {
                     warnings.push(Warning {
-                        code: "disables_workload_identity".into(),
+                        code: WarningCode::DisablesWorkloadIdentity,
                         message: "pods of this cluster lose their Google identities".into(),
                         address: Some(address.clone()),
                     });
                 }
                 self.push(
-                    resource,
-                    Action::Update,
-                    Some(before),
-                    Some(after),
-                    reason("drift", why),
-                    vec![],
-                    warnings,
+                    update(resource, before, after, reason(ReasonCode::Drift, why))
+                        .with_warnings(warnings),
                 );
             }
             self.node_pools(cluster, live, &address);
@@ -369,15 +384,12 @@ impl Planner<'_> {
             let before = attrs(json!({"workload_metadata_mode": mode}));
             let after = attrs(json!({"workload_metadata_mode": "GKE_METADATA"}));
             if mode == "GKE_METADATA" {
-                self.push(
+                self.push(noop(
                     resource,
-                    Action::NoOp,
-                    Some(before),
-                    Some(after),
-                    reason("in_sync", "runs the GKE metadata server"),
-                    vec![],
-                    vec![],
-                );
+                    before,
+                    after,
+                    reason(ReasonCode::InSync, "runs the GKE metadata server"),
+                ));
             } else {
                 let address = resource.address();
                 let deps = if cluster_changes {
@@ -385,19 +397,11 @@ impl Planner<'_> {
                 } else {
                     vec![]
                 };
-                self.push(
-                    resource,
-                    Action::Update,
-                    Some(before),
-                    Some(after),
-                    reason("drift", "pods on this pool get the node's identity instead of their KSA's: the pool does not run the GKE metadata server"),
-                    deps,
-                    vec![Warning {
-                        code: "rolls_nodes".into(),
+                self.push(update(resource, before, after, reason(ReasonCode::Drift, "pods on this pool get the node's identity instead of their KSA's: the pool does not run the GKE metadata server")).with_deps(deps).with_warnings(vec![Warning {
+                        code: WarningCode::RollsNodes,
                         message: "switching to GKE_METADATA recreates every node of the pool; pods are rescheduled and the operation can take a long time".into(),
                         address: Some(address),
-                    }],
-                );
+                    }]));
             }
         }
     }
@@ -416,15 +420,11 @@ impl Planner<'_> {
                 "description": owned_description(gsa.description.as_deref()),
             }));
             match self.live.account(&gsa.project, &email) {
-                None => self.push(
+                None => self.push(create(
                     resource,
-                    Action::Create,
-                    None,
-                    Some(desired),
-                    reason("missing", "the account does not exist"),
-                    vec![],
-                    vec![],
-                ),
+                    desired,
+                    reason(ReasonCode::Missing, "the account does not exist"),
+                )),
                 Some(live) => {
                     let owned = is_owned(live.description.as_deref());
                     let before = attrs(json!({
@@ -434,47 +434,39 @@ impl Planner<'_> {
                     }));
                     if owned || gsa.adopt {
                         if before == desired {
-                            self.push(
+                            self.push(noop(
                                 resource,
-                                Action::NoOp,
-                                Some(before),
-                                Some(desired),
-                                reason("in_sync", "as declared"),
-                                vec![],
-                                vec![],
-                            );
+                                before,
+                                desired,
+                                reason(ReasonCode::InSync, "as declared"),
+                            ));
                         } else {
                             let why = if owned {
-                                reason("drift", "display name or description differ from the spec")
+                                reason(
+                                    ReasonCode::Drift,
+                                    "display name or description differ from the spec",
+                                )
                             } else {
-                                reason("adopt", "adopt: true marks the account as managed by wi")
+                                reason(
+                                    ReasonCode::Adopt,
+                                    "adopt: true marks the account as managed by wi",
+                                )
                             };
-                            self.push(
-                                resource,
-                                Action::Update,
-                                Some(before),
-                                Some(desired),
-                                why,
-                                vec![],
-                                vec![],
-                            );
+                            self.push(update(resource, before, desired, why));
                         }
                     } else {
-                        self.push(
+                        self.push(noop(
                             resource,
-                            Action::NoOp,
-                            Some(before.clone()),
-                            Some(before),
+                            before.clone(),
+                            before,
                             reason(
-                                "not_owned",
+                                ReasonCode::NotOwned,
                                 "exists and is not managed by wi: only bindings are added",
                             ),
-                            vec![],
-                            vec![],
-                        );
+                        ));
                         if live.display_name != gsa.display_name {
                             self.warnings.push(Warning {
-                                code: "not_owned".into(),
+                                code: WarningCode::NotOwned,
                                 message: format!("{email} is not managed by wi, so its display name and description are left as they are; set `adopt: true` to manage it"),
                                 address: Some(address),
                             });
@@ -530,26 +522,20 @@ impl Planner<'_> {
                         let a = attrs(
                             json!({"project": project, "role": role, "member": format!("serviceAccount:{email}")}),
                         );
-                        self.push(
+                        self.push(delete(
                             grant,
-                            Action::Delete,
-                            Some(a),
-                            None,
-                            reason("orphan_pruned", "the account is pruned"),
-                            vec![],
-                            vec![],
-                        );
+                            a,
+                            reason(ReasonCode::OrphanPruned, "the account is pruned"),
+                        ));
                     }
-                    self.push(resource, Action::Delete, Some(before), None,
-                        reason("orphan_pruned", "managed by wi, no longer in the spec, and --prune was given"), deps,
-                        vec![Warning {
-                            code: "revocation_delay".into(),
+                    self.push(delete(resource, before, reason(ReasonCode::OrphanPruned, "managed by wi, no longer in the spec, and --prune was given")).with_deps(deps).with_warnings(vec![Warning {
+                            code: WarningCode::AccountRevocationDelay,
                             message: "tokens already issued for this account keep working until they expire (up to 1 hour)".into(),
                             address: None,
-                        }]);
+                        }]));
                 } else {
                     self.warnings.push(Warning {
-                        code: "orphan".into(),
+                        code: WarningCode::Orphan,
                         message: format!("{email} is managed by wi but no longer in the spec; run with --prune to delete it"),
                         address: Some(resource.address()),
                     });
@@ -615,15 +601,12 @@ impl Planner<'_> {
                     json!({"service_account": email, "role": WORKLOAD_IDENTITY_USER, "member": member}),
                 );
                 if has_member(policy, WORKLOAD_IDENTITY_USER, member) {
-                    self.push(
+                    self.push(noop(
                         resource,
-                        Action::NoOp,
-                        Some(a.clone()),
-                        Some(a),
-                        reason("in_sync", "bound"),
-                        vec![],
-                        vec![],
-                    );
+                        a.clone(),
+                        a,
+                        reason(ReasonCode::InSync, "bound"),
+                    ));
                     continue;
                 }
                 let mut deps = self.pool_dependencies(pool_project);
@@ -637,16 +620,15 @@ impl Planner<'_> {
                     );
                 }
                 self.push(
-                    resource,
-                    Action::Create,
-                    None,
-                    Some(a),
-                    reason(
-                        "missing",
-                        "the KSA cannot act as the GSA without this binding",
-                    ),
-                    deps,
-                    vec![],
+                    create(
+                        resource,
+                        a,
+                        reason(
+                            ReasonCode::Missing,
+                            "the KSA cannot act as the GSA without this binding",
+                        ),
+                    )
+                    .with_deps(deps),
                 );
             }
         }
@@ -688,12 +670,12 @@ impl Planner<'_> {
                 let is_declared = declared.is_some_and(|d| d.contains(member));
                 let why = if absent.contains(&(email.as_str(), member)) {
                     reason(
-                        "declared_absent",
+                        ReasonCode::DeclaredAbsent,
                         "the spec lists this member under `absent`",
                     )
                 } else if owned && !is_declared {
                     reason(
-                        "not_in_spec",
+                        ReasonCode::NotInSpec,
                         "the account is managed by wi and no mapping declares this member",
                     )
                 } else {
@@ -709,11 +691,11 @@ impl Planner<'_> {
                 let a = attrs(
                     json!({"service_account": email, "role": WORKLOAD_IDENTITY_USER, "member": member}),
                 );
-                self.push(resource, Action::Delete, Some(a), None, why, vec![], vec![Warning {
-                    code: "revocation_delay".into(),
+                self.push(delete(resource, a, why).with_warnings(vec![Warning {
+                    code: WarningCode::RevocationDelay,
                     message: "a removed binding keeps working for tokens already issued, for up to 30 minutes".into(),
                     address: Some(address),
-                }]);
+                }]));
             }
         }
     }
@@ -737,15 +719,12 @@ impl Planner<'_> {
                 };
                 let a = attrs(json!({"project": gsa.project, "role": role, "member": member}));
                 if has_member(policy, role, &member) {
-                    self.push(
+                    self.push(noop(
                         resource,
-                        Action::NoOp,
-                        Some(a.clone()),
-                        Some(a),
-                        reason("in_sync", "granted"),
-                        vec![],
-                        vec![],
-                    );
+                        a.clone(),
+                        a,
+                        reason(ReasonCode::InSync, "granted"),
+                    ));
                 } else {
                     let deps =
                         if account_planned && self.live.account(&gsa.project, &email).is_none() {
@@ -754,13 +733,15 @@ impl Planner<'_> {
                             vec![]
                         };
                     self.push(
-                        resource,
-                        Action::Create,
-                        None,
-                        Some(a),
-                        reason("missing", "the spec grants this role to the account"),
-                        deps,
-                        vec![],
+                        create(
+                            resource,
+                            a,
+                            reason(
+                                ReasonCode::Missing,
+                                "the spec grants this role to the account",
+                            ),
+                        )
+                        .with_deps(deps),
                     );
                 }
             }
@@ -786,18 +767,14 @@ impl Planner<'_> {
                 };
                 let a =
                     attrs(json!({"project": gsa.project, "role": binding.role, "member": member}));
-                self.push(
+                self.push(delete(
                     resource,
-                    Action::Delete,
-                    Some(a),
-                    None,
+                    a,
                     reason(
-                        "not_in_spec",
+                        ReasonCode::NotInSpec,
                         "the account is managed by wi and the spec does not grant it this role",
                     ),
-                    vec![],
-                    vec![],
-                );
+                ));
             }
         }
     }
@@ -853,26 +830,25 @@ impl Planner<'_> {
                     if namespaces_done.insert(m.namespace.clone()) {
                         let after = attrs(json!({"name": m.namespace, label_key(): "wi"}));
                         self.push(
-                            ns_resource,
-                            Action::Create,
-                            None,
-                            Some(after),
-                            reason("missing", "the namespace of a mapped KSA does not exist"),
-                            cluster_dep.clone(),
-                            vec![],
+                            create(
+                                ns_resource,
+                                after,
+                                reason(
+                                    ReasonCode::Missing,
+                                    "the namespace of a mapped KSA does not exist",
+                                ),
+                            )
+                            .with_deps(cluster_dep.clone()),
                         );
                     }
                 } else if namespaces_done.insert(m.namespace.clone()) {
                     let a = attrs(json!({"name": m.namespace}));
-                    self.push(
+                    self.push(noop(
                         ns_resource,
-                        Action::NoOp,
-                        Some(a.clone()),
-                        Some(a),
-                        reason("in_sync", "exists"),
-                        vec![],
-                        vec![],
-                    );
+                        a.clone(),
+                        a,
+                        reason(ReasonCode::InSync, "exists"),
+                    ));
                 }
                 self.ksa(key, m, kube, ksa_deps);
             }
@@ -893,35 +869,28 @@ impl Planner<'_> {
                 };
                 let before = ksa_attributes(sa);
                 if created_by_wi && self.options.prune {
-                    self.push(
+                    self.push(delete(
                         resource,
-                        Action::Delete,
-                        Some(before),
-                        None,
+                        before,
                         reason(
-                            "orphan_pruned",
+                            ReasonCode::OrphanPruned,
                             "created by wi, no mapping declares it, and --prune was given",
                         ),
-                        vec![],
-                        vec![],
-                    );
+                    ));
                 } else if mine.annotation {
                     let mut after = Attributes::new();
                     if mine.managed_by_label {
                         after.insert(label_key(), json!("wi"));
                     }
-                    self.push(
+                    self.push(update(
                         resource,
-                        Action::Update,
-                        Some(before),
-                        Some(after),
+                        before,
+                        after,
                         reason(
-                            "not_in_spec",
+                            ReasonCode::NotInSpec,
                             "no mapping declares this KSA any more: wi releases its annotation",
                         ),
-                        vec![],
-                        vec![],
-                    );
+                    ));
                 }
             }
         }
@@ -954,13 +923,12 @@ impl Planner<'_> {
             }
             let after = attrs(json!({annotation_key(): m.gsa_email, label_key(): "wi"}));
             self.push(
-                resource,
-                Action::Create,
-                None,
-                Some(after),
-                reason("missing", "the KSA does not exist"),
-                deps,
-                vec![],
+                create(
+                    resource,
+                    after,
+                    reason(ReasonCode::Missing, "the KSA does not exist"),
+                )
+                .with_deps(deps),
             );
             return;
         };
@@ -986,7 +954,7 @@ impl Planner<'_> {
                 && spec.host_network == Some(true)
             {
                 self.warnings.push(Warning {
-                    code: "host_network".into(),
+                    code: WarningCode::HostNetwork,
                     message: format!(
                         "pod {}/{} runs as this KSA on the host network: it gets the node's identity, not {}",
                         m.namespace,
@@ -1001,21 +969,18 @@ impl Planner<'_> {
             && (!after.contains_key(&label_key())
                 || before.get(&label_key()) == after.get(&label_key()))
         {
-            self.push(
+            self.push(noop(
                 resource,
-                Action::NoOp,
-                Some(before),
-                Some(after),
-                reason("in_sync", "annotated"),
-                vec![],
-                vec![],
-            );
+                before,
+                after,
+                reason(ReasonCode::InSync, "annotated"),
+            ));
             return;
         }
         let mut warnings = Vec::new();
         if current.is_some() && !other_owners.is_empty() && !self.options.force_conflicts {
             warnings.push(Warning {
-                code: "field_conflict".into(),
+                code: WarningCode::FieldConflict,
                 message: format!(
                     "the annotation is owned by field manager {}: apply stops with a conflict unless --force-conflicts is given",
                     other_owners.join(", ")
@@ -1024,20 +989,17 @@ impl Planner<'_> {
             });
         }
         let why = match current {
-            None => reason("missing", "the KSA is not annotated with its GSA"),
-            Some(other) if other != m.gsa_email => {
-                reason("drift", format!("the KSA is annotated with {other}"))
-            }
-            Some(_) => reason("drift", "wi's label is missing"),
+            None => reason(ReasonCode::Missing, "the KSA is not annotated with its GSA"),
+            Some(other) if other != m.gsa_email => reason(
+                ReasonCode::Drift,
+                format!("the KSA is annotated with {other}"),
+            ),
+            Some(_) => reason(ReasonCode::Drift, "wi's label is missing"),
         };
         self.push(
-            resource,
-            Action::Update,
-            Some(before),
-            Some(after),
-            why,
-            deps,
-            warnings,
+            update(resource, before, after, why)
+                .with_deps(deps)
+                .with_warnings(warnings),
         );
     }
 
@@ -1066,7 +1028,7 @@ impl Planner<'_> {
                 continue;
             }
             self.warnings.push(Warning {
-                code: "identity_sameness".into(),
+                code: WarningCode::IdentitySameness,
                 message: format!(
                     "serviceAccount:{project}.svc.id.goog[{ns}/{ksa}] is one identity for every cluster of project {project}: a {ns}/{ksa} KSA in {} gets the same access",
                     others.join(", ")

@@ -12,8 +12,10 @@ use serde::{Deserialize, Serialize};
 pub use crate::live::Fingerprint;
 use crate::spec::ClusterKey;
 
+mod codes;
 mod compute;
 pub mod file;
+pub use codes::{ReasonCode, UnknownCode, WarningCode};
 pub use compute::{PlanError, PlanOptions, Problem, compute};
 
 /// Version of the saved / JSON plan format. Minor bumps are additive.
@@ -229,7 +231,7 @@ pub type Attributes = BTreeMap<String, serde_json::Value>;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reason {
     /// `missing`, `drift`, `not_in_spec`, `declared_absent`, `orphan_pruned`, `in_sync`, ...
-    pub code: String,
+    pub code: ReasonCode,
     pub message: String,
 }
 
@@ -237,7 +239,7 @@ pub struct Reason {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Warning {
     /// `rolls_nodes`, `revocation_delay`, `identity_sameness`, `orphan`, `host_network`, ...
-    pub code: String,
+    pub code: WarningCode,
     pub message: String,
     /// The address it concerns, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]

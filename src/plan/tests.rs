@@ -288,7 +288,11 @@ fn empty_world_plans_every_step_with_dependencies() {
         pool.depends_on,
         vec!["cluster[\"wi-demo/us-central1-a/alpha\"]".to_string()]
     );
-    assert!(pool.warnings.iter().any(|w| w.code == "rolls_nodes"));
+    assert!(
+        pool.warnings
+            .iter()
+            .any(|w| w.code == WarningCode::RollsNodes)
+    );
     let ksa = p
         .changes
         .iter()
@@ -363,7 +367,12 @@ fn undeclared_members_on_an_owned_account_are_drift_but_conditions_are_untouched
     assert!(deletes[0].contains("[other/app]"));
     let change = p.actionable().next().unwrap();
     assert_eq!(change.action, Action::Delete);
-    assert!(change.warnings.iter().any(|w| w.code == "revocation_delay"));
+    assert!(
+        change
+            .warnings
+            .iter()
+            .any(|w| w.code == WarningCode::RevocationDelay)
+    );
 }
 
 #[test]
@@ -388,7 +397,7 @@ fn declared_absent_member_is_removed_even_from_accounts_wi_does_not_own() {
     let p = plan(&m, &live, &PlanOptions::default());
     let changes: Vec<_> = p.actionable().collect();
     assert_eq!(changes.len(), 1);
-    assert_eq!(changes[0].reason.code, "declared_absent");
+    assert_eq!(changes[0].reason.code, ReasonCode::DeclaredAbsent);
 }
 
 #[test]
@@ -435,12 +444,12 @@ fn annotation_owned_by_another_manager_warns_about_the_conflict() {
     let p = plan(&model(), &live, &PlanOptions::default());
     let change = p.actionable().next().unwrap();
     assert_eq!(change.action, Action::Update);
-    assert_eq!(change.reason.code, "drift");
+    assert_eq!(change.reason.code, ReasonCode::Drift);
     assert!(
         change
             .warnings
             .iter()
-            .any(|w| w.code == "field_conflict" && w.message.contains("kubectl-annotate"))
+            .any(|w| w.code == WarningCode::FieldConflict && w.message.contains("kubectl-annotate"))
     );
     let forced = plan(
         &model(),
@@ -524,7 +533,7 @@ fn orphaned_owned_account_is_a_warning_until_prune() {
     m.service_accounts.clear();
     m.mappings.clear();
     let p = plan(&m, &live, &PlanOptions::default());
-    assert!(p.warnings.iter().any(|w| w.code == "orphan"));
+    assert!(p.warnings.iter().any(|w| w.code == WarningCode::Orphan));
     assert!(
         !p.actionable()
             .any(|c| c.address.starts_with("google_service_account"))
@@ -602,7 +611,7 @@ fn identity_sameness_is_reported_for_clusters_of_the_same_project() {
     assert!(
         p.warnings
             .iter()
-            .any(|w| w.code == "identity_sameness" && w.message.contains("beta"))
+            .any(|w| w.code == WarningCode::IdentitySameness && w.message.contains("beta"))
     );
 }
 
