@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount as KubeServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount as K8sServiceAccount};
 
 use crate::gcp::types::{Cluster, Policy, ServiceAccount};
 use crate::gcp::{GcpClient, GcpError};
@@ -63,7 +63,7 @@ pub struct LiveProject {
 pub struct LiveKube {
     pub namespaces: BTreeMap<String, Namespace>,
     /// Service accounts by (namespace, name).
-    pub service_accounts: BTreeMap<(String, String), KubeServiceAccount>,
+    pub service_accounts: BTreeMap<(String, String), K8sServiceAccount>,
     pub pods: Vec<Pod>,
 }
 

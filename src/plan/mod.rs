@@ -14,9 +14,11 @@ use crate::spec::ClusterKey;
 
 mod codes;
 mod compute;
+mod error;
 pub mod file;
 pub use codes::{ReasonCode, UnknownCode, WarningCode};
-pub use compute::{PlanError, PlanOptions, Problem, compute};
+pub use compute::{PlanOptions, compute};
+pub use error::{PlanError, PlanProblem};
 
 /// Version of the saved / JSON plan format. Minor bumps are additive.
 pub const FORMAT_VERSION: &str = "1.0";

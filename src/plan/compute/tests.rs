@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount as Ksa};
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount as K8sServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry, ObjectMeta};
 use serde_json::json;
 
@@ -119,7 +119,11 @@ fn owned_account() -> ServiceAccount {
     }
 }
 
-fn ksa(annotation: Option<&str>, managers: &[(&str, &str, bool, bool)], label: bool) -> Ksa {
+fn ksa(
+    annotation: Option<&str>,
+    managers: &[(&str, &str, bool, bool)],
+    label: bool,
+) -> K8sServiceAccount {
     let mut annotations = BTreeMap::new();
     if let Some(a) = annotation {
         annotations.insert("iam.gke.io/gcp-service-account".to_string(), a.to_string());
@@ -155,7 +159,7 @@ fn ksa(annotation: Option<&str>, managers: &[(&str, &str, bool, bool)], label: b
             }
         })
         .collect();
-    Ksa {
+    K8sServiceAccount {
         metadata: ObjectMeta {
             name: Some("api".into()),
             namespace: Some("payments".into()),
