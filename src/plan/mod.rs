@@ -14,10 +14,12 @@ use crate::spec::ClusterKey;
 
 mod codes;
 mod compute;
+mod desired;
 mod error;
 pub mod file;
 pub use codes::{ReasonCode, UnknownCode, WarningCode};
 pub use compute::{PlanOptions, compute};
+pub use desired::{AccountValues, ClusterCreateValues, KubeMetadata};
 pub use error::{PlanError, PlanProblem};
 
 /// Version of the saved / JSON plan format. Minor bumps are additive.

@@ -127,12 +127,14 @@ fn unconditional_members<'p>(policy: &'p Policy, role: &str) -> BTreeSet<&'p str
         .collect()
 }
 
+/// The attribute name of the GSA annotation.
 fn annotation_key() -> String {
-    format!("annotations[\"{GSA_ANNOTATION}\"]")
+    super::desired::annotation_attr(GSA_ANNOTATION)
 }
 
+/// The attribute name of `wi`'s managed-by label.
 fn label_key() -> String {
-    format!("labels[\"{MANAGED_BY_LABEL}\"]")
+    super::desired::label_attr(MANAGED_BY_LABEL)
 }
 
 /// A change of `action` to `resource`, with no dependencies or warnings yet.

@@ -7,7 +7,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntr
 use serde_json::json;
 
 use super::*;
-use crate::apply::edit_members;
 use crate::gcp::types::{
     Binding, Cluster, NodeConfig, NodePool, Policy, ServiceAccount, WorkloadIdentityConfig,
     WorkloadMetadataConfig,
@@ -616,55 +615,6 @@ fn identity_sameness_is_reported_for_clusters_of_the_same_project() {
         p.warnings
             .iter()
             .any(|w| w.code == WarningCode::IdentitySameness && w.message.contains("beta"))
-    );
-}
-
-#[test]
-fn edit_members_touches_only_its_own_members() {
-    let cond = json!({"title": "t", "expression": "true"});
-    let mut policy = Policy {
-        version: Some(1),
-        etag: Some("BwX".into()),
-        bindings: vec![
-            Binding {
-                role: WORKLOAD_IDENTITY_USER.into(),
-                members: vec!["a".into(), "b".into()],
-                ..Default::default()
-            },
-            Binding {
-                role: WORKLOAD_IDENTITY_USER.into(),
-                members: vec!["c".into()],
-                condition: Some(cond.clone()),
-                ..Default::default()
-            },
-            Binding {
-                role: "roles/x".into(),
-                members: vec!["c".into()],
-                ..Default::default()
-            },
-        ],
-        ..Default::default()
-    };
-    let role = WORKLOAD_IDENTITY_USER.to_string();
-    assert!(edit_members(
-        &mut policy,
-        &[(role.clone(), "d".into())],
-        &[(role.clone(), "a".into()), (role.clone(), "c".into())]
-    ));
-    assert_eq!(
-        policy.bindings[0].members,
-        vec!["b".to_string(), "d".to_string()]
-    );
-    assert_eq!(
-        policy.bindings[1].members,
-        vec!["c".to_string()],
-        "conditional binding untouched"
-    );
-    assert_eq!(policy.bindings[1].condition, Some(cond));
-    assert_eq!(policy.bindings[2].members, vec!["c".to_string()]);
-    assert!(
-        !edit_members(&mut policy, &[(role.clone(), "d".into())], &[]),
-        "idempotent"
     );
 }
 

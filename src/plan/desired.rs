@@ -1,0 +1,103 @@
+//! The values `apply` writes, typed. The planner records them in a change's
+//! `after` attributes (that is also what people and `wi plan --json` read);
+//! this module is the one place that reads them back, next to the attribute
+//! names it shares with the planner, so `apply` works with typed values and
+//! never with display keys such as `labels["k"]`.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::ResourceChange;
+
+/// The attribute name of a label: `labels["KEY"]`.
+pub(crate) fn label_attr(key: &str) -> String {
+    format!("labels[\"{key}\"]")
+}
+
+/// The attribute name of an annotation: `annotations["KEY"]`.
+pub(crate) fn annotation_attr(key: &str) -> String {
+    format!("annotations[\"{key}\"]")
+}
+
+/// What a cluster `wi` creates looks like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterCreateValues {
+    pub workload_pool: Option<String>,
+    pub initial_node_count: u64,
+    pub machine_type: Option<String>,
+    pub release_channel: Option<String>,
+}
+
+/// The fields `wi` sets on a Google service account.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AccountValues {
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+}
+
+/// The labels and annotations `wi` server-side applies on a Kubernetes object.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KubeMetadata {
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl ResourceChange {
+    fn after_str(&self, key: &str) -> Option<&str> {
+        self.after.as_ref()?.get(key)?.as_str()
+    }
+
+    /// The workload pool a cluster change leaves (`None`: Workload Identity off).
+    pub fn workload_pool(&self) -> Option<&str> {
+        self.after_str("workload_pool")
+    }
+
+    /// The workload metadata mode a node-pool change sets.
+    pub fn metadata_mode(&self) -> Option<&str> {
+        self.after_str("workload_metadata_mode")
+    }
+
+    /// The cluster a cluster creation asks GKE for.
+    pub fn cluster_create(&self) -> ClusterCreateValues {
+        ClusterCreateValues {
+            workload_pool: self.workload_pool().map(str::to_string),
+            initial_node_count: self
+                .after
+                .as_ref()
+                .and_then(|a| a.get("initial_node_count"))
+                .and_then(Value::as_u64)
+                .unwrap_or(1),
+            machine_type: self.after_str("machine_type").map(str::to_string),
+            release_channel: self.after_str("release_channel").map(str::to_string),
+        }
+    }
+
+    /// The display name and description an account change sets.
+    pub fn account_values(&self) -> AccountValues {
+        AccountValues {
+            display_name: self.after_str("display_name").map(str::to_string),
+            description: self.after_str("description").map(str::to_string),
+        }
+    }
+
+    /// The labels and annotations a Kubernetes change applies.
+    pub fn kube_metadata(&self) -> KubeMetadata {
+        let mut out = KubeMetadata::default();
+        for (key, value) in self.after.iter().flatten() {
+            let Some(v) = value.as_str() else { continue };
+            if let Some(k) = key
+                .strip_prefix("labels[\"")
+                .and_then(|k| k.strip_suffix("\"]"))
+            {
+                out.labels.insert(k.to_string(), v.to_string());
+            } else if let Some(k) = key
+                .strip_prefix("annotations[\"")
+                .and_then(|k| k.strip_suffix("\"]"))
+            {
+                out.annotations.insert(k.to_string(), v.to_string());
+            }
+        }
+        out
+    }
+}
