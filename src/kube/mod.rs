@@ -107,7 +107,7 @@ pub async fn connect(
 
 /// Connects through `context` of the user's kubeconfig (`KUBECONFIG` or
 /// `~/.kube/config`).
-pub async fn connect_context(context: &str) -> Result<ClusterConnection, KubeError> {
+pub(crate) async fn connect_context(context: &str) -> Result<ClusterConnection, KubeError> {
     let kubeconfig =
         Kubeconfig::read().map_err(|e| KubeError::Config(format!("kubeconfig: {e}")))?;
     connect_kubeconfig(kubeconfig, Some(context)).await

@@ -300,7 +300,7 @@ fn relevant_accounts(model: &Model, state: &LiveState) -> BTreeSet<String> {
 
 /// The Kubernetes endpoint of a GKE cluster: server `https://ENDPOINT`, CA =
 /// `masterAuth.clusterCaCertificate` (already base64 PEM).
-pub fn cluster_endpoint(cluster: &Cluster) -> Result<ClusterEndpoint, KubeError> {
+pub(crate) fn cluster_endpoint(cluster: &Cluster) -> Result<ClusterEndpoint, KubeError> {
     let endpoint = cluster
         .endpoint
         .as_deref()

@@ -22,25 +22,25 @@ pub(crate) fn annotation_attr(key: &str) -> String {
 
 /// What a cluster `wi` creates looks like.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClusterCreateValues {
-    pub workload_pool: Option<String>,
-    pub initial_node_count: u64,
-    pub machine_type: Option<String>,
-    pub release_channel: Option<String>,
+pub(crate) struct ClusterCreateValues {
+    pub(crate) workload_pool: Option<String>,
+    pub(crate) initial_node_count: u64,
+    pub(crate) machine_type: Option<String>,
+    pub(crate) release_channel: Option<String>,
 }
 
 /// The fields `wi` sets on a Google service account.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct AccountValues {
-    pub display_name: Option<String>,
-    pub description: Option<String>,
+pub(crate) struct AccountValues {
+    pub(crate) display_name: Option<String>,
+    pub(crate) description: Option<String>,
 }
 
 /// The labels and annotations `wi` server-side applies on a Kubernetes object.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct KubeMetadata {
-    pub labels: BTreeMap<String, String>,
-    pub annotations: BTreeMap<String, String>,
+pub(crate) struct KubeMetadata {
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) annotations: BTreeMap<String, String>,
 }
 
 impl ResourceChange {
@@ -59,7 +59,7 @@ impl ResourceChange {
     }
 
     /// The cluster a cluster creation asks GKE for.
-    pub fn cluster_create(&self) -> ClusterCreateValues {
+    pub(crate) fn cluster_create(&self) -> ClusterCreateValues {
         ClusterCreateValues {
             workload_pool: self.workload_pool().map(str::to_string),
             initial_node_count: self
@@ -74,7 +74,7 @@ impl ResourceChange {
     }
 
     /// The display name and description an account change sets.
-    pub fn account_values(&self) -> AccountValues {
+    pub(crate) fn account_values(&self) -> AccountValues {
         AccountValues {
             display_name: self.after_str("display_name").map(str::to_string),
             description: self.after_str("description").map(str::to_string),
@@ -82,7 +82,7 @@ impl ResourceChange {
     }
 
     /// The labels and annotations a Kubernetes change applies.
-    pub fn kube_metadata(&self) -> KubeMetadata {
+    pub(crate) fn kube_metadata(&self) -> KubeMetadata {
         let mut out = KubeMetadata::default();
         for (key, value) in self.after.iter().flatten() {
             let Some(v) = value.as_str() else { continue };

@@ -19,7 +19,7 @@ mod error;
 pub mod file;
 pub use codes::{ReasonCode, UnknownCode, WarningCode};
 pub use compute::{PlanOptions, compute};
-pub use desired::{AccountValues, ClusterCreateValues, KubeMetadata};
+pub(crate) use desired::ClusterCreateValues;
 pub use error::{PlanError, PlanProblem};
 
 /// Version of the saved / JSON plan format. Minor bumps are additive.

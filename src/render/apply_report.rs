@@ -92,13 +92,18 @@ fn verbs(action: Action) -> (&'static str, &'static str) {
 }
 
 /// `ADDR: Creating...` / `Modifying...` / `Destroying...`.
-pub fn progress_start(address: &str, action: Action, style: &Style) -> String {
+pub(crate) fn progress_start(address: &str, action: Action, style: &Style) -> String {
     format!("{}: {}", style.bold(address), verbs(action).0)
 }
 
 /// `ADDR: Creation complete after 2s` / `Modifications complete after 2s` /
 /// `Destruction complete after 2s`.
-pub fn progress_done(address: &str, action: Action, elapsed: Duration, style: &Style) -> String {
+pub(crate) fn progress_done(
+    address: &str,
+    action: Action,
+    elapsed: Duration,
+    style: &Style,
+) -> String {
     format!(
         "{}: {} complete after {}",
         style.bold(address),
@@ -108,7 +113,12 @@ pub fn progress_done(address: &str, action: Action, elapsed: Duration, style: &S
 }
 
 /// `ADDR: Creation failed after 2s` (the error itself goes in the summary).
-pub fn progress_failed(address: &str, action: Action, elapsed: Duration, style: &Style) -> String {
+pub(crate) fn progress_failed(
+    address: &str,
+    action: Action,
+    elapsed: Duration,
+    style: &Style,
+) -> String {
     format!(
         "{}: {} {} after {}",
         style.bold(address),
@@ -119,7 +129,7 @@ pub fn progress_failed(address: &str, action: Action, elapsed: Duration, style: 
 }
 
 /// The confirmation prompt shown before an interactive apply.
-pub fn approval_prompt(style: &Style) -> String {
+pub(crate) fn approval_prompt(style: &Style) -> String {
     format!(
         "{}\n  wi will perform the actions described above.\n  Only 'yes' will be accepted to approve.\n\n  {} ",
         style.bold("Do you want to perform these actions?"),
@@ -129,7 +139,7 @@ pub fn approval_prompt(style: &Style) -> String {
 
 /// Whole seconds in Go's duration style, as Terraform prints them:
 /// `0s`, `42s`, `1m0s`, `1h2m3s`.
-pub fn format_elapsed(d: Duration) -> String {
+pub(crate) fn format_elapsed(d: Duration) -> String {
     let total = d.as_secs();
     let (h, m, s) = (total / 3600, (total % 3600) / 60, total % 60);
     if h > 0 {

@@ -6,7 +6,7 @@
 //! the one colour decision ([`Style`]) and writes the strings where they
 //! belong (plans on stdout, progress and warnings on stderr).
 
-pub mod apply_report;
+mod apply_report;
 mod human;
 mod json;
 mod markdown;
@@ -16,10 +16,10 @@ pub mod style;
 /// version now live in `apply` and at the crate root.
 pub use crate::VERSION as WI_VERSION;
 pub use crate::apply::{ApplyResult as ApplyReport, StepOutcome};
-pub use apply_report::{
-    apply_summary, approval_prompt, format_elapsed, progress_done, progress_failed, progress_start,
-};
+pub use apply_report::apply_summary;
+pub(crate) use apply_report::{approval_prompt, progress_done, progress_failed, progress_start};
 pub use human::{human, not_saved_note};
 pub use json::{actions, json};
 pub use markdown::{GITHUB_COMMENT_MAX_BYTES, markdown};
-pub use style::{Style, sanitize};
+pub use style::Style;
+pub(crate) use style::sanitize;
