@@ -10,6 +10,22 @@ use serde_json::Value;
 
 use super::ResourceChange;
 
+// The attribute names the planner writes and apply's values are read from.
+/// A cluster's workload pool (`null`: Workload Identity off).
+pub(crate) const WORKLOAD_POOL: &str = "workload_pool";
+/// A node pool's workload metadata mode.
+pub(crate) const METADATA_MODE: &str = "workload_metadata_mode";
+/// Node count of a cluster `wi` creates.
+pub(crate) const INITIAL_NODE_COUNT: &str = "initial_node_count";
+/// Machine type of a cluster `wi` creates.
+pub(crate) const MACHINE_TYPE: &str = "machine_type";
+/// Release channel of a cluster `wi` creates.
+pub(crate) const RELEASE_CHANNEL: &str = "release_channel";
+/// A service account's display name.
+pub(crate) const DISPLAY_NAME: &str = "display_name";
+/// A service account's description.
+pub(crate) const DESCRIPTION: &str = "description";
+
 /// The attribute name of a label: `labels["KEY"]`.
 pub(crate) fn label_attr(key: &str) -> String {
     format!("labels[\"{key}\"]")
@@ -50,12 +66,12 @@ impl ResourceChange {
 
     /// The workload pool a cluster change leaves (`None`: Workload Identity off).
     pub fn workload_pool(&self) -> Option<&str> {
-        self.after_str("workload_pool")
+        self.after_str(WORKLOAD_POOL)
     }
 
     /// The workload metadata mode a node-pool change sets.
     pub fn metadata_mode(&self) -> Option<&str> {
-        self.after_str("workload_metadata_mode")
+        self.after_str(METADATA_MODE)
     }
 
     /// The cluster a cluster creation asks GKE for.
@@ -65,19 +81,19 @@ impl ResourceChange {
             initial_node_count: self
                 .after
                 .as_ref()
-                .and_then(|a| a.get("initial_node_count"))
+                .and_then(|a| a.get(INITIAL_NODE_COUNT))
                 .and_then(Value::as_u64)
                 .unwrap_or(1),
-            machine_type: self.after_str("machine_type").map(str::to_string),
-            release_channel: self.after_str("release_channel").map(str::to_string),
+            machine_type: self.after_str(MACHINE_TYPE).map(str::to_string),
+            release_channel: self.after_str(RELEASE_CHANNEL).map(str::to_string),
         }
     }
 
     /// The display name and description an account change sets.
     pub(crate) fn account_values(&self) -> AccountValues {
         AccountValues {
-            display_name: self.after_str("display_name").map(str::to_string),
-            description: self.after_str("description").map(str::to_string),
+            display_name: self.after_str(DISPLAY_NAME).map(str::to_string),
+            description: self.after_str(DESCRIPTION).map(str::to_string),
         }
     }
 

@@ -2,6 +2,8 @@
 //! and find (or, with `--prune`, delete) owned accounts the spec dropped.
 
 use super::*;
+use crate::ids::{gsa_account_id, gsa_member};
+use crate::plan::desired::{DESCRIPTION, DISPLAY_NAME};
 
 impl Planner<'_> {
     pub(super) fn accounts(&mut self) {
@@ -14,8 +16,8 @@ impl Planner<'_> {
             let address = resource.address();
             let desired = attrs(json!({
                 "email": email,
-                "display_name": gsa.display_name,
-                "description": owned_description(gsa.description.as_deref()),
+                DISPLAY_NAME: gsa.display_name,
+                DESCRIPTION: owned_description(gsa.description.as_deref()),
             }));
             match self.live.account(&gsa.project, &email) {
                 None => self.push(create(
@@ -27,8 +29,8 @@ impl Planner<'_> {
                     let owned = is_owned(live.description.as_deref());
                     let before = attrs(json!({
                         "email": email,
-                        "display_name": live.display_name,
-                        "description": live.description,
+                        DISPLAY_NAME: live.display_name,
+                        DESCRIPTION: live.description,
                     }));
                     if owned || gsa.adopt {
                         if before == desired {
@@ -85,7 +87,7 @@ impl Planner<'_> {
                 if !is_owned(sa.description.as_deref()) || declared.contains(email) {
                     continue;
                 }
-                let account_id = email.split('@').next().unwrap_or_default().to_string();
+                let account_id = gsa_account_id(email).to_string();
                 let resource = Resource::ServiceAccount {
                     project: project.clone(),
                     account_id,
@@ -93,8 +95,8 @@ impl Planner<'_> {
                 if self.options.prune {
                     let before = attrs(json!({
                         "email": email,
-                        "display_name": sa.display_name,
-                        "description": sa.description,
+                        DISPLAY_NAME: sa.display_name,
+                        DESCRIPTION: sa.description,
                     }));
                     // Its project grants go first (IAM would keep them as `deleted:` members).
                     let grants: Vec<String> = live
@@ -103,9 +105,7 @@ impl Planner<'_> {
                         .flat_map(|p| p.bindings.iter())
                         .filter(|b| {
                             b.condition.is_none()
-                                && b.members
-                                    .iter()
-                                    .any(|m| m == &format!("serviceAccount:{email}"))
+                                && b.members.iter().any(|m| m == &gsa_member(email))
                         })
                         .map(|b| b.role.clone())
                         .collect();
@@ -114,11 +114,11 @@ impl Planner<'_> {
                         let grant = Resource::ProjectIamMember {
                             project: project.clone(),
                             role: role.clone(),
-                            member: format!("serviceAccount:{email}"),
+                            member: gsa_member(email),
                         };
                         deps.push(grant.address());
                         let a = attrs(
-                            json!({"project": project, "role": role, "member": format!("serviceAccount:{email}")}),
+                            json!({"project": project, "role": role, "member": gsa_member(email)}),
                         );
                         self.push(delete(
                             grant,

@@ -2,6 +2,9 @@
 //! node pools that must run the GKE metadata server.
 
 use super::*;
+use crate::plan::desired::{
+    INITIAL_NODE_COUNT, MACHINE_TYPE, METADATA_MODE, RELEASE_CHANNEL, WORKLOAD_POOL,
+};
 
 impl Planner<'_> {
     pub(super) fn clusters(&mut self) {
@@ -24,10 +27,10 @@ impl Planner<'_> {
                         let after = attrs(json!({
                             "name": cluster.key.name,
                             "location": cluster.key.location,
-                            "workload_pool": desired_pool,
-                            "initial_node_count": block.initial_node_count,
-                            "machine_type": block.machine_type,
-                            "release_channel": block.release_channel,
+                            WORKLOAD_POOL: desired_pool,
+                            INITIAL_NODE_COUNT: block.initial_node_count,
+                            MACHINE_TYPE: block.machine_type,
+                            RELEASE_CHANNEL: block.release_channel,
                         }));
                         self.push(create(resource, after, reason(ReasonCode::Missing, "the cluster does not exist and the spec has a create block")));
                     }
@@ -40,8 +43,8 @@ impl Planner<'_> {
                 continue;
             };
             let live_pool = live.workload_pool().map(str::to_string);
-            let before = attrs(json!({"workload_pool": live_pool}));
-            let after = attrs(json!({"workload_pool": desired_pool}));
+            let before = attrs(json!({WORKLOAD_POOL: live_pool}));
+            let after = attrs(json!({WORKLOAD_POOL: desired_pool}));
             if live_pool == desired_pool {
                 self.push(noop(
                     resource,
@@ -106,8 +109,8 @@ impl Planner<'_> {
                 continue;
             };
             let mode = pool.metadata_mode().unwrap_or("GCE_METADATA").to_string();
-            let before = attrs(json!({"workload_metadata_mode": mode}));
-            let after = attrs(json!({"workload_metadata_mode": "GKE_METADATA"}));
+            let before = attrs(json!({METADATA_MODE: mode}));
+            let after = attrs(json!({METADATA_MODE: "GKE_METADATA"}));
             if mode == "GKE_METADATA" {
                 self.push(noop(
                     resource,

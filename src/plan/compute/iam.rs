@@ -4,6 +4,8 @@
 //! members are drift) or when the spec lists the member under `absent`.
 
 use super::*;
+use crate::ids::{gsa_account_id, gsa_member, gsa_project};
+use crate::plan::desired::WORKLOAD_POOL;
 
 impl Planner<'_> {
     /// Addresses of planned cluster changes that create the workload pool of `project`,
@@ -20,7 +22,7 @@ impl Planner<'_> {
             .filter(|c| {
                 matches!(&c.resource, Resource::Cluster { cluster } if cluster.project == pool_project)
                     && matches!(c.action, Action::Create | Action::Update)
-                    && c.after.as_ref().and_then(|a| a.get("workload_pool")).is_some_and(|v| !v.is_null())
+                    && c.after.as_ref().and_then(|a| a.get(WORKLOAD_POOL)).is_some_and(|v| !v.is_null())
             })
             .map(|c| c.address.clone())
             .collect()
@@ -38,7 +40,7 @@ impl Planner<'_> {
         for ((project, email), members) in &desired {
             let account_planned = self.planned(&Resource::ServiceAccount {
                 project: project.clone(),
-                account_id: email.split('@').next().unwrap_or_default().to_string(),
+                account_id: gsa_account_id(email).to_string(),
             });
             let account_exists = self.live.account(project, email).is_some();
             if !account_exists && !account_planned {
@@ -76,7 +78,7 @@ impl Planner<'_> {
                     deps.push(
                         Resource::ServiceAccount {
                             project: project.clone(),
-                            account_id: email.split('@').next().unwrap_or_default().to_string(),
+                            account_id: gsa_account_id(email).to_string(),
                         }
                         .address(),
                     );
@@ -106,11 +108,7 @@ impl Planner<'_> {
             .map(|a| (a.gsa_email.as_str(), a.member.as_str()))
             .collect();
         for (email, policy) in &self.live.account_policies {
-            let Some(project) = email
-                .split('@')
-                .nth(1)
-                .and_then(|d| d.strip_suffix(".iam.gserviceaccount.com"))
-            else {
+            let Some(project) = gsa_project(email) else {
                 continue;
             };
             let owned = self
@@ -165,7 +163,7 @@ impl Planner<'_> {
     pub(super) fn project_roles(&mut self) {
         for gsa in &self.model.service_accounts {
             let email = gsa.email();
-            let member = format!("serviceAccount:{email}");
+            let member = gsa_member(&email);
             let live_project = self.live.projects.get(&gsa.project);
             let policy = live_project.and_then(|p| p.policy.as_ref());
             let account_address = Resource::ServiceAccount {
