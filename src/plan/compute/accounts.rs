@@ -1,9 +1,15 @@
 //! Google service accounts: create, adopt, leave alone what `wi` does not own,
 //! and find (or, with `--prune`, delete) owned accounts the spec dropped.
 
-use super::*;
+use std::collections::BTreeSet;
+
+use serde_json::json;
+
+use super::{Planner, attrs, create, delete, noop, reason, update};
 use crate::ids::{gsa_account_id, gsa_member};
+use crate::ownership::{is_owned, owned_description};
 use crate::plan::desired::{DESCRIPTION, DISPLAY_NAME};
+use crate::plan::{ReasonCode, Resource, Warning, WarningCode};
 
 impl Planner<'_> {
     pub(super) fn accounts(&mut self) {

@@ -1,10 +1,14 @@
 //! GKE: each declared cluster's workload pool, and the metadata mode of the
 //! node pools that must run the GKE metadata server.
 
-use super::*;
+use serde_json::json;
+
+use super::{Planner, attrs, create, noop, reason, update};
 use crate::plan::desired::{
     INITIAL_NODE_COUNT, MACHINE_TYPE, METADATA_MODE, RELEASE_CHANNEL, WORKLOAD_POOL,
 };
+use crate::plan::{ReasonCode, Resource, Warning, WarningCode};
+use crate::spec::PoolSelection;
 
 impl Planner<'_> {
     pub(super) fn clusters(&mut self) {

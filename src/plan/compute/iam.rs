@@ -3,9 +3,15 @@
 //! `wi` decides to remove a member: only on accounts it owns (undeclared
 //! members are drift) or when the spec lists the member under `absent`.
 
-use super::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::json;
+
+use super::{Planner, attrs, create, delete, has_member, noop, reason, unconditional_members};
 use crate::ids::{gsa_account_id, gsa_member, gsa_project};
+use crate::ownership::{WORKLOAD_IDENTITY_USER, is_owned};
 use crate::plan::desired::WORKLOAD_POOL;
+use crate::plan::{Action, ReasonCode, Resource, Warning, WarningCode};
 
 impl Planner<'_> {
     /// Addresses of planned cluster changes that create the workload pool of `project`,

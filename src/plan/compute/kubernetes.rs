@@ -1,7 +1,17 @@
 //! Kubernetes: namespaces and KSAs of the mappings, the release of `wi`'s
 //! annotation where a mapping left the spec, and host-network warnings.
 
-use super::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::ServiceAccount as K8sServiceAccount;
+use serde_json::json;
+
+use super::{Planner, annotation_key, attrs, create, delete, label_key, noop, reason, update};
+use crate::ids::ClusterKey;
+use crate::live::LiveKube;
+use crate::ownership::{GSA_ANNOTATION, MANAGED_BY_LABEL, created_by_wi, ksa_field_owners};
+use crate::plan::{Action, Attributes, ReasonCode, Resource, Warning, WarningCode};
+use crate::spec::KsaManagement;
 
 impl Planner<'_> {
     pub(super) fn kubernetes(&mut self) {

@@ -8,10 +8,18 @@
 //! Kubernetes fields belong to `wi` when its field manager owns them
 //! (server-side apply `managedFields`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use k8s_openapi::api::core::v1::ServiceAccount as K8sServiceAccount;
-use serde_json::{Value, json};
+use serde_json::Value;
+
+use super::{
+    Action, Attributes, FORMAT_VERSION, Plan, PlanError, PlanProblem, Reason, ReasonCode, Resource,
+    ResourceChange, Warning,
+};
+use crate::gcp::types::Policy;
+use crate::live::LiveState;
+use crate::ownership::{GSA_ANNOTATION, MANAGED_BY_LABEL};
+use crate::spec::Model;
 
 mod accounts;
 mod clusters;
@@ -19,18 +27,6 @@ mod iam;
 mod kubernetes;
 mod services;
 mod warnings;
-
-use super::{
-    Action, Attributes, FORMAT_VERSION, Plan, PlanError, PlanProblem, Reason, ReasonCode, Resource,
-    ResourceChange, Warning, WarningCode,
-};
-use crate::gcp::types::Policy;
-use crate::live::{IAM_CREDENTIALS_SERVICE, LiveKube, LiveState};
-use crate::ownership::{
-    GSA_ANNOTATION, MANAGED_BY_LABEL, WORKLOAD_IDENTITY_USER, created_by_wi, is_owned,
-    ksa_field_owners, owned_description,
-};
-use crate::spec::{ClusterKey, KsaManagement, Model, PoolSelection};
 
 /// Choices that change what the plan does.
 #[derive(Debug, Clone, Default)]

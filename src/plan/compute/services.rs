@@ -1,7 +1,13 @@
 //! The Google APIs Workload Identity needs: `iamcredentials.googleapis.com`
 //! in every project holding a mapped account.
 
-use super::*;
+use std::collections::BTreeSet;
+
+use serde_json::json;
+
+use super::{Planner, attrs, change, noop, reason};
+use crate::live::IAM_CREDENTIALS_SERVICE;
+use crate::plan::{Action, ReasonCode, Resource};
 
 impl Planner<'_> {
     /// iamcredentials.googleapis.com in every project holding a mapped account.

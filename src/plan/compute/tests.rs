@@ -12,8 +12,8 @@ use crate::gcp::types::{
     WorkloadMetadataConfig,
 };
 use crate::live::{LiveCluster, LiveKube, LiveProject, LiveState};
-use crate::ownership::OWNERSHIP_MARKER;
-use crate::plan::{Action, Plan};
+use crate::ownership::{OWNERSHIP_MARKER, WORKLOAD_IDENTITY_USER, owned_description};
+use crate::plan::{Action, Plan, PlanOptions, ReasonCode, WarningCode};
 use crate::spec::{
     AbsentMember, Cluster as SpecCluster, ClusterKey, Gsa, KsaManagement, Mapping, Model,
     PoolSelection,

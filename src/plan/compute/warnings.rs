@@ -1,6 +1,9 @@
 //! Plan-level warnings that no single change carries.
 
-use super::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::Planner;
+use crate::plan::{Warning, WarningCode};
 
 impl Planner<'_> {
     /// The identity `P.svc.id.goog[NS/KSA]` is shared by every cluster of P.
