@@ -14,7 +14,7 @@ use tokio::sync::OnceCell;
 use super::{Context, StepError};
 use crate::ids::ClusterKey;
 use crate::kube::{ClusterConnection, KubeError};
-use crate::ownership::{FIELD_MANAGER, GSA_ANNOTATION, MANAGED_BY_LABEL};
+use crate::ownership::{FIELD_MANAGER, MANAGED_BY_LABEL};
 use crate::plan::ResourceChange;
 
 /// One Kubernetes connection per cluster, made on first use.
@@ -105,7 +105,6 @@ pub(super) async fn apply_service_account(
 ) -> Result<(), StepError> {
     let conn = connection(ctx, cluster).await?;
     let fields = change.kube_metadata();
-    debug_assert!(fields.annotations.keys().all(|k| k == GSA_ANNOTATION));
     kube_retry(ctx, &change.address, || {
         conn.apply_service_account(
             namespace,

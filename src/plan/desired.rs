@@ -2,13 +2,14 @@
 //! `after` attributes (that is also what people and `wi plan --json` read);
 //! this module is the one place that reads them back, next to the attribute
 //! names it shares with the planner, so `apply` works with typed values and
-//! never with display keys such as `labels["k"]`.
+//! never parses display keys such as `labels["k"]`.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
 use super::ResourceChange;
+use crate::ownership::{GSA_ANNOTATION, MANAGED_BY_LABEL};
 
 // The attribute names the planner writes and apply's values are read from.
 /// A cluster's workload pool (`null`: Workload Identity off).
@@ -97,23 +98,67 @@ impl ResourceChange {
         }
     }
 
-    /// The labels and annotations a Kubernetes change applies.
+    /// The labels and annotations a Kubernetes change applies: the GSA
+    /// annotation and `wi`'s managed-by label, where the plan sets them.
     pub(crate) fn kube_metadata(&self) -> KubeMetadata {
         let mut out = KubeMetadata::default();
-        for (key, value) in self.after.iter().flatten() {
-            let Some(v) = value.as_str() else { continue };
-            if let Some(k) = key
-                .strip_prefix("labels[\"")
-                .and_then(|k| k.strip_suffix("\"]"))
-            {
-                out.labels.insert(k.to_string(), v.to_string());
-            } else if let Some(k) = key
-                .strip_prefix("annotations[\"")
-                .and_then(|k| k.strip_suffix("\"]"))
-            {
-                out.annotations.insert(k.to_string(), v.to_string());
-            }
+        if let Some(v) = self.after_str(&label_attr(MANAGED_BY_LABEL)) {
+            out.labels
+                .insert(MANAGED_BY_LABEL.to_string(), v.to_string());
+        }
+        if let Some(v) = self.after_str(&annotation_attr(GSA_ANNOTATION)) {
+            out.annotations
+                .insert(GSA_ANNOTATION.to_string(), v.to_string());
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::ids::ClusterKey;
+    use crate::plan::{Action, Reason, ReasonCode, Resource};
+
+    fn ksa_change(after: serde_json::Value) -> ResourceChange {
+        let resource = Resource::KubernetesServiceAccount {
+            cluster: ClusterKey {
+                project: "p".into(),
+                location: "l".into(),
+                name: "c".into(),
+            },
+            namespace: "ns".into(),
+            name: "app".into(),
+        };
+        ResourceChange {
+            address: resource.address(),
+            resource,
+            action: Action::Update,
+            before: None,
+            after: serde_json::from_value(after).ok(),
+            reason: Reason {
+                code: ReasonCode::Drift,
+                message: String::new(),
+            },
+            depends_on: vec![],
+            warnings: vec![],
+        }
+    }
+
+    #[test]
+    fn kube_metadata_reads_what_the_planner_writes() {
+        let c = ksa_change(json!({
+            annotation_attr(GSA_ANNOTATION): "a@p.iam.gserviceaccount.com",
+            label_attr(MANAGED_BY_LABEL): "wi",
+        }));
+        let m = c.kube_metadata();
+        assert_eq!(m.annotations[GSA_ANNOTATION], "a@p.iam.gserviceaccount.com");
+        assert_eq!(m.labels[MANAGED_BY_LABEL], "wi");
+        // Releasing the annotation: only the label stays.
+        let released = ksa_change(json!({label_attr(MANAGED_BY_LABEL): "wi"})).kube_metadata();
+        assert!(released.annotations.is_empty());
+        assert_eq!(released.labels.len(), 1);
     }
 }
