@@ -1,18 +1,40 @@
 //! `wi`: GKE Workload Identity as code.
 //!
-//! The engine is a one-way pipeline, one module per stage:
-//! `spec` (file → validated [`spec::Model`]) → `live` (what exists, read through
-//! `gcp` and `kube` clients) → `plan` (pure diff into a [`plan::Plan`]) →
-//! `render` (plan → text / JSON) and `apply` (plan → steps against the same clients).
-//! `emulator` is the local GKE / IAM / STS / Kubernetes emulator used by `wi demo`,
-//! `wi emulator` and the tests; the engine never imports it.
+//! The engine is a one-way pipeline, one module per stage. Each layer imports
+//! only layers to its left (a unit test, `layering`, fails otherwise):
+//!
+//! ```text
+//! ids, ownership  →  spec  →  gcp, kube  →  live  →  plan  →  apply  →  render  →  cli
+//! ```
+//!
+//! - [`ids`]: names every layer shares (cluster keys, service-account emails,
+//!   IAM members, workload pools); [`ownership`]: how `wi` knows, without a
+//!   state file, what is its own.
+//! - `spec` (file → validated [`spec::Model`]); `gcp` and `kube`: REST
+//!   clients behind small types, taking plain endpoints (neither imports
+//!   `spec` or the other).
+//! - `live` (what exists, read through the clients, with its fingerprints) →
+//!   `plan` (pure diff into a [`plan::Plan`]) → `apply` (plan → steps against
+//!   the same clients, an [`apply::ApplyResult`]) → `render` (plans and apply
+//!   results → text / JSON) → `cli`.
+//!
+//! `emulator` is the local GKE / IAM / STS / Kubernetes emulator used by
+//! `wi demo`, `wi emulator` and the tests; it stands beside the engine: the
+//! engine never imports it and it never imports the engine.
 
 pub mod apply;
 pub mod cli;
 pub mod emulator;
 pub mod gcp;
+pub mod ids;
 pub mod kube;
+#[cfg(test)]
+mod layering;
 pub mod live;
+pub mod ownership;
 pub mod plan;
 pub mod render;
 pub mod spec;
+
+/// The `wi` version written into JSON plans and saved plan files.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -17,7 +17,8 @@ use base64::prelude::*;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use wi::gcp::types::{GkeCluster, MasterAuth};
-use wi::kube::{ClusterConnection, KubeError, connect};
+use wi::kube::{ClusterConnection, KubeError};
+use wi::live::connect_cluster as connect;
 
 const TOKEN: &str = "ya29.kube-test-token-never-printed";
 

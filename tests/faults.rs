@@ -163,7 +163,7 @@ async fn lost_kube_items(gcp: &GcpClient) -> Vec<String> {
         .expect("cluster")
         .expect("exists");
     let token = gcp.access_token().await.expect("token");
-    let conn = wi::kube::connect(&cluster, token, None)
+    let conn = wi::live::connect_cluster(&cluster, token, None)
         .await
         .expect("connect");
     let accounts = conn.list_service_accounts().await.expect("list");

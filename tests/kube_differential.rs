@@ -255,7 +255,7 @@ impl Side {
     }
 
     async fn conn(&self, token: &str) -> ClusterConnection {
-        wi::kube::connect(&self.cluster, SecretString::from(token.to_string()), None)
+        wi::live::connect_cluster(&self.cluster, SecretString::from(token.to_string()), None)
             .await
             .unwrap_or_else(|e| panic!("{}: connect: {e}", self.name))
     }

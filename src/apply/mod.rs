@@ -10,16 +10,22 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use tokio::sync::{Mutex, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::gcp::types::{Binding, GkeCluster, IamPolicy};
-use crate::gcp::{GcpClient, GcpError, PolicyTarget};
-use crate::kube::{ClusterConnection, KubeError};
-use crate::live::{GSA_ANNOTATION, LiveState, MANAGED_BY_LABEL};
+mod error;
+mod gke;
+mod iam;
+mod kubernetes;
+mod steps;
+
+pub use error::StepError;
+
+use crate::gcp::types::GkeCluster;
+use crate::gcp::{GcpClient, PolicyTarget};
+use crate::ids::ClusterKey;
+use crate::live::LiveState;
 use crate::plan::{Action, Plan, Resource, ResourceChange};
-use crate::spec::ClusterKey;
 
 /// How apply runs.
 #[derive(Debug, Clone)]
@@ -45,45 +51,76 @@ impl Default for ApplyOptions {
 }
 
 /// What happened to one planned change.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Outcome {
     Done,
-    Failed(String),
+    /// The step failed; every change of an IAM policy task shares its error.
+    Failed(Arc<StepError>),
     /// Not run: a dependency failed, or apply was interrupted first.
     Skipped(String),
 }
 
-/// The result of an apply, change by change, in plan order.
-#[derive(Debug, Clone, Default)]
+/// A step that completed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepOutcome {
+    /// The change's address.
+    pub address: String,
+    /// What was done (`Create`, `Update` or `Delete`).
+    pub action: Action,
+    /// How long the step took, waits for operations included.
+    pub elapsed: Duration,
+}
+
+/// The result of an apply, in plan order: what took effect, what failed and
+/// why, and what was not attempted (`render::apply_summary` says it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApplyResult {
-    pub outcomes: Vec<(ResourceChange, Outcome, Duration)>,
+    /// Steps that completed.
+    pub done: Vec<StepOutcome>,
+    /// `(address, error message)` of steps that failed.
+    pub failed: Vec<(String, String)>,
+    /// `(address, reason)` of steps not attempted (a dependency failed, or
+    /// the apply was interrupted).
+    pub skipped: Vec<(String, String)>,
     /// Ctrl-C arrived: no new steps were started after it.
     pub interrupted: bool,
 }
 
+/// Counts of completed steps per action.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyCounts {
+    /// Completed creates.
+    pub added: usize,
+    /// Completed in-place updates.
+    pub changed: usize,
+    /// Completed deletes.
+    pub destroyed: usize,
+}
+
 impl ApplyResult {
+    /// True when every step ran and none failed.
     pub fn succeeded(&self) -> bool {
-        !self.interrupted && self.outcomes.iter().all(|(_, o, _)| *o == Outcome::Done)
+        self.failed.is_empty() && self.skipped.is_empty() && !self.interrupted
     }
 
-    /// The report the renderer summarises.
-    pub fn report(&self) -> crate::render::ApplyReport {
-        let mut report = crate::render::ApplyReport {
-            interrupted: self.interrupted,
-            ..Default::default()
-        };
-        for (change, outcome, elapsed) in &self.outcomes {
-            match outcome {
-                Outcome::Done => report.done.push(crate::render::StepOutcome {
-                    address: change.address.clone(),
-                    action: change.action,
-                    elapsed: *elapsed,
-                }),
-                Outcome::Failed(e) => report.failed.push((change.address.clone(), e.clone())),
-                Outcome::Skipped(w) => report.skipped.push((change.address.clone(), w.clone())),
+    /// Counts of completed creates, updates and deletes.
+    pub fn counts(&self) -> ApplyCounts {
+        let mut c = ApplyCounts::default();
+        for s in &self.done {
+            match s.action {
+                Action::Create => c.added += 1,
+                Action::Update => c.changed += 1,
+                Action::Delete => c.destroyed += 1,
+                Action::NoOp => {}
             }
         }
-        report
+        c
+    }
+
+    /// Shim until the CLI and tests adapt: the result is the report.
+    #[doc(hidden)]
+    pub fn report(&self) -> &Self {
+        self
     }
 }
 
@@ -157,6 +194,14 @@ fn tasks_of(plan: &Plan) -> Vec<Task> {
     tasks.into_values().collect()
 }
 
+/// How a finished task ended, for its dependents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TaskEnd {
+    Completed,
+    /// Failed or skipped: its dependents are skipped.
+    DidNotComplete,
+}
+
 /// Everything a step needs, shared by the concurrent steps.
 struct Context {
     gcp: GcpClient,
@@ -165,7 +210,7 @@ struct Context {
     /// GKE clusters as read by the plan's live read (endpoint, CA).
     clusters: BTreeMap<ClusterKey, Option<GkeCluster>>,
     kube_context: BTreeMap<ClusterKey, Option<String>>,
-    connections: Mutex<HashMap<ClusterKey, Arc<ClusterConnection>>>,
+    connections: kubernetes::Connections,
 }
 
 /// Runs the plan. `interrupt` turning true stops new steps from starting;
@@ -187,12 +232,12 @@ pub async fn apply(
             .map(|(k, c)| (k.clone(), c.gke.clone()))
             .collect(),
         kube_context: kube_contexts,
-        connections: Mutex::new(HashMap::new()),
+        connections: kubernetes::Connections::default(),
         progress,
         options,
     });
     let tasks = tasks_of(plan);
-    let mut state: BTreeMap<String, Option<Result<(), String>>> =
+    let mut state: BTreeMap<String, Option<TaskEnd>> =
         tasks.iter().map(|t| (t.id.clone(), None)).collect();
     let mut outcomes: HashMap<String, (Outcome, Duration)> = HashMap::new();
     let mut pending: Vec<Task> = tasks;
@@ -208,7 +253,7 @@ pub async fn apply(
                 let blocked = t
                     .depends_on
                     .iter()
-                    .find(|d| matches!(state.get(*d), Some(Some(Err(_)))));
+                    .find(|d| matches!(state.get(*d), Some(Some(TaskEnd::DidNotComplete))));
                 if let Some(dep) = blocked {
                     for c in &t.changes {
                         outcomes.insert(
@@ -221,7 +266,7 @@ pub async fn apply(
                             ),
                         );
                     }
-                    state.insert(t.id.clone(), Some(Err("skipped".into())));
+                    state.insert(t.id.clone(), Some(TaskEnd::DidNotComplete));
                     changed = true;
                     false
                 } else {
@@ -238,7 +283,7 @@ pub async fn apply(
                 let ready = pending[i]
                     .depends_on
                     .iter()
-                    .all(|d| matches!(state.get(d), Some(Some(Ok(())))));
+                    .all(|d| matches!(state.get(d), Some(Some(TaskEnd::Completed))));
                 if ready {
                     let task = pending.remove(i);
                     let ctx = ctx.clone();
@@ -259,8 +304,8 @@ pub async fn apply(
                 let Some(joined) = joined else { break };
                 match joined {
                     Ok((task, results)) => {
-                        let ok = results.iter().all(|(_, o, _)| *o == Outcome::Done);
-                        state.insert(task.id.clone(), Some(if ok { Ok(()) } else { Err("failed".into()) }));
+                        let ok = results.iter().all(|(_, o, _)| matches!(o, Outcome::Done));
+                        state.insert(task.id.clone(), Some(if ok { TaskEnd::Completed } else { TaskEnd::DidNotComplete }));
                         outcomes.extend(results.into_iter().map(|(a, o, d)| (a, (o, d))));
                     }
                     Err(e) => {
@@ -286,22 +331,28 @@ pub async fn apply(
             });
         }
     }
-    let outcomes = plan
-        .actionable()
-        .map(|c| {
-            let (o, d) = outcomes.remove(&c.address).unwrap_or_else(|| {
-                (
-                    Outcome::Failed("the step did not report (internal error)".into()),
-                    Duration::ZERO,
-                )
-            });
-            (c.clone(), o, d)
-        })
-        .collect();
-    ApplyResult {
-        outcomes,
+    let mut result = ApplyResult {
         interrupted,
+        ..Default::default()
+    };
+    for c in plan.actionable() {
+        let (outcome, elapsed) = outcomes.remove(&c.address).unwrap_or_else(|| {
+            (
+                Outcome::Failed(Arc::new(StepError::NotReported)),
+                Duration::ZERO,
+            )
+        });
+        match outcome {
+            Outcome::Done => result.done.push(StepOutcome {
+                address: c.address.clone(),
+                action: c.action,
+                elapsed,
+            }),
+            Outcome::Failed(e) => result.failed.push((c.address.clone(), e.to_string())),
+            Outcome::Skipped(w) => result.skipped.push((c.address.clone(), w)),
+        }
     }
+    result
 }
 
 async fn run_task(ctx: &Context, task: &Task) -> Vec<StepResult> {
@@ -311,7 +362,7 @@ async fn run_task(ctx: &Context, task: &Task) -> Vec<StepResult> {
     }
     let result = match task.changes.first().map(|c| &c.resource) {
         Some(Resource::ServiceAccountIamMember { email, .. }) => {
-            edit_policy(
+            iam::edit_policy(
                 ctx,
                 PolicyTarget::ServiceAccount {
                     email: email.clone(),
@@ -321,7 +372,7 @@ async fn run_task(ctx: &Context, task: &Task) -> Vec<StepResult> {
             .await
         }
         Some(Resource::ProjectIamMember { project, .. }) => {
-            edit_policy(
+            iam::edit_policy(
                 ctx,
                 PolicyTarget::Project {
                     project: project.clone(),
@@ -330,12 +381,12 @@ async fn run_task(ctx: &Context, task: &Task) -> Vec<StepResult> {
             )
             .await
         }
-        Some(_) => run_change(ctx, &task.changes[0]).await,
+        Some(_) => steps::run_change(ctx, &task.changes[0]).await,
         None => Ok(()),
     };
     let outcome = match result {
         Ok(()) => Outcome::Done,
-        Err(e) => Outcome::Failed(e),
+        Err(e) => Outcome::Failed(Arc::new(e)),
     };
     task.changes
         .iter()
@@ -344,441 +395,4 @@ async fn run_task(ctx: &Context, task: &Task) -> Vec<StepResult> {
             (c.address.clone(), outcome.clone(), started.elapsed())
         })
         .collect()
-}
-
-fn attr_str<'a>(change: &'a ResourceChange, key: &str) -> Option<&'a str> {
-    change.after.as_ref()?.get(key)?.as_str()
-}
-
-fn gcp_msg(e: GcpError) -> String {
-    e.to_string()
-}
-
-async fn run_change(ctx: &Context, change: &ResourceChange) -> Result<(), String> {
-    let o = &ctx.options;
-    match (&change.resource, change.action) {
-        (Resource::ProjectService { project, service }, Action::Create) => ctx
-            .gcp
-            .enable_service(project, service, o.step_deadline)
-            .await
-            .map_err(gcp_msg),
-        (Resource::Cluster { cluster }, Action::Create) => {
-            create_cluster(ctx, cluster, change).await
-        }
-        (Resource::Cluster { cluster }, Action::Update) => {
-            let pool = attr_str(change, "workload_pool").map(str::to_string);
-            cluster_mutation(
-                ctx,
-                cluster,
-                change,
-                |c| c.workload_pool() == pool.as_deref(),
-                || {
-                    let pool = pool.clone();
-                    let key = cluster.clone();
-                    async move { ctx.gcp.set_workload_pool(&key, pool.as_deref()).await }
-                },
-            )
-            .await
-        }
-        (Resource::NodePool { cluster, pool }, Action::Update) => {
-            let mode = attr_str(change, "workload_metadata_mode")
-                .unwrap_or("GKE_METADATA")
-                .to_string();
-            cluster_mutation(
-                ctx,
-                cluster,
-                change,
-                |c| {
-                    c.node_pools
-                        .iter()
-                        .any(|p| &p.name == pool && p.metadata_mode() == Some(mode.as_str()))
-                },
-                || {
-                    let key = cluster.clone();
-                    let mode = mode.clone();
-                    async move { ctx.gcp.set_node_pool_metadata_mode(&key, pool, &mode).await }
-                },
-            )
-            .await
-        }
-        (
-            Resource::ServiceAccount {
-                project,
-                account_id,
-            },
-            Action::Create,
-        ) => {
-            let display = attr_str(change, "display_name");
-            let description = attr_str(change, "description");
-            match ctx
-                .gcp
-                .create_service_account(project, account_id, display, description)
-                .await
-            {
-                Ok(_) => Ok(()),
-                Err(e) if e.is_already_exists() => {
-                    let email = crate::spec::gsa_email(project, account_id);
-                    let existing = ctx.gcp.get_service_account(&email).await.map_err(gcp_msg)?;
-                    match existing {
-                        Some(sa) if crate::plan::is_owned(sa.description.as_deref()) => Ok(()),
-                        _ => Err(format!(
-                            "{email} was created by someone else after the plan was made; re-run plan"
-                        )),
-                    }
-                }
-                Err(e) => Err(gcp_msg(e)),
-            }
-        }
-        (
-            Resource::ServiceAccount {
-                project,
-                account_id,
-            },
-            Action::Update,
-        ) => {
-            let email = crate::spec::gsa_email(project, account_id);
-            ctx.gcp
-                .patch_service_account(
-                    &email,
-                    attr_str(change, "display_name"),
-                    attr_str(change, "description"),
-                )
-                .await
-                .map(|_| ())
-                .map_err(gcp_msg)
-        }
-        (
-            Resource::ServiceAccount {
-                project,
-                account_id,
-            },
-            Action::Delete,
-        ) => {
-            let email = crate::spec::gsa_email(project, account_id);
-            match ctx.gcp.delete_service_account(&email).await {
-                Ok(()) => Ok(()),
-                Err(e) if e.is_not_found() => Ok(()),
-                Err(e) => Err(gcp_msg(e)),
-            }
-        }
-        (Resource::Namespace { cluster, name }, Action::Create) => {
-            let conn = connection(ctx, cluster).await?;
-            let labels = BTreeMap::from([(
-                MANAGED_BY_LABEL.to_string(),
-                crate::live::FIELD_MANAGER.to_string(),
-            )]);
-            kube_retry(ctx, &change.address, || {
-                conn.apply_namespace(name, &labels, o.force_conflicts)
-            })
-            .await
-            .map(|_| ())
-        }
-        (
-            Resource::KubernetesServiceAccount {
-                cluster,
-                namespace,
-                name,
-            },
-            Action::Create | Action::Update,
-        ) => {
-            let conn = connection(ctx, cluster).await?;
-            let (labels, annotations) = ksa_fields(change);
-            kube_retry(ctx, &change.address, || {
-                conn.apply_service_account(namespace, name, &labels, &annotations, o.force_conflicts)
-            })
-            .await
-            .map(|_| ())
-            .map_err(|e| {
-                if e.contains("conflict") {
-                    format!("{e}\n  another field manager owns the annotation; re-run with --force-conflicts to take it over")
-                } else {
-                    e
-                }
-            })
-        }
-        (
-            Resource::KubernetesServiceAccount {
-                cluster,
-                namespace,
-                name,
-            },
-            Action::Delete,
-        ) => {
-            let conn = connection(ctx, cluster).await?;
-            kube_retry(ctx, &change.address, || {
-                conn.delete_service_account(namespace, name)
-            })
-            .await
-        }
-        (resource, action) => Err(format!(
-            "wi cannot {action:?} {resource} (internal error: the planner never plans this)"
-        )),
-    }
-}
-
-/// Labels and annotations `wi` applies, from the plan's `after` attributes
-/// (`labels["k"]`, `annotations["k"]`).
-fn ksa_fields(change: &ResourceChange) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
-    let mut labels = BTreeMap::new();
-    let mut annotations = BTreeMap::new();
-    for (key, value) in change.after.iter().flatten() {
-        let Some(v) = value.as_str() else { continue };
-        if let Some(k) = key
-            .strip_prefix("labels[\"")
-            .and_then(|k| k.strip_suffix("\"]"))
-        {
-            labels.insert(k.to_string(), v.to_string());
-        } else if let Some(k) = key
-            .strip_prefix("annotations[\"")
-            .and_then(|k| k.strip_suffix("\"]"))
-        {
-            annotations.insert(k.to_string(), v.to_string());
-        }
-    }
-    debug_assert!(annotations.keys().all(|k| k == GSA_ANNOTATION));
-    (labels, annotations)
-}
-
-async fn kube_retry<T, F, Fut>(ctx: &Context, address: &str, mut call: F) -> Result<T, String>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, KubeError>>,
-{
-    let deadline = Instant::now() + ctx.options.step_deadline;
-    let mut delay = Duration::from_millis(200);
-    loop {
-        match call().await {
-            Ok(v) => return Ok(v),
-            Err(e) if e.is_retryable() && Instant::now() + delay < deadline => {
-                ctx.progress.note(address, &format!("retrying after {e}"));
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
-            }
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-}
-
-/// A Kubernetes connection to a cluster, made once per apply.
-async fn connection(ctx: &Context, key: &ClusterKey) -> Result<Arc<ClusterConnection>, String> {
-    let mut conns = ctx.connections.lock().await;
-    if let Some(c) = conns.get(key) {
-        return Ok(c.clone());
-    }
-    let gke = match ctx.clusters.get(key).cloned().flatten() {
-        Some(c) if c.endpoint.is_some() => c,
-        _ => ctx
-            .gcp
-            .get_cluster(key)
-            .await
-            .map_err(gcp_msg)?
-            .ok_or_else(|| format!("cluster {key} does not exist"))?,
-    };
-    let token = ctx.gcp.access_token().await.map_err(gcp_msg)?;
-    let context = ctx.kube_context.get(key).cloned().flatten();
-    let conn = crate::kube::connect(&gke, token, context.as_deref())
-        .await
-        .map_err(|e| format!("connecting to the Kubernetes API of {key}: {e}"))?;
-    let conn = Arc::new(conn);
-    conns.insert(key.clone(), conn.clone());
-    Ok(conn)
-}
-
-async fn create_cluster(
-    ctx: &Context,
-    key: &ClusterKey,
-    change: &ResourceChange,
-) -> Result<(), String> {
-    let a = change.after.clone().unwrap_or_default();
-    let mut cluster = serde_json::json!({
-        "name": key.name,
-        "initialNodeCount": a.get("initial_node_count").cloned().unwrap_or(Value::from(1)),
-    });
-    if let Some(pool) = a.get("workload_pool").and_then(Value::as_str) {
-        cluster["workloadIdentityConfig"] = serde_json::json!({"workloadPool": pool});
-    }
-    if let Some(machine) = a.get("machine_type").and_then(Value::as_str) {
-        cluster["nodeConfig"] = serde_json::json!({"machineType": machine});
-    }
-    if let Some(channel) = a.get("release_channel").and_then(Value::as_str) {
-        cluster["releaseChannel"] = serde_json::json!({"channel": channel});
-    }
-    let op = match ctx.gcp.create_cluster(key, cluster).await {
-        Ok(op) => op,
-        Err(e) if e.is_already_exists() => {
-            // Another apply created it: wait for whatever is running on it.
-            return wait_running_operations(ctx, key, &change.address).await;
-        }
-        Err(e) => return Err(gcp_msg(e)),
-    };
-    let progress = operation_progress(ctx, &change.address);
-    ctx.gcp
-        .wait_operation(
-            &key.project,
-            &key.location,
-            &op,
-            ctx.options.operation_deadline,
-            &progress,
-        )
-        .await
-        .map(|_| ())
-        .map_err(gcp_msg)
-}
-
-/// Reports a GKE operation's progress as a note on the change.
-fn operation_progress(
-    ctx: &Context,
-    address: &str,
-) -> impl Fn(&crate::gcp::types::Operation) + Send + Sync + use<> {
-    let progress = ctx.progress.clone();
-    let address = address.to_string();
-    let started = Instant::now();
-    move |op: &crate::gcp::types::Operation| {
-        progress.note(
-            &address,
-            &format!(
-                "operation {} ({}) is {} [{}s elapsed]",
-                op.name,
-                op.operation_type,
-                op.status,
-                started.elapsed().as_secs()
-            ),
-        );
-    }
-}
-
-/// Waits for operations already running on this cluster (another apply's,
-/// or a user's), so we neither collide nor start a duplicate.
-async fn wait_running_operations(
-    ctx: &Context,
-    key: &ClusterKey,
-    address: &str,
-) -> Result<(), String> {
-    let progress = operation_progress(ctx, address);
-    ctx.gcp
-        .wait_cluster_idle(key, ctx.options.operation_deadline, &progress)
-        .await
-        .map_err(gcp_msg)
-}
-
-/// Runs one cluster-level mutation: waits out running operations, re-reads
-/// the cluster (another apply may have done the work already), then starts the
-/// change, waiting out "incompatible operation" refusals, and waits for it.
-async fn cluster_mutation<F, Fut, Done>(
-    ctx: &Context,
-    key: &ClusterKey,
-    change: &ResourceChange,
-    already_done: Done,
-    mutate: F,
-) -> Result<(), String>
-where
-    Done: Fn(&GkeCluster) -> bool,
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<crate::gcp::types::Operation, GcpError>>,
-{
-    wait_running_operations(ctx, key, &change.address).await?;
-    let current = ctx.gcp.get_cluster(key).await.map_err(gcp_msg)?;
-    let Some(current) = current else {
-        return Err(format!("cluster {key} no longer exists"));
-    };
-    if already_done(&current) {
-        return Ok(());
-    }
-    let progress = operation_progress(ctx, &change.address);
-    ctx.gcp
-        .run_cluster_operation(key, ctx.options.operation_deadline, &progress, mutate)
-        .await
-        .map(|_| ())
-        .map_err(gcp_msg)
-}
-
-/// One read-modify-write of a policy carrying every member edit of the task.
-/// The client re-reads and re-applies only these edits on an etag conflict,
-/// and waits while the account or the workload pool is not yet visible to IAM
-/// (eventual consistency), within the step deadline.
-async fn edit_policy(
-    ctx: &Context,
-    target: PolicyTarget,
-    changes: &[ResourceChange],
-) -> Result<(), String> {
-    let mut adds: Vec<(String, String)> = Vec::new();
-    let mut removes: Vec<(String, String)> = Vec::new();
-    for c in changes {
-        let (role, member) = match &c.resource {
-            Resource::ServiceAccountIamMember { role, member, .. }
-            | Resource::ProjectIamMember { role, member, .. } => (role.clone(), member.clone()),
-            _ => continue,
-        };
-        match c.action {
-            Action::Create => adds.push((role, member)),
-            Action::Delete => removes.push((role, member)),
-            _ => {}
-        }
-    }
-    let edit = move |policy: &mut IamPolicy| edit_members(policy, &adds, &removes);
-    let address = changes
-        .first()
-        .map(|c| c.address.clone())
-        .unwrap_or_default();
-    let progress = ctx.progress.clone();
-    let on_wait = move |e: &GcpError, delay: Duration| {
-        let why = if e.is_identity_pool_missing() {
-            "the workload pool is not visible to IAM yet"
-        } else {
-            "the service account is not visible to IAM yet"
-        };
-        progress.note(
-            &address,
-            &format!("{why}; retrying in {}ms", delay.as_millis()),
-        );
-    };
-    ctx.gcp
-        .modify_iam_policy_waiting(&target, ctx.options.step_deadline, &edit, &on_wait)
-        .await
-        .map(|_| ())
-        .map_err(gcp_msg)
-}
-
-/// Adds and removes members in unconditional bindings only; conditional
-/// bindings, other roles and other members are never touched. Returns whether
-/// the policy changed.
-pub fn edit_members(
-    policy: &mut IamPolicy,
-    adds: &[(String, String)],
-    removes: &[(String, String)],
-) -> bool {
-    let mut changed = false;
-    for (role, member) in removes {
-        for b in policy
-            .bindings
-            .iter_mut()
-            .filter(|b| &b.role == role && b.condition.is_none())
-        {
-            let before = b.members.len();
-            b.members.retain(|m| m != member);
-            changed |= b.members.len() != before;
-        }
-    }
-    policy.bindings.retain(|b| !b.members.is_empty());
-    for (role, member) in adds {
-        if let Some(b) = policy
-            .bindings
-            .iter_mut()
-            .find(|b| &b.role == role && b.condition.is_none())
-        {
-            if !b.members.contains(member) {
-                b.members.push(member.clone());
-                changed = true;
-            }
-        } else {
-            policy.bindings.push(Binding {
-                role: role.clone(),
-                members: vec![member.clone()],
-                condition: None,
-                rest: Default::default(),
-            });
-            changed = true;
-        }
-    }
-    changed
 }

@@ -139,7 +139,7 @@ impl<'s> Pipeline<'s> {
     pub(crate) fn print_summary(&self, result: &ApplyResult) {
         print!(
             "{}",
-            crate::render::apply_summary(&result.report(), &self.settings.styles.stdout)
+            crate::render::apply_summary(result, &self.settings.styles.stdout)
         );
     }
 }

@@ -15,7 +15,7 @@ use super::error::GcpError;
 use super::retry::Pacer;
 use super::transport::{Api, Call, not_found_as_none};
 use super::types::{GkeCluster, Operation};
-use crate::spec::ClusterKey;
+use crate::ids::ClusterKey;
 
 #[derive(Deserialize, Default)]
 #[serde(default)]

@@ -12,7 +12,7 @@ use std::fmt;
 
 use ::kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use ::kube::config::{
-    AuthInfo, Cluster as KubeCluster, Context, KubeConfigOptions, Kubeconfig, NamedAuthInfo,
+    AuthInfo, Cluster as KubeconfigCluster, Context, KubeConfigOptions, Kubeconfig, NamedAuthInfo,
     NamedCluster, NamedContext,
 };
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
@@ -25,10 +25,7 @@ use serde::de::DeserializeOwned;
 pub use ::kube::config::Kubeconfig as KubeconfigFile;
 pub use error::KubeError;
 
-use crate::gcp::types::GkeCluster;
-
-/// The field manager of every server-side apply `wi` sends.
-pub const FIELD_MANAGER: &str = "wi";
+pub use crate::ownership::FIELD_MANAGER;
 
 /// Page size of list calls (the API server hands out continue tokens past it).
 const PAGE: u32 = 500;
@@ -50,45 +47,30 @@ impl fmt::Debug for ClusterConnection {
     }
 }
 
+/// Where a cluster's Kubernetes API answers: what `wi` needs to reach it,
+/// without knowing where it came from (the GKE cluster object, for `wi`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterEndpoint {
+    /// A name for the generated kubeconfig entries (e.g. the cluster name).
+    pub name: String,
+    /// API server URL, e.g. `https://203.0.113.7`.
+    pub server: String,
+    /// The cluster CA certificate, base64 PEM (as GKE's
+    /// `masterAuth.clusterCaCertificate` carries it).
+    pub ca_pem_base64: String,
+}
+
 /// The kubeconfig GKE's own `get-credentials` amounts to: server
 /// `https://ENDPOINT`, CA = `masterAuth.clusterCaCertificate` (already base64 PEM),
 /// bearer = a Google access token.
-fn kubeconfig_for(cluster: &GkeCluster, token: SecretString) -> Result<Kubeconfig, KubeError> {
-    let endpoint = cluster
-        .endpoint
-        .as_deref()
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-        .ok_or_else(|| {
-            KubeError::Config(format!(
-                "cluster {} has no endpoint yet (status {})",
-                cluster.name,
-                cluster.status.as_deref().unwrap_or("unknown")
-            ))
-        })?;
-    let server = if endpoint.starts_with("https://") || endpoint.starts_with("http://") {
-        endpoint.to_owned()
-    } else {
-        format!("https://{endpoint}")
-    };
-    let ca = cluster
-        .master_auth
-        .as_ref()
-        .and_then(|m| m.cluster_ca_certificate.clone())
-        .filter(|c| !c.trim().is_empty())
-        .ok_or_else(|| {
-            KubeError::Config(format!(
-                "cluster {} has no masterAuth.clusterCaCertificate",
-                cluster.name
-            ))
-        })?;
-    let name = format!("gke_{}", cluster.name);
-    Ok(Kubeconfig {
+fn kubeconfig_for(endpoint: &ClusterEndpoint, token: SecretString) -> Kubeconfig {
+    let name = format!("gke_{}", endpoint.name);
+    Kubeconfig {
         clusters: vec![NamedCluster {
             name: name.clone(),
-            cluster: Some(KubeCluster {
-                server: Some(server),
-                certificate_authority_data: Some(ca),
+            cluster: Some(KubeconfigCluster {
+                server: Some(endpoint.server.clone()),
+                certificate_authority_data: Some(endpoint.ca_pem_base64.clone()),
                 ..Default::default()
             }),
             ..Default::default()
@@ -112,25 +94,23 @@ fn kubeconfig_for(cluster: &GkeCluster, token: SecretString) -> Result<Kubeconfi
         }],
         current_context: Some(name),
         ..Default::default()
-    })
+    }
 }
 
-/// Connects to a cluster: from the GKE cluster object (endpoint, CA, `token`),
-/// or, when `context_override` is given, from that context of the user's
-/// kubeconfig (`KUBECONFIG` or `~/.kube/config`).
+/// Connects to a cluster's API server at `endpoint`, with `token` as the bearer.
 pub async fn connect(
-    cluster: &GkeCluster,
+    endpoint: &ClusterEndpoint,
     token: SecretString,
-    context_override: Option<&str>,
 ) -> Result<ClusterConnection, KubeError> {
-    match context_override {
-        Some(context) => {
-            let kubeconfig =
-                Kubeconfig::read().map_err(|e| KubeError::Config(format!("kubeconfig: {e}")))?;
-            connect_kubeconfig(kubeconfig, Some(context)).await
-        }
-        None => connect_kubeconfig(kubeconfig_for(cluster, token)?, None).await,
-    }
+    connect_kubeconfig(kubeconfig_for(endpoint, token), None).await
+}
+
+/// Connects through `context` of the user's kubeconfig (`KUBECONFIG` or
+/// `~/.kube/config`).
+pub(crate) async fn connect_context(context: &str) -> Result<ClusterConnection, KubeError> {
+    let kubeconfig =
+        Kubeconfig::read().map_err(|e| KubeError::Config(format!("kubeconfig: {e}")))?;
+    connect_kubeconfig(kubeconfig, Some(context)).await
 }
 
 /// Connects with a kubeconfig already loaded (e.g. `Kubeconfig::read_from(path)`),
@@ -320,31 +300,18 @@ impl ClusterConnection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gcp::types::MasterAuth;
 
     #[test]
-    fn kubeconfig_from_cluster() {
-        let cluster = GkeCluster {
+    fn kubeconfig_from_endpoint() {
+        let endpoint = ClusterEndpoint {
             name: "c1".into(),
-            endpoint: Some("127.0.0.1:6443".into()),
-            master_auth: Some(MasterAuth {
-                cluster_ca_certificate: Some("Q0E=".into()),
-                ..Default::default()
-            }),
-            ..Default::default()
+            server: "https://127.0.0.1:6443".into(),
+            ca_pem_base64: "Q0E=".into(),
         };
-        let kc = kubeconfig_for(&cluster, SecretString::from("tok")).expect("config");
+        let kc = kubeconfig_for(&endpoint, SecretString::from("tok"));
         let c = kc.clusters[0].cluster.as_ref().expect("cluster");
         assert_eq!(c.server.as_deref(), Some("https://127.0.0.1:6443"));
         assert_eq!(c.certificate_authority_data.as_deref(), Some("Q0E="));
         assert!(!format!("{kc:?}").contains("tok\""));
-        let no_endpoint = GkeCluster {
-            name: "c2".into(),
-            ..Default::default()
-        };
-        assert!(matches!(
-            kubeconfig_for(&no_endpoint, SecretString::from("t")),
-            Err(KubeError::Config(m)) if m.contains("no endpoint")
-        ));
     }
 }

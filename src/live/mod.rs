@@ -10,14 +10,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount as KubeServiceAccount};
-use sha2::{Digest, Sha256};
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount as K8sServiceAccount};
 
 use crate::gcp::types::{GkeCluster, GoogleServiceAccount, IamPolicy};
 use crate::gcp::{GcpClient, GcpError};
-use crate::kube::{ClusterConnection, KubeError};
-use crate::plan::Fingerprint;
+use crate::kube::{ClusterConnection, ClusterEndpoint, KubeError};
+
+mod fingerprint;
 use crate::spec::{ClusterKey, Model};
+pub use fingerprint::Fingerprint;
 
 /// The service whose API must be on for Workload Identity token exchange.
 pub const IAM_CREDENTIALS_SERVICE: &str = "iamcredentials.googleapis.com";
@@ -62,7 +63,7 @@ pub struct LiveProject {
 pub struct LiveKube {
     pub namespaces: BTreeMap<String, Namespace>,
     /// Service accounts by (namespace, name).
-    pub service_accounts: BTreeMap<(String, String), KubeServiceAccount>,
+    pub service_accounts: BTreeMap<(String, String), K8sServiceAccount>,
     pub pods: Vec<Pod>,
 }
 
@@ -96,103 +97,6 @@ impl LiveState {
             .and_then(|p| p.service_accounts.get(email))
             .or_else(|| self.external_accounts.get(email).and_then(|a| a.as_ref()))
     }
-
-    /// Fingerprints of everything read, sorted: the saved plan records them
-    /// and `apply` refuses a plan whose inputs have moved.
-    pub fn fingerprints(&self) -> Vec<Fingerprint> {
-        let mut out = Vec::new();
-        for (project, live) in &self.projects {
-            if let Some(enabled) = live.iam_credentials_enabled {
-                out.push(Fingerprint {
-                    source: format!("service[\"{project}/{IAM_CREDENTIALS_SERVICE}\"]"),
-                    version: if enabled { "ENABLED" } else { "DISABLED" }.into(),
-                });
-            }
-            if let Some(policy) = &live.policy {
-                out.push(Fingerprint {
-                    source: format!("project_iam_policy[\"{project}\"]"),
-                    version: policy_version(policy),
-                });
-            }
-            for (email, sa) in &live.service_accounts {
-                out.push(Fingerprint {
-                    source: format!("service_account[\"{email}\"]"),
-                    version: account_hash(sa),
-                });
-            }
-        }
-        for (email, sa) in &self.external_accounts {
-            out.push(Fingerprint {
-                source: format!("service_account[\"{email}\"]"),
-                version: sa.as_ref().map_or_else(|| "absent".into(), account_hash),
-            });
-        }
-        for (email, policy) in &self.account_policies {
-            out.push(Fingerprint {
-                source: format!("iam_policy[\"{email}\"]"),
-                version: policy_version(policy),
-            });
-        }
-        for (key, cluster) in &self.clusters {
-            out.push(Fingerprint {
-                source: format!("cluster[\"{key}\"]"),
-                version: cluster
-                    .gke
-                    .as_ref()
-                    .map_or_else(|| "absent".into(), cluster_hash),
-            });
-            if let Some(kube) = &cluster.kube {
-                for name in kube.namespaces.keys() {
-                    out.push(Fingerprint {
-                        source: format!("kubernetes_namespace[\"{key}/{name}\"]"),
-                        version: "present".into(),
-                    });
-                }
-                for ((ns, name), sa) in &kube.service_accounts {
-                    out.push(Fingerprint {
-                        source: format!("kubernetes_service_account[\"{key}/{ns}/{name}\"]"),
-                        version: sa.metadata.resource_version.clone().unwrap_or_default(),
-                    });
-                }
-            }
-        }
-        out.sort();
-        out
-    }
-}
-
-fn policy_version(policy: &IamPolicy) -> String {
-    policy
-        .etag
-        .clone()
-        .unwrap_or_else(|| hash_json(&serde_json::to_value(policy).unwrap_or_default()))
-}
-
-fn account_hash(sa: &GoogleServiceAccount) -> String {
-    hash_json(&serde_json::json!({
-        "uniqueId": sa.unique_id,
-        "displayName": sa.display_name,
-        "description": sa.description,
-        "disabled": sa.disabled,
-    }))
-}
-
-/// Hash of what `wi` plans from a cluster: its pool and each pool's mode.
-fn cluster_hash(cluster: &GkeCluster) -> String {
-    let pools: BTreeMap<&str, Option<&str>> = cluster
-        .node_pools
-        .iter()
-        .map(|p| (p.name.as_str(), p.metadata_mode()))
-        .collect();
-    hash_json(&serde_json::json!({
-        "workloadPool": cluster.workload_pool(),
-        "pools": pools,
-    }))
-}
-
-fn hash_json(value: &serde_json::Value) -> String {
-    let digest = Sha256::digest(value.to_string().as_bytes());
-    format!("sha256:{}", &hex::encode(digest)[..16])
 }
 
 /// How to read: the clients and the concurrency bound.
@@ -200,13 +104,6 @@ pub struct Reader<'a> {
     pub gcp: &'a GcpClient,
     pub parallelism: usize,
 }
-
-/// What a plan must know about a KSA's managed fields.
-pub const GSA_ANNOTATION: &str = "iam.gke.io/gcp-service-account";
-/// The label on objects `wi` created.
-pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-/// The field manager `wi` applies with.
-pub use crate::kube::FIELD_MANAGER;
 
 impl Reader<'_> {
     /// Reads everything the model needs. Errors stop the read: a plan made
@@ -349,7 +246,7 @@ impl Reader<'_> {
             .collect();
         let owns_any = service_accounts
             .values()
-            .any(|sa| crate::plan::is_owned(sa.description.as_deref()));
+            .any(|sa| crate::ownership::is_owned(sa.description.as_deref()));
         let grants_roles = model
             .service_accounts
             .iter()
@@ -384,7 +281,7 @@ fn relevant_accounts(model: &Model, state: &LiveState) -> BTreeSet<String> {
         .collect();
     for project in state.projects.values() {
         for (email, sa) in &project.service_accounts {
-            if crate::plan::is_owned(sa.description.as_deref()) {
+            if crate::ownership::is_owned(sa.description.as_deref()) {
                 wanted.insert(email.clone());
             }
         }
@@ -401,12 +298,64 @@ fn relevant_accounts(model: &Model, state: &LiveState) -> BTreeSet<String> {
         .collect()
 }
 
+/// The Kubernetes endpoint of a GKE cluster: server `https://ENDPOINT`, CA =
+/// `masterAuth.clusterCaCertificate` (already base64 PEM).
+pub(crate) fn cluster_endpoint(cluster: &GkeCluster) -> Result<ClusterEndpoint, KubeError> {
+    let endpoint = cluster
+        .endpoint
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .ok_or_else(|| {
+            KubeError::Config(format!(
+                "cluster {} has no endpoint yet (status {})",
+                cluster.name,
+                cluster.status.as_deref().unwrap_or("unknown")
+            ))
+        })?;
+    let server = if endpoint.starts_with("https://") || endpoint.starts_with("http://") {
+        endpoint.to_owned()
+    } else {
+        format!("https://{endpoint}")
+    };
+    let ca = cluster
+        .master_auth
+        .as_ref()
+        .and_then(|m| m.cluster_ca_certificate.clone())
+        .filter(|c| !c.trim().is_empty())
+        .ok_or_else(|| {
+            KubeError::Config(format!(
+                "cluster {} has no masterAuth.clusterCaCertificate",
+                cluster.name
+            ))
+        })?;
+    Ok(ClusterEndpoint {
+        name: cluster.name.clone(),
+        server,
+        ca_pem_base64: ca,
+    })
+}
+
+/// Connects to a GKE cluster's Kubernetes API: through its endpoint with
+/// `token` (a Google access token), or, when `context_override` is given,
+/// through that context of the user's kubeconfig.
+pub async fn connect_cluster(
+    cluster: &GkeCluster,
+    token: secrecy::SecretString,
+    context_override: Option<&str>,
+) -> Result<ClusterConnection, KubeError> {
+    match context_override {
+        Some(context) => crate::kube::connect_context(context).await,
+        None => crate::kube::connect(&cluster_endpoint(cluster)?, token).await,
+    }
+}
+
 async fn read_kube(
     gke: &GkeCluster,
     token: secrecy::SecretString,
     context: Option<&str>,
 ) -> Result<LiveKube, KubeError> {
-    let conn: ClusterConnection = crate::kube::connect(gke, token, context).await?;
+    let conn: ClusterConnection = connect_cluster(gke, token, context).await?;
     let conn = Arc::new(conn);
     let (namespaces, accounts, pods) = tokio::try_join!(
         conn.list_namespaces(),
@@ -428,4 +377,34 @@ async fn read_kube(
             .collect(),
         pods,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gcp::types::MasterAuth;
+
+    #[test]
+    fn endpoint_from_gke_cluster() {
+        let cluster = GkeCluster {
+            name: "c1".into(),
+            endpoint: Some("127.0.0.1:6443".into()),
+            master_auth: Some(MasterAuth {
+                cluster_ca_certificate: Some("Q0E=".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let endpoint = cluster_endpoint(&cluster).expect("endpoint");
+        assert_eq!(endpoint.server, "https://127.0.0.1:6443");
+        assert_eq!(endpoint.ca_pem_base64, "Q0E=");
+        let no_endpoint = GkeCluster {
+            name: "c2".into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            cluster_endpoint(&no_endpoint),
+            Err(KubeError::Config(m)) if m.contains("no endpoint")
+        ));
+    }
 }

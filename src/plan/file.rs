@@ -73,7 +73,7 @@ pub enum PlanFileError {
     #[error(
         "plan file {} has format version {found}, which this wi (v{ours}) cannot read (it reads {supported}.x)",
         path.display(),
-        ours = crate::render::WI_VERSION
+        ours = crate::VERSION
     )]
     #[diagnostic(
         code(wi::plan_file::unsupported_version),
@@ -143,10 +143,7 @@ pub fn encode(plan: &Plan) -> io::Result<Vec<u8>> {
     let checksum = checksum(&value);
     let mut envelope = Map::new();
     envelope.insert("wi_plan".into(), Value::String(FORMAT_VERSION.into()));
-    envelope.insert(
-        "wi_version".into(),
-        Value::String(crate::render::WI_VERSION.into()),
-    );
+    envelope.insert("wi_version".into(), Value::String(crate::VERSION.into()));
     envelope.insert("checksum".into(), Value::String(checksum));
     envelope.insert("plan".into(), value);
     let mut bytes =

@@ -1,5 +1,5 @@
-//! What an apply did, and how to say it: the result type `apply` fills in and
-//! the renderers for its stderr progress lines and final summary, in
+//! What an apply did, and how to say it: the renderers for apply's own
+//! [`ApplyResult`], its stderr progress lines and final summary, in
 //! Terraform's words (`ADDR: Creating...`, `Apply complete! Resources: ...`)
 //! so people and log scrapers used to Terraform read them without surprise.
 //!
@@ -10,69 +10,13 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::style::{Style, sanitize};
+use crate::apply::ApplyResult;
 use crate::plan::Action;
-
-/// A step that completed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepOutcome {
-    /// The change's address.
-    pub address: String,
-    /// What was done (`Create`, `Update` or `Delete`).
-    pub action: Action,
-    /// How long the step took, waits for operations included.
-    pub elapsed: Duration,
-}
-
-/// The result of running a plan.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ApplyReport {
-    /// Steps that completed, in completion order.
-    pub done: Vec<StepOutcome>,
-    /// `(address, error message)` of steps that failed.
-    pub failed: Vec<(String, String)>,
-    /// `(address, reason)` of steps not attempted (a dependency failed, or
-    /// the apply was interrupted).
-    pub skipped: Vec<(String, String)>,
-    /// The apply was stopped (Ctrl-C) before every step ran.
-    pub interrupted: bool,
-}
-
-/// Counts of completed steps per action.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ApplyCounts {
-    /// Completed creates.
-    pub added: usize,
-    /// Completed in-place updates.
-    pub changed: usize,
-    /// Completed deletes.
-    pub destroyed: usize,
-}
-
-impl ApplyReport {
-    /// True when every step ran and none failed.
-    pub fn succeeded(&self) -> bool {
-        self.failed.is_empty() && self.skipped.is_empty() && !self.interrupted
-    }
-
-    /// Counts of completed creates, updates and deletes.
-    pub fn counts(&self) -> ApplyCounts {
-        let mut c = ApplyCounts::default();
-        for s in &self.done {
-            match s.action {
-                Action::Create => c.added += 1,
-                Action::Update => c.changed += 1,
-                Action::Delete => c.destroyed += 1,
-                Action::NoOp => {}
-            }
-        }
-        c
-    }
-}
 
 /// The final summary: `Apply complete! Resources: N added, N changed, N
 /// destroyed.` or, when something failed or the run was interrupted, the
 /// counts followed by what failed and why and what was skipped.
-pub fn apply_summary(report: &ApplyReport, style: &Style) -> String {
+pub fn apply_summary(report: &ApplyResult, style: &Style) -> String {
     let c = report.counts();
     let mut out = String::new();
     if report.succeeded() {
@@ -137,34 +81,29 @@ fn list_item(out: &mut String, style: &Style, bullet: &str, addr: &str, text: &s
     }
 }
 
-fn verbs(action: Action) -> (&'static str, &'static str, &'static str) {
-    // (in progress, complete noun, still ...)
+fn verbs(action: Action) -> (&'static str, &'static str) {
+    // (in progress, complete noun)
     match action {
-        Action::Create => ("Creating...", "Creation", "creating"),
-        Action::Update => ("Modifying...", "Modifications", "modifying"),
-        Action::Delete => ("Destroying...", "Destruction", "destroying"),
-        Action::NoOp => ("Checking...", "Check", "checking"),
+        Action::Create => ("Creating...", "Creation"),
+        Action::Update => ("Modifying...", "Modifications"),
+        Action::Delete => ("Destroying...", "Destruction"),
+        Action::NoOp => ("Checking...", "Check"),
     }
 }
 
 /// `ADDR: Creating...` / `Modifying...` / `Destroying...`.
-pub fn progress_start(address: &str, action: Action, style: &Style) -> String {
+pub(crate) fn progress_start(address: &str, action: Action, style: &Style) -> String {
     format!("{}: {}", style.bold(address), verbs(action).0)
-}
-
-/// `ADDR: Still creating... [10s elapsed]`.
-pub fn progress_still(address: &str, action: Action, elapsed: Duration, style: &Style) -> String {
-    format!(
-        "{}: Still {}... [{} elapsed]",
-        style.bold(address),
-        verbs(action).2,
-        format_elapsed(elapsed)
-    )
 }
 
 /// `ADDR: Creation complete after 2s` / `Modifications complete after 2s` /
 /// `Destruction complete after 2s`.
-pub fn progress_done(address: &str, action: Action, elapsed: Duration, style: &Style) -> String {
+pub(crate) fn progress_done(
+    address: &str,
+    action: Action,
+    elapsed: Duration,
+    style: &Style,
+) -> String {
     format!(
         "{}: {} complete after {}",
         style.bold(address),
@@ -174,7 +113,12 @@ pub fn progress_done(address: &str, action: Action, elapsed: Duration, style: &S
 }
 
 /// `ADDR: Creation failed after 2s` (the error itself goes in the summary).
-pub fn progress_failed(address: &str, action: Action, elapsed: Duration, style: &Style) -> String {
+pub(crate) fn progress_failed(
+    address: &str,
+    action: Action,
+    elapsed: Duration,
+    style: &Style,
+) -> String {
     format!(
         "{}: {} {} after {}",
         style.bold(address),
@@ -185,7 +129,7 @@ pub fn progress_failed(address: &str, action: Action, elapsed: Duration, style: 
 }
 
 /// The confirmation prompt shown before an interactive apply.
-pub fn approval_prompt(style: &Style) -> String {
+pub(crate) fn approval_prompt(style: &Style) -> String {
     format!(
         "{}\n  wi will perform the actions described above.\n  Only 'yes' will be accepted to approve.\n\n  {} ",
         style.bold("Do you want to perform these actions?"),
@@ -195,7 +139,7 @@ pub fn approval_prompt(style: &Style) -> String {
 
 /// Whole seconds in Go's duration style, as Terraform prints them:
 /// `0s`, `42s`, `1m0s`, `1h2m3s`.
-pub fn format_elapsed(d: Duration) -> String {
+pub(crate) fn format_elapsed(d: Duration) -> String {
     let total = d.as_secs();
     let (h, m, s) = (total / 3600, (total % 3600) / 60, total % 60);
     if h > 0 {
@@ -223,10 +167,6 @@ mod tests {
     fn progress_lines_read_like_terraform() {
         let p = Style::PLAIN;
         assert_eq!(progress_start("a", Action::Create, &p), "a: Creating...");
-        assert_eq!(
-            progress_still("a", Action::Update, Duration::from_secs(10), &p),
-            "a: Still modifying... [10s elapsed]"
-        );
         assert_eq!(
             progress_done("a", Action::Delete, Duration::from_secs(2), &p),
             "a: Destruction complete after 2s"

@@ -498,7 +498,7 @@ fn warning_box(w: &Warning, style: &Style) -> String {
         "{} {}{}",
         bar("│"),
         style.bold_yellow("Warning: "),
-        style.bold(&warning_title(&w.code))
+        style.bold(w.code.title())
     );
     let _ = writeln!(out, "{}", bar("│"));
     if let Some(addr) = &w.address {
@@ -516,26 +516,6 @@ fn warning_box(w: &Warning, style: &Style) -> String {
     }
     let _ = writeln!(out, "{}", bar("╵"));
     out
-}
-
-/// A short title for a warning code; unknown codes are spelled out.
-pub(crate) fn warning_title(code: &str) -> String {
-    match code {
-        "rolls_nodes" => "Node pool update recreates every node".to_string(),
-        "revocation_delay" => "Removed access keeps working for up to 30 minutes".to_string(),
-        "identity_sameness" => "Workload identity sameness".to_string(),
-        "orphan" => "Service account no longer in the spec".to_string(),
-        "host_network" => "Host-network pods bypass Workload Identity".to_string(),
-        "foreign_members" => "Members not managed by wi are left untouched".to_string(),
-        other => {
-            let spaced = other.replace(['_', '-'], " ");
-            let mut chars = spaced.chars();
-            match chars.next() {
-                Some(first) => first.to_uppercase().chain(chars).collect(),
-                None => "Warning".to_string(),
-            }
-        }
-    }
 }
 
 /// Greedy word wrap; words longer than `width` stay whole.
@@ -580,11 +560,5 @@ mod tests {
         assert_eq!(wrap("aa bb cc", 5), vec!["aa bb", "cc"]);
         assert_eq!(wrap("", 5), vec![""]);
         assert_eq!(wrap("abcdefgh", 3), vec!["abcdefgh"]);
-    }
-
-    #[test]
-    fn unknown_warning_codes_get_a_readable_title() {
-        assert_eq!(warning_title("some_new_thing"), "Some new thing");
-        assert_eq!(warning_title(""), "Warning");
     }
 }

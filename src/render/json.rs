@@ -12,9 +12,6 @@ use serde_json::{Value, json};
 
 use crate::plan::{Action, FORMAT_VERSION, Plan, ResourceChange, Warning};
 
-/// The `wi` version written into JSON plans and saved plan files.
-pub const WI_VERSION: &str = env!("CARGO_PKG_VERSION");
-
 /// Terraform's `change.actions` list for an action.
 pub fn actions(action: Action) -> [&'static str; 1] {
     match action {
@@ -31,7 +28,7 @@ pub fn json(plan: &Plan) -> Value {
     let summary = plan.summary();
     json!({
         "format_version": FORMAT_VERSION,
-        "wi_version": WI_VERSION,
+        "wi_version": crate::VERSION,
         "spec_digest": plan.spec_digest,
         "resource_changes": plan.changes.iter().map(resource_change).collect::<Vec<_>>(),
         "warnings": plan.warnings.iter().map(warning).collect::<Vec<_>>(),

@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use super::human::{human, warning_title};
+use super::human::human;
 use super::style::Style;
 use crate::plan::{Action, Plan, ResourceChange};
 
@@ -174,7 +174,7 @@ fn warnings_section(plan: &Plan) -> String {
         for w in &c.warnings {
             items.push(format!(
                 "- **{}** (`{}`): {}\n",
-                warning_title(&w.code),
+                w.code.title(),
                 code_cell(&c.address),
                 cell(w.message.trim())
             ));
@@ -188,7 +188,7 @@ fn warnings_section(plan: &Plan) -> String {
             .unwrap_or_default();
         items.push(format!(
             "- **{}**{at}: {}\n",
-            warning_title(&w.code),
+            w.code.title(),
             cell(w.message.trim())
         ));
     }

@@ -6,17 +6,20 @@
 //! the one colour decision ([`Style`]) and writes the strings where they
 //! belong (plans on stdout, progress and warnings on stderr).
 
-pub mod apply_report;
+mod apply_report;
 mod human;
 mod json;
 mod markdown;
 pub mod style;
 
-pub use apply_report::{
-    ApplyCounts, ApplyReport, StepOutcome, apply_summary, approval_prompt, format_elapsed,
-    progress_done, progress_failed, progress_start, progress_still,
-};
+/// Shims until the other areas adapt: apply's result type and the crate
+/// version now live in `apply` and at the crate root.
+pub use crate::VERSION as WI_VERSION;
+pub use crate::apply::{ApplyResult as ApplyReport, StepOutcome};
+pub use apply_report::apply_summary;
+pub(crate) use apply_report::{approval_prompt, progress_done, progress_failed, progress_start};
 pub use human::{human, not_saved_note};
-pub use json::{WI_VERSION, actions, json};
+pub use json::{actions, json};
 pub use markdown::{GITHUB_COMMENT_MAX_BYTES, markdown};
-pub use style::{Style, sanitize};
+pub use style::Style;
+pub(crate) use style::sanitize;

@@ -25,7 +25,11 @@ impl Style {
     /// The one colour decision, as a pure function of what the CLI observed:
     /// colour only on a terminal, never when `NO_COLOR` is set to a non-empty
     /// value (<https://no-color.org>) or `--no-color` was given.
-    pub fn decide(is_terminal: bool, no_color_env: Option<&str>, no_color_flag: bool) -> Style {
+    pub(crate) fn decide(
+        is_terminal: bool,
+        no_color_env: Option<&str>,
+        no_color_flag: bool,
+    ) -> Style {
         let env_says_no = no_color_env.is_some_and(|v| !v.is_empty());
         Style {
             color: is_terminal && !env_says_no && !no_color_flag,
@@ -41,47 +45,47 @@ impl Style {
     }
 
     /// Bold (addresses, `Plan:`).
-    pub fn bold(&self, text: &str) -> String {
+    pub(crate) fn bold(&self, text: &str) -> String {
         self.paint(text, Paint::new().bold())
     }
 
     /// Bold red (`destroyed`, `Apply failed`, `Error:`).
-    pub fn bold_red(&self, text: &str) -> String {
+    pub(crate) fn bold_red(&self, text: &str) -> String {
         self.paint(text, Paint::new().bold().red())
     }
 
     /// Bold green (`No changes.`, `Apply complete!`).
-    pub fn bold_green(&self, text: &str) -> String {
+    pub(crate) fn bold_green(&self, text: &str) -> String {
         self.paint(text, Paint::new().bold().green())
     }
 
     /// Green (additions).
-    pub fn green(&self, text: &str) -> String {
+    pub(crate) fn green(&self, text: &str) -> String {
         self.paint(text, Paint::new().green())
     }
 
     /// Red (removals).
-    pub fn red(&self, text: &str) -> String {
+    pub(crate) fn red(&self, text: &str) -> String {
         self.paint(text, Paint::new().red())
     }
 
     /// Yellow (in-place updates, `->`, warnings).
-    pub fn yellow(&self, text: &str) -> String {
+    pub(crate) fn yellow(&self, text: &str) -> String {
         self.paint(text, Paint::new().yellow())
     }
 
     /// Bold yellow (warning titles).
-    pub fn bold_yellow(&self, text: &str) -> String {
+    pub(crate) fn bold_yellow(&self, text: &str) -> String {
         self.paint(text, Paint::new().bold().yellow())
     }
 
     /// Dark grey (`-> null`, `# (N unchanged attributes hidden)`).
-    pub fn dim(&self, text: &str) -> String {
+    pub(crate) fn dim(&self, text: &str) -> String {
         self.paint(text, Paint::new().bright_black())
     }
 
     /// The coloured symbol of an action (`+` green, `~` yellow, `-` red).
-    pub fn symbol(&self, action: Action) -> String {
+    pub(crate) fn symbol(&self, action: Action) -> String {
         let sym = action.symbol();
         match action {
             Action::Create => self.green(sym),
@@ -96,7 +100,7 @@ impl Style {
 /// print: control characters, escape sequences included, are shown as
 /// `\u{..}` so they cannot restyle or rewrite the terminal. Newlines are kept
 /// only when `keep_newlines`; otherwise they become spaces.
-pub fn sanitize(text: &str, keep_newlines: bool) -> String {
+pub(crate) fn sanitize(text: &str, keep_newlines: bool) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

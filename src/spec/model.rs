@@ -4,54 +4,9 @@
 //! KSAs per mapping) are already expanded here: one [`Mapping`] per
 //! (cluster, namespace, KSA).
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
-/// Identifies a GKE cluster: `projects/P/locations/L/clusters/C`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct ClusterKey {
-    pub project: String,
-    pub location: String,
-    pub name: String,
-}
-
-impl ClusterKey {
-    /// The resource path GKE uses: `projects/P/locations/L/clusters/C`.
-    pub fn path(&self) -> String {
-        format!(
-            "projects/{}/locations/{}/clusters/{}",
-            self.project, self.location, self.name
-        )
-    }
-
-    /// The workload pool a cluster of this project joins: `P.svc.id.goog`.
-    pub fn workload_pool(&self) -> String {
-        workload_pool(&self.project)
-    }
-}
-
-impl fmt::Display for ClusterKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}/{}", self.project, self.location, self.name)
-    }
-}
-
-/// `PROJECT.svc.id.goog`, the workload pool of a project.
-pub fn workload_pool(project: &str) -> String {
-    format!("{project}.svc.id.goog")
-}
-
-/// The IAM member of a Kubernetes service account in a project's workload pool:
-/// `serviceAccount:P.svc.id.goog[NS/KSA]`.
-pub fn ksa_member(project: &str, namespace: &str, ksa: &str) -> String {
-    format!("serviceAccount:{project}.svc.id.goog[{namespace}/{ksa}]")
-}
-
-/// `ACCOUNT@PROJECT.iam.gserviceaccount.com`.
-pub fn gsa_email(project: &str, account_id: &str) -> String {
-    format!("{account_id}@{project}.iam.gserviceaccount.com")
-}
+pub use crate::ids::{ClusterKey, gsa_email, ksa_member, workload_pool};
 
 /// Which node pools of a cluster must run the GKE metadata server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -212,7 +212,7 @@ impl World {
             .expect("cluster")
             .expect("exists");
         let token = gcp.access_token().await.expect("token");
-        wi::kube::connect(&cluster, token, None)
+        wi::live::connect_cluster(&cluster, token, None)
             .await
             .expect("connect")
     }

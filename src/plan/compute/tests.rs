@@ -2,18 +2,18 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount as Ksa};
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount as K8sServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry, ObjectMeta};
 use serde_json::json;
 
 use super::*;
-use crate::apply::edit_members;
 use crate::gcp::types::{
     Binding, GkeCluster, GoogleServiceAccount, IamPolicy, NodeConfig, NodePool,
     WorkloadIdentityConfig, WorkloadMetadataConfig,
 };
 use crate::live::{LiveCluster, LiveKube, LiveProject, LiveState};
-use crate::plan::{Action, Plan};
+use crate::ownership::{OWNERSHIP_MARKER, WORKLOAD_IDENTITY_USER, owned_description};
+use crate::plan::{Action, Plan, PlanOptions, ReasonCode, WarningCode};
 use crate::spec::{
     AbsentMember, Cluster as SpecCluster, ClusterKey, Gsa, KsaManagement, Mapping, Model,
     PoolSelection,
@@ -118,7 +118,11 @@ fn owned_account() -> GoogleServiceAccount {
     }
 }
 
-fn ksa(annotation: Option<&str>, managers: &[(&str, &str, bool, bool)], label: bool) -> Ksa {
+fn ksa(
+    annotation: Option<&str>,
+    managers: &[(&str, &str, bool, bool)],
+    label: bool,
+) -> K8sServiceAccount {
     let mut annotations = BTreeMap::new();
     if let Some(a) = annotation {
         annotations.insert("iam.gke.io/gcp-service-account".to_string(), a.to_string());
@@ -154,7 +158,7 @@ fn ksa(annotation: Option<&str>, managers: &[(&str, &str, bool, bool)], label: b
             }
         })
         .collect();
-    Ksa {
+    K8sServiceAccount {
         metadata: ObjectMeta {
             name: Some("api".into()),
             namespace: Some("payments".into()),
@@ -287,7 +291,11 @@ fn empty_world_plans_every_step_with_dependencies() {
         pool.depends_on,
         vec!["cluster[\"wi-demo/us-central1-a/alpha\"]".to_string()]
     );
-    assert!(pool.warnings.iter().any(|w| w.code == "rolls_nodes"));
+    assert!(
+        pool.warnings
+            .iter()
+            .any(|w| w.code == WarningCode::RollsNodes)
+    );
     let ksa = p
         .changes
         .iter()
@@ -362,7 +370,12 @@ fn undeclared_members_on_an_owned_account_are_drift_but_conditions_are_untouched
     assert!(deletes[0].contains("[other/app]"));
     let change = p.actionable().next().unwrap();
     assert_eq!(change.action, Action::Delete);
-    assert!(change.warnings.iter().any(|w| w.code == "revocation_delay"));
+    assert!(
+        change
+            .warnings
+            .iter()
+            .any(|w| w.code == WarningCode::RevocationDelay)
+    );
 }
 
 #[test]
@@ -387,7 +400,7 @@ fn declared_absent_member_is_removed_even_from_accounts_wi_does_not_own() {
     let p = plan(&m, &live, &PlanOptions::default());
     let changes: Vec<_> = p.actionable().collect();
     assert_eq!(changes.len(), 1);
-    assert_eq!(changes[0].reason.code, "declared_absent");
+    assert_eq!(changes[0].reason.code, ReasonCode::DeclaredAbsent);
 }
 
 #[test]
@@ -434,12 +447,12 @@ fn annotation_owned_by_another_manager_warns_about_the_conflict() {
     let p = plan(&model(), &live, &PlanOptions::default());
     let change = p.actionable().next().unwrap();
     assert_eq!(change.action, Action::Update);
-    assert_eq!(change.reason.code, "drift");
+    assert_eq!(change.reason.code, ReasonCode::Drift);
     assert!(
         change
             .warnings
             .iter()
-            .any(|w| w.code == "field_conflict" && w.message.contains("kubectl-annotate"))
+            .any(|w| w.code == WarningCode::FieldConflict && w.message.contains("kubectl-annotate"))
     );
     let forced = plan(
         &model(),
@@ -523,7 +536,7 @@ fn orphaned_owned_account_is_a_warning_until_prune() {
     m.service_accounts.clear();
     m.mappings.clear();
     let p = plan(&m, &live, &PlanOptions::default());
-    assert!(p.warnings.iter().any(|w| w.code == "orphan"));
+    assert!(p.warnings.iter().any(|w| w.code == WarningCode::Orphan));
     assert!(
         !p.actionable()
             .any(|c| c.address.starts_with("google_service_account"))
@@ -601,56 +614,7 @@ fn identity_sameness_is_reported_for_clusters_of_the_same_project() {
     assert!(
         p.warnings
             .iter()
-            .any(|w| w.code == "identity_sameness" && w.message.contains("beta"))
-    );
-}
-
-#[test]
-fn edit_members_touches_only_its_own_members() {
-    let cond = json!({"title": "t", "expression": "true"});
-    let mut policy = IamPolicy {
-        version: Some(1),
-        etag: Some("BwX".into()),
-        bindings: vec![
-            Binding {
-                role: WORKLOAD_IDENTITY_USER.into(),
-                members: vec!["a".into(), "b".into()],
-                ..Default::default()
-            },
-            Binding {
-                role: WORKLOAD_IDENTITY_USER.into(),
-                members: vec!["c".into()],
-                condition: Some(cond.clone()),
-                ..Default::default()
-            },
-            Binding {
-                role: "roles/x".into(),
-                members: vec!["c".into()],
-                ..Default::default()
-            },
-        ],
-        ..Default::default()
-    };
-    let role = WORKLOAD_IDENTITY_USER.to_string();
-    assert!(edit_members(
-        &mut policy,
-        &[(role.clone(), "d".into())],
-        &[(role.clone(), "a".into()), (role.clone(), "c".into())]
-    ));
-    assert_eq!(
-        policy.bindings[0].members,
-        vec!["b".to_string(), "d".to_string()]
-    );
-    assert_eq!(
-        policy.bindings[1].members,
-        vec!["c".to_string()],
-        "conditional binding untouched"
-    );
-    assert_eq!(policy.bindings[1].condition, Some(cond));
-    assert_eq!(policy.bindings[2].members, vec!["c".to_string()]);
-    assert!(
-        !edit_members(&mut policy, &[(role.clone(), "d".into())], &[]),
-        "idempotent"
+            .any(|w| w.code == WarningCode::IdentitySameness && w.message.contains("beta"))
     );
 }
 

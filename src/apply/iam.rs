@@ -1,0 +1,156 @@
+//! IAM steps: one read-modify-write per policy, carrying every member edit of
+//! its task; only unconditional bindings are touched.
+
+use std::time::Duration;
+
+use super::{Context, StepError};
+use crate::gcp::types::{Binding, IamPolicy};
+use crate::gcp::{GcpError, PolicyTarget};
+use crate::plan::{Action, Resource, ResourceChange};
+
+/// One read-modify-write of a policy carrying every member edit of the task.
+/// The client re-reads and re-applies only these edits on an etag conflict,
+/// and waits while the account or the workload pool is not yet visible to IAM
+/// (eventual consistency), within the step deadline.
+pub(super) async fn edit_policy(
+    ctx: &Context,
+    target: PolicyTarget,
+    changes: &[ResourceChange],
+) -> Result<(), StepError> {
+    let mut adds: Vec<(String, String)> = Vec::new();
+    let mut removes: Vec<(String, String)> = Vec::new();
+    for c in changes {
+        let (role, member) = match &c.resource {
+            Resource::ServiceAccountIamMember { role, member, .. }
+            | Resource::ProjectIamMember { role, member, .. } => (role.clone(), member.clone()),
+            _ => continue,
+        };
+        match c.action {
+            Action::Create => adds.push((role, member)),
+            Action::Delete => removes.push((role, member)),
+            _ => {}
+        }
+    }
+    let edit = move |policy: &mut IamPolicy| edit_members(policy, &adds, &removes);
+    let address = changes
+        .first()
+        .map(|c| c.address.clone())
+        .unwrap_or_default();
+    let progress = ctx.progress.clone();
+    let on_wait = move |e: &GcpError, delay: Duration| {
+        let why = if e.is_identity_pool_missing() {
+            "the workload pool is not visible to IAM yet"
+        } else {
+            "the service account is not visible to IAM yet"
+        };
+        progress.note(
+            &address,
+            &format!("{why}; retrying in {}ms", delay.as_millis()),
+        );
+    };
+    ctx.gcp
+        .modify_iam_policy_waiting(&target, ctx.options.step_deadline, &edit, &on_wait)
+        .await?;
+    Ok(())
+}
+
+/// Adds and removes members in unconditional bindings only; conditional
+/// bindings, other roles and other members are never touched. Returns whether
+/// the policy changed.
+pub(crate) fn edit_members(
+    policy: &mut IamPolicy,
+    adds: &[(String, String)],
+    removes: &[(String, String)],
+) -> bool {
+    let mut changed = false;
+    for (role, member) in removes {
+        for b in policy
+            .bindings
+            .iter_mut()
+            .filter(|b| &b.role == role && b.condition.is_none())
+        {
+            let before = b.members.len();
+            b.members.retain(|m| m != member);
+            changed |= b.members.len() != before;
+        }
+    }
+    policy.bindings.retain(|b| !b.members.is_empty());
+    for (role, member) in adds {
+        if let Some(b) = policy
+            .bindings
+            .iter_mut()
+            .find(|b| &b.role == role && b.condition.is_none())
+        {
+            if !b.members.contains(member) {
+                b.members.push(member.clone());
+                changed = true;
+            }
+        } else {
+            policy.bindings.push(Binding {
+                role: role.clone(),
+                members: vec![member.clone()],
+                condition: None,
+                rest: Default::default(),
+            });
+            changed = true;
+        }
+    }
+    changed
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::ownership::WORKLOAD_IDENTITY_USER;
+
+    #[test]
+    fn edit_members_touches_only_its_own_members() {
+        let cond = json!({"title": "t", "expression": "true"});
+        let mut policy = IamPolicy {
+            version: Some(1),
+            etag: Some("BwX".into()),
+            bindings: vec![
+                Binding {
+                    role: WORKLOAD_IDENTITY_USER.into(),
+                    members: vec!["a".into(), "b".into()],
+                    ..Default::default()
+                },
+                Binding {
+                    role: WORKLOAD_IDENTITY_USER.into(),
+                    members: vec!["c".into()],
+                    condition: Some(cond.clone()),
+                    ..Default::default()
+                },
+                Binding {
+                    role: "roles/x".into(),
+                    members: vec!["c".into()],
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let role = WORKLOAD_IDENTITY_USER.to_string();
+        assert!(edit_members(
+            &mut policy,
+            &[(role.clone(), "d".into())],
+            &[(role.clone(), "a".into()), (role.clone(), "c".into())]
+        ));
+        assert_eq!(
+            policy.bindings[0].members,
+            vec!["b".to_string(), "d".to_string()]
+        );
+        assert_eq!(
+            policy.bindings[1].members,
+            vec!["c".to_string()],
+            "conditional binding untouched"
+        );
+        assert_eq!(policy.bindings[1].condition, Some(cond));
+        assert_eq!(policy.bindings[2].members, vec!["c".to_string()]);
+        assert!(
+            !edit_members(&mut policy, &[(role.clone(), "d".into())], &[]),
+            "idempotent"
+        );
+    }
+}

@@ -1,0 +1,140 @@
+//! GKE: each declared cluster's workload pool, and the metadata mode of the
+//! node pools that must run the GKE metadata server.
+
+use serde_json::json;
+
+use super::{Planner, attrs, create, noop, reason, update};
+use crate::plan::desired::{
+    INITIAL_NODE_COUNT, MACHINE_TYPE, METADATA_MODE, RELEASE_CHANNEL, WORKLOAD_POOL,
+};
+use crate::plan::{ReasonCode, Resource, Warning, WarningCode};
+use crate::spec::PoolSelection;
+
+impl Planner<'_> {
+    pub(super) fn clusters(&mut self) {
+        for cluster in &self.model.clusters {
+            let resource = Resource::Cluster {
+                cluster: cluster.key.clone(),
+            };
+            let address = resource.address();
+            let desired_pool = cluster
+                .workload_identity
+                .then(|| cluster.key.workload_pool());
+            let live = self
+                .live
+                .clusters
+                .get(&cluster.key)
+                .and_then(|c| c.gke.as_ref());
+            let Some(live) = live else {
+                match &cluster.create {
+                    Some(block) => {
+                        let after = attrs(json!({
+                            "name": cluster.key.name,
+                            "location": cluster.key.location,
+                            WORKLOAD_POOL: desired_pool,
+                            INITIAL_NODE_COUNT: block.initial_node_count,
+                            MACHINE_TYPE: block.machine_type,
+                            RELEASE_CHANNEL: block.release_channel,
+                        }));
+                        self.push(create(resource, after, reason(ReasonCode::Missing, "the cluster does not exist and the spec has a create block")));
+                    }
+                    None => self.problem(
+                        address,
+                        format!("cluster {} does not exist", cluster.key.path()),
+                        Some("check the name, project and location, or add a `create` block to let wi create it"),
+                    ),
+                }
+                continue;
+            };
+            let live_pool = live.workload_pool().map(str::to_string);
+            let before = attrs(json!({WORKLOAD_POOL: live_pool}));
+            let after = attrs(json!({WORKLOAD_POOL: desired_pool}));
+            if live_pool == desired_pool {
+                self.push(noop(
+                    resource,
+                    before,
+                    after,
+                    reason(ReasonCode::InSync, "workload pool as declared"),
+                ));
+            } else {
+                let why = if desired_pool.is_some() {
+                    "Workload Identity is off: the cluster has no workload pool"
+                } else {
+                    "the spec turns Workload Identity off"
+                };
+                let mut warnings = vec![];
+                if desired_pool.is_none() {
+                    warnings.push(Warning {
+                        code: WarningCode::DisablesWorkloadIdentity,
+                        message: "pods of this cluster lose their Google identities".into(),
+                        address: Some(address.clone()),
+                    });
+                }
+                self.push(
+                    update(resource, before, after, reason(ReasonCode::Drift, why))
+                        .with_warnings(warnings),
+                );
+            }
+            self.node_pools(cluster, live, &address);
+        }
+    }
+
+    fn node_pools(
+        &mut self,
+        cluster: &crate::spec::Cluster,
+        live: &crate::gcp::types::GkeCluster,
+        cluster_address: &str,
+    ) {
+        if !cluster.workload_identity {
+            return;
+        }
+        let selected: Vec<&str> = match &cluster.metadata_server {
+            PoolSelection::None => return,
+            PoolSelection::All => live.node_pools.iter().map(|p| p.name.as_str()).collect(),
+            PoolSelection::Only(pools) => pools.iter().map(String::as_str).collect(),
+        };
+        let cluster_changes = self.planned(&Resource::Cluster {
+            cluster: cluster.key.clone(),
+        });
+        for pool_name in selected {
+            let resource = Resource::NodePool {
+                cluster: cluster.key.clone(),
+                pool: pool_name.to_string(),
+            };
+            let Some(pool) = live.node_pools.iter().find(|p| p.name == pool_name) else {
+                self.problem(
+                    resource.address(),
+                    format!(
+                        "node pool {pool_name} does not exist in cluster {}",
+                        cluster.key
+                    ),
+                    Some("wi never creates node pools; list existing pools under `metadataServer`"),
+                );
+                continue;
+            };
+            let mode = pool.metadata_mode().unwrap_or("GCE_METADATA").to_string();
+            let before = attrs(json!({METADATA_MODE: mode}));
+            let after = attrs(json!({METADATA_MODE: "GKE_METADATA"}));
+            if mode == "GKE_METADATA" {
+                self.push(noop(
+                    resource,
+                    before,
+                    after,
+                    reason(ReasonCode::InSync, "runs the GKE metadata server"),
+                ));
+            } else {
+                let address = resource.address();
+                let deps = if cluster_changes {
+                    vec![cluster_address.to_string()]
+                } else {
+                    vec![]
+                };
+                self.push(update(resource, before, after, reason(ReasonCode::Drift, "pods on this pool get the node's identity instead of their KSA's: the pool does not run the GKE metadata server")).with_deps(deps).with_warnings(vec![Warning {
+                        code: WarningCode::RollsNodes,
+                        message: "switching to GKE_METADATA recreates every node of the pool; pods are rescheduled and the operation can take a long time".into(),
+                        address: Some(address),
+                    }]));
+            }
+        }
+    }
+}

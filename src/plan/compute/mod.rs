@@ -1,0 +1,219 @@
+//! Planning: (model, live) → Plan. Pure: no I/O, no clock, no environment.
+//!
+//! Ownership without a state file follows [`crate::ownership`]: an account
+//! whose description carries the ownership marker is `wi`'s, and so are its
+//! `roles/iam.workloadIdentityUser` members and its own project-role grants
+//! (undeclared ones are drift). On accounts `wi` does not own it only adds,
+//! and removes a member only when the spec lists it under `absent`.
+//! Kubernetes fields belong to `wi` when its field manager owns them
+//! (server-side apply `managedFields`).
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::{
+    Action, Attributes, FORMAT_VERSION, Plan, PlanError, PlanProblem, Reason, ReasonCode, Resource,
+    ResourceChange, Warning,
+};
+use crate::gcp::types::IamPolicy;
+use crate::live::LiveState;
+use crate::ownership::{GSA_ANNOTATION, MANAGED_BY_LABEL};
+use crate::spec::Model;
+
+mod accounts;
+mod clusters;
+mod iam;
+mod kubernetes;
+mod services;
+mod warnings;
+
+/// Choices that change what the plan does.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// Delete owned accounts that left the spec, and KSAs `wi` created whose mapping left.
+    pub prune: bool,
+    /// Take over Kubernetes fields another field manager owns.
+    pub force_conflicts: bool,
+}
+
+/// Computes the plan.
+pub fn compute(
+    model: &Model,
+    live: &LiveState,
+    options: &PlanOptions,
+    spec_digest: String,
+) -> Result<Plan, PlanError> {
+    let mut planner = Planner {
+        model,
+        live,
+        options,
+        changes: Vec::new(),
+        warnings: Vec::new(),
+        problems: Vec::new(),
+    };
+    planner.services();
+    planner.clusters();
+    planner.accounts();
+    planner.account_members();
+    planner.project_roles();
+    planner.kubernetes();
+    planner.identity_sameness();
+    if !planner.problems.is_empty() {
+        return Err(PlanError {
+            problems: planner.problems,
+        });
+    }
+    let mut changes = planner.changes;
+    changes.sort_by_cached_key(|c| c.resource.sort_key());
+    changes.dedup_by(|a, b| a.address == b.address);
+    let mut warnings = planner.warnings;
+    warnings.sort_by(|a, b| {
+        (&a.address, a.code.as_str(), &a.message).cmp(&(&b.address, b.code.as_str(), &b.message))
+    });
+    warnings.dedup();
+    Ok(Plan {
+        format_version: FORMAT_VERSION.to_string(),
+        spec_digest,
+        changes,
+        warnings,
+        fingerprints: live.fingerprints(),
+    })
+}
+
+struct Planner<'a> {
+    model: &'a Model,
+    live: &'a LiveState,
+    options: &'a PlanOptions,
+    changes: Vec<ResourceChange>,
+    warnings: Vec<Warning>,
+    problems: Vec<PlanProblem>,
+}
+
+fn attrs(value: Value) -> Attributes {
+    match value {
+        Value::Object(map) => map.into_iter().collect(),
+        _ => Attributes::new(),
+    }
+}
+
+fn reason(code: ReasonCode, message: impl Into<String>) -> Reason {
+    Reason {
+        code,
+        message: message.into(),
+    }
+}
+
+/// Whether `member` holds `role` through an unconditional binding.
+fn has_member(policy: Option<&IamPolicy>, role: &str, member: &str) -> bool {
+    policy.is_some_and(|p| {
+        p.bindings.iter().any(|b| {
+            b.role == role && b.condition.is_none() && b.members.iter().any(|m| m == member)
+        })
+    })
+}
+
+/// Members of `role` in unconditional bindings.
+fn unconditional_members<'p>(policy: &'p IamPolicy, role: &str) -> BTreeSet<&'p str> {
+    policy
+        .bindings
+        .iter()
+        .filter(|b| b.role == role && b.condition.is_none())
+        .flat_map(|b| b.members.iter().map(String::as_str))
+        .collect()
+}
+
+/// The attribute name of the GSA annotation.
+fn annotation_key() -> String {
+    super::desired::annotation_attr(GSA_ANNOTATION)
+}
+
+/// The attribute name of `wi`'s managed-by label.
+fn label_key() -> String {
+    super::desired::label_attr(MANAGED_BY_LABEL)
+}
+
+/// A change of `action` to `resource`, with no dependencies or warnings yet.
+fn change(
+    resource: Resource,
+    action: Action,
+    before: Option<Attributes>,
+    after: Option<Attributes>,
+    reason: Reason,
+) -> ResourceChange {
+    ResourceChange {
+        address: resource.address(),
+        resource,
+        action,
+        before,
+        after,
+        reason,
+        depends_on: Vec::new(),
+        warnings: Vec::new(),
+    }
+}
+
+/// A declared resource already as declared.
+fn noop(resource: Resource, before: Attributes, after: Attributes, why: Reason) -> ResourceChange {
+    change(resource, Action::NoOp, Some(before), Some(after), why)
+}
+
+/// A resource to create.
+fn create(resource: Resource, after: Attributes, why: Reason) -> ResourceChange {
+    change(resource, Action::Create, None, Some(after), why)
+}
+
+/// A resource to change in place.
+fn update(
+    resource: Resource,
+    before: Attributes,
+    after: Attributes,
+    why: Reason,
+) -> ResourceChange {
+    change(resource, Action::Update, Some(before), Some(after), why)
+}
+
+/// A resource to remove.
+fn delete(resource: Resource, before: Attributes, why: Reason) -> ResourceChange {
+    change(resource, Action::Delete, Some(before), None, why)
+}
+
+impl ResourceChange {
+    /// The addresses this change waits for during apply.
+    fn with_deps(mut self, deps: Vec<String>) -> Self {
+        self.depends_on.extend(deps);
+        self
+    }
+
+    /// Warnings about this change.
+    fn with_warnings(mut self, warnings: Vec<Warning>) -> Self {
+        self.warnings.extend(warnings);
+        self
+    }
+}
+
+impl Planner<'_> {
+    /// Records a change; its dependencies are kept sorted and unique.
+    fn push(&mut self, mut change: ResourceChange) {
+        change.depends_on.sort();
+        change.depends_on.dedup();
+        self.changes.push(change);
+    }
+
+    fn problem(&mut self, address: String, message: String, help: Option<&str>) {
+        self.problems.push(PlanProblem {
+            address,
+            message,
+            help: help.map(str::to_string),
+        });
+    }
+
+    fn planned(&self, resource: &Resource) -> bool {
+        self.changes
+            .iter()
+            .any(|c| &c.resource == resource && c.action != Action::NoOp)
+    }
+}
+
+#[cfg(test)]
+mod tests;
