@@ -1,0 +1,4 @@
+//! Test binary `clients`.
+
+mod gcp;
+mod kube;

@@ -1,0 +1,150 @@
+//! The real `wi`, `gcloud` and `kubectl` binaries run against a [`World`]
+//! with a clean environment (`env_clear`), a temporary HOME and gcloud
+//! config directory, and stdin closed.
+//!
+//! Commands run through `tokio::process`, so waiting for one does not block
+//! the runtime worker the in-process emulator may need to answer it: a plain
+//! `#[tokio::test]` works.
+//!
+//! What a user reads is checked with full snapshots ([`Output::snapshot`]):
+//! stdout, stderr and exit code, with the parts that change from run to run
+//! (loopback ports, temporary paths, etags, durations) filtered out.
+
+use std::ffi::OsStr;
+
+use tokio::process::Command;
+
+use super::root;
+use super::world::World;
+
+/// What a command printed and how it ended.
+#[derive(Debug)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<std::process::Output> for Output {
+    fn from(o: std::process::Output) -> Self {
+        Output {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Output {
+    /// Panics with everything printed unless the command exited with `code`.
+    #[track_caller]
+    pub fn expect(self, code: i32) -> Self {
+        assert_eq!(
+            self.code, code,
+            "exit code {} (wanted {code})\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// The whole output as one reviewable text: exit code, stdout, stderr.
+    pub fn snapshot(&self) -> String {
+        format!(
+            "exit code: {}\n----- stdout -----\n{}----- stderr -----\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `cmd` to the end and collects what it printed.
+pub async fn run(cmd: &mut Command) -> std::io::Result<Output> {
+    cmd.kill_on_drop(true).output().await.map(Output::from)
+}
+
+/// A command with a clean environment and a temporary HOME (no emulator).
+pub fn clean_command(program: impl AsRef<OsStr>, home: &std::path::Path) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("NO_COLOR", "1")
+        .current_dir(root())
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// The `wi` binary cargo built for this test run.
+pub fn wi_binary() -> &'static str {
+    env!("CARGO_BIN_EXE_wi")
+}
+
+/// Filters for insta that replace what changes from run to run (temporary
+/// directories, the repository path, loopback ports, etags, durations) by
+/// stable placeholders. Apply with `insta::with_settings!({filters => ...})`.
+pub fn filters() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (r"/tmp/\.tmp[A-Za-z0-9]+", "[TEMP]"),
+        (r"/tmp/[A-Za-z0-9_.-]+", "[TEMP]"),
+        (env!("CARGO_MANIFEST_DIR"), "[ROOT]"),
+        (r"(127\.0\.0\.1|localhost):\d+", "$1:[PORT]"),
+        (r#"(etag"?\s*[:=]\s*"?)[A-Za-z0-9+/=_-]{6,}"#, "$1[ETAG]"),
+        (r"\b\d+(\.\d+)?(ms|s|m)\b", "[DURATION]"),
+    ]
+}
+
+impl World {
+    /// A command with a clean environment pointed at the emulator.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path().join("home"))
+            .env("CLOUDSDK_CONFIG", self.dir.path().join("gcloud"))
+            .env("CLOUDSDK_CORE_DISABLE_PROMPTS", "1")
+            .env("CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK", "1")
+            .env("CLOUDSDK_CORE_DISABLE_USAGE_REPORTING", "1")
+            .env("NO_COLOR", "1")
+            .env("WI_POLL_INTERVAL", "50ms")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .current_dir(root())
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// Runs the real `wi` binary.
+    pub async fn wi(&self, args: &[&str]) -> Output {
+        run(self.command(wi_binary()).args(args))
+            .await
+            .expect("run wi")
+    }
+
+    /// Runs `wi` with extra variables set and some of the emulator's removed.
+    pub async fn wi_env(&self, args: &[&str], set: &[(&str, &str)], unset: &[&str]) -> Output {
+        let mut cmd = self.command(wi_binary());
+        for k in unset {
+            cmd.env_remove(k);
+        }
+        cmd.envs(set.iter().copied()).args(args);
+        run(&mut cmd).await.expect("run wi")
+    }
+
+    /// Runs the installed gcloud CLI (fails the test if it is missing).
+    pub async fn gcloud(&self, args: &[&str]) -> Output {
+        run(self.command("gcloud").args(args).arg("--quiet"))
+            .await
+            .expect("gcloud must be installed: the end-to-end tests use the real CLI")
+    }
+
+    /// Runs the installed kubectl against a cluster's context (fails if missing).
+    pub async fn kubectl(&self, cluster_context: &str, args: &[&str]) -> Output {
+        run(self
+            .command("kubectl")
+            .arg("--context")
+            .arg(cluster_context)
+            .args(args))
+        .await
+        .expect("kubectl must be installed: the end-to-end tests use the real CLI")
+    }
+}
