@@ -1342,6 +1342,78 @@ async fn a_new_service_account_is_awaited_until_it_is_visible() {
         && r.path == "/iam/v1/projects/p1/serviceAccounts/new@p1.iam.gserviceaccount.com"));
 }
 
+/// Log capture for the tests that read what the clients log.
+///
+/// Why not `tracing::subscriber::set_default` in the test: tracing caches each
+/// callsite's interest process-wide, computed once by whichever thread reaches
+/// the callsite first. While only one dispatcher is registered, tracing-core
+/// asks that thread's own default (tokio-rs/tracing#3611): a sibling test
+/// running the same client code without a subscriber caches
+/// `Interest::never()`, and the capturing test then misses the event. The
+/// rebuild `set_default` triggers only covers callsites registered before it,
+/// so `rebuild_interest_cache()` would narrow the window, not close it.
+///
+/// So the binary installs ONE global subscriber at TRACE, once, before any
+/// capture: every thread then registers callsites against it, and no
+/// callsite is ever cached as `never`. Its writer appends to the buffer of
+/// the test capturing on the current thread and drops everything else. A
+/// `#[tokio::test]` runs its tasks on its own thread (current-thread
+/// runtime), so a test captures exactly its own events.
+struct LogCapture(Arc<Mutex<Vec<u8>>>);
+
+thread_local! {
+    static CAPTURING: std::cell::RefCell<Option<Arc<Mutex<Vec<u8>>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Writes into the buffer of the current thread's capture (or nowhere).
+struct CaptureWriter;
+
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        CAPTURING.with(|c| {
+            if let Some(buf) = c.borrow().as_ref() {
+                buf.lock().unwrap().extend_from_slice(b);
+            }
+        });
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogCapture {
+    /// Installs the global subscriber (first call only) and starts capturing
+    /// this thread's events.
+    fn start() -> LogCapture {
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        INSTALL.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_ansi(false)
+                .with_writer(|| CaptureWriter)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber in this test binary");
+        });
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        CAPTURING.with(|c| *c.borrow_mut() = Some(buf.clone()));
+        LogCapture(buf)
+    }
+
+    /// Everything captured so far.
+    fn logs(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl Drop for LogCapture {
+    fn drop(&mut self) {
+        CAPTURING.with(|c| *c.borrow_mut() = None);
+    }
+}
+
 /// Everything the clients (and reqwest, hyper, gcp_auth underneath) log at
 /// TRACE while minting a token from a key, retrying a 503 and failing a 409
 /// is captured: no access token, no key material, no Authorization header.
@@ -1349,25 +1421,7 @@ async fn a_new_service_account_is_awaited_until_it_is_visible() {
 async fn trace_logs_carry_no_secret() {
     use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let capture = LogCapture::start();
 
     let private = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
     let pem = private.to_pkcs8_pem(LineEnding::LF).unwrap();
@@ -1418,7 +1472,7 @@ async fn trace_logs_carry_no_secret() {
     assert!(err.is_already_exists());
     tracing::error!(error = %err, debug = ?err, client = ?c, "final");
 
-    let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.logs();
     assert!(logs.contains("retrying"), "the retry is logged:\n{logs}");
     assert!(logs.contains("google api"), "requests are logged");
     let key_body: String = pem
