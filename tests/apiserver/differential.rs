@@ -6,9 +6,12 @@
 //! For every step it compares the HTTP status code, the Status `reason` and
 //! `message`, and the resulting object's labels, annotations and managed-field
 //! owners (manager, operation, field set); times, uids and resourceVersion
-//! values are left out. Any difference fails the test, except the deliberate
-//! ones listed in `docs/real-apiserver.md` ("Deliberate differences") and in
-//! [`DELIBERATE`]. A table of every step is printed (`--nocapture`).
+//! values are left out. Any difference fails the scenario, except the
+//! deliberate ones listed in `docs/real-apiserver.md` ("Deliberate
+//! differences") and in [`DELIBERATE`]. Each scenario is its own test, named
+//! after it, in its own namespace; all of them share one emulator and one
+//! real API server per test binary. A table of its steps is printed
+//! (`--nocapture`).
 
 use crate::harness::apiserver;
 
@@ -974,24 +977,38 @@ async fn scenario(name: &str, side: &Side, t: &Tokens, ns: &str) -> Steps {
     steps
 }
 
-const SCENARIOS: &[&str] = &[
-    "create",
-    "ssa-annotate",
-    "conflict-update-manager",
-    "conflict-apply-manager",
-    "untracked-then-apply",
-    "shared-value",
-    "release",
-    "namespace-apply",
-    "delete",
-    "dry-run",
-    "invalid",
-    "token-expiration",
-    "resource-version-conflict",
-    "missing-namespace",
-    "forbidden",
-    "token-request",
-];
+/// One `#[tokio::test]` per scenario, named after it, so one broken
+/// scenario does not hide the others and each runs by name
+/// (`cargo test --test apiserver differential::create`).
+macro_rules! scenarios {
+    ($($test:ident => $name:literal,)*) => {
+        $(
+            #[tokio::test]
+            async fn $test() {
+                differ($name).await;
+            }
+        )*
+    };
+}
+
+scenarios! {
+    create => "create",
+    ssa_annotate => "ssa-annotate",
+    conflict_update_manager => "conflict-update-manager",
+    conflict_apply_manager => "conflict-apply-manager",
+    untracked_then_apply => "untracked-then-apply",
+    shared_value => "shared-value",
+    release => "release",
+    namespace_apply => "namespace-apply",
+    delete => "delete",
+    dry_run => "dry-run",
+    invalid => "invalid",
+    token_expiration => "token-expiration",
+    resource_version_conflict => "resource-version-conflict",
+    missing_namespace => "missing-namespace",
+    forbidden => "forbidden",
+    token_request => "token-request",
+}
 
 fn client_with_ca(ca_pem: &str) -> reqwest::Client {
     reqwest::Client::builder()
@@ -1019,8 +1036,57 @@ async fn emulated_cluster(emu: &Emulator) -> Cluster {
     resp.json().await.expect("cluster JSON")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn emulator_and_real_apiserver_agree() {
+/// What every scenario runs against: the emulator (its Kubernetes side) and
+/// the real kube-apiserver, set up once per test binary.
+struct Sides {
+    emu: Emulator,
+    emulated: Side,
+    real: Side,
+    _server: apiserver::RealApiServer,
+    _dir: tempfile::TempDir,
+}
+
+/// The runtime the shared sides live on. Each `#[tokio::test]` has its own
+/// runtime, which ends with the test; the emulator's server tasks and the
+/// clients' connections must outlive any one test, so they live here.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("differential runtime")
+    })
+}
+
+/// Runs one scenario on both sides (on the shared runtime) and fails with
+/// every difference and the scenario's table of steps.
+async fn differ(name: &'static str) {
+    let result = runtime()
+        .spawn(async move {
+            let sides = sides().await;
+            compare(name, sides).await
+        })
+        .await;
+    let (table, failures) = match result {
+        Ok(r) => r,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
+    println!("{table}");
+    assert!(
+        failures.is_empty(),
+        "the emulator differs from the real kube-apiserver:\n{}\n{table}",
+        failures.join("\n")
+    );
+}
+
+async fn sides() -> &'static Sides {
+    static SIDES: tokio::sync::OnceCell<Sides> = tokio::sync::OnceCell::const_new();
+    SIDES.get_or_init(start_sides).await
+}
+
+async fn start_sides() -> Sides {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let begun = Instant::now();
     let dir = tempfile::tempdir().expect("temp dir");
@@ -1035,6 +1101,9 @@ async fn emulator_and_real_apiserver_agree() {
     .await
     .expect("emulator starts");
 
+    // Its own server, not `apiserver::shared`: that one has no webhook when
+    // the smoke test starts it first. Kept in a static, it is stopped by its
+    // watchdog when the test process exits.
     let real = apiserver::start(apiserver::ApiServerOptions {
         token_webhook_url: Some(format!("{}/authn/tokenreview", emu.http_url())),
         ..Default::default()
@@ -1116,6 +1185,19 @@ async fn emulator_and_real_apiserver_agree() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    eprintln!("differential sides ready in {:?}", begun.elapsed());
+    Sides {
+        emu,
+        emulated,
+        real: real_side,
+        _server: real,
+        _dir: dir,
+    }
+}
+
+/// One scenario on both sides: the table of its steps and its differences.
+async fn compare(name: &str, sides: &Sides) -> (String, Vec<String>) {
+    let (emu, emulated, real_side) = (&sides.emu, &sides.emulated, &sides.real);
     let mut table = String::new();
     let mut failures = Vec::new();
     let _ = writeln!(
@@ -1123,14 +1205,14 @@ async fn emulator_and_real_apiserver_agree() {
         "{:<28} {:<34} {:<22} {:<22} match",
         "scenario", "step", "emulator", "real"
     );
-    for name in SCENARIOS {
+    {
         let ns = format!("d-{name}");
         let tokens = || Tokens {
             operator: emu.issue_user_token(OPERATOR),
             nobody: emu.issue_user_token(NOBODY),
         };
-        let on_emu = scenario(name, &emulated, &tokens(), &ns).await;
-        let on_real = scenario(name, &real_side, &tokens(), &ns).await;
+        let on_emu = scenario(name, emulated, &tokens(), &ns).await;
+        let on_real = scenario(name, real_side, &tokens(), &ns).await;
         assert_eq!(on_emu.len(), on_real.len(), "{name}: step counts differ");
         for ((step, e), (_, r)) in on_emu.iter().zip(on_real.iter()) {
             if !r.message.is_empty() {
@@ -1182,12 +1264,5 @@ async fn emulator_and_real_apiserver_agree() {
             );
         }
     }
-    println!("{table}");
-    eprintln!("differential test took {:?}", begun.elapsed());
-    emu.shutdown().await;
-    assert!(
-        failures.is_empty(),
-        "the emulator differs from the real kube-apiserver:\n{}\n{table}",
-        failures.join("\n")
-    );
+    (table, failures)
 }
