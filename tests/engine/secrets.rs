@@ -48,7 +48,7 @@ fn scan(haystack: &str, secrets: &[String], what: &str) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[tokio::test]
 async fn tokens_and_keys_never_appear_in_output_logs_or_plans() {
     let world = World::start(SEED).await;
     let secrets = secrets(&world);

@@ -47,6 +47,28 @@ impl Output {
         self
     }
 
+    /// For commands that run steps in parallel (`wi apply`): the order of
+    /// the progress lines on stderr, and how often a running operation is
+    /// polled, depend on timing; which steps started and finished does not.
+    /// Keeps the progress lines sorted, without the operation polls.
+    pub fn unordered_progress(&self) -> Output {
+        let mut lines: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| !(l.contains(": operation ") && l.ends_with(" elapsed]")))
+            .collect();
+        lines.sort_unstable();
+        let mut stderr = lines.join("\n");
+        if !stderr.is_empty() {
+            stderr.push('\n');
+        }
+        Output {
+            code: self.code,
+            stdout: self.stdout.clone(),
+            stderr,
+        }
+    }
+
     /// The whole output as one reviewable text: exit code, stdout, stderr.
     pub fn snapshot(&self) -> String {
         format!(
@@ -74,6 +96,25 @@ pub fn clean_command(program: impl AsRef<OsStr>, home: &std::path::Path) -> Comm
     cmd
 }
 
+/// Runs the real `wi` with a clean environment and a fresh temporary HOME,
+/// pointed at nothing (for commands that need no cloud: validate, schema).
+pub async fn wi_offline(args: &[&str]) -> Output {
+    let home = tempfile::tempdir().expect("temp HOME");
+    run(clean_command(wi_binary(), home.path()).args(args))
+        .await
+        .expect("run wi")
+}
+
+/// Snapshots the whole output of a command (exit code, stdout, stderr) with
+/// the run-to-run parts filtered out (see [`filters`]).
+macro_rules! assert_output_snapshot {
+    ($name:expr, $output:expr) => {
+        insta::with_settings!({filters => $crate::harness::command::filters()}, {
+            insta::assert_snapshot!($name, $output.snapshot());
+        })
+    };
+}
+
 /// The `wi` binary cargo built for this test run.
 pub fn wi_binary() -> &'static str {
     env!("CARGO_BIN_EXE_wi")
@@ -89,6 +130,7 @@ pub fn filters() -> Vec<(&'static str, &'static str)> {
         (env!("CARGO_MANIFEST_DIR"), "[ROOT]"),
         (r"(127\.0\.0\.1|localhost):\d+", "$1:[PORT]"),
         (r#"(etag"?\s*[:=]\s*"?)[A-Za-z0-9+/=_-]{6,}"#, "$1[ETAG]"),
+        (r"operation-\d+-[0-9a-f-]{36}", "operation-[ID]"),
         (r"\b\d+(\.\d+)?(ms|s|m)\b", "[DURATION]"),
     ]
 }

@@ -23,6 +23,7 @@ macro_rules! report {
 }
 
 pub mod apiserver;
+#[macro_use]
 pub mod command;
 pub mod fixtures;
 pub mod http;
