@@ -99,10 +99,17 @@ pub fn clean_command(program: impl AsRef<OsStr>, home: &std::path::Path) -> Comm
 /// Runs the real `wi` with a clean environment and a fresh temporary HOME,
 /// pointed at nothing (for commands that need no cloud: validate, schema).
 pub async fn wi_offline(args: &[&str]) -> Output {
+    wi_offline_in(&root(), args).await
+}
+
+/// [`wi_offline`] in another working directory.
+pub async fn wi_offline_in(cwd: &std::path::Path, args: &[&str]) -> Output {
     let home = tempfile::tempdir().expect("temp HOME");
-    run(clean_command(wi_binary(), home.path()).args(args))
-        .await
-        .expect("run wi")
+    run(clean_command(wi_binary(), home.path())
+        .current_dir(cwd)
+        .args(args))
+    .await
+    .expect("run wi")
 }
 
 /// Snapshots the whole output of a command (exit code, stdout, stderr) with

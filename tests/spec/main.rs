@@ -1,5 +1,9 @@
 //! Test binary `spec`.
 
+#[macro_use]
+#[path = "../harness/mod.rs"]
+mod harness;
+
 mod cli;
 mod diagnostics;
 mod model;
