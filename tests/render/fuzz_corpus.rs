@@ -4,7 +4,7 @@
 //! tested without cargo-fuzz or a nightly compiler.
 //!
 //! The saved-plan seeds are generated, not hand-written (a plan file carries
-//! a checksum): `cargo test --test fuzz_corpus -- --ignored write_plan_seeds`
+//! a checksum): `cargo test --test render -- --ignored write_plan_seeds`
 //! rewrites them from the render fixtures.
 
 #[path = "../../fuzz/checks.rs"]
@@ -75,14 +75,40 @@ fn plan_seeds_include_valid_plans() {
     assert!(valid >= 6, "only {valid} plan seeds decode");
 }
 
+fn plan_seed_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/plan_file")
+}
+
+/// The committed plan seeds are the ones [`plan_seeds`] generates from the
+/// shared fixtures (regenerate with `write_plan_seeds`).
+#[test]
+fn plan_seeds_are_current() {
+    let dir = plan_seed_dir();
+    let stale: Vec<String> = plan_seeds()
+        .into_iter()
+        .filter(|(name, bytes)| std::fs::read(dir.join(name)).ok().as_deref() != Some(&bytes[..]))
+        .map(|(name, _)| name)
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "stale plan seeds {stale:?}: run `cargo test --test render -- --ignored write_plan_seeds`"
+    );
+}
+
 /// Rewrites the generated plan seeds. Run by hand after a plan format change.
 #[test]
 #[ignore = "writes into fuzz/corpus/plan_file; run by hand"]
 fn write_plan_seeds() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/plan_file");
-    let write = |name: &str, bytes: &[u8]| {
+    let dir = plan_seed_dir();
+    for (name, bytes) in plan_seeds() {
         std::fs::write(dir.join(name), bytes).expect("write seed");
-    };
+    }
+}
+
+/// Every generated plan seed: (file name, bytes).
+fn plan_seeds() -> Vec<(String, Vec<u8>)> {
+    let mut seeds = Vec::new();
+    let mut write = |name: &str, bytes: &[u8]| seeds.push((name.to_string(), bytes.to_vec()));
     let plans = [
         ("create_everything", fx::create_everything()),
         ("partial_drift", fx::partial_drift()),
@@ -163,4 +189,5 @@ fn write_plan_seeds() {
     );
     write("hostile_not_json.json", b"\xff\xfe{\"wi_plan\": \"1.0\"\0");
     write("hostile_array.json", b"[]");
+    seeds
 }
