@@ -1,27 +1,365 @@
-//! Hand-built plans shared by the render tests: what the planner would
-//! produce for the quickstart world in its typical situations.
-#![allow(dead_code)]
+//! The plan situations the render, plan-file and fuzz-seed tests share.
+//!
+//! Each situation is a (model, live) pair of the quickstart world
+//! (`examples/quickstart.yaml` against `examples/quickstart.seed.yaml`), and
+//! its plan comes from the planner (`wi::plan::compute`): what the renderer
+//! and the plan file are tested on is what users get. The one exception is
+//! [`structured_values`], a synthetic plan no planner makes, kept to pin down
+//! how the renderer diffs collections; it and the odd-value tests build plans
+//! with the small helpers below.
 
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount as Ksa};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry, ObjectMeta};
 use serde_json::{Value, json};
-use wi::plan::{
-    Action, Attributes, FORMAT_VERSION, Fingerprint, Plan, Reason, Resource, ResourceChange,
-    Warning,
+use wi::gcp::types::{
+    Binding, Cluster, NodeConfig, NodePool, Policy, ServiceAccount, WorkloadIdentityConfig,
+    WorkloadMetadataConfig,
 };
-use wi::spec::ClusterKey;
+use wi::live::{LiveCluster, LiveKube, LiveProject, LiveState};
+use wi::plan::{
+    Action, Attributes, FORMAT_VERSION, Fingerprint, Plan, PlanOptions, Reason, Resource,
+    ResourceChange, Warning,
+};
+use wi::spec::{ClusterKey, Model};
 
-pub const PROJECT: &str = "wi-demo";
-pub const APP: &str = "app@wi-demo.iam.gserviceaccount.com";
-pub const REPORTS: &str = "reports@wi-demo.iam.gserviceaccount.com";
-pub const WI_USER: &str = "roles/iam.workloadIdentityUser";
-pub const ANNOTATION: &str = "annotations[\"iam.gke.io/gcp-service-account\"]";
-pub const MANAGED_BY: &str = "labels[\"app.kubernetes.io/managed-by\"]";
+use super::root;
 
-pub fn cluster(name: &str) -> ClusterKey {
+// ---- the planner's situations ------------------------------------------------
+
+/// The quickstart spec, loaded as `wi` loads it.
+pub fn quickstart() -> Model {
+    wi::spec::load_file(&root().join("examples/quickstart.yaml")).expect("quickstart loads")
+}
+
+/// What `wi` plans for `model` against `live`.
+pub fn planned(model: &Model, live: &LiveState) -> Plan {
+    wi::plan::compute(model, live, &PlanOptions::default(), SPEC_DIGEST.into()).expect("plan")
+}
+
+const SPEC_DIGEST: &str = "sha256:5f1c0ffee0ddba11";
+
+/// The quickstart from scratch (the seed world): two clusters without
+/// Workload Identity, no service accounts, the credentials API disabled.
+pub fn create_everything() -> Plan {
+    planned(&quickstart(), &seed_world())
+}
+
+/// Everything in sync.
+pub fn no_changes() -> Plan {
+    let model = quickstart();
+    planned(&model, &converged(&model))
+}
+
+/// Live state moved: an annotation points at another GSA (set by someone
+/// else's field manager) and a description was edited by hand.
+pub fn partial_drift() -> Plan {
+    let model = quickstart();
+    let mut live = converged(&model);
+    let alpha = key("us-central1-a", "alpha");
+    live.clusters
+        .get_mut(&alpha)
+        .and_then(|c| c.kube.as_mut())
+        .expect("alpha")
+        .service_accounts
+        .insert(
+            ("payments".into(), "api".into()),
+            ksa_object(
+                "payments",
+                "api",
+                Some("legacy@wi-demo.iam.gserviceaccount.com"),
+                &[
+                    ("kubectl-annotate", "Update", true, false),
+                    ("wi", "Apply", false, true),
+                ],
+            ),
+        );
+    live.projects
+        .get_mut(PROJECT)
+        .expect("project")
+        .service_accounts
+        .get_mut(APP)
+        .expect("payments-api")
+        .description = Some(wi::plan::owned_description(Some("edited in the console")));
+    planned(&model, &live)
+}
+
+/// Members `wi` does not manage are on the policy of an account it does
+/// not own (someone else created payments-api): only ours is added.
+pub fn foreign_members() -> Plan {
+    let model = quickstart();
+    let mut live = converged(&model);
+    live.projects
+        .get_mut(PROJECT)
+        .expect("project")
+        .service_accounts
+        .get_mut(APP)
+        .expect("payments-api")
+        .description = Some("payments team".into());
+    let policy = live.account_policies.get_mut(APP).expect("policy");
+    let worker = format!("serviceAccount:{PROJECT}.svc.id.goog[payments/worker]");
+    policy.bindings[0].members.retain(|m| *m != worker);
+    policy.bindings[0].members.extend([
+        "user:alice@example.com".to_string(),
+        format!("serviceAccount:{PROJECT}.svc.id.goog[ci/deployer]"),
+    ]);
+    planned(&model, &live)
+}
+
+/// A mapping (payments/worker) and a role (reports-reader's) left the spec;
+/// an account `wi` created is no longer in it (orphaned).
+pub fn removal() -> Plan {
+    let before = quickstart();
+    let mut live = converged(&before);
+    let orphan = format!("batch@{PROJECT}.iam.gserviceaccount.com");
+    live.projects
+        .get_mut(PROJECT)
+        .expect("project")
+        .service_accounts
+        .insert(orphan.clone(), owned_account(&orphan, "Batch", None));
+    let mut model = before;
+    model.mappings.retain(|m| m.ksa != "worker");
+    for gsa in &mut model.service_accounts {
+        if gsa.account_id == "reports-reader" {
+            gsa.roles.clear();
+        }
+    }
+    planned(&model, &live)
+}
+
+// ---- live worlds ---------------------------------------------------------------
+
+fn key(location: &str, name: &str) -> ClusterKey {
     ClusterKey {
         project: PROJECT.into(),
-        location: "us-central1".into(),
+        location: location.into(),
         name: name.into(),
     }
+}
+
+/// The node pools of the quickstart seed, by cluster: (name, metadata mode).
+fn seed_pools(cluster: &str) -> Vec<(&'static str, Option<&'static str>)> {
+    match cluster {
+        "alpha" => vec![("default-pool", None)],
+        _ => vec![("default-pool", None), ("batch", Some("GCE_METADATA"))],
+    }
+}
+
+fn gke(key: &ClusterKey, pool: Option<&str>, mode: Option<&str>) -> Cluster {
+    Cluster {
+        name: key.name.clone(),
+        location: key.location.clone(),
+        endpoint: Some("127.0.0.1:1".into()),
+        workload_identity_config: pool.map(|p| WorkloadIdentityConfig {
+            workload_pool: p.into(),
+        }),
+        node_pools: seed_pools(&key.name)
+            .into_iter()
+            .map(|(name, seed_mode)| NodePool {
+                name: name.into(),
+                config: Some(NodeConfig {
+                    workload_metadata_config: mode
+                        .or(seed_mode)
+                        .map(|m| WorkloadMetadataConfig { mode: m.into() }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// `examples/quickstart.seed.yaml` as `wi` reads it.
+pub fn seed_world() -> LiveState {
+    let mut live = LiveState::default();
+    live.projects.insert(
+        PROJECT.into(),
+        LiveProject {
+            iam_credentials_enabled: Some(false),
+            service_accounts: BTreeMap::new(),
+            policy: Some(Policy::default()),
+        },
+    );
+    for k in [key("us-central1-a", "alpha"), key("europe-west1-b", "beta")] {
+        live.clusters.insert(
+            k.clone(),
+            LiveCluster {
+                gke: Some(gke(&k, None, None)),
+                kube: Some(LiveKube::default()),
+            },
+        );
+    }
+    live
+}
+
+fn owned_account(email: &str, display: &str, description: Option<&str>) -> ServiceAccount {
+    ServiceAccount {
+        email: email.into(),
+        project_id: PROJECT.into(),
+        unique_id: format!("1{}", email.len()),
+        display_name: Some(display.into()),
+        description: Some(wi::plan::owned_description(description)),
+        ..Default::default()
+    }
+}
+
+/// A KSA as the API server returns it: `managers` are (field manager,
+/// operation, owns the GSA annotation, owns the managed-by label).
+fn ksa_object(
+    namespace: &str,
+    name: &str,
+    annotation: Option<&str>,
+    managers: &[(&str, &str, bool, bool)],
+) -> Ksa {
+    let mut annotations = BTreeMap::new();
+    if let Some(a) = annotation {
+        annotations.insert(wi::live::GSA_ANNOTATION.to_string(), a.to_string());
+    }
+    let labels = BTreeMap::from([(wi::live::MANAGED_BY_LABEL.to_string(), "wi".to_string())]);
+    let managed_fields = managers
+        .iter()
+        .map(|(manager, op, owns_annotation, owns_label)| {
+            let mut meta = serde_json::Map::new();
+            if *owns_annotation {
+                meta.insert(
+                    "f:annotations".into(),
+                    json!({ format!("f:{}", wi::live::GSA_ANNOTATION): {} }),
+                );
+            }
+            if *owns_label {
+                meta.insert(
+                    "f:labels".into(),
+                    json!({ format!("f:{}", wi::live::MANAGED_BY_LABEL): {} }),
+                );
+            }
+            ManagedFieldsEntry {
+                manager: Some(manager.to_string()),
+                operation: Some(op.to_string()),
+                api_version: Some("v1".into()),
+                fields_type: Some("FieldsV1".into()),
+                fields_v1: Some(FieldsV1(json!({"f:metadata": meta}))),
+                ..Default::default()
+            }
+        })
+        .collect();
+    Ksa {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(namespace.into()),
+            resource_version: Some("7".into()),
+            annotations: Some(annotations),
+            labels: Some(labels),
+            managed_fields: Some(managed_fields),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// The world after `wi apply` of `model` converged: every account, role,
+/// binding, cluster setting, namespace and KSA the model wants exists.
+pub fn converged(model: &Model) -> LiveState {
+    let mut live = seed_world();
+    let project = live.projects.get_mut(PROJECT).expect("project");
+    project.iam_credentials_enabled = Some(true);
+    let mut roles: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for gsa in &model.service_accounts {
+        let email = format!("{}@{}.iam.gserviceaccount.com", gsa.account_id, gsa.project);
+        project.service_accounts.insert(
+            email.clone(),
+            owned_account(
+                &email,
+                gsa.display_name.as_deref().unwrap_or_default(),
+                gsa.description.as_deref(),
+            ),
+        );
+        for role in &gsa.roles {
+            roles
+                .entry(role.clone())
+                .or_default()
+                .push(format!("serviceAccount:{email}"));
+        }
+    }
+    project.policy = Some(Policy {
+        bindings: roles
+            .into_iter()
+            .map(|(role, members)| Binding {
+                role,
+                members,
+                ..Default::default()
+            })
+            .collect(),
+        etag: Some("BwYkZ2MLr9Q=".into()),
+        ..Default::default()
+    });
+    for m in &model.mappings {
+        let member = format!(
+            "serviceAccount:{PROJECT}.svc.id.goog[{}/{}]",
+            m.namespace, m.ksa
+        );
+        let policy = live
+            .account_policies
+            .entry(m.gsa_email.clone())
+            .or_insert_with(|| Policy {
+                bindings: vec![Binding {
+                    role: WI_USER.into(),
+                    ..Default::default()
+                }],
+                etag: Some("BwYkZ2Lx1aE=".into()),
+                ..Default::default()
+            });
+        if !policy.bindings[0].members.contains(&member) {
+            policy.bindings[0].members.push(member);
+        }
+        let cluster = live.clusters.get_mut(&m.cluster).expect("declared cluster");
+        let kube = cluster.kube.get_or_insert_with(LiveKube::default);
+        kube.namespaces.insert(
+            m.namespace.clone(),
+            Namespace {
+                metadata: ObjectMeta {
+                    name: Some(m.namespace.clone()),
+                    labels: Some(BTreeMap::from([(
+                        wi::live::MANAGED_BY_LABEL.to_string(),
+                        "wi".to_string(),
+                    )])),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        );
+        kube.service_accounts.insert(
+            (m.namespace.clone(), m.ksa.clone()),
+            ksa_object(
+                &m.namespace,
+                &m.ksa,
+                Some(&m.gsa_email),
+                &[("wi", "Apply", true, true)],
+            ),
+        );
+    }
+    let pool = format!("{PROJECT}.svc.id.goog");
+    for (k, c) in &mut live.clusters {
+        c.gke = Some(gke(k, Some(&pool), Some("GKE_METADATA")));
+    }
+    live
+}
+
+// ---- helpers for synthetic plans -------------------------------------------------
+
+pub const PROJECT: &str = "wi-demo";
+pub const APP: &str = "payments-api@wi-demo.iam.gserviceaccount.com";
+pub const WI_USER: &str = "roles/iam.workloadIdentityUser";
+
+/// A quickstart cluster by name (alpha is in us-central1-a, beta in europe-west1-b).
+pub fn cluster(name: &str) -> ClusterKey {
+    let location = if name == "alpha" {
+        "us-central1-a"
+    } else {
+        "europe-west1-b"
+    };
+    key(location, name)
 }
 
 pub fn attrs(pairs: &[(&str, Value)]) -> Attributes {
@@ -35,14 +373,6 @@ fn reason(code: &str, message: &str) -> Reason {
     Reason {
         code: code.into(),
         message: message.into(),
-    }
-}
-
-pub fn warning(code: &str, message: &str, address: Option<&str>) -> Warning {
-    Warning {
-        code: code.into(),
-        message: message.into(),
-        address: address.map(str::to_string),
     }
 }
 
@@ -88,13 +418,6 @@ pub fn plan(mut changes: Vec<ResourceChange>, warnings: Vec<Warning>) -> Plan {
 
 // ---- resources -------------------------------------------------------------
 
-pub fn service(name: &str) -> Resource {
-    Resource::ProjectService {
-        project: PROJECT.into(),
-        service: name.into(),
-    }
-}
-
 pub fn gsa(id: &str) -> Resource {
     Resource::ServiceAccount {
         project: PROJECT.into(),
@@ -111,418 +434,7 @@ pub fn wi_member(email: &str, ns: &str, ksa: &str) -> Resource {
     }
 }
 
-pub fn project_role(role: &str, email: &str) -> Resource {
-    Resource::ProjectIamMember {
-        project: PROJECT.into(),
-        role: role.into(),
-        member: format!("serviceAccount:{email}"),
-    }
-}
-
-pub fn namespace(c: &str, name: &str) -> Resource {
-    Resource::Namespace {
-        cluster: cluster(c),
-        name: name.into(),
-    }
-}
-
-pub fn ksa(c: &str, ns: &str, name: &str) -> Resource {
-    Resource::KubernetesServiceAccount {
-        cluster: cluster(c),
-        namespace: ns.into(),
-        name: name.into(),
-    }
-}
-
 // ---- attribute sets ---------------------------------------------------------
-
-pub fn gsa_attrs(id: &str, display: &str, description: &str) -> Attributes {
-    attrs(&[
-        ("account_id", json!(id)),
-        ("description", json!(description)),
-        ("display_name", json!(display)),
-        (
-            "email",
-            json!(format!("{id}@{PROJECT}.iam.gserviceaccount.com")),
-        ),
-        ("project", json!(PROJECT)),
-    ])
-}
-
-pub fn member_attrs(email: &str, ns: &str, ksa: &str) -> Attributes {
-    attrs(&[
-        (
-            "member",
-            json!(format!("serviceAccount:{PROJECT}.svc.id.goog[{ns}/{ksa}]")),
-        ),
-        ("role", json!(WI_USER)),
-        (
-            "service_account",
-            json!(format!("projects/{PROJECT}/serviceAccounts/{email}")),
-        ),
-    ])
-}
-
-pub fn project_role_attrs(role: &str, email: &str) -> Attributes {
-    attrs(&[
-        ("member", json!(format!("serviceAccount:{email}"))),
-        ("project", json!(PROJECT)),
-        ("role", json!(role)),
-    ])
-}
-
-pub fn ksa_attrs(ns: &str, name: &str, gsa: Option<&str>) -> Attributes {
-    let mut a = attrs(&[
-        (MANAGED_BY, json!("wi")),
-        ("name", json!(name)),
-        ("namespace", json!(ns)),
-    ]);
-    if let Some(g) = gsa {
-        a.insert(ANNOTATION.into(), json!(g));
-    }
-    a
-}
-
-pub fn ns_attrs(name: &str) -> Attributes {
-    attrs(&[(MANAGED_BY, json!("wi")), ("name", json!(name))])
-}
-
-pub fn cluster_attrs(name: &str, pool: Option<&str>) -> Attributes {
-    attrs(&[
-        ("location", json!("us-central1")),
-        ("name", json!(name)),
-        ("workload_pool", pool.map_or(Value::Null, |p| json!(p))),
-    ])
-}
-
-pub fn pool_attrs(name: &str, nodes: u32, mode: &str) -> Attributes {
-    attrs(&[
-        ("name", json!(name)),
-        ("node_count", json!(nodes)),
-        ("workload_metadata_mode", json!(mode)),
-    ])
-}
-
-fn pool_update(c: &str, pool: &str, nodes: u32) -> ResourceChange {
-    let mut ch = change(
-        Resource::NodePool {
-            cluster: cluster(c),
-            pool: pool.into(),
-        },
-        Action::Update,
-        Some(pool_attrs(pool, nodes, "GCE_METADATA")),
-        Some(pool_attrs(pool, nodes, "GKE_METADATA")),
-        "drift",
-        "the pool's nodes do not run the GKE metadata server",
-    );
-    ch.depends_on = vec![
-        Resource::Cluster {
-            cluster: cluster(c),
-        }
-        .address(),
-    ];
-    ch.warnings = vec![warning(
-        "rolls_nodes",
-        &format!(
-            "switching to GKE_METADATA recreates all {nodes} nodes of the pool, one at a time (about 5 minutes each)"
-        ),
-        Some(&ch.address),
-    )];
-    ch
-}
-
-fn cluster_update(c: &str) -> ResourceChange {
-    change(
-        Resource::Cluster {
-            cluster: cluster(c),
-        },
-        Action::Update,
-        Some(cluster_attrs(c, None)),
-        Some(cluster_attrs(c, Some("wi-demo.svc.id.goog"))),
-        "drift",
-        "Workload Identity is not enabled on the cluster",
-    )
-}
-
-fn with_deps(mut c: ResourceChange, deps: &[String]) -> ResourceChange {
-    c.depends_on = deps.to_vec();
-    c
-}
-
-/// The quickstart from scratch: two clusters without Workload Identity, two
-/// GSAs, three mappings across two namespaces.
-pub fn create_everything() -> Plan {
-    let desc = |what: &str| format!("{what} (managed by wi)");
-    let mut changes = vec![
-        change(
-            service("iamcredentials.googleapis.com"),
-            Action::Create,
-            None,
-            Some(attrs(&[
-                ("project", json!(PROJECT)),
-                ("service", json!("iamcredentials.googleapis.com")),
-            ])),
-            "missing",
-            "the IAM Service Account Credentials API is not enabled",
-        ),
-        change(
-            gsa("app"),
-            Action::Create,
-            None,
-            Some(gsa_attrs("app", "Payments API", &desc("Payments API"))),
-            "missing",
-            "the service account does not exist",
-        ),
-        change(
-            gsa("reports"),
-            Action::Create,
-            None,
-            Some(gsa_attrs("reports", "Reports", &desc("Nightly reports"))),
-            "missing",
-            "the service account does not exist",
-        ),
-        cluster_update("alpha"),
-        pool_update("alpha", "default-pool", 3),
-        cluster_update("beta"),
-        pool_update("beta", "default-pool", 3),
-        pool_update("beta", "batch", 6),
-    ];
-    for (email, id, ns, k) in [
-        (APP, "app", "payments", "api"),
-        (APP, "app", "payments", "worker"),
-        (REPORTS, "reports", "reports", "reporter"),
-    ] {
-        changes.push(with_deps(
-            change(
-                wi_member(email, ns, k),
-                Action::Create,
-                None,
-                Some(member_attrs(email, ns, k)),
-                "missing",
-                &format!("{ns}/{k} is mapped to {email}"),
-            ),
-            &[
-                gsa(id).address(),
-                Resource::Cluster {
-                    cluster: cluster("alpha"),
-                }
-                .address(),
-            ],
-        ));
-    }
-    for (role, email, id) in [
-        ("roles/cloudsql.client", APP, "app"),
-        ("roles/bigquery.dataViewer", REPORTS, "reports"),
-    ] {
-        changes.push(with_deps(
-            change(
-                project_role(role, email),
-                Action::Create,
-                None,
-                Some(project_role_attrs(role, email)),
-                "missing",
-                &format!("the spec grants {role} to {id}"),
-            ),
-            &[gsa(id).address()],
-        ));
-    }
-    for (c, ns, k, email) in [
-        ("alpha", "payments", "api", APP),
-        ("alpha", "payments", "worker", APP),
-        ("beta", "payments", "api", APP),
-        ("beta", "reports", "reporter", REPORTS),
-    ] {
-        if !changes.iter().any(|ch| ch.resource == namespace(c, ns)) {
-            changes.push(change(
-                namespace(c, ns),
-                Action::Create,
-                None,
-                Some(ns_attrs(ns)),
-                "missing",
-                "the namespace does not exist",
-            ));
-        }
-        changes.push(with_deps(
-            change(
-                ksa(c, ns, k),
-                Action::Create,
-                None,
-                Some(ksa_attrs(ns, k, Some(email))),
-                "missing",
-                "the Kubernetes service account does not exist",
-            ),
-            &[namespace(c, ns).address()],
-        ));
-    }
-    plan(
-        changes,
-        vec![warning(
-            "identity_sameness",
-            "serviceAccount:wi-demo.svc.id.goog[payments/api] is one member for every cluster of project wi-demo: a payments/api service account in any of them (alpha and beta today, any future cluster too) can act as app@wi-demo.iam.gserviceaccount.com.",
-            None,
-        )],
-    )
-}
-
-/// Live state moved: an annotation points at another GSA and a description
-/// was edited by hand. Everything else is in sync (no-ops, hidden).
-pub fn partial_drift() -> Plan {
-    let desc = "Payments API (managed by wi)";
-    let changes = vec![
-        change(
-            gsa("app"),
-            Action::Update,
-            Some(gsa_attrs("app", "Payments API", "edited in the console")),
-            Some(gsa_attrs("app", "Payments API", desc)),
-            "drift",
-            "the description differs from the spec",
-        ),
-        change(
-            wi_member(APP, "payments", "api"),
-            Action::NoOp,
-            Some(member_attrs(APP, "payments", "api")),
-            Some(member_attrs(APP, "payments", "api")),
-            "in_sync",
-            "in sync",
-        ),
-        change(
-            namespace("alpha", "payments"),
-            Action::NoOp,
-            Some(ns_attrs("payments")),
-            Some(ns_attrs("payments")),
-            "in_sync",
-            "in sync",
-        ),
-        change(
-            ksa("alpha", "payments", "api"),
-            Action::Update,
-            Some(ksa_attrs(
-                "payments",
-                "api",
-                Some("legacy@wi-demo.iam.gserviceaccount.com"),
-            )),
-            Some(ksa_attrs("payments", "api", Some(APP))),
-            "drift",
-            "the annotation points at another Google service account",
-        ),
-    ];
-    plan(changes, Vec::new())
-}
-
-/// Members `wi` does not manage are on the policy: only ours is added.
-pub fn foreign_members() -> Plan {
-    let binding = wi_member(APP, "payments", "worker");
-    let changes = vec![
-        change(
-            wi_member(APP, "payments", "api"),
-            Action::NoOp,
-            Some(member_attrs(APP, "payments", "api")),
-            Some(member_attrs(APP, "payments", "api")),
-            "in_sync",
-            "in sync",
-        ),
-        change(
-            binding.clone(),
-            Action::Create,
-            None,
-            Some(member_attrs(APP, "payments", "worker")),
-            "missing",
-            "payments/worker is mapped to app@wi-demo.iam.gserviceaccount.com",
-        ),
-    ];
-    plan(
-        changes,
-        vec![warning(
-            "foreign_members",
-            "roles/iam.workloadIdentityUser on app@wi-demo.iam.gserviceaccount.com also has 2 members wi does not manage (user:alice@example.com, serviceAccount:wi-demo.svc.id.goog[ci/deployer]). They are left untouched.",
-            Some(&format!("iam_policy[\"{APP}\"]")),
-        )],
-    )
-}
-
-/// A mapping and a role were removed from the spec; an owned account is orphaned.
-pub fn removal() -> Plan {
-    let member = wi_member(APP, "payments", "worker");
-    let mut revoke = change(
-        member.clone(),
-        Action::Delete,
-        Some(member_attrs(APP, "payments", "worker")),
-        None,
-        "not_in_spec",
-        "the mapping payments/worker is no longer in the spec",
-    );
-    revoke.warnings = vec![warning(
-        "revocation_delay",
-        "running pods may keep access for up to 30 minutes, until their cached tokens expire",
-        Some(&member.address()),
-    )];
-    let changes = vec![
-        revoke,
-        change(
-            project_role("roles/bigquery.dataViewer", REPORTS),
-            Action::Delete,
-            Some(project_role_attrs("roles/bigquery.dataViewer", REPORTS)),
-            None,
-            "not_in_spec",
-            "the spec no longer grants roles/bigquery.dataViewer to reports",
-        ),
-        change(
-            ksa("alpha", "payments", "worker"),
-            Action::Update,
-            Some(ksa_attrs("payments", "worker", Some(APP))),
-            Some(ksa_attrs("payments", "worker", None)),
-            "not_in_spec",
-            "the mapping was removed: wi releases its annotation and keeps the service account",
-        ),
-        change(
-            ksa("alpha", "payments", "api"),
-            Action::NoOp,
-            Some(ksa_attrs("payments", "api", Some(APP))),
-            Some(ksa_attrs("payments", "api", Some(APP))),
-            "in_sync",
-            "in sync",
-        ),
-    ];
-    plan(
-        changes,
-        vec![warning(
-            "orphan",
-            "google_service_account[\"wi-demo/batch\"] was created by wi but is no longer in the spec. It is kept; run with --prune to delete it.",
-            Some("google_service_account[\"wi-demo/batch\"]"),
-        )],
-    )
-}
-
-/// Everything in sync.
-pub fn no_changes() -> Plan {
-    let changes = vec![
-        change(
-            gsa("app"),
-            Action::NoOp,
-            Some(gsa_attrs(
-                "app",
-                "Payments API",
-                "Payments API (managed by wi)",
-            )),
-            Some(gsa_attrs(
-                "app",
-                "Payments API",
-                "Payments API (managed by wi)",
-            )),
-            "in_sync",
-            "in sync",
-        ),
-        change(
-            wi_member(APP, "payments", "api"),
-            Action::NoOp,
-            Some(member_attrs(APP, "payments", "api")),
-            Some(member_attrs(APP, "payments", "api")),
-            "in_sync",
-            "in sync",
-        ),
-    ];
-    plan(changes, Vec::new())
-}
 
 /// Not a realistic plan: structured values (lists, maps, nested) changing,
 /// to pin down how collections are diffed.

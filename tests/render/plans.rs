@@ -1,5 +1,6 @@
 //! Snapshot tests of rendered plans (human, JSON, Markdown) and apply
-//! summaries, built from hand-made plans of the quickstart world.
+//! summaries. The plans are the planner's, for the quickstart world in the
+//! situations of the shared fixtures (`harness::fixtures`).
 
 use std::time::Duration;
 
@@ -135,7 +136,9 @@ fn removed_member_carries_the_revocation_warning_under_it() {
     let block = &text[at..];
     let end = block.find("\n    }\n").expect("block closes");
     assert!(
-        block[..end].contains("  # Warning: running pods may keep access for up to 30 minutes")
+        block[..end].contains(
+            "  # Warning: a removed binding keeps working for tokens already issued, for up to 30 minutes"
+        )
     );
     assert!(block[..end].contains("-> null"));
 }
@@ -317,7 +320,7 @@ fn waits_across_groups_are_shown() {
     let at = text.find(&format!("  # {member} will be created")).unwrap();
     let block = &text[at..at + text[at..].find("\n    }\n").unwrap()];
     assert!(
-        block.contains("  # (waits for cluster[\"wi-demo/us-central1/alpha\"])"),
+        block.contains("  # (waits for cluster[\"wi-demo/us-central1-a/alpha\"])"),
         "{block}"
     );
     // The account is in the same group, shown before it: no comment.
@@ -375,7 +378,12 @@ fn odd_values_render_without_panicking() {
 #[test]
 fn escape_sequences_from_live_data_are_defused() {
     let mut plan = fx::removal();
-    plan.changes[0].reason.message = "description was \u{1b}[2Jwiped".into();
+    let shown = plan
+        .changes
+        .iter_mut()
+        .find(|c| c.action != Action::NoOp)
+        .expect("an actionable change");
+    shown.reason.message = "description was \u{1b}[2Jwiped".into();
     plan.warnings[0].message = "evil \u{1b}]0;title\u{7} text".into();
     let text = plain(&plan);
     assert!(
