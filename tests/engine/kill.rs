@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+
 use crate::harness::World;
 
 const SPEC: &str = "examples/quickstart.yaml";
@@ -160,24 +162,47 @@ async fn ctrl_c_stops_new_steps_and_reports_what_was_left() {
         c.operation_duration = Duration::from_secs(3);
     })
     .await;
-    let child = world
+    let mut child = world
         .command(env!("CARGO_BIN_EXE_wi"))
         .args(["apply", "-f", SPEC, "--auto-approve"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start wi apply");
-    // Wait until the apply is under way, then interrupt it like a terminal would.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Wait until the apply is under way (its first cluster step started), not
+    // for a fixed time, then interrupt it like a terminal would.
+    let mut progress = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut stderr = String::new();
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(60), progress.next_line())
+            .await
+            .expect("apply starts a step within a minute")
+            .expect("read stderr")
+            .unwrap_or_else(|| panic!("apply ended before any step started:\n{stderr}"));
+        stderr.push_str(&line);
+        stderr.push('\n');
+        if line.starts_with("cluster[") && line.ends_with(": Modifying...") {
+            break;
+        }
+    }
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().expect("running").to_string()])
         .status()
         .expect("kill -INT");
     assert!(status.success());
-    let out = child.wait_with_output().await.expect("wait");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let mut stdout = String::new();
+    let mut rest = String::new();
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = progress.into_inner();
+    let (a, b) = tokio::join!(
+        out.read_to_string(&mut stdout),
+        err.read_to_string(&mut rest)
+    );
+    a.expect("read stdout");
+    b.expect("read stderr");
+    stderr.push_str(&rest);
+    let out = child.wait().await.expect("wait");
+    assert_eq!(out.code(), Some(1), "{stdout}\n{stderr}");
     assert!(stderr.contains("Interrupt received"), "{stderr}");
     assert!(stdout.contains("Apply interrupted"), "{stdout}");
     assert!(
