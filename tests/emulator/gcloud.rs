@@ -3,21 +3,11 @@
 //! `kubectl` (authenticating through `gke-gcloud-auth-plugin`) uses the context
 //! `get-credentials` wrote. Fails, never skips, when a tool is missing.
 
-use crate::harness;
+use crate::harness::command::EmulatorProcess;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
-/// Kills the emulator when the test ends, however it ends.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Instant;
 
 fn require(tool: &str) {
     let ok = Command::new(tool)
@@ -39,34 +29,6 @@ fn require(tool: &str) {
         ok,
         "`{tool}` is required for this test and was not found on PATH"
     );
-}
-
-/// Parses `export K='V'` lines.
-fn parse_env(text: &str) -> Vec<(String, String)> {
-    text.lines()
-        .filter_map(|l| l.strip_prefix("export "))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').replace("'\\''", "'")))
-        .collect()
-}
-
-fn wait_for_file(path: &Path, emulator: &mut Running) -> String {
-    let start = Instant::now();
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && text.contains("KUBECONFIG")
-        {
-            return text;
-        }
-        if let Ok(Some(status)) = emulator.0.try_wait() {
-            panic!("wi emulator exited early: {status}");
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "emulator did not write its env file"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 struct Env {
@@ -126,19 +88,20 @@ fn gcloud_and_kubectl_run_the_workload_identity_how_to() {
     )
     .unwrap();
     let env_file = dir.path().join("env.sh");
-    let child = Command::new(harness::wi_binary())
-        .args(["emulator", "--operation-duration", "1s", "--seed"])
-        .arg(&seed)
-        .arg("--env-file")
-        .arg(&env_file)
-        .arg("--work-dir")
-        .arg(dir.path().join("work"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start wi emulator");
-    let mut emulator = Running(child);
-    let exports = parse_env(&wait_for_file(&env_file, &mut emulator));
+    let work = dir.path().join("work");
+    let emulator = EmulatorProcess::spawn(
+        &[
+            "--operation-duration".as_ref(),
+            "1s".as_ref(),
+            "--seed".as_ref(),
+            seed.as_os_str(),
+            "--work-dir".as_ref(),
+            work.as_os_str(),
+        ],
+        &env_file,
+        Stdio::piped(),
+    );
+    let exports = emulator.exports.clone();
     let get = |k: &str| {
         exports
             .iter()

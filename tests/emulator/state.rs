@@ -3,54 +3,28 @@
 //! intact — clusters, service accounts, policies, etags, tokens.
 
 use crate::harness;
+use crate::harness::command::EmulatorProcess;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(dir: &Path) -> (Running, Vec<(String, String)>) {
-    let env_file = dir.join("env.sh");
-    let _ = std::fs::remove_file(&env_file);
-    let child = Command::new(harness::wi_binary())
-        .args(["emulator", "--operation-duration", "1500ms", "--state"])
-        .arg(dir.join("state.json"))
-        .arg("--env-file")
-        .arg(&env_file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start wi emulator");
-    let mut running = Running(child);
-    let started = Instant::now();
-    loop {
-        if let Ok(text) = std::fs::read_to_string(&env_file)
-            && text.contains("KUBECONFIG")
-        {
-            let env = text
-                .lines()
-                .filter_map(|l| l.strip_prefix("export "))
-                .filter_map(|l| l.split_once('='))
-                .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
-                .collect();
-            return (running, env);
-        }
-        if let Ok(Some(s)) = running.0.try_wait() {
-            panic!("emulator exited: {s}");
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "no env file");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn start(dir: &Path) -> (EmulatorProcess, Vec<(String, String)>) {
+    let state = dir.join("state.json");
+    let emulator = EmulatorProcess::spawn(
+        &[
+            "--operation-duration".as_ref(),
+            "1500ms".as_ref(),
+            "--state".as_ref(),
+            state.as_os_str(),
+        ],
+        &dir.join("env.sh"),
+        Stdio::null(),
+    );
+    let env = emulator.exports.clone();
+    (emulator, env)
 }
 
 fn var(env: &[(String, String)], k: &str) -> String {
@@ -301,7 +275,7 @@ async fn kill_dash_nine_loses_nothing() {
     let text = std::fs::read_to_string(dir.path().join("state.json")).unwrap();
     let _: Value = serde_json::from_str(&text).unwrap();
     // SIGTERM: a clean exit.
-    let pid = again.0.id().to_string();
+    let pid = again.child.id().to_string();
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -311,7 +285,7 @@ async fn kill_dash_nine_loses_nothing() {
     );
     let started = Instant::now();
     let status = loop {
-        if let Some(s) = again.0.try_wait().unwrap() {
+        if let Some(s) = again.child.try_wait().unwrap() {
             break s;
         }
         assert!(

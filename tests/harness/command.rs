@@ -197,3 +197,80 @@ impl World {
         .expect("kubectl must be installed: the end-to-end tests use the real CLI")
     }
 }
+
+/// `wi emulator` run as its own process, for the tests that drive it with
+/// other tools or kill it. Killed (SIGKILL) and reaped when dropped, however
+/// the test ends.
+pub struct EmulatorProcess {
+    pub child: std::process::Child,
+    /// What it exported in its `--env-file` (`export K='V'` lines).
+    pub exports: Vec<(String, String)>,
+}
+
+impl EmulatorProcess {
+    /// Starts `wi emulator ARGS --env-file ENV_FILE` (stdin closed, stderr
+    /// inherited) and waits until it has written its exports.
+    pub fn spawn(
+        args: &[&OsStr],
+        env_file: &std::path::Path,
+        stdout: std::process::Stdio,
+    ) -> EmulatorProcess {
+        let _ = std::fs::remove_file(env_file);
+        let child = std::process::Command::new(wi_binary())
+            .arg("emulator")
+            .args(args)
+            .arg("--env-file")
+            .arg(env_file)
+            .stdin(std::process::Stdio::null())
+            .stdout(stdout)
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start wi emulator");
+        let mut running = EmulatorProcess {
+            child,
+            exports: Vec::new(),
+        };
+        let started = std::time::Instant::now();
+        loop {
+            if let Ok(text) = std::fs::read_to_string(env_file)
+                && text.contains("KUBECONFIG")
+            {
+                running.exports = parse_exports(&text);
+                return running;
+            }
+            if let Ok(Some(status)) = running.child.try_wait() {
+                panic!("wi emulator exited early: {status}");
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "emulator did not write its env file"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// An exported variable (empty when not exported).
+    pub fn var(&self, key: &str) -> String {
+        self.exports
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for EmulatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Parses the `export K='V'` lines of an env file.
+pub fn parse_exports(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').replace("'\\''", "'")))
+        .collect()
+}
