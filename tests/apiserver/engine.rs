@@ -9,7 +9,7 @@ use crate::harness::apiserver;
 
 use std::time::{Duration, Instant};
 
-use crate::harness::World;
+use crate::harness::TestWorld;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use serde_json::json;
 
@@ -53,7 +53,7 @@ mappings:
 "#;
 
 /// The Kubernetes username the emulator's TokenReview webhook gives `token`.
-async fn username_of(world: &World, token: &str) -> String {
+async fn username_of(world: &TestWorld, token: &str) -> String {
     let emu = world.emulator.as_ref().expect("emulator");
     let review: serde_json::Value = reqwest::Client::new()
         .post(format!("{}/authn/tokenreview", emu.http_url()))
@@ -94,7 +94,7 @@ async fn plan_apply_converge_against_the_real_apiserver() {
     let seed_dir = tempfile::tempdir().expect("temp dir");
     let seed = seed_dir.path().join("seed.yaml");
     std::fs::write(&seed, SEED).expect("write seed");
-    let world = World::start(seed.to_str().expect("utf-8 path")).await;
+    let world = TestWorld::start(seed.to_str().expect("utf-8 path")).await;
     let emu = world.emulator.as_ref().expect("emulator");
 
     let real = apiserver::start(apiserver::ApiServerOptions {

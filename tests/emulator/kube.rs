@@ -351,7 +351,7 @@ async fn kubectl_creates_annotates_applies_and_reads_back() {
     assert_eq!(sa["metadata"]["annotations"][ANNOTATION], GSA);
     // `kubectl create serviceaccount` sets no fields, so the object has no
     // managed fields, and kube-apiserver does not track updates of such an
-    // object (skipNonAppliedManager; checked by tests/kube_differential.rs).
+    // object (skipNonAppliedManager; checked by tests/apiserver/differential.rs).
     assert!(
         entry(&sa, "kubectl-annotate", "Update").is_none(),
         "{}",

@@ -1,4 +1,6 @@
-//! Test binary `emulator`.
+//! Test binary `emulator`: the emulator's Google APIs, its Kubernetes API,
+//! real gcloud/kubectl against it, recorded GCP traffic, persistence and the
+//! Workload Identity token flow (api, kube, gcloud, golden, state, wi_flow).
 
 #[macro_use]
 #[path = "../harness/mod.rs"]

@@ -3,19 +3,19 @@
 
 use crate::harness;
 
-use crate::harness::World;
+use crate::harness::TestWorld;
 
 const SPEC: &str = "examples/quickstart.yaml";
 const SEED: &str = "examples/quickstart.seed.yaml";
 const ALPHA: (&str, &str) = ("us-central1-a", "alpha");
 
-fn gsa(world: &World, id: &str) -> String {
+fn gsa(world: &TestWorld, id: &str) -> String {
     format!("{id}@{}.iam.gserviceaccount.com", world.project)
 }
 
 #[tokio::test]
 async fn plan_apply_plan_converges() {
-    let world = World::start(SEED).await;
+    let world = TestWorld::start(SEED).await;
     let first = world
         .wi(&["plan", "-f", SPEC, "--detailed-exitcode"])
         .await
@@ -80,7 +80,7 @@ async fn plan_apply_plan_converges() {
 
 #[tokio::test]
 async fn foreign_members_conditions_annotations_and_labels_survive_apply() {
-    let world = World::start(SEED).await;
+    let world = TestWorld::start(SEED).await;
     world
         .wi(&["apply", "-f", SPEC, "--auto-approve"])
         .await
@@ -251,7 +251,7 @@ async fn foreign_members_conditions_annotations_and_labels_survive_apply() {
 
 #[tokio::test]
 async fn removed_mapping_is_released_and_the_ksa_stays() {
-    let world = World::start(SEED).await;
+    let world = TestWorld::start(SEED).await;
     world
         .wi(&["apply", "-f", SPEC, "--auto-approve"])
         .await
@@ -323,7 +323,7 @@ async fn removed_mapping_is_released_and_the_ksa_stays() {
 
 #[tokio::test]
 async fn saved_plan_applies_without_prompt_and_a_stale_one_is_refused() {
-    let world = World::start(SEED).await;
+    let world = TestWorld::start(SEED).await;
     let out = world.path("plan.json");
     let out = out.to_str().unwrap();
     world
@@ -365,7 +365,7 @@ async fn saved_plan_applies_without_prompt_and_a_stale_one_is_refused() {
 
 #[tokio::test]
 async fn apply_refuses_to_prompt_without_a_terminal() {
-    let world = World::start(SEED).await;
+    let world = TestWorld::start(SEED).await;
     let run = world.wi(&["apply", "-f", SPEC]).await.expect(1);
     assert!(run.stderr.contains("without a terminal"), "{}", run.stderr);
     // Nothing was applied.
@@ -378,7 +378,7 @@ async fn apply_refuses_to_prompt_without_a_terminal() {
 
 #[tokio::test]
 async fn bad_spec_is_refused_with_the_line_before_any_call() {
-    let world = World::start(SEED).await;
+    let world = TestWorld::start(SEED).await;
     let bad = world.write(
         "bad.yaml",
         "version: 1\nserviceAccounts:\n  - name: X\n    project: wi-demo\n",
@@ -456,7 +456,7 @@ async fn a_failed_step_stops_only_its_dependents() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("seed.yaml");
     std::fs::write(&path, seed).unwrap();
-    let world = World::start(path.to_str().unwrap()).await;
+    let world = TestWorld::start(path.to_str().unwrap()).await;
 
     let run = world
         .wi(&["apply", "-f", SPEC, "--auto-approve"])

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
-use crate::harness::World;
+use crate::harness::TestWorld;
 
 const SPEC: &str = "examples/quickstart.yaml";
 
@@ -60,7 +60,7 @@ async fn killed_applies_converge_on_the_next_run_and_lose_nothing() {
     std::fs::write(&seed, SEED).unwrap();
     let mut killed_mid_run = 0;
     for run in 0..runs() {
-        let world = World::start(seed.to_str().unwrap()).await;
+        let world = TestWorld::start(seed.to_str().unwrap()).await;
         let mut child = world
             .command(env!("CARGO_BIN_EXE_wi"))
             .args(["apply", "-f", SPEC, "--auto-approve"])
@@ -158,7 +158,7 @@ async fn ctrl_c_stops_new_steps_and_reports_what_was_left() {
     std::fs::write(&seed, SEED).unwrap();
     // Cluster operations take 3 s: the interrupt lands while they run and
     // before the node pools and bindings that wait for them have started.
-    let world = World::start_with(seed.to_str().unwrap(), |c| {
+    let world = TestWorld::start_with(seed.to_str().unwrap(), |c| {
         c.operation_duration = Duration::from_secs(3);
     })
     .await;

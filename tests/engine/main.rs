@@ -1,4 +1,6 @@
-//! Test binary `engine`.
+//! Test binary `engine`: the real `wi` against the in-process emulator,
+//! end to end, under faults, killed, at fleet size, and for secrets
+//! (e2e, faults, kill, fleet, secrets).
 
 #[macro_use]
 #[path = "../harness/mod.rs"]

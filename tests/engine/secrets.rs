@@ -3,14 +3,14 @@
 //! emulator mints), and search everything printed and every file written for
 //! the tokens and private keys in play.
 
-use crate::harness::World;
+use crate::harness::TestWorld;
 
 const SPEC: &str = "examples/quickstart.yaml";
 const SEED: &str = "examples/quickstart.seed.yaml";
 
 /// The secret strings of this world: the admin token, every line of the key
 /// file's private key, and the shape of any emulator-issued token.
-fn secrets(world: &World) -> Vec<String> {
+fn secrets(world: &TestWorld) -> Vec<String> {
     let env: std::collections::BTreeMap<_, _> = world.env.iter().cloned().collect();
     let mut out = Vec::new();
     if let Some(path) = env.get("CLOUDSDK_AUTH_ACCESS_TOKEN_FILE") {
@@ -50,7 +50,7 @@ fn scan(haystack: &str, secrets: &[String], what: &str) {
 
 #[tokio::test]
 async fn tokens_and_keys_never_appear_in_output_logs_or_plans() {
-    let world = World::start(SEED).await;
+    let world = TestWorld::start(SEED).await;
     let secrets = secrets(&world);
     let plan_file = world.path("saved.plan");
     let plan_path = plan_file.to_str().unwrap();

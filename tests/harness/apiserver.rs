@@ -10,8 +10,8 @@
 //! a TokenReview webhook (the emulator's `POST /authn/tokenreview`) so Google access tokens
 //! authenticate as their e-mail, as on GKE.
 //!
-//! Include it from an integration test with
-//! `#[path = "support/apiserver.rs"] mod apiserver;`.
+//! Part of the test harness: `use crate::harness::apiserver;` (the `apiserver`
+//! test binary uses it).
 //!
 //! Cleanup: `Drop` kills both processes (kill + wait) and removes the temp dir, also when a
 //! test panics. A watchdog shell process does the same if the test process dies without

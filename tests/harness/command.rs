@@ -1,4 +1,4 @@
-//! The real `wi`, `gcloud` and `kubectl` binaries run against a [`World`]
+//! The real `wi`, `gcloud` and `kubectl` binaries run against a [`TestWorld`]
 //! with a clean environment (`env_clear`), a temporary HOME and gcloud
 //! config directory, and stdin closed.
 //!
@@ -15,7 +15,7 @@ use std::ffi::OsStr;
 use tokio::process::Command;
 
 use super::root;
-use super::world::World;
+use super::world::TestWorld;
 
 /// What a command printed and how it ended.
 #[derive(Debug)]
@@ -142,7 +142,7 @@ pub fn filters() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-impl World {
+impl TestWorld {
     /// A command with a clean environment pointed at the emulator.
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
         let mut cmd = Command::new(program);

@@ -7,7 +7,8 @@
 //! - [`http`]: an HTTPS client trusting the emulator's CA, every answer checked
 //!   against Google's discovery documents;
 //! - [`apiserver`]: the real upstream kube-apiserver and etcd;
-//! - [`fixtures`]: the plan situations the render and plan-file tests share.
+//! - [`fixtures`]: the plan situations (model, live) whose planner-made plans the
+//!   render, plan-file and fuzz-seed tests share.
 //!
 //! Each binary uses part of it, hence the one `allow(dead_code)`.
 
@@ -31,7 +32,7 @@ pub mod world;
 
 pub use command::{Output, wi_binary};
 pub use http::{Answer, check_response, schema_problems, validated_count};
-pub use world::{TestEmu, World, init_tls, start};
+pub use world::{TestEmu, TestWorld, init_tls, start};
 
 use std::path::{Path, PathBuf};
 

@@ -9,28 +9,39 @@ use wi::emulator::{Emulator, EmulatorConfig};
 
 use super::root;
 
+/// How long every emulated long-running operation takes in tests, unless a
+/// test says otherwise: long enough to be seen RUNNING, short enough to wait.
+pub const OPERATION_DURATION: Duration = Duration::from_millis(300);
+
+/// The one set of emulator defaults of the tests, with its work directory.
+pub fn test_config(work_dir: PathBuf) -> EmulatorConfig {
+    EmulatorConfig {
+        work_dir,
+        operation_duration: OPERATION_DURATION,
+        ..EmulatorConfig::default()
+    }
+}
+
 /// One emulated world and the tools pointed at it.
-pub struct World {
+pub struct TestWorld {
     pub emulator: Option<Emulator>,
     pub dir: tempfile::TempDir,
     pub env: Vec<(String, String)>,
     pub project: String,
 }
 
-impl World {
+impl TestWorld {
     /// Starts an emulator with the given seed file (relative to the repo root).
-    pub async fn start(seed: &str) -> World {
+    pub async fn start(seed: &str) -> TestWorld {
         Self::start_with(seed, |_| {}).await
     }
 
-    pub async fn start_with(seed: &str, tweak: impl FnOnce(&mut EmulatorConfig)) -> World {
+    pub async fn start_with(seed: &str, tweak: impl FnOnce(&mut EmulatorConfig)) -> TestWorld {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = EmulatorConfig {
             seed: Some(root().join(seed)),
-            work_dir: dir.path().join("emulator"),
-            operation_duration: Duration::from_millis(300),
-            ..Default::default()
+            ..test_config(dir.path().join("emulator"))
         };
         tweak(&mut config);
         std::fs::create_dir_all(&config.work_dir).expect("work dir");
@@ -39,7 +50,7 @@ impl World {
         let project = emulator.default_project();
         std::fs::create_dir_all(dir.path().join("home")).expect("home");
         std::fs::create_dir_all(dir.path().join("gcloud")).expect("gcloud config");
-        World {
+        TestWorld {
             emulator: Some(emulator),
             dir,
             env,
@@ -70,7 +81,7 @@ impl World {
     }
 }
 
-impl World {
+impl TestWorld {
     /// `wi`'s own Google client, configured from the emulator's exports.
     pub async fn gcp(&self) -> wi::gcp::GcpClient {
         let env: std::collections::BTreeMap<String, String> = self.env.iter().cloned().collect();
@@ -104,8 +115,9 @@ impl World {
     }
 }
 
-/// A running in-process emulator and a client for it (the API-level tests
-/// call it over HTTPS, see [`super::http`]).
+/// A running in-process emulator without a seed and an HTTPS client for it
+/// (the API-level tests call it, see [`super::http`]); same defaults as
+/// [`TestWorld`].
 pub struct TestEmu {
     pub emu: Emulator,
     pub dir: tempfile::TempDir,
@@ -123,11 +135,7 @@ pub fn init_tls() {
 pub async fn start(tweak: impl FnOnce(&mut EmulatorConfig)) -> TestEmu {
     init_tls();
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut cfg = EmulatorConfig {
-        work_dir: dir.path().join("work"),
-        operation_duration: Duration::from_millis(200),
-        ..EmulatorConfig::default()
-    };
+    let mut cfg = test_config(dir.path().join("work"));
     tweak(&mut cfg);
     let emu = Emulator::start(cfg).await.expect("emulator starts");
     let ca = std::fs::read(emu.ca_file().expect("ca")).expect("read ca");

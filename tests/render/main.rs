@@ -1,4 +1,5 @@
-//! Test binary `render`.
+//! Test binary `render`: rendered plans, saved plan files and the fuzz
+//! corpora as regression tests (plans, plan_file, fuzz_corpus).
 
 #[macro_use]
 #[path = "../harness/mod.rs"]

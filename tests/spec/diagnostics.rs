@@ -1,5 +1,5 @@
 //! Every bad-input class yields a diagnostic that names the line and column of
-//! the offending value. Rendered reports are snapshotted (tests/snapshots/).
+//! the offending value. Rendered reports are snapshotted (tests/spec/snapshots/).
 
 use std::path::{Path, PathBuf};
 

@@ -1,4 +1,5 @@
-//! Test binary `spec`.
+//! Test binary `spec`: the spec loader and `wi validate` / `wi schema`
+//! (model, diagnostics, schema, robustness, cli).
 
 #[macro_use]
 #[path = "../harness/mod.rs"]

@@ -21,7 +21,7 @@ fn committed_schema_is_current() {
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == generated,
-        "schema/wi.schema.json is stale: run `WI_UPDATE_SCHEMA=1 cargo test --test spec_schema` and commit it"
+        "schema/wi.schema.json is stale: run `WI_UPDATE_SCHEMA=1 cargo test --test spec schema::` and commit it"
     );
 }
 
