@@ -45,12 +45,16 @@ const SEED: &str = r#"projects:
             workloadMetadataMode: GCE_METADATA
 "#;
 
-/// A small deterministic generator (no extra crate for one number a run).
-fn kill_after(run: u64) -> Duration {
+/// After how many of apply's progress lines (stderr) run `run` is killed:
+/// 0 (right at the start) to 29 (late: the quickstart apply prints more than
+/// 40). A count of events, not a time, so where the kill lands does not
+/// depend on how loaded the machine is. A small deterministic generator (no
+/// extra crate for one number a run).
+fn kill_at_line(run: u64) -> usize {
     let x = run
         .wrapping_mul(6364136223846793005)
         .wrapping_add(1442695040888963407);
-    Duration::from_millis((x >> 33) % 1000)
+    ((x >> 33) % 30) as usize
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -65,10 +69,19 @@ async fn killed_applies_converge_on_the_next_run_and_lose_nothing() {
             .command(env!("CARGO_BIN_EXE_wi"))
             .args(["apply", "-f", SPEC, "--auto-approve"])
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("start wi apply");
-        tokio::time::sleep(kill_after(run)).await;
+        let mut progress = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        for _ in 0..kill_at_line(run) {
+            let line = tokio::time::timeout(Duration::from_secs(120), progress.next_line())
+                .await
+                .expect("apply makes progress")
+                .expect("read stderr");
+            if line.is_none() {
+                break; // apply ended first
+            }
+        }
         if child.try_wait().expect("poll").is_none() {
             killed_mid_run += 1;
         }
