@@ -20,8 +20,8 @@ fn sa_path(t: &TestEmu, email: &str) -> String {
     format!("/iam/v1/projects/{}/serviceAccounts/{email}", t.project)
 }
 
-fn no_schema_problems() {
-    let p = harness::schema_problems();
+fn no_schema_problems(t: &TestEmu) {
+    let p = t.schema_problems();
     assert!(
         p.is_empty(),
         "responses that break the discovery schema:\n{}",
@@ -84,8 +84,8 @@ async fn calls_without_a_valid_token_get_401() {
     let ok = t.call(Method::GET, &clusters(&t, "-"), None).await;
     assert_eq!(ok.status, 200);
     assert_eq!(ok.body, json!({}));
+    no_schema_problems(&t);
     t.emu.shutdown().await;
-    no_schema_problems();
 }
 
 #[tokio::test]
@@ -179,8 +179,8 @@ async fn a_principal_without_a_role_gets_403_until_granted() {
         )
         .await;
     assert_eq!(a.status, 403);
+    no_schema_problems(&t);
     t.emu.shutdown().await;
-    no_schema_problems();
 }
 
 #[tokio::test]
@@ -504,8 +504,8 @@ async fn operations_progress_and_block_incompatible_mutations() {
         )
         .await;
     assert!(ops.body["operations"].as_array().unwrap().len() >= 6);
+    no_schema_problems(&t);
     t.emu.shutdown().await;
-    no_schema_problems();
 }
 
 #[tokio::test]
@@ -581,8 +581,8 @@ async fn stale_etag_is_409_aborted_and_noop_keeps_etag() {
         )
         .await;
     assert_eq!(get.body["bindings"][0]["condition"], cond);
+    no_schema_problems(&t);
     t.emu.shutdown().await;
-    no_schema_problems();
 }
 
 #[tokio::test]
@@ -653,8 +653,8 @@ async fn identity_pool_exists_only_after_a_workload_identity_cluster() {
         )
         .await;
     assert_eq!(b.status, 200, "{}", b.body);
+    no_schema_problems(&t);
     t.emu.shutdown().await;
-    no_schema_problems();
 }
 
 #[tokio::test]
@@ -706,8 +706,8 @@ async fn new_service_accounts_are_invisible_during_the_delay() {
         .await;
     assert_eq!(page2.body["accounts"].as_array().unwrap().len(), 1);
     assert!(page2.body.get("nextPageToken").is_none());
+    no_schema_problems(&t);
     t.emu.shutdown().await;
-    no_schema_problems();
 }
 
 #[tokio::test]
@@ -777,8 +777,8 @@ async fn a_recreated_service_account_has_a_new_unique_id_and_no_old_bindings() {
         "{text}"
     );
     assert!(!text.contains(&format!("\"serviceAccount:{email}\"")));
+    no_schema_problems(&t);
     t.emu.shutdown().await;
-    no_schema_problems();
 }
 
 #[tokio::test]
@@ -839,8 +839,8 @@ async fn faults_are_injected_with_retry_after_and_counted() {
         .await
         .unwrap();
     assert_eq!(http["faults_injected"], unavailable + 1);
+    no_schema_problems(&t);
     t.emu.shutdown().await;
-    no_schema_problems();
     println!("faults injected: {}", unavailable + 1);
 }
 
@@ -871,8 +871,8 @@ async fn the_concurrent_writer_changes_a_policy_between_read_and_write() {
     assert_eq!(write.status, 409);
     assert_eq!(write.body["error"]["status"], "ABORTED");
     assert!(t.emu.stats().concurrent_writes >= 1);
+    no_schema_problems(&t);
     t.emu.shutdown().await;
-    no_schema_problems();
 }
 
 #[tokio::test]
@@ -1067,8 +1067,8 @@ async fn bad_input_gets_400_naming_the_field_never_a_crash() {
         t.call(Method::GET, &clusters(&t, "-"), None).await.status,
         200
     );
+    no_schema_problems(&t);
     t.emu.shutdown().await;
-    no_schema_problems();
 }
 
 #[tokio::test]
@@ -1183,8 +1183,8 @@ async fn service_usage_and_iam_credentials() {
     assert_eq!(sts.status(), 400);
     let body: Value = sts.json().await.unwrap();
     assert_eq!(body["error"], "invalid_grant");
+    no_schema_problems(&t);
     t.emu.shutdown().await;
-    no_schema_problems();
 }
 
 #[tokio::test]
@@ -1239,8 +1239,8 @@ async fn the_key_file_works_with_gcp_auth_and_forged_assertions_fail() {
         body,
         json!({"error": "invalid_grant", "error_description": "Invalid JWT Signature."})
     );
+    no_schema_problems(&t);
     t.emu.shutdown().await;
-    no_schema_problems();
 }
 
 #[tokio::test]
@@ -1311,8 +1311,8 @@ async fn the_example_seeds_load() {
         )
         .await;
     assert_eq!(svc.body["state"], "ENABLED");
+    no_schema_problems(&t);
     t.emu.shutdown().await;
-    no_schema_problems();
 }
 
 #[tokio::test]
@@ -1378,8 +1378,8 @@ async fn service_account_keys_mint_working_key_files() {
             .unwrap()
             .contains("private_key_type")
     );
+    no_schema_problems(&t);
     t.emu.shutdown().await;
-    no_schema_problems();
 }
 
 #[tokio::test]
@@ -1434,6 +1434,6 @@ async fn faults_reach_the_kubernetes_api_too() {
     assert_eq!(body["kind"], "Status");
     assert_eq!(body["reason"], "ServiceUnavailable");
     assert_eq!(t.emu.stats().faults_by_method["kubernetes.get"], 1);
+    no_schema_problems(&t);
     t.emu.shutdown().await;
-    no_schema_problems();
 }

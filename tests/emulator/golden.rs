@@ -158,6 +158,7 @@ async fn golden_logs_replay_with_the_same_status_and_shape() {
     let mut failures = Vec::new();
     let mut missing_fields: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut extra_fields: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut problems = Vec::new();
     for file in &files {
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         let exchanges = parse_log(&std::fs::read_to_string(file).unwrap());
@@ -292,6 +293,7 @@ async fn golden_logs_replay_with_the_same_status_and_shape() {
                 extra_fields.entry(key).or_default().extend(shape.extra);
             }
         }
+        problems.extend(t.schema_problems());
         t.emu.shutdown().await;
     }
     println!("golden exchanges: {total} total, {not_covered} to APIs the emulator does not serve");
@@ -333,7 +335,6 @@ async fn golden_logs_replay_with_the_same_status_and_shape() {
         failures.len(),
         failures.join("\n")
     );
-    let problems = harness::schema_problems();
     assert!(
         problems.is_empty(),
         "discovery schema problems:\n{}",

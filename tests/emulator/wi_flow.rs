@@ -166,7 +166,7 @@ async fn ksa_token_to_federated_token_to_gsa_token() {
     let (s, e) = sts(&t, "nowi", &nowi).await;
     assert_eq!(s, 400);
     assert_eq!(e["error"], "invalid_target");
+    let problems = t.schema_problems();
     t.emu.shutdown().await;
-    let problems = harness::schema_problems();
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -53,12 +53,31 @@ impl TestEmu {
             serde_json::from_str(&text)
                 .unwrap_or_else(|e| panic!("non-JSON body from {path}: {e}: {text}"))
         };
-        check_response(method.as_str(), path, status, &body);
+        self.check(method.as_str(), path, status, &body);
         Answer {
             status,
             headers,
             body,
         }
+    }
+
+    /// Checks one answer against discovery and keeps its problems in this
+    /// emulator's own log (see [`TestEmu::schema_problems`]).
+    fn check(&self, method: &str, path: &str, status: u16, body: &Value) {
+        let problems = check_response(method, path, status, body);
+        self.problems
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(problems);
+    }
+
+    /// The schema problems of the answers of this emulator, so that a test
+    /// sees its own and not those of the other tests of the binary.
+    pub fn schema_problems(&self) -> Vec<String> {
+        self.problems
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Raw body bytes (for malformed-input tests).
@@ -77,7 +96,7 @@ impl TestEmu {
         let headers = resp.headers().clone();
         let text = resp.text().await.expect("body");
         let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        check_response(method.as_str(), path, status, &body);
+        self.check(method.as_str(), path, status, &body);
         Answer {
             status,
             headers,
@@ -113,41 +132,28 @@ impl TestEmu {
 // Discovery-document validation.
 
 /// Checks an error body has Google's envelope, a success body its method's schema.
-/// Problems are recorded (see [`schema_problems`]) rather than panicking, so a
-/// suite can report all of them; tests assert the list is empty.
-pub fn check_response(method: &str, path: &str, status: u16, body: &Value) {
+/// Problems are returned (and kept per emulator, [`TestEmu::schema_problems`])
+/// rather than panicking, so a suite can report all of them; tests assert the
+/// list is empty.
+pub fn check_response(method: &str, path: &str, status: u16, body: &Value) -> Vec<String> {
     let problems = if status >= 400 {
         check_error_body(path, body)
     } else {
         validate_against_discovery(method, path, body)
     };
-    if !problems.is_empty() {
-        let mut all = PROBLEMS
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        for p in problems {
-            all.push(format!("{method} {path}: {p}"));
-        }
-    }
+    let problems: Vec<String> = problems
+        .into_iter()
+        .map(|p| format!("{method} {path}: {p}"))
+        .collect();
     let mut n = VALIDATED
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     *n += 1;
+    problems
 }
 
-static PROBLEMS: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
 static VALIDATED: OnceLock<Mutex<u64>> = OnceLock::new();
-
-/// Every schema problem seen so far in this test binary.
-pub fn schema_problems() -> Vec<String> {
-    PROBLEMS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone()
-}
 
 /// Number of responses checked so far.
 pub fn validated_count() -> u64 {

@@ -31,7 +31,7 @@ pub mod http;
 pub mod world;
 
 pub use command::{Output, wi_binary};
-pub use http::{Answer, check_response, schema_problems, validated_count};
+pub use http::{Answer, check_response, validated_count};
 pub use world::{TestEmu, TestWorld, init_tls, start};
 
 use std::path::{Path, PathBuf};

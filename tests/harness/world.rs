@@ -124,6 +124,8 @@ pub struct TestEmu {
     pub client: reqwest::Client,
     pub token: String,
     pub project: String,
+    /// Schema problems of this emulator's answers (see `TestEmu::schema_problems`).
+    pub problems: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// Installs the ring provider (once).
@@ -152,5 +154,6 @@ pub async fn start(tweak: impl FnOnce(&mut EmulatorConfig)) -> TestEmu {
         client,
         token,
         project,
+        problems: Default::default(),
     }
 }
