@@ -1,0 +1,14 @@
+//! Test binary `emulator`: the emulator's Google APIs, its Kubernetes API,
+//! real gcloud/kubectl against it, recorded GCP traffic, persistence and the
+//! Workload Identity token flow (api, kube, gcloud, golden, state, wi_flow).
+
+#[macro_use]
+#[path = "../harness/mod.rs"]
+mod harness;
+
+mod api;
+mod gcloud;
+mod golden;
+mod kube;
+mod state;
+mod wi_flow;

@@ -1,0 +1,14 @@
+//! Test binary `engine`: the real `wi` against the in-process emulator,
+//! end to end, under faults, killed, at fleet size, and for secrets
+//! (e2e, faults, kill, fleet, secrets).
+
+#[macro_use]
+#[path = "../harness/mod.rs"]
+mod harness;
+
+mod cli_settings;
+mod e2e;
+mod faults;
+mod fleet;
+mod kill;
+mod secrets;

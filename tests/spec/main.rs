@@ -1,0 +1,12 @@
+//! Test binary `spec`: the spec loader and `wi validate` / `wi schema`
+//! (model, diagnostics, schema, robustness, cli).
+
+#[macro_use]
+#[path = "../harness/mod.rs"]
+mod harness;
+
+mod cli;
+mod diagnostics;
+mod model;
+mod robustness;
+mod schema;
