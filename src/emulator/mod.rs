@@ -8,26 +8,29 @@
 //! `token_uri` (clients such as gcp_auth only trust the system roots). Each
 //! cluster's Kubernetes API runs on its own TLS port with the cluster's CA.
 
-pub mod auth;
-pub mod faults;
-mod gke;
-pub mod http;
-mod iam;
+mod core;
+pub mod crypto;
+mod faults;
+mod google;
 pub mod kube;
+mod kube_runtime;
 mod kubeconfig;
-mod projects;
-pub mod seed;
-mod server;
-mod tokens;
-pub mod world;
+mod request;
+mod router;
+mod seed;
+mod start;
+mod time;
+mod wire;
+mod world;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use self::server::Stats;
-use self::server::{Core, StartedListeners};
+use self::core::Core;
+pub use self::core::Stats;
+use self::start::StartedListeners;
 
 /// How to run an emulator.
 #[derive(Debug, Clone)]
@@ -125,18 +128,18 @@ impl Emulator {
     pub async fn start(config: EmulatorConfig) -> Result<Emulator, EmulatorError> {
         // The TLS listeners need a process-wide rustls provider; ring is ours.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let (core, listeners) = server::start(config).await?;
+        let (core, listeners) = start::start(config).await?;
         Ok(Emulator { core, listeners })
     }
 
     /// The `export` variables that point gcloud, kubectl and `wi` at this emulator, in order.
     pub fn env(&self) -> Vec<(String, String)> {
-        self.core.env()
+        start::env(&self.core)
     }
 
     /// The same as shell lines: `export K='V'`.
     pub fn env_script(&self) -> String {
-        server::env_script(&self.env())
+        start::env_script(&self.env())
     }
 
     /// `https://127.0.0.1:PORT` (the Google API listener).
@@ -199,6 +202,6 @@ impl Emulator {
 
     /// Stops every listener and writes the state one last time.
     pub async fn shutdown(self) {
-        server::shutdown(self.core, self.listeners).await;
+        start::shutdown(self.core, self.listeners).await;
     }
 }

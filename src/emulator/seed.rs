@@ -5,9 +5,10 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::google::{gke, policy, serviceusage};
 use super::kube::{ClusterIdentity, KubeClusterState};
 use super::world::{Policy, ServiceAccount, World, cluster_key};
-use super::{gke, iam, projects, server};
+use super::world::{new_project, new_unique_id};
 
 /// The whole seed file.
 #[derive(Debug, Deserialize)]
@@ -161,7 +162,7 @@ fn merged_policy(
         all.extend(b.iter().cloned());
     }
     body["policy"]["bindings"] = Value::Array(all);
-    iam::set_policy(world, current, &body, now).map_err(|e| format!("{what}: {}", e.message))
+    policy::set_policy(world, current, &body, now).map_err(|e| format!("{what}: {}", e.message))
 }
 
 /// Applies a seed to a fresh world (the admin identities already exist).
@@ -175,13 +176,13 @@ pub fn apply(seed: &Seed, world: &mut World, now: i64) -> Result<(), String> {
         }
         let mut project = match world.projects.get(&p.id) {
             Some(existing) => existing.clone(),
-            None => server::new_project(world, &p.id, p.number.clone(), now),
+            None => new_project(world, &p.id, p.number.clone(), now),
         };
         if let Some(n) = &p.number {
             project.number = n.clone();
         }
         for s in &p.enable_services {
-            if projects::title(s).is_none() {
+            if serviceusage::title(s).is_none() {
                 return Err(format!("project {}: unknown service {s}", p.id));
             }
             project.services.insert(s.clone());
@@ -201,7 +202,7 @@ pub fn apply(seed: &Seed, world: &mut World, now: i64) -> Result<(), String> {
                     email,
                     project: p.id.clone(),
                     account_id: sa.account_id.clone(),
-                    unique_id: iam::new_unique_id(),
+                    unique_id: new_unique_id(),
                     display_name: sa.display_name.clone(),
                     description: sa.description.clone(),
                     disabled: sa.disabled,

@@ -10,6 +10,12 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use base64::Engine;
+use rand::{Rng, RngCore};
+use serde_json::json;
+
+use super::EmulatorError;
+use super::crypto;
 use super::kube::KubeClusterState;
 
 /// Current format version of the state file.
@@ -396,6 +402,157 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     tmp.persist(path).map_err(|e| e.error)?;
     if let Ok(d) = std::fs::File::open(&dir) {
         let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+// ---- World constructors: every new project, account, id and etag is made here,
+// by the API handlers and the seed alike.
+
+/// Default project of a world without seed.
+pub const DEFAULT_PROJECT: &str = "wi-emulator";
+/// The admin user principal.
+pub const ADMIN_USER: &str = "admin@wi-emulator.local";
+
+/// Services enabled in a new emulated project (iamcredentials is not: the how-to enables it).
+pub(crate) const DEFAULT_ENABLED: &[&str] = &[
+    "container.googleapis.com",
+    "iam.googleapis.com",
+    "cloudresourcemanager.googleapis.com",
+    "serviceusage.googleapis.com",
+    "sts.googleapis.com",
+    "compute.googleapis.com",
+    "storage.googleapis.com",
+    "logging.googleapis.com",
+    "monitoring.googleapis.com",
+];
+
+/// A fresh 21-digit id.
+pub(crate) fn new_unique_id() -> String {
+    let mut rng = rand::thread_rng();
+    let mut s = String::from("1");
+    for _ in 0..20 {
+        s.push(char::from(b'0' + (rng.next_u32() % 10) as u8));
+    }
+    s
+}
+
+/// A fresh policy etag (`BwX...`: base64 of 0x07 0x05 and six random bytes).
+pub(crate) fn new_policy_etag() -> String {
+    let mut bytes = [0u8; 8];
+    rand::thread_rng().fill_bytes(&mut bytes[2..]);
+    bytes[0] = 0x07;
+    bytes[1] = 0x05;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A new project with the admin principals as owners.
+pub(crate) fn new_project(world: &World, id: &str, number: Option<String>, now: i64) -> Project {
+    let number = number.unwrap_or_else(|| {
+        let mut n = String::new();
+        let mut rng = rand::thread_rng();
+        n.push(char::from(b'1' + rng.r#gen_range(0..9u8)));
+        for _ in 0..11 {
+            n.push(char::from(b'0' + rng.r#gen_range(0..10u8)));
+        }
+        n
+    });
+    let mut policy = Policy::empty();
+    if let Some(a) = &world.admin {
+        policy.bindings.push(json!({
+            "role": "roles/owner",
+            "members": [format!("serviceAccount:{}", a.sa_email), format!("user:{}", a.user_email)]
+        }));
+        policy.etag = new_policy_etag();
+    }
+    Project {
+        id: id.to_string(),
+        number,
+        name: id.to_string(),
+        create_ms: now,
+        services: DEFAULT_ENABLED.iter().map(|s| s.to_string()).collect(),
+        policy,
+        workload_pool_exists: false,
+        labels: None,
+        parent: None,
+    }
+}
+
+/// Creates the admin identity (user, service account, key, long-lived token) when
+/// missing and makes it owner of every project.
+pub(crate) fn ensure_admin(world: &mut World, now: i64) -> Result<(), EmulatorError> {
+    if world.admin.is_none() {
+        let key = crypto::generate_rsa_key().map_err(EmulatorError::Crypto)?;
+        let key_id = hex::encode(&uuid::Uuid::new_v4().as_bytes()[..16]);
+        let sa_email = format!("wi-admin@{}.iam.gserviceaccount.com", world.default_project);
+        world.keys.insert(
+            key_id.clone(),
+            IssuedKey {
+                email: sa_email.clone(),
+                public_pkcs1_hex: key.public_pkcs1_hex,
+                created_ms: now,
+            },
+        );
+        world.admin = Some(AdminIdentity {
+            user_email: ADMIN_USER.into(),
+            sa_email,
+            key_id,
+            private_key_pem: key.private_pkcs8_pem,
+            user_token: crypto::new_token(),
+        });
+    }
+    let Some(admin) = world.admin.clone() else {
+        return Ok(());
+    };
+    // The admin user token is long-lived (gcloud never refreshes a token file).
+    world.tokens.insert(
+        crypto::token_hash(&admin.user_token),
+        IssuedToken {
+            principal: Principal::User(admin.user_email.clone()),
+            expires_ms: now + 30 * 24 * 3600 * 1000,
+        },
+    );
+    let project = world.default_project.clone();
+    if !world.projects.contains_key(&project) {
+        let p = new_project(world, &project, None, now);
+        world.projects.insert(project.clone(), p);
+    }
+    if !world.service_accounts.contains_key(&admin.sa_email) {
+        world.service_accounts.insert(
+            admin.sa_email.clone(),
+            ServiceAccount {
+                email: admin.sa_email.clone(),
+                project: project.clone(),
+                account_id: "wi-admin".into(),
+                unique_id: new_unique_id(),
+                display_name: Some("wi emulator admin".into()),
+                description: None,
+                disabled: false,
+                create_ms: now,
+                visible_ms: now,
+                policy: Policy::empty(),
+                etag: "MDEwMjE5MjA=".into(),
+            },
+        );
+    }
+    // Owner on every project.
+    for p in world.projects.values_mut() {
+        let members = [
+            format!("serviceAccount:{}", admin.sa_email),
+            format!("user:{}", admin.user_email),
+        ];
+        let has = members.iter().all(|m| {
+            p.policy
+                .roles_of(std::slice::from_ref(m))
+                .iter()
+                .any(|r| r == "roles/owner")
+        });
+        if !has {
+            p.policy
+                .bindings
+                .push(json!({"role": "roles/owner", "members": members}));
+            p.policy.etag = new_policy_etag();
+        }
     }
     Ok(())
 }

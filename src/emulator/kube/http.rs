@@ -16,7 +16,8 @@ use super::objects::{FieldSelector, LabelSelector, Resource};
 use super::store::{FieldValidation, Page, PatchKind, WriteOptions, Written};
 use super::tables;
 use super::watch;
-use super::{KubeAccess, KubeCluster, now_rfc3339, rfc3339};
+use super::{KubeAccess, KubeCluster};
+use crate::emulator::time::{now_rfc3339_unix, rfc3339_unix};
 
 /// The version a GKE regular-channel cluster reports.
 const GIT_VERSION: &str = "v1.33.5-gke.1000";
@@ -293,7 +294,7 @@ async fn handle(
                 &json!({
                     "kind": "SelfSubjectReview",
                     "apiVersion": "authentication.k8s.io/v1",
-                    "metadata": {"creationTimestamp": now_rfc3339()},
+                    "metadata": {"creationTimestamp": now_rfc3339_unix()},
                     "status": {"userInfo": {"username": user, "groups": ["system:authenticated"]}},
                 }),
             );
@@ -339,7 +340,7 @@ async fn handle(
             .map(str::to_string)
             .unwrap_or_else(|| user_agent.split('/').next().unwrap_or("").to_string()),
         dry_run,
-        now: now_rfc3339(),
+        now: now_rfc3339_unix(),
     };
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -947,13 +948,13 @@ fn token_request(
     let out = json!({
         "kind": "TokenRequest",
         "apiVersion": "authentication.k8s.io/v1",
-        "metadata": {"name": name, "namespace": namespace, "creationTimestamp": rfc3339(now)},
+        "metadata": {"name": name, "namespace": namespace, "creationTimestamp": rfc3339_unix(now)},
         "spec": {
             "audiences": audiences,
             "expirationSeconds": lifetime,
             "boundObjectRef": bound.cloned().unwrap_or(Value::Null),
         },
-        "status": {"token": token, "expirationTimestamp": rfc3339(exp)},
+        "status": {"token": token, "expirationTimestamp": rfc3339_unix(exp)},
     });
     Ok((out, warning))
 }

@@ -41,31 +41,12 @@ mod patch;
 mod proto;
 mod store;
 mod tables;
-mod tls;
 mod tokens;
 mod watch;
 
 pub use errors::ApiError;
 
-/// Now, as the API server writes timestamps (RFC 3339, whole seconds, UTC).
-pub(crate) fn now_rfc3339() -> String {
-    rfc3339(time::OffsetDateTime::now_utc().unix_timestamp())
-}
-
-/// A Unix time as an RFC 3339 UTC timestamp with whole seconds.
-pub(crate) fn rfc3339(unix: i64) -> String {
-    let t =
-        time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
+use super::time::now_rfc3339_unix;
 
 /// Everything the Kubernetes side needs from the rest of the emulator.
 /// Implemented by the emulator core.
@@ -188,7 +169,7 @@ impl KubeClusterState {
     pub fn generate(identity: &ClusterIdentity) -> Self {
         let mut state = Self::default();
         state.fill_missing_keys(identity);
-        let now = now_rfc3339();
+        let now = now_rfc3339_unix();
         for ns in SYSTEM_NAMESPACES {
             let opts = store::WriteOptions {
                 admission: false,
@@ -215,7 +196,7 @@ impl KubeClusterState {
             || self.serving_cert_pem.is_empty()
             || self.serving_key_pem.is_empty()
         {
-            match tls::generate(&uuid::Uuid::new_v4().to_string()) {
+            match crate::emulator::crypto::cluster_pki(&uuid::Uuid::new_v4().to_string()) {
                 Ok(pki) => {
                     self.ca_cert_pem = pki.ca_cert_pem;
                     self.serving_cert_pem = pki.serving_cert_pem;
@@ -271,7 +252,7 @@ impl KubeClusterState {
             field_validation: store::FieldValidation::Strict,
             manager: "kubectl-create".into(),
             dry_run: false,
-            now: now_rfc3339(),
+            now: now_rfc3339_unix(),
         };
         self.create(resource, namespace.as_deref(), object, &opts)
             .map(|_| ())

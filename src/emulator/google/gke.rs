@@ -8,10 +8,14 @@ use std::sync::{Arc, MutexGuard};
 use axum::http::Method;
 use serde_json::{Map, Value, json};
 
-use super::auth;
-use super::http::{ApiError, ApiResult, check_keys, opt_array, opt_i64, opt_object, opt_str};
-use super::server::{Core, Req, rfc3339};
-use super::world::{Cluster, GkeOperation, OnDone, Principal, World, cluster_key};
+use super::permissions;
+use crate::emulator::core::Core;
+use crate::emulator::request::Req;
+use crate::emulator::time::rfc3339;
+use crate::emulator::wire::{
+    self, ApiError, ApiResult, check_keys, opt_array, opt_i64, opt_object, opt_str,
+};
+use crate::emulator::world::{Cluster, GkeOperation, OnDone, Principal, World, cluster_key};
 
 const VERSION: &str = "1.33.5-gke.1080000";
 const API: &str = "https://container.googleapis.com";
@@ -79,7 +83,7 @@ pub(crate) async fn call(core: &Arc<Core>, req: &Req, who: &Principal, method: &
     {
         let world = core.world();
         let perm = permission_of(method);
-        if !auth::allowed_on_project(&world, who, &project, perm) {
+        if !permissions::allowed_on_project(&world, who, &project, perm) {
             return Err(ApiError::forbidden(format!(
                 "Required \"{perm}\" permission(s) for \"projects/{project}\"."
             ))
@@ -299,7 +303,7 @@ fn check_mode(value: &Value, field: &str, wi: bool) -> Result<Option<String>, Ap
         return Ok(None);
     };
     if !wmc.is_object() {
-        return Err(super::http::type_error(field, "TYPE_MESSAGE", wmc));
+        return Err(wire::type_error(field, "TYPE_MESSAGE", wmc));
     }
     check_keys(wmc, field, &["mode", "nodeMetadata"])?;
     let mode = opt_str(wmc, "mode")?.unwrap_or("MODE_UNSPECIFIED");
@@ -310,7 +314,7 @@ fn check_mode(value: &Value, field: &str, wi: bool) -> Result<Option<String>, Ap
             &path,
             format!(
                 "Invalid value at '{}' (type.googleapis.com/google.container.v1.WorkloadMetadataConfig.Mode), \"{other}\"",
-                super::http::snake_path(&path)
+                wire::snake_path(&path)
             ),
         )),
     }
@@ -394,7 +398,7 @@ fn normalize_pool(
     cluster_config: &Value,
 ) -> Result<Value, ApiError> {
     if !input.is_object() {
-        return Err(super::http::type_error(field, "TYPE_MESSAGE", input));
+        return Err(wire::type_error(field, "TYPE_MESSAGE", input));
     }
     let name = opt_str(input, "name")?.unwrap_or("");
     if !valid_name(name) {
@@ -703,7 +707,7 @@ fn check_parent(body: &Value, field: &str, expected: &str) -> Result<(), ApiErro
 }
 
 async fn create_cluster(core: &Arc<Core>, req: &Req, project: &str, location: &str) -> ApiResult {
-    let body = super::http::parse_body(&req.body)?;
+    let body = wire::parse_body(&req.body)?;
     check_keys(&body, "", &["cluster", "parent", "projectId", "zone"])?;
     check_parent(
         &body,
@@ -712,7 +716,7 @@ async fn create_cluster(core: &Arc<Core>, req: &Req, project: &str, location: &s
     )?;
     let input = match body.get("cluster") {
         Some(Value::Object(_)) => proto3_defaults_dropped(&body["cluster"]),
-        Some(other) => return Err(super::http::type_error("cluster", "TYPE_MESSAGE", other)),
+        Some(other) => return Err(wire::type_error("cluster", "TYPE_MESSAGE", other)),
         None => {
             return Err(ApiError::invalid_field(
                 "cluster",
@@ -968,7 +972,7 @@ fn lower_first(s: &str) -> String {
 }
 
 fn update_cluster(core: &Core, req: &Req, project: &str, location: &str, name: &str) -> ApiResult {
-    let body = super::http::parse_body(&req.body)?;
+    let body = wire::parse_body(&req.body)?;
     check_keys(
         &body,
         "",
@@ -981,7 +985,7 @@ fn update_cluster(core: &Core, req: &Req, project: &str, location: &str, name: &
     )?;
     let update = match body.get("update") {
         Some(Value::Object(m)) => m.clone(),
-        Some(other) => return Err(super::http::type_error("update", "TYPE_MESSAGE", other)),
+        Some(other) => return Err(wire::type_error("update", "TYPE_MESSAGE", other)),
         None => Map::new(),
     };
     for k in update.keys() {
@@ -1032,7 +1036,7 @@ fn update_cluster(core: &Core, req: &Req, project: &str, location: &str, name: &
         match k.as_str() {
             "desiredWorkloadIdentityConfig" => {
                 if !v.is_object() {
-                    return Err(super::http::type_error(
+                    return Err(wire::type_error(
                         "update.desiredWorkloadIdentityConfig",
                         "TYPE_MESSAGE",
                         v,
@@ -1138,7 +1142,7 @@ fn update_cluster(core: &Core, req: &Req, project: &str, location: &str, name: &
 }
 
 fn set_labels(core: &Core, req: &Req, project: &str, location: &str, name: &str) -> ApiResult {
-    let body = super::http::parse_body(&req.body)?;
+    let body = wire::parse_body(&req.body)?;
     check_keys(
         &body,
         "",
@@ -1204,7 +1208,7 @@ fn create_node_pool(
     location: &str,
     cluster: &str,
 ) -> ApiResult {
-    let body = super::http::parse_body(&req.body)?;
+    let body = wire::parse_body(&req.body)?;
     check_keys(
         &body,
         "",
@@ -1217,7 +1221,7 @@ fn create_node_pool(
     )?;
     let input = match body.get("nodePool") {
         Some(v @ Value::Object(_)) => proto3_defaults_dropped(v),
-        Some(other) => return Err(super::http::type_error("nodePool", "TYPE_MESSAGE", other)),
+        Some(other) => return Err(wire::type_error("nodePool", "TYPE_MESSAGE", other)),
         None => {
             return Err(ApiError::invalid_field(
                 "nodePool",
@@ -1304,7 +1308,7 @@ fn update_node_pool(
     cluster: &str,
     pool_name: &str,
 ) -> ApiResult {
-    let body = super::http::parse_body(&req.body)?;
+    let body = wire::parse_body(&req.body)?;
     check_keys(
         &body,
         "",
