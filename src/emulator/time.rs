@@ -34,9 +34,14 @@ pub(crate) fn rfc3339_unix(unix: i64) -> String {
     t.format(&f).unwrap_or_default()
 }
 
+/// Seconds since the epoch.
+pub(crate) fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
 /// Now, as the Kubernetes API server writes timestamps.
 pub(crate) fn now_rfc3339_unix() -> String {
-    rfc3339_unix(now_ms().div_euclid(1000))
+    rfc3339_unix(now_unix())
 }
 
 #[cfg(test)]

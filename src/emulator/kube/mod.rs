@@ -32,6 +32,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+mod discovery;
 mod errors;
 mod fields;
 mod http;
@@ -41,7 +42,9 @@ mod patch;
 mod proto;
 mod store;
 mod tables;
+mod token_request;
 mod tokens;
+mod validation;
 mod watch;
 
 pub use errors::ApiError;
