@@ -78,6 +78,15 @@ pub fn sign_jwt(private_pkcs8_pem: &str, kid: &str, claims: &Value) -> Result<St
     let der = pem_body(private_pkcs8_pem).ok_or("bad PEM")?;
     let key = ring::signature::RsaKeyPair::from_pkcs8(&der).map_err(|e| e.to_string())?;
     let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": kid});
+    sign_compact(&key, &header, claims).map_err(|e| e.to_string())
+}
+
+/// `header.claims.signature`, base64url, RS256.
+fn sign_compact(
+    key: &ring::signature::RsaKeyPair,
+    header: &Value,
+    claims: &Value,
+) -> Result<String, ring::error::Unspecified> {
     let signed = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(header.to_string()),
@@ -89,9 +98,101 @@ pub fn sign_jwt(private_pkcs8_pem: &str, kid: &str, claims: &Value) -> Result<St
         &ring::rand::SystemRandom::new(),
         signed.as_bytes(),
         &mut sig,
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     Ok(format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig)))
+}
+
+/// Why an RS256 JWT could not be made or its signature did not verify.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum JwtError {
+    #[error("malformed token: {0}")]
+    Malformed(String),
+    #[error("invalid signature")]
+    BadSignature,
+    #[error("signing key: {0}")]
+    Key(String),
+}
+
+/// A loaded RS256 signing key with its key id (a Kubernetes cluster's
+/// service-account issuer key).
+pub(crate) struct Rs256Signer {
+    key: ring::signature::RsaKeyPair,
+    kid: String,
+}
+
+impl Rs256Signer {
+    /// Loads a PKCS#8 PEM key. The key id is the base64url SHA-256 of the
+    /// public key's PKIX DER, as kube-apiserver computes it.
+    pub fn from_pem(pem: &str) -> Result<Self, JwtError> {
+        use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
+        let private =
+            rsa::RsaPrivateKey::from_pkcs8_pem(pem).map_err(|e| JwtError::Key(e.to_string()))?;
+        let der = private
+            .to_pkcs8_der()
+            .map_err(|e| JwtError::Key(e.to_string()))?;
+        let public_der = private
+            .to_public_key()
+            .to_public_key_der()
+            .map_err(|e| JwtError::Key(e.to_string()))?;
+        let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(public_der.as_bytes()));
+        let key = ring::signature::RsaKeyPair::from_pkcs8(der.as_bytes())
+            .map_err(|e| JwtError::Key(e.to_string()))?;
+        Ok(Self { key, kid })
+    }
+
+    /// The public key as a JWKS document (`/openid/v1/jwks`).
+    pub fn jwks(&self) -> Value {
+        let c = ring::rsa::PublicKeyComponents::<Vec<u8>>::from(self.key.public());
+        serde_json::json!({"keys": [{
+            "use": "sig",
+            "kty": "RSA",
+            "kid": self.kid,
+            "alg": "RS256",
+            "n": URL_SAFE_NO_PAD.encode(&c.n),
+            "e": URL_SAFE_NO_PAD.encode(&c.e),
+        }]})
+    }
+
+    /// Signs claims into a compact JWS.
+    pub fn sign(&self, claims: &Value) -> Result<String, JwtError> {
+        let header = serde_json::json!({"alg": "RS256", "kid": self.kid});
+        sign_compact(&self.key, &header, claims).map_err(|e| JwtError::Key(e.to_string()))
+    }
+
+    /// Checks the structure, `alg` and signature and returns the raw claims
+    /// (the caller checks times and shape).
+    pub fn verify_signature(&self, jwt: &str) -> Result<Value, JwtError> {
+        let mut parts = jwt.split('.');
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(JwtError::Malformed(
+                "expected three dot-separated parts".into(),
+            ));
+        };
+        let header: Value = decode_part(h)?;
+        if header.get("alg").and_then(Value::as_str) != Some("RS256") {
+            return Err(JwtError::Malformed("alg must be RS256".into()));
+        }
+        let sig = URL_SAFE_NO_PAD
+            .decode(s)
+            .map_err(|e| JwtError::Malformed(e.to_string()))?;
+        let public = ring::signature::UnparsedPublicKey::new(
+            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+            self.key.public().as_ref(),
+        );
+        public
+            .verify(format!("{h}.{p}").as_bytes(), &sig)
+            .map_err(|_| JwtError::BadSignature)?;
+        decode_part(p)
+    }
+}
+
+fn decode_part<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, JwtError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|e| JwtError::Malformed(e.to_string()))?;
+    serde_json::from_slice(&bytes).map_err(|e| JwtError::Malformed(e.to_string()))
 }
 
 fn pem_body(pem: &str) -> Option<Vec<u8>> {

@@ -49,6 +49,7 @@ mod watch;
 
 pub use errors::ApiError;
 
+use super::crypto::Rs256Signer;
 use super::time::now_rfc3339_unix;
 
 /// Everything the Kubernetes side needs from the rest of the emulator.
@@ -199,7 +200,7 @@ impl KubeClusterState {
             || self.serving_cert_pem.is_empty()
             || self.serving_key_pem.is_empty()
         {
-            match crate::emulator::crypto::cluster_pki(&uuid::Uuid::new_v4().to_string()) {
+            match super::crypto::cluster_pki(&uuid::Uuid::new_v4().to_string()) {
                 Ok(pki) => {
                     self.ca_cert_pem = pki.ca_cert_pem;
                     self.serving_cert_pem = pki.serving_cert_pem;
@@ -211,8 +212,8 @@ impl KubeClusterState {
             }
         }
         if self.signing_key_pem.is_empty() {
-            match tokens::generate_key_pem() {
-                Ok(pem) => self.signing_key_pem = pem,
+            match super::crypto::generate_rsa_key() {
+                Ok(key) => self.signing_key_pem = key.private_pkcs8_pem,
                 Err(e) => {
                     tracing::error!(cluster = %identity.name, "generating the signing key failed: {e}")
                 }
@@ -269,7 +270,7 @@ pub struct KubeCluster {
     state: std::sync::Mutex<KubeClusterState>,
     host: Arc<dyn KubeHost>,
     /// The loaded signing key (`None` when the state has none or it is corrupt).
-    signer: Option<tokens::Signer>,
+    signer: Option<Rs256Signer>,
     /// The change feed for watches.
     hub: watch::Hub,
 }
@@ -283,7 +284,7 @@ impl KubeCluster {
     ) -> Arc<Self> {
         let mut state = state;
         state.fill_missing_keys(&identity);
-        let signer = match tokens::Signer::from_pem(&state.signing_key_pem) {
+        let signer = match Rs256Signer::from_pem(&state.signing_key_pem) {
             Ok(s) => Some(s),
             Err(e) => {
                 tracing::error!(cluster = %identity.name, "service-account signing key unusable: {e}");
@@ -343,7 +344,7 @@ impl KubeCluster {
     pub fn jwks(&self) -> serde_json::Value {
         self.signer
             .as_ref()
-            .map(tokens::Signer::jwks)
+            .map(Rs256Signer::jwks)
             .unwrap_or_else(|| serde_json::json!({"keys": []}))
     }
 
@@ -353,9 +354,12 @@ impl KubeCluster {
             .signer
             .as_ref()
             .ok_or_else(|| "this cluster has no signing key".to_string())?;
-        let claims = signer
-            .verify(jwt, time::OffsetDateTime::now_utc().unix_timestamp())
-            .map_err(|e| e.to_string())?;
+        let claims = tokens::verify(
+            signer,
+            jwt,
+            time::OffsetDateTime::now_utc().unix_timestamp(),
+        )
+        .map_err(|e| e.to_string())?;
         if claims.iss != self.identity.issuer() {
             return Err(format!("token issuer {:?} is not this cluster", claims.iss));
         }
