@@ -19,7 +19,7 @@ use super::faults::{self, FaultRule};
 use super::kube::{KubeCluster, KubeClusterState};
 use super::kubeconfig;
 use super::time::now_ms;
-use super::world::{self, IssuedToken, Principal, World};
+use super::world::{self, EmulatorWorld, IssuedToken, Principal};
 
 /// Lifetime of tokens minted by the OAuth endpoint, STS and IAM Credentials.
 pub(crate) const TOKEN_LIFETIME_SECS: i64 = 3599;
@@ -55,7 +55,7 @@ pub(crate) struct KubeRuntime {
 
 /// Shared state of one emulator.
 pub(crate) struct Core {
-    pub(super) world: Mutex<World>,
+    pub(super) world: Mutex<EmulatorWorld>,
     pub(super) cfg: EmulatorConfig,
     pub(super) rules: Vec<FaultRule>,
     pub(super) rng: Mutex<StdRng>,
@@ -87,27 +87,27 @@ impl Core {
     }
 
     /// The world, locked. Never hold it across an `.await` or while calling into a cluster.
-    pub fn world(&self) -> MutexGuard<'_, World> {
+    pub(crate) fn world(&self) -> MutexGuard<'_, EmulatorWorld> {
         self.world.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn now_ms(&self) -> i64 {
+    pub(crate) fn now_ms(&self) -> i64 {
         now_ms()
     }
 
-    pub fn operation_ms(&self) -> i64 {
+    pub(crate) fn operation_ms(&self) -> i64 {
         self.cfg.operation_duration.as_millis() as i64
     }
 
-    pub fn visibility_ms(&self) -> i64 {
+    pub(crate) fn visibility_ms(&self) -> i64 {
         self.cfg.visibility_delay.as_millis() as i64
     }
 
-    pub fn default_project(&self) -> String {
+    pub(crate) fn default_project(&self) -> String {
         self.world().default_project.clone()
     }
 
-    pub fn admin_token(&self) -> String {
+    pub(crate) fn admin_token(&self) -> String {
         self.world()
             .admin
             .as_ref()
@@ -116,7 +116,7 @@ impl Core {
     }
 
     /// A service-account key file (JSON) whose `token_uri` is this emulator.
-    pub fn key_file_json(
+    pub(crate) fn key_file_json(
         &self,
         project: &str,
         key_id: &str,
@@ -140,12 +140,12 @@ impl Core {
     }
 
     /// Issues a token valid for the standard lifetime.
-    pub fn issue_token(&self, principal: Principal) -> String {
+    pub(crate) fn issue_token(&self, principal: Principal) -> String {
         self.issue_token_for(principal, TOKEN_LIFETIME_SECS)
     }
 
     /// Issues a token valid for `secs` seconds.
-    pub fn issue_token_for(&self, principal: Principal, secs: i64) -> String {
+    pub(crate) fn issue_token_for(&self, principal: Principal, secs: i64) -> String {
         let token = crypto::new_token();
         {
             let mut w = self.world();
@@ -164,14 +164,14 @@ impl Core {
     }
 
     /// The principal of a token, if the emulator issued it and it is valid.
-    pub fn authenticate(&self, token: &str) -> Option<Principal> {
+    pub(crate) fn authenticate(&self, token: &str) -> Option<Principal> {
         let w = self.world();
         let t = w.tokens.get(&crypto::token_hash(token))?;
         (t.expires_ms > now_ms()).then(|| t.principal.clone())
     }
 
     /// Rolls the concurrent-writer dice.
-    pub fn roll_concurrent_writer(&self) -> bool {
+    pub(crate) fn roll_concurrent_writer(&self) -> bool {
         let Some(p) = self.cfg.concurrent_writer else {
             return false;
         };
@@ -190,7 +190,7 @@ impl Core {
         hit
     }
 
-    pub fn stats_snapshot(&self) -> Stats {
+    pub(crate) fn stats_snapshot(&self) -> Stats {
         self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -211,7 +211,7 @@ impl Core {
     }
 
     /// The cluster whose service-account tokens carry issuer `iss`.
-    pub fn kube_cluster_by_issuer(&self, iss: &str) -> Option<Arc<KubeCluster>> {
+    pub(crate) fn kube_cluster_by_issuer(&self, iss: &str) -> Option<Arc<KubeCluster>> {
         self.kube
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -221,7 +221,7 @@ impl Core {
     }
 
     /// Writes the world to the state file (atomically), if there is one.
-    pub fn persist(&self) {
+    pub(crate) fn persist(&self) {
         let Some(path) = self.cfg.state_file.clone() else {
             return;
         };
@@ -259,7 +259,7 @@ impl Core {
     }
 
     /// Stops the Kubernetes APIs of clusters that no longer exist.
-    pub fn stop_cluster_apis(&self, keys: &[String]) {
+    pub(crate) fn stop_cluster_apis(&self, keys: &[String]) {
         for key in keys {
             let rt = self
                 .kube
@@ -273,7 +273,7 @@ impl Core {
     }
 
     /// Rewrites the kubeconfig when its content changes.
-    pub fn write_kubeconfig(&self) {
+    pub(crate) fn write_kubeconfig(&self) {
         let entries: Vec<kubeconfig::Entry> = {
             let w = self.world();
             w.clusters
@@ -313,7 +313,7 @@ impl Core {
     /// at another Kubernetes API server (e.g. a real kube-apiserver in tests),
     /// now and whenever the emulator (re)starts that cluster's own API. The
     /// emulated API keeps running on its port. `false` when there is no such cluster.
-    pub fn redirect_cluster_api(&self, key: &str, endpoint: &str, ca_pem: &str) -> bool {
+    pub(crate) fn redirect_cluster_api(&self, key: &str, endpoint: &str, ca_pem: &str) -> bool {
         use base64::Engine;
         let ca_b64 = base64::engine::general_purpose::STANDARD.encode(ca_pem.as_bytes());
         {

@@ -20,7 +20,7 @@ use super::wire::json_response;
 
 impl Core {
     /// Starts (or restarts) the Kubernetes API of cluster `key` and records its endpoint and CA.
-    pub async fn start_cluster_api(self: &Arc<Self>, key: &str) {
+    pub(crate) async fn start_cluster_api(self: &Arc<Self>, key: &str) {
         let (identity, state, port) = {
             let w = self.world();
             let Some(c) = w.clusters.get(key) else {

@@ -31,6 +31,7 @@ use std::time::Duration;
 use self::core::Core;
 pub use self::core::Stats;
 use self::start::StartedListeners;
+pub use self::world::StateError;
 
 /// How to run an emulator.
 #[derive(Debug, Clone)]
@@ -104,16 +105,6 @@ pub enum EmulatorError {
     },
     #[error("cannot create credentials: {0}")]
     Crypto(String),
-}
-
-impl EmulatorError {
-    /// True when the user's input (seed, faults, state) is at fault rather than the machine.
-    pub fn is_user_error(&self) -> bool {
-        matches!(
-            self,
-            EmulatorError::Seed { .. } | EmulatorError::Faults(_) | EmulatorError::State(_)
-        )
-    }
 }
 
 /// A running emulator, in-process.

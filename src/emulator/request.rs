@@ -22,7 +22,7 @@ pub(crate) struct Req {
 impl Req {
     /// Parses `/{service}/{version}/{segments...}` (already split at `/`), or
     /// `None` when the path has no version or no segment after it.
-    pub fn parse(
+    pub(crate) fn parse(
         method: Method,
         raw: &[&str],
         query: Vec<(String, String)>,
@@ -52,7 +52,7 @@ impl Req {
     }
 
     /// First query value of `key`.
-    pub fn query_get(&self, key: &str) -> Option<&str> {
+    pub(crate) fn query_get(&self, key: &str) -> Option<&str> {
         self.query
             .iter()
             .find(|(k, _)| k == key)

@@ -14,7 +14,7 @@ use super::core::Core;
 use super::google::{self, Serve, gke, tokens};
 use super::request::Req;
 use super::time::now_ms;
-use super::wire::{ApiError, json_response};
+use super::wire::{GoogleApiError, json_response};
 
 /// The router of the Google API listeners (HTTPS and plain HTTP).
 pub(crate) fn router(core: Arc<Core>) -> Router {
@@ -44,8 +44,10 @@ async fn dispatch(State(core): State<Arc<Core>>, req: Request) -> Response<Body>
     let body = match axum::body::to_bytes(body, 8 << 20).await {
         Ok(b) => b,
         Err(_) => {
-            return ApiError::invalid("Request payload size exceeds the limit: 8388608 bytes.")
-                .into_response();
+            return GoogleApiError::invalid(
+                "Request payload size exceeds the limit: 8388608 bytes.",
+            )
+            .into_response();
         }
     };
     core.delay_and_count().await;
@@ -98,7 +100,7 @@ async fn google(
     body: Bytes,
 ) -> Response<Body> {
     let not_found = || {
-        ApiError::not_found(format!(
+        GoogleApiError::not_found(format!(
             "The requested URL /{} was not found on this server.",
             raw.join("/")
         ))
@@ -124,7 +126,7 @@ async fn google(
         return not_found();
     };
     if let Some(code) = core.pick_fault(service, method_id) {
-        return ApiError::injected(code).into_response();
+        return GoogleApiError::injected(code).into_response();
     }
     let full_method = format!("google.{service}.{}.{method_id}", req.version);
     let bearer = headers
@@ -137,11 +139,13 @@ async fn google(
         .map(str::trim);
     let who = match bearer {
         None | Some("") => {
-            return ApiError::missing_credentials(api_host, &full_method).into_response();
+            return GoogleApiError::missing_credentials(api_host, &full_method).into_response();
         }
         Some(t) => match core.authenticate(t) {
             Some(p) => p,
-            None => return ApiError::invalid_credentials(api_host, &full_method).into_response(),
+            None => {
+                return GoogleApiError::invalid_credentials(api_host, &full_method).into_response();
+            }
         },
     };
     let result = call(core, &req, &who, method_id).await;

@@ -22,7 +22,7 @@ use super::kube::KubeClusterState;
 use super::router;
 use super::seed;
 use super::time::now_ms;
-use super::world::{self, DEFAULT_PROJECT, TlsMaterial, World, ensure_admin};
+use super::world::{self, DEFAULT_PROJECT, EmulatorWorld, TlsMaterial, ensure_admin};
 use super::{EmulatorConfig, EmulatorError};
 
 /// Handles of the Google API listeners and background tasks.
@@ -120,9 +120,9 @@ pub(crate) async fn start(
     let mut w = match loaded {
         Some(w) => w,
         None => {
-            let mut w = World {
+            let mut w = EmulatorWorld {
                 version: world::STATE_VERSION,
-                ..World::default()
+                ..EmulatorWorld::default()
             };
             match &cfg.seed {
                 Some(path) => {

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 /// One Google API error, rendered as `{"error": {code, message, status, errors?, details?}}`.
 #[derive(Debug, Clone)]
-pub(crate) struct ApiError {
+pub(crate) struct GoogleApiError {
     /// HTTP status code.
     pub code: u16,
     /// Canonical status (`INVALID_ARGUMENT`, `NOT_FOUND`, ...).
@@ -23,7 +23,7 @@ pub(crate) struct ApiError {
     pub retry_after: Option<u64>,
 }
 
-impl ApiError {
+impl GoogleApiError {
     fn new(code: u16, status: &'static str, reason: Option<&'static str>, message: String) -> Self {
         Self {
             code,
@@ -243,15 +243,15 @@ pub(crate) fn oauth_error(code: u16, error: &str, description: &str) -> Response
 }
 
 /// Result of a handler.
-pub(crate) type ApiResult = Result<Value, ApiError>;
+pub(crate) type GoogleApiResult = Result<Value, GoogleApiError>;
 
 /// Parses a JSON request body. An empty body is `{}`.
-pub(crate) fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
+pub(crate) fn parse_body(body: &[u8]) -> Result<Value, GoogleApiError> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(json!({}));
     }
     let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::invalid_field(
+        GoogleApiError::invalid_field(
             "",
             format!(
                 "Invalid JSON payload received. {} at line {} column {}.",
@@ -262,7 +262,7 @@ pub(crate) fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
         )
     })?;
     if !value.is_object() {
-        return Err(ApiError::invalid_field(
+        return Err(GoogleApiError::invalid_field(
             "",
             "Invalid JSON payload received. Expected an object at the top level.".to_string(),
         ));
@@ -294,7 +294,11 @@ fn capitalise(s: &str) -> String {
 
 /// Rejects keys not in `allowed` at `path` (`""` is the top level), as
 /// Google's JSON parser does: `Invalid JSON payload received. Unknown name "x" at 'path': Cannot find field.`
-pub(crate) fn check_keys(value: &Value, path: &str, allowed: &[&str]) -> Result<(), ApiError> {
+pub(crate) fn check_keys(
+    value: &Value,
+    path: &str,
+    allowed: &[&str],
+) -> Result<(), GoogleApiError> {
     if let Some(obj) = value.as_object() {
         for key in obj.keys() {
             if !allowed.contains(&key.as_str()) {
@@ -308,7 +312,7 @@ pub(crate) fn check_keys(value: &Value, path: &str, allowed: &[&str]) -> Result<
                 } else {
                     format!("{path}.{key}")
                 };
-                return Err(ApiError::invalid_field(
+                return Err(GoogleApiError::invalid_field(
                     &field,
                     format!(
                         "Invalid JSON payload received. Unknown name \"{key}\"{at}: Cannot find field."
@@ -324,7 +328,7 @@ pub(crate) fn check_keys(value: &Value, path: &str, allowed: &[&str]) -> Result<
 pub(crate) fn opt_object<'a>(
     value: &'a Value,
     path: &str,
-) -> Result<Option<&'a serde_json::Map<String, Value>>, ApiError> {
+) -> Result<Option<&'a serde_json::Map<String, Value>>, GoogleApiError> {
     match lookup(value, path) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(m)) => Ok(Some(m)),
@@ -333,7 +337,7 @@ pub(crate) fn opt_object<'a>(
 }
 
 /// The string at `path`, if present; error if present with another type.
-pub(crate) fn opt_str<'a>(value: &'a Value, path: &str) -> Result<Option<&'a str>, ApiError> {
+pub(crate) fn opt_str<'a>(value: &'a Value, path: &str) -> Result<Option<&'a str>, GoogleApiError> {
     match lookup(value, path) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -342,7 +346,7 @@ pub(crate) fn opt_str<'a>(value: &'a Value, path: &str) -> Result<Option<&'a str
 }
 
 /// The integer at `path` (number or string of digits, as proto JSON allows).
-pub(crate) fn opt_i64(value: &Value, path: &str) -> Result<Option<i64>, ApiError> {
+pub(crate) fn opt_i64(value: &Value, path: &str) -> Result<Option<i64>, GoogleApiError> {
     match lookup(value, path) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => n
@@ -361,7 +365,7 @@ pub(crate) fn opt_i64(value: &Value, path: &str) -> Result<Option<i64>, ApiError
 pub(crate) fn opt_array<'a>(
     value: &'a Value,
     path: &str,
-) -> Result<Option<&'a Vec<Value>>, ApiError> {
+) -> Result<Option<&'a Vec<Value>>, GoogleApiError> {
     match lookup(value, path) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(a)) => Ok(Some(a)),
@@ -378,8 +382,8 @@ fn lookup<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
 }
 
 /// Google's type-mismatch message: `Invalid value at 'a.b' (TYPE_STRING), 12`.
-pub(crate) fn type_error(path: &str, ty: &str, got: &Value) -> ApiError {
-    ApiError::invalid_field(
+pub(crate) fn type_error(path: &str, ty: &str, got: &Value) -> GoogleApiError {
+    GoogleApiError::invalid_field(
         path,
         format!("Invalid value at '{}' ({ty}), {got}", snake_path(path)),
     )
@@ -427,11 +431,11 @@ mod tests {
 
     #[test]
     fn envelope_shape() {
-        let body = ApiError::not_found("Unknown service account").body();
+        let body = GoogleApiError::not_found("Unknown service account").body();
         assert_eq!(body["error"]["code"], 404);
         assert_eq!(body["error"]["status"], "NOT_FOUND");
         assert_eq!(body["error"]["errors"][0]["reason"], "notFound");
-        let bare = ApiError::forbidden_bare("The caller does not have permission").body();
+        let bare = GoogleApiError::forbidden_bare("The caller does not have permission").body();
         assert!(bare["error"].get("errors").is_none());
     }
 }

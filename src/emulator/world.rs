@@ -19,22 +19,22 @@ use super::crypto;
 use super::kube::KubeClusterState;
 
 /// Current format version of the state file.
-pub const STATE_VERSION: u32 = 1;
+pub(crate) const STATE_VERSION: u32 = 1;
 
 /// Everything the emulator knows.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct World {
+pub(crate) struct EmulatorWorld {
     pub version: u32,
     /// Project exported as `CLOUDSDK_CORE_PROJECT`.
     pub default_project: String,
     pub projects: BTreeMap<String, Project>,
     /// Live service accounts by email.
-    pub service_accounts: BTreeMap<String, ServiceAccount>,
+    pub service_accounts: BTreeMap<String, ServiceAccountRecord>,
     /// Deleted service accounts (kept for `undelete`).
     #[serde(default)]
-    pub deleted_service_accounts: Vec<ServiceAccount>,
+    pub deleted_service_accounts: Vec<ServiceAccountRecord>,
     /// GKE clusters by `project/location/name`.
-    pub clusters: BTreeMap<String, Cluster>,
+    pub clusters: BTreeMap<String, GkeClusterRecord>,
     /// GKE operations, oldest first.
     pub operations: Vec<GkeOperation>,
     /// Service Usage operations by name (`operations/...`), always done.
@@ -65,7 +65,7 @@ pub struct World {
 
 /// A project.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Project {
+pub(crate) struct Project {
     pub id: String,
     /// Digits, as a string.
     pub number: String,
@@ -73,7 +73,7 @@ pub struct Project {
     pub create_ms: i64,
     /// Enabled services.
     pub services: BTreeSet<String>,
-    pub policy: Policy,
+    pub policy: IamPolicyRecord,
     /// True once any cluster of this project has had Workload Identity: the
     /// pool `PROJECT.svc.id.goog` then exists (it is never deleted).
     pub workload_pool_exists: bool,
@@ -86,7 +86,7 @@ pub struct Project {
 
 /// An IAM policy. Bindings are kept as JSON so conditions survive verbatim.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Policy {
+pub(crate) struct IamPolicyRecord {
     /// Base64 etag; `ACAB` for a policy never written.
     pub etag: String,
     pub bindings: Vec<Value>,
@@ -94,9 +94,9 @@ pub struct Policy {
     pub audit_configs: Vec<Value>,
 }
 
-impl Policy {
+impl IamPolicyRecord {
     /// An empty policy never written.
-    pub fn empty() -> Self {
+    pub(crate) fn empty() -> Self {
         Self {
             etag: "ACAB".into(),
             bindings: Vec::new(),
@@ -105,12 +105,12 @@ impl Policy {
     }
 
     /// True when any binding carries a condition (the policy is version 3).
-    pub fn has_conditions(&self) -> bool {
+    pub(crate) fn has_conditions(&self) -> bool {
         self.bindings.iter().any(|b| b.get("condition").is_some())
     }
 
     /// The Policy resource as Google returns it.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let mut m = serde_json::Map::new();
         // A policy never written is just `{"etag": "ACAB"}`; once written it
         // carries its version even when empty (as recorded).
@@ -135,7 +135,7 @@ impl Policy {
 
     /// Roles granted to any of `members` (ignores conditions: the emulator
     /// treats conditional grants as granted).
-    pub fn roles_of(&self, members: &[String]) -> Vec<String> {
+    pub(crate) fn roles_of(&self, members: &[String]) -> Vec<String> {
         let mut roles = Vec::new();
         for b in &self.bindings {
             let Some(role) = b.get("role").and_then(Value::as_str) else {
@@ -159,7 +159,7 @@ impl Policy {
 
 /// A service account.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ServiceAccount {
+pub(crate) struct ServiceAccountRecord {
     pub email: String,
     pub project: String,
     pub account_id: String,
@@ -170,28 +170,28 @@ pub struct ServiceAccount {
     pub create_ms: i64,
     /// Invisible to reads until this time (eventual consistency).
     pub visible_ms: i64,
-    pub policy: Policy,
+    pub policy: IamPolicyRecord,
     pub etag: String,
 }
 
 /// A GKE cluster: its resource as JSON (status and node-pool statuses are
 /// computed from operations when rendered).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Cluster {
+pub(crate) struct GkeClusterRecord {
     pub project: String,
     pub location: String,
     pub name: String,
     pub resource: Value,
 }
 
-impl Cluster {
+impl GkeClusterRecord {
     /// `project/location/name`.
-    pub fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         cluster_key(&self.project, &self.location, &self.name)
     }
 
     /// The workload pool, when Workload Identity is on.
-    pub fn workload_pool(&self) -> Option<String> {
+    pub(crate) fn workload_pool(&self) -> Option<String> {
         self.resource
             .pointer("/workloadIdentityConfig/workloadPool")
             .and_then(Value::as_str)
@@ -201,13 +201,13 @@ impl Cluster {
 }
 
 /// `project/location/name`.
-pub fn cluster_key(project: &str, location: &str, name: &str) -> String {
+pub(crate) fn cluster_key(project: &str, location: &str, name: &str) -> String {
     format!("{project}/{location}/{name}")
 }
 
 /// What happens when an operation finishes.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub enum OnDone {
+pub(crate) enum OnDone {
     Nothing,
     DeleteCluster,
     DeleteNodePool(String),
@@ -215,7 +215,7 @@ pub enum OnDone {
 
 /// A GKE long-running operation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct GkeOperation {
+pub(crate) struct GkeOperation {
     pub name: String,
     pub project: String,
     pub location: String,
@@ -234,7 +234,7 @@ pub struct GkeOperation {
 
 impl GkeOperation {
     /// Status at `now_ms`.
-    pub fn status_at(&self, now_ms: i64) -> &'static str {
+    pub(crate) fn status_at(&self, now_ms: i64) -> &'static str {
         let elapsed = now_ms - self.start_ms;
         if elapsed >= self.duration_ms {
             "DONE"
@@ -246,18 +246,18 @@ impl GkeOperation {
     }
 
     /// True when not DONE at `now_ms`.
-    pub fn is_active(&self, now_ms: i64) -> bool {
+    pub(crate) fn is_active(&self, now_ms: i64) -> bool {
         self.status_at(now_ms) != "DONE"
     }
 }
 
 /// Whom an access token belongs to.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub enum Principal {
+pub(crate) enum Principal {
     /// A human user (`user:EMAIL`).
     User(String),
     /// A Google service account (`serviceAccount:EMAIL`).
-    ServiceAccount(String),
+    ServiceAccountRecord(String),
     /// A Kubernetes service account federated through a workload pool.
     Federated {
         pool: String,
@@ -269,9 +269,9 @@ pub enum Principal {
 
 impl Principal {
     /// The principal's email-like name (Kubernetes username).
-    pub fn email(&self) -> String {
+    pub(crate) fn email(&self) -> String {
         match self {
-            Principal::User(e) | Principal::ServiceAccount(e) => e.clone(),
+            Principal::User(e) | Principal::ServiceAccountRecord(e) => e.clone(),
             Principal::Federated {
                 pool,
                 namespace,
@@ -282,10 +282,10 @@ impl Principal {
     }
 
     /// Every IAM member string that designates this principal.
-    pub fn members(&self) -> Vec<String> {
+    pub(crate) fn members(&self) -> Vec<String> {
         let mut out = match self {
             Principal::User(e) => vec![format!("user:{e}")],
-            Principal::ServiceAccount(e) => vec![format!("serviceAccount:{e}")],
+            Principal::ServiceAccountRecord(e) => vec![format!("serviceAccount:{e}")],
             Principal::Federated {
                 pool,
                 namespace,
@@ -306,14 +306,14 @@ impl Principal {
 
 /// An access token the emulator issued.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct IssuedToken {
+pub(crate) struct IssuedToken {
     pub principal: Principal,
     pub expires_ms: i64,
 }
 
 /// A service-account key the emulator issued (public half only).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct IssuedKey {
+pub(crate) struct IssuedKey {
     pub email: String,
     /// PKCS#1 DER of the RSA public key, hex.
     pub public_pkcs1_hex: String,
@@ -324,7 +324,7 @@ pub struct IssuedKey {
 
 /// The built-in admin identities and their credentials.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AdminIdentity {
+pub(crate) struct AdminIdentity {
     pub user_email: String,
     pub sa_email: String,
     pub key_id: String,
@@ -336,7 +336,7 @@ pub struct AdminIdentity {
 
 /// TLS material of the Google API listener.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TlsMaterial {
+pub(crate) struct TlsMaterial {
     pub ca_cert_pem: String,
     pub cert_pem: String,
     pub key_pem: String,
@@ -370,7 +370,7 @@ impl StateError {
 }
 
 /// Loads the world from `path`; `Ok(None)` when the file does not exist.
-pub fn load(path: &Path) -> Result<Option<World>, StateError> {
+pub(crate) fn load(path: &Path) -> Result<Option<EmulatorWorld>, StateError> {
     let text = match std::fs::read(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -391,7 +391,7 @@ pub fn load(path: &Path) -> Result<Option<World>, StateError> {
 
 /// Writes `bytes` to `path` atomically: temp file in the same directory,
 /// fsync, rename, fsync of the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::path::PathBuf::from("."),
@@ -410,9 +410,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 // by the API handlers and the seed alike.
 
 /// Default project of a world without seed.
-pub const DEFAULT_PROJECT: &str = "wi-emulator";
+pub(crate) const DEFAULT_PROJECT: &str = "wi-emulator";
 /// The admin user principal.
-pub const ADMIN_USER: &str = "admin@wi-emulator.local";
+pub(crate) const ADMIN_USER: &str = "admin@wi-emulator.local";
 
 /// Services enabled in a new emulated project (iamcredentials is not: the how-to enables it).
 pub(crate) const DEFAULT_ENABLED: &[&str] = &[
@@ -447,7 +447,12 @@ pub(crate) fn new_policy_etag() -> String {
 }
 
 /// A new project with the admin principals as owners.
-pub(crate) fn new_project(world: &World, id: &str, number: Option<String>, now: i64) -> Project {
+pub(crate) fn new_project(
+    world: &EmulatorWorld,
+    id: &str,
+    number: Option<String>,
+    now: i64,
+) -> Project {
     let number = number.unwrap_or_else(|| {
         let mut n = String::new();
         let mut rng = rand::thread_rng();
@@ -457,7 +462,7 @@ pub(crate) fn new_project(world: &World, id: &str, number: Option<String>, now: 
         }
         n
     });
-    let mut policy = Policy::empty();
+    let mut policy = IamPolicyRecord::empty();
     if let Some(a) = &world.admin {
         policy.bindings.push(json!({
             "role": "roles/owner",
@@ -480,7 +485,7 @@ pub(crate) fn new_project(world: &World, id: &str, number: Option<String>, now: 
 
 /// Creates the admin identity (user, service account, key, long-lived token) when
 /// missing and makes it owner of every project.
-pub(crate) fn ensure_admin(world: &mut World, now: i64) -> Result<(), EmulatorError> {
+pub(crate) fn ensure_admin(world: &mut EmulatorWorld, now: i64) -> Result<(), EmulatorError> {
     if world.admin.is_none() {
         let key = crypto::generate_rsa_key().map_err(EmulatorError::Crypto)?;
         let key_id = hex::encode(&uuid::Uuid::new_v4().as_bytes()[..16]);
@@ -520,7 +525,7 @@ pub(crate) fn ensure_admin(world: &mut World, now: i64) -> Result<(), EmulatorEr
     if !world.service_accounts.contains_key(&admin.sa_email) {
         world.service_accounts.insert(
             admin.sa_email.clone(),
-            ServiceAccount {
+            ServiceAccountRecord {
                 email: admin.sa_email.clone(),
                 project: project.clone(),
                 account_id: "wi-admin".into(),
@@ -530,7 +535,7 @@ pub(crate) fn ensure_admin(world: &mut World, now: i64) -> Result<(), EmulatorEr
                 disabled: false,
                 create_ms: now,
                 visible_ms: now,
-                policy: Policy::empty(),
+                policy: IamPolicyRecord::empty(),
                 etag: "MDEwMjE5MjA=".into(),
             },
         );
@@ -564,7 +569,7 @@ mod tests {
 
     #[test]
     fn policy_version_follows_conditions() {
-        let mut p = Policy::empty();
+        let mut p = IamPolicyRecord::empty();
         assert_eq!(p.to_json(), json!({"etag": "ACAB"}));
         p.bindings
             .push(json!({"role": "roles/x", "members": ["user:a@b.c"]}));
@@ -604,9 +609,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
         assert!(load(&path).unwrap().is_none());
-        let w = World {
+        let w = EmulatorWorld {
             default_project: "p".into(),
-            ..World::default()
+            ..EmulatorWorld::default()
         };
         write_atomic(&path, &serde_json::to_vec(&w).unwrap()).unwrap();
         assert_eq!(load(&path).unwrap().unwrap().default_project, "p");

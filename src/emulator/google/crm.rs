@@ -11,8 +11,10 @@ use super::policy;
 use crate::emulator::core::Core;
 use crate::emulator::request::Req;
 use crate::emulator::time::rfc3339;
-use crate::emulator::wire::{self, ApiError, ApiResult, check_keys, opt_array, parse_body};
-use crate::emulator::world::{self, Principal, Project, World};
+use crate::emulator::wire::{
+    self, GoogleApiError, GoogleApiResult, check_keys, opt_array, parse_body,
+};
+use crate::emulator::world::{self, EmulatorWorld, Principal, Project};
 
 /// CRM method id.
 pub(crate) fn method_id(req: &Req) -> Option<&'static str> {
@@ -31,12 +33,12 @@ pub(crate) fn method_id(req: &Req) -> Option<&'static str> {
     }
 }
 
-fn crm_denied() -> ApiError {
-    ApiError::forbidden_bare("The caller does not have permission")
+fn crm_denied() -> GoogleApiError {
+    GoogleApiError::forbidden_bare("The caller does not have permission")
 }
 
 /// A project by id or number.
-pub(crate) fn find_project<'a>(world: &'a World, id: &str) -> Option<&'a Project> {
+pub(crate) fn find_project<'a>(world: &'a EmulatorWorld, id: &str) -> Option<&'a Project> {
     world
         .projects
         .get(id)
@@ -44,7 +46,7 @@ pub(crate) fn find_project<'a>(world: &'a World, id: &str) -> Option<&'a Project
 }
 
 /// Serves one Resource Manager call.
-pub(crate) fn call(core: &Arc<Core>, req: &Req, who: &Principal, method: &str) -> ApiResult {
+pub(crate) fn call(core: &Arc<Core>, req: &Req, who: &Principal, method: &str) -> GoogleApiResult {
     match method {
         "projects.create" => return create_project(core, req, who),
         "operations.get" => {
@@ -54,7 +56,7 @@ pub(crate) fn call(core: &Arc<Core>, req: &Req, who: &Principal, method: &str) -
                 .su_operations
                 .get(&name)
                 .cloned()
-                .ok_or_else(|| ApiError::not_found(format!("Operation {name} not found.")));
+                .ok_or_else(|| GoogleApiError::not_found(format!("Operation {name} not found.")));
         }
         _ => {}
     }
@@ -157,11 +159,11 @@ pub(crate) fn call(core: &Arc<Core>, req: &Req, who: &Principal, method: &str) -
             }
             Ok(json!({ "permissions": perms }))
         }
-        _ => Err(ApiError::not_found("Method not found.")),
+        _ => Err(GoogleApiError::not_found("Method not found.")),
     }
 }
 
-fn create_project(core: &Arc<Core>, req: &Req, who: &Principal) -> ApiResult {
+fn create_project(core: &Arc<Core>, req: &Req, who: &Principal) -> GoogleApiResult {
     let body = parse_body(&req.body)?;
     check_keys(
         &body,
@@ -184,7 +186,7 @@ fn create_project(core: &Arc<Core>, req: &Req, who: &Principal) -> ApiResult {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !id.ends_with('-');
     if !valid {
-        return Err(ApiError::invalid_field(
+        return Err(GoogleApiError::invalid_field(
             "project_id",
             format!(
                 "Field [projectId] has illegal value \"{id}\": must be 6 to 30 lowercase letters, digits or hyphens, starting with a letter."
@@ -193,7 +195,9 @@ fn create_project(core: &Arc<Core>, req: &Req, who: &Principal) -> ApiResult {
     }
     let mut world = core.world();
     if world.projects.contains_key(&id) {
-        return Err(ApiError::already_exists("Requested entity already exists"));
+        return Err(GoogleApiError::already_exists(
+            "Requested entity already exists",
+        ));
     }
     let mut project = world::new_project(&world, &id, None, req.now);
     if let Some(n) = wire::opt_str(&body, "name")? {

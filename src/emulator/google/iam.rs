@@ -13,10 +13,11 @@ use crate::emulator::crypto;
 use crate::emulator::request::Req;
 use crate::emulator::time::rfc3339_seconds;
 use crate::emulator::wire::{
-    ApiError, ApiResult, check_keys, opt_array, opt_object, opt_str, parse_body,
+    GoogleApiError, GoogleApiResult, check_keys, opt_array, opt_object, opt_str, parse_body,
 };
 use crate::emulator::world::{
-    self, Policy, Principal, ServiceAccount, World, new_policy_etag, new_unique_id,
+    self, EmulatorWorld, IamPolicyRecord, Principal, ServiceAccountRecord, new_policy_etag,
+    new_unique_id,
 };
 use base64::Engine;
 
@@ -60,8 +61,8 @@ pub(crate) fn method_id(req: &Req) -> Option<&'static str> {
     }
 }
 
-fn denied(permission: &str) -> ApiError {
-    ApiError::forbidden(format!(
+fn denied(permission: &str) -> GoogleApiError {
+    GoogleApiError::forbidden(format!(
         "Permission '{permission}' denied on resource (or it may not exist)."
     ))
     .with_error_info(
@@ -71,17 +72,17 @@ fn denied(permission: &str) -> ApiError {
     )
 }
 
-fn unknown_sa() -> ApiError {
-    ApiError::not_found("Unknown service account")
+fn unknown_sa() -> GoogleApiError {
+    GoogleApiError::not_found("Unknown service account")
 }
 
 /// Finds a visible live service account by email or uniqueId.
 pub(crate) fn resolve<'a>(
-    world: &'a World,
+    world: &'a EmulatorWorld,
     project: &str,
     id: &str,
     now: i64,
-) -> Option<&'a ServiceAccount> {
+) -> Option<&'a ServiceAccountRecord> {
     let sa = world
         .service_accounts
         .get(id)
@@ -96,7 +97,7 @@ pub(crate) fn resolve<'a>(
 }
 
 /// The ServiceAccount resource.
-pub(crate) fn render_sa(sa: &ServiceAccount) -> Value {
+pub(crate) fn render_sa(sa: &ServiceAccountRecord) -> Value {
     let mut m = serde_json::Map::new();
     m.insert(
         "name".into(),
@@ -132,7 +133,12 @@ fn valid_account_id(id: &str) -> bool {
 }
 
 /// Serves one IAM call.
-pub(crate) async fn call(core: &Arc<Core>, req: &Req, who: &Principal, method: &str) -> ApiResult {
+pub(crate) async fn call(
+    core: &Arc<Core>,
+    req: &Req,
+    who: &Principal,
+    method: &str,
+) -> GoogleApiResult {
     let project = req.segs[1].clone();
     let now = req.now;
     match method {
@@ -227,7 +233,7 @@ pub(crate) async fn call(core: &Arc<Core>, req: &Req, who: &Principal, method: &
                 .service_accounts
                 .get(&email)
                 .map(|s| s.policy.clone())
-                .unwrap_or_else(Policy::empty);
+                .unwrap_or_else(IamPolicyRecord::empty);
             let next = set_policy(&world, &current, &body, now)?;
             let out = next.to_json();
             if let Some(sa) = world.service_accounts.get_mut(&email) {
@@ -256,11 +262,11 @@ pub(crate) async fn call(core: &Arc<Core>, req: &Req, who: &Principal, method: &
             }
             Ok(json!({ "permissions": perms }))
         }
-        _ => Err(ApiError::not_found("Method not found.")),
+        _ => Err(GoogleApiError::not_found("Method not found.")),
     }
 }
 
-fn create(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
+fn create(core: &Core, req: &Req, who: &Principal, project: &str) -> GoogleApiResult {
     let body = parse_body(&req.body)?;
     check_keys(&body, "", &["accountId", "serviceAccount"])?;
     if let Some(sa) = opt_object(&body, "serviceAccount")? {
@@ -282,13 +288,13 @@ fn create(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
     }
     let account_id = opt_str(&body, "accountId")?.unwrap_or("");
     if account_id.is_empty() {
-        return Err(ApiError::invalid_field(
+        return Err(GoogleApiError::invalid_field(
             "account_id",
             "Missing required field \"accountId\".",
         ));
     }
     if !valid_account_id(account_id) {
-        return Err(ApiError::invalid_field(
+        return Err(GoogleApiError::invalid_field(
             "account_id",
             format!(
                 "Invalid value for field \"accountId\": \"{account_id}\". Account ID must be between 6 and 30 characters, start with a lowercase letter, and contain only lowercase letters, digits and hyphens (regex [a-z]([-a-z0-9]*[a-z0-9])).",
@@ -301,7 +307,7 @@ fn create(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
         .as_ref()
         .is_some_and(|d| d.chars().count() > 100)
     {
-        return Err(ApiError::invalid_field(
+        return Err(GoogleApiError::invalid_field(
             "service_account.display_name",
             "Invalid value for field \"serviceAccount.displayName\": must be at most 100 characters.",
         ));
@@ -312,7 +318,7 @@ fn create(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
     }
     let email = format!("{account_id}@{project}.iam.gserviceaccount.com");
     if world.service_accounts.contains_key(&email) {
-        return Err(ApiError::already_exists(format!(
+        return Err(GoogleApiError::already_exists(format!(
             "Service account {account_id} already exists within project projects/{project}."
         ))
         .with_detail(json!({
@@ -320,7 +326,7 @@ fn create(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
             "resourceName": format!("projects/{project}/serviceAccounts/{email}")
         })));
     }
-    let sa = ServiceAccount {
+    let sa = ServiceAccountRecord {
         email: email.clone(),
         project: project.to_string(),
         account_id: account_id.to_string(),
@@ -330,7 +336,7 @@ fn create(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
         disabled: false,
         create_ms: req.now,
         visible_ms: req.now + core.visibility_ms(),
-        policy: Policy::empty(),
+        policy: IamPolicyRecord::empty(),
         etag: "MDEwMjE5MjA=".into(),
     };
     let out = render_sa(&sa);
@@ -340,7 +346,7 @@ fn create(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
     Ok(out)
 }
 
-fn list(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
+fn list(core: &Core, req: &Req, who: &Principal, project: &str) -> GoogleApiResult {
     let world = core.world();
     if !permissions::allowed_on_project(&world, who, project, "iam.serviceAccounts.list") {
         return Err(denied("iam.serviceAccounts.list"));
@@ -348,7 +354,7 @@ fn list(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
     let page_size = match req.query_get("pageSize") {
         None => 20,
         Some(s) => s.parse::<usize>().map_err(|_| {
-            ApiError::invalid_field(
+            GoogleApiError::invalid_field(
                 "page_size",
                 format!("Invalid value at 'page_size' (TYPE_INT32), \"{s}\""),
             )
@@ -363,9 +369,9 @@ fn list(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
         None | Some("") => 0,
         Some(t) => t
             .parse::<usize>()
-            .map_err(|_| ApiError::invalid_field("page_token", "Invalid page token."))?,
+            .map_err(|_| GoogleApiError::invalid_field("page_token", "Invalid page token."))?,
     };
-    let all: Vec<&ServiceAccount> = world
+    let all: Vec<&ServiceAccountRecord> = world
         .service_accounts
         .values()
         .filter(|s| s.project == project && s.visible_ms <= req.now)
@@ -389,7 +395,13 @@ fn list(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
     Ok(Value::Object(out))
 }
 
-fn patch(core: &Core, req: &Req, who: &Principal, project: &str, legacy_put: bool) -> ApiResult {
+fn patch(
+    core: &Core,
+    req: &Req,
+    who: &Principal,
+    project: &str,
+    legacy_put: bool,
+) -> GoogleApiResult {
     let body = parse_body(&req.body)?;
     let (sa_in, mask): (Value, Vec<String>) = if legacy_put {
         let fields: Vec<String> = ["displayName", "description"]
@@ -412,7 +424,7 @@ fn patch(core: &Core, req: &Req, who: &Principal, project: &str, legacy_put: boo
             .map(str::to_string)
             .collect();
         if paths.is_empty() {
-            return Err(ApiError::invalid_field(
+            return Err(GoogleApiError::invalid_field(
                 "update_mask",
                 "Invalid field mask for ServiceAccount. Field mask paths cannot be empty.",
             ));
@@ -455,7 +467,7 @@ fn patch(core: &Core, req: &Req, who: &Principal, project: &str, legacy_put: boo
                 }
             }
             other => {
-                return Err(ApiError::invalid_field(
+                return Err(GoogleApiError::invalid_field(
                     "update_mask",
                     format!(
                         "Invalid field mask for ServiceAccount. Unknown or immutable field \"{other}\"."
@@ -474,7 +486,7 @@ fn patch(core: &Core, req: &Req, who: &Principal, project: &str, legacy_put: boo
     Ok(result)
 }
 
-fn render_key(sa: &ServiceAccount, id: &str, created_ms: i64) -> Value {
+fn render_key(sa: &ServiceAccountRecord, id: &str, created_ms: i64) -> Value {
     json!({
         "name": format!("projects/{}/serviceAccounts/{}/keys/{id}", sa.project, sa.email),
         "keyAlgorithm": "KEY_ALG_RSA_2048",
@@ -487,7 +499,7 @@ fn render_key(sa: &ServiceAccount, id: &str, created_ms: i64) -> Value {
 
 /// Service-account keys: real RSA keys whose JSON key file works with the
 /// emulator's OAuth endpoint.
-fn keys(core: &Core, req: &Req, who: &Principal, project: &str, method: &str) -> ApiResult {
+fn keys(core: &Core, req: &Req, who: &Principal, project: &str, method: &str) -> GoogleApiResult {
     let perm = match method.rsplit('.').next().unwrap_or("") {
         "create" => "iam.serviceAccountKeys.create",
         "delete" => "iam.serviceAccountKeys.delete",
@@ -505,7 +517,7 @@ fn keys(core: &Core, req: &Req, who: &Principal, project: &str, method: &str) ->
         sa
     };
     let key_missing = |id: &str| {
-        ApiError::not_found(format!(
+        GoogleApiError::not_found(format!(
             "Service account key projects/{}/serviceAccounts/{}/keys/{id} does not exist.",
             sa.project, sa.email
         ))
@@ -516,7 +528,7 @@ fn keys(core: &Core, req: &Req, who: &Principal, project: &str, method: &str) ->
             check_keys(&body, "", &["keyAlgorithm", "privateKeyType"])?;
             let alg = opt_str(&body, "keyAlgorithm")?.unwrap_or("KEY_ALG_RSA_2048");
             if !matches!(alg, "KEY_ALG_RSA_2048" | "KEY_ALG_UNSPECIFIED") {
-                return Err(ApiError::invalid_field(
+                return Err(GoogleApiError::invalid_field(
                     "key_algorithm",
                     format!(
                         "Invalid value at 'key_algorithm': the emulator issues KEY_ALG_RSA_2048 keys only, not {alg}."
@@ -525,7 +537,7 @@ fn keys(core: &Core, req: &Req, who: &Principal, project: &str, method: &str) ->
             }
             let ty = opt_str(&body, "privateKeyType")?.unwrap_or("TYPE_GOOGLE_CREDENTIALS_FILE");
             if !matches!(ty, "TYPE_GOOGLE_CREDENTIALS_FILE" | "TYPE_UNSPECIFIED") {
-                return Err(ApiError::invalid_field(
+                return Err(GoogleApiError::invalid_field(
                     "private_key_type",
                     format!(
                         "Invalid value at 'private_key_type': the emulator issues TYPE_GOOGLE_CREDENTIALS_FILE keys only, not {ty}."
@@ -533,7 +545,7 @@ fn keys(core: &Core, req: &Req, who: &Principal, project: &str, method: &str) ->
                 ));
             }
             let generated = crypto::generate_rsa_key().map_err(|e| {
-                ApiError::injected(500).with_detail(
+                GoogleApiError::injected(500).with_detail(
                     json!({"@type": "type.googleapis.com/google.rpc.DebugInfo", "detail": e}),
                 )
             })?;
@@ -598,7 +610,7 @@ fn keys(core: &Core, req: &Req, who: &Principal, project: &str, method: &str) ->
     }
 }
 
-fn delete(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
+fn delete(core: &Core, req: &Req, who: &Principal, project: &str) -> GoogleApiResult {
     let mut world = core.world();
     let sa = resolve(&world, project, &req.segs[3], req.now)
         .ok_or_else(unknown_sa)?
@@ -611,7 +623,7 @@ fn delete(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
     // IAM rewrites the deleted account's memberships.
     let old = format!("serviceAccount:{}", sa.email);
     let new = format!("deleted:serviceAccount:{}?uid={}", sa.email, sa.unique_id);
-    let rewrite = |p: &mut Policy| {
+    let rewrite = |p: &mut IamPolicyRecord| {
         for b in p.bindings.iter_mut() {
             if let Some(ms) = b.get_mut("members").and_then(Value::as_array_mut) {
                 for m in ms.iter_mut() {
@@ -634,7 +646,7 @@ fn delete(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
     Ok(json!({}))
 }
 
-fn undelete(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
+fn undelete(core: &Core, req: &Req, who: &Principal, project: &str) -> GoogleApiResult {
     let mut world = core.world();
     let id = &req.segs[3];
     let idx = world
@@ -649,7 +661,7 @@ fn undelete(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult
         return Err(denied("iam.serviceAccounts.undelete"));
     }
     if world.service_accounts.contains_key(&sa.email) {
-        return Err(ApiError::failed_precondition(format!(
+        return Err(GoogleApiError::failed_precondition(format!(
             "Account {} already exists; cannot undelete.",
             sa.email
         )));

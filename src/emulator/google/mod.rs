@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, Response};
 
 use super::core::Core;
 use super::request::Req;
-use super::wire::ApiResult;
+use super::wire::GoogleApiResult;
 use super::world::Principal;
 
 pub(crate) mod crm;
@@ -25,7 +25,7 @@ pub(crate) mod serviceusage;
 pub(crate) mod tokens;
 
 /// The future a Google method handler returns.
-pub(crate) type CallFuture<'a> = Pin<Box<dyn Future<Output = ApiResult> + Send + 'a>>;
+pub(crate) type CallFuture<'a> = Pin<Box<dyn Future<Output = GoogleApiResult> + Send + 'a>>;
 
 /// How an API is served.
 pub(crate) enum Serve {

@@ -3,11 +3,11 @@
 //! authorizer). Kept in one module so the model can grow without touching
 //! the API handlers.
 
-use crate::emulator::world::{Principal, World};
+use crate::emulator::world::{EmulatorWorld, Principal};
 
 /// Does `role` grant `permission`? The emulator's role catalogue: small, but
 /// shaped like the real predefined roles.
-pub fn role_grants(role: &str, permission: &str) -> bool {
+pub(crate) fn role_grants(role: &str, permission: &str) -> bool {
     let read_only = permission.ends_with(".get")
         || permission.ends_with(".list")
         || permission.ends_with(".getIamPolicy");
@@ -58,8 +58,8 @@ pub fn role_grants(role: &str, permission: &str) -> bool {
 }
 
 /// True when `principal` holds `permission` on `project` through the project policy.
-pub fn allowed_on_project(
-    world: &World,
+pub(crate) fn allowed_on_project(
+    world: &EmulatorWorld,
     principal: &Principal,
     project: &str,
     permission: &str,
@@ -72,7 +72,7 @@ pub fn allowed_on_project(
     if let Some(admin) = &world.admin {
         let is_admin = match principal {
             Principal::User(e) => *e == admin.user_email,
-            Principal::ServiceAccount(e) => *e == admin.sa_email,
+            Principal::ServiceAccountRecord(e) => *e == admin.sa_email,
             Principal::Federated { .. } => false,
         };
         if is_admin && role_grants("roles/owner", permission) {
@@ -87,7 +87,7 @@ pub fn allowed_on_project(
 
 /// The principal behind a Kubernetes username the emulator handed out
 /// (see [`Principal::email`]).
-pub fn principal_from_email(world: &World, user: &str) -> Principal {
+pub(crate) fn principal_from_email(world: &EmulatorWorld, user: &str) -> Principal {
     if let Some((pool, rest)) = user.split_once('[')
         && let Some((ns, ksa)) = rest.trim_end_matches(']').split_once('/')
     {
@@ -104,7 +104,7 @@ pub fn principal_from_email(world: &World, user: &str) -> Principal {
         };
     }
     if user.ends_with(".gserviceaccount.com") {
-        Principal::ServiceAccount(user.to_string())
+        Principal::ServiceAccountRecord(user.to_string())
     } else {
         Principal::User(user.to_string())
     }
@@ -113,8 +113,8 @@ pub fn principal_from_email(world: &World, user: &str) -> Principal {
 /// GKE's first authorizer: may `user` do `verb` on `resource` (and
 /// `subresource`) in a cluster of `project`, by the IAM permission
 /// `container.<resource>.<verb>`? (RBAC, GKE's second authorizer, is not emulated.)
-pub fn kube_allowed(
-    world: &World,
+pub(crate) fn kube_allowed(
+    world: &EmulatorWorld,
     project: &str,
     user: &str,
     verb: &str,
@@ -143,7 +143,12 @@ pub fn kube_allowed(
 
 /// True when `principal` holds `permission` on the service account `email`,
 /// through its own policy or its project's.
-pub fn allowed_on_sa(world: &World, principal: &Principal, email: &str, permission: &str) -> bool {
+pub(crate) fn allowed_on_sa(
+    world: &EmulatorWorld,
+    principal: &Principal,
+    email: &str,
+    permission: &str,
+) -> bool {
     let Some(sa) = world.service_accounts.get(email) else {
         return false;
     };
@@ -179,9 +184,9 @@ mod tests {
 
     #[test]
     fn kubernetes_access_follows_project_iam() {
-        use crate::emulator::world::{Policy, Project};
-        let mut world = World::default();
-        let mut policy = Policy::empty();
+        use crate::emulator::world::{IamPolicyRecord, Project};
+        let mut world = EmulatorWorld::default();
+        let mut policy = IamPolicyRecord::empty();
         policy
             .bindings
             .push(json!({"role": "roles/viewer", "members": ["user:v@example.com"]}));

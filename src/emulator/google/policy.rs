@@ -5,13 +5,13 @@
 
 use serde_json::{Value, json};
 
-use crate::emulator::wire::{self, ApiError, check_keys, opt_array, opt_str};
-use crate::emulator::world::{Policy, World, new_policy_etag};
+use crate::emulator::wire::{self, GoogleApiError, check_keys, opt_array, opt_str};
+use crate::emulator::world::{EmulatorWorld, IamPolicyRecord, new_policy_etag};
 
 /// Why a policy member is refused, or `Ok`.
-fn check_member(world: &World, member: &str, now: i64) -> Result<(), ApiError> {
+fn check_member(world: &EmulatorWorld, member: &str, now: i64) -> Result<(), GoogleApiError> {
     let pool_missing = |pool: &str| {
-        ApiError::invalid(format!(
+        GoogleApiError::invalid(format!(
             "Identity Pool does not exist ({pool}). Please check that you specified a valid resource name as returned in the `name` attribute in the configuration API."
         ))
     };
@@ -24,7 +24,7 @@ fn check_member(world: &World, member: &str, now: i64) -> Result<(), ApiError> {
         return Ok(());
     }
     let (kind, value) = member.split_once(':').ok_or_else(|| {
-        ApiError::invalid(format!(
+        GoogleApiError::invalid(format!(
             "Invalid member \"{member}\": members must look like TYPE:VALUE (user:, serviceAccount:, group:, domain:, principal://...)."
         ))
     })?;
@@ -32,7 +32,7 @@ fn check_member(world: &World, member: &str, now: i64) -> Result<(), ApiError> {
         "serviceAccount" => {
             if let Some((pool, rest)) = value.split_once('[') {
                 if !rest.ends_with(']') || !rest.contains('/') {
-                    return Err(ApiError::invalid(format!(
+                    return Err(GoogleApiError::invalid(format!(
                         "Invalid service account ({value})."
                     )));
                 }
@@ -47,12 +47,12 @@ fn check_member(world: &World, member: &str, now: i64) -> Result<(), ApiError> {
                     .get(value)
                     .is_some_and(|s| s.visible_ms <= now);
                 if !visible {
-                    return Err(ApiError::invalid(format!(
+                    return Err(GoogleApiError::invalid(format!(
                         "Service account {value} does not exist."
                     )));
                 }
             } else if !value.contains('@') {
-                return Err(ApiError::invalid(format!(
+                return Err(GoogleApiError::invalid(format!(
                     "Invalid service account ({value})."
                 )));
             }
@@ -62,7 +62,9 @@ fn check_member(world: &World, member: &str, now: i64) -> Result<(), ApiError> {
             if value.contains('@') {
                 Ok(())
             } else {
-                Err(ApiError::invalid(format!("Invalid {kind} ({value}).")))
+                Err(GoogleApiError::invalid(format!(
+                    "Invalid {kind} ({value})."
+                )))
             }
         }
         "domain" | "deleted" => Ok(()),
@@ -77,7 +79,7 @@ fn check_member(world: &World, member: &str, now: i64) -> Result<(), ApiError> {
             }
             Ok(())
         }
-        _ => Err(ApiError::invalid(format!(
+        _ => Err(GoogleApiError::invalid(format!(
             "Invalid member type \"{kind}\" in \"{member}\"."
         ))),
     }
@@ -92,17 +94,17 @@ fn same_etag(a: &str, b: &str) -> bool {
 
 /// Validates a setIamPolicy request against the current policy and returns the next policy.
 pub(crate) fn set_policy(
-    world: &World,
-    current: &Policy,
+    world: &EmulatorWorld,
+    current: &IamPolicyRecord,
     body: &Value,
     now: i64,
-) -> Result<Policy, ApiError> {
+) -> Result<IamPolicyRecord, GoogleApiError> {
     check_keys(body, "", &["policy", "updateMask"])?;
     let policy = match body.get("policy") {
         Some(v @ Value::Object(_)) => v,
         Some(other) => return Err(wire::type_error("policy", "TYPE_MESSAGE", other)),
         None => {
-            return Err(ApiError::invalid_field(
+            return Err(GoogleApiError::invalid_field(
                 "policy",
                 "Missing required field \"policy\".",
             ));
@@ -122,7 +124,7 @@ pub(crate) fn set_policy(
             f.as_str(),
             "bindings" | "etag" | "auditConfigs" | "audit_configs" | "version"
         ) {
-            return Err(ApiError::invalid_field(
+            return Err(GoogleApiError::invalid_field(
                 "update_mask",
                 format!(
                     "Invalid update_mask path \"{f}\": only bindings, etag and auditConfigs can be set."
@@ -134,7 +136,7 @@ pub(crate) fn set_policy(
         && !etag.is_empty()
         && !same_etag(etag, &current.etag)
     {
-        return Err(ApiError::concurrent_policy_change());
+        return Err(GoogleApiError::concurrent_policy_change());
     }
     let mut next = current.clone();
     if mask.iter().any(|m| m == "bindings") {
@@ -148,7 +150,7 @@ pub(crate) fn set_policy(
             check_keys(b, &field, &["role", "members", "condition"])?;
             let role = opt_str(b, "role")?.unwrap_or("");
             if role.is_empty() {
-                return Err(ApiError::invalid_field(
+                return Err(GoogleApiError::invalid_field(
                     &format!("{field}.role"),
                     format!("Missing required field \"{field}.role\"."),
                 ));
@@ -157,7 +159,7 @@ pub(crate) fn set_policy(
                 || role.starts_with("projects/")
                 || role.starts_with("organizations/"))
             {
-                return Err(ApiError::invalid_field(
+                return Err(GoogleApiError::invalid_field(
                     &format!("{field}.role"),
                     format!("Role ({role}) does not exist in the resource's hierarchy."),
                 ));
@@ -187,7 +189,7 @@ pub(crate) fn set_policy(
                     &["title", "description", "expression", "location"],
                 )?;
                 if opt_str(cond, "expression")?.unwrap_or("").is_empty() {
-                    return Err(ApiError::invalid_field(
+                    return Err(GoogleApiError::invalid_field(
                         &format!("{field}.condition.expression"),
                         "Condition expression must not be empty.",
                     ));
@@ -219,7 +221,7 @@ pub(crate) fn set_policy(
         if merged.iter().any(|b| b.get("condition").is_some()) {
             let version = wire::opt_i64(policy, "version")?.unwrap_or(1);
             if version < 3 {
-                return Err(ApiError::invalid_field(
+                return Err(GoogleApiError::invalid_field(
                     "policy.version",
                     "Invalid policy version: policies with conditional role bindings must set version 3.",
                 ));
@@ -246,8 +248,8 @@ mod tests {
     use super::*;
     use crate::emulator::world::Project;
 
-    fn world() -> World {
-        let mut w = World::default();
+    fn world() -> EmulatorWorld {
+        let mut w = EmulatorWorld::default();
         w.projects.insert(
             "p".into(),
             Project {
@@ -256,7 +258,7 @@ mod tests {
                 name: "p".into(),
                 create_ms: 0,
                 services: Default::default(),
-                policy: Policy::empty(),
+                policy: IamPolicyRecord::empty(),
                 workload_pool_exists: false,
                 labels: None,
                 parent: None,
@@ -270,13 +272,13 @@ mod tests {
         let mut w = world();
         let body = json!({"policy": {"bindings": [{"role": "roles/iam.workloadIdentityUser",
             "members": ["serviceAccount:p.svc.id.goog[ns/ksa]"]}]}});
-        let err = set_policy(&w, &Policy::empty(), &body, 0).unwrap_err();
+        let err = set_policy(&w, &IamPolicyRecord::empty(), &body, 0).unwrap_err();
         assert_eq!(
             err.message,
             "Identity Pool does not exist (p.svc.id.goog). Please check that you specified a valid resource name as returned in the `name` attribute in the configuration API."
         );
         w.projects.get_mut("p").unwrap().workload_pool_exists = true;
-        let p = set_policy(&w, &Policy::empty(), &body, 0).unwrap();
+        let p = set_policy(&w, &IamPolicyRecord::empty(), &body, 0).unwrap();
         assert_eq!(p.bindings.len(), 1);
         assert!(p.etag.starts_with("BwU") || p.etag.starts_with("BwX") || p.etag.starts_with("Bw"));
     }
@@ -292,7 +294,7 @@ mod tests {
         let w = world();
         let body =
             json!({"policy": {"bindings": [{"role": "roles/viewer", "members": ["user:a@b.c"]}]}});
-        let p1 = set_policy(&w, &Policy::empty(), &body, 0).unwrap();
+        let p1 = set_policy(&w, &IamPolicyRecord::empty(), &body, 0).unwrap();
         let again = json!({"policy": {"etag": p1.etag, "bindings": [{"role": "roles/viewer", "members": ["user:a@b.c"]}]}});
         let p2 = set_policy(&w, &p1, &again, 0).unwrap();
         assert_eq!(p1.etag, p2.etag);
@@ -309,14 +311,14 @@ mod tests {
         let body = json!({"policy": {"bindings": [{"role": "roles/viewer",
             "members": ["serviceAccount:nope@p.iam.gserviceaccount.com"]}]}});
         assert_eq!(
-            set_policy(&w, &Policy::empty(), &body, 0)
+            set_policy(&w, &IamPolicyRecord::empty(), &body, 0)
                 .unwrap_err()
                 .message,
             "Service account nope@p.iam.gserviceaccount.com does not exist."
         );
         let cond = json!({"policy": {"version": 3, "bindings": [{"role": "roles/viewer", "members": ["user:a@b.c"],
             "condition": {"title": "t", "expression": "request.time < timestamp('2030-01-01T00:00:00Z')"}}]}});
-        let p = set_policy(&w, &Policy::empty(), &cond, 0).unwrap();
+        let p = set_policy(&w, &IamPolicyRecord::empty(), &cond, 0).unwrap();
         assert_eq!(p.to_json()["version"], 3);
         assert_eq!(p.bindings[0]["condition"]["title"], "t");
     }

@@ -10,8 +10,10 @@ use super::crm::find_project;
 use super::permissions;
 use crate::emulator::core::Core;
 use crate::emulator::request::Req;
-use crate::emulator::wire::{self, ApiError, ApiResult, check_keys, opt_array, parse_body};
-use crate::emulator::world::{Principal, Project, World};
+use crate::emulator::wire::{
+    self, GoogleApiError, GoogleApiResult, check_keys, opt_array, parse_body,
+};
+use crate::emulator::world::{EmulatorWorld, Principal, Project};
 
 /// Services the emulator knows, with their titles.
 pub(crate) const CATALOG: &[(&str, &str)] = &[
@@ -87,8 +89,8 @@ fn render_service(p: &Project, service: &str) -> Value {
     v
 }
 
-fn su_denied(permission: &str, resource: &str) -> ApiError {
-    ApiError::forbidden(format!(
+fn su_denied(permission: &str, resource: &str) -> GoogleApiError {
+    GoogleApiError::forbidden(format!(
         "Permission denied to {permission} on resource {resource} (or it may not exist)."
     ))
     .with_error_info(
@@ -98,8 +100,8 @@ fn su_denied(permission: &str, resource: &str) -> ApiError {
     )
 }
 
-fn unknown_service(service: &str) -> ApiError {
-    ApiError::forbidden(format!(
+fn unknown_service(service: &str) -> GoogleApiError {
+    GoogleApiError::forbidden(format!(
         "Not found or permission denied for service(s): {service}."
     ))
     .with_error_info(
@@ -110,7 +112,7 @@ fn unknown_service(service: &str) -> ApiError {
 }
 
 /// Serves one Service Usage call.
-pub(crate) fn call(core: &Arc<Core>, req: &Req, who: &Principal, method: &str) -> ApiResult {
+pub(crate) fn call(core: &Arc<Core>, req: &Req, who: &Principal, method: &str) -> GoogleApiResult {
     if method == "operations.get" {
         let name = format!("operations/{}", req.segs[1]);
         let world = core.world();
@@ -118,7 +120,7 @@ pub(crate) fn call(core: &Arc<Core>, req: &Req, who: &Principal, method: &str) -
             .su_operations
             .get(&name)
             .cloned()
-            .ok_or_else(|| ApiError::not_found(format!("Operation {name} not found.")));
+            .ok_or_else(|| GoogleApiError::not_found(format!("Operation {name} not found.")));
     }
     let id = req.segs[1].clone();
     let perm = match method {
@@ -182,7 +184,7 @@ pub(crate) fn call(core: &Arc<Core>, req: &Req, who: &Principal, method: &str) -
                 check_keys(&body, "", &["serviceIds"])?;
                 let ids = opt_array(&body, "serviceIds")?.cloned().unwrap_or_default();
                 if ids.is_empty() {
-                    return Err(ApiError::invalid_field(
+                    return Err(GoogleApiError::invalid_field(
                         "service_ids",
                         "Missing required field \"serviceIds\".",
                     ));
@@ -262,12 +264,16 @@ pub(crate) fn call(core: &Arc<Core>, req: &Req, who: &Principal, method: &str) -
             }
             Ok(json!({ "name": op_name }))
         }
-        _ => Err(ApiError::not_found("Method not found.")),
+        _ => Err(GoogleApiError::not_found("Method not found.")),
     }
 }
 
 /// 403 SERVICE_DISABLED when `service` is off in `project`.
-pub(crate) fn require_enabled(world: &World, project: &str, service: &str) -> Result<(), ApiError> {
+pub(crate) fn require_enabled(
+    world: &EmulatorWorld,
+    project: &str,
+    service: &str,
+) -> Result<(), GoogleApiError> {
     let Some(p) = find_project(world, project) else {
         return Ok(());
     };
@@ -279,7 +285,7 @@ pub(crate) fn require_enabled(world: &World, project: &str, service: &str) -> Re
         "{t} has not been used in project {} before or it is disabled. Enable it by visiting https://console.developers.google.com/apis/api/{service}/overview?project={} then retry. If you enabled this API recently, wait a few minutes for the action to propagate to our systems and retry.",
         p.number, p.number
     );
-    let mut e = ApiError::forbidden(msg.clone());
+    let mut e = GoogleApiError::forbidden(msg.clone());
     e.reason = Some("accessNotConfigured");
     Err(e
         .with_detail(json!({

@@ -15,10 +15,10 @@ use crate::emulator::crypto;
 use crate::emulator::request::Req;
 use crate::emulator::time::rfc3339;
 use crate::emulator::wire::{
-    self, ApiError, ApiResult, check_keys, json_response, oauth_error, opt_array, opt_str,
-    parse_body,
+    self, GoogleApiError, GoogleApiResult, check_keys, json_response, oauth_error, opt_array,
+    opt_str, parse_body,
 };
-use crate::emulator::world::{self, Principal, World};
+use crate::emulator::world::{self, EmulatorWorld, Principal};
 
 /// Form or JSON body as key/value pairs; JSON camelCase keys are mapped to snake_case.
 fn form_or_json(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, String)>, String> {
@@ -98,7 +98,7 @@ pub(crate) fn oauth_token(core: &Arc<Core>, headers: &HeaderMap, body: &[u8]) ->
             Err(e) => return oauth_error(400, "invalid_grant", &e.to_string()),
         }
     };
-    let token = core.issue_token(Principal::ServiceAccount(email));
+    let token = core.issue_token(Principal::ServiceAccountRecord(email));
     json_response(
         200,
         &json!({"access_token": token, "expires_in": TOKEN_LIFETIME_SECS, "token_type": "Bearer"}),
@@ -253,9 +253,13 @@ pub(crate) fn iamcredentials_method_id(req: &Req) -> Option<&'static str> {
 
 /// `generateAccessToken`: only for holders of `iam.serviceAccounts.getAccessToken`
 /// (roles/iam.workloadIdentityUser, roles/iam.serviceAccountTokenCreator).
-pub(crate) fn generate_access_token(core: &Arc<Core>, req: &Req, who: &Principal) -> ApiResult {
+pub(crate) fn generate_access_token(
+    core: &Arc<Core>,
+    req: &Req,
+    who: &Principal,
+) -> GoogleApiResult {
     if req.segs[1] != "-" {
-        return Err(ApiError::invalid_field(
+        return Err(GoogleApiError::invalid_field(
             "name",
             "The project segment of the resource name must be \"-\" (projects/-/serviceAccounts/...); replacing it with a project ID is invalid.",
         ));
@@ -264,7 +268,7 @@ pub(crate) fn generate_access_token(core: &Arc<Core>, req: &Req, who: &Principal
     check_keys(&body, "", &["scope", "lifetime", "delegates"])?;
     let scopes = opt_array(&body, "scope")?.cloned().unwrap_or_default();
     if scopes.is_empty() {
-        return Err(ApiError::invalid_field(
+        return Err(GoogleApiError::invalid_field(
             "scope",
             "Missing required field \"scope\".",
         ));
@@ -277,14 +281,14 @@ pub(crate) fn generate_access_token(core: &Arc<Core>, req: &Req, who: &Principal
             .filter(|n| *n > 0.0 && *n <= 3600.0)
             .map(|n| n as i64)
             .ok_or_else(|| {
-                ApiError::invalid_field(
+                GoogleApiError::invalid_field(
                     "lifetime",
                     format!("Invalid value for field \"lifetime\": \"{l}\". The lifetime must be a duration like \"3600s\" of at most 3600 seconds."),
                 )
             })?,
     };
     let denied = || {
-        ApiError::forbidden(
+        GoogleApiError::forbidden(
             "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist).",
         )
         .with_error_info(
@@ -304,14 +308,14 @@ pub(crate) fn generate_access_token(core: &Arc<Core>, req: &Req, who: &Principal
         }
         super::serviceusage::require_enabled(&world, &sa.project, "iamcredentials.googleapis.com")?;
         if sa.disabled {
-            return Err(ApiError::failed_precondition(format!(
+            return Err(GoogleApiError::failed_precondition(format!(
                 "Service account {} is disabled.",
                 sa.email
             )));
         }
         sa.email.clone()
     };
-    let token = core.issue_token_for(Principal::ServiceAccount(email), lifetime);
+    let token = core.issue_token_for(Principal::ServiceAccountRecord(email), lifetime);
     Ok(json!({
         "accessToken": token,
         "expireTime": rfc3339(req.now + lifetime * 1000)
@@ -357,7 +361,7 @@ pub(crate) fn token_review(core: &Arc<Core>, body: &[u8]) -> Response<Body> {
 
 /// Why a JWT-bearer assertion was refused (OAuth `error_description`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AssertionError {
+pub(crate) enum AssertionError {
     #[error("Invalid JWT: malformed assertion.")]
     Malformed,
     #[error("Invalid JWT Signature.")]
@@ -374,7 +378,11 @@ pub enum AssertionError {
 
 /// Verifies a JWT-bearer assertion signed with a key the emulator issued and
 /// returns the service-account email it names.
-pub fn verify_assertion(world: &World, jwt: &str, now_ms: i64) -> Result<String, AssertionError> {
+pub(crate) fn verify_assertion(
+    world: &EmulatorWorld,
+    jwt: &str,
+    now_ms: i64,
+) -> Result<String, AssertionError> {
     let (header, claims, sig, signed) = crypto::decode_jwt(jwt).ok_or(AssertionError::Malformed)?;
     if header.get("alg").and_then(Value::as_str) != Some("RS256") {
         return Err(AssertionError::Malformed);
@@ -439,7 +447,7 @@ mod tests {
     #[test]
     fn jwt_bearer_roundtrip_and_tamper() {
         let key = crypto::generate_rsa_key().unwrap();
-        let mut world = World::default();
+        let mut world = EmulatorWorld::default();
         world.keys.insert(
             "k1".into(),
             IssuedKey {

@@ -9,9 +9,9 @@ use crate::emulator::core::Core;
 use crate::emulator::request::Req;
 use crate::emulator::time::rfc3339;
 use crate::emulator::wire::{
-    self, ApiError, ApiResult, check_keys, opt_array, opt_i64, opt_object, opt_str,
+    self, GoogleApiError, GoogleApiResult, check_keys, opt_array, opt_i64, opt_object, opt_str,
 };
-use crate::emulator::world::{Cluster, OnDone, cluster_key};
+use crate::emulator::world::{GkeClusterRecord, OnDone, cluster_key};
 
 use super::node_pools::{default_node_config, normalize_pool, set_mode};
 use super::operations::{busy_error, new_op, respond_with_op};
@@ -22,7 +22,12 @@ use super::validate::{
     valid_name, zone_word, zones_of,
 };
 
-pub(super) fn list_clusters(core: &Core, req: &Req, project: &str, location: &str) -> ApiResult {
+pub(super) fn list_clusters(
+    core: &Core,
+    req: &Req,
+    project: &str,
+    location: &str,
+) -> GoogleApiResult {
     let world = core.world();
     let clusters: Vec<Value> = world
         .clusters
@@ -41,7 +46,7 @@ pub(super) async fn create_cluster(
     req: &Req,
     project: &str,
     location: &str,
-) -> ApiResult {
+) -> GoogleApiResult {
     let body = wire::parse_body(&req.body)?;
     check_keys(&body, "", &["cluster", "parent", "projectId", "zone"])?;
     check_parent(
@@ -53,14 +58,14 @@ pub(super) async fn create_cluster(
         Some(Value::Object(_)) => proto3_defaults_dropped(&body["cluster"]),
         Some(other) => return Err(wire::type_error("cluster", "TYPE_MESSAGE", other)),
         None => {
-            return Err(ApiError::invalid_field(
+            return Err(GoogleApiError::invalid_field(
                 "cluster",
                 "Missing required field \"cluster\".",
             ));
         }
     };
     if !valid_location(location) {
-        return Err(ApiError::invalid_field(
+        return Err(GoogleApiError::invalid_field(
             "parent",
             format!("Location \"{location}\" does not exist."),
         ));
@@ -101,7 +106,7 @@ pub(super) async fn create_cluster(
                 &node_config,
             )?;
             if pools.iter().any(|x: &Value| x["name"] == np["name"]) {
-                return Err(ApiError::invalid_field(
+                return Err(GoogleApiError::invalid_field(
                     &format!("cluster.nodePools[{i}].name"),
                     format!(
                         "Node pool names must be unique; \"{}\" is repeated.",
@@ -130,12 +135,12 @@ pub(super) async fn create_cluster(
     let op = {
         let mut world = core.world();
         if !world.projects.contains_key(project) {
-            return Err(ApiError::forbidden(format!(
+            return Err(GoogleApiError::forbidden(format!(
                 "Required \"container.clusters.create\" permission(s) for \"projects/{project}\"."
             )));
         }
         if world.clusters.contains_key(&key) {
-            return Err(ApiError::already_exists(format!(
+            return Err(GoogleApiError::already_exists(format!(
                 "Already exists: projects/{project}/{}/{location}/clusters/{name}.",
                 zone_word(location)
             )));
@@ -143,7 +148,7 @@ pub(super) async fn create_cluster(
         let mut resource = input.clone();
         let obj = resource
             .as_object_mut()
-            .ok_or_else(|| ApiError::invalid("cluster must be an object"))?;
+            .ok_or_else(|| GoogleApiError::invalid("cluster must be an object"))?;
         obj.remove("initialNodeCount");
         obj.remove("status");
         obj.insert("name".into(), json!(name));
@@ -206,7 +211,7 @@ pub(super) async fn create_cluster(
         }
         world.clusters.insert(
             key.clone(),
-            Cluster {
+            GkeClusterRecord {
                 project: project.to_string(),
                 location: location.to_string(),
                 name: name.clone(),
@@ -248,7 +253,7 @@ pub(super) fn update_cluster(
     project: &str,
     location: &str,
     name: &str,
-) -> ApiResult {
+) -> GoogleApiResult {
     let body = wire::parse_body(&req.body)?;
     check_keys(
         &body,
@@ -277,7 +282,7 @@ pub(super) fn update_cluster(
                     | "userManagedKeysConfig"
             );
         if !known {
-            return Err(ApiError::invalid_field(
+            return Err(GoogleApiError::invalid_field(
                 &format!("update.{k}"),
                 format!(
                     "Invalid JSON payload received. Unknown name \"{k}\" at 'update': Cannot find field."
@@ -287,7 +292,7 @@ pub(super) fn update_cluster(
     }
     let settings: Vec<(&String, &Value)> = update.iter().filter(|(k, _)| *k != "etag").collect();
     if settings.is_empty() {
-        return Err(ApiError::invalid("Must specify a field to update."));
+        return Err(GoogleApiError::invalid("Must specify a field to update."));
     }
     let key = cluster_key(project, location, name);
     let now = req.now;
@@ -297,7 +302,7 @@ pub(super) fn update_cluster(
         && !etag.is_empty()
         && cluster.resource.get("etag").and_then(Value::as_str) != Some(etag)
     {
-        return Err(ApiError::aborted(format!(
+        return Err(GoogleApiError::aborted(format!(
             "Cluster \"{name}\" has been modified since the etag \"{etag}\" was read; retry with the current etag."
         )));
     }
@@ -323,7 +328,7 @@ pub(super) fn update_cluster(
                 let pool = opt_str(v, "workloadPool")?.unwrap_or("");
                 let obj = resource
                     .as_object_mut()
-                    .ok_or_else(|| ApiError::invalid("bad cluster"))?;
+                    .ok_or_else(|| GoogleApiError::invalid("bad cluster"))?;
                 if pool.is_empty() {
                     obj.remove("workloadIdentityConfig");
                 } else if pool != format!("{project}.svc.id.goog") {
@@ -353,7 +358,7 @@ pub(super) fn update_cluster(
                         if pools.len() == 1 {
                             pools[0]["name"].as_str().unwrap_or("").to_string()
                         } else {
-                            return Err(ApiError::invalid_field(
+                            return Err(GoogleApiError::invalid_field(
                                 "update.desiredNodePoolId",
                                 "Missing required field \"update.desiredNodePoolId\": the cluster has more than one node pool.",
                             ));
@@ -424,7 +429,7 @@ pub(super) fn set_labels(
     project: &str,
     location: &str,
     name: &str,
-) -> ApiResult {
+) -> GoogleApiResult {
     let body = wire::parse_body(&req.body)?;
     check_keys(
         &body,
@@ -470,7 +475,7 @@ pub(super) fn delete_cluster(
     project: &str,
     location: &str,
     name: &str,
-) -> ApiResult {
+) -> GoogleApiResult {
     let key = cluster_key(project, location, name);
     let now = req.now;
     let mut world = core.world();
@@ -498,7 +503,7 @@ pub(crate) fn seeded_cluster(
     workload_pool: Option<&str>,
     pools: &[(String, i64, Option<String>)],
     now: i64,
-) -> Result<Cluster, String> {
+) -> Result<GkeClusterRecord, String> {
     if !valid_location(location) {
         return Err(format!(
             "cluster {name}: location \"{location}\" is not a zone or region"
@@ -570,7 +575,7 @@ pub(crate) fn seeded_cluster(
     if let Some(obj) = resource.as_object_mut() {
         add_cluster_defaults(obj, project, location, name);
     }
-    Ok(Cluster {
+    Ok(GkeClusterRecord {
         project: project.to_string(),
         location: location.to_string(),
         name: name.to_string(),

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use crate::emulator::core::Core;
 use crate::emulator::google::permissions;
 use crate::emulator::request::Req;
-use crate::emulator::wire::{ApiError, ApiResult};
+use crate::emulator::wire::{GoogleApiError, GoogleApiResult};
 use crate::emulator::world::Principal;
 
 use self::clusters::{create_cluster, delete_cluster, list_clusters, set_labels, update_cluster};
@@ -90,14 +90,19 @@ fn permission_of(method: &str) -> &'static str {
 }
 
 /// Serves one GKE call.
-pub(crate) async fn call(core: &Arc<Core>, req: &Req, who: &Principal, method: &str) -> ApiResult {
+pub(crate) async fn call(
+    core: &Arc<Core>,
+    req: &Req,
+    who: &Principal,
+    method: &str,
+) -> GoogleApiResult {
     let project = req.segs[1].clone();
     let location = req.segs[3].clone();
     {
         let world = core.world();
         let perm = permission_of(method);
         if !permissions::allowed_on_project(&world, who, &project, perm) {
-            return Err(ApiError::forbidden(format!(
+            return Err(GoogleApiError::forbidden(format!(
                 "Required \"{perm}\" permission(s) for \"projects/{project}\"."
             ))
             .with_error_info(
@@ -166,12 +171,12 @@ pub(crate) async fn call(core: &Arc<Core>, req: &Req, who: &Principal, method: &
                 .iter()
                 .find(|o| &o.name == name && o.project == project)
                 .ok_or_else(|| {
-                    ApiError::not_found(format!(
+                    GoogleApiError::not_found(format!(
                         "Not found: projects/{project}/locations/{location}/operations/{name}."
                     ))
                 })?;
             Ok(render_operation(&world, op, req.now, &req.version))
         }
-        _ => Err(ApiError::not_found("Method not found.")),
+        _ => Err(GoogleApiError::not_found("Method not found.")),
     }
 }

@@ -5,7 +5,9 @@ use serde_json::{Value, json};
 
 use crate::emulator::core::Core;
 use crate::emulator::request::Req;
-use crate::emulator::wire::{self, ApiError, ApiResult, check_keys, opt_i64, opt_object, opt_str};
+use crate::emulator::wire::{
+    self, GoogleApiError, GoogleApiResult, check_keys, opt_i64, opt_object, opt_str,
+};
 use crate::emulator::world::{OnDone, cluster_key};
 
 use super::operations::{busy_error, new_op, respond_with_op};
@@ -58,7 +60,7 @@ pub(super) fn normalize_pool(
     cluster: &str,
     wi: bool,
     cluster_config: &Value,
-) -> Result<Value, ApiError> {
+) -> Result<Value, GoogleApiError> {
     if !input.is_object() {
         return Err(wire::type_error(field, "TYPE_MESSAGE", input));
     }
@@ -68,7 +70,7 @@ pub(super) fn normalize_pool(
     }
     let count = opt_i64(input, "initialNodeCount")?.unwrap_or(3);
     if !(0..=1000).contains(&count) {
-        return Err(ApiError::invalid_field(
+        return Err(GoogleApiError::invalid_field(
             &format!("{field}.initialNodeCount"),
             format!(
                 "Invalid value for field \"{field}.initialNodeCount\": {count}. Must be between 0 and 1000."
@@ -88,7 +90,7 @@ pub(super) fn normalize_pool(
     let mut pool = input.clone();
     let obj = pool
         .as_object_mut()
-        .ok_or_else(|| ApiError::invalid(format!("{field} must be an object")))?;
+        .ok_or_else(|| GoogleApiError::invalid(format!("{field} must be an object")))?;
     obj.insert("config".into(), config);
     obj.insert("initialNodeCount".into(), json!(count));
     obj.entry("management")
@@ -124,7 +126,7 @@ pub(super) fn create_node_pool(
     project: &str,
     location: &str,
     cluster: &str,
-) -> ApiResult {
+) -> GoogleApiResult {
     let body = wire::parse_body(&req.body)?;
     check_keys(
         &body,
@@ -140,7 +142,7 @@ pub(super) fn create_node_pool(
         Some(v @ Value::Object(_)) => proto3_defaults_dropped(v),
         Some(other) => return Err(wire::type_error("nodePool", "TYPE_MESSAGE", other)),
         None => {
-            return Err(ApiError::invalid_field(
+            return Err(GoogleApiError::invalid_field(
                 "nodePool",
                 "Missing required field \"nodePool\".",
             ));
@@ -172,7 +174,7 @@ pub(super) fn create_node_pool(
         .as_array()
         .is_some_and(|ps| ps.iter().any(|p| p["name"] == pool["name"]))
     {
-        return Err(ApiError::already_exists(format!(
+        return Err(GoogleApiError::already_exists(format!(
             "Already exists: projects/{project}/{}/{location}/clusters/{cluster}/nodePools/{pname}.",
             zone_word(location)
         )));
@@ -225,7 +227,7 @@ pub(super) fn update_node_pool(
     location: &str,
     cluster: &str,
     pool_name: &str,
-) -> ApiResult {
+) -> GoogleApiResult {
     let body = wire::parse_body(&req.body)?;
     check_keys(
         &body,
@@ -296,7 +298,7 @@ pub(super) fn update_node_pool(
         .filter(|(k, _)| !IDENTITY.contains(&k.as_str()))
         .collect();
     if settings.is_empty() {
-        return Err(ApiError::invalid("Must specify a field to update."));
+        return Err(GoogleApiError::invalid("Must specify a field to update."));
     }
     busy_error(&world, &key, now)?;
     for (k, v) in settings {
@@ -341,7 +343,7 @@ pub(super) fn delete_node_pool(
     location: &str,
     cluster: &str,
     pool_name: &str,
-) -> ApiResult {
+) -> GoogleApiResult {
     let key = cluster_key(project, location, cluster);
     let now = req.now;
     let mut world = core.world();

@@ -7,18 +7,18 @@ use serde_json::{Value, json};
 
 use crate::emulator::core::Core;
 use crate::emulator::request::Req;
-use crate::emulator::wire::{ApiError, ApiResult};
-use crate::emulator::world::{GkeOperation, OnDone, World};
+use crate::emulator::wire::{GoogleApiError, GoogleApiResult};
+use crate::emulator::world::{EmulatorWorld, GkeOperation, OnDone};
 
 use super::render::render_operation;
 
-pub(super) fn busy_error(world: &World, key: &str, now: i64) -> Result<(), ApiError> {
+pub(super) fn busy_error(world: &EmulatorWorld, key: &str, now: i64) -> Result<(), GoogleApiError> {
     if let Some(op) = world
         .operations
         .iter()
         .find(|o| o.cluster == key && o.is_active(now))
     {
-        return Err(ApiError::failed_precondition(format!(
+        return Err(GoogleApiError::failed_precondition(format!(
             "Cluster is running incompatible operation {}.",
             op.name
         ))
@@ -33,7 +33,7 @@ pub(super) fn busy_error(world: &World, key: &str, now: i64) -> Result<(), ApiEr
 
 #[allow(clippy::too_many_arguments)]
 pub(super) fn new_op(
-    world: &mut World,
+    world: &mut EmulatorWorld,
     core: &Core,
     key: &str,
     project: &str,
@@ -65,9 +65,9 @@ pub(super) fn new_op(
 pub(super) fn respond_with_op(
     core: &Core,
     req: &Req,
-    world: MutexGuard<'_, World>,
+    world: MutexGuard<'_, EmulatorWorld>,
     op: &GkeOperation,
-) -> ApiResult {
+) -> GoogleApiResult {
     let rendered = render_operation(&world, op, req.now, &req.version);
     drop(world);
     core.persist();
@@ -75,7 +75,7 @@ pub(super) fn respond_with_op(
 }
 
 /// Applies the effects of finished operations; returns the keys of deleted clusters.
-pub(crate) fn finish_operations(world: &mut World, now: i64) -> Vec<String> {
+pub(crate) fn finish_operations(world: &mut EmulatorWorld, now: i64) -> Vec<String> {
     let mut deleted = Vec::new();
     let mut pool_deletes = Vec::new();
     for op in world.operations.iter_mut() {

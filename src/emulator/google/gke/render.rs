@@ -5,11 +5,11 @@
 use serde_json::{Map, Value, json};
 
 use crate::emulator::time::rfc3339;
-use crate::emulator::world::{Cluster, GkeOperation, World};
+use crate::emulator::world::{EmulatorWorld, GkeClusterRecord, GkeOperation};
 
 use super::validate::{API, zone_word, zones_of};
 
-fn project_number(world: &World, project: &str) -> String {
+fn project_number(world: &EmulatorWorld, project: &str) -> String {
     world
         .projects
         .get(project)
@@ -18,7 +18,12 @@ fn project_number(world: &World, project: &str) -> String {
 }
 
 /// The Operation resource at `now`.
-pub(crate) fn render_operation(world: &World, op: &GkeOperation, now: i64, version: &str) -> Value {
+pub(crate) fn render_operation(
+    world: &EmulatorWorld,
+    op: &GkeOperation,
+    now: i64,
+    version: &str,
+) -> Value {
     let number = project_number(world, &op.project);
     let base = format!(
         "{API}/{version}/projects/{number}/{}/{}",
@@ -63,7 +68,12 @@ pub(crate) fn render_operation(world: &World, op: &GkeOperation, now: i64, versi
 }
 
 /// The Cluster resource at `now` (statuses derived from running operations).
-pub(crate) fn render_cluster(world: &World, c: &Cluster, now: i64, version: &str) -> Value {
+pub(crate) fn render_cluster(
+    world: &EmulatorWorld,
+    c: &GkeClusterRecord,
+    now: i64,
+    version: &str,
+) -> Value {
     let key = c.key();
     let active: Vec<&GkeOperation> = world
         .operations
@@ -133,7 +143,7 @@ pub(crate) fn render_cluster(world: &World, c: &Cluster, now: i64, version: &str
 /// What the v1beta1 surface adds (as recorded): the deprecated
 /// `identityNamespace`/`identityProvider` and each metadata mode's legacy
 /// `nodeMetadata` twin.
-fn beta_fields(obj: &mut Map<String, Value>, c: &Cluster) {
+fn beta_fields(obj: &mut Map<String, Value>, c: &GkeClusterRecord) {
     if let Some(wi) = obj
         .get_mut("workloadIdentityConfig")
         .and_then(Value::as_object_mut)

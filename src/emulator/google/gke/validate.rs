@@ -4,33 +4,33 @@
 
 use serde_json::Value;
 
-use crate::emulator::wire::{self, ApiError, ApiResult, check_keys, opt_str};
-use crate::emulator::world::{Cluster, World, cluster_key};
+use crate::emulator::wire::{self, GoogleApiError, GoogleApiResult, check_keys, opt_str};
+use crate::emulator::world::{EmulatorWorld, GkeClusterRecord, cluster_key};
 
 pub(super) const VERSION: &str = "1.33.5-gke.1080000";
 
 pub(super) const API: &str = "https://container.googleapis.com";
 
-fn not_found_cluster(project: &str, location: &str, name: &str) -> ApiError {
-    ApiError::not_found(format!(
+fn not_found_cluster(project: &str, location: &str, name: &str) -> GoogleApiError {
+    GoogleApiError::not_found(format!(
         "Not found: projects/{project}/{}/{location}/clusters/{name}.",
         zone_word(location)
     ))
 }
 
 pub(super) fn find_cluster<'a>(
-    world: &'a World,
+    world: &'a EmulatorWorld,
     project: &str,
     location: &str,
     name: &str,
-) -> Result<&'a Cluster, ApiError> {
+) -> Result<&'a GkeClusterRecord, GoogleApiError> {
     world
         .clusters
         .get(&cluster_key(project, location, name))
         .ok_or_else(|| not_found_cluster(project, location, name))
 }
 
-pub(super) fn find_pool_json(cluster: &Value, pool: &str) -> ApiResult {
+pub(super) fn find_pool_json(cluster: &Value, pool: &str) -> GoogleApiResult {
     cluster
         .get("nodePools")
         .and_then(Value::as_array)
@@ -46,7 +46,7 @@ pub(super) fn find_pool_json(cluster: &Value, pool: &str) -> ApiResult {
 pub(super) fn find_pool_mut<'a>(
     cluster: &'a mut Value,
     pool: &str,
-) -> Result<&'a mut Value, ApiError> {
+) -> Result<&'a mut Value, GoogleApiError> {
     cluster
         .get_mut("nodePools")
         .and_then(Value::as_array_mut)
@@ -56,8 +56,8 @@ pub(super) fn find_pool_mut<'a>(
         .ok_or_else(|| pool_not_found(pool))
 }
 
-fn pool_not_found(pool: &str) -> ApiError {
-    ApiError::not_found(format!("Not found: node pool \"{pool}\" not found."))
+fn pool_not_found(pool: &str) -> GoogleApiError {
+    GoogleApiError::not_found(format!("Not found: node pool \"{pool}\" not found."))
 }
 
 /// `zones` for a zone (`us-central1-a`), `locations` for a region.
@@ -104,8 +104,8 @@ pub(crate) fn valid_name(name: &str) -> bool {
         && !name.ends_with('-')
 }
 
-pub(super) fn name_error(field: &str, name: &str) -> ApiError {
-    ApiError::invalid_field(
+pub(super) fn name_error(field: &str, name: &str) -> GoogleApiError {
+    GoogleApiError::invalid_field(
         field,
         format!(
             "Invalid value for field \"{field}\": \"{name}\". Must be a match of regex '(?:[a-z](?:[-a-z0-9]{{0,38}}[a-z0-9])?)' (only alphanumerics and '-' allowed, must start with a letter and end with an alphanumeric, and must be no longer than 40 characters)."
@@ -113,8 +113,8 @@ pub(super) fn name_error(field: &str, name: &str) -> ApiError {
     )
 }
 
-pub(super) fn pool_error(project: &str, pool: &str) -> ApiError {
-    ApiError::invalid_field(
+pub(super) fn pool_error(project: &str, pool: &str) -> GoogleApiError {
+    GoogleApiError::invalid_field(
         "cluster.workloadIdentityConfig.workloadPool",
         format!(
             "Workload pool \"{pool}\" is invalid: the only supported workload pool of project \"{project}\" is \"{project}.svc.id.goog\"."
@@ -122,14 +122,18 @@ pub(super) fn pool_error(project: &str, pool: &str) -> ApiError {
     )
 }
 
-fn gke_metadata_without_wi(field: &str) -> ApiError {
-    ApiError::invalid_field(
+fn gke_metadata_without_wi(field: &str) -> GoogleApiError {
+    GoogleApiError::invalid_field(
         field,
         "Workload Identity must be enabled on the cluster (workloadIdentityConfig.workloadPool) to use workload metadata mode GKE_METADATA.",
     )
 }
 
-pub(super) fn check_mode(value: &Value, field: &str, wi: bool) -> Result<Option<String>, ApiError> {
+pub(super) fn check_mode(
+    value: &Value,
+    field: &str,
+    wi: bool,
+) -> Result<Option<String>, GoogleApiError> {
     let path = format!("{field}.mode");
     let Some(wmc) = value.get("workloadMetadataConfig") else {
         return Ok(None);
@@ -142,7 +146,7 @@ pub(super) fn check_mode(value: &Value, field: &str, wi: bool) -> Result<Option<
     match mode {
         "GKE_METADATA" if !wi => Err(gke_metadata_without_wi(&path)),
         "GKE_METADATA" | "GCE_METADATA" | "MODE_UNSPECIFIED" => Ok(Some(mode.to_string())),
-        other => Err(ApiError::invalid_field(
+        other => Err(GoogleApiError::invalid_field(
             &path,
             format!(
                 "Invalid value at '{}' (type.googleapis.com/google.container.v1.WorkloadMetadataConfig.Mode), \"{other}\"",
@@ -152,7 +156,11 @@ pub(super) fn check_mode(value: &Value, field: &str, wi: bool) -> Result<Option<
     }
 }
 
-pub(super) fn check_parent(body: &Value, field: &str, expected: &str) -> Result<(), ApiError> {
+pub(super) fn check_parent(
+    body: &Value,
+    field: &str,
+    expected: &str,
+) -> Result<(), GoogleApiError> {
     // The full resource name, or (as GKE also accepts) its last segment.
     let last = expected.rsplit('/').next().unwrap_or(expected);
     if let Some(parent) = opt_str(body, field)?
@@ -160,7 +168,7 @@ pub(super) fn check_parent(body: &Value, field: &str, expected: &str) -> Result<
         && parent != expected
         && (field == "parent" || parent != last)
     {
-        return Err(ApiError::invalid_field(
+        return Err(GoogleApiError::invalid_field(
             field,
             format!(
                 "Invalid value for field \"{field}\": \"{parent}\" does not match the request URL ({expected})."
