@@ -49,8 +49,6 @@ pub(crate) struct Paths {
 pub(crate) struct KubeRuntime {
     pub cluster: Arc<KubeCluster>,
     pub handle: axum_server::Handle<SocketAddr>,
-    pub port: u16,
-    pub ca_pem: String,
 }
 
 /// Shared state of one emulator.

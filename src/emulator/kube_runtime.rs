@@ -117,15 +117,11 @@ impl Core {
                 c.resource["masterAuth"]["clusterCaCertificate"] = json!(ca_b64);
             }
         }
-        let old = self.kube.lock().unwrap_or_else(|e| e.into_inner()).insert(
-            key.to_string(),
-            KubeRuntime {
-                cluster,
-                handle,
-                port,
-                ca_pem: ca,
-            },
-        );
+        let old = self
+            .kube
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_string(), KubeRuntime { cluster, handle });
         if let Some(old) = old {
             old.handle.shutdown();
         }

@@ -7,6 +7,17 @@
 //! can point at it; a plain-HTTP listener serves the same routes for the OAuth
 //! `token_uri` (clients such as gcp_auth only trust the system roots). Each
 //! cluster's Kubernetes API runs on its own TLS port with the cluster's CA.
+//!
+//! The modules form a tree without cycles, bottom first: `time`, `crypto`,
+//! `wire` (Google's error envelope), `faults`, `kubeconfig`; `world` (the
+//! persisted state and its constructors); `core` (world lock, config, stats,
+//! fault dice, token issue, persistence); `request`; `google` (one file per
+//! Google API and the one table that lists them); `kube` (the Kubernetes API
+//! server, reached through its `KubeHost` contract); `kube_runtime` (one TLS
+//! listener per cluster); `seed`; `router` (the one route table); `start`
+//! (start, shutdown, credential files, env exports). An IAM `setIamPolicy`
+//! goes `router` → `google::iam` (or `google::crm` for a project) →
+//! `google::policy::set_policy`.
 
 mod core;
 pub mod crypto;

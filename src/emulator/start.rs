@@ -361,7 +361,6 @@ pub(crate) async fn shutdown(core: Arc<Core>, mut listeners: StartedListeners) {
         }
     }
     for r in &runtimes {
-        let _ = (r.port, &r.ca_pem);
         r.handle.shutdown();
     }
     core.persist();

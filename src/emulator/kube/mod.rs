@@ -1,7 +1,8 @@
 //! The Kubernetes API of each emulated cluster, served over HTTPS with the
 //! cluster's own CA. This file is the contract between the Kubernetes side and
-//! the rest of the emulator (`emulator::mod` owns the world, persistence,
-//! Google tokens and the TLS listeners).
+//! the rest of the emulator (`emulator::core` owns the world, persistence and
+//! Google tokens, `emulator::kube_runtime` the TLS listeners; both reach this
+//! side only through `KubeHost` and `KubeCluster`).
 //!
 //! Served like kube-apiserver 1.33 on GKE: discovery (`/version`, `/api`,
 //! `/api/v1`, `/apis`, `/openapi/v3`), OIDC discovery and JWKS; namespaces,
