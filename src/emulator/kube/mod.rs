@@ -48,8 +48,6 @@ mod tokens;
 mod validation;
 mod watch;
 
-pub use errors::ApiError;
-
 use super::crypto::Rs256Signer;
 use super::time::now_rfc3339_unix;
 

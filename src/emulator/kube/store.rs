@@ -18,7 +18,7 @@ use super::validation::{
 
 /// `fieldValidation`: what to do with fields the typed object does not have.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum FieldValidation {
+pub(crate) enum FieldValidation {
     /// Drop them silently.
     Ignore,
     /// Drop them and say so in `Warning` headers (the server default).
@@ -30,7 +30,7 @@ pub enum FieldValidation {
 
 /// Who writes, and how.
 #[derive(Debug, Clone)]
-pub struct WriteOptions {
+pub(crate) struct WriteOptions {
     /// Run admission plugins that need other objects (pods need their
     /// service account); off for seeds, which may come in any order.
     pub admission: bool,
@@ -46,7 +46,7 @@ pub struct WriteOptions {
 
 /// The body format of a PATCH.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PatchKind {
+pub(crate) enum PatchKind {
     Merge,
     Strategic,
     Json,
@@ -54,7 +54,7 @@ pub enum PatchKind {
 
 /// `limit` and `continue` of a list request.
 #[derive(Debug, Clone, Default)]
-pub struct Page {
+pub(crate) struct Page {
     pub limit: Option<usize>,
     pub continue_token: Option<String>,
 }
@@ -85,7 +85,7 @@ fn decode_continue(token: &str) -> Result<String, ApiError> {
 
 /// One change, as a watcher sees it.
 #[derive(Debug, Clone)]
-pub struct Event {
+pub(crate) struct Event {
     /// `ADDED`, `MODIFIED` or `DELETED`.
     pub kind: &'static str,
     pub resource: Resource,
@@ -96,7 +96,7 @@ pub struct Event {
 }
 
 /// Outcome of a write: the object to return and whether it was created.
-pub struct Written {
+pub(crate) struct Written {
     pub object: Value,
     pub created: bool,
     pub changed: bool,

@@ -9,7 +9,7 @@ use crate::emulator::crypto::{JwtError, Rs256Signer};
 
 /// Why a token was refused or could not be made.
 #[derive(Debug, thiserror::Error)]
-pub enum TokenError {
+pub(crate) enum TokenError {
     #[error("malformed token: {0}")]
     Malformed(String),
     #[error("invalid signature")]
