@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 
 use super::google::{gke, policy, serviceusage};
 use super::kube::{ClusterIdentity, KubeClusterState};
-use super::world::{EmulatorWorld, IamPolicyRecord, ServiceAccountRecord, cluster_key};
-use super::world::{new_project, new_unique_id};
+use super::world::{EmulatorWorld, IamPolicyRecord, cluster_key};
+use super::world::{new_project, new_service_account};
 
 /// The whole seed file.
 #[derive(Debug, Deserialize)]
@@ -196,22 +196,16 @@ pub(crate) fn apply(seed: &Seed, world: &mut EmulatorWorld, now: i64) -> Result<
             if world.service_accounts.contains_key(&email) {
                 return Err(format!("service account {email} is listed twice"));
             }
-            world.service_accounts.insert(
-                email.clone(),
-                ServiceAccountRecord {
-                    email,
-                    project: p.id.clone(),
-                    account_id: sa.account_id.clone(),
-                    unique_id: new_unique_id(),
-                    display_name: sa.display_name.clone(),
-                    description: sa.description.clone(),
-                    disabled: sa.disabled,
-                    create_ms: now,
-                    visible_ms: now,
-                    policy: IamPolicyRecord::empty(),
-                    etag: "MDEwMjE5MjA=".into(),
-                },
+            let mut record = new_service_account(
+                &p.id,
+                &sa.account_id,
+                sa.display_name.clone(),
+                sa.description.clone(),
+                now,
+                now,
             );
+            record.disabled = sa.disabled;
+            world.service_accounts.insert(email, record);
         }
     }
     // Clusters (they create workload pools) and their Kubernetes objects.

@@ -446,6 +446,31 @@ pub(crate) fn new_policy_etag() -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// A new, enabled service account `{account_id}@{project}.iam.gserviceaccount.com`
+/// with an empty policy, invisible to reads until `visible_ms`.
+pub(crate) fn new_service_account(
+    project: &str,
+    account_id: &str,
+    display_name: Option<String>,
+    description: Option<String>,
+    now: i64,
+    visible_ms: i64,
+) -> ServiceAccountRecord {
+    ServiceAccountRecord {
+        email: format!("{account_id}@{project}.iam.gserviceaccount.com"),
+        project: project.to_string(),
+        account_id: account_id.to_string(),
+        unique_id: new_unique_id(),
+        display_name,
+        description,
+        disabled: false,
+        create_ms: now,
+        visible_ms,
+        policy: IamPolicyRecord::empty(),
+        etag: "MDEwMjE5MjA=".into(),
+    }
+}
+
 /// A new project with the admin principals as owners.
 pub(crate) fn new_project(
     world: &EmulatorWorld,
@@ -523,22 +548,17 @@ pub(crate) fn ensure_admin(world: &mut EmulatorWorld, now: i64) -> Result<(), Em
         world.projects.insert(project.clone(), p);
     }
     if !world.service_accounts.contains_key(&admin.sa_email) {
-        world.service_accounts.insert(
-            admin.sa_email.clone(),
-            ServiceAccountRecord {
-                email: admin.sa_email.clone(),
-                project: project.clone(),
-                account_id: "wi-admin".into(),
-                unique_id: new_unique_id(),
-                display_name: Some("wi emulator admin".into()),
-                description: None,
-                disabled: false,
-                create_ms: now,
-                visible_ms: now,
-                policy: IamPolicyRecord::empty(),
-                etag: "MDEwMjE5MjA=".into(),
-            },
+        let mut sa = new_service_account(
+            &project,
+            "wi-admin",
+            Some("wi emulator admin".into()),
+            None,
+            now,
+            now,
         );
+        // The email the admin key was issued for, even if the default project changed since.
+        sa.email = admin.sa_email.clone();
+        world.service_accounts.insert(admin.sa_email.clone(), sa);
     }
     // Owner on every project.
     for p in world.projects.values_mut() {

@@ -17,7 +17,7 @@ use crate::emulator::wire::{
 };
 use crate::emulator::world::{
     self, EmulatorWorld, IamPolicyRecord, Principal, ServiceAccountRecord, new_policy_etag,
-    new_unique_id,
+    new_service_account,
 };
 use base64::Engine;
 
@@ -326,19 +326,14 @@ fn create(core: &Core, req: &Req, who: &Principal, project: &str) -> GoogleApiRe
             "resourceName": format!("projects/{project}/serviceAccounts/{email}")
         })));
     }
-    let sa = ServiceAccountRecord {
-        email: email.clone(),
-        project: project.to_string(),
-        account_id: account_id.to_string(),
-        unique_id: new_unique_id(),
+    let sa = new_service_account(
+        project,
+        account_id,
         display_name,
         description,
-        disabled: false,
-        create_ms: req.now,
-        visible_ms: req.now + core.visibility_ms(),
-        policy: IamPolicyRecord::empty(),
-        etag: "MDEwMjE5MjA=".into(),
-    };
+        req.now,
+        req.now + core.visibility_ms(),
+    );
     let out = render_sa(&sa);
     world.service_accounts.insert(email, sa);
     drop(world);
