@@ -5,7 +5,7 @@
 
 /// One rule of a fault spec.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FaultRule {
+pub(crate) struct FaultRule {
     /// `*` or a service name (`container`, `iam`, `kubernetes`, ...).
     pub service: String,
     /// `*` or a method name.
@@ -18,7 +18,7 @@ pub struct FaultRule {
 
 impl FaultRule {
     /// True when this rule covers `service.method` (method = full dotted id).
-    pub fn matches(&self, service: &str, method: &str) -> bool {
+    pub(crate) fn matches(&self, service: &str, method: &str) -> bool {
         let service_ok = self.service == "*" || self.service == service;
         let method_ok = self.method == "*"
             || self.method == method
@@ -28,7 +28,7 @@ impl FaultRule {
 }
 
 /// Parses a fault spec. Errors say which rule is wrong and why.
-pub fn parse(spec: &str) -> Result<Vec<FaultRule>, String> {
+pub(crate) fn parse(spec: &str) -> Result<Vec<FaultRule>, String> {
     let mut rules = Vec::new();
     for raw in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let (name, action) = raw
@@ -78,7 +78,7 @@ pub fn parse(spec: &str) -> Result<Vec<FaultRule>, String> {
 }
 
 /// The first rule covering `service.method` whose dice roll (`roll` in `[0,1)`) hits.
-pub fn pick<'a>(
+pub(crate) fn pick<'a>(
     rules: &'a [FaultRule],
     service: &str,
     method: &str,

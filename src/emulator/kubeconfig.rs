@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 /// One cluster entry.
-pub struct Entry {
+pub(crate) struct Entry {
     /// `gke_PROJECT_LOCATION_NAME`.
     pub name: String,
     /// `https://127.0.0.1:PORT`.
@@ -16,7 +16,7 @@ pub struct Entry {
 }
 
 /// The `current-context` of an existing kubeconfig (gcloud may have set it).
-pub fn current_context(path: &Path) -> Option<String> {
+pub(crate) fn current_context(path: &Path) -> Option<String> {
     let text = std::fs::read_to_string(path).ok()?;
     text.lines()
         .find_map(|l| l.strip_prefix("current-context:"))
@@ -25,7 +25,7 @@ pub fn current_context(path: &Path) -> Option<String> {
 }
 
 /// Renders the kubeconfig YAML; keeps `current` when it still names a context.
-pub fn render(entries: &[Entry], current: Option<&str>) -> String {
+pub(crate) fn render(entries: &[Entry], current: Option<&str>) -> String {
     let mut out = String::from("apiVersion: v1\n");
     if entries.is_empty() {
         out.push_str("clusters: []\ncontexts: []\n");

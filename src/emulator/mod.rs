@@ -7,27 +7,42 @@
 //! can point at it; a plain-HTTP listener serves the same routes for the OAuth
 //! `token_uri` (clients such as gcp_auth only trust the system roots). Each
 //! cluster's Kubernetes API runs on its own TLS port with the cluster's CA.
+//!
+//! The modules form a tree without cycles, bottom first: `time`, `crypto`,
+//! `wire` (Google's error envelope), `faults`, `kubeconfig`; `world` (the
+//! persisted state and its constructors); `core` (world lock, config, stats,
+//! fault dice, token issue, persistence); `request`; `google` (one file per
+//! Google API and the one table that lists them); `kube` (the Kubernetes API
+//! server, reached through its `KubeHost` contract); `kube_runtime` (one TLS
+//! listener per cluster); `seed`; `router` (the one route table); `start`
+//! (start, shutdown, credential files, env exports). An IAM `setIamPolicy`
+//! goes `router` → `google::iam` (or `google::crm` for a project) →
+//! `google::policy::set_policy`.
 
-pub mod auth;
-pub mod faults;
-mod gke;
-pub mod http;
-mod iam;
+mod core;
+pub mod crypto;
+mod faults;
+mod google;
 pub mod kube;
+mod kube_runtime;
 mod kubeconfig;
-mod projects;
-pub mod seed;
-mod server;
-mod tokens;
-pub mod world;
+mod request;
+mod router;
+mod seed;
+mod start;
+mod time;
+mod wire;
+mod world;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use self::server::Stats;
-use self::server::{Core, StartedListeners};
+use self::core::Core;
+pub use self::core::Stats;
+use self::start::StartedListeners;
+pub use self::world::StateError;
 
 /// How to run an emulator.
 #[derive(Debug, Clone)]
@@ -103,16 +118,6 @@ pub enum EmulatorError {
     Crypto(String),
 }
 
-impl EmulatorError {
-    /// True when the user's input (seed, faults, state) is at fault rather than the machine.
-    pub fn is_user_error(&self) -> bool {
-        matches!(
-            self,
-            EmulatorError::Seed { .. } | EmulatorError::Faults(_) | EmulatorError::State(_)
-        )
-    }
-}
-
 /// A running emulator, in-process.
 pub struct Emulator {
     core: Arc<Core>,
@@ -125,18 +130,18 @@ impl Emulator {
     pub async fn start(config: EmulatorConfig) -> Result<Emulator, EmulatorError> {
         // The TLS listeners need a process-wide rustls provider; ring is ours.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let (core, listeners) = server::start(config).await?;
+        let (core, listeners) = start::start(config).await?;
         Ok(Emulator { core, listeners })
     }
 
     /// The `export` variables that point gcloud, kubectl and `wi` at this emulator, in order.
     pub fn env(&self) -> Vec<(String, String)> {
-        self.core.env()
+        start::env(&self.core)
     }
 
     /// The same as shell lines: `export K='V'`.
     pub fn env_script(&self) -> String {
-        server::env_script(&self.env())
+        start::env_script(&self.env())
     }
 
     /// `https://127.0.0.1:PORT` (the Google API listener).
@@ -199,6 +204,6 @@ impl Emulator {
 
     /// Stops every listener and writes the state one last time.
     pub async fn shutdown(self) {
-        server::shutdown(self.core, self.listeners).await;
+        start::shutdown(self.core, self.listeners).await;
     }
 }

@@ -5,14 +5,15 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::google::{gke, policy, serviceusage};
 use super::kube::{ClusterIdentity, KubeClusterState};
-use super::world::{Policy, ServiceAccount, World, cluster_key};
-use super::{gke, iam, projects, server};
+use super::world::{EmulatorWorld, IamPolicyRecord, cluster_key};
+use super::world::{new_project, new_service_account};
 
 /// The whole seed file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Seed {
+pub(crate) struct Seed {
     /// Project exported as `CLOUDSDK_CORE_PROJECT` (default: the first project).
     #[serde(default)]
     pub default_project: Option<String>,
@@ -21,7 +22,7 @@ pub struct Seed {
 
 impl Seed {
     /// The project to export.
-    pub fn default_project(&self) -> Option<&str> {
+    pub(crate) fn default_project(&self) -> Option<&str> {
         self.default_project
             .as_deref()
             .or_else(|| self.projects.first().map(|p| p.id.as_str()))
@@ -31,7 +32,7 @@ impl Seed {
 /// A project.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct SeedProject {
+pub(crate) struct SeedProject {
     pub id: String,
     /// Project number (digits); random when omitted.
     #[serde(default)]
@@ -51,7 +52,7 @@ pub struct SeedProject {
 /// One IAM binding.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SeedBinding {
+pub(crate) struct SeedBinding {
     pub role: String,
     pub members: Vec<String>,
     #[serde(default)]
@@ -61,7 +62,7 @@ pub struct SeedBinding {
 /// An IAM condition.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SeedCondition {
+pub(crate) struct SeedCondition {
     pub title: String,
     #[serde(default)]
     pub description: Option<String>,
@@ -71,7 +72,7 @@ pub struct SeedCondition {
 /// A Google service account.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct SeedServiceAccount {
+pub(crate) struct SeedServiceAccount {
     pub account_id: String,
     #[serde(default)]
     pub display_name: Option<String>,
@@ -87,7 +88,7 @@ pub struct SeedServiceAccount {
 /// A GKE cluster.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct SeedCluster {
+pub(crate) struct SeedCluster {
     pub name: String,
     /// Zone (`us-central1-a`) or region.
     pub location: String,
@@ -104,7 +105,7 @@ pub struct SeedCluster {
 /// A node pool.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct SeedNodePool {
+pub(crate) struct SeedNodePool {
     pub name: String,
     #[serde(default = "one")]
     pub node_count: i64,
@@ -118,7 +119,7 @@ fn one() -> i64 {
 }
 
 /// Parses a seed file.
-pub fn parse(text: &str) -> Result<Seed, String> {
+pub(crate) fn parse(text: &str) -> Result<Seed, String> {
     let seed: Seed = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
     if seed.projects.is_empty() {
         return Err("`projects` must list at least one project".into());
@@ -149,23 +150,23 @@ fn bindings_json(bindings: &[SeedBinding]) -> Value {
 }
 
 fn merged_policy(
-    world: &World,
-    current: &Policy,
+    world: &EmulatorWorld,
+    current: &IamPolicyRecord,
     extra: &[SeedBinding],
     now: i64,
     what: &str,
-) -> Result<Policy, String> {
+) -> Result<IamPolicyRecord, String> {
     let mut body = bindings_json(extra);
     let mut all = current.bindings.clone();
     if let Some(b) = body["policy"]["bindings"].as_array() {
         all.extend(b.iter().cloned());
     }
     body["policy"]["bindings"] = Value::Array(all);
-    iam::set_policy(world, current, &body, now).map_err(|e| format!("{what}: {}", e.message))
+    policy::set_policy(world, current, &body, now).map_err(|e| format!("{what}: {}", e.message))
 }
 
 /// Applies a seed to a fresh world (the admin identities already exist).
-pub fn apply(seed: &Seed, world: &mut World, now: i64) -> Result<(), String> {
+pub(crate) fn apply(seed: &Seed, world: &mut EmulatorWorld, now: i64) -> Result<(), String> {
     // Projects and services.
     for p in &seed.projects {
         if let Some(n) = &p.number
@@ -175,13 +176,13 @@ pub fn apply(seed: &Seed, world: &mut World, now: i64) -> Result<(), String> {
         }
         let mut project = match world.projects.get(&p.id) {
             Some(existing) => existing.clone(),
-            None => server::new_project(world, &p.id, p.number.clone(), now),
+            None => new_project(world, &p.id, p.number.clone(), now),
         };
         if let Some(n) = &p.number {
             project.number = n.clone();
         }
         for s in &p.enable_services {
-            if projects::title(s).is_none() {
+            if serviceusage::title(s).is_none() {
                 return Err(format!("project {}: unknown service {s}", p.id));
             }
             project.services.insert(s.clone());
@@ -195,22 +196,16 @@ pub fn apply(seed: &Seed, world: &mut World, now: i64) -> Result<(), String> {
             if world.service_accounts.contains_key(&email) {
                 return Err(format!("service account {email} is listed twice"));
             }
-            world.service_accounts.insert(
-                email.clone(),
-                ServiceAccount {
-                    email,
-                    project: p.id.clone(),
-                    account_id: sa.account_id.clone(),
-                    unique_id: iam::new_unique_id(),
-                    display_name: sa.display_name.clone(),
-                    description: sa.description.clone(),
-                    disabled: sa.disabled,
-                    create_ms: now,
-                    visible_ms: now,
-                    policy: Policy::empty(),
-                    etag: "MDEwMjE5MjA=".into(),
-                },
+            let mut record = new_service_account(
+                &p.id,
+                &sa.account_id,
+                sa.display_name.clone(),
+                sa.description.clone(),
+                now,
+                now,
             );
+            record.disabled = sa.disabled;
+            world.service_accounts.insert(email, record);
         }
     }
     // Clusters (they create workload pools) and their Kubernetes objects.
@@ -295,7 +290,7 @@ pub fn apply(seed: &Seed, world: &mut World, now: i64) -> Result<(), String> {
             let email = format!("{}@{}.iam.gserviceaccount.com", sa.account_id, p.id);
             let next = merged_policy(
                 world,
-                &Policy::empty(),
+                &IamPolicyRecord::empty(),
                 &sa.iam_policy,
                 now,
                 &format!("service account {email} iamPolicy"),
@@ -339,9 +334,9 @@ projects:
     #[test]
     fn seed_roundtrip() {
         let seed = parse(SEED).unwrap();
-        let mut world = World {
+        let mut world = EmulatorWorld {
             default_project: "demo-proj".into(),
-            ..World::default()
+            ..EmulatorWorld::default()
         };
         apply(&seed, &mut world, 0).unwrap();
         let p = &world.projects["demo-proj"];
@@ -359,7 +354,7 @@ projects:
         assert!(parse("projects:\n  - id: p\n    bogus: 1\n").is_err());
         let bad_pool = "projects:\n  - id: p1\n    serviceAccounts:\n      - accountId: abcdef\n        iamPolicy:\n          - role: roles/iam.workloadIdentityUser\n            members: [\"serviceAccount:p1.svc.id.goog[a/b]\"]\n";
         let seed = parse(bad_pool).unwrap();
-        let mut world = World::default();
+        let mut world = EmulatorWorld::default();
         let err = apply(&seed, &mut world, 0).unwrap_err();
         assert!(err.contains("Identity Pool does not exist"), "{err}");
     }

@@ -10,25 +10,31 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use base64::Engine;
+use rand::{Rng, RngCore};
+use serde_json::json;
+
+use super::EmulatorError;
+use super::crypto;
 use super::kube::KubeClusterState;
 
 /// Current format version of the state file.
-pub const STATE_VERSION: u32 = 1;
+pub(crate) const STATE_VERSION: u32 = 1;
 
 /// Everything the emulator knows.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct World {
+pub(crate) struct EmulatorWorld {
     pub version: u32,
     /// Project exported as `CLOUDSDK_CORE_PROJECT`.
     pub default_project: String,
     pub projects: BTreeMap<String, Project>,
     /// Live service accounts by email.
-    pub service_accounts: BTreeMap<String, ServiceAccount>,
+    pub service_accounts: BTreeMap<String, ServiceAccountRecord>,
     /// Deleted service accounts (kept for `undelete`).
     #[serde(default)]
-    pub deleted_service_accounts: Vec<ServiceAccount>,
+    pub deleted_service_accounts: Vec<ServiceAccountRecord>,
     /// GKE clusters by `project/location/name`.
-    pub clusters: BTreeMap<String, Cluster>,
+    pub clusters: BTreeMap<String, GkeClusterRecord>,
     /// GKE operations, oldest first.
     pub operations: Vec<GkeOperation>,
     /// Service Usage operations by name (`operations/...`), always done.
@@ -59,7 +65,7 @@ pub struct World {
 
 /// A project.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Project {
+pub(crate) struct Project {
     pub id: String,
     /// Digits, as a string.
     pub number: String,
@@ -67,7 +73,7 @@ pub struct Project {
     pub create_ms: i64,
     /// Enabled services.
     pub services: BTreeSet<String>,
-    pub policy: Policy,
+    pub policy: IamPolicyRecord,
     /// True once any cluster of this project has had Workload Identity: the
     /// pool `PROJECT.svc.id.goog` then exists (it is never deleted).
     pub workload_pool_exists: bool,
@@ -80,7 +86,7 @@ pub struct Project {
 
 /// An IAM policy. Bindings are kept as JSON so conditions survive verbatim.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Policy {
+pub(crate) struct IamPolicyRecord {
     /// Base64 etag; `ACAB` for a policy never written.
     pub etag: String,
     pub bindings: Vec<Value>,
@@ -88,9 +94,9 @@ pub struct Policy {
     pub audit_configs: Vec<Value>,
 }
 
-impl Policy {
+impl IamPolicyRecord {
     /// An empty policy never written.
-    pub fn empty() -> Self {
+    pub(crate) fn empty() -> Self {
         Self {
             etag: "ACAB".into(),
             bindings: Vec::new(),
@@ -99,12 +105,12 @@ impl Policy {
     }
 
     /// True when any binding carries a condition (the policy is version 3).
-    pub fn has_conditions(&self) -> bool {
+    pub(crate) fn has_conditions(&self) -> bool {
         self.bindings.iter().any(|b| b.get("condition").is_some())
     }
 
     /// The Policy resource as Google returns it.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let mut m = serde_json::Map::new();
         // A policy never written is just `{"etag": "ACAB"}`; once written it
         // carries its version even when empty (as recorded).
@@ -129,7 +135,7 @@ impl Policy {
 
     /// Roles granted to any of `members` (ignores conditions: the emulator
     /// treats conditional grants as granted).
-    pub fn roles_of(&self, members: &[String]) -> Vec<String> {
+    pub(crate) fn roles_of(&self, members: &[String]) -> Vec<String> {
         let mut roles = Vec::new();
         for b in &self.bindings {
             let Some(role) = b.get("role").and_then(Value::as_str) else {
@@ -153,7 +159,7 @@ impl Policy {
 
 /// A service account.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ServiceAccount {
+pub(crate) struct ServiceAccountRecord {
     pub email: String,
     pub project: String,
     pub account_id: String,
@@ -164,28 +170,28 @@ pub struct ServiceAccount {
     pub create_ms: i64,
     /// Invisible to reads until this time (eventual consistency).
     pub visible_ms: i64,
-    pub policy: Policy,
+    pub policy: IamPolicyRecord,
     pub etag: String,
 }
 
 /// A GKE cluster: its resource as JSON (status and node-pool statuses are
 /// computed from operations when rendered).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Cluster {
+pub(crate) struct GkeClusterRecord {
     pub project: String,
     pub location: String,
     pub name: String,
     pub resource: Value,
 }
 
-impl Cluster {
+impl GkeClusterRecord {
     /// `project/location/name`.
-    pub fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         cluster_key(&self.project, &self.location, &self.name)
     }
 
     /// The workload pool, when Workload Identity is on.
-    pub fn workload_pool(&self) -> Option<String> {
+    pub(crate) fn workload_pool(&self) -> Option<String> {
         self.resource
             .pointer("/workloadIdentityConfig/workloadPool")
             .and_then(Value::as_str)
@@ -195,13 +201,13 @@ impl Cluster {
 }
 
 /// `project/location/name`.
-pub fn cluster_key(project: &str, location: &str, name: &str) -> String {
+pub(crate) fn cluster_key(project: &str, location: &str, name: &str) -> String {
     format!("{project}/{location}/{name}")
 }
 
 /// What happens when an operation finishes.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub enum OnDone {
+pub(crate) enum OnDone {
     Nothing,
     DeleteCluster,
     DeleteNodePool(String),
@@ -209,7 +215,7 @@ pub enum OnDone {
 
 /// A GKE long-running operation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct GkeOperation {
+pub(crate) struct GkeOperation {
     pub name: String,
     pub project: String,
     pub location: String,
@@ -228,7 +234,7 @@ pub struct GkeOperation {
 
 impl GkeOperation {
     /// Status at `now_ms`.
-    pub fn status_at(&self, now_ms: i64) -> &'static str {
+    pub(crate) fn status_at(&self, now_ms: i64) -> &'static str {
         let elapsed = now_ms - self.start_ms;
         if elapsed >= self.duration_ms {
             "DONE"
@@ -240,18 +246,18 @@ impl GkeOperation {
     }
 
     /// True when not DONE at `now_ms`.
-    pub fn is_active(&self, now_ms: i64) -> bool {
+    pub(crate) fn is_active(&self, now_ms: i64) -> bool {
         self.status_at(now_ms) != "DONE"
     }
 }
 
 /// Whom an access token belongs to.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub enum Principal {
+pub(crate) enum Principal {
     /// A human user (`user:EMAIL`).
     User(String),
     /// A Google service account (`serviceAccount:EMAIL`).
-    ServiceAccount(String),
+    ServiceAccountRecord(String),
     /// A Kubernetes service account federated through a workload pool.
     Federated {
         pool: String,
@@ -263,9 +269,9 @@ pub enum Principal {
 
 impl Principal {
     /// The principal's email-like name (Kubernetes username).
-    pub fn email(&self) -> String {
+    pub(crate) fn email(&self) -> String {
         match self {
-            Principal::User(e) | Principal::ServiceAccount(e) => e.clone(),
+            Principal::User(e) | Principal::ServiceAccountRecord(e) => e.clone(),
             Principal::Federated {
                 pool,
                 namespace,
@@ -276,10 +282,10 @@ impl Principal {
     }
 
     /// Every IAM member string that designates this principal.
-    pub fn members(&self) -> Vec<String> {
+    pub(crate) fn members(&self) -> Vec<String> {
         let mut out = match self {
             Principal::User(e) => vec![format!("user:{e}")],
-            Principal::ServiceAccount(e) => vec![format!("serviceAccount:{e}")],
+            Principal::ServiceAccountRecord(e) => vec![format!("serviceAccount:{e}")],
             Principal::Federated {
                 pool,
                 namespace,
@@ -300,14 +306,14 @@ impl Principal {
 
 /// An access token the emulator issued.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct IssuedToken {
+pub(crate) struct IssuedToken {
     pub principal: Principal,
     pub expires_ms: i64,
 }
 
 /// A service-account key the emulator issued (public half only).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct IssuedKey {
+pub(crate) struct IssuedKey {
     pub email: String,
     /// PKCS#1 DER of the RSA public key, hex.
     pub public_pkcs1_hex: String,
@@ -318,7 +324,7 @@ pub struct IssuedKey {
 
 /// The built-in admin identities and their credentials.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AdminIdentity {
+pub(crate) struct AdminIdentity {
     pub user_email: String,
     pub sa_email: String,
     pub key_id: String,
@@ -330,7 +336,7 @@ pub struct AdminIdentity {
 
 /// TLS material of the Google API listener.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TlsMaterial {
+pub(crate) struct TlsMaterial {
     pub ca_cert_pem: String,
     pub cert_pem: String,
     pub key_pem: String,
@@ -364,7 +370,7 @@ impl StateError {
 }
 
 /// Loads the world from `path`; `Ok(None)` when the file does not exist.
-pub fn load(path: &Path) -> Result<Option<World>, StateError> {
+pub(crate) fn load(path: &Path) -> Result<Option<EmulatorWorld>, StateError> {
     let text = match std::fs::read(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -385,7 +391,7 @@ pub fn load(path: &Path) -> Result<Option<World>, StateError> {
 
 /// Writes `bytes` to `path` atomically: temp file in the same directory,
 /// fsync, rename, fsync of the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::path::PathBuf::from("."),
@@ -400,6 +406,182 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+// ---- World constructors: every new project, account, id and etag is made here,
+// by the API handlers and the seed alike.
+
+/// Default project of a world without seed.
+pub(crate) const DEFAULT_PROJECT: &str = "wi-emulator";
+/// The admin user principal.
+pub(crate) const ADMIN_USER: &str = "admin@wi-emulator.local";
+
+/// Services enabled in a new emulated project (iamcredentials is not: the how-to enables it).
+pub(crate) const DEFAULT_ENABLED: &[&str] = &[
+    "container.googleapis.com",
+    "iam.googleapis.com",
+    "cloudresourcemanager.googleapis.com",
+    "serviceusage.googleapis.com",
+    "sts.googleapis.com",
+    "compute.googleapis.com",
+    "storage.googleapis.com",
+    "logging.googleapis.com",
+    "monitoring.googleapis.com",
+];
+
+/// A fresh 21-digit id.
+pub(crate) fn new_unique_id() -> String {
+    let mut rng = rand::thread_rng();
+    let mut s = String::from("1");
+    for _ in 0..20 {
+        s.push(char::from(b'0' + (rng.next_u32() % 10) as u8));
+    }
+    s
+}
+
+/// A fresh policy etag (`BwX...`: base64 of 0x07 0x05 and six random bytes).
+pub(crate) fn new_policy_etag() -> String {
+    let mut bytes = [0u8; 8];
+    rand::thread_rng().fill_bytes(&mut bytes[2..]);
+    bytes[0] = 0x07;
+    bytes[1] = 0x05;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A new, enabled service account `{account_id}@{project}.iam.gserviceaccount.com`
+/// with an empty policy, invisible to reads until `visible_ms`.
+pub(crate) fn new_service_account(
+    project: &str,
+    account_id: &str,
+    display_name: Option<String>,
+    description: Option<String>,
+    now: i64,
+    visible_ms: i64,
+) -> ServiceAccountRecord {
+    ServiceAccountRecord {
+        email: format!("{account_id}@{project}.iam.gserviceaccount.com"),
+        project: project.to_string(),
+        account_id: account_id.to_string(),
+        unique_id: new_unique_id(),
+        display_name,
+        description,
+        disabled: false,
+        create_ms: now,
+        visible_ms,
+        policy: IamPolicyRecord::empty(),
+        etag: "MDEwMjE5MjA=".into(),
+    }
+}
+
+/// A new project with the admin principals as owners.
+pub(crate) fn new_project(
+    world: &EmulatorWorld,
+    id: &str,
+    number: Option<String>,
+    now: i64,
+) -> Project {
+    let number = number.unwrap_or_else(|| {
+        let mut n = String::new();
+        let mut rng = rand::thread_rng();
+        n.push(char::from(b'1' + rng.r#gen_range(0..9u8)));
+        for _ in 0..11 {
+            n.push(char::from(b'0' + rng.r#gen_range(0..10u8)));
+        }
+        n
+    });
+    let mut policy = IamPolicyRecord::empty();
+    if let Some(a) = &world.admin {
+        policy.bindings.push(json!({
+            "role": "roles/owner",
+            "members": [format!("serviceAccount:{}", a.sa_email), format!("user:{}", a.user_email)]
+        }));
+        policy.etag = new_policy_etag();
+    }
+    Project {
+        id: id.to_string(),
+        number,
+        name: id.to_string(),
+        create_ms: now,
+        services: DEFAULT_ENABLED.iter().map(|s| s.to_string()).collect(),
+        policy,
+        workload_pool_exists: false,
+        labels: None,
+        parent: None,
+    }
+}
+
+/// Creates the admin identity (user, service account, key, long-lived token) when
+/// missing and makes it owner of every project.
+pub(crate) fn ensure_admin(world: &mut EmulatorWorld, now: i64) -> Result<(), EmulatorError> {
+    if world.admin.is_none() {
+        let key = crypto::generate_rsa_key().map_err(EmulatorError::Crypto)?;
+        let key_id = hex::encode(&uuid::Uuid::new_v4().as_bytes()[..16]);
+        let sa_email = format!("wi-admin@{}.iam.gserviceaccount.com", world.default_project);
+        world.keys.insert(
+            key_id.clone(),
+            IssuedKey {
+                email: sa_email.clone(),
+                public_pkcs1_hex: key.public_pkcs1_hex,
+                created_ms: now,
+            },
+        );
+        world.admin = Some(AdminIdentity {
+            user_email: ADMIN_USER.into(),
+            sa_email,
+            key_id,
+            private_key_pem: key.private_pkcs8_pem,
+            user_token: crypto::new_token(),
+        });
+    }
+    let Some(admin) = world.admin.clone() else {
+        return Ok(());
+    };
+    // The admin user token is long-lived (gcloud never refreshes a token file).
+    world.tokens.insert(
+        crypto::token_hash(&admin.user_token),
+        IssuedToken {
+            principal: Principal::User(admin.user_email.clone()),
+            expires_ms: now + 30 * 24 * 3600 * 1000,
+        },
+    );
+    let project = world.default_project.clone();
+    if !world.projects.contains_key(&project) {
+        let p = new_project(world, &project, None, now);
+        world.projects.insert(project.clone(), p);
+    }
+    if !world.service_accounts.contains_key(&admin.sa_email) {
+        let mut sa = new_service_account(
+            &project,
+            "wi-admin",
+            Some("wi emulator admin".into()),
+            None,
+            now,
+            now,
+        );
+        // The email the admin key was issued for, even if the default project changed since.
+        sa.email = admin.sa_email.clone();
+        world.service_accounts.insert(admin.sa_email.clone(), sa);
+    }
+    // Owner on every project.
+    for p in world.projects.values_mut() {
+        let members = [
+            format!("serviceAccount:{}", admin.sa_email),
+            format!("user:{}", admin.user_email),
+        ];
+        let has = members.iter().all(|m| {
+            p.policy
+                .roles_of(std::slice::from_ref(m))
+                .iter()
+                .any(|r| r == "roles/owner")
+        });
+        if !has {
+            p.policy
+                .bindings
+                .push(json!({"role": "roles/owner", "members": members}));
+            p.policy.etag = new_policy_etag();
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,7 +589,7 @@ mod tests {
 
     #[test]
     fn policy_version_follows_conditions() {
-        let mut p = Policy::empty();
+        let mut p = IamPolicyRecord::empty();
         assert_eq!(p.to_json(), json!({"etag": "ACAB"}));
         p.bindings
             .push(json!({"role": "roles/x", "members": ["user:a@b.c"]}));
@@ -447,9 +629,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
         assert!(load(&path).unwrap().is_none());
-        let w = World {
+        let w = EmulatorWorld {
             default_project: "p".into(),
-            ..World::default()
+            ..EmulatorWorld::default()
         };
         write_atomic(&path, &serde_json::to_vec(&w).unwrap()).unwrap();
         assert_eq!(load(&path).unwrap().unwrap().default_project, "p");

@@ -1212,13 +1212,13 @@ async fn the_key_file_works_with_gcp_auth_and_forged_assertions_fail() {
         .await;
     assert_eq!(a.status, 200, "{}", a.body);
     // A JWT signed with another key.
-    let other = wi::emulator::auth::generate_rsa_key().unwrap();
+    let other = wi::emulator::crypto::generate_rsa_key().unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
     let claims = json!({"iss": key["client_email"], "aud": key["token_uri"], "iat": now, "exp": now + 3600, "scope": "x"});
-    let jwt = wi::emulator::auth::sign_jwt(
+    let jwt = wi::emulator::crypto::sign_jwt(
         &other.private_pkcs8_pem,
         key["private_key_id"].as_str().unwrap(),
         &claims,

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 /// One `details.causes` entry (`metav1.StatusCause`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Cause {
+pub(crate) struct Cause {
     /// `FieldValueInvalid`, `FieldManagerConflict`, ...
     #[serde(rename = "reason", skip_serializing_if = "String::is_empty")]
     pub kind: String,
@@ -21,7 +21,7 @@ pub struct Cause {
 
 /// `metav1.StatusDetails`, in Go's field order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Details {
+pub(crate) struct Details {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub name: String,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -35,7 +35,7 @@ pub struct Details {
 /// A failed request, rendered as a `Status` object.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code} {reason}: {message}")]
-pub struct ApiError {
+pub(crate) struct ApiError {
     pub code: u16,
     pub reason: &'static str,
     pub message: String,
@@ -68,7 +68,7 @@ fn named(name: &str, kind: &str) -> Option<Box<Details>> {
 
 impl ApiError {
     /// 404 `<resource> "<name>" not found`.
-    pub fn not_found(resource: &str, name: &str) -> Self {
+    pub(crate) fn not_found(resource: &str, name: &str) -> Self {
         Self {
             code: 404,
             reason: "NotFound",
@@ -78,7 +78,7 @@ impl ApiError {
     }
 
     /// 409 `<resource> "<name>" already exists`.
-    pub fn already_exists(resource: &str, name: &str) -> Self {
+    pub(crate) fn already_exists(resource: &str, name: &str) -> Self {
         Self {
             code: 409,
             reason: "AlreadyExists",
@@ -88,7 +88,7 @@ impl ApiError {
     }
 
     /// 409 optimistic-concurrency failure (stale `resourceVersion`).
-    pub fn conflict_modified(resource: &str, name: &str) -> Self {
+    pub(crate) fn conflict_modified(resource: &str, name: &str) -> Self {
         Self {
             code: 409,
             reason: "Conflict",
@@ -100,7 +100,7 @@ impl ApiError {
     }
 
     /// 409 server-side apply conflict (`NewApplyConflict`).
-    pub fn apply_conflict(message: String, causes: Vec<Cause>) -> Self {
+    pub(crate) fn apply_conflict(message: String, causes: Vec<Cause>) -> Self {
         Self {
             code: 409,
             reason: "Conflict",
@@ -114,7 +114,7 @@ impl ApiError {
 
     /// 422 `<Kind> "<name>" is invalid: ...` (`NewInvalid`); each cause is
     /// `(type, field, body)` where body is the text after `field: `.
-    pub fn invalid(group: &str, kind: &str, name: &str, errs: Vec<FieldError>) -> Self {
+    pub(crate) fn invalid(group: &str, kind: &str, name: &str, errs: Vec<FieldError>) -> Self {
         let qualified = if group.is_empty() {
             kind.to_string()
         } else {
@@ -150,7 +150,7 @@ impl ApiError {
     }
 
     /// 400 BadRequest with no details.
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self {
             code: 400,
             reason: "BadRequest",
@@ -160,7 +160,7 @@ impl ApiError {
     }
 
     /// 401 for a missing or unknown bearer token.
-    pub fn unauthorized() -> Self {
+    pub(crate) fn unauthorized() -> Self {
         Self {
             code: 401,
             reason: "Unauthorized",
@@ -172,7 +172,7 @@ impl ApiError {
     /// 403 as the authorization filter words it (`NewForbidden` around
     /// `forbiddenMessage`): the subject names the resource without its
     /// subresource, the reason names both.
-    pub fn forbidden(access: &super::KubeAccess<'_>, user: &str) -> Self {
+    pub(crate) fn forbidden(access: &super::KubeAccess<'_>, user: &str) -> Self {
         let full = if access.subresource.is_empty() {
             access.resource.to_string()
         } else {
@@ -199,7 +199,7 @@ impl ApiError {
     }
 
     /// 405 for a verb the resource does not support.
-    pub fn method_not_allowed() -> Self {
+    pub(crate) fn method_not_allowed() -> Self {
         Self {
             code: 405,
             reason: "MethodNotAllowed",
@@ -209,7 +209,7 @@ impl ApiError {
     }
 
     /// 415 for a PATCH with an unknown content type.
-    pub fn unsupported_patch_type() -> Self {
+    pub(crate) fn unsupported_patch_type() -> Self {
         Self {
             code: 415,
             reason: "UnsupportedMediaType",
@@ -219,7 +219,7 @@ impl ApiError {
     }
 
     /// 500 for a failure inside the emulator itself.
-    pub fn internal(message: impl Into<String>) -> Self {
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
         let message = message.into();
         Self {
             code: 500,
@@ -236,18 +236,8 @@ impl ApiError {
         }
     }
 
-    /// True for 404 NotFound.
-    pub fn is_not_found(&self) -> bool {
-        self.reason == "NotFound"
-    }
-
-    /// True for any 409 (AlreadyExists or Conflict).
-    pub fn is_conflict(&self) -> bool {
-        self.code == 409
-    }
-
     /// The JSON body, byte for byte what kube-apiserver sends.
-    pub fn body(&self) -> String {
+    pub(crate) fn body(&self) -> String {
         let body = StatusBody {
             kind: "Status",
             api_version: "v1",
@@ -276,7 +266,7 @@ impl IntoResponse for ApiError {
 
 /// One `field.Error` of a validation failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
+pub(crate) struct FieldError {
     /// `FieldValueInvalid`, `FieldValueRequired`, `FieldValueForbidden`, ...
     pub kind: &'static str,
     pub field: String,
@@ -286,7 +276,7 @@ pub struct FieldError {
 
 impl FieldError {
     /// `field.Invalid(path, value, detail)` for a string value.
-    pub fn invalid(field: &str, value: &str, detail: &str) -> Self {
+    pub(crate) fn invalid(field: &str, value: &str, detail: &str) -> Self {
         let quoted = serde_json::to_string(value).unwrap_or_default();
         Self {
             kind: "FieldValueInvalid",
@@ -296,7 +286,7 @@ impl FieldError {
     }
 
     /// `field.Invalid(path, value, detail)` for a number.
-    pub fn invalid_number(field: &str, value: i64, detail: &str) -> Self {
+    pub(crate) fn invalid_number(field: &str, value: i64, detail: &str) -> Self {
         Self {
             kind: "FieldValueInvalid",
             field: field.to_string(),
@@ -305,7 +295,7 @@ impl FieldError {
     }
 
     /// `field.Required(path, detail)`.
-    pub fn required(field: &str, detail: &str) -> Self {
+    pub(crate) fn required(field: &str, detail: &str) -> Self {
         let body = if detail.is_empty() {
             "Required value".to_string()
         } else {
@@ -319,7 +309,7 @@ impl FieldError {
     }
 
     /// `field.Forbidden(path, detail)`.
-    pub fn forbidden(field: &str, detail: &str) -> Self {
+    pub(crate) fn forbidden(field: &str, detail: &str) -> Self {
         Self {
             kind: "FieldValueForbidden",
             field: field.to_string(),

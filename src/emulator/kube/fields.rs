@@ -15,28 +15,28 @@ use serde_json::{Map, Value};
 /// A set of field paths stored as a trie. A node is a *member* when its own
 /// path is in the set; intermediate nodes exist only to reach members.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FieldSet {
+pub(crate) struct FieldSet {
     member: bool,
     /// Keyed by the encoded path element (`f:name`).
     children: BTreeMap<String, FieldSet>,
 }
 
 /// One path, as encoded path elements (`["f:metadata", "f:labels", "f:app"]`).
-pub type FieldPath = Vec<String>;
+pub(crate) type FieldPath = Vec<String>;
 
 impl FieldSet {
     /// The empty set.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// True when no path is a member.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         !self.member && self.children.values().all(FieldSet::is_empty)
     }
 
     /// Adds one path.
-    pub fn insert(&mut self, path: &[String]) {
+    pub(crate) fn insert(&mut self, path: &[String]) {
         match path.split_first() {
             None => self.member = true,
             Some((head, rest)) => self.children.entry(head.clone()).or_default().insert(rest),
@@ -44,7 +44,7 @@ impl FieldSet {
     }
 
     /// True when `path` is a member.
-    pub fn contains(&self, path: &[String]) -> bool {
+    pub(crate) fn contains(&self, path: &[String]) -> bool {
         match path.split_first() {
             None => self.member,
             Some((head, rest)) => self.children.get(head).is_some_and(|c| c.contains(rest)),
@@ -52,7 +52,7 @@ impl FieldSet {
     }
 
     /// Every member path, in sorted order.
-    pub fn paths(&self) -> Vec<FieldPath> {
+    pub(crate) fn paths(&self) -> Vec<FieldPath> {
         let mut out = Vec::new();
         self.collect(&mut Vec::new(), &mut out);
         out
@@ -70,7 +70,7 @@ impl FieldSet {
     }
 
     /// Members of either set.
-    pub fn union(&self, other: &FieldSet) -> FieldSet {
+    pub(crate) fn union(&self, other: &FieldSet) -> FieldSet {
         let mut out = self.clone();
         for p in other.paths() {
             out.insert(&p);
@@ -79,7 +79,7 @@ impl FieldSet {
     }
 
     /// Members of `self` that are not members of `other`.
-    pub fn difference(&self, other: &FieldSet) -> FieldSet {
+    pub(crate) fn difference(&self, other: &FieldSet) -> FieldSet {
         let mut out = FieldSet::new();
         for p in self.paths() {
             if !other.contains(&p) {
@@ -90,7 +90,7 @@ impl FieldSet {
     }
 
     /// Members of both sets.
-    pub fn intersection(&self, other: &FieldSet) -> FieldSet {
+    pub(crate) fn intersection(&self, other: &FieldSet) -> FieldSet {
         let mut out = FieldSet::new();
         for p in self.paths() {
             if other.contains(&p) {
@@ -101,7 +101,7 @@ impl FieldSet {
     }
 
     /// Removes `path` and everything below it.
-    pub fn remove_subtree(&mut self, path: &[String]) {
+    pub(crate) fn remove_subtree(&mut self, path: &[String]) {
         match path.split_first() {
             None => *self = FieldSet::new(),
             Some((head, rest)) => {
@@ -115,7 +115,7 @@ impl FieldSet {
     }
 
     /// Removes only the membership of `path`, keeping its descendants.
-    pub fn remove_member(&mut self, path: &[String]) {
+    pub(crate) fn remove_member(&mut self, path: &[String]) {
         match path.split_first() {
             None => self.member = false,
             Some((head, rest)) => {
@@ -127,7 +127,7 @@ impl FieldSet {
     }
 
     /// True when some member lies strictly below `path`.
-    pub fn has_descendants(&self, path: &[String]) -> bool {
+    pub(crate) fn has_descendants(&self, path: &[String]) -> bool {
         match path.split_first() {
             None => self.children.values().any(|c| !c.is_empty()),
             Some((head, rest)) => self
@@ -138,7 +138,7 @@ impl FieldSet {
     }
 
     /// The `fieldsV1` JSON form.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let mut map = Map::new();
         let pruned: Vec<(&String, &FieldSet)> = self
             .children
@@ -155,7 +155,7 @@ impl FieldSet {
     }
 
     /// Parses the `fieldsV1` JSON form. The root of the trie is never a member.
-    pub fn from_json(value: &Value) -> Result<FieldSet, String> {
+    pub(crate) fn from_json(value: &Value) -> Result<FieldSet, String> {
         let mut out = Self::parse_node(value)?;
         out.member = false;
         Ok(out)
@@ -190,12 +190,12 @@ impl FieldSet {
 }
 
 /// Encodes an object key as a path element.
-pub fn field(name: &str) -> String {
+pub(crate) fn field(name: &str) -> String {
     format!("f:{name}")
 }
 
 /// `.metadata.annotations.iam.gke.io/x`, as `fieldpath.Path.String()` renders it.
-pub fn path_string(path: &[String]) -> String {
+pub(crate) fn path_string(path: &[String]) -> String {
     let mut out = String::new();
     for el in path {
         if let Some(name) = el.strip_prefix("f:") {
@@ -222,7 +222,7 @@ pub fn path_string(path: &[String]) -> String {
 
 /// `ToFieldSet` of an applied configuration: every scalar, null, list and
 /// empty map is a member; non-empty maps only lead to their members.
-pub fn to_field_set(value: &Value) -> FieldSet {
+pub(crate) fn to_field_set(value: &Value) -> FieldSet {
     let mut set = FieldSet::new();
     if let Value::Object(map) = value {
         walk_config(map, &mut Vec::new(), &mut set);
@@ -243,7 +243,7 @@ fn walk_config(map: &Map<String, Value>, prefix: &mut Vec<String>, set: &mut Fie
 
 /// The outcome of comparing two versions of an object (`typed.Comparison`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Comparison {
+pub(crate) struct Comparison {
     pub added: FieldSet,
     pub modified: FieldSet,
     pub removed: FieldSet,
@@ -251,14 +251,14 @@ pub struct Comparison {
 
 impl Comparison {
     /// True when nothing changed.
-    pub fn is_same(&self) -> bool {
+    pub(crate) fn is_same(&self) -> bool {
         self.added.is_empty() && self.modified.is_empty() && self.removed.is_empty()
     }
 }
 
 /// `Compare(old, new)`: leaves that appeared, changed or disappeared, plus maps
 /// that appeared or disappeared as a whole (the source of `".": {}` entries).
-pub fn compare(old: &Value, new: &Value) -> Comparison {
+pub(crate) fn compare(old: &Value, new: &Value) -> Comparison {
     let mut out = Comparison::default();
     compare_node(Some(old), Some(new), &mut Vec::new(), &mut out);
     out
@@ -310,7 +310,7 @@ fn compare_node(
 
 /// Paths the real server never tracks (`stripMetaManager`), plus `status` for
 /// resources whose status is reset on writes to the main resource.
-pub fn strip(set: &mut FieldSet, strip_status: bool) {
+pub(crate) fn strip(set: &mut FieldSet, strip_status: bool) {
     for name in ["apiVersion", "kind"] {
         set.remove_subtree(&[field(name)]);
     }
@@ -336,7 +336,7 @@ pub fn strip(set: &mut FieldSet, strip_status: bool) {
 }
 
 /// Strips all three sets of a comparison.
-pub fn strip_comparison(cmp: &mut Comparison, strip_status: bool) {
+pub(crate) fn strip_comparison(cmp: &mut Comparison, strip_status: bool) {
     strip(&mut cmp.added, strip_status);
     strip(&mut cmp.modified, strip_status);
     strip(&mut cmp.removed, strip_status);

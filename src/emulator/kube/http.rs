@@ -11,17 +11,18 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::discovery::{
+    api_groups, api_resources, api_versions, group_resources, openapi_v3_core, openapi_v3_root,
+    version,
+};
 use super::errors::{ApiError, FieldError};
 use super::objects::{FieldSelector, LabelSelector, Resource};
 use super::store::{FieldValidation, Page, PatchKind, WriteOptions, Written};
 use super::tables;
+use super::token_request::token_request;
 use super::watch;
-use super::{KubeAccess, KubeCluster, now_rfc3339, rfc3339};
-
-/// The version a GKE regular-channel cluster reports.
-const GIT_VERSION: &str = "v1.33.5-gke.1000";
-/// Longest token lifetime GKE grants (`--service-account-max-token-expiration`).
-const MAX_TOKEN_SECONDS: i64 = 48 * 3600;
+use super::{KubeAccess, KubeCluster};
+use crate::emulator::time::{now_rfc3339_unix, now_unix};
 
 pub(super) fn router(cluster: Arc<KubeCluster>) -> axum::Router {
     axum::Router::new().fallback(handle).with_state(cluster)
@@ -293,7 +294,7 @@ async fn handle(
                 &json!({
                     "kind": "SelfSubjectReview",
                     "apiVersion": "authentication.k8s.io/v1",
-                    "metadata": {"creationTimestamp": now_rfc3339()},
+                    "metadata": {"creationTimestamp": now_rfc3339_unix()},
                     "status": {"userInfo": {"username": user, "groups": ["system:authenticated"]}},
                 }),
             );
@@ -339,7 +340,7 @@ async fn handle(
             .map(str::to_string)
             .unwrap_or_else(|| user_agent.split('/').next().unwrap_or("").to_string()),
         dry_run,
-        now: now_rfc3339(),
+        now: now_rfc3339_unix(),
     };
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -408,7 +409,12 @@ async fn handle(
             if method != Method::POST {
                 Err(ApiError::method_not_allowed())
             } else {
-                match token_request(&cluster, &namespace, &name, &body) {
+                let request = if body.is_empty() {
+                    Ok(json!({}))
+                } else {
+                    parse_json(&body)
+                };
+                match request.and_then(|req| token_request(&cluster, &namespace, &name, &req)) {
                     Ok((v, warning)) => {
                         let mut resp = json_response(StatusCode::CREATED, &v);
                         if let Some(w) = warning
@@ -468,7 +474,7 @@ async fn handle(
                         if table {
                             (
                                 StatusCode::OK,
-                                tables::table(resource, &[v], &rv, unix_now()),
+                                tables::table(resource, &[v], &rv, now_unix()),
                             )
                         } else {
                             (StatusCode::OK, v)
@@ -534,10 +540,6 @@ fn parse_body(content_type: &str, body: &Bytes) -> Result<Value, ApiError> {
     parse_json(body)
 }
 
-fn unix_now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
 fn list_table(resource: Resource, list: &Value) -> Value {
     let items = list
         .get("items")
@@ -548,7 +550,7 @@ fn list_table(resource: Resource, list: &Value) -> Value {
         .pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)
         .unwrap_or("");
-    tables::table(resource, &items, rv, unix_now())
+    tables::table(resource, &items, rv, now_unix())
 }
 
 fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
@@ -759,257 +761,6 @@ fn patch(
     }
 }
 
-/// POST `serviceaccounts/NAME/token`: a signed, audience-bound token, with
-/// the checks of kube-apiserver's `TokenREST.Create` in the same order.
-/// Returns the TokenRequest and an optional `Warning` header text.
-fn token_request(
-    cluster: &KubeCluster,
-    namespace: &str,
-    name: &str,
-    body: &Bytes,
-) -> Result<(Value, Option<String>), ApiError> {
-    let req: Value = if body.is_empty() {
-        json!({})
-    } else {
-        parse_json(body)?
-    };
-    let group = "authentication.k8s.io";
-    let text = |p: &str| {
-        req.pointer(p)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
-    let (req_name, req_ns) = (text("/metadata/name"), text("/metadata/namespace"));
-    if !req_name.is_empty() && req_name != name {
-        return Err(ApiError::invalid(
-            group,
-            "TokenRequest",
-            name,
-            vec![FieldError::invalid(
-                "metadata.name",
-                &req_name,
-                "must match the service account name if specified",
-            )],
-        ));
-    }
-    if !req_ns.is_empty() && req_ns != namespace {
-        return Err(ApiError::invalid(
-            group,
-            "TokenRequest",
-            name,
-            vec![FieldError::invalid(
-                "metadata.namespace",
-                &req_ns,
-                "must match the service account namespace if specified",
-            )],
-        ));
-    }
-    let sa = cluster
-        .lock()
-        .get(Resource::ServiceAccounts, Some(namespace), name)?;
-    let spec = req.get("spec").cloned().unwrap_or_else(|| json!({}));
-    let audiences: Vec<String> = spec
-        .get("audiences")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .filter(|a: &Vec<String>| !a.is_empty())
-        .unwrap_or_else(|| vec![cluster.identity.issuer()]);
-    let requested = spec
-        .get("expirationSeconds")
-        .and_then(Value::as_i64)
-        .unwrap_or(3600);
-    let invalid = |detail: &str| {
-        ApiError::invalid(
-            group,
-            "TokenRequest",
-            "",
-            vec![FieldError::invalid_number(
-                "spec.expirationSeconds",
-                requested,
-                detail,
-            )],
-        )
-    };
-    if requested < 600 {
-        return Err(invalid("may not specify a duration less than 10 minutes"));
-    }
-    if requested > 1 << 32 {
-        return Err(invalid(
-            "may not specify a duration larger than 2^32 seconds",
-        ));
-    }
-
-    let mut kube_claim = json!({
-        "namespace": namespace,
-        "serviceaccount": {
-            "name": name,
-            "uid": sa.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or(""),
-        },
-    });
-    let bound = spec.get("boundObjectRef").filter(|v| !v.is_null());
-    if let Some(r) = bound {
-        let field = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-        let (kind, api_version, ref_name, ref_uid) = (
-            field("kind"),
-            field("apiVersion"),
-            field("name"),
-            field("uid"),
-        );
-        let (group_of, version) = match api_version.split_once('/') {
-            Some((g, v)) => (g.to_string(), v.to_string()),
-            None => (String::new(), api_version.clone()),
-        };
-        let uid = match (group_of.as_str(), kind.as_str()) {
-            ("", "Pod") => {
-                let pod = cluster
-                    .lock()
-                    .get(Resource::Pods, Some(namespace), &ref_name)?;
-                if pod
-                    .pointer("/spec/serviceAccountName")
-                    .and_then(Value::as_str)
-                    != Some(name)
-                {
-                    return Err(ApiError::bad_request(format!(
-                        "cannot bind token for serviceaccount {name:?} to pod running with different serviceaccount name."
-                    )));
-                }
-                let uid = pod
-                    .pointer("/metadata/uid")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
-                kube_claim["pod"] = json!({"name": ref_name, "uid": uid});
-                if let Some(node) = pod.pointer("/spec/nodeName").and_then(Value::as_str) {
-                    // No Node objects here: the claim carries the name only,
-                    // as the real server does for a node it cannot find.
-                    kube_claim["node"] = json!({"name": node});
-                }
-                uid
-            }
-            ("", "Secret") => return Err(ApiError::not_found("secrets", &ref_name)),
-            ("", "Node") => return Err(ApiError::not_found("nodes", &ref_name)),
-            _ => {
-                return Err(ApiError::bad_request(format!(
-                    "cannot bind token to object of type {group_of}/{version}, Kind={kind}"
-                )));
-            }
-        };
-        if !ref_uid.is_empty() && ref_uid != uid {
-            return Err(ApiError {
-                code: 409,
-                reason: "Conflict",
-                message: format!(
-                    "Operation cannot be fulfilled on {kind} {ref_name:?}: the UID in the bound object reference ({ref_uid}) does not match the UID in record. The object might have been deleted and then recreated"
-                ),
-                details: Some(Box::new(super::errors::Details {
-                    name: ref_name.clone(),
-                    kind: kind.clone(),
-                    ..Default::default()
-                })),
-            });
-        }
-    }
-
-    let mut warning = None;
-    let lifetime = if requested > MAX_TOKEN_SECONDS {
-        warning = Some(format!(
-            "requested expiration of {requested} seconds shortened to {MAX_TOKEN_SECONDS} seconds"
-        ));
-        MAX_TOKEN_SECONDS
-    } else {
-        requested
-    };
-    let signer = cluster
-        .signer
-        .as_ref()
-        .ok_or_else(|| ApiError::internal("this cluster has no service-account signing key"))?;
-    let now = unix_now();
-    let exp = now + lifetime;
-    let claims = json!({
-        "aud": audiences,
-        "exp": exp,
-        "iat": now,
-        "iss": cluster.identity.issuer(),
-        "jti": uuid::Uuid::new_v4().to_string(),
-        // go-jose writes claims through a map: keys come out sorted.
-        "kubernetes.io": sorted_keys(kube_claim),
-        "nbf": now,
-        "sub": format!("system:serviceaccount:{namespace}:{name}"),
-    });
-    let token = signer
-        .sign(&claims)
-        .map_err(|e| ApiError::internal(format!("failed to generate token: {e}")))?;
-    let out = json!({
-        "kind": "TokenRequest",
-        "apiVersion": "authentication.k8s.io/v1",
-        "metadata": {"name": name, "namespace": namespace, "creationTimestamp": rfc3339(now)},
-        "spec": {
-            "audiences": audiences,
-            "expirationSeconds": lifetime,
-            "boundObjectRef": bound.cloned().unwrap_or(Value::Null),
-        },
-        "status": {"token": token, "expirationTimestamp": rfc3339(exp)},
-    });
-    Ok((out, warning))
-}
-
-fn sorted_keys(v: Value) -> Value {
-    match v {
-        Value::Object(m) => {
-            let mut entries: Vec<(String, Value)> = m.into_iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            Value::Object(
-                entries
-                    .into_iter()
-                    .map(|(k, v)| (k, sorted_keys(v)))
-                    .collect(),
-            )
-        }
-        other => other,
-    }
-}
-
-fn version() -> Value {
-    json!({
-        "major": "1",
-        "minor": "33",
-        "gitVersion": GIT_VERSION,
-        "gitCommit": "8d4e6a4f1c2b3a59e0f7d6c5b4a3928170615243",
-        "gitTreeState": "clean",
-        "buildDate": "2025-09-24T04:12:51Z",
-        "goVersion": "go1.24.6 X:boringcrypto",
-        "compiler": "gc",
-        "platform": "linux/amd64",
-    })
-}
-
-fn api_groups() -> Value {
-    let group = |name: &str| {
-        let gv = json!({"groupVersion": format!("{name}/v1"), "version": "v1"});
-        json!({"name": name, "versions": [gv.clone()], "preferredVersion": gv})
-    };
-    json!({
-        "kind": "APIGroupList",
-        "apiVersion": "v1",
-        "groups": [group("authentication.k8s.io"), group("authorization.k8s.io")],
-    })
-}
-
-fn group_resources(group_version: &str, plural: &str, kind: &str) -> Value {
-    json!({
-        "kind": "APIResourceList",
-        "apiVersion": "v1",
-        "groupVersion": group_version,
-        "resources": [{"name": plural, "singularName": plural.trim_end_matches('s'),
-                       "namespaced": false, "kind": kind, "verbs": ["create"]}],
-    })
-}
-
 /// `kubectl auth can-i`: asks the host's authorizer about the caller.
 fn self_subject_access_review(
     cluster: &KubeCluster,
@@ -1060,99 +811,4 @@ fn self_subject_access_review(
         m.insert("status".into(), json!({"allowed": allowed}));
     }
     Ok(review)
-}
-
-fn api_versions() -> Value {
-    json!({
-        "kind": "APIVersions",
-        "versions": ["v1"],
-        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "10.128.0.2:443"}],
-    })
-}
-
-fn api_resources() -> Value {
-    let verbs = json!([
-        "create", "delete", "get", "list", "patch", "update", "watch"
-    ]);
-    json!({
-        "kind": "APIResourceList",
-        "groupVersion": "v1",
-        "resources": [
-            {"name": "namespaces", "singularName": "namespace", "namespaced": false, "kind": "Namespace",
-             "verbs": verbs, "shortNames": ["ns"], "storageVersionHash": "Q3oi5N2YM8M="},
-            {"name": "pods", "singularName": "pod", "namespaced": true, "kind": "Pod",
-             "verbs": verbs, "shortNames": ["po"], "categories": ["all"], "storageVersionHash": "xPOwRZ+Yhw8="},
-            {"name": "serviceaccounts", "singularName": "serviceaccount", "namespaced": true, "kind": "ServiceAccount",
-             "verbs": verbs, "shortNames": ["sa"], "storageVersionHash": "pbx9ZvyFpBE="},
-            {"name": "serviceaccounts/token", "singularName": "", "namespaced": true, "group": "authentication.k8s.io",
-             "version": "v1", "kind": "TokenRequest", "verbs": ["create"]},
-        ],
-    })
-}
-
-/// Hash of the core/v1 OpenAPI document, as kube-apiserver puts in its root.
-const OPENAPI_HASH: &str = "8B3C6A2FD1E0F4A9C7B5D3E1F0A2C4E6B8D0F2A4C6E8B0D2F4A6C8E0B2D4F6A8";
-
-/// `/openapi/v3`: where each group version's document lives.
-fn openapi_v3_root() -> Value {
-    json!({"paths": {"api/v1": {"serverRelativeURL": format!("/openapi/v3/api/v1?hash={OPENAPI_HASH}")}}})
-}
-
-/// `/openapi/v3/api/v1`, reduced to what clients read from it: the PATCH
-/// operations of each kind and their query parameters (kubectl checks for
-/// `fieldValidation` to decide to validate on the server).
-fn openapi_v3_core() -> Value {
-    let query_param = |name: &str, description: &str, ty: &str| {
-        json!({"name": name, "in": "query", "description": description,
-               "schema": {"type": ty, "uniqueItems": true}})
-    };
-    let patch_params = json!([
-        query_param(
-            "dryRun",
-            "When present, indicates that modifications should not be persisted.",
-            "string"
-        ),
-        query_param(
-            "fieldManager",
-            "fieldManager is a name associated with the actor or entity that is making these changes.",
-            "string"
-        ),
-        query_param(
-            "fieldValidation",
-            "fieldValidation instructs the server on how to handle objects in the request (POST/PUT/PATCH) containing unknown or duplicate fields.",
-            "string"
-        ),
-        query_param(
-            "force",
-            "Force is going to \"force\" Apply requests.",
-            "boolean"
-        ),
-    ]);
-    let mut paths = serde_json::Map::new();
-    for r in Resource::ALL {
-        let path = if r.namespaced() {
-            format!("/api/v1/namespaces/{{namespace}}/{}/{{name}}", r.plural())
-        } else {
-            format!("/api/v1/{}/{{name}}", r.plural())
-        };
-        let scope = if r.namespaced() { "Namespaced" } else { "" };
-        paths.insert(
-            path,
-            json!({"patch": {
-                "tags": ["core_v1"],
-                "description": format!("partially update the specified {}", r.kind()),
-                "operationId": format!("patchCoreV1{scope}{}", r.kind()),
-                "parameters": patch_params,
-                "responses": {"200": {"description": "OK"}},
-                "x-kubernetes-action": "patch",
-                "x-kubernetes-group-version-kind": {"group": "", "version": "v1", "kind": r.kind()},
-            }}),
-        );
-    }
-    json!({
-        "openapi": "3.0.0",
-        "info": {"title": "Kubernetes", "version": GIT_VERSION},
-        "paths": paths,
-        "components": {"schemas": {}},
-    })
 }

@@ -12,7 +12,7 @@ use super::patch;
 
 /// `Apply` or `Update`, the two operations a manager entry records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Operation {
+pub(crate) enum Operation {
     Apply,
     Update,
 }
@@ -28,7 +28,7 @@ impl Operation {
 
 /// One `managedFields` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub manager: String,
     pub operation: Operation,
     pub api_version: String,
@@ -58,7 +58,7 @@ impl Entry {
 }
 
 /// Reads the entries of an object's `metadata.managedFields`.
-pub fn decode(obj: &Value) -> Result<Vec<Entry>, String> {
+pub(crate) fn decode(obj: &Value) -> Result<Vec<Entry>, String> {
     let Some(list) = obj.pointer("/metadata/managedFields") else {
         return Ok(Vec::new());
     };
@@ -96,7 +96,7 @@ pub fn decode(obj: &Value) -> Result<Vec<Entry>, String> {
 
 /// Writes entries back in the real server's order: Apply before Update, then
 /// by time, manager and apiVersion.
-pub fn encode(entries: &[Entry]) -> Value {
+pub(crate) fn encode(entries: &[Entry]) -> Value {
     let mut sorted: Vec<&Entry> = entries.iter().collect();
     sorted.sort_by(|a, b| {
         a.operation
@@ -142,7 +142,7 @@ fn stripped_compare(old: &Value, new: &Value, strip_status: bool) -> Comparison 
 /// Records a non-apply write (create, update, patch) by `manager`: it takes
 /// every field it added or changed from whoever owned it, nobody keeps fields
 /// that disappeared, and its entry's time moves only if it gained fields.
-pub fn record_update(
+pub(crate) fn record_update(
     mut entries: Vec<Entry>,
     live: &Value,
     new: &Value,
@@ -181,7 +181,7 @@ pub fn record_update(
 }
 
 /// The result of a server-side apply.
-pub struct Applied {
+pub(crate) struct Applied {
     pub object: Value,
     pub entries: Vec<Entry>,
 }
@@ -190,7 +190,7 @@ pub struct Applied {
 /// the apply creates it). Fields the manager applied before and omits now are
 /// removed unless someone else owns them; changing a field another manager
 /// owns is a conflict unless `force`.
-pub fn record_apply(
+pub(crate) fn record_apply(
     mut entries: Vec<Entry>,
     live: &Value,
     config: &Value,

@@ -1,7 +1,8 @@
 //! The Kubernetes API of each emulated cluster, served over HTTPS with the
 //! cluster's own CA. This file is the contract between the Kubernetes side and
-//! the rest of the emulator (`emulator::mod` owns the world, persistence,
-//! Google tokens and the TLS listeners).
+//! the rest of the emulator (`emulator::core` owns the world, persistence and
+//! Google tokens, `emulator::kube_runtime` the TLS listeners; both reach this
+//! side only through `KubeHost` and `KubeCluster`).
 //!
 //! Served like kube-apiserver 1.33 on GKE: discovery (`/version`, `/api`,
 //! `/api/v1`, `/apis`, `/openapi/v3`), OIDC discovery and JWKS; namespaces,
@@ -32,6 +33,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+mod discovery;
 mod errors;
 mod fields;
 mod http;
@@ -41,31 +43,13 @@ mod patch;
 mod proto;
 mod store;
 mod tables;
-mod tls;
+mod token_request;
 mod tokens;
+mod validation;
 mod watch;
 
-pub use errors::ApiError;
-
-/// Now, as the API server writes timestamps (RFC 3339, whole seconds, UTC).
-pub(crate) fn now_rfc3339() -> String {
-    rfc3339(time::OffsetDateTime::now_utc().unix_timestamp())
-}
-
-/// A Unix time as an RFC 3339 UTC timestamp with whole seconds.
-pub(crate) fn rfc3339(unix: i64) -> String {
-    let t =
-        time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
+use super::crypto::Rs256Signer;
+use super::time::now_rfc3339_unix;
 
 /// Everything the Kubernetes side needs from the rest of the emulator.
 /// Implemented by the emulator core.
@@ -188,7 +172,7 @@ impl KubeClusterState {
     pub fn generate(identity: &ClusterIdentity) -> Self {
         let mut state = Self::default();
         state.fill_missing_keys(identity);
-        let now = now_rfc3339();
+        let now = now_rfc3339_unix();
         for ns in SYSTEM_NAMESPACES {
             let opts = store::WriteOptions {
                 admission: false,
@@ -215,7 +199,7 @@ impl KubeClusterState {
             || self.serving_cert_pem.is_empty()
             || self.serving_key_pem.is_empty()
         {
-            match tls::generate(&uuid::Uuid::new_v4().to_string()) {
+            match super::crypto::cluster_pki(&uuid::Uuid::new_v4().to_string()) {
                 Ok(pki) => {
                     self.ca_cert_pem = pki.ca_cert_pem;
                     self.serving_cert_pem = pki.serving_cert_pem;
@@ -227,8 +211,8 @@ impl KubeClusterState {
             }
         }
         if self.signing_key_pem.is_empty() {
-            match tokens::generate_key_pem() {
-                Ok(pem) => self.signing_key_pem = pem,
+            match super::crypto::generate_rsa_key() {
+                Ok(key) => self.signing_key_pem = key.private_pkcs8_pem,
                 Err(e) => {
                     tracing::error!(cluster = %identity.name, "generating the signing key failed: {e}")
                 }
@@ -271,7 +255,7 @@ impl KubeClusterState {
             field_validation: store::FieldValidation::Strict,
             manager: "kubectl-create".into(),
             dry_run: false,
-            now: now_rfc3339(),
+            now: now_rfc3339_unix(),
         };
         self.create(resource, namespace.as_deref(), object, &opts)
             .map(|_| ())
@@ -285,7 +269,7 @@ pub struct KubeCluster {
     state: std::sync::Mutex<KubeClusterState>,
     host: Arc<dyn KubeHost>,
     /// The loaded signing key (`None` when the state has none or it is corrupt).
-    signer: Option<tokens::Signer>,
+    signer: Option<Rs256Signer>,
     /// The change feed for watches.
     hub: watch::Hub,
 }
@@ -299,7 +283,7 @@ impl KubeCluster {
     ) -> Arc<Self> {
         let mut state = state;
         state.fill_missing_keys(&identity);
-        let signer = match tokens::Signer::from_pem(&state.signing_key_pem) {
+        let signer = match Rs256Signer::from_pem(&state.signing_key_pem) {
             Ok(s) => Some(s),
             Err(e) => {
                 tracing::error!(cluster = %identity.name, "service-account signing key unusable: {e}");
@@ -359,7 +343,7 @@ impl KubeCluster {
     pub fn jwks(&self) -> serde_json::Value {
         self.signer
             .as_ref()
-            .map(tokens::Signer::jwks)
+            .map(Rs256Signer::jwks)
             .unwrap_or_else(|| serde_json::json!({"keys": []}))
     }
 
@@ -369,9 +353,12 @@ impl KubeCluster {
             .signer
             .as_ref()
             .ok_or_else(|| "this cluster has no signing key".to_string())?;
-        let claims = signer
-            .verify(jwt, time::OffsetDateTime::now_utc().unix_timestamp())
-            .map_err(|e| e.to_string())?;
+        let claims = tokens::verify(
+            signer,
+            jwt,
+            time::OffsetDateTime::now_utc().unix_timestamp(),
+        )
+        .map_err(|e| e.to_string())?;
         if claims.iss != self.identity.issuer() {
             return Err(format!("token issuer {:?} is not this cluster", claims.iss));
         }

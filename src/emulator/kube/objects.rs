@@ -8,7 +8,7 @@ use super::errors::FieldError;
 
 /// A resource this API serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resource {
+pub(crate) enum Resource {
     Namespaces,
     ServiceAccounts,
     Pods,
@@ -16,14 +16,14 @@ pub enum Resource {
 
 impl Resource {
     /// Every served resource.
-    pub const ALL: [Resource; 3] = [
+    pub(crate) const ALL: [Resource; 3] = [
         Resource::Namespaces,
         Resource::Pods,
         Resource::ServiceAccounts,
     ];
 
     /// Lower-case plural, as in paths and error messages.
-    pub fn plural(self) -> &'static str {
+    pub(crate) fn plural(self) -> &'static str {
         match self {
             Resource::Namespaces => "namespaces",
             Resource::ServiceAccounts => "serviceaccounts",
@@ -32,7 +32,7 @@ impl Resource {
     }
 
     /// The object kind.
-    pub fn kind(self) -> &'static str {
+    pub(crate) fn kind(self) -> &'static str {
         match self {
             Resource::Namespaces => "Namespace",
             Resource::ServiceAccounts => "ServiceAccount",
@@ -41,28 +41,28 @@ impl Resource {
     }
 
     /// True for resources that live in a namespace.
-    pub fn namespaced(self) -> bool {
+    pub(crate) fn namespaced(self) -> bool {
         !matches!(self, Resource::Namespaces)
     }
 
     /// Resources whose `status` is reset on writes to the main resource and
     /// therefore never owned by a field manager.
-    pub fn resets_status(self) -> bool {
+    pub(crate) fn resets_status(self) -> bool {
         matches!(self, Resource::Namespaces | Resource::Pods)
     }
 
     /// Parses a plural path segment.
-    pub fn from_plural(s: &str) -> Option<Self> {
+    pub(crate) fn from_plural(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|r| r.plural() == s)
     }
 
     /// Parses a kind.
-    pub fn from_kind(s: &str) -> Option<Self> {
+    pub(crate) fn from_kind(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|r| r.kind() == s)
     }
 
     /// Storage key of one object.
-    pub fn key(self, namespace: Option<&str>, name: &str) -> String {
+    pub(crate) fn key(self, namespace: Option<&str>, name: &str) -> String {
         match namespace {
             Some(ns) if self.namespaced() => format!("{}/{ns}/{name}", self.plural()),
             _ => format!("{}/{name}", self.plural()),
@@ -70,7 +70,7 @@ impl Resource {
     }
 
     /// Storage key prefix of a list (`None` namespace = all namespaces).
-    pub fn prefix(self, namespace: Option<&str>) -> String {
+    pub(crate) fn prefix(self, namespace: Option<&str>) -> String {
         match namespace {
             Some(ns) if self.namespaced() => format!("{}/{ns}/", self.plural()),
             _ => format!("{}/", self.plural()),
@@ -125,7 +125,7 @@ fn is_qualified_name_part(s: &str) -> bool {
 }
 
 /// Errors of `ValidateObjectMeta`'s name check for this resource.
-pub fn validate_name(resource: Resource, name: &str) -> Vec<FieldError> {
+pub(crate) fn validate_name(resource: Resource, name: &str) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let field = "metadata.name";
     match resource {
@@ -236,7 +236,7 @@ fn validate_key(key: &str, field: &str) -> Vec<FieldError> {
 
 /// Validates what the real strategies validate for the fields we model:
 /// name, label keys and values, annotation keys, and value types.
-pub fn validate(resource: Resource, obj: &Value) -> Vec<FieldError> {
+pub(crate) fn validate(resource: Resource, obj: &Value) -> Vec<FieldError> {
     let meta = obj.get("metadata");
     let name = meta
         .and_then(|m| m.get("name"))
@@ -351,7 +351,7 @@ fn sorted_map(m: &Map<String, Value>) -> Value {
 
 /// Lays an object out the way the real server serialises it: `kind`,
 /// `apiVersion`, `metadata` (in Go field order, map keys sorted), then the body.
-pub fn canonicalize(resource: Resource, obj: &Value) -> Value {
+pub(crate) fn canonicalize(resource: Resource, obj: &Value) -> Value {
     let Some(map) = obj.as_object() else {
         return obj.clone();
     };
@@ -402,7 +402,7 @@ enum Requirement {
 
 /// A parsed `labelSelector` (`a=b,c!=d,e in (f,g),!h`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LabelSelector(Vec<Requirement>);
+pub(crate) struct LabelSelector(Vec<Requirement>);
 
 fn split_top_level(s: &str) -> Vec<String> {
     let mut parts = Vec::new();
@@ -433,7 +433,7 @@ fn parse_set(s: &str) -> Option<Vec<String>> {
 
 impl LabelSelector {
     /// Parses the selector syntax of `labels.Parse`.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
         let mut reqs = Vec::new();
         if s.trim().is_empty() {
             return Ok(Self(reqs));
@@ -468,12 +468,12 @@ impl LabelSelector {
     }
 
     /// True when the selector selects everything.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
     /// True when the labels satisfy every requirement.
-    pub fn matches(&self, labels: Option<&Map<String, Value>>) -> bool {
+    pub(crate) fn matches(&self, labels: Option<&Map<String, Value>>) -> bool {
         let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
         self.0.iter().all(|r| match r {
             Requirement::Equals(k, v) => get(k) == Some(v.as_str()),
@@ -488,7 +488,7 @@ impl LabelSelector {
 
 /// A parsed `fieldSelector` (`metadata.name=x,spec.serviceAccountName!=y`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FieldSelector(Vec<(String, bool, String)>);
+pub(crate) struct FieldSelector(Vec<(String, bool, String)>);
 
 fn field_pointer(resource: Resource, field: &str) -> Option<&'static str> {
     match (resource, field) {
@@ -507,7 +507,7 @@ fn field_pointer(resource: Resource, field: &str) -> Option<&'static str> {
 
 impl FieldSelector {
     /// Parses and checks that every field is selectable on this resource.
-    pub fn parse(resource: Resource, s: &str) -> Result<Self, String> {
+    pub(crate) fn parse(resource: Resource, s: &str) -> Result<Self, String> {
         let mut out = Vec::new();
         if s.trim().is_empty() {
             return Ok(Self(out));
@@ -534,12 +534,12 @@ impl FieldSelector {
     }
 
     /// True when the selector selects everything.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
     /// True when the object satisfies every term.
-    pub fn matches(&self, resource: Resource, obj: &Value) -> bool {
+    pub(crate) fn matches(&self, resource: Resource, obj: &Value) -> bool {
         self.0.iter().all(|(field, eq, want)| {
             let got = field_pointer(resource, field)
                 .and_then(|p| obj.pointer(p))
@@ -587,7 +587,7 @@ fn known_fields(resource: Resource, path: &[&str]) -> Option<&'static [&'static 
 
 /// Removes fields the typed object does not have; returns their dotted paths
 /// (`spec.foo`, `metadata.bogus`) in document order.
-pub fn drop_unknown_fields(resource: Resource, obj: &mut Value) -> Vec<String> {
+pub(crate) fn drop_unknown_fields(resource: Resource, obj: &mut Value) -> Vec<String> {
     let mut dropped = Vec::new();
     prune(resource, obj, &mut Vec::new(), &mut dropped);
     dropped

@@ -10,7 +10,7 @@
 use serde_json::{Map, Value};
 
 /// RFC 7386: `null` deletes, objects merge recursively, anything else replaces.
-pub fn merge_patch(target: &mut Value, patch: &Value) {
+pub(crate) fn merge_patch(target: &mut Value, patch: &Value) {
     let Value::Object(patch_map) = patch else {
         *target = patch.clone();
         return;
@@ -60,7 +60,7 @@ fn list_strategy(path: &str) -> Option<ListStrategy> {
 /// `ownerReferences`, pod containers and volumes; `$patch: delete` on an item),
 /// union of `finalizers` with `$deleteFromPrimitiveList/finalizers`; ordering
 /// directives (`$setElementOrder/...`, `$retainKeys`) are accepted and ignored.
-pub fn strategic_merge_patch(target: &mut Value, patch: &Value) -> Result<(), String> {
+pub(crate) fn strategic_merge_patch(target: &mut Value, patch: &Value) -> Result<(), String> {
     smp(target, patch, &mut Vec::new())
 }
 
@@ -178,7 +178,7 @@ fn strip_directives(map: Map<String, Value>) -> Map<String, Value> {
 }
 
 /// RFC 6902 JSON patch. Errors carry the real server's wording where it has one.
-pub fn json_patch(target: &mut Value, ops: &Value) -> Result<(), String> {
+pub(crate) fn json_patch(target: &mut Value, ops: &Value) -> Result<(), String> {
     let Some(ops) = ops.as_array() else {
         return Err("json: cannot unmarshal object into Go value of type jsonpatch.Patch".into());
     };
@@ -286,7 +286,7 @@ fn remove(target: &mut Value, path: &str) -> Result<Value, String> {
 
 /// The merge step of server-side apply: maps merge recursively, the applied
 /// value wins for scalars and (atomic) lists, an explicit `null` clears.
-pub fn ssa_merge(target: &mut Value, config: &Value) {
+pub(crate) fn ssa_merge(target: &mut Value, config: &Value) {
     let Value::Object(config_map) = config else {
         *target = config.clone();
         return;
@@ -309,7 +309,7 @@ pub fn ssa_merge(target: &mut Value, config: &Value) {
 
 /// Go drops empty maps tagged `omitempty` when it stores an object, so an
 /// object whose last label or annotation went away has no `labels` at all.
-pub fn normalize_metadata(obj: &mut Value) {
+pub(crate) fn normalize_metadata(obj: &mut Value) {
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         for key in ["labels", "annotations"] {
             if meta

@@ -171,7 +171,7 @@ fn access_review_spec(buf: &[u8]) -> Result<Value, String> {
 }
 
 /// Decodes a protobuf request body into the JSON form of the object.
-pub fn decode(body: &[u8]) -> Result<Value, String> {
+pub(crate) fn decode(body: &[u8]) -> Result<Value, String> {
     let envelope = body
         .strip_prefix(MAGIC)
         .ok_or("protobuf body lacks the k8s envelope prefix")?;

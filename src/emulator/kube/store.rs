@@ -3,17 +3,22 @@
 //! `resourceVersion`, managed fields, dry runs. Pure functions over
 //! [`KubeClusterState`]; the HTTP layer only parses and renders.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::KubeClusterState;
 use super::errors::{ApiError, FieldError};
 use super::managed::{self, Entry};
 use super::objects::{self, FieldSelector, LabelSelector, Resource};
 use super::patch;
+use super::validation::{
+    NAMESPACE_LABEL, check_apply_schema, check_kind, check_name, check_namespace, invalid,
+    json_type, keep_system_fields, labels_mut, meta, meta_mut, random_suffix, set_managed_fields,
+    without_managed_fields,
+};
 
 /// `fieldValidation`: what to do with fields the typed object does not have.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum FieldValidation {
+pub(crate) enum FieldValidation {
     /// Drop them silently.
     Ignore,
     /// Drop them and say so in `Warning` headers (the server default).
@@ -25,7 +30,7 @@ pub enum FieldValidation {
 
 /// Who writes, and how.
 #[derive(Debug, Clone)]
-pub struct WriteOptions {
+pub(crate) struct WriteOptions {
     /// Run admission plugins that need other objects (pods need their
     /// service account); off for seeds, which may come in any order.
     pub admission: bool,
@@ -41,7 +46,7 @@ pub struct WriteOptions {
 
 /// The body format of a PATCH.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PatchKind {
+pub(crate) enum PatchKind {
     Merge,
     Strategic,
     Json,
@@ -49,7 +54,7 @@ pub enum PatchKind {
 
 /// `limit` and `continue` of a list request.
 #[derive(Debug, Clone, Default)]
-pub struct Page {
+pub(crate) struct Page {
     pub limit: Option<usize>,
     pub continue_token: Option<String>,
 }
@@ -80,7 +85,7 @@ fn decode_continue(token: &str) -> Result<String, ApiError> {
 
 /// One change, as a watcher sees it.
 #[derive(Debug, Clone)]
-pub struct Event {
+pub(crate) struct Event {
     /// `ADDED`, `MODIFIED` or `DELETED`.
     pub kind: &'static str,
     pub resource: Resource,
@@ -91,7 +96,7 @@ pub struct Event {
 }
 
 /// Outcome of a write: the object to return and whether it was created.
-pub struct Written {
+pub(crate) struct Written {
     pub object: Value,
     pub created: bool,
     pub changed: bool,
@@ -99,48 +104,9 @@ pub struct Written {
     pub warnings: Vec<String>,
 }
 
-const NAMESPACE_LABEL: &str = "kubernetes.io/metadata.name";
 /// The manager kube-apiserver gives the fields of an object that had no
 /// managed fields when it was first applied to.
 const BEFORE_FIRST_APPLY: &str = "before-first-apply";
-const GENERATE_NAME_CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-
-fn meta(obj: &Value, key: &str) -> String {
-    obj.get("metadata")
-        .and_then(|m| m.get(key))
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string()
-}
-
-fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
-    if !obj.is_object() {
-        *obj = json!({});
-    }
-    let map = obj.as_object_mut().expect("just made an object");
-    let m = map.entry("metadata").or_insert_with(|| json!({}));
-    if !m.is_object() {
-        *m = json!({});
-    }
-    m.as_object_mut().expect("just made an object")
-}
-
-fn without_managed_fields(obj: &Value) -> Value {
-    let mut o = obj.clone();
-    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.remove("managedFields");
-    }
-    o
-}
-
-fn set_managed_fields(obj: &mut Value, entries: &[Entry]) {
-    let m = meta_mut(obj);
-    if entries.is_empty() {
-        m.remove("managedFields");
-    } else {
-        m.insert("managedFields".into(), managed::encode(entries));
-    }
-}
 
 /// Drops unknown fields per `fieldValidation`; returns the warnings to send.
 fn check_unknown_fields(
@@ -170,163 +136,6 @@ fn check_unknown_fields(
             }))
         }
     }
-}
-
-/// Server-side apply refuses fields outside the schema outright.
-fn check_apply_schema(
-    resource: Resource,
-    namespace: Option<&str>,
-    name: &str,
-    config: &Value,
-) -> Result<(), ApiError> {
-    let mut copy = config.clone();
-    let dropped = objects::drop_unknown_fields(resource, &mut copy);
-    if dropped.is_empty() {
-        return Ok(());
-    }
-    let errs: Vec<String> = dropped
-        .iter()
-        .map(|p| format!(".{p}: field not declared in schema"))
-        .collect();
-    let detail = if errs.len() == 1 {
-        errs[0].clone()
-    } else {
-        format!("errors:\n  {}", errs.join("\n  "))
-    };
-    Err(ApiError {
-        code: 500,
-        reason: "",
-        message: format!(
-            "failed to create typed patch object ({}/{name}; /v1, Kind={}): {detail}",
-            namespace.unwrap_or(""),
-            resource.kind()
-        ),
-        details: None,
-    })
-}
-
-fn invalid(resource: Resource, name: &str, errs: Vec<FieldError>) -> ApiError {
-    ApiError::invalid("", resource.kind(), name, errs)
-}
-
-fn check_kind(resource: Resource, body: &Value) -> Result<(), ApiError> {
-    if !body.is_object() {
-        return Err(ApiError::bad_request(format!(
-            "the object provided is unrecognized (must be of type {})",
-            resource.kind()
-        )));
-    }
-    if let Some(kind) = body.get("kind").and_then(Value::as_str)
-        && !kind.is_empty()
-        && kind != resource.kind()
-    {
-        return Err(ApiError::bad_request(format!(
-            "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: kind {kind} does not match {}",
-            resource.kind(),
-            resource.kind()
-        )));
-    }
-    if let Some(v) = body.get("apiVersion").and_then(Value::as_str)
-        && !v.is_empty()
-        && v != "v1"
-    {
-        return Err(ApiError::bad_request(format!(
-            "the API version in the data ({v}) does not match the expected API version (v1)"
-        )));
-    }
-    Ok(())
-}
-
-fn check_namespace(
-    resource: Resource,
-    body: &mut Value,
-    namespace: Option<&str>,
-) -> Result<(), ApiError> {
-    if !resource.namespaced() {
-        return Ok(());
-    }
-    let given = meta(body, "namespace");
-    let ns = namespace.unwrap_or("");
-    if !given.is_empty() && given != ns {
-        return Err(ApiError::bad_request(
-            "the namespace of the provided object does not match the namespace sent on the request",
-        ));
-    }
-    meta_mut(body).insert("namespace".into(), json!(ns));
-    Ok(())
-}
-
-fn check_name(body: &Value, name: &str) -> Result<(), ApiError> {
-    let given = meta(body, "name");
-    if given != name {
-        return Err(ApiError::bad_request(format!(
-            "the name of the object ({given}) does not match the name on the URL ({name})"
-        )));
-    }
-    Ok(())
-}
-
-/// Server-set fields an update may not change.
-fn keep_system_fields(resource: Resource, new: &mut Value, old: &Value) {
-    let m = meta_mut(new);
-    for k in [
-        "uid",
-        "creationTimestamp",
-        "name",
-        "namespace",
-        "deletionTimestamp",
-    ] {
-        match old.get("metadata").and_then(|o| o.get(k)) {
-            Some(v) => {
-                m.insert(k.into(), v.clone());
-            }
-            None => {
-                m.remove(k);
-            }
-        }
-    }
-    m.remove("resourceVersion");
-    m.remove("generation");
-    m.remove("selfLink");
-    if resource == Resource::Namespaces {
-        let name = meta(old, "name");
-        labels_mut(new).insert(NAMESPACE_LABEL.into(), json!(name));
-        if let Some(o) = old.as_object()
-            && let Some(n) = new.as_object_mut()
-        {
-            for k in ["spec", "status"] {
-                match o.get(k) {
-                    Some(v) => n.insert(k.into(), v.clone()),
-                    None => n.remove(k),
-                };
-            }
-        }
-    }
-    if resource == Resource::Pods
-        && let (Some(o), Some(n)) = (old.as_object(), new.as_object_mut())
-    {
-        match o.get("status") {
-            Some(v) => n.insert("status".into(), v.clone()),
-            None => n.remove("status"),
-        };
-    }
-}
-
-fn labels_mut(obj: &mut Value) -> &mut Map<String, Value> {
-    let m = meta_mut(obj);
-    let l = m.entry("labels").or_insert_with(|| json!({}));
-    if !l.is_object() {
-        *l = json!({});
-    }
-    l.as_object_mut().expect("just made an object")
-}
-
-fn random_suffix() -> String {
-    use rand::Rng;
-    let mut rng = rand::thread_rng();
-    (0..5)
-        .map(|_| GENERATE_NAME_CHARS[rng.gen_range(0..GENERATE_NAME_CHARS.len())] as char)
-        .collect()
 }
 
 impl KubeClusterState {
@@ -997,16 +806,5 @@ impl KubeClusterState {
             changed: !opts.dry_run,
             warnings: Vec::new(),
         })
-    }
-}
-
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
     }
 }

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::objects::Resource;
 
 /// `duration.HumanDuration` of apimachinery.
-pub fn human_duration(seconds: i64) -> String {
+pub(crate) fn human_duration(seconds: i64) -> String {
     if seconds < -1 {
         return "<invalid>".into();
     }
@@ -218,7 +218,12 @@ fn cells(resource: Resource, obj: &Value, now: i64) -> Value {
 }
 
 /// A `Table` of the given objects (each as the server stores it).
-pub fn table(resource: Resource, objects: &[Value], resource_version: &str, now: i64) -> Value {
+pub(crate) fn table(
+    resource: Resource,
+    objects: &[Value],
+    resource_version: &str,
+    now: i64,
+) -> Value {
     let rows: Vec<Value> = objects
         .iter()
         .map(|o| {
@@ -242,7 +247,7 @@ pub fn table(resource: Resource, objects: &[Value], resource_version: &str, now:
 }
 
 /// True when the Accept header asks for a `Table`.
-pub fn wants_table(accept: &str) -> bool {
+pub(crate) fn wants_table(accept: &str) -> bool {
     accept
         .split(',')
         .next()

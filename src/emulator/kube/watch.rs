@@ -20,7 +20,7 @@ use super::tables;
 const HISTORY: usize = 1000;
 
 /// The change feed of one cluster.
-pub struct Hub {
+pub(crate) struct Hub {
     tx: broadcast::Sender<Arc<Event>>,
     history: Mutex<History>,
 }
@@ -45,7 +45,7 @@ impl Default for Hub {
 impl Hub {
     /// Hands changes to watchers. Call with the state lock held, so that
     /// events go out in resourceVersion order.
-    pub fn publish(&self, events: Vec<Event>) {
+    pub(crate) fn publish(&self, events: Vec<Event>) {
         let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
         for e in events {
             let e = Arc::new(e);
@@ -61,12 +61,12 @@ impl Hub {
     }
 
     /// A receiver of changes published from now on. Call with the state lock held.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.tx.subscribe()
     }
 
     /// Changes after `rv`, or `None` when they are no longer known.
-    pub fn since(&self, rv: u64) -> Option<Vec<Arc<Event>>> {
+    pub(crate) fn since(&self, rv: u64) -> Option<Vec<Arc<Event>>> {
         let h = self.history.lock().unwrap_or_else(|e| e.into_inner());
         if rv < h.evicted_up_to {
             return None;
@@ -76,7 +76,7 @@ impl Hub {
 }
 
 /// What a watch selects.
-pub struct Filter {
+pub(crate) struct Filter {
     pub resource: Resource,
     pub namespace: Option<String>,
     pub labels: LabelSelector,
@@ -121,7 +121,7 @@ impl Filter {
 }
 
 /// The opening of a watch: what to send first and where the live feed starts.
-pub enum Start {
+pub(crate) enum Start {
     /// Synthetic `ADDED` events for the current objects.
     Initial(Vec<Value>),
     /// Replayed changes after the requested resourceVersion.
@@ -131,7 +131,7 @@ pub enum Start {
 }
 
 /// The response body of a watch.
-pub fn body(
+pub(crate) fn body(
     filter: Filter,
     start: Start,
     rx: broadcast::Receiver<Arc<Event>>,

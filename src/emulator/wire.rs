@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 /// One Google API error, rendered as `{"error": {code, message, status, errors?, details?}}`.
 #[derive(Debug, Clone)]
-pub struct ApiError {
+pub(crate) struct GoogleApiError {
     /// HTTP status code.
     pub code: u16,
     /// Canonical status (`INVALID_ARGUMENT`, `NOT_FOUND`, ...).
@@ -23,7 +23,7 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
 }
 
-impl ApiError {
+impl GoogleApiError {
     fn new(code: u16, status: &'static str, reason: Option<&'static str>, message: String) -> Self {
         Self {
             code,
@@ -36,12 +36,12 @@ impl ApiError {
     }
 
     /// 400 INVALID_ARGUMENT (reason `badRequest`).
-    pub fn invalid(message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Self::new(400, "INVALID_ARGUMENT", Some("badRequest"), message.into())
     }
 
     /// 400 INVALID_ARGUMENT naming a field, with a BadRequest field violation.
-    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid_field(field: &str, message: impl Into<String>) -> Self {
         let message = message.into();
         Self::invalid(message.clone()).with_detail(json!({
             "@type": "type.googleapis.com/google.rpc.BadRequest",
@@ -50,7 +50,7 @@ impl ApiError {
     }
 
     /// 400 FAILED_PRECONDITION (reason `failedPrecondition`).
-    pub fn failed_precondition(message: impl Into<String>) -> Self {
+    pub(crate) fn failed_precondition(message: impl Into<String>) -> Self {
         Self::new(
             400,
             "FAILED_PRECONDITION",
@@ -60,39 +60,39 @@ impl ApiError {
     }
 
     /// 404 NOT_FOUND (reason `notFound`).
-    pub fn not_found(message: impl Into<String>) -> Self {
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
         Self::new(404, "NOT_FOUND", Some("notFound"), message.into())
     }
 
     /// 409 ALREADY_EXISTS (reason `alreadyExists`).
-    pub fn already_exists(message: impl Into<String>) -> Self {
+    pub(crate) fn already_exists(message: impl Into<String>) -> Self {
         Self::new(409, "ALREADY_EXISTS", Some("alreadyExists"), message.into())
     }
 
     /// 409 ABORTED (reason `aborted`).
-    pub fn aborted(message: impl Into<String>) -> Self {
+    pub(crate) fn aborted(message: impl Into<String>) -> Self {
         Self::new(409, "ABORTED", Some("aborted"), message.into())
     }
 
     /// The stale-etag answer of every setIamPolicy.
-    pub fn concurrent_policy_change() -> Self {
+    pub(crate) fn concurrent_policy_change() -> Self {
         Self::aborted(
             "There were concurrent policy changes. Please retry the whole read-modify-write with exponential backoff.",
         )
     }
 
     /// 403 PERMISSION_DENIED (reason `forbidden`).
-    pub fn forbidden(message: impl Into<String>) -> Self {
+    pub(crate) fn forbidden(message: impl Into<String>) -> Self {
         Self::new(403, "PERMISSION_DENIED", Some("forbidden"), message.into())
     }
 
     /// 403 PERMISSION_DENIED without `errors[]`, as Resource Manager sends it.
-    pub fn forbidden_bare(message: impl Into<String>) -> Self {
+    pub(crate) fn forbidden_bare(message: impl Into<String>) -> Self {
         Self::new(403, "PERMISSION_DENIED", None, message.into())
     }
 
     /// 401 UNAUTHENTICATED: no credential at all.
-    pub fn missing_credentials(service: &str, method: &str) -> Self {
+    pub(crate) fn missing_credentials(service: &str, method: &str) -> Self {
         Self::new(
             401,
             "UNAUTHENTICATED",
@@ -108,7 +108,7 @@ impl ApiError {
     }
 
     /// 401 UNAUTHENTICATED: a credential the emulator did not issue, or expired.
-    pub fn invalid_credentials(service: &str, method: &str) -> Self {
+    pub(crate) fn invalid_credentials(service: &str, method: &str) -> Self {
         Self::new(
             401,
             "UNAUTHENTICATED",
@@ -124,7 +124,7 @@ impl ApiError {
     }
 
     /// 429 RESOURCE_EXHAUSTED with `Retry-After`.
-    pub fn rate_limited(retry_after: u64) -> Self {
+    pub(crate) fn rate_limited(retry_after: u64) -> Self {
         let mut e = Self::new(
             429,
             "RESOURCE_EXHAUSTED",
@@ -136,7 +136,7 @@ impl ApiError {
     }
 
     /// Any status code, for fault injection.
-    pub fn injected(code: u16) -> Self {
+    pub(crate) fn injected(code: u16) -> Self {
         match code {
             400 => Self::invalid("Request contains an invalid argument. (injected)"),
             401 => Self::invalid_credentials("emulator", "injected"),
@@ -168,13 +168,13 @@ impl ApiError {
     }
 
     /// Adds a `details[]` entry.
-    pub fn with_detail(mut self, detail: Value) -> Self {
+    pub(crate) fn with_detail(mut self, detail: Value) -> Self {
         self.details.push(detail);
         self
     }
 
     /// Adds an ErrorInfo detail.
-    pub fn with_error_info(self, reason: &str, domain: &str, metadata: Value) -> Self {
+    pub(crate) fn with_error_info(self, reason: &str, domain: &str, metadata: Value) -> Self {
         self.with_detail(json!({
             "@type": "type.googleapis.com/google.rpc.ErrorInfo",
             "reason": reason,
@@ -183,13 +183,8 @@ impl ApiError {
         }))
     }
 
-    /// True for 409 ABORTED.
-    pub fn is_aborted(&self) -> bool {
-        self.status == "ABORTED"
-    }
-
     /// The JSON body.
-    pub fn body(&self) -> Value {
+    pub(crate) fn body(&self) -> Value {
         let mut err = serde_json::Map::new();
         err.insert("code".into(), json!(self.code));
         err.insert("message".into(), json!(self.message));
@@ -207,7 +202,7 @@ impl ApiError {
     }
 
     /// The HTTP response.
-    pub fn into_response(self) -> Response<Body> {
+    pub(crate) fn into_response(self) -> Response<Body> {
         let mut resp = json_response(self.code, &self.body());
         if let Some(secs) = self.retry_after
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
@@ -225,7 +220,7 @@ impl ApiError {
 }
 
 /// A JSON response with Google's headers.
-pub fn json_response(code: u16, body: &Value) -> Response<Body> {
+pub(crate) fn json_response(code: u16, body: &Value) -> Response<Body> {
     let bytes = serde_json::to_vec_pretty(body).unwrap_or_default();
     let mut resp = Response::new(Body::from(bytes));
     *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -240,7 +235,7 @@ pub fn json_response(code: u16, body: &Value) -> Response<Body> {
 }
 
 /// An OAuth-style error (`{"error", "error_description"}`), as the token and STS endpoints send.
-pub fn oauth_error(code: u16, error: &str, description: &str) -> Response<Body> {
+pub(crate) fn oauth_error(code: u16, error: &str, description: &str) -> Response<Body> {
     json_response(
         code,
         &json!({"error": error, "error_description": description}),
@@ -248,15 +243,15 @@ pub fn oauth_error(code: u16, error: &str, description: &str) -> Response<Body> 
 }
 
 /// Result of a handler.
-pub type ApiResult = Result<Value, ApiError>;
+pub(crate) type GoogleApiResult = Result<Value, GoogleApiError>;
 
 /// Parses a JSON request body. An empty body is `{}`.
-pub fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
+pub(crate) fn parse_body(body: &[u8]) -> Result<Value, GoogleApiError> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(json!({}));
     }
     let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::invalid_field(
+        GoogleApiError::invalid_field(
             "",
             format!(
                 "Invalid JSON payload received. {} at line {} column {}.",
@@ -267,7 +262,7 @@ pub fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
         )
     })?;
     if !value.is_object() {
-        return Err(ApiError::invalid_field(
+        return Err(GoogleApiError::invalid_field(
             "",
             "Invalid JSON payload received. Expected an object at the top level.".to_string(),
         ));
@@ -299,7 +294,11 @@ fn capitalise(s: &str) -> String {
 
 /// Rejects keys not in `allowed` at `path` (`""` is the top level), as
 /// Google's JSON parser does: `Invalid JSON payload received. Unknown name "x" at 'path': Cannot find field.`
-pub fn check_keys(value: &Value, path: &str, allowed: &[&str]) -> Result<(), ApiError> {
+pub(crate) fn check_keys(
+    value: &Value,
+    path: &str,
+    allowed: &[&str],
+) -> Result<(), GoogleApiError> {
     if let Some(obj) = value.as_object() {
         for key in obj.keys() {
             if !allowed.contains(&key.as_str()) {
@@ -313,7 +312,7 @@ pub fn check_keys(value: &Value, path: &str, allowed: &[&str]) -> Result<(), Api
                 } else {
                     format!("{path}.{key}")
                 };
-                return Err(ApiError::invalid_field(
+                return Err(GoogleApiError::invalid_field(
                     &field,
                     format!(
                         "Invalid JSON payload received. Unknown name \"{key}\"{at}: Cannot find field."
@@ -326,10 +325,10 @@ pub fn check_keys(value: &Value, path: &str, allowed: &[&str]) -> Result<(), Api
 }
 
 /// The object at `path` (dotted), if present; error if present with another type.
-pub fn opt_object<'a>(
+pub(crate) fn opt_object<'a>(
     value: &'a Value,
     path: &str,
-) -> Result<Option<&'a serde_json::Map<String, Value>>, ApiError> {
+) -> Result<Option<&'a serde_json::Map<String, Value>>, GoogleApiError> {
     match lookup(value, path) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(m)) => Ok(Some(m)),
@@ -338,7 +337,7 @@ pub fn opt_object<'a>(
 }
 
 /// The string at `path`, if present; error if present with another type.
-pub fn opt_str<'a>(value: &'a Value, path: &str) -> Result<Option<&'a str>, ApiError> {
+pub(crate) fn opt_str<'a>(value: &'a Value, path: &str) -> Result<Option<&'a str>, GoogleApiError> {
     match lookup(value, path) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -346,19 +345,8 @@ pub fn opt_str<'a>(value: &'a Value, path: &str) -> Result<Option<&'a str>, ApiE
     }
 }
 
-/// The string at `path`; 400 naming the field when missing or empty.
-pub fn req_str<'a>(value: &'a Value, path: &str) -> Result<&'a str, ApiError> {
-    match opt_str(value, path)? {
-        Some(s) if !s.is_empty() => Ok(s),
-        _ => Err(ApiError::invalid_field(
-            path,
-            format!("Missing required field \"{path}\"."),
-        )),
-    }
-}
-
 /// The integer at `path` (number or string of digits, as proto JSON allows).
-pub fn opt_i64(value: &Value, path: &str) -> Result<Option<i64>, ApiError> {
+pub(crate) fn opt_i64(value: &Value, path: &str) -> Result<Option<i64>, GoogleApiError> {
     match lookup(value, path) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => n
@@ -374,7 +362,10 @@ pub fn opt_i64(value: &Value, path: &str) -> Result<Option<i64>, ApiError> {
 }
 
 /// The array at `path`, if present.
-pub fn opt_array<'a>(value: &'a Value, path: &str) -> Result<Option<&'a Vec<Value>>, ApiError> {
+pub(crate) fn opt_array<'a>(
+    value: &'a Value,
+    path: &str,
+) -> Result<Option<&'a Vec<Value>>, GoogleApiError> {
     match lookup(value, path) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(a)) => Ok(Some(a)),
@@ -391,15 +382,15 @@ fn lookup<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
 }
 
 /// Google's type-mismatch message: `Invalid value at 'a.b' (TYPE_STRING), 12`.
-pub fn type_error(path: &str, ty: &str, got: &Value) -> ApiError {
-    ApiError::invalid_field(
+pub(crate) fn type_error(path: &str, ty: &str, got: &Value) -> GoogleApiError {
+    GoogleApiError::invalid_field(
         path,
         format!("Invalid value at '{}' ({ty}), {got}", snake_path(path)),
     )
 }
 
 /// `cluster.initialNodeCount` → `cluster.initial_node_count` (Google names proto fields so).
-pub fn snake_path(path: &str) -> String {
+pub(crate) fn snake_path(path: &str) -> String {
     let mut out = String::new();
     for ch in path.chars() {
         if ch.is_ascii_uppercase() {
@@ -436,17 +427,15 @@ mod tests {
         assert!(err.message.contains("\"zzz\""));
         let err = opt_str(&v, "cluster.name").unwrap_err();
         assert!(err.message.contains("'cluster.name'"), "{}", err.message);
-        let err = req_str(&json!({}), "accountId").unwrap_err();
-        assert!(err.message.contains("accountId"));
     }
 
     #[test]
     fn envelope_shape() {
-        let body = ApiError::not_found("Unknown service account").body();
+        let body = GoogleApiError::not_found("Unknown service account").body();
         assert_eq!(body["error"]["code"], 404);
         assert_eq!(body["error"]["status"], "NOT_FOUND");
         assert_eq!(body["error"]["errors"][0]["reason"], "notFound");
-        let bare = ApiError::forbidden_bare("The caller does not have permission").body();
+        let bare = GoogleApiError::forbidden_bare("The caller does not have permission").body();
         assert!(bare["error"].get("errors").is_none());
     }
 }

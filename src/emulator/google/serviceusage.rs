@@ -1,15 +1,19 @@
-//! Resource Manager (projects get, project IAM policy with etags; v1 and v3)
-//! and Service Usage (services get/list/enable/disable, `operations/...`).
+//! Service Usage (services get/list/enable/disable/batchGet, `operations/...`)
+//! and the catalogue of services the emulator knows.
 
 use std::sync::Arc;
 
 use axum::http::Method;
 use serde_json::{Value, json};
 
-use super::auth;
-use super::http::{ApiError, ApiResult, check_keys, opt_array, parse_body};
-use super::server::{Core, Req, rfc3339};
-use super::world::{Principal, Project, World};
+use super::crm::find_project;
+use super::permissions;
+use crate::emulator::core::Core;
+use crate::emulator::request::Req;
+use crate::emulator::wire::{
+    self, GoogleApiError, GoogleApiResult, check_keys, opt_array, parse_body,
+};
+use crate::emulator::world::{EmulatorWorld, Principal, Project};
 
 /// Services the emulator knows, with their titles.
 pub(crate) const CATALOG: &[(&str, &str)] = &[
@@ -39,19 +43,6 @@ pub(crate) const CATALOG: &[(&str, &str)] = &[
     ("cloudbilling.googleapis.com", "Cloud Billing API"),
 ];
 
-/// Services enabled in a new emulated project (iamcredentials is not: the how-to enables it).
-pub(crate) const DEFAULT_ENABLED: &[&str] = &[
-    "container.googleapis.com",
-    "iam.googleapis.com",
-    "cloudresourcemanager.googleapis.com",
-    "serviceusage.googleapis.com",
-    "sts.googleapis.com",
-    "compute.googleapis.com",
-    "storage.googleapis.com",
-    "logging.googleapis.com",
-    "monitoring.googleapis.com",
-];
-
 /// The service's title; any well-formed `NAME.googleapis.com` exists (the
 /// real catalogue is far larger than the emulator's list of titles).
 pub(crate) fn title(service: &str) -> Option<&str> {
@@ -66,25 +57,8 @@ pub(crate) fn title(service: &str) -> Option<&str> {
     ok.then_some(service)
 }
 
-/// CRM method id.
-pub(crate) fn crm_method_id(req: &Req) -> Option<&'static str> {
-    let s: Vec<&str> = req.segs.iter().map(String::as_str).collect();
-    match (s.as_slice(), req.verb.as_deref(), &req.method) {
-        (["projects"], None, &Method::POST) if req.version == "v1" => Some("projects.create"),
-        (["projects", _], None, &Method::DELETE) if req.version == "v1" => Some("projects.delete"),
-        (["operations", _], None, &Method::GET) => Some("operations.get"),
-        (["projects", _], None, &Method::GET) => Some("projects.get"),
-        (["projects", _], Some("getIamPolicy"), &Method::POST) => Some("projects.getIamPolicy"),
-        (["projects", _], Some("setIamPolicy"), &Method::POST) => Some("projects.setIamPolicy"),
-        (["projects", _], Some("testIamPermissions"), &Method::POST) => {
-            Some("projects.testIamPermissions")
-        }
-        _ => None,
-    }
-}
-
 /// Service Usage method id.
-pub(crate) fn su_method_id(req: &Req) -> Option<&'static str> {
+pub(crate) fn method_id(req: &Req) -> Option<&'static str> {
     let s: Vec<&str> = req.segs.iter().map(String::as_str).collect();
     match (s.as_slice(), req.verb.as_deref(), &req.method) {
         (["projects", _, "services"], None, &Method::GET) => Some("services.list"),
@@ -102,224 +76,6 @@ pub(crate) fn su_method_id(req: &Req) -> Option<&'static str> {
     }
 }
 
-fn crm_denied() -> ApiError {
-    ApiError::forbidden_bare("The caller does not have permission")
-}
-
-/// A project by id or number.
-pub(crate) fn find_project<'a>(world: &'a World, id: &str) -> Option<&'a Project> {
-    world
-        .projects
-        .get(id)
-        .or_else(|| world.projects.values().find(|p| p.number == id))
-}
-
-/// Serves one Resource Manager call.
-pub(crate) fn crm_call(core: &Arc<Core>, req: &Req, who: &Principal, method: &str) -> ApiResult {
-    match method {
-        "projects.create" => return create_project(core, req, who),
-        "operations.get" => {
-            let name = format!("operations/{}", req.segs[1]);
-            return core
-                .world()
-                .su_operations
-                .get(&name)
-                .cloned()
-                .ok_or_else(|| ApiError::not_found(format!("Operation {name} not found.")));
-        }
-        _ => {}
-    }
-    let id = req.segs[1].clone();
-    let v3 = req.version == "v3";
-    match method {
-        "projects.get" => {
-            let world = core.world();
-            let p = find_project(&world, &id).ok_or_else(crm_denied)?;
-            if !auth::allowed_on_project(&world, who, &p.id, "resourcemanager.projects.get") {
-                return Err(crm_denied());
-            }
-            Ok(render_project(p, v3))
-        }
-        "projects.delete" => {
-            let mut world = core.world();
-            let p = find_project(&world, &id).ok_or_else(crm_denied)?;
-            let pid = p.id.clone();
-            if !auth::allowed_on_project(&world, who, &pid, "resourcemanager.projects.delete") {
-                return Err(crm_denied());
-            }
-            world.projects.remove(&pid);
-            world.service_accounts.retain(|_, sa| sa.project != pid);
-            drop(world);
-            core.persist();
-            Ok(json!({}))
-        }
-        "projects.getIamPolicy" => {
-            let body = parse_body(&req.body)?;
-            check_keys(&body, "", &["options"])?;
-            let (etag_before, out, pid) = {
-                let world = core.world();
-                let p = find_project(&world, &id).ok_or_else(crm_denied)?;
-                if !auth::allowed_on_project(
-                    &world,
-                    who,
-                    &p.id,
-                    "resourcemanager.projects.getIamPolicy",
-                ) {
-                    return Err(crm_denied());
-                }
-                (p.policy.etag.clone(), p.policy.to_json(), p.id.clone())
-            };
-            if core.roll_concurrent_writer() {
-                let mut world = core.world();
-                if let Some(p) = world.projects.get_mut(&pid)
-                    && p.policy.etag == etag_before
-                {
-                    p.policy.etag = super::iam::new_policy_etag();
-                }
-                drop(world);
-                core.persist();
-            }
-            Ok(out)
-        }
-        "projects.setIamPolicy" => {
-            let body = parse_body(&req.body)?;
-            let mut world = core.world();
-            let p = find_project(&world, &id).ok_or_else(crm_denied)?;
-            let pid = p.id.clone();
-            if !auth::allowed_on_project(&world, who, &pid, "resourcemanager.projects.setIamPolicy")
-            {
-                return Err(crm_denied());
-            }
-            let next = super::iam::set_policy(&world, &p.policy, &body, req.now)?;
-            let out = next.to_json();
-            if let Some(p) = world.projects.get_mut(&pid) {
-                p.policy = next;
-            }
-            drop(world);
-            core.persist();
-            Ok(out)
-        }
-        "projects.testIamPermissions" => {
-            let body = parse_body(&req.body)?;
-            check_keys(&body, "", &["permissions"])?;
-            let world = core.world();
-            let p = find_project(&world, &id).ok_or_else(crm_denied)?;
-            let perms: Vec<Value> = opt_array(&body, "permissions")?
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|x| {
-                    x.as_str()
-                        .is_some_and(|x| auth::allowed_on_project(&world, who, &p.id, x))
-                })
-                .collect();
-            if perms.is_empty() {
-                return Ok(json!({}));
-            }
-            Ok(json!({ "permissions": perms }))
-        }
-        _ => Err(ApiError::not_found("Method not found.")),
-    }
-}
-
-fn create_project(core: &Arc<Core>, req: &Req, who: &Principal) -> ApiResult {
-    let body = parse_body(&req.body)?;
-    check_keys(
-        &body,
-        "",
-        &[
-            "projectId",
-            "name",
-            "parent",
-            "labels",
-            "projectNumber",
-            "lifecycleState",
-            "createTime",
-        ],
-    )?;
-    let id = super::http::opt_str(&body, "projectId")?
-        .unwrap_or("")
-        .to_string();
-    let valid = (6..=30).contains(&id.len())
-        && id.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !id.ends_with('-');
-    if !valid {
-        return Err(ApiError::invalid_field(
-            "project_id",
-            format!(
-                "Field [projectId] has illegal value \"{id}\": must be 6 to 30 lowercase letters, digits or hyphens, starting with a letter."
-            ),
-        ));
-    }
-    let mut world = core.world();
-    if world.projects.contains_key(&id) {
-        return Err(ApiError::already_exists("Requested entity already exists"));
-    }
-    let mut project = super::server::new_project(&world, &id, None, req.now);
-    if let Some(n) = super::http::opt_str(&body, "name")? {
-        project.name = n.to_string();
-    }
-    project.labels = body.get("labels").cloned();
-    project.parent = body.get("parent").cloned();
-    // The creator owns what it creates.
-    let creator = who.members().into_iter().next().unwrap_or_default();
-    if let Some(b) = project
-        .policy
-        .bindings
-        .iter_mut()
-        .find(|b| b["role"] == "roles/owner")
-        && let Some(ms) = b["members"].as_array_mut()
-        && !ms.iter().any(|m| m.as_str() == Some(creator.as_str()))
-    {
-        ms.push(json!(creator));
-    }
-    let op_name = format!("operations/cp.{}", project.number);
-    let mut resp = render_project(&project, false);
-    resp["@type"] = json!("type.googleapis.com/google.cloudresourcemanager.v1.Project");
-    world.su_operations.insert(
-        op_name.clone(),
-        json!({"name": op_name, "done": true,
-               "metadata": {"@type": "type.googleapis.com/google.cloudresourcemanager.v1.ProjectCreationStatus", "gettable": true, "ready": true},
-               "response": resp}),
-    );
-    world.projects.insert(id, project);
-    drop(world);
-    core.persist();
-    Ok(json!({ "name": op_name }))
-}
-
-fn render_project(p: &Project, v3: bool) -> Value {
-    if v3 {
-        json!({
-            "name": format!("projects/{}", p.number),
-            "projectId": p.id,
-            "state": "ACTIVE",
-            "displayName": p.name,
-            "createTime": rfc3339(p.create_ms),
-            "updateTime": rfc3339(p.create_ms),
-            "etag": format!("W/\"{}\"", &p.number),
-        })
-    } else {
-        let mut v = json!({
-            "projectNumber": p.number,
-            "projectId": p.id,
-            "lifecycleState": "ACTIVE",
-            "name": p.name,
-            "createTime": rfc3339(p.create_ms),
-        });
-        if let Some(l) = &p.labels {
-            v["labels"] = l.clone();
-        }
-        if let Some(parent) = &p.parent {
-            v["parent"] = parent.clone();
-        }
-        v
-    }
-}
-
 fn render_service(p: &Project, service: &str) -> Value {
     let enabled = p.services.contains(service);
     // As recorded: no `config`, and `parent` only while enabled.
@@ -333,8 +89,8 @@ fn render_service(p: &Project, service: &str) -> Value {
     v
 }
 
-fn su_denied(permission: &str, resource: &str) -> ApiError {
-    ApiError::forbidden(format!(
+fn su_denied(permission: &str, resource: &str) -> GoogleApiError {
+    GoogleApiError::forbidden(format!(
         "Permission denied to {permission} on resource {resource} (or it may not exist)."
     ))
     .with_error_info(
@@ -344,8 +100,8 @@ fn su_denied(permission: &str, resource: &str) -> ApiError {
     )
 }
 
-fn unknown_service(service: &str) -> ApiError {
-    ApiError::forbidden(format!(
+fn unknown_service(service: &str) -> GoogleApiError {
+    GoogleApiError::forbidden(format!(
         "Not found or permission denied for service(s): {service}."
     ))
     .with_error_info(
@@ -356,7 +112,7 @@ fn unknown_service(service: &str) -> ApiError {
 }
 
 /// Serves one Service Usage call.
-pub(crate) fn su_call(core: &Arc<Core>, req: &Req, who: &Principal, method: &str) -> ApiResult {
+pub(crate) fn call(core: &Arc<Core>, req: &Req, who: &Principal, method: &str) -> GoogleApiResult {
     if method == "operations.get" {
         let name = format!("operations/{}", req.segs[1]);
         let world = core.world();
@@ -364,7 +120,7 @@ pub(crate) fn su_call(core: &Arc<Core>, req: &Req, who: &Principal, method: &str
             .su_operations
             .get(&name)
             .cloned()
-            .ok_or_else(|| ApiError::not_found(format!("Operation {name} not found.")));
+            .ok_or_else(|| GoogleApiError::not_found(format!("Operation {name} not found.")));
     }
     let id = req.segs[1].clone();
     let perm = match method {
@@ -376,7 +132,7 @@ pub(crate) fn su_call(core: &Arc<Core>, req: &Req, who: &Principal, method: &str
     let mut world = core.world();
     let p = find_project(&world, &id).ok_or_else(|| su_denied(perm, &format!("projects/{id}")))?;
     let pid = p.id.clone();
-    if !auth::allowed_on_project(&world, who, &pid, perm) {
+    if !permissions::allowed_on_project(&world, who, &pid, perm) {
         return Err(su_denied(perm, &format!("projects/{id}")));
     }
     match method {
@@ -428,7 +184,7 @@ pub(crate) fn su_call(core: &Arc<Core>, req: &Req, who: &Principal, method: &str
                 check_keys(&body, "", &["serviceIds"])?;
                 let ids = opt_array(&body, "serviceIds")?.cloned().unwrap_or_default();
                 if ids.is_empty() {
-                    return Err(ApiError::invalid_field(
+                    return Err(GoogleApiError::invalid_field(
                         "service_ids",
                         "Missing required field \"serviceIds\".",
                     ));
@@ -437,7 +193,7 @@ pub(crate) fn su_call(core: &Arc<Core>, req: &Req, who: &Principal, method: &str
                     .enumerate()
                     .map(|(i, v)| {
                         v.as_str().map(str::to_string).ok_or_else(|| {
-                            super::http::type_error(&format!("serviceIds[{i}]"), "TYPE_STRING", v)
+                            wire::type_error(&format!("serviceIds[{i}]"), "TYPE_STRING", v)
                         })
                     })
                     .collect::<Result<_, _>>()?
@@ -508,12 +264,16 @@ pub(crate) fn su_call(core: &Arc<Core>, req: &Req, who: &Principal, method: &str
             }
             Ok(json!({ "name": op_name }))
         }
-        _ => Err(ApiError::not_found("Method not found.")),
+        _ => Err(GoogleApiError::not_found("Method not found.")),
     }
 }
 
 /// 403 SERVICE_DISABLED when `service` is off in `project`.
-pub(crate) fn require_enabled(world: &World, project: &str, service: &str) -> Result<(), ApiError> {
+pub(crate) fn require_enabled(
+    world: &EmulatorWorld,
+    project: &str,
+    service: &str,
+) -> Result<(), GoogleApiError> {
     let Some(p) = find_project(world, project) else {
         return Ok(());
     };
@@ -525,7 +285,7 @@ pub(crate) fn require_enabled(world: &World, project: &str, service: &str) -> Re
         "{t} has not been used in project {} before or it is disabled. Enable it by visiting https://console.developers.google.com/apis/api/{service}/overview?project={} then retry. If you enabled this API recently, wait a few minutes for the action to propagate to our systems and retry.",
         p.number, p.number
     );
-    let mut e = ApiError::forbidden(msg.clone());
+    let mut e = GoogleApiError::forbidden(msg.clone());
     e.reason = Some("accessNotConfigured");
     Err(e
         .with_detail(json!({

@@ -1,19 +1,25 @@
-//! IAM v1: service accounts and their IAM policies, plus the policy
-//! read-modify-write logic shared with Resource Manager (etags, version 3 and
-//! conditions kept verbatim, member validation: unknown service accounts and
-//! workload pools that do not exist yet are refused as real IAM does).
+//! IAM v1: service accounts, their keys and their IAM policies
+//! (getIamPolicy / setIamPolicy through the shared `policy` semantics).
 
 use std::sync::Arc;
 
 use axum::http::Method;
-use base64::Engine;
-use rand::RngCore;
 use serde_json::{Value, json};
 
-use super::auth;
-use super::http::{ApiError, ApiResult, check_keys, opt_array, opt_object, opt_str, parse_body};
-use super::server::{Core, Req};
-use super::world::{Policy, Principal, ServiceAccount, World};
+use super::permissions;
+use super::policy::set_policy;
+use crate::emulator::core::Core;
+use crate::emulator::crypto;
+use crate::emulator::request::Req;
+use crate::emulator::time::rfc3339_seconds;
+use crate::emulator::wire::{
+    GoogleApiError, GoogleApiResult, check_keys, opt_array, opt_object, opt_str, parse_body,
+};
+use crate::emulator::world::{
+    self, EmulatorWorld, IamPolicyRecord, Principal, ServiceAccountRecord, new_policy_etag,
+    new_service_account,
+};
+use base64::Engine;
 
 /// The discovery method id (without `iam.`).
 pub(crate) fn method_id(req: &Req) -> Option<&'static str> {
@@ -55,8 +61,8 @@ pub(crate) fn method_id(req: &Req) -> Option<&'static str> {
     }
 }
 
-fn denied(permission: &str) -> ApiError {
-    ApiError::forbidden(format!(
+fn denied(permission: &str) -> GoogleApiError {
+    GoogleApiError::forbidden(format!(
         "Permission '{permission}' denied on resource (or it may not exist)."
     ))
     .with_error_info(
@@ -66,17 +72,17 @@ fn denied(permission: &str) -> ApiError {
     )
 }
 
-fn unknown_sa() -> ApiError {
-    ApiError::not_found("Unknown service account")
+fn unknown_sa() -> GoogleApiError {
+    GoogleApiError::not_found("Unknown service account")
 }
 
 /// Finds a visible live service account by email or uniqueId.
 pub(crate) fn resolve<'a>(
-    world: &'a World,
+    world: &'a EmulatorWorld,
     project: &str,
     id: &str,
     now: i64,
-) -> Option<&'a ServiceAccount> {
+) -> Option<&'a ServiceAccountRecord> {
     let sa = world
         .service_accounts
         .get(id)
@@ -91,7 +97,7 @@ pub(crate) fn resolve<'a>(
 }
 
 /// The ServiceAccount resource.
-pub(crate) fn render_sa(sa: &ServiceAccount) -> Value {
+pub(crate) fn render_sa(sa: &ServiceAccountRecord) -> Value {
     let mut m = serde_json::Map::new();
     m.insert(
         "name".into(),
@@ -117,25 +123,6 @@ pub(crate) fn render_sa(sa: &ServiceAccount) -> Value {
     Value::Object(m)
 }
 
-/// A fresh 21-digit id.
-pub(crate) fn new_unique_id() -> String {
-    let mut rng = rand::thread_rng();
-    let mut s = String::from("1");
-    for _ in 0..20 {
-        s.push(char::from(b'0' + (rng.next_u32() % 10) as u8));
-    }
-    s
-}
-
-/// A fresh policy etag (`BwX...`: base64 of 0x07 0x05 and six random bytes).
-pub(crate) fn new_policy_etag() -> String {
-    let mut bytes = [0u8; 8];
-    rand::thread_rng().fill_bytes(&mut bytes[2..]);
-    bytes[0] = 0x07;
-    bytes[1] = 0x05;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
 fn valid_account_id(id: &str) -> bool {
     (6..=30).contains(&id.len())
         && id.chars().next().is_some_and(|c| c.is_ascii_lowercase())
@@ -146,7 +133,12 @@ fn valid_account_id(id: &str) -> bool {
 }
 
 /// Serves one IAM call.
-pub(crate) async fn call(core: &Arc<Core>, req: &Req, who: &Principal, method: &str) -> ApiResult {
+pub(crate) async fn call(
+    core: &Arc<Core>,
+    req: &Req,
+    who: &Principal,
+    method: &str,
+) -> GoogleApiResult {
     let project = req.segs[1].clone();
     let now = req.now;
     match method {
@@ -155,7 +147,7 @@ pub(crate) async fn call(core: &Arc<Core>, req: &Req, who: &Principal, method: &
         "projects.serviceAccounts.get" => {
             let world = core.world();
             let sa = resolve(&world, &project, &req.segs[3], now).ok_or_else(unknown_sa)?;
-            if !auth::allowed_on_sa(&world, who, &sa.email, "iam.serviceAccounts.get") {
+            if !permissions::allowed_on_sa(&world, who, &sa.email, "iam.serviceAccounts.get") {
                 return Err(denied("iam.serviceAccounts.get"));
             }
             Ok(render_sa(sa))
@@ -178,7 +170,7 @@ pub(crate) async fn call(core: &Arc<Core>, req: &Req, who: &Principal, method: &
                 .ok_or_else(unknown_sa)?
                 .email
                 .clone();
-            if !auth::allowed_on_sa(&world, who, &email, perm) {
+            if !permissions::allowed_on_sa(&world, who, &email, perm) {
                 return Err(denied(perm));
             }
             if let Some(sa) = world.service_accounts.get_mut(&email) {
@@ -199,8 +191,12 @@ pub(crate) async fn call(core: &Arc<Core>, req: &Req, who: &Principal, method: &
             let (etag_before, result, email) = {
                 let world = core.world();
                 let sa = resolve(&world, &project, &req.segs[3], now).ok_or_else(unknown_sa)?;
-                if !auth::allowed_on_sa(&world, who, &sa.email, "iam.serviceAccounts.getIamPolicy")
-                {
+                if !permissions::allowed_on_sa(
+                    &world,
+                    who,
+                    &sa.email,
+                    "iam.serviceAccounts.getIamPolicy",
+                ) {
                     return Err(denied("iam.serviceAccounts.getIamPolicy"));
                 }
                 (
@@ -229,14 +225,15 @@ pub(crate) async fn call(core: &Arc<Core>, req: &Req, who: &Principal, method: &
                 .ok_or_else(unknown_sa)?
                 .email
                 .clone();
-            if !auth::allowed_on_sa(&world, who, &email, "iam.serviceAccounts.setIamPolicy") {
+            if !permissions::allowed_on_sa(&world, who, &email, "iam.serviceAccounts.setIamPolicy")
+            {
                 return Err(denied("iam.serviceAccounts.setIamPolicy"));
             }
             let current = world
                 .service_accounts
                 .get(&email)
                 .map(|s| s.policy.clone())
-                .unwrap_or_else(Policy::empty);
+                .unwrap_or_else(IamPolicyRecord::empty);
             let next = set_policy(&world, &current, &body, now)?;
             let out = next.to_json();
             if let Some(sa) = world.service_accounts.get_mut(&email) {
@@ -257,7 +254,7 @@ pub(crate) async fn call(core: &Arc<Core>, req: &Req, who: &Principal, method: &
                 .into_iter()
                 .filter(|p| {
                     p.as_str()
-                        .is_some_and(|p| auth::allowed_on_sa(&world, who, &sa.email, p))
+                        .is_some_and(|p| permissions::allowed_on_sa(&world, who, &sa.email, p))
                 })
                 .collect();
             if perms.is_empty() {
@@ -265,11 +262,11 @@ pub(crate) async fn call(core: &Arc<Core>, req: &Req, who: &Principal, method: &
             }
             Ok(json!({ "permissions": perms }))
         }
-        _ => Err(ApiError::not_found("Method not found.")),
+        _ => Err(GoogleApiError::not_found("Method not found.")),
     }
 }
 
-fn create(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
+fn create(core: &Core, req: &Req, who: &Principal, project: &str) -> GoogleApiResult {
     let body = parse_body(&req.body)?;
     check_keys(&body, "", &["accountId", "serviceAccount"])?;
     if let Some(sa) = opt_object(&body, "serviceAccount")? {
@@ -291,13 +288,13 @@ fn create(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
     }
     let account_id = opt_str(&body, "accountId")?.unwrap_or("");
     if account_id.is_empty() {
-        return Err(ApiError::invalid_field(
+        return Err(GoogleApiError::invalid_field(
             "account_id",
             "Missing required field \"accountId\".",
         ));
     }
     if !valid_account_id(account_id) {
-        return Err(ApiError::invalid_field(
+        return Err(GoogleApiError::invalid_field(
             "account_id",
             format!(
                 "Invalid value for field \"accountId\": \"{account_id}\". Account ID must be between 6 and 30 characters, start with a lowercase letter, and contain only lowercase letters, digits and hyphens (regex [a-z]([-a-z0-9]*[a-z0-9])).",
@@ -310,18 +307,18 @@ fn create(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
         .as_ref()
         .is_some_and(|d| d.chars().count() > 100)
     {
-        return Err(ApiError::invalid_field(
+        return Err(GoogleApiError::invalid_field(
             "service_account.display_name",
             "Invalid value for field \"serviceAccount.displayName\": must be at most 100 characters.",
         ));
     }
     let mut world = core.world();
-    if !auth::allowed_on_project(&world, who, project, "iam.serviceAccounts.create") {
+    if !permissions::allowed_on_project(&world, who, project, "iam.serviceAccounts.create") {
         return Err(denied("iam.serviceAccounts.create"));
     }
     let email = format!("{account_id}@{project}.iam.gserviceaccount.com");
     if world.service_accounts.contains_key(&email) {
-        return Err(ApiError::already_exists(format!(
+        return Err(GoogleApiError::already_exists(format!(
             "Service account {account_id} already exists within project projects/{project}."
         ))
         .with_detail(json!({
@@ -329,19 +326,14 @@ fn create(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
             "resourceName": format!("projects/{project}/serviceAccounts/{email}")
         })));
     }
-    let sa = ServiceAccount {
-        email: email.clone(),
-        project: project.to_string(),
-        account_id: account_id.to_string(),
-        unique_id: new_unique_id(),
+    let sa = new_service_account(
+        project,
+        account_id,
         display_name,
         description,
-        disabled: false,
-        create_ms: req.now,
-        visible_ms: req.now + core.visibility_ms(),
-        policy: Policy::empty(),
-        etag: "MDEwMjE5MjA=".into(),
-    };
+        req.now,
+        req.now + core.visibility_ms(),
+    );
     let out = render_sa(&sa);
     world.service_accounts.insert(email, sa);
     drop(world);
@@ -349,15 +341,15 @@ fn create(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
     Ok(out)
 }
 
-fn list(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
+fn list(core: &Core, req: &Req, who: &Principal, project: &str) -> GoogleApiResult {
     let world = core.world();
-    if !auth::allowed_on_project(&world, who, project, "iam.serviceAccounts.list") {
+    if !permissions::allowed_on_project(&world, who, project, "iam.serviceAccounts.list") {
         return Err(denied("iam.serviceAccounts.list"));
     }
     let page_size = match req.query_get("pageSize") {
         None => 20,
         Some(s) => s.parse::<usize>().map_err(|_| {
-            ApiError::invalid_field(
+            GoogleApiError::invalid_field(
                 "page_size",
                 format!("Invalid value at 'page_size' (TYPE_INT32), \"{s}\""),
             )
@@ -372,9 +364,9 @@ fn list(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
         None | Some("") => 0,
         Some(t) => t
             .parse::<usize>()
-            .map_err(|_| ApiError::invalid_field("page_token", "Invalid page token."))?,
+            .map_err(|_| GoogleApiError::invalid_field("page_token", "Invalid page token."))?,
     };
-    let all: Vec<&ServiceAccount> = world
+    let all: Vec<&ServiceAccountRecord> = world
         .service_accounts
         .values()
         .filter(|s| s.project == project && s.visible_ms <= req.now)
@@ -398,7 +390,13 @@ fn list(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
     Ok(Value::Object(out))
 }
 
-fn patch(core: &Core, req: &Req, who: &Principal, project: &str, legacy_put: bool) -> ApiResult {
+fn patch(
+    core: &Core,
+    req: &Req,
+    who: &Principal,
+    project: &str,
+    legacy_put: bool,
+) -> GoogleApiResult {
     let body = parse_body(&req.body)?;
     let (sa_in, mask): (Value, Vec<String>) = if legacy_put {
         let fields: Vec<String> = ["displayName", "description"]
@@ -421,7 +419,7 @@ fn patch(core: &Core, req: &Req, who: &Principal, project: &str, legacy_put: boo
             .map(str::to_string)
             .collect();
         if paths.is_empty() {
-            return Err(ApiError::invalid_field(
+            return Err(GoogleApiError::invalid_field(
                 "update_mask",
                 "Invalid field mask for ServiceAccount. Field mask paths cannot be empty.",
             ));
@@ -433,7 +431,7 @@ fn patch(core: &Core, req: &Req, who: &Principal, project: &str, legacy_put: boo
         .ok_or_else(unknown_sa)?
         .email
         .clone();
-    if !auth::allowed_on_sa(&world, who, &email, "iam.serviceAccounts.update") {
+    if !permissions::allowed_on_sa(&world, who, &email, "iam.serviceAccounts.update") {
         return Err(denied("iam.serviceAccounts.update"));
     }
     let Some(sa) = world.service_accounts.get_mut(&email) else {
@@ -464,7 +462,7 @@ fn patch(core: &Core, req: &Req, who: &Principal, project: &str, legacy_put: boo
                 }
             }
             other => {
-                return Err(ApiError::invalid_field(
+                return Err(GoogleApiError::invalid_field(
                     "update_mask",
                     format!(
                         "Invalid field mask for ServiceAccount. Unknown or immutable field \"{other}\"."
@@ -483,20 +481,20 @@ fn patch(core: &Core, req: &Req, who: &Principal, project: &str, legacy_put: boo
     Ok(result)
 }
 
-fn render_key(sa: &ServiceAccount, id: &str, created_ms: i64) -> Value {
+fn render_key(sa: &ServiceAccountRecord, id: &str, created_ms: i64) -> Value {
     json!({
         "name": format!("projects/{}/serviceAccounts/{}/keys/{id}", sa.project, sa.email),
         "keyAlgorithm": "KEY_ALG_RSA_2048",
         "keyOrigin": "GOOGLE_PROVIDED",
         "keyType": "USER_MANAGED",
-        "validAfterTime": super::server::rfc3339_seconds(created_ms),
+        "validAfterTime": rfc3339_seconds(created_ms),
         "validBeforeTime": "9999-12-31T23:59:59Z"
     })
 }
 
 /// Service-account keys: real RSA keys whose JSON key file works with the
 /// emulator's OAuth endpoint.
-fn keys(core: &Core, req: &Req, who: &Principal, project: &str, method: &str) -> ApiResult {
+fn keys(core: &Core, req: &Req, who: &Principal, project: &str, method: &str) -> GoogleApiResult {
     let perm = match method.rsplit('.').next().unwrap_or("") {
         "create" => "iam.serviceAccountKeys.create",
         "delete" => "iam.serviceAccountKeys.delete",
@@ -508,13 +506,13 @@ fn keys(core: &Core, req: &Req, who: &Principal, project: &str, method: &str) ->
         let sa = resolve(&world, project, &req.segs[3], req.now)
             .ok_or_else(unknown_sa)?
             .clone();
-        if !auth::allowed_on_sa(&world, who, &sa.email, perm) {
+        if !permissions::allowed_on_sa(&world, who, &sa.email, perm) {
             return Err(denied(perm));
         }
         sa
     };
     let key_missing = |id: &str| {
-        ApiError::not_found(format!(
+        GoogleApiError::not_found(format!(
             "Service account key projects/{}/serviceAccounts/{}/keys/{id} does not exist.",
             sa.project, sa.email
         ))
@@ -525,7 +523,7 @@ fn keys(core: &Core, req: &Req, who: &Principal, project: &str, method: &str) ->
             check_keys(&body, "", &["keyAlgorithm", "privateKeyType"])?;
             let alg = opt_str(&body, "keyAlgorithm")?.unwrap_or("KEY_ALG_RSA_2048");
             if !matches!(alg, "KEY_ALG_RSA_2048" | "KEY_ALG_UNSPECIFIED") {
-                return Err(ApiError::invalid_field(
+                return Err(GoogleApiError::invalid_field(
                     "key_algorithm",
                     format!(
                         "Invalid value at 'key_algorithm': the emulator issues KEY_ALG_RSA_2048 keys only, not {alg}."
@@ -534,15 +532,15 @@ fn keys(core: &Core, req: &Req, who: &Principal, project: &str, method: &str) ->
             }
             let ty = opt_str(&body, "privateKeyType")?.unwrap_or("TYPE_GOOGLE_CREDENTIALS_FILE");
             if !matches!(ty, "TYPE_GOOGLE_CREDENTIALS_FILE" | "TYPE_UNSPECIFIED") {
-                return Err(ApiError::invalid_field(
+                return Err(GoogleApiError::invalid_field(
                     "private_key_type",
                     format!(
                         "Invalid value at 'private_key_type': the emulator issues TYPE_GOOGLE_CREDENTIALS_FILE keys only, not {ty}."
                     ),
                 ));
             }
-            let generated = auth::generate_rsa_key().map_err(|e| {
-                ApiError::injected(500).with_detail(
+            let generated = crypto::generate_rsa_key().map_err(|e| {
+                GoogleApiError::injected(500).with_detail(
                     json!({"@type": "type.googleapis.com/google.rpc.DebugInfo", "detail": e}),
                 )
             })?;
@@ -561,7 +559,7 @@ fn keys(core: &Core, req: &Req, who: &Principal, project: &str, method: &str) ->
                 json!(base64::engine::general_purpose::STANDARD.encode(file.to_string()));
             core.world().keys.insert(
                 id,
-                super::world::IssuedKey {
+                world::IssuedKey {
                     email: sa.email.clone(),
                     public_pkcs1_hex: generated.public_pkcs1_hex,
                     created_ms: req.now,
@@ -607,12 +605,12 @@ fn keys(core: &Core, req: &Req, who: &Principal, project: &str, method: &str) ->
     }
 }
 
-fn delete(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
+fn delete(core: &Core, req: &Req, who: &Principal, project: &str) -> GoogleApiResult {
     let mut world = core.world();
     let sa = resolve(&world, project, &req.segs[3], req.now)
         .ok_or_else(unknown_sa)?
         .clone();
-    if !auth::allowed_on_sa(&world, who, &sa.email, "iam.serviceAccounts.delete") {
+    if !permissions::allowed_on_sa(&world, who, &sa.email, "iam.serviceAccounts.delete") {
         return Err(denied("iam.serviceAccounts.delete"));
     }
     world.service_accounts.remove(&sa.email);
@@ -620,7 +618,7 @@ fn delete(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
     // IAM rewrites the deleted account's memberships.
     let old = format!("serviceAccount:{}", sa.email);
     let new = format!("deleted:serviceAccount:{}?uid={}", sa.email, sa.unique_id);
-    let rewrite = |p: &mut Policy| {
+    let rewrite = |p: &mut IamPolicyRecord| {
         for b in p.bindings.iter_mut() {
             if let Some(ms) = b.get_mut("members").and_then(Value::as_array_mut) {
                 for m in ms.iter_mut() {
@@ -643,7 +641,7 @@ fn delete(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
     Ok(json!({}))
 }
 
-fn undelete(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult {
+fn undelete(core: &Core, req: &Req, who: &Principal, project: &str) -> GoogleApiResult {
     let mut world = core.world();
     let id = &req.segs[3];
     let idx = world
@@ -652,13 +650,13 @@ fn undelete(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult
         .rposition(|s| &s.unique_id == id || &s.email == id)
         .ok_or_else(unknown_sa)?;
     let sa = world.deleted_service_accounts[idx].clone();
-    if !auth::allowed_on_project(&world, who, &sa.project, "iam.serviceAccounts.undelete")
+    if !permissions::allowed_on_project(&world, who, &sa.project, "iam.serviceAccounts.undelete")
         || (project != "-" && project != sa.project)
     {
         return Err(denied("iam.serviceAccounts.undelete"));
     }
     if world.service_accounts.contains_key(&sa.email) {
-        return Err(ApiError::failed_precondition(format!(
+        return Err(GoogleApiError::failed_precondition(format!(
             "Account {} already exists; cannot undelete.",
             sa.email
         )));
@@ -669,315 +667,4 @@ fn undelete(core: &Core, req: &Req, who: &Principal, project: &str) -> ApiResult
     drop(world);
     core.persist();
     Ok(out)
-}
-
-/// Why a policy member is refused, or `Ok`.
-fn check_member(world: &World, member: &str, now: i64) -> Result<(), ApiError> {
-    let pool_missing = |pool: &str| {
-        ApiError::invalid(format!(
-            "Identity Pool does not exist ({pool}). Please check that you specified a valid resource name as returned in the `name` attribute in the configuration API."
-        ))
-    };
-    let pool_exists = |pool: &str| {
-        pool.strip_suffix(".svc.id.goog")
-            .and_then(|p| world.projects.get(p))
-            .is_some_and(|p| p.workload_pool_exists)
-    };
-    if member == "allUsers" || member == "allAuthenticatedUsers" {
-        return Ok(());
-    }
-    let (kind, value) = member.split_once(':').ok_or_else(|| {
-        ApiError::invalid(format!(
-            "Invalid member \"{member}\": members must look like TYPE:VALUE (user:, serviceAccount:, group:, domain:, principal://...)."
-        ))
-    })?;
-    match kind {
-        "serviceAccount" => {
-            if let Some((pool, rest)) = value.split_once('[') {
-                if !rest.ends_with(']') || !rest.contains('/') {
-                    return Err(ApiError::invalid(format!(
-                        "Invalid service account ({value})."
-                    )));
-                }
-                if !pool_exists(pool) {
-                    return Err(pool_missing(pool));
-                }
-                return Ok(());
-            }
-            if value.ends_with(".iam.gserviceaccount.com") {
-                let visible = world
-                    .service_accounts
-                    .get(value)
-                    .is_some_and(|s| s.visible_ms <= now);
-                if !visible {
-                    return Err(ApiError::invalid(format!(
-                        "Service account {value} does not exist."
-                    )));
-                }
-            } else if !value.contains('@') {
-                return Err(ApiError::invalid(format!(
-                    "Invalid service account ({value})."
-                )));
-            }
-            Ok(())
-        }
-        "user" | "group" => {
-            if value.contains('@') {
-                Ok(())
-            } else {
-                Err(ApiError::invalid(format!("Invalid {kind} ({value}).")))
-            }
-        }
-        "domain" | "deleted" => Ok(()),
-        "principal" | "principalSet" => {
-            let pool = value
-                .split("/workloadIdentityPools/")
-                .nth(1)
-                .and_then(|r| r.split('/').next())
-                .unwrap_or("");
-            if pool.ends_with(".svc.id.goog") && !pool_exists(pool) {
-                return Err(pool_missing(pool));
-            }
-            Ok(())
-        }
-        _ => Err(ApiError::invalid(format!(
-            "Invalid member type \"{kind}\" in \"{member}\"."
-        ))),
-    }
-}
-
-/// Etags are bytes: clients may send them base64url-encoded or without padding
-/// (apitools does), so compare the decoded bytes.
-fn same_etag(a: &str, b: &str) -> bool {
-    let norm = |s: &str| s.trim_end_matches('=').replace('-', "+").replace('_', "/");
-    norm(a) == norm(b)
-}
-
-/// Validates a setIamPolicy request against the current policy and returns the next policy.
-pub(crate) fn set_policy(
-    world: &World,
-    current: &Policy,
-    body: &Value,
-    now: i64,
-) -> Result<Policy, ApiError> {
-    check_keys(body, "", &["policy", "updateMask"])?;
-    let policy = match body.get("policy") {
-        Some(v @ Value::Object(_)) => v,
-        Some(other) => return Err(super::http::type_error("policy", "TYPE_MESSAGE", other)),
-        None => {
-            return Err(ApiError::invalid_field(
-                "policy",
-                "Missing required field \"policy\".",
-            ));
-        }
-    };
-    check_keys(
-        policy,
-        "policy",
-        &["version", "etag", "bindings", "auditConfigs"],
-    )?;
-    let mask: Vec<String> = match opt_str(body, "updateMask")? {
-        Some(m) if !m.trim().is_empty() => m.split(',').map(|s| s.trim().to_string()).collect(),
-        _ => vec!["bindings".into(), "etag".into()],
-    };
-    for f in &mask {
-        if !matches!(
-            f.as_str(),
-            "bindings" | "etag" | "auditConfigs" | "audit_configs" | "version"
-        ) {
-            return Err(ApiError::invalid_field(
-                "update_mask",
-                format!(
-                    "Invalid update_mask path \"{f}\": only bindings, etag and auditConfigs can be set."
-                ),
-            ));
-        }
-    }
-    if let Some(etag) = opt_str(policy, "etag")?
-        && !etag.is_empty()
-        && !same_etag(etag, &current.etag)
-    {
-        return Err(ApiError::concurrent_policy_change());
-    }
-    let mut next = current.clone();
-    if mask.iter().any(|m| m == "bindings") {
-        let bindings = opt_array(policy, "bindings")?.cloned().unwrap_or_default();
-        let mut merged: Vec<Value> = Vec::new();
-        for (i, b) in bindings.iter().enumerate() {
-            let field = format!("policy.bindings[{i}]");
-            if !b.is_object() {
-                return Err(super::http::type_error(&field, "TYPE_MESSAGE", b));
-            }
-            check_keys(b, &field, &["role", "members", "condition"])?;
-            let role = opt_str(b, "role")?.unwrap_or("");
-            if role.is_empty() {
-                return Err(ApiError::invalid_field(
-                    &format!("{field}.role"),
-                    format!("Missing required field \"{field}.role\"."),
-                ));
-            }
-            if !(role.starts_with("roles/")
-                || role.starts_with("projects/")
-                || role.starts_with("organizations/"))
-            {
-                return Err(ApiError::invalid_field(
-                    &format!("{field}.role"),
-                    format!("Role ({role}) does not exist in the resource's hierarchy."),
-                ));
-            }
-            let members = opt_array(b, "members")?.cloned().unwrap_or_default();
-            let mut ms: Vec<String> = Vec::new();
-            for (j, m) in members.iter().enumerate() {
-                let m = m.as_str().ok_or_else(|| {
-                    super::http::type_error(&format!("{field}.members[{j}]"), "TYPE_STRING", m)
-                })?;
-                check_member(world, m, now)?;
-                if !ms.iter().any(|x| x == m) {
-                    ms.push(m.to_string());
-                }
-            }
-            if let Some(cond) = b.get("condition") {
-                if !cond.is_object() {
-                    return Err(super::http::type_error(
-                        &format!("{field}.condition"),
-                        "TYPE_MESSAGE",
-                        cond,
-                    ));
-                }
-                check_keys(
-                    cond,
-                    &format!("{field}.condition"),
-                    &["title", "description", "expression", "location"],
-                )?;
-                if opt_str(cond, "expression")?.unwrap_or("").is_empty() {
-                    return Err(ApiError::invalid_field(
-                        &format!("{field}.condition.expression"),
-                        "Condition expression must not be empty.",
-                    ));
-                }
-            }
-            if ms.is_empty() {
-                continue;
-            }
-            let cond = b.get("condition").cloned();
-            if let Some(existing) = merged
-                .iter_mut()
-                .find(|x| x["role"] == role && x.get("condition").cloned() == cond)
-            {
-                if let Some(arr) = existing["members"].as_array_mut() {
-                    for m in ms {
-                        if !arr.iter().any(|x| x.as_str() == Some(m.as_str())) {
-                            arr.push(json!(m));
-                        }
-                    }
-                }
-                continue;
-            }
-            let mut nb = json!({"role": role, "members": ms});
-            if let Some(c) = cond {
-                nb["condition"] = c;
-            }
-            merged.push(nb);
-        }
-        if merged.iter().any(|b| b.get("condition").is_some()) {
-            let version = super::http::opt_i64(policy, "version")?.unwrap_or(1);
-            if version < 3 {
-                return Err(ApiError::invalid_field(
-                    "policy.version",
-                    "Invalid policy version: policies with conditional role bindings must set version 3.",
-                ));
-            }
-        }
-        next.bindings = merged;
-    }
-    if mask
-        .iter()
-        .any(|m| m == "auditConfigs" || m == "audit_configs")
-    {
-        next.audit_configs = opt_array(policy, "auditConfigs")?
-            .cloned()
-            .unwrap_or_default();
-    }
-    if next.bindings != current.bindings || next.audit_configs != current.audit_configs {
-        next.etag = new_policy_etag();
-    }
-    Ok(next)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::emulator::world::Project;
-
-    fn world() -> World {
-        let mut w = World::default();
-        w.projects.insert(
-            "p".into(),
-            Project {
-                id: "p".into(),
-                number: "123".into(),
-                name: "p".into(),
-                create_ms: 0,
-                services: Default::default(),
-                policy: Policy::empty(),
-                workload_pool_exists: false,
-                labels: None,
-                parent: None,
-            },
-        );
-        w
-    }
-
-    #[test]
-    fn identity_pool_must_exist() {
-        let mut w = world();
-        let body = json!({"policy": {"bindings": [{"role": "roles/iam.workloadIdentityUser",
-            "members": ["serviceAccount:p.svc.id.goog[ns/ksa]"]}]}});
-        let err = set_policy(&w, &Policy::empty(), &body, 0).unwrap_err();
-        assert_eq!(
-            err.message,
-            "Identity Pool does not exist (p.svc.id.goog). Please check that you specified a valid resource name as returned in the `name` attribute in the configuration API."
-        );
-        w.projects.get_mut("p").unwrap().workload_pool_exists = true;
-        let p = set_policy(&w, &Policy::empty(), &body, 0).unwrap();
-        assert_eq!(p.bindings.len(), 1);
-        assert!(p.etag.starts_with("BwU") || p.etag.starts_with("BwX") || p.etag.starts_with("Bw"));
-    }
-
-    #[test]
-    fn etags_compare_as_bytes() {
-        assert!(same_etag("BwX+a/b=", "BwX-a_b"));
-        assert!(!same_etag("BwXa", "BwXb"));
-    }
-
-    #[test]
-    fn stale_etag_and_noop_keep_etag() {
-        let w = world();
-        let body =
-            json!({"policy": {"bindings": [{"role": "roles/viewer", "members": ["user:a@b.c"]}]}});
-        let p1 = set_policy(&w, &Policy::empty(), &body, 0).unwrap();
-        let again = json!({"policy": {"etag": p1.etag, "bindings": [{"role": "roles/viewer", "members": ["user:a@b.c"]}]}});
-        let p2 = set_policy(&w, &p1, &again, 0).unwrap();
-        assert_eq!(p1.etag, p2.etag);
-        let stale = json!({"policy": {"etag": "BwAAAAAAAAA=", "bindings": []}});
-        assert!(set_policy(&w, &p1, &stale, 0).unwrap_err().is_aborted());
-    }
-
-    #[test]
-    fn unknown_sa_member_and_conditions() {
-        let w = world();
-        let body = json!({"policy": {"bindings": [{"role": "roles/viewer",
-            "members": ["serviceAccount:nope@p.iam.gserviceaccount.com"]}]}});
-        assert_eq!(
-            set_policy(&w, &Policy::empty(), &body, 0)
-                .unwrap_err()
-                .message,
-            "Service account nope@p.iam.gserviceaccount.com does not exist."
-        );
-        let cond = json!({"policy": {"version": 3, "bindings": [{"role": "roles/viewer", "members": ["user:a@b.c"],
-            "condition": {"title": "t", "expression": "request.time < timestamp('2030-01-01T00:00:00Z')"}}]}});
-        let p = set_policy(&w, &Policy::empty(), &cond, 0).unwrap();
-        assert_eq!(p.to_json()["version"], 3);
-        assert_eq!(p.bindings[0]["condition"]["title"], "t");
-    }
 }

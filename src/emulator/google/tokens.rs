@@ -9,12 +9,16 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Response};
 use serde_json::{Value, json};
 
-use super::auth::{self, TOKEN_LIFETIME_SECS};
-use super::http::{
-    ApiError, ApiResult, check_keys, json_response, oauth_error, opt_array, opt_str, parse_body,
+use super::permissions;
+use crate::emulator::core::{Core, TOKEN_LIFETIME_SECS};
+use crate::emulator::crypto;
+use crate::emulator::request::Req;
+use crate::emulator::time::rfc3339;
+use crate::emulator::wire::{
+    self, GoogleApiError, GoogleApiResult, check_keys, json_response, oauth_error, opt_array,
+    opt_str, parse_body,
 };
-use super::server::{Core, Req, rfc3339};
-use super::world::Principal;
+use crate::emulator::world::{self, EmulatorWorld, Principal};
 
 /// Form or JSON body as key/value pairs; JSON camelCase keys are mapped to snake_case.
 fn form_or_json(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, String)>, String> {
@@ -30,10 +34,7 @@ fn form_or_json(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, String)
             .ok_or("Invalid JSON payload: expected an object")?;
         Ok(obj
             .iter()
-            .filter_map(|(k, v)| {
-                v.as_str()
-                    .map(|s| (super::http::snake_path(k), s.to_string()))
-            })
+            .filter_map(|(k, v)| v.as_str().map(|s| (wire::snake_path(k), s.to_string())))
             .collect())
     } else {
         Ok(url::form_urlencoded::parse(body)
@@ -73,7 +74,7 @@ pub(crate) fn oauth_token(core: &Arc<Core>, headers: &HeaderMap, body: &[u8]) ->
     let now = core.now_ms();
     let email = {
         let world = core.world();
-        match auth::verify_assertion(&world, assertion, now) {
+        match verify_assertion(&world, assertion, now) {
             Ok(email) => {
                 let sa = world.service_accounts.get(&email);
                 match sa {
@@ -97,7 +98,7 @@ pub(crate) fn oauth_token(core: &Arc<Core>, headers: &HeaderMap, body: &[u8]) ->
             Err(e) => return oauth_error(400, "invalid_grant", &e.to_string()),
         }
     };
-    let token = core.issue_token(Principal::ServiceAccount(email));
+    let token = core.issue_token(Principal::ServiceAccountRecord(email));
     json_response(
         200,
         &json!({"access_token": token, "expires_in": TOKEN_LIFETIME_SECS, "token_type": "Bearer"}),
@@ -160,7 +161,7 @@ pub(crate) fn sts_token(core: &Arc<Core>, headers: &HeaderMap, body: &[u8]) -> R
         None => return oauth_error(400, "invalid_target", STS_INVALID_TARGET),
     };
     let subject = get(&pairs, "subject_token").unwrap_or("");
-    let Some((_, claims, _, _)) = auth::decode_jwt(subject) else {
+    let Some((_, claims, _, _)) = crypto::decode_jwt(subject) else {
         return oauth_error(
             400,
             "invalid_grant",
@@ -184,7 +185,7 @@ pub(crate) fn sts_token(core: &Arc<Core>, headers: &HeaderMap, body: &[u8]) -> R
     let id = cluster.identity().clone();
     let project_number = {
         let world = core.world();
-        let key = super::world::cluster_key(&id.project, &id.location, &id.name);
+        let key = world::cluster_key(&id.project, &id.location, &id.name);
         let wi_pool = world.clusters.get(&key).and_then(|c| c.workload_pool());
         let pool_ok = wi_pool.as_deref() == Some(pool.as_str());
         if !pool_ok || provider != id.issuer() {
@@ -252,9 +253,13 @@ pub(crate) fn iamcredentials_method_id(req: &Req) -> Option<&'static str> {
 
 /// `generateAccessToken`: only for holders of `iam.serviceAccounts.getAccessToken`
 /// (roles/iam.workloadIdentityUser, roles/iam.serviceAccountTokenCreator).
-pub(crate) fn generate_access_token(core: &Arc<Core>, req: &Req, who: &Principal) -> ApiResult {
+pub(crate) fn generate_access_token(
+    core: &Arc<Core>,
+    req: &Req,
+    who: &Principal,
+) -> GoogleApiResult {
     if req.segs[1] != "-" {
-        return Err(ApiError::invalid_field(
+        return Err(GoogleApiError::invalid_field(
             "name",
             "The project segment of the resource name must be \"-\" (projects/-/serviceAccounts/...); replacing it with a project ID is invalid.",
         ));
@@ -263,7 +268,7 @@ pub(crate) fn generate_access_token(core: &Arc<Core>, req: &Req, who: &Principal
     check_keys(&body, "", &["scope", "lifetime", "delegates"])?;
     let scopes = opt_array(&body, "scope")?.cloned().unwrap_or_default();
     if scopes.is_empty() {
-        return Err(ApiError::invalid_field(
+        return Err(GoogleApiError::invalid_field(
             "scope",
             "Missing required field \"scope\".",
         ));
@@ -276,14 +281,14 @@ pub(crate) fn generate_access_token(core: &Arc<Core>, req: &Req, who: &Principal
             .filter(|n| *n > 0.0 && *n <= 3600.0)
             .map(|n| n as i64)
             .ok_or_else(|| {
-                ApiError::invalid_field(
+                GoogleApiError::invalid_field(
                     "lifetime",
                     format!("Invalid value for field \"lifetime\": \"{l}\". The lifetime must be a duration like \"3600s\" of at most 3600 seconds."),
                 )
             })?,
     };
     let denied = || {
-        ApiError::forbidden(
+        GoogleApiError::forbidden(
             "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist).",
         )
         .with_error_info(
@@ -297,19 +302,20 @@ pub(crate) fn generate_access_token(core: &Arc<Core>, req: &Req, who: &Principal
         let Some(sa) = super::iam::resolve(&world, "-", &req.segs[3], req.now) else {
             return Err(denied());
         };
-        if !auth::allowed_on_sa(&world, who, &sa.email, "iam.serviceAccounts.getAccessToken") {
+        if !permissions::allowed_on_sa(&world, who, &sa.email, "iam.serviceAccounts.getAccessToken")
+        {
             return Err(denied());
         }
-        super::projects::require_enabled(&world, &sa.project, "iamcredentials.googleapis.com")?;
+        super::serviceusage::require_enabled(&world, &sa.project, "iamcredentials.googleapis.com")?;
         if sa.disabled {
-            return Err(ApiError::failed_precondition(format!(
+            return Err(GoogleApiError::failed_precondition(format!(
                 "Service account {} is disabled.",
                 sa.email
             )));
         }
         sa.email.clone()
     };
-    let token = core.issue_token_for(Principal::ServiceAccount(email), lifetime);
+    let token = core.issue_token_for(Principal::ServiceAccountRecord(email), lifetime);
     Ok(json!({
         "accessToken": token,
         "expireTime": rfc3339(req.now + lifetime * 1000)
@@ -353,9 +359,76 @@ pub(crate) fn token_review(core: &Arc<Core>, body: &[u8]) -> Response<Body> {
     )
 }
 
+/// Why a JWT-bearer assertion was refused (OAuth `error_description`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum AssertionError {
+    #[error("Invalid JWT: malformed assertion.")]
+    Malformed,
+    #[error("Invalid JWT Signature.")]
+    BadSignature,
+    #[error("Invalid grant: account not found")]
+    UnknownKey,
+    #[error(
+        "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim."
+    )]
+    Expired,
+    #[error("Invalid JWT: Failed audience check.")]
+    Audience,
+}
+
+/// Verifies a JWT-bearer assertion signed with a key the emulator issued and
+/// returns the service-account email it names.
+pub(crate) fn verify_assertion(
+    world: &EmulatorWorld,
+    jwt: &str,
+    now_ms: i64,
+) -> Result<String, AssertionError> {
+    let (header, claims, sig, signed) = crypto::decode_jwt(jwt).ok_or(AssertionError::Malformed)?;
+    if header.get("alg").and_then(Value::as_str) != Some("RS256") {
+        return Err(AssertionError::Malformed);
+    }
+    let iss = claims
+        .get("iss")
+        .and_then(Value::as_str)
+        .ok_or(AssertionError::Malformed)?;
+    // Key by `kid` when present, else any key of the issuer that verifies.
+    let kid = header.get("kid").and_then(Value::as_str);
+    let candidates: Vec<&world::IssuedKey> = world
+        .keys
+        .iter()
+        .filter(|(id, k)| k.email == iss && kid.is_none_or(|kid| kid == id.as_str()))
+        .map(|(_, k)| k)
+        .collect();
+    if candidates.is_empty() {
+        return Err(AssertionError::UnknownKey);
+    }
+    let ok = candidates.iter().any(|k| {
+        hex::decode(&k.public_pkcs1_hex)
+            .is_ok_and(|der| crypto::verify_rs256(&der, signed.as_bytes(), &sig))
+    });
+    if !ok {
+        return Err(AssertionError::BadSignature);
+    }
+    let now = now_ms / 1000;
+    let iat = claims.get("iat").and_then(Value::as_i64).unwrap_or(0);
+    let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+    if exp < now || iat > now.saturating_add(300) || exp.saturating_sub(iat) > 3600 {
+        return Err(AssertionError::Expired);
+    }
+    let aud_ok = match claims.get("aud") {
+        Some(Value::String(a)) => a.ends_with("/token"),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err(AssertionError::Audience);
+    }
+    Ok(iss.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::emulator::world::IssuedKey;
 
     #[test]
     fn json_keys_become_snake_case() {
@@ -369,5 +442,58 @@ mod tests {
         assert_eq!(get(&pairs, "subject_token"), Some("t"));
         let pairs = form_or_json(&HeaderMap::new(), b"grant_type=a%3Ab&x=1").unwrap();
         assert_eq!(get(&pairs, "grant_type"), Some("a:b"));
+    }
+
+    #[test]
+    fn jwt_bearer_roundtrip_and_tamper() {
+        let key = crypto::generate_rsa_key().unwrap();
+        let mut world = EmulatorWorld::default();
+        world.keys.insert(
+            "k1".into(),
+            IssuedKey {
+                email: "sa@p.iam.gserviceaccount.com".into(),
+                public_pkcs1_hex: key.public_pkcs1_hex.clone(),
+                created_ms: 0,
+            },
+        );
+        let now = 1_700_000_000i64;
+        let claims = json!({"iss": "sa@p.iam.gserviceaccount.com", "aud": "http://127.0.0.1:1/token",
+            "iat": now, "exp": now + 3600, "scope": "x"});
+        let jwt = crypto::sign_jwt(&key.private_pkcs8_pem, "k1", &claims).unwrap();
+        assert_eq!(
+            verify_assertion(&world, &jwt, now * 1000).unwrap(),
+            "sa@p.iam.gserviceaccount.com"
+        );
+        // Change the first signature character: all six of its bits are
+        // signature bits (the last character also carries padding bits, so
+        // changing it can make the token undecodable instead of badly signed).
+        let dot = jwt.rfind('.').unwrap() + 1;
+        let mut tampered = jwt.clone();
+        let first = if jwt[dot..].starts_with('A') {
+            "B"
+        } else {
+            "A"
+        };
+        tampered.replace_range(dot..dot + 1, first);
+        assert_eq!(
+            verify_assertion(&world, &tampered, now * 1000),
+            Err(AssertionError::BadSignature)
+        );
+        assert_eq!(
+            verify_assertion(&world, &jwt, (now + 7200) * 1000),
+            Err(AssertionError::Expired)
+        );
+        assert_eq!(
+            verify_assertion(&world, "a.b", now),
+            Err(AssertionError::Malformed)
+        );
+        // Absurd times are refused, not overflowed.
+        let wild = json!({"iss": "sa@p.iam.gserviceaccount.com", "aud": "http://x/token",
+            "iat": i64::MIN, "exp": i64::MAX});
+        let jwt = crypto::sign_jwt(&key.private_pkcs8_pem, "k1", &wild).unwrap();
+        assert_eq!(
+            verify_assertion(&world, &jwt, now * 1000),
+            Err(AssertionError::Expired)
+        );
     }
 }

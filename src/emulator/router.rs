@@ -1,0 +1,156 @@
+//! The one route table of the Google listeners: `/token` (OAuth),
+//! `/authn/tokenreview`, `/emulator/stats`, then `google::APIS` (prefix →
+//! method id → handler) with latency, fault injection and authentication in
+//! front. Every request first ticks the world (finishes due operations).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, Response};
+
+use super::core::Core;
+use super::google::{self, Serve, gke, tokens};
+use super::request::Req;
+use super::time::now_ms;
+use super::wire::{GoogleApiError, json_response};
+
+/// The router of the Google API listeners (HTTPS and plain HTTP).
+pub(crate) fn router(core: Arc<Core>) -> Router {
+    Router::new().fallback(dispatch).with_state(core)
+}
+
+/// Finishes due operations, stops the APIs of deleted clusters, rewrites the kubeconfig.
+pub(crate) async fn tick(core: &Core) {
+    let deleted = {
+        let mut w = core.world();
+        let has_due = w
+            .operations
+            .iter()
+            .any(|o| !o.finished && !o.is_active(now_ms()));
+        if !has_due {
+            return;
+        }
+        gke::finish_operations(&mut w, now_ms())
+    };
+    core.stop_cluster_apis(&deleted);
+    core.write_kubeconfig();
+    core.persist();
+}
+
+async fn dispatch(State(core): State<Arc<Core>>, req: Request) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, 8 << 20).await {
+        Ok(b) => b,
+        Err(_) => {
+            return GoogleApiError::invalid(
+                "Request payload size exceeds the limit: 8388608 bytes.",
+            )
+            .into_response();
+        }
+    };
+    core.delay_and_count().await;
+    tick(&core).await;
+    let path = parts.uri.path().to_string();
+    let query: Vec<(String, String)> = parts
+        .uri
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let raw: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let service = raw.first().copied().unwrap_or("");
+    match (service, &parts.method) {
+        ("token", &Method::POST) if raw.len() == 1 => {
+            return tokens::oauth_token(&core, &parts.headers, &body);
+        }
+        ("authn", &Method::POST) if raw.get(1) == Some(&"tokenreview") => {
+            return tokens::token_review(&core, &body);
+        }
+        ("emulator", &Method::GET) if raw.get(1) == Some(&"stats") => {
+            let stats = core.stats_snapshot();
+            return json_response(200, &serde_json::to_value(stats).unwrap_or_default());
+        }
+        _ => {}
+    }
+    google(
+        &core,
+        service,
+        &raw,
+        parts.method,
+        &parts.headers,
+        query,
+        body,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn google(
+    core: &Arc<Core>,
+    service: &str,
+    raw: &[&str],
+    method: Method,
+    headers: &HeaderMap,
+    query: Vec<(String, String)>,
+    body: Bytes,
+) -> Response<Body> {
+    let not_found = || {
+        GoogleApiError::not_found(format!(
+            "The requested URL /{} was not found on this server.",
+            raw.join("/")
+        ))
+        .into_response()
+    };
+    let Some(api) = google::api(service) else {
+        return not_found();
+    };
+    let (method_id, call) = match &api.serve {
+        Serve::Methods { method_id, call } => (method_id, call),
+        Serve::TokenEndpoint(serve) => {
+            if method == Method::POST && raw.get(1) == Some(&"v1") && raw.get(2) == Some(&"token") {
+                return serve(core, headers, &body);
+            }
+            return not_found();
+        }
+    };
+    let Some(req) = Req::parse(method, raw, query, body, now_ms()) else {
+        return not_found();
+    };
+    let api_host = api.host;
+    let Some(method_id) = method_id(&req) else {
+        return not_found();
+    };
+    if let Some(code) = core.pick_fault(service, method_id) {
+        return GoogleApiError::injected(code).into_response();
+    }
+    let full_method = format!("google.{service}.{}.{method_id}", req.version);
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    let who = match bearer {
+        None | Some("") => {
+            return GoogleApiError::missing_credentials(api_host, &full_method).into_response();
+        }
+        Some(t) => match core.authenticate(t) {
+            Some(p) => p,
+            None => {
+                return GoogleApiError::invalid_credentials(api_host, &full_method).into_response();
+            }
+        },
+    };
+    let result = call(core, &req, &who, method_id).await;
+    match result {
+        Ok(v) => json_response(200, &v),
+        Err(e) => e.into_response(),
+    }
+}
