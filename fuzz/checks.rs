@@ -1,6 +1,6 @@
 //! The per-target checks of the fuzz targets, in one copy: the targets under
 //! `fuzz/fuzz_targets/` call them on what libFuzzer generates, and
-//! `tests/fuzz_corpus.rs` calls them on every committed corpus file, so an
+//! `tests/render/fuzz_corpus.rs` calls them on every committed corpus file, so an
 //! input that once broke a parser stays in the normal test suite.
 //!
 //! Every check panics (an assertion) only when `wi` misbehaves: a panic

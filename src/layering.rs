@@ -34,18 +34,6 @@ const FORBIDDEN_SIDEWAYS: &[(&str, &str)] = &[
     ("kube", "spec"),
 ];
 
-/// Cycles that exist on main and are being removed on another branch (the
-/// emulator split of issue 8). A cycle is tolerated only while every file of
-/// it is listed here; empty this list once that branch is merged.
-const KNOWN_CYCLE_FILES: &[&str] = &[
-    "emulator/gke.rs",
-    "emulator/iam.rs",
-    "emulator/projects.rs",
-    "emulator/seed.rs",
-    "emulator/server.rs",
-    "emulator/tokens.rs",
-];
-
 /// A module path (`["plan", "compute"]`) from a file path relative to `src/`.
 fn mod_path(rel: &str) -> Vec<String> {
     let stem = rel.strip_suffix(".rs").unwrap_or(rel);
@@ -345,17 +333,11 @@ fn read_tree(src: &Path, dir: &Path, files: &mut BTreeMap<String, String>) {
 }
 
 /// What is wrong with the crate whose files are given: layer violations,
-/// then cycles (except the known ones), one line each.
+/// then cycles, one line each.
 fn problems(files: &BTreeMap<String, String>) -> Vec<String> {
     let graph = edges(files);
     let mut out = violations(&graph);
     for cycle in cycles(&graph) {
-        if cycle
-            .iter()
-            .all(|f| KNOWN_CYCLE_FILES.contains(&f.as_str()))
-        {
-            continue;
-        }
         out.push(format!("cycle: {}", cycle.join(" <-> ")));
     }
     out

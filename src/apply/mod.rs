@@ -116,12 +116,6 @@ impl ApplyResult {
         }
         c
     }
-
-    /// Shim until the CLI and tests adapt: the result is the report.
-    #[doc(hidden)]
-    pub fn report(&self) -> &Self {
-        self
-    }
 }
 
 /// Progress reporting, on stderr for the CLI.

@@ -25,7 +25,7 @@ use serde::de::DeserializeOwned;
 pub use ::kube::config::Kubeconfig as KubeconfigFile;
 pub use error::KubeError;
 
-pub use crate::ownership::FIELD_MANAGER;
+use crate::ownership::FIELD_MANAGER;
 
 /// Page size of list calls (the API server hands out continue tokens past it).
 const PAGE: u32 = 500;

@@ -4,8 +4,8 @@
 //! the file must be exactly what was reviewed: it carries a sha256 checksum of
 //! the canonical plan JSON and `read` refuses a file whose plan does not
 //! match it, as well as unknown major versions, malformed JSON and files over
-//! [`MAX_PLAN_FILE_BYTES`]. Staleness against live state is `apply`'s job,
-//! using the plan's fingerprints.
+//! [`MAX_PLAN_FILE_BYTES`]. Staleness against live state is the plan's own
+//! check, `Plan::check_fresh` (plan/fresh.rs), over the plan's fingerprints.
 //!
 //! The file is a JSON envelope:
 //! `{"wi_plan": "1.0", "wi_version": "0.1.0", "checksum": "sha256:…", "plan": {…}}`.

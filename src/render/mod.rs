@@ -12,10 +12,6 @@ mod json;
 mod markdown;
 pub mod style;
 
-/// Shims until the other areas adapt: apply's result type and the crate
-/// version now live in `apply` and at the crate root.
-pub use crate::VERSION as WI_VERSION;
-pub use crate::apply::{ApplyResult as ApplyReport, StepOutcome};
 pub use apply_report::apply_summary;
 pub(crate) use apply_report::{approval_prompt, progress_done, progress_failed, progress_start};
 pub use human::{human, not_saved_note};

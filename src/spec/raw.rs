@@ -73,7 +73,7 @@ impl<T: JsonSchema> JsonSchema for Sp<T> {
 }
 
 // The names the two span-aware deserializers look for (serde-saphyr 2.x
-// `Spanned`, serde_spanned 1.x via toml). Tests in `tests/spec_model.rs`
+// `Spanned`, serde_spanned 1.x via toml). Tests in `tests/spec/model.rs`
 // check that YAML and TOML both still produce spans.
 const SAPHYR_NEWTYPE: &str = "__yaml_spanned";
 const SAPHYR_MARKER: &str = "__serde_saphyr_private_spanned";

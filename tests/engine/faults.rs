@@ -289,7 +289,6 @@ async fn run_once(
         .await;
         if !result.succeeded() {
             let failed: Vec<String> = result
-                .report()
                 .failed
                 .iter()
                 .map(|(a, e)| format!("{a}: {e}"))

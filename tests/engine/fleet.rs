@@ -85,7 +85,7 @@ async fn reading_a_thousand_mappings_takes_a_handful_of_calls() {
         rx,
     )
     .await;
-    assert!(result.succeeded(), "{:?}", result.report().failed.first());
+    assert!(result.succeeded(), "{:?}", result.failed.first());
     // One read-modify-write per policy, not one per member.
     let writes = emulator.stats().requests;
 

@@ -102,6 +102,16 @@ pub async fn wi_offline(args: &[&str]) -> Output {
     wi_offline_in(&root(), args).await
 }
 
+/// [`wi_offline`] with some variables set.
+pub async fn wi_offline_env(set: &[(&str, &str)], args: &[&str]) -> Output {
+    let home = tempfile::tempdir().expect("temp HOME");
+    run(clean_command(wi_binary(), home.path())
+        .envs(set.iter().copied())
+        .args(args))
+    .await
+    .expect("run wi")
+}
+
 /// [`wi_offline`] in another working directory.
 pub async fn wi_offline_in(cwd: &std::path::Path, args: &[&str]) -> Output {
     let home = tempfile::tempdir().expect("temp HOME");

@@ -47,7 +47,7 @@ fn envelope_is_versioned_and_checksummed() {
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(keys, ["wi_plan", "wi_version", "checksum", "plan"]);
     assert_eq!(v["wi_plan"], wi::plan::FORMAT_VERSION);
-    assert_eq!(v["wi_version"], wi::render::WI_VERSION);
+    assert_eq!(v["wi_version"], wi::VERSION);
     let sum = v["checksum"].as_str().unwrap();
     assert!(sum.starts_with("sha256:") && sum.len() == 7 + 64, "{sum}");
     assert_eq!(sum, file::checksum(&v["plan"]));

@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use crate::harness::fixtures as fx;
+use wi::apply::{ApplyResult, StepOutcome};
 use wi::plan::{Action, Plan};
-use wi::render::{self, ApplyReport, StepOutcome, Style};
+use wi::render::{self, Style};
 
 fn all_plans() -> Vec<(&'static str, Plan)> {
     vec![
@@ -235,13 +236,13 @@ fn markdown_never_exceeds_the_budget() {
     }
 }
 
-fn report_failed() -> ApplyReport {
+fn report_failed() -> ApplyResult {
     let step = |a: &str, action, secs| StepOutcome {
         address: a.into(),
         action,
         elapsed: Duration::from_secs(secs),
     };
-    ApplyReport {
+    ApplyResult {
         done: vec![
             step("project_service[\"wi-demo/iamcredentials.googleapis.com\"]", Action::Create, 4),
             step("google_service_account[\"wi-demo/app\"]", Action::Create, 2),
@@ -391,7 +392,7 @@ fn escape_sequences_from_live_data_are_defused() {
         "{text}"
     );
     assert!(text.contains("\\u{1b}[2Jwiped"));
-    let mut report = ApplyReport::default();
+    let mut report = ApplyResult::default();
     report
         .failed
         .push(("a".into(), "boom \u{1b}[31m\nsecond line".into()));
