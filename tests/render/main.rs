@@ -1,5 +1,6 @@
 //! Test binary `render`: rendered plans, saved plan files and the fuzz
-//! corpora as regression tests (plans, plan_file, fuzz_corpus).
+//! corpora as regression tests (plans, plan_file, fuzz_corpus), and the
+//! check that no snapshot is committed twice (snapshot_files).
 
 #[macro_use]
 #[path = "../harness/mod.rs"]
@@ -8,3 +9,4 @@ mod harness;
 mod fuzz_corpus;
 mod plan_file;
 mod plans;
+mod snapshot_files;
