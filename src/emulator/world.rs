@@ -27,7 +27,7 @@ pub(crate) struct EmulatorWorld {
     pub version: u32,
     /// Project exported as `CLOUDSDK_CORE_PROJECT`.
     pub default_project: String,
-    pub projects: BTreeMap<String, Project>,
+    pub projects: BTreeMap<String, ProjectRecord>,
     /// Live service accounts by email.
     pub service_accounts: BTreeMap<String, ServiceAccountRecord>,
     /// Deleted service accounts (kept for `undelete`).
@@ -65,7 +65,7 @@ pub(crate) struct EmulatorWorld {
 
 /// A project.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Project {
+pub(crate) struct ProjectRecord {
     pub id: String,
     /// Digits, as a string.
     pub number: String,
@@ -477,7 +477,7 @@ pub(crate) fn new_project(
     id: &str,
     number: Option<String>,
     now: i64,
-) -> Project {
+) -> ProjectRecord {
     let number = number.unwrap_or_else(|| {
         let mut n = String::new();
         let mut rng = rand::thread_rng();
@@ -495,7 +495,7 @@ pub(crate) fn new_project(
         }));
         policy.etag = new_policy_etag();
     }
-    Project {
+    ProjectRecord {
         id: id.to_string(),
         number,
         name: id.to_string(),

@@ -14,7 +14,7 @@ use crate::emulator::time::rfc3339;
 use crate::emulator::wire::{
     self, GoogleApiError, GoogleApiResult, check_keys, opt_array, parse_body,
 };
-use crate::emulator::world::{self, EmulatorWorld, Principal, Project};
+use crate::emulator::world::{self, EmulatorWorld, Principal, ProjectRecord};
 
 /// CRM method id.
 pub(crate) fn method_id(req: &Req) -> Option<&'static str> {
@@ -38,7 +38,7 @@ fn crm_denied() -> GoogleApiError {
 }
 
 /// A project by id or number.
-pub(crate) fn find_project<'a>(world: &'a EmulatorWorld, id: &str) -> Option<&'a Project> {
+pub(crate) fn find_project<'a>(world: &'a EmulatorWorld, id: &str) -> Option<&'a ProjectRecord> {
     world
         .projects
         .get(id)
@@ -232,7 +232,7 @@ fn create_project(core: &Arc<Core>, req: &Req, who: &Principal) -> GoogleApiResu
     Ok(json!({ "name": op_name }))
 }
 
-fn render_project(p: &Project, v3: bool) -> Value {
+fn render_project(p: &ProjectRecord, v3: bool) -> Value {
     if v3 {
         json!({
             "name": format!("projects/{}", p.number),

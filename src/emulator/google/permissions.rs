@@ -184,7 +184,7 @@ mod tests {
 
     #[test]
     fn kubernetes_access_follows_project_iam() {
-        use crate::emulator::world::{IamPolicyRecord, Project};
+        use crate::emulator::world::{IamPolicyRecord, ProjectRecord};
         let mut world = EmulatorWorld::default();
         let mut policy = IamPolicyRecord::empty();
         policy
@@ -193,7 +193,7 @@ mod tests {
         policy.bindings.push(json!({"role": "roles/container.developer", "members": ["serviceAccount:d@p.iam.gserviceaccount.com"]}));
         world.projects.insert(
             "p".into(),
-            Project {
+            ProjectRecord {
                 id: "p".into(),
                 number: "1".into(),
                 name: "p".into(),

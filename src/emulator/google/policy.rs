@@ -246,13 +246,13 @@ pub(crate) fn set_policy(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::world::Project;
+    use crate::emulator::world::ProjectRecord;
 
     fn world() -> EmulatorWorld {
         let mut w = EmulatorWorld::default();
         w.projects.insert(
             "p".into(),
-            Project {
+            ProjectRecord {
                 id: "p".into(),
                 number: "123".into(),
                 name: "p".into(),

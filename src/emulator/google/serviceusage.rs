@@ -13,7 +13,7 @@ use crate::emulator::request::Req;
 use crate::emulator::wire::{
     self, GoogleApiError, GoogleApiResult, check_keys, opt_array, parse_body,
 };
-use crate::emulator::world::{EmulatorWorld, Principal, Project};
+use crate::emulator::world::{EmulatorWorld, Principal, ProjectRecord};
 
 /// Services the emulator knows, with their titles.
 pub(crate) const CATALOG: &[(&str, &str)] = &[
@@ -76,7 +76,7 @@ pub(crate) fn method_id(req: &Req) -> Option<&'static str> {
     }
 }
 
-fn render_service(p: &Project, service: &str) -> Value {
+fn render_service(p: &ProjectRecord, service: &str) -> Value {
     let enabled = p.services.contains(service);
     // As recorded: no `config`, and `parent` only while enabled.
     let mut v = json!({

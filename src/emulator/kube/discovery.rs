@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::objects::Resource;
+use super::objects::KubeResource;
 
 /// The version a GKE regular-channel cluster reports.
 const GIT_VERSION: &str = "v1.33.5-gke.1000";
@@ -112,7 +112,7 @@ pub(super) fn openapi_v3_core() -> Value {
         ),
     ]);
     let mut paths = serde_json::Map::new();
-    for r in Resource::ALL {
+    for r in KubeResource::ALL {
         let path = if r.namespaced() {
             format!("/api/v1/namespaces/{{namespace}}/{}/{{name}}", r.plural())
         } else {

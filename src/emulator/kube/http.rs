@@ -16,7 +16,7 @@ use super::discovery::{
     version,
 };
 use super::errors::{ApiError, FieldError};
-use super::objects::{FieldSelector, LabelSelector, Resource};
+use super::objects::{FieldSelector, KubeResource, LabelSelector};
 use super::store::{FieldValidation, Page, PatchKind, WriteOptions, Written};
 use super::tables;
 use super::token_request::token_request;
@@ -126,11 +126,11 @@ impl Query {
 /// What a request addresses, after the path is parsed.
 enum Target {
     Collection {
-        resource: Resource,
+        resource: KubeResource,
         namespace: Option<String>,
     },
     Object {
-        resource: Resource,
+        resource: KubeResource,
         namespace: Option<String>,
         name: String,
     },
@@ -143,23 +143,23 @@ enum Target {
 fn parse_target(segments: &[&str]) -> Option<Target> {
     match segments {
         [plural] => Some(Target::Collection {
-            resource: Resource::from_plural(plural)?,
+            resource: KubeResource::from_plural(plural)?,
             namespace: None,
         }),
         ["namespaces", name] => Some(Target::Object {
-            resource: Resource::Namespaces,
+            resource: KubeResource::Namespaces,
             namespace: None,
             name: (*name).to_string(),
         }),
         ["namespaces", ns, plural] => {
-            let resource = Resource::from_plural(plural).filter(|r| r.namespaced())?;
+            let resource = KubeResource::from_plural(plural).filter(|r| r.namespaced())?;
             Some(Target::Collection {
                 resource,
                 namespace: Some((*ns).to_string()),
             })
         }
         ["namespaces", ns, plural, name] => {
-            let resource = Resource::from_plural(plural).filter(|r| r.namespaced())?;
+            let resource = KubeResource::from_plural(plural).filter(|r| r.namespaced())?;
             Some(Target::Object {
                 resource,
                 namespace: Some((*ns).to_string()),
@@ -389,7 +389,7 @@ async fn handle(
             },
             resource: resource.plural(),
             subresource: "",
-            namespace: if *resource == Resource::Namespaces {
+            namespace: if *resource == KubeResource::Namespaces {
                 Some(name.as_str())
             } else {
                 namespace.as_deref()
@@ -540,7 +540,7 @@ fn parse_body(content_type: &str, body: &Bytes) -> Result<Value, ApiError> {
     parse_json(body)
 }
 
-fn list_table(resource: Resource, list: &Value) -> Value {
+fn list_table(resource: KubeResource, list: &Value) -> Value {
     let items = list
         .get("items")
         .and_then(Value::as_array)
@@ -587,7 +587,7 @@ fn write(
 
 fn list(
     cluster: &KubeCluster,
-    resource: Resource,
+    resource: KubeResource,
     namespace: Option<&str>,
     query: &Query,
 ) -> Result<(StatusCode, Value), ApiError> {
@@ -618,7 +618,7 @@ fn list(
 /// GET with `watch=true`: a streaming response of change events.
 fn watch(
     cluster: &KubeCluster,
-    resource: Resource,
+    resource: KubeResource,
     namespace: Option<String>,
     query: &Query,
     table: bool,
@@ -704,7 +704,7 @@ fn watch(
 fn patch(
     cluster: &KubeCluster,
     warnings: &mut Vec<String>,
-    resource: Resource,
+    resource: KubeResource,
     namespace: Option<&str>,
     name: &str,
     content_type: &str,

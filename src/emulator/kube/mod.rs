@@ -182,7 +182,7 @@ impl KubeClusterState {
                 now: now.clone(),
             };
             let _ = state.create(
-                objects::Resource::Namespaces,
+                objects::KubeResource::Namespaces,
                 None,
                 serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
                 &opts,
@@ -228,7 +228,7 @@ impl KubeClusterState {
             .and_then(serde_json::Value::as_str)
             .unwrap_or("")
             .to_string();
-        let resource = objects::Resource::from_kind(&kind).ok_or_else(|| {
+        let resource = objects::KubeResource::from_kind(&kind).ok_or_else(|| {
             format!("unsupported kind {kind:?}: expected Namespace, ServiceAccount or Pod")
         })?;
         let namespace = if resource.namespaced() {

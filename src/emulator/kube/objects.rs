@@ -8,47 +8,47 @@ use super::errors::FieldError;
 
 /// A resource this API serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Resource {
+pub(crate) enum KubeResource {
     Namespaces,
     ServiceAccounts,
     Pods,
 }
 
-impl Resource {
+impl KubeResource {
     /// Every served resource.
-    pub(crate) const ALL: [Resource; 3] = [
-        Resource::Namespaces,
-        Resource::Pods,
-        Resource::ServiceAccounts,
+    pub(crate) const ALL: [KubeResource; 3] = [
+        KubeResource::Namespaces,
+        KubeResource::Pods,
+        KubeResource::ServiceAccounts,
     ];
 
     /// Lower-case plural, as in paths and error messages.
     pub(crate) fn plural(self) -> &'static str {
         match self {
-            Resource::Namespaces => "namespaces",
-            Resource::ServiceAccounts => "serviceaccounts",
-            Resource::Pods => "pods",
+            KubeResource::Namespaces => "namespaces",
+            KubeResource::ServiceAccounts => "serviceaccounts",
+            KubeResource::Pods => "pods",
         }
     }
 
     /// The object kind.
     pub(crate) fn kind(self) -> &'static str {
         match self {
-            Resource::Namespaces => "Namespace",
-            Resource::ServiceAccounts => "ServiceAccount",
-            Resource::Pods => "Pod",
+            KubeResource::Namespaces => "Namespace",
+            KubeResource::ServiceAccounts => "ServiceAccount",
+            KubeResource::Pods => "Pod",
         }
     }
 
     /// True for resources that live in a namespace.
     pub(crate) fn namespaced(self) -> bool {
-        !matches!(self, Resource::Namespaces)
+        !matches!(self, KubeResource::Namespaces)
     }
 
     /// Resources whose `status` is reset on writes to the main resource and
     /// therefore never owned by a field manager.
     pub(crate) fn resets_status(self) -> bool {
-        matches!(self, Resource::Namespaces | Resource::Pods)
+        matches!(self, KubeResource::Namespaces | KubeResource::Pods)
     }
 
     /// Parses a plural path segment.
@@ -125,11 +125,11 @@ fn is_qualified_name_part(s: &str) -> bool {
 }
 
 /// Errors of `ValidateObjectMeta`'s name check for this resource.
-pub(crate) fn validate_name(resource: Resource, name: &str) -> Vec<FieldError> {
+pub(crate) fn validate_name(resource: KubeResource, name: &str) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let field = "metadata.name";
     match resource {
-        Resource::Namespaces => {
+        KubeResource::Namespaces => {
             if name.len() > 63 {
                 errs.push(FieldError::invalid(
                     field,
@@ -149,7 +149,7 @@ pub(crate) fn validate_name(resource: Resource, name: &str) -> Vec<FieldError> {
                 ));
             }
         }
-        Resource::ServiceAccounts | Resource::Pods => {
+        KubeResource::ServiceAccounts | KubeResource::Pods => {
             if name.len() > 253 {
                 errs.push(FieldError::invalid(
                     field,
@@ -236,7 +236,7 @@ fn validate_key(key: &str, field: &str) -> Vec<FieldError> {
 
 /// Validates what the real strategies validate for the fields we model:
 /// name, label keys and values, annotation keys, and value types.
-pub(crate) fn validate(resource: Resource, obj: &Value) -> Vec<FieldError> {
+pub(crate) fn validate(resource: KubeResource, obj: &Value) -> Vec<FieldError> {
     let meta = obj.get("metadata");
     let name = meta
         .and_then(|m| m.get("name"))
@@ -328,14 +328,14 @@ const META_ORDER: [&str; 15] = [
     "managedFields",
 ];
 
-fn body_order(resource: Resource) -> &'static [&'static str] {
+fn body_order(resource: KubeResource) -> &'static [&'static str] {
     match resource {
-        Resource::ServiceAccounts => &[
+        KubeResource::ServiceAccounts => &[
             "secrets",
             "imagePullSecrets",
             "automountServiceAccountToken",
         ],
-        Resource::Namespaces | Resource::Pods => &["spec", "status"],
+        KubeResource::Namespaces | KubeResource::Pods => &["spec", "status"],
     }
 }
 
@@ -351,7 +351,7 @@ fn sorted_map(m: &Map<String, Value>) -> Value {
 
 /// Lays an object out the way the real server serialises it: `kind`,
 /// `apiVersion`, `metadata` (in Go field order, map keys sorted), then the body.
-pub(crate) fn canonicalize(resource: Resource, obj: &Value) -> Value {
+pub(crate) fn canonicalize(resource: KubeResource, obj: &Value) -> Value {
     let Some(map) = obj.as_object() else {
         return obj.clone();
     };
@@ -490,24 +490,24 @@ impl LabelSelector {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct FieldSelector(Vec<(String, bool, String)>);
 
-fn field_pointer(resource: Resource, field: &str) -> Option<&'static str> {
+fn field_pointer(resource: KubeResource, field: &str) -> Option<&'static str> {
     match (resource, field) {
         (_, "metadata.name") => Some("/metadata/name"),
         (_, "metadata.namespace") => Some("/metadata/namespace"),
-        (Resource::Namespaces, "status.phase") => Some("/status/phase"),
-        (Resource::Pods, "spec.serviceAccountName") => Some("/spec/serviceAccountName"),
-        (Resource::Pods, "spec.nodeName") => Some("/spec/nodeName"),
-        (Resource::Pods, "spec.restartPolicy") => Some("/spec/restartPolicy"),
-        (Resource::Pods, "spec.schedulerName") => Some("/spec/schedulerName"),
-        (Resource::Pods, "status.phase") => Some("/status/phase"),
-        (Resource::Pods, "status.podIP") => Some("/status/podIP"),
+        (KubeResource::Namespaces, "status.phase") => Some("/status/phase"),
+        (KubeResource::Pods, "spec.serviceAccountName") => Some("/spec/serviceAccountName"),
+        (KubeResource::Pods, "spec.nodeName") => Some("/spec/nodeName"),
+        (KubeResource::Pods, "spec.restartPolicy") => Some("/spec/restartPolicy"),
+        (KubeResource::Pods, "spec.schedulerName") => Some("/spec/schedulerName"),
+        (KubeResource::Pods, "status.phase") => Some("/status/phase"),
+        (KubeResource::Pods, "status.podIP") => Some("/status/podIP"),
         _ => None,
     }
 }
 
 impl FieldSelector {
     /// Parses and checks that every field is selectable on this resource.
-    pub(crate) fn parse(resource: Resource, s: &str) -> Result<Self, String> {
+    pub(crate) fn parse(resource: KubeResource, s: &str) -> Result<Self, String> {
         let mut out = Vec::new();
         if s.trim().is_empty() {
             return Ok(Self(out));
@@ -539,7 +539,7 @@ impl FieldSelector {
     }
 
     /// True when the object satisfies every term.
-    pub(crate) fn matches(&self, resource: Resource, obj: &Value) -> bool {
+    pub(crate) fn matches(&self, resource: KubeResource, obj: &Value) -> bool {
         self.0.iter().all(|(field, eq, want)| {
             let got = field_pointer(resource, field)
                 .and_then(|p| obj.pointer(p))
@@ -553,7 +553,7 @@ impl FieldSelector {
 /// The fields a typed Go object has; anything else is an unknown field that
 /// the real server drops (or refuses, with `fieldValidation=Strict` or in a
 /// server-side apply). `None` means any shape is accepted (pods, maps).
-fn known_fields(resource: Resource, path: &[&str]) -> Option<&'static [&'static str]> {
+fn known_fields(resource: KubeResource, path: &[&str]) -> Option<&'static [&'static str]> {
     // ObjectMeta's fields are the ones [`META_ORDER`] sorts.
     const META: &[&str] = &META_ORDER;
     const OBJECT_REFERENCE: &[&str] = &[
@@ -566,9 +566,9 @@ fn known_fields(resource: Resource, path: &[&str]) -> Option<&'static [&'static 
         "fieldPath",
     ];
     match (resource, path) {
-        (Resource::Pods, [] | ["spec" | "status", ..]) => None,
+        (KubeResource::Pods, [] | ["spec" | "status", ..]) => None,
         (_, ["metadata"]) => Some(META),
-        (Resource::ServiceAccounts, []) => Some(&[
+        (KubeResource::ServiceAccounts, []) => Some(&[
             "apiVersion",
             "kind",
             "metadata",
@@ -576,24 +576,31 @@ fn known_fields(resource: Resource, path: &[&str]) -> Option<&'static [&'static 
             "imagePullSecrets",
             "automountServiceAccountToken",
         ]),
-        (Resource::ServiceAccounts, ["secrets"]) => Some(OBJECT_REFERENCE),
-        (Resource::ServiceAccounts, ["imagePullSecrets"]) => Some(&["name"]),
-        (Resource::Namespaces, []) => Some(&["apiVersion", "kind", "metadata", "spec", "status"]),
-        (Resource::Namespaces, ["spec"]) => Some(&["finalizers"]),
-        (Resource::Namespaces, ["status"]) => Some(&["phase", "conditions"]),
+        (KubeResource::ServiceAccounts, ["secrets"]) => Some(OBJECT_REFERENCE),
+        (KubeResource::ServiceAccounts, ["imagePullSecrets"]) => Some(&["name"]),
+        (KubeResource::Namespaces, []) => {
+            Some(&["apiVersion", "kind", "metadata", "spec", "status"])
+        }
+        (KubeResource::Namespaces, ["spec"]) => Some(&["finalizers"]),
+        (KubeResource::Namespaces, ["status"]) => Some(&["phase", "conditions"]),
         _ => None,
     }
 }
 
 /// Removes fields the typed object does not have; returns their dotted paths
 /// (`spec.foo`, `metadata.bogus`) in document order.
-pub(crate) fn drop_unknown_fields(resource: Resource, obj: &mut Value) -> Vec<String> {
+pub(crate) fn drop_unknown_fields(resource: KubeResource, obj: &mut Value) -> Vec<String> {
     let mut dropped = Vec::new();
     prune(resource, obj, &mut Vec::new(), &mut dropped);
     dropped
 }
 
-fn prune(resource: Resource, value: &mut Value, path: &mut Vec<String>, dropped: &mut Vec<String>) {
+fn prune(
+    resource: KubeResource,
+    value: &mut Value,
+    path: &mut Vec<String>,
+    dropped: &mut Vec<String>,
+) {
     let borrowed: Vec<&str> = path.iter().map(String::as_str).collect();
     let known = known_fields(resource, &borrowed);
     match value {
@@ -632,13 +639,13 @@ mod tests {
 
     #[test]
     fn invalid_sa_name_message_matches_apimachinery() {
-        let errs = validate_name(Resource::ServiceAccounts, "Bad_Name");
+        let errs = validate_name(KubeResource::ServiceAccounts, "Bad_Name");
         assert_eq!(errs.len(), 1);
         assert_eq!(
             errs[0].body,
             "Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
         );
-        let ns = validate_name(Resource::Namespaces, "a.b");
+        let ns = validate_name(KubeResource::Namespaces, "a.b");
         assert!(ns[0].body.contains("(e.g. 'my-name',  or '123-abc', regex"));
     }
 
@@ -661,23 +668,24 @@ mod tests {
         let mut sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "bogus": 1,
             "metadata": {"name": "a", "annotation": {"x": "y"}, "labels": {"free": "form"}},
             "imagePullSecrets": [{"name": "s", "extra": true}]});
-        let dropped = drop_unknown_fields(Resource::ServiceAccounts, &mut sa);
+        let dropped = drop_unknown_fields(KubeResource::ServiceAccounts, &mut sa);
         assert_eq!(
             dropped,
             ["bogus", "metadata.annotation", "imagePullSecrets.extra"]
         );
         assert_eq!(sa["metadata"]["labels"]["free"], "form");
         let mut pod = json!({"spec": {"anything": 1}});
-        assert!(drop_unknown_fields(Resource::Pods, &mut pod).is_empty());
+        assert!(drop_unknown_fields(KubeResource::Pods, &mut pod).is_empty());
     }
 
     #[test]
     fn field_selectors() {
         let pod = json!({"metadata": {"name": "p"}, "spec": {"serviceAccountName": "sa"}});
-        let sel = FieldSelector::parse(Resource::Pods, "spec.serviceAccountName=sa").expect("ok");
-        assert!(sel.matches(Resource::Pods, &pod));
+        let sel =
+            FieldSelector::parse(KubeResource::Pods, "spec.serviceAccountName=sa").expect("ok");
+        assert!(sel.matches(KubeResource::Pods, &pod));
         assert_eq!(
-            FieldSelector::parse(Resource::ServiceAccounts, "spec.x=y").err(),
+            FieldSelector::parse(KubeResource::ServiceAccounts, "spec.x=y").err(),
             Some("field label not supported: spec.x".to_string())
         );
     }

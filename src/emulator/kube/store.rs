@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::KubeClusterState;
 use super::errors::{ApiError, FieldError};
 use super::managed::{self, Entry};
-use super::objects::{self, FieldSelector, LabelSelector, Resource};
+use super::objects::{self, FieldSelector, KubeResource, LabelSelector};
 use super::patch;
 use super::validation::{
     NAMESPACE_LABEL, check_apply_schema, check_kind, check_name, check_namespace, invalid,
@@ -88,7 +88,7 @@ fn decode_continue(token: &str) -> Result<String, ApiError> {
 pub(crate) struct Event {
     /// `ADDED`, `MODIFIED` or `DELETED`.
     pub kind: &'static str,
-    pub resource: Resource,
+    pub resource: KubeResource,
     /// The resourceVersion the change produced.
     pub rv: u64,
     /// The object after the change (before it, for `DELETED`), canonical.
@@ -110,7 +110,7 @@ const BEFORE_FIRST_APPLY: &str = "before-first-apply";
 
 /// Drops unknown fields per `fieldValidation`; returns the warnings to send.
 fn check_unknown_fields(
-    resource: Resource,
+    resource: KubeResource,
     obj: &mut Value,
     opts: &WriteOptions,
     patching: bool,
@@ -141,7 +141,7 @@ fn check_unknown_fields(
 impl KubeClusterState {
     /// Stores an object (whose resourceVersion is already set) and records
     /// the change for watchers.
-    fn put(&mut self, resource: Resource, key: String, obj: Value, added: bool) {
+    fn put(&mut self, resource: KubeResource, key: String, obj: Value, added: bool) {
         let rv = meta(&obj, "resourceVersion")
             .parse()
             .unwrap_or(self.resource_version);
@@ -155,7 +155,7 @@ impl KubeClusterState {
     }
 
     /// Removes an object as its own change and records it for watchers.
-    fn take(&mut self, resource: Resource, key: &str) {
+    fn take(&mut self, resource: KubeResource, key: &str) {
         if let Some(mut obj) = self.objects.remove(key) {
             let rv = self.next_rv();
             meta_mut(&mut obj).insert("resourceVersion".into(), json!(rv));
@@ -185,13 +185,13 @@ impl KubeClusterState {
 
     fn namespace_exists(&self, ns: &str) -> bool {
         self.objects
-            .contains_key(&Resource::Namespaces.key(None, ns))
+            .contains_key(&KubeResource::Namespaces.key(None, ns))
     }
 
     /// GET one object.
     pub(crate) fn get(
         &self,
-        resource: Resource,
+        resource: KubeResource,
         namespace: Option<&str>,
         name: &str,
     ) -> Result<Value, ApiError> {
@@ -205,7 +205,7 @@ impl KubeClusterState {
     /// in key order, without `kind`/`apiVersion`, as the real server returns them.
     pub(crate) fn list(
         &self,
-        resource: Resource,
+        resource: KubeResource,
         namespace: Option<&str>,
         labels: &LabelSelector,
         fields: &FieldSelector,
@@ -272,7 +272,7 @@ impl KubeClusterState {
     /// POST: create an object.
     pub(crate) fn create(
         &mut self,
-        resource: Resource,
+        resource: KubeResource,
         namespace: Option<&str>,
         mut body: Value,
         opts: &WriteOptions,
@@ -301,7 +301,7 @@ impl KubeClusterState {
             o.insert("apiVersion".into(), json!("v1"));
             o.insert("kind".into(), json!(resource.kind()));
         }
-        if resource == Resource::Namespaces && !name.is_empty() {
+        if resource == KubeResource::Namespaces && !name.is_empty() {
             labels_mut(&mut body).insert(NAMESPACE_LABEL.into(), json!(name));
         }
         patch::normalize_metadata(&mut body);
@@ -313,7 +313,7 @@ impl KubeClusterState {
         {
             return Err(ApiError::not_found("namespaces", ns));
         }
-        if resource == Resource::Pods && opts.admission {
+        if resource == KubeResource::Pods && opts.admission {
             self.admit_pod(namespace.unwrap_or(""), &name, &mut body)?;
         }
         let errs = objects::validate(resource, &body);
@@ -339,7 +339,7 @@ impl KubeClusterState {
             let rv = self.next_rv();
             meta_mut(&mut obj).insert("resourceVersion".into(), json!(rv));
             self.put(resource, key, obj.clone(), true);
-            if resource == Resource::Namespaces {
+            if resource == KubeResource::Namespaces {
                 self.ensure_default_service_account(&name, &opts.now);
             }
         }
@@ -370,7 +370,7 @@ impl KubeClusterState {
             .to_string();
         spec.insert("serviceAccountName".into(), json!(account));
         spec.insert("serviceAccount".into(), json!(account));
-        let key = Resource::ServiceAccounts.key(Some(namespace), &account);
+        let key = KubeResource::ServiceAccounts.key(Some(namespace), &account);
         if !self.objects.contains_key(&key) {
             return Err(ApiError {
                 code: 403,
@@ -391,19 +391,19 @@ impl KubeClusterState {
     /// What kube-controller-manager's serviceaccount controller does right
     /// after a namespace appears: give it a `default` service account.
     fn ensure_default_service_account(&mut self, namespace: &str, now: &str) {
-        let key = Resource::ServiceAccounts.key(Some(namespace), "default");
+        let key = KubeResource::ServiceAccounts.key(Some(namespace), "default");
         if self.objects.contains_key(&key) {
             return;
         }
         let mut sa = json!({"apiVersion": "v1", "kind": "ServiceAccount",
                             "metadata": {"name": "default", "namespace": namespace}});
-        self.fill_create_defaults(Resource::ServiceAccounts, &mut sa, now);
+        self.fill_create_defaults(KubeResource::ServiceAccounts, &mut sa, now);
         let rv = self.next_rv();
         meta_mut(&mut sa).insert("resourceVersion".into(), json!(rv));
-        self.put(Resource::ServiceAccounts, key, sa, true);
+        self.put(KubeResource::ServiceAccounts, key, sa, true);
     }
 
-    fn fill_create_defaults(&self, resource: Resource, obj: &mut Value, now: &str) {
+    fn fill_create_defaults(&self, resource: KubeResource, obj: &mut Value, now: &str) {
         let m = meta_mut(obj);
         m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
         m.insert("creationTimestamp".into(), json!(now));
@@ -414,11 +414,11 @@ impl KubeClusterState {
             return;
         };
         match resource {
-            Resource::Namespaces => {
+            KubeResource::Namespaces => {
                 o.insert("spec".into(), json!({"finalizers": ["kubernetes"]}));
                 o.insert("status".into(), json!({"phase": "Active"}));
             }
-            Resource::Pods => {
+            KubeResource::Pods => {
                 if !o.contains_key("status") {
                     o.insert(
                         "status".into(),
@@ -426,7 +426,7 @@ impl KubeClusterState {
                     );
                 }
             }
-            Resource::ServiceAccounts => {}
+            KubeResource::ServiceAccounts => {}
         }
     }
 
@@ -434,7 +434,7 @@ impl KubeClusterState {
     /// given entries, unless nothing changed; bumps the resourceVersion.
     fn commit(
         &mut self,
-        resource: Resource,
+        resource: KubeResource,
         key: String,
         old: &Value,
         mut new: Value,
@@ -473,7 +473,7 @@ impl KubeClusterState {
 
     fn existing(
         &self,
-        resource: Resource,
+        resource: KubeResource,
         namespace: Option<&str>,
         name: &str,
     ) -> Result<(String, Value), ApiError> {
@@ -489,7 +489,7 @@ impl KubeClusterState {
     /// PUT: replace an object, guarded by `resourceVersion` when given.
     pub(crate) fn update(
         &mut self,
-        resource: Resource,
+        resource: KubeResource,
         namespace: Option<&str>,
         name: &str,
         mut body: Value,
@@ -511,7 +511,7 @@ impl KubeClusterState {
 
     fn finish_update(
         &mut self,
-        resource: Resource,
+        resource: KubeResource,
         key: String,
         old: Value,
         mut new: Value,
@@ -565,7 +565,7 @@ impl KubeClusterState {
     /// PATCH with a merge, strategic merge or JSON patch.
     pub(crate) fn patch(
         &mut self,
-        resource: Resource,
+        resource: KubeResource,
         namespace: Option<&str>,
         name: &str,
         kind: PatchKind,
@@ -607,7 +607,7 @@ impl KubeClusterState {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn apply(
         &mut self,
-        resource: Resource,
+        resource: KubeResource,
         namespace: Option<&str>,
         name: &str,
         mut config: Value,
@@ -675,7 +675,7 @@ impl KubeClusterState {
                     o.insert("apiVersion".into(), json!("v1"));
                     o.insert("kind".into(), json!(resource.kind()));
                 }
-                if resource == Resource::Namespaces {
+                if resource == KubeResource::Namespaces {
                     labels_mut(&mut obj).insert(NAMESPACE_LABEL.into(), json!(name));
                 }
                 let errs = objects::validate(resource, &obj);
@@ -688,7 +688,7 @@ impl KubeClusterState {
                     let rv = self.next_rv();
                     meta_mut(&mut obj).insert("resourceVersion".into(), json!(rv));
                     self.put(resource, key, obj.clone(), true);
-                    if resource == Resource::Namespaces {
+                    if resource == KubeResource::Namespaces {
                         self.ensure_default_service_account(name, &opts.now);
                     }
                 }
@@ -745,7 +745,7 @@ impl KubeClusterState {
     /// `Terminating` phase this emulator skips).
     pub(crate) fn delete(
         &mut self,
-        resource: Resource,
+        resource: KubeResource,
         namespace: Option<&str>,
         name: &str,
         preconditions: &Value,
@@ -776,15 +776,15 @@ impl KubeClusterState {
             return Err(ApiError::conflict_modified(resource.plural(), name));
         }
         let mut out = obj.clone();
-        if resource == Resource::Namespaces {
+        if resource == KubeResource::Namespaces {
             meta_mut(&mut out).insert("deletionTimestamp".into(), json!(opts.now));
             if let Some(o) = out.as_object_mut() {
                 o.insert("status".into(), json!({"phase": "Terminating"}));
             }
         }
         if !opts.dry_run {
-            if resource == Resource::Namespaces {
-                for inner in [Resource::Pods, Resource::ServiceAccounts] {
+            if resource == KubeResource::Namespaces {
+                for inner in [KubeResource::Pods, KubeResource::ServiceAccounts] {
                     let prefix = inner.prefix(Some(name));
                     let inside: Vec<String> = self
                         .objects

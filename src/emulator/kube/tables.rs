@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::objects::Resource;
+use super::objects::KubeResource;
 
 /// `duration.HumanDuration` of apimachinery.
 pub(crate) fn human_duration(seconds: i64) -> String {
@@ -80,16 +80,16 @@ fn column(name: &str, ty: &str, format: &str, description: &str, priority: u8) -
 const NAME_DOC: &str = "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";
 const AGE_DOC: &str = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
 
-fn columns(resource: Resource) -> Value {
+fn columns(resource: KubeResource) -> Value {
     let name = column("Name", "string", "name", NAME_DOC, 0);
     let age = column("Age", "string", "", AGE_DOC, 0);
     match resource {
-        Resource::Namespaces => json!([
+        KubeResource::Namespaces => json!([
             name,
             column("Status", "string", "", "The status of the namespace", 0),
             age
         ]),
-        Resource::ServiceAccounts => json!([
+        KubeResource::ServiceAccounts => json!([
             name,
             column(
                 "Secrets",
@@ -100,7 +100,7 @@ fn columns(resource: Resource) -> Value {
             ),
             age
         ]),
-        Resource::Pods => json!([
+        KubeResource::Pods => json!([
             name,
             column(
                 "Ready",
@@ -156,22 +156,22 @@ fn columns(resource: Resource) -> Value {
     }
 }
 
-fn cells(resource: Resource, obj: &Value, now: i64) -> Value {
+fn cells(resource: KubeResource, obj: &Value, now: i64) -> Value {
     let name = obj
         .pointer("/metadata/name")
         .cloned()
         .unwrap_or(Value::Null);
     let text = |p: &str| obj.pointer(p).and_then(Value::as_str).unwrap_or("");
     match resource {
-        Resource::Namespaces => json!([name, text("/status/phase"), age(obj, now)]),
-        Resource::ServiceAccounts => {
+        KubeResource::Namespaces => json!([name, text("/status/phase"), age(obj, now)]),
+        KubeResource::ServiceAccounts => {
             let secrets = obj
                 .get("secrets")
                 .and_then(Value::as_array)
                 .map_or(0, Vec::len);
             json!([name, secrets, age(obj, now)])
         }
-        Resource::Pods => {
+        KubeResource::Pods => {
             let total = obj
                 .pointer("/spec/containers")
                 .and_then(Value::as_array)
@@ -219,7 +219,7 @@ fn cells(resource: Resource, obj: &Value, now: i64) -> Value {
 
 /// A `Table` of the given objects (each as the server stores it).
 pub(crate) fn table(
-    resource: Resource,
+    resource: KubeResource,
     objects: &[Value],
     resource_version: &str,
     now: i64,

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::KubeCluster;
 use super::errors::{ApiError, FieldError};
-use super::objects::Resource;
+use super::objects::KubeResource;
 use crate::emulator::time::{now_unix, rfc3339_unix};
 
 /// Longest token lifetime GKE grants (`--service-account-max-token-expiration`).
@@ -54,7 +54,7 @@ pub(super) fn token_request(
     }
     let sa = cluster
         .lock()
-        .get(Resource::ServiceAccounts, Some(namespace), name)?;
+        .get(KubeResource::ServiceAccounts, Some(namespace), name)?;
     let spec = req.get("spec").cloned().unwrap_or_else(|| json!({}));
     let audiences: Vec<String> = spec
         .get("audiences")
@@ -115,7 +115,7 @@ pub(super) fn token_request(
             ("", "Pod") => {
                 let pod = cluster
                     .lock()
-                    .get(Resource::Pods, Some(namespace), &ref_name)?;
+                    .get(KubeResource::Pods, Some(namespace), &ref_name)?;
                 if pod
                     .pointer("/spec/serviceAccountName")
                     .and_then(Value::as_str)

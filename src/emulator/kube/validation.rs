@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::errors::{ApiError, FieldError};
 use super::managed::{self, Entry};
-use super::objects::{self, Resource};
+use super::objects::{self, KubeResource};
 
 pub(crate) const NAMESPACE_LABEL: &str = "kubernetes.io/metadata.name";
 
@@ -52,7 +52,7 @@ pub(crate) fn set_managed_fields(obj: &mut Value, entries: &[Entry]) {
 
 /// Server-side apply refuses fields outside the schema outright.
 pub(crate) fn check_apply_schema(
-    resource: Resource,
+    resource: KubeResource,
     namespace: Option<&str>,
     name: &str,
     config: &Value,
@@ -83,11 +83,11 @@ pub(crate) fn check_apply_schema(
     })
 }
 
-pub(crate) fn invalid(resource: Resource, name: &str, errs: Vec<FieldError>) -> ApiError {
+pub(crate) fn invalid(resource: KubeResource, name: &str, errs: Vec<FieldError>) -> ApiError {
     ApiError::invalid("", resource.kind(), name, errs)
 }
 
-pub(crate) fn check_kind(resource: Resource, body: &Value) -> Result<(), ApiError> {
+pub(crate) fn check_kind(resource: KubeResource, body: &Value) -> Result<(), ApiError> {
     if !body.is_object() {
         return Err(ApiError::bad_request(format!(
             "the object provided is unrecognized (must be of type {})",
@@ -116,7 +116,7 @@ pub(crate) fn check_kind(resource: Resource, body: &Value) -> Result<(), ApiErro
 }
 
 pub(crate) fn check_namespace(
-    resource: Resource,
+    resource: KubeResource,
     body: &mut Value,
     namespace: Option<&str>,
 ) -> Result<(), ApiError> {
@@ -145,7 +145,7 @@ pub(crate) fn check_name(body: &Value, name: &str) -> Result<(), ApiError> {
 }
 
 /// Server-set fields an update may not change.
-pub(crate) fn keep_system_fields(resource: Resource, new: &mut Value, old: &Value) {
+pub(crate) fn keep_system_fields(resource: KubeResource, new: &mut Value, old: &Value) {
     let m = meta_mut(new);
     for k in [
         "uid",
@@ -166,7 +166,7 @@ pub(crate) fn keep_system_fields(resource: Resource, new: &mut Value, old: &Valu
     m.remove("resourceVersion");
     m.remove("generation");
     m.remove("selfLink");
-    if resource == Resource::Namespaces {
+    if resource == KubeResource::Namespaces {
         let name = meta(old, "name");
         labels_mut(new).insert(NAMESPACE_LABEL.into(), json!(name));
         if let Some(o) = old.as_object()
@@ -180,7 +180,7 @@ pub(crate) fn keep_system_fields(resource: Resource, new: &mut Value, old: &Valu
             }
         }
     }
-    if resource == Resource::Pods
+    if resource == KubeResource::Pods
         && let (Some(o), Some(n)) = (old.as_object(), new.as_object_mut())
     {
         match o.get("status") {

@@ -12,7 +12,7 @@ use axum::body::{Body, Bytes};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use super::objects::{FieldSelector, LabelSelector, Resource};
+use super::objects::{FieldSelector, KubeResource, LabelSelector};
 use super::store::Event;
 use super::tables;
 
@@ -77,7 +77,7 @@ impl Hub {
 
 /// What a watch selects.
 pub(crate) struct Filter {
-    pub resource: Resource,
+    pub resource: KubeResource,
     pub namespace: Option<String>,
     pub labels: LabelSelector,
     pub fields: FieldSelector,
