@@ -7,6 +7,21 @@
 use serde::{Deserialize, Serialize};
 
 pub use crate::ids::{ClusterKey, gsa_email, ksa_member, workload_pool};
+pub use crate::ownership::Owner;
+
+/// Where an item is declared: the spec file (as named in diagnostics) and the
+/// 1-based line. Plans name it in collision and ownership messages.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+pub struct Origin {
+    pub file: String,
+    pub line: usize,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
 
 /// Which node pools of a cluster must run the GKE metadata server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +52,9 @@ pub struct Cluster {
     /// A kubeconfig context to reach this cluster's Kubernetes API instead of
     /// the GKE endpoint (for private clusters reached through a proxy).
     pub kube_context: Option<String>,
+    /// Where the cluster is declared.
+    #[serde(default)]
+    pub origin: Origin,
 }
 
 /// A Google service account the spec declares.
@@ -51,6 +69,12 @@ pub struct Gsa {
     pub roles: Vec<String>,
     /// Take ownership of an existing account that `wi` did not create.
     pub adopt: bool,
+    /// The owner of the file that declares it.
+    #[serde(default)]
+    pub owner: Owner,
+    /// Where it is declared.
+    #[serde(default)]
+    pub origin: Origin,
 }
 
 impl Gsa {
@@ -79,6 +103,12 @@ pub struct Mapping {
     /// Project of the GSA (where the binding lives).
     pub gsa_project: String,
     pub management: KsaManagement,
+    /// The owner of the file that declares it.
+    #[serde(default)]
+    pub owner: Owner,
+    /// Where it is declared.
+    #[serde(default)]
+    pub origin: Origin,
 }
 
 impl Mapping {
@@ -95,6 +125,12 @@ pub struct AbsentMember {
     pub gsa_email: String,
     pub gsa_project: String,
     pub member: String,
+    /// The owner of the file that declares it.
+    #[serde(default)]
+    pub owner: Owner,
+    /// Where it is declared.
+    #[serde(default)]
+    pub origin: Origin,
 }
 
 /// The whole validated spec. Vectors are sorted and free of duplicates.
@@ -106,4 +142,8 @@ pub struct Model {
     pub service_accounts: Vec<Gsa>,
     pub mappings: Vec<Mapping>,
     pub absent: Vec<AbsentMember>,
+    /// Every owner the spec set declares (sorted): removals, releases and
+    /// prunes are planned only for objects of these owners.
+    #[serde(default)]
+    pub owners: Vec<Owner>,
 }

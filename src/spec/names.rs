@@ -16,6 +16,22 @@ pub fn check_project_id(s: &str) -> Result<(), String> {
     }
 }
 
+/// An owner name: 1-30 characters, lowercase letters, digits and hyphens,
+/// starting with a letter and not ending with a hyphen (it becomes a label
+/// value and part of a field manager name).
+pub fn check_owner(s: &str) -> Result<(), String> {
+    let ok = (1..=30).contains(&s.len())
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && !s.ends_with('-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err("an owner is 1-30 lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen".to_owned())
+    }
+}
+
 /// A service account id (the part of the email before `@`): the same shape as a
 /// project id, 6-30 characters.
 pub fn check_account_id(s: &str) -> Result<(), String> {

@@ -279,6 +279,13 @@ pub struct RawSpec {
     /// Format version of this file. Always 1.
     #[schemars(range(min = 1, max = 1))]
     pub version: Sp<u32>,
+    /// Who this file's objects belong to: a short name (lowercase letters,
+    /// digits and hyphens, at most 30) recorded on every account, KSA and
+    /// namespace `wi` creates or adopts for it. Specs of different owners
+    /// share a project without touching each other's objects. Without it the
+    /// file has the unnamed owner older `wi` versions wrote.
+    #[schemars(regex(pattern = r"^[a-z]([a-z0-9-]{0,28}[a-z0-9])?$"))]
+    pub owner: Option<Sp<String>>,
     /// Values applied to every item that omits them.
     #[serde(default)]
     pub defaults: Option<Sp<RawDefaults>>,

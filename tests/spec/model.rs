@@ -4,10 +4,31 @@
 
 use std::path::{Path, PathBuf};
 
-use wi::spec::{self, ClusterKey, Format, KsaManagement, Mapping, Model, PoolSelection, SpecError};
+use wi::spec::{
+    self, ClusterKey, Format, KsaManagement, Mapping, Model, Origin, Owner, PoolSelection,
+    SpecError,
+};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The model without where each item is declared (two files that say the
+/// same thing in different places give the same stripped model).
+fn stripped(mut m: Model) -> Model {
+    for c in &mut m.clusters {
+        c.origin = Origin::default();
+    }
+    for a in &mut m.service_accounts {
+        a.origin = Origin::default();
+    }
+    for x in &mut m.mappings {
+        x.origin = Origin::default();
+    }
+    for x in &mut m.absent {
+        x.origin = Origin::default();
+    }
+    m
 }
 
 fn load(rel: &str) -> Model {
@@ -104,8 +125,8 @@ fn quickstart_yaml_is_the_documented_demo() {
 #[test]
 fn quickstart_toml_and_yaml_give_the_same_model() {
     assert_eq!(
-        load("examples/quickstart.yaml"),
-        load("examples/quickstart.toml")
+        stripped(load("examples/quickstart.yaml")),
+        stripped(load("examples/quickstart.toml"))
     );
 }
 
@@ -193,8 +214,15 @@ fn external_accounts_are_named_by_email() {
             gsa_email: "data-reader@acme-data.iam.gserviceaccount.com".into(),
             gsa_project: "acme-data".into(),
             management: KsaManagement::Create,
+            owner: Owner::Unnamed,
+            origin: Origin {
+                file: m.mappings[0].origin.file.clone(),
+                line: m.mappings[0].origin.line,
+            },
         }]
     );
+    assert!(m.mappings[0].origin.file.ends_with("external_gsa.yaml"));
+    assert!(m.mappings[0].origin.line > 1);
     let absent: Vec<(&str, &str)> = m
         .absent
         .iter()
@@ -302,7 +330,7 @@ mappings:
 "#;
     let ma = yaml(a).expect("a is valid");
     let mb = yaml(b).expect("b is valid");
-    assert_eq!(ma, mb);
+    assert_eq!(stripped(ma.clone()), stripped(mb));
     assert_eq!(ma.service_accounts[1].roles, vec!["roles/a.y", "roles/b.x"]);
 }
 

@@ -38,6 +38,7 @@ fn model() -> Model {
             metadata_server: PoolSelection::All,
             create: None,
             kube_context: None,
+            origin: Default::default(),
         }],
         service_accounts: vec![Gsa {
             project: P.into(),
@@ -46,6 +47,8 @@ fn model() -> Model {
             description: None,
             roles: vec!["roles/cloudsql.client".into()],
             adopt: false,
+            owner: Default::default(),
+            origin: Default::default(),
         }],
         mappings: vec![Mapping {
             cluster: key("alpha"),
@@ -54,8 +57,11 @@ fn model() -> Model {
             gsa_email: format!("payments-api@{P}.iam.gserviceaccount.com"),
             gsa_project: P.into(),
             management: KsaManagement::Create,
+            owner: Default::default(),
+            origin: Default::default(),
         }],
         absent: vec![],
+        owners: vec![Default::default()],
     }
 }
 
@@ -396,6 +402,8 @@ fn declared_absent_member_is_removed_even_from_accounts_wi_does_not_own() {
         gsa_email: email(),
         gsa_project: P.into(),
         member: "serviceAccount:wi-demo.svc.id.goog[old/app]".into(),
+        owner: Default::default(),
+        origin: Default::default(),
     });
     let p = plan(&m, &live, &PlanOptions::default());
     let changes: Vec<_> = p.actionable().collect();

@@ -82,6 +82,8 @@ pub(super) fn validate_accounts<'a>(
             description: a.description.as_ref().map(|d| d.value.clone()),
             roles: roles.into_iter().collect(),
             adopt: a.adopt.as_ref().is_some_and(|b| b.value),
+            owner: cx.owner.clone(),
+            origin: cx.origin(a.name.span()),
         });
     }
     (out, infos)

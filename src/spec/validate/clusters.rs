@@ -194,6 +194,7 @@ pub(super) fn validate_clusters<'a>(
             metadata_server,
             create,
             kube_context,
+            origin: cx.origin(c.name.span()),
         });
     }
     (out, infos)

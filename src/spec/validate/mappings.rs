@@ -159,6 +159,8 @@ pub(super) fn validate_mappings(
                     gsa_email: gsa.email.clone(),
                     gsa_project: gsa.project.clone(),
                     management,
+                    owner: cx.owner.clone(),
+                    origin: cx.origin(item.span()),
                 };
                 expanded.insert(key, (mapping, origin.clone()));
             }
@@ -265,6 +267,8 @@ pub(super) fn validate_absent(
             gsa_email: gsa.email,
             gsa_project: gsa.project,
             member: a.member.value.clone(),
+            owner: cx.owner.clone(),
+            origin: cx.origin(a.member.span()),
         });
     }
     out

@@ -27,7 +27,7 @@ use mappings::{validate_absent, validate_mappings};
 use resolve::Resolver;
 
 use super::diagnostic::Problem;
-use super::model::{ClusterKey, Model};
+use super::model::{ClusterKey, Model, Origin, Owner};
 use super::names;
 use super::raw::{RawSpec, Sp, SpList};
 
@@ -45,9 +45,22 @@ const MAX_DESCRIPTION: usize = 200;
 struct Ctx {
     src: Arc<NamedSource<String>>,
     problems: Vec<Problem>,
+    /// The owner of the file being validated.
+    owner: Owner,
+    /// Byte offset of every line start of the source, for [`Ctx::origin`].
+    line_starts: Vec<usize>,
 }
 
 impl Ctx {
+    /// Where a span sits: the file's name and the 1-based line.
+    fn origin(&self, span: Option<Range<usize>>) -> Origin {
+        let line = span.map_or(0, |s| self.line_starts.partition_point(|&l| l <= s.start));
+        Origin {
+            file: self.src.name().to_owned(),
+            line,
+        }
+    }
+
     fn new_problem(&self, code: &'static str, message: impl Into<String>) -> Problem {
         Problem::new(code, message, self.src.clone())
     }
@@ -209,10 +222,20 @@ pub(crate) fn validate(
     raw: &RawSpec,
     src: Arc<NamedSource<String>>,
 ) -> Result<Model, Vec<Problem>> {
+    let line_starts = std::iter::once(0)
+        .chain(src.inner().match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
     let mut cx = Ctx {
         src,
         problems: Vec::new(),
+        owner: Owner::Unnamed,
+        line_starts,
     };
+    if let Some(o) = &raw.owner
+        && cx.name(o, "owner", "wi::spec::invalid_owner", names::check_owner)
+    {
+        cx.owner = Owner::Named(o.value.clone());
+    }
 
     if raw.version.value != 1 {
         let p = cx
@@ -288,6 +311,7 @@ pub(crate) fn validate(
         service_accounts: accounts,
         mappings: mappings.into_iter().map(|(m, _)| m).collect(),
         absent,
+        owners: vec![cx.owner.clone()],
     };
     model.clusters.sort_by(|a, b| a.key.cmp(&b.key));
     model
