@@ -113,65 +113,190 @@ impl fmt::Display for Owner {
     }
 }
 
-/// Whether a description carries `wi`'s ownership marker.
-pub fn is_owned(description: Option<&str>) -> bool {
-    description.is_some_and(|d| d.contains(OWNERSHIP_MARKER))
-}
+impl Owner {
+    /// Whether this is the unnamed owner (no `owner:`, or older `wi`).
+    pub fn is_unnamed(&self) -> bool {
+        matches!(self, Owner::Unnamed)
+    }
 
-/// The description `wi` writes: the user's text followed by the marker.
-pub fn owned_description(user: Option<&str>) -> String {
-    match user.map(str::trim).filter(|d| !d.is_empty()) {
-        Some(d) => format!("{d} {OWNERSHIP_MARKER}"),
-        None => OWNERSHIP_MARKER.to_string(),
+    /// The description `wi` writes for this owner: the user's text followed
+    /// by the owner's marker.
+    pub fn description(&self, user: Option<&str>) -> String {
+        match user.map(str::trim).filter(|d| !d.is_empty()) {
+            Some(d) => format!("{d} {}", self.marker()),
+            None => self.marker(),
+        }
+    }
+
+    /// The value of [`OWNER_LABEL`] on objects this owner creates (`None`
+    /// for the unnamed owner, which older `wi` wrote without one).
+    pub fn label(&self) -> Option<&str> {
+        match self {
+            Owner::Unnamed => None,
+            Owner::Named(n) => Some(n),
+        }
     }
 }
 
-/// Which metadata fields of a Kubernetes object the `wi` field manager owns.
-#[derive(Debug, Default, Clone, Copy)]
+/// Whether a description carries a `wi` ownership marker (of any owner).
+pub fn is_owned(description: Option<&str>) -> bool {
+    Owner::from_description(description).is_some()
+}
+
+/// The description older `wi` (the unnamed owner) writes: the user's text
+/// followed by [`OWNERSHIP_MARKER`].
+pub fn owned_description(user: Option<&str>) -> String {
+    Owner::Unnamed.description(user)
+}
+
+/// A description without `wi`'s marker (of any owner): the user's own text.
+pub fn user_description(description: Option<&str>) -> Option<String> {
+    let d = description?;
+    let text = match d.find("[managed-by: wi") {
+        Some(start) => {
+            let rest = &d[start..];
+            let end = rest.find(']').map_or(d.len(), |e| start + e + 1);
+            format!("{}{}", &d[..start], &d[end..])
+        }
+        None => d.to_string(),
+    };
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_string())
+}
+
+/// Which metadata fields of a Kubernetes object one `wi` field manager owns.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct WiFields {
     pub(crate) annotation: bool,
     pub(crate) managed_by_label: bool,
+    pub(crate) owner_label: bool,
+    pub(crate) declared_in: bool,
 }
 
-/// Who owns a KSA's GSA annotation and managed-by label, from its
-/// `managedFields`: what `wi`'s own server-side applies own, and the other
-/// managers (sorted, deduplicated) that own the annotation.
-pub(crate) fn ksa_field_owners(sa: &K8sServiceAccount) -> (WiFields, Vec<String>) {
-    let mut mine = WiFields::default();
-    let mut others = Vec::new();
+impl WiFields {
+    pub(crate) fn any(&self) -> bool {
+        self.annotation || self.managed_by_label || self.owner_label || self.declared_in
+    }
+}
+
+/// Who owns what of a KSA, from its `managedFields`.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct KsaFields {
+    /// What each `wi` owner's server-side applies own (`wi` = unnamed, `wi/O`).
+    pub(crate) wi: std::collections::BTreeMap<Owner, WiFields>,
+    /// Other managers (sorted, deduplicated) that own the GSA annotation.
+    pub(crate) annotation_others: Vec<String>,
+    /// Managers other than `wi`'s (sorted, deduplicated) that own any field:
+    /// the KSA is co-managed (Helm, kubectl), so a prune releases it instead
+    /// of deleting it.
+    pub(crate) co_managers: Vec<String>,
+}
+
+impl KsaFields {
+    /// What `owner`'s applies own.
+    pub(crate) fn of(&self, owner: &Owner) -> WiFields {
+        self.wi.get(owner).copied().unwrap_or_default()
+    }
+
+    /// The `wi` owners whose applies own the GSA annotation.
+    pub(crate) fn annotation_owners(&self) -> Vec<&Owner> {
+        self.wi
+            .iter()
+            .filter(|(_, f)| f.annotation)
+            .map(|(o, _)| o)
+            .collect()
+    }
+
+    /// Managers other than `owner`'s own that own any field (other `wi`
+    /// owners included).
+    pub(crate) fn others_than(&self, owner: &Owner) -> Vec<String> {
+        let mut out: Vec<String> = self.co_managers.clone();
+        out.extend(
+            self.wi
+                .iter()
+                .filter(|(o, f)| *o != owner && f.any())
+                .map(|(o, _)| o.field_manager()),
+        );
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+/// Who owns a KSA's GSA annotation and `wi`'s labels, from its
+/// `managedFields`: what each `wi` owner's server-side applies own, and the
+/// other managers.
+pub(crate) fn ksa_fields(sa: &K8sServiceAccount) -> KsaFields {
+    let mut out = KsaFields::default();
     for entry in sa.metadata.managed_fields.iter().flatten() {
         let Some(fields) = entry.fields_v1.as_ref() else {
             continue;
         };
         let meta = fields.0.get("f:metadata");
-        let owns_annotation = meta
-            .and_then(|m| m.get("f:annotations"))
-            .and_then(|a| a.get(format!("f:{GSA_ANNOTATION}")))
-            .is_some();
-        let owns_label = meta
-            .and_then(|m| m.get("f:labels"))
-            .and_then(|l| l.get(format!("f:{MANAGED_BY_LABEL}")))
-            .is_some();
+        let has = |map: &str, key: &str| {
+            meta.and_then(|m| m.get(map))
+                .and_then(|a| a.get(format!("f:{key}")))
+                .is_some()
+        };
+        let owns = WiFields {
+            annotation: has("f:annotations", GSA_ANNOTATION),
+            managed_by_label: has("f:labels", MANAGED_BY_LABEL),
+            owner_label: has("f:labels", OWNER_LABEL),
+            declared_in: has("f:annotations", DECLARED_IN_ANNOTATION),
+        };
         let manager = entry.manager.clone().unwrap_or_default();
-        if manager == FIELD_MANAGER && entry.operation.as_deref() == Some("Apply") {
-            mine.annotation |= owns_annotation;
-            mine.managed_by_label |= owns_label;
-        } else if owns_annotation {
-            others.push(manager);
+        let wi_owner = Owner::from_field_manager(&manager)
+            .filter(|_| entry.operation.as_deref() == Some("Apply"));
+        match wi_owner {
+            Some(owner) => {
+                let f = out.wi.entry(owner).or_default();
+                f.annotation |= owns.annotation;
+                f.managed_by_label |= owns.managed_by_label;
+                f.owner_label |= owns.owner_label;
+                f.declared_in |= owns.declared_in;
+            }
+            None => {
+                if owns.annotation {
+                    out.annotation_others.push(manager.clone());
+                }
+                let any_field = fields.0.as_object().is_some_and(|o| !o.is_empty());
+                if any_field {
+                    out.co_managers.push(manager);
+                }
+            }
         }
     }
-    others.sort();
-    others.dedup();
-    (mine, others)
+    out.annotation_others.sort();
+    out.annotation_others.dedup();
+    out.co_managers.sort();
+    out.co_managers.dedup();
+    out
 }
 
-/// Whether `wi` created this KSA (it carries `MANAGED_BY_LABEL = wi`).
-pub(crate) fn created_by_wi(sa: &K8sServiceAccount) -> bool {
+/// The owner that created this Kubernetes object, from its labels
+/// (`app.kubernetes.io/managed-by: wi`, plus `wi.dev/owner: O` for a named
+/// owner); `None` when `wi` did not create it.
+pub(crate) fn created_by(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Option<Owner> {
+    let labels = meta.labels.as_ref()?;
+    if labels.get(MANAGED_BY_LABEL).map(String::as_str) != Some(FIELD_MANAGER) {
+        return None;
+    }
+    Some(match labels.get(OWNER_LABEL) {
+        Some(n) if !n.is_empty() => Owner::Named(n.clone()),
+        _ => Owner::Unnamed,
+    })
+}
+
+/// The spec file a KSA's mapping was declared in, from [`DECLARED_IN_ANNOTATION`].
+pub(crate) fn declared_in(sa: &K8sServiceAccount) -> Option<&str> {
     sa.metadata
-        .labels
+        .annotations
         .as_ref()
-        .and_then(|l| l.get(MANAGED_BY_LABEL))
-        .is_some_and(|v| v == FIELD_MANAGER)
+        .and_then(|a| a.get(DECLARED_IN_ANNOTATION))
+        .map(String::as_str)
+        .filter(|f| !f.is_empty())
 }
 
 #[cfg(test)]
@@ -207,5 +332,25 @@ mod tests {
         assert_eq!(Owner::from_description(Some("plain")), None);
         assert_eq!(Owner::from_field_manager("helm"), None);
         assert_eq!(Owner::from_field_manager("wizard"), None);
+        assert_eq!(
+            named.description(Some("app")),
+            "app [managed-by: wi owner=payments]"
+        );
+        assert!(is_owned(Some("x [managed-by: wi owner=payments]")));
+    }
+
+    #[test]
+    fn the_user_description_is_the_text_around_the_marker() {
+        assert_eq!(
+            user_description(Some("app [managed-by: wi]")),
+            Some("app".into())
+        );
+        assert_eq!(
+            user_description(Some("app [managed-by: wi owner=a] more")),
+            Some("app  more".into())
+        );
+        assert_eq!(user_description(Some("[managed-by: wi owner=a]")), None);
+        assert_eq!(user_description(Some("plain")), Some("plain".into()));
+        assert_eq!(user_description(None), None);
     }
 }

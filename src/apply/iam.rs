@@ -1,12 +1,13 @@
 //! IAM steps: one read-modify-write per policy, carrying every member edit of
-//! its task; only unconditional bindings are touched.
+//! its task; only unconditional bindings are touched, except for the grants
+//! of an account being pruned, which go from every binding of their role.
 
 use std::time::Duration;
 
 use super::{Context, StepError};
 use crate::gcp::types::{Binding, IamPolicy};
 use crate::gcp::{GcpError, PolicyTarget};
-use crate::plan::{Action, Resource, ResourceChange};
+use crate::plan::{Action, ReasonCode, Resource, ResourceChange};
 
 /// One read-modify-write of a policy carrying every member edit of the task.
 /// The client re-reads and re-applies only these edits on an etag conflict,
@@ -19,6 +20,7 @@ pub(super) async fn edit_policy(
 ) -> Result<(), StepError> {
     let mut adds: Vec<(String, String)> = Vec::new();
     let mut removes: Vec<(String, String)> = Vec::new();
+    let mut purges: Vec<(String, String)> = Vec::new();
     for c in changes {
         let (role, member) = match &c.resource {
             Resource::ServiceAccountIamMember { role, member, .. }
@@ -27,11 +29,17 @@ pub(super) async fn edit_policy(
         };
         match c.action {
             Action::Create => adds.push((role, member)),
+            Action::Delete if c.reason.code == ReasonCode::OrphanPruned => {
+                purges.push((role, member))
+            }
             Action::Delete => removes.push((role, member)),
             _ => {}
         }
     }
-    let edit = move |policy: &mut IamPolicy| edit_members(policy, &adds, &removes);
+    let edit = move |policy: &mut IamPolicy| {
+        let purged = purge_members(policy, &purges);
+        edit_members(policy, &adds, &removes) || purged
+    };
     let address = changes
         .first()
         .map(|c| c.address.clone())
@@ -52,6 +60,21 @@ pub(super) async fn edit_policy(
         .modify_iam_policy_waiting(&target, ctx.options.step_deadline, &edit, &on_wait)
         .await?;
     Ok(())
+}
+
+/// Removes members from every binding of their role, conditional ones too
+/// (the grants of an account being deleted). Returns whether the policy changed.
+pub(crate) fn purge_members(policy: &mut IamPolicy, purges: &[(String, String)]) -> bool {
+    let mut changed = false;
+    for (role, member) in purges {
+        for b in policy.bindings.iter_mut().filter(|b| &b.role == role) {
+            let before = b.members.len();
+            b.members.retain(|m| m != member);
+            changed |= b.members.len() != before;
+        }
+    }
+    policy.bindings.retain(|b| !b.members.is_empty());
+    changed
 }
 
 /// Adds and removes members in unconditional bindings only; conditional
@@ -152,5 +175,18 @@ mod tests {
             !edit_members(&mut policy, &[(role.clone(), "d".into())], &[]),
             "idempotent"
         );
+        // A pruned account's member goes from the conditional binding too.
+        assert!(purge_members(&mut policy, &[(role.clone(), "c".into())]));
+        assert_eq!(
+            policy.bindings.len(),
+            2,
+            "the emptied conditional binding goes"
+        );
+        assert_eq!(
+            policy.bindings[1].members,
+            vec!["c".to_string()],
+            "other roles untouched"
+        );
+        assert!(!purge_members(&mut policy, &[(role, "c".into())]));
     }
 }

@@ -79,7 +79,7 @@ where
     }
 }
 
-/// Creates a namespace, labelled as `wi`'s.
+/// Creates a namespace, labelled as its owner's (as field manager `wi/O`).
 pub(super) async fn create_namespace(
     ctx: &Context,
     cluster: &ClusterKey,
@@ -87,15 +87,21 @@ pub(super) async fn create_namespace(
     change: &ResourceChange,
 ) -> Result<(), StepError> {
     let conn = connection(ctx, cluster).await?;
-    let labels = BTreeMap::from([(MANAGED_BY_LABEL.to_string(), FIELD_MANAGER.to_string())]);
+    let mut labels = change.kube_metadata().labels;
+    if labels.is_empty() {
+        labels.insert(MANAGED_BY_LABEL.to_string(), FIELD_MANAGER.to_string());
+    }
+    let manager = change.owner.field_manager();
     kube_retry(ctx, &change.address, || {
-        conn.apply_namespace(name, &labels, ctx.options.force_conflicts)
+        conn.apply_namespace_as(&manager, name, &labels, ctx.options.force_conflicts)
     })
     .await?;
     Ok(())
 }
 
-/// Applies a KSA's annotation (and `wi`'s label) as the plan sets them.
+/// Applies a KSA's annotation (and `wi`'s labels) as the plan sets them, as
+/// the owner's field manager; then releases the fields of the managers the
+/// plan takes over (an older `wi`'s), by an empty apply as each.
 pub(super) async fn apply_service_account(
     ctx: &Context,
     cluster: &ClusterKey,
@@ -105,8 +111,17 @@ pub(super) async fn apply_service_account(
 ) -> Result<(), StepError> {
     let conn = connection(ctx, cluster).await?;
     let fields = change.kube_metadata();
+    let manager = change.owner.field_manager();
+    let conflict = |e: KubeError| {
+        if e.is_conflict() {
+            StepError::FieldConflict { source: e }
+        } else {
+            StepError::Kube(e)
+        }
+    };
     kube_retry(ctx, &change.address, || {
-        conn.apply_service_account(
+        conn.apply_service_account_as(
+            &manager,
             namespace,
             name,
             &fields.labels,
@@ -115,13 +130,15 @@ pub(super) async fn apply_service_account(
         )
     })
     .await
-    .map_err(|e| {
-        if e.is_conflict() {
-            StepError::FieldConflict { source: e }
-        } else {
-            StepError::Kube(e)
-        }
-    })?;
+    .map_err(conflict)?;
+    let none = BTreeMap::new();
+    for legacy in &change.kube.release_managers {
+        kube_retry(ctx, &change.address, || {
+            conn.apply_service_account_as(legacy, namespace, name, &none, &none, false)
+        })
+        .await
+        .map_err(conflict)?;
+    }
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 
 use super::{Context, StepError, gke, kubernetes};
 use crate::ids::gsa_email;
-use crate::ownership::is_owned;
+use crate::ownership::Owner;
 use crate::plan::{Action, Resource, ResourceChange};
 
 pub(super) async fn run_change(ctx: &Context, change: &ResourceChange) -> Result<(), StepError> {
@@ -75,7 +75,12 @@ pub(super) async fn run_change(ctx: &Context, change: &ResourceChange) -> Result
                 Err(e) if e.is_already_exists() => {
                     let email = gsa_email(project, account_id);
                     match ctx.gcp.get_service_account(&email).await? {
-                        Some(sa) if is_owned(sa.description.as_deref()) => Ok(()),
+                        Some(sa)
+                            if Owner::from_description(sa.description.as_deref()).as_ref()
+                                == Some(&change.owner) =>
+                        {
+                            Ok(())
+                        }
                         _ => Err(StepError::RacedCreate { email }),
                     }
                 }

@@ -1,8 +1,9 @@
 //! Kubernetes clients for the clusters `wi` manages, built from the GKE
 //! cluster itself (endpoint, CA, Google token) or a kubeconfig context.
 //!
-//! Writes are server-side apply with field manager `wi` and carry only the
-//! fields `wi` owns (name, its labels and annotations), so a foreign label or
+//! Writes are server-side apply with the owner's field manager (`wi` for the
+//! unnamed owner, `wi/O` for owner O) and carry only the fields that owner
+//! manages (name, its labels and annotations), so a foreign label or
 //! annotation is never claimed, and re-applying without a field releases it.
 
 mod error;
@@ -178,11 +179,18 @@ impl ClusterConnection {
         self.list_all(Api::<Pod>::all(self.client.clone())).await
     }
 
-    async fn apply<K>(&self, api: Api<K>, name: &str, obj: &K, force: bool) -> Result<K, KubeError>
+    async fn apply<K>(
+        &self,
+        manager: &str,
+        api: Api<K>,
+        name: &str,
+        obj: &K,
+        force: bool,
+    ) -> Result<K, KubeError>
     where
         K: Clone + DeserializeOwned + Serialize + fmt::Debug,
     {
-        let mut params = PatchParams::apply(FIELD_MANAGER);
+        let mut params = PatchParams::apply(manager);
         if force {
             params = params.force();
         }
@@ -197,6 +205,18 @@ impl ClusterConnection {
         labels: &BTreeMap<String, String>,
         force: bool,
     ) -> Result<Namespace, KubeError> {
+        self.apply_namespace_as(FIELD_MANAGER, name, labels, force)
+            .await
+    }
+
+    /// [`Self::apply_namespace`] as field manager `manager` (`wi/O`).
+    pub async fn apply_namespace_as(
+        &self,
+        manager: &str,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        force: bool,
+    ) -> Result<Namespace, KubeError> {
         let ns = Namespace {
             metadata: ObjectMeta {
                 name: Some(name.to_owned()),
@@ -205,8 +225,14 @@ impl ClusterConnection {
             },
             ..Default::default()
         };
-        self.apply(Api::<Namespace>::all(self.client.clone()), name, &ns, force)
-            .await
+        self.apply(
+            manager,
+            Api::<Namespace>::all(self.client.clone()),
+            name,
+            &ns,
+            force,
+        )
+        .await
     }
 
     /// Server-side applies a service account holding only name, namespace and
@@ -214,6 +240,22 @@ impl ClusterConnection {
     /// before releases it (the API server removes fields only `wi` owned).
     pub async fn apply_service_account(
         &self,
+        namespace: &str,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        annotations: &BTreeMap<String, String>,
+        force: bool,
+    ) -> Result<ServiceAccount, KubeError> {
+        self.apply_service_account_as(FIELD_MANAGER, namespace, name, labels, annotations, force)
+            .await
+    }
+
+    /// [`Self::apply_service_account`] as field manager `manager` (`wi/O`).
+    /// An apply with no labels and no annotations releases every field
+    /// `manager` owned (how a claimed legacy KSA loses manager `wi`).
+    pub async fn apply_service_account_as(
+        &self,
+        manager: &str,
         namespace: &str,
         name: &str,
         labels: &BTreeMap<String, String>,
@@ -231,6 +273,7 @@ impl ClusterConnection {
             ..Default::default()
         };
         self.apply(
+            manager,
             Api::<ServiceAccount>::namespaced(self.client.clone(), namespace),
             name,
             &sa,

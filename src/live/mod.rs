@@ -20,6 +20,10 @@ mod fingerprint;
 use crate::spec::{ClusterKey, Model};
 pub use fingerprint::Fingerprint;
 
+/// IAM's wildcard project (`projects/-/serviceAccounts/EMAIL`): the project of
+/// Google-managed accounts whose email does not name one.
+pub const WILDCARD_PROJECT: &str = "-";
+
 /// The service whose API must be on for Workload Identity token exchange.
 pub const IAM_CREDENTIALS_SERVICE: &str = "iamcredentials.googleapis.com";
 
@@ -113,7 +117,13 @@ impl Reader<'_> {
         let mut state = LiveState::default();
 
         // Projects: one list of accounts, the service state, and the policy.
-        let project_ids: Vec<String> = model.projects.clone();
+        // `-` is IAM's wildcard for Google-managed accounts, not a project.
+        let project_ids: Vec<String> = model
+            .projects
+            .iter()
+            .filter(|p| p.as_str() != WILDCARD_PROJECT)
+            .cloned()
+            .collect();
         let projects: Vec<(String, LiveProject)> = stream::iter(project_ids)
             .map(|project| async move {
                 let live = self.read_project(model, &project).await?;
@@ -216,6 +226,45 @@ impl Reader<'_> {
             .try_collect()
             .await?;
         state.clusters = clusters.into_iter().collect();
+
+        // Accounts that KSAs this run releases point at: whether their
+        // binding stays (the plan warns when it does).
+        let released = released_accounts(model, &state);
+        let released: Vec<(String, Option<GoogleServiceAccount>, Option<IamPolicy>)> =
+            stream::iter(released)
+                .map(|email| async move {
+                    let gcp_err = |what: String| move |source| LiveError::Gcp { what, source };
+                    let sa = self
+                        .gcp
+                        .get_service_account(&email)
+                        .await
+                        .map_err(gcp_err(format!("service account {email}")))?;
+                    let policy = match &sa {
+                        Some(_) => Some(
+                            self.gcp
+                                .get_service_account_iam_policy(&email)
+                                .await
+                                .map_err(gcp_err(format!("IAM policy of {email}")))?,
+                        ),
+                        None => None,
+                    };
+                    Ok::<_, LiveError>((email, sa, policy))
+                })
+                .buffer_unordered(parallelism)
+                .try_collect()
+                .await?;
+        for (email, sa, policy) in released {
+            let in_projects = state
+                .projects
+                .values()
+                .any(|p| p.service_accounts.contains_key(&email));
+            if !in_projects {
+                state.external_accounts.insert(email.clone(), sa);
+            }
+            if let Some(policy) = policy {
+                state.account_policies.insert(email, policy);
+            }
+        }
         Ok(state)
     }
 
@@ -226,8 +275,9 @@ impl Reader<'_> {
             .list_service_accounts(project)
             .await
             .map_err(gcp_err(format!("service accounts of project {project}")))?;
-        let needs_service = model.service_accounts.iter().any(|g| g.project == project)
-            || model.mappings.iter().any(|m| m.gsa_project == project);
+        let needs_service = project != WILDCARD_PROJECT
+            && (model.service_accounts.iter().any(|g| g.project == project)
+                || model.mappings.iter().any(|m| m.gsa_project == project));
         let iam_credentials_enabled = if needs_service {
             let service = self
                 .gcp
@@ -247,10 +297,12 @@ impl Reader<'_> {
         let owns_any = service_accounts
             .values()
             .any(|sa| crate::ownership::is_owned(sa.description.as_deref()));
-        let grants_roles = model
-            .service_accounts
-            .iter()
-            .any(|g| g.project == project && !g.roles.is_empty());
+        // A declared account's grants are read when it has roles, and when
+        // this run may come to own it (adopt, or a named owner's claim of an
+        // older wi's account): the adopting plan lists every removal.
+        let grants_roles = model.service_accounts.iter().any(|g| {
+            g.project == project && (!g.roles.is_empty() || g.adopt || !g.owner.is_unnamed())
+        });
         let policy = if owns_any || grants_roles {
             Some(
                 self.gcp
@@ -296,6 +348,47 @@ fn relevant_accounts(model: &Model, state: &LiveState) -> BTreeSet<String> {
                 || matches!(state.external_accounts.get(email), Some(Some(_)))
         })
         .collect()
+}
+
+/// Accounts named by the GSA annotation of KSAs that one of the model's
+/// owners annotated and no mapping declares any more, whose policy was not
+/// read yet.
+fn released_accounts(model: &Model, state: &LiveState) -> BTreeSet<String> {
+    let owners: Vec<crate::ownership::Owner> = if model.owners.is_empty() {
+        vec![crate::ownership::Owner::Unnamed]
+    } else {
+        model.owners.clone()
+    };
+    let declared: BTreeSet<(&ClusterKey, &str, &str)> = model
+        .mappings
+        .iter()
+        .map(|m| (&m.cluster, m.namespace.as_str(), m.ksa.as_str()))
+        .collect();
+    let mut out = BTreeSet::new();
+    for (key, cluster) in &state.clusters {
+        let Some(kube) = &cluster.kube else { continue };
+        for ((ns, name), sa) in &kube.service_accounts {
+            if declared.contains(&(key, ns.as_str(), name.as_str())) {
+                continue;
+            }
+            let fields = crate::ownership::ksa_fields(sa);
+            if !owners.iter().any(|o| fields.of(o).annotation) {
+                continue;
+            }
+            let Some(gsa) = sa
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(crate::ownership::GSA_ANNOTATION))
+            else {
+                continue;
+            };
+            if !state.account_policies.contains_key(gsa) && gsa.contains('@') {
+                out.insert(gsa.clone());
+            }
+        }
+    }
+    out
 }
 
 /// The Kubernetes endpoint of a GKE cluster: server `https://ENDPOINT`, CA =

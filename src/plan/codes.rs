@@ -54,6 +54,13 @@ pub enum WarningCode {
     FieldConflict,
     /// The spec turns Workload Identity off on a cluster.
     DisablesWorkloadIdentity,
+    /// A mapping left the spec, but its binding sits on an account this
+    /// owner does not manage: the binding stays until an `absent` entry revokes it.
+    BindingRemains,
+    /// A KSA another field manager co-manages is released, not deleted, by `--prune`.
+    ReleasedNotDeleted,
+    /// A pruned account's grants outside its project stay as `deleted:` members.
+    GrantsElsewhere,
 }
 
 impl ReasonCode {
@@ -96,6 +103,9 @@ impl WarningCode {
             WarningCode::NotOwned => "not_owned",
             WarningCode::FieldConflict => "field_conflict",
             WarningCode::DisablesWorkloadIdentity => "disables_workload_identity",
+            WarningCode::BindingRemains => "binding_remains",
+            WarningCode::ReleasedNotDeleted => "released_not_deleted",
+            WarningCode::GrantsElsewhere => "grants_elsewhere",
         }
     }
 
@@ -113,10 +123,13 @@ impl WarningCode {
             WarningCode::NotOwned => "Not owned",
             WarningCode::FieldConflict => "Field conflict",
             WarningCode::DisablesWorkloadIdentity => "Disables workload identity",
+            WarningCode::BindingRemains => "The binding of a removed mapping stays",
+            WarningCode::ReleasedNotDeleted => "Co-managed KSA released, not deleted",
+            WarningCode::GrantsElsewhere => "Grants of a pruned account elsewhere stay",
         }
     }
 
-    const ALL: [WarningCode; 9] = [
+    const ALL: [WarningCode; 12] = [
         WarningCode::RollsNodes,
         WarningCode::RevocationDelay,
         WarningCode::AccountRevocationDelay,
@@ -126,6 +139,9 @@ impl WarningCode {
         WarningCode::NotOwned,
         WarningCode::FieldConflict,
         WarningCode::DisablesWorkloadIdentity,
+        WarningCode::BindingRemains,
+        WarningCode::ReleasedNotDeleted,
+        WarningCode::GrantsElsewhere,
     ];
 }
 

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::ResourceChange;
-use crate::ownership::{GSA_ANNOTATION, MANAGED_BY_LABEL};
+use crate::ownership::{DECLARED_IN_ANNOTATION, GSA_ANNOTATION, MANAGED_BY_LABEL, OWNER_LABEL};
 
 // The attribute names the planner writes and apply's values are read from.
 /// A cluster's workload pool (`null`: Workload Identity off).
@@ -99,16 +99,23 @@ impl ResourceChange {
     }
 
     /// The labels and annotations a Kubernetes change applies: the GSA
-    /// annotation and `wi`'s managed-by label, where the plan sets them.
+    /// annotation, `wi`'s managed-by and owner labels, where the plan sets
+    /// them, and the informational declared-in annotation beside the GSA
+    /// annotation.
     pub(crate) fn kube_metadata(&self) -> KubeMetadata {
         let mut out = KubeMetadata::default();
-        if let Some(v) = self.after_str(&label_attr(MANAGED_BY_LABEL)) {
-            out.labels
-                .insert(MANAGED_BY_LABEL.to_string(), v.to_string());
+        for key in [MANAGED_BY_LABEL, OWNER_LABEL] {
+            if let Some(v) = self.after_str(&label_attr(key)) {
+                out.labels.insert(key.to_string(), v.to_string());
+            }
         }
         if let Some(v) = self.after_str(&annotation_attr(GSA_ANNOTATION)) {
             out.annotations
                 .insert(GSA_ANNOTATION.to_string(), v.to_string());
+            if let Some(file) = &self.kube.declared_in {
+                out.annotations
+                    .insert(DECLARED_IN_ANNOTATION.to_string(), file.clone());
+            }
         }
         out
     }
@@ -144,6 +151,8 @@ mod tests {
             },
             depends_on: vec![],
             warnings: vec![],
+            owner: Default::default(),
+            kube: Default::default(),
         }
     }
 

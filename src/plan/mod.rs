@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use crate::live::Fingerprint;
+pub use crate::ownership::Owner;
 
 mod codes;
 mod compute;
@@ -88,6 +89,34 @@ pub struct ResourceChange {
     pub depends_on: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<Warning>,
+    /// The owner the change is made for: the marker it writes, the field
+    /// manager (`wi/O`) and owner label of its Kubernetes writes. Omitted
+    /// for the unnamed owner.
+    #[serde(default, skip_serializing_if = "Owner::is_unnamed")]
+    pub owner: Owner,
+    /// How a Kubernetes write is made beyond its attributes (never diffed).
+    #[serde(default, skip_serializing_if = "KubeWrite::is_plain")]
+    pub kube: KubeWrite,
+}
+
+/// The parts of a Kubernetes write that are not attributes: the
+/// informational `wi.dev/declared-in` annotation, and the field managers
+/// whose fields this write takes over and then releases (an older `wi`'s
+/// manager `wi`, when a named owner claims its KSA: an empty apply as that
+/// manager after this owner's apply).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KubeWrite {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared_in: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub release_managers: Vec<String>,
+}
+
+impl KubeWrite {
+    /// Nothing beyond the attributes.
+    pub fn is_plain(&self) -> bool {
+        self.declared_in.is_none() && self.release_managers.is_empty()
+    }
 }
 
 /// The whole plan. `changes` is sorted by [`Resource::sort_key`] and includes

@@ -398,6 +398,8 @@ pub fn change(
         reason: reason(reason_code, reason_message),
         depends_on: Vec::new(),
         warnings: Vec::new(),
+        owner: Default::default(),
+        kube: Default::default(),
     }
 }
 

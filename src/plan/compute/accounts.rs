@@ -1,13 +1,15 @@
-//! Google service accounts: create, adopt, leave alone what `wi` does not own,
-//! and find (or, with `--prune`, delete) owned accounts the spec dropped.
+//! Google service accounts: create, adopt or claim for the spec's owner,
+//! leave alone what this owner does not own, refuse an account another
+//! owner owns, and find (or, with `--prune`, delete) this owner's accounts
+//! the spec dropped.
 
 use std::collections::BTreeSet;
 
 use serde_json::json;
 
-use super::{Planner, attrs, create, delete, noop, reason, update};
+use super::{Planner, attrs, create, delete, noop, owner_suffix, reason, update};
 use crate::ids::{gsa_account_id, gsa_member};
-use crate::ownership::{is_owned, owned_description};
+use crate::ownership::{Owner, user_description};
 use crate::plan::desired::{DESCRIPTION, DISPLAY_NAME};
 use crate::plan::{ReasonCode, Resource, Warning, WarningCode};
 
@@ -20,68 +22,109 @@ impl Planner<'_> {
                 account_id: gsa.account_id.clone(),
             };
             let address = resource.address();
+            if let Some(other) = self.account_collision(gsa) {
+                self.problem(
+                    address,
+                    format!(
+                        "{email} is owned by {other} (its description carries `{}`), and {} declares it at {}",
+                        other.marker(),
+                        gsa.owner,
+                        gsa.origin
+                    ),
+                    Some(&format!(
+                        "an account has one owner: declare it (and its mappings) in {other}'s spec, or remove it from this one; `adopt` never takes over another owner's account"
+                    )),
+                );
+                continue;
+            }
+            let live = self.live.account(&gsa.project, &email);
+            // What the spec leaves out stays as it is.
+            let display_name = gsa
+                .display_name
+                .clone()
+                .or_else(|| live.and_then(|l| l.display_name.clone()));
+            let user_text = gsa
+                .description
+                .clone()
+                .or_else(|| live.and_then(|l| user_description(l.description.as_deref())));
             let desired = attrs(json!({
                 "email": email,
-                DISPLAY_NAME: gsa.display_name,
-                DESCRIPTION: owned_description(gsa.description.as_deref()),
+                DISPLAY_NAME: display_name,
+                DESCRIPTION: gsa.owner.description(user_text.as_deref()),
             }));
-            match self.live.account(&gsa.project, &email) {
-                None => self.push(create(
+            let Some(live) = live else {
+                self.push(
+                    create(
+                        resource,
+                        desired,
+                        reason(ReasonCode::Missing, "the account does not exist"),
+                    )
+                    .for_owner(&gsa.owner),
+                );
+                continue;
+            };
+            let marker = Owner::from_description(live.description.as_deref());
+            let before = attrs(json!({
+                "email": email,
+                DISPLAY_NAME: live.display_name,
+                DESCRIPTION: live.description,
+            }));
+            if self.account_owner(&email).as_ref() == Some(&gsa.owner) {
+                if before == desired {
+                    self.push(noop(
+                        resource,
+                        before,
+                        desired,
+                        reason(ReasonCode::InSync, "as declared"),
+                    ));
+                    continue;
+                }
+                let why = match &marker {
+                    Some(m) if m == &gsa.owner => reason(
+                        ReasonCode::Drift,
+                        "display name or description differ from the spec",
+                    ),
+                    Some(_) => reason(
+                        ReasonCode::Adopt,
+                        format!(
+                            "an older wi (no owner) manages the account: {} claims it",
+                            gsa.owner
+                        ),
+                    ),
+                    None => reason(
+                        ReasonCode::Adopt,
+                        format!(
+                            "adopt: true marks the account as managed by wi{}",
+                            owner_suffix(&gsa.owner)
+                        ),
+                    ),
+                };
+                self.push(update(resource, before, desired, why).for_owner(&gsa.owner));
+            } else {
+                self.push(noop(
                     resource,
-                    desired,
-                    reason(ReasonCode::Missing, "the account does not exist"),
-                )),
-                Some(live) => {
-                    let owned = is_owned(live.description.as_deref());
-                    let before = attrs(json!({
-                        "email": email,
-                        DISPLAY_NAME: live.display_name,
-                        DESCRIPTION: live.description,
-                    }));
-                    if owned || gsa.adopt {
-                        if before == desired {
-                            self.push(noop(
-                                resource,
-                                before,
-                                desired,
-                                reason(ReasonCode::InSync, "as declared"),
-                            ));
-                        } else {
-                            let why = if owned {
-                                reason(
-                                    ReasonCode::Drift,
-                                    "display name or description differ from the spec",
-                                )
-                            } else {
-                                reason(
-                                    ReasonCode::Adopt,
-                                    "adopt: true marks the account as managed by wi",
-                                )
-                            };
-                            self.push(update(resource, before, desired, why));
-                        }
-                    } else {
-                        self.push(noop(
-                            resource,
-                            before.clone(),
-                            before,
-                            reason(
-                                ReasonCode::NotOwned,
-                                "exists and is not managed by wi: only bindings are added",
-                            ),
-                        ));
-                        if live.display_name != gsa.display_name {
-                            self.warnings.push(Warning {
-                                code: WarningCode::NotOwned,
-                                message: format!("{email} is not managed by wi, so its display name and description are left as they are; set `adopt: true` to manage it"),
-                                address: Some(address),
-                            });
-                        }
-                    }
+                    before.clone(),
+                    before,
+                    reason(
+                        ReasonCode::NotOwned,
+                        "exists, not managed by wi: bindings are only added",
+                    ),
+                ));
+                if gsa.display_name.is_some() && live.display_name != gsa.display_name {
+                    self.warnings.push(Warning {
+                        code: WarningCode::NotOwned,
+                        message: format!("{email} is not managed by wi, so its display name and description are left as they are; set `adopt: true` to manage it"),
+                        address: Some(address),
+                    });
                 }
             }
         }
-        // Orphans: owned accounts in the spec's projects that the spec no longer declares.
+        self.orphan_accounts();
+    }
+
+    /// Accounts of this run's owners, in the spec's projects, that the spec
+    /// no longer declares.
+    fn orphan_accounts(&mut self) {
         let declared: BTreeSet<String> = self
             .model
             .service_accounts
@@ -90,7 +133,10 @@ impl Planner<'_> {
             .collect();
         for (project, live) in &self.live.projects {
             for (email, sa) in &live.service_accounts {
-                if !is_owned(sa.description.as_deref()) || declared.contains(email) {
+                let Some(owner) = Owner::from_description(sa.description.as_deref()) else {
+                    continue;
+                };
+                if !self.loaded(&owner) || declared.contains(email) {
                     continue;
                 }
                 let account_id = gsa_account_id(email).to_string();
@@ -98,52 +144,84 @@ impl Planner<'_> {
                     project: project.clone(),
                     account_id,
                 };
-                if self.options.prune {
-                    let before = attrs(json!({
-                        "email": email,
-                        DISPLAY_NAME: sa.display_name,
-                        DESCRIPTION: sa.description,
-                    }));
-                    // Its project grants go first (IAM would keep them as `deleted:` members).
-                    let grants: Vec<String> = live
-                        .policy
-                        .iter()
-                        .flat_map(|p| p.bindings.iter())
-                        .filter(|b| {
-                            b.condition.is_none()
-                                && b.members.iter().any(|m| m == &gsa_member(email))
-                        })
-                        .map(|b| b.role.clone())
-                        .collect();
-                    let mut deps = Vec::new();
-                    for role in grants {
-                        let grant = Resource::ProjectIamMember {
-                            project: project.clone(),
-                            role: role.clone(),
-                            member: gsa_member(email),
-                        };
-                        deps.push(grant.address());
-                        let a = attrs(
-                            json!({"project": project, "role": role, "member": gsa_member(email)}),
-                        );
-                        self.push(delete(
-                            grant,
-                            a,
-                            reason(ReasonCode::OrphanPruned, "the account is pruned"),
-                        ));
-                    }
-                    self.push(delete(resource, before, reason(ReasonCode::OrphanPruned, "managed by wi, no longer in the spec, and --prune was given")).with_deps(deps).with_warnings(vec![Warning {
-                            code: WarningCode::AccountRevocationDelay,
-                            message: "tokens already issued for this account keep working until they expire (up to 1 hour)".into(),
-                            address: None,
-                        }]));
-                } else {
+                if !self.options.prune {
                     self.warnings.push(Warning {
                         code: WarningCode::Orphan,
-                        message: format!("{email} is managed by wi but no longer in the spec; run with --prune to delete it"),
+                        message: format!("{email} is managed by wi{} but no longer in the spec; run with --prune to delete it", owner_suffix(&owner)),
                         address: Some(resource.address()),
                     });
+                    continue;
                 }
+                let before = attrs(json!({
+                    "email": email,
+                    DISPLAY_NAME: sa.display_name,
+                    DESCRIPTION: sa.description,
+                }));
+                // Its grants in its project go first, conditional ones too
+                // (IAM would keep them as `deleted:` members).
+                let member = gsa_member(email);
+                let mut grants: Vec<(String, Vec<String>)> = Vec::new();
+                for b in live.policy.iter().flat_map(|p| p.bindings.iter()) {
+                    if !b.members.contains(&member) {
+                        continue;
+                    }
+                    let title = b.condition.as_ref().map(|c| {
+                        c.get("title")
+                            .and_then(|t| t.as_str())
+                            .unwrap_or("(untitled)")
+                            .to_string()
+                    });
+                    match grants.iter_mut().find(|(r, _)| r == &b.role) {
+                        Some((_, titles)) => titles.extend(title),
+                        None => grants.push((b.role.clone(), title.into_iter().collect())),
+                    }
+                }
+                let mut deps = Vec::new();
+                for (role, conditions) in grants {
+                    let grant = Resource::ProjectIamMember {
+                        project: project.clone(),
+                        role: role.clone(),
+                        member: member.clone(),
+                    };
+                    deps.push(grant.address());
+                    let mut a = attrs(json!({"project": project, "role": role, "member": member}));
+                    if !conditions.is_empty() {
+                        a.insert("conditions".into(), json!(conditions));
+                    }
+                    self.push(
+                        delete(
+                            grant,
+                            a,
+                            reason(
+                                ReasonCode::OrphanPruned,
+                                "the account is pruned: every grant of it in its project goes first",
+                            ),
+                        )
+                        .for_owner(&owner),
+                    );
+                }
+                self.warnings.push(Warning {
+                    code: WarningCode::GrantsElsewhere,
+                    message: format!("{email} is deleted: grants of it outside project {project} (other projects, buckets, datasets) are not removed by wi and remain as `deleted:{member}` members; remove them before applying"),
+                    address: Some(resource.address()),
+                });
+                self.push(
+                    delete(
+                        resource,
+                        before,
+                        reason(
+                            ReasonCode::OrphanPruned,
+                            format!("managed by wi{}, no longer in the spec, and --prune was given", owner_suffix(&owner)),
+                        ),
+                    )
+                    .with_deps(deps)
+                    .with_warnings(vec![Warning {
+                        code: WarningCode::AccountRevocationDelay,
+                        message: "tokens already issued for this account keep working until they expire (up to 1 hour)".into(),
+                        address: None,
+                    }])
+                    .for_owner(&owner),
+                );
             }
         }
     }

@@ -1,7 +1,10 @@
 //! Every IAM member decision: `roles/iam.workloadIdentityUser` members on
 //! service accounts and project-role grants, adds and removals. This is where
-//! `wi` decides to remove a member: only on accounts it owns (undeclared
-//! members are drift) or when the spec lists the member under `absent`.
+//! `wi` decides to remove a member: only on accounts one of the run's owners
+//! owns (undeclared members are drift; a member is attributed to the owner of
+//! its account) or when the spec lists the member under `absent`. A mapping
+//! of one owner to an account of another is refused: the other owner's next
+//! run would remove its member.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,7 +12,7 @@ use serde_json::json;
 
 use super::{Planner, attrs, create, delete, has_member, noop, reason, unconditional_members};
 use crate::ids::{gsa_account_id, gsa_member, gsa_project};
-use crate::ownership::{WORKLOAD_IDENTITY_USER, is_owned};
+use crate::ownership::WORKLOAD_IDENTITY_USER;
 use crate::plan::desired::WORKLOAD_POOL;
 use crate::plan::{Action, ReasonCode, Resource, Warning, WarningCode};
 
@@ -34,10 +37,64 @@ impl Planner<'_> {
             .collect()
     }
 
+    /// The project an account's policy is planned under: the user-managed
+    /// account's own, or what the model says for an external account (`-`,
+    /// IAM's wildcard, for Google-managed ones).
+    pub(super) fn account_project(&self, email: &str) -> String {
+        if let Some(p) = gsa_project(email) {
+            return p.to_string();
+        }
+        self.model
+            .mappings
+            .iter()
+            .filter(|m| m.gsa_email == email)
+            .map(|m| m.gsa_project.clone())
+            .chain(
+                self.model
+                    .absent
+                    .iter()
+                    .filter(|a| a.gsa_email == email)
+                    .map(|a| a.gsa_project.clone()),
+            )
+            .next()
+            .unwrap_or_else(|| "-".to_string())
+    }
+
     pub(super) fn account_members(&mut self) {
         // Desired members per account.
         let mut desired: BTreeMap<(String, String), BTreeSet<(String, String)>> = BTreeMap::new();
+        let mut colliding: BTreeSet<String> = BTreeSet::new();
         for m in &self.model.mappings {
+            if let Some(gsa) = self.declared_gsa(&m.gsa_email)
+                && self.account_collision(gsa).is_some()
+            {
+                colliding.insert(m.gsa_email.clone());
+                continue; // the account's collision is reported
+            }
+            if let Some(other) = self.account_owner(&m.gsa_email)
+                && other != m.owner
+            {
+                let declared = self
+                    .declared_gsa(&m.gsa_email)
+                    .map(|g| format!(" (declared at {})", g.origin))
+                    .unwrap_or_default();
+                self.problem(
+                    format!(
+                        "service_account_iam_member[\"{}/{WORKLOAD_IDENTITY_USER}/{}\"]",
+                        m.gsa_email,
+                        m.member()
+                    ),
+                    format!(
+                        "the mapping of {} at {} binds {}/{} to {}, which {other} owns{declared}: {other}'s next run would remove the binding",
+                        m.owner, m.origin, m.namespace, m.ksa, m.gsa_email
+                    ),
+                    Some(&format!(
+                        "declare the mapping in {other}'s spec: the members of an account are its owner's"
+                    )),
+                );
+                colliding.insert(m.gsa_email.clone());
+                continue;
+            }
             desired
                 .entry((m.gsa_project.clone(), m.gsa_email.clone()))
                 .or_default()
@@ -59,6 +116,7 @@ impl Planner<'_> {
                 );
                 continue;
             }
+            let managed = self.manages_account(email);
             let policy = self.live.account_policies.get(email);
             for (member, pool_project) in members {
                 let resource = Resource::ServiceAccountIamMember {
@@ -71,12 +129,15 @@ impl Planner<'_> {
                     json!({"service_account": email, "role": WORKLOAD_IDENTITY_USER, "member": member}),
                 );
                 if has_member(policy, WORKLOAD_IDENTITY_USER, member) {
-                    self.push(noop(
-                        resource,
-                        a.clone(),
-                        a,
-                        reason(ReasonCode::InSync, "bound"),
-                    ));
+                    let why = if managed {
+                        reason(ReasonCode::InSync, "bound")
+                    } else {
+                        reason(
+                            ReasonCode::NotOwned,
+                            "bound, on an account not managed by wi: removing the mapping leaves the binding (revoke it with `absent`)",
+                        )
+                    };
+                    self.push(noop(resource, a.clone(), a, why));
                     continue;
                 }
                 let mut deps = self.pool_dependencies(pool_project);
@@ -102,7 +163,8 @@ impl Planner<'_> {
                 );
             }
         }
-        // Removals: undeclared members on owned accounts, and declared-absent members anywhere.
+        // Removals: undeclared members on accounts this run's owners manage,
+        // and declared-absent members anywhere.
         let declared_members: BTreeMap<&str, BTreeSet<String>> = desired
             .iter()
             .map(|((_, email), ms)| (email.as_str(), ms.iter().map(|(m, _)| m.clone()).collect()))
@@ -114,21 +176,20 @@ impl Planner<'_> {
             .map(|a| (a.gsa_email.as_str(), a.member.as_str()))
             .collect();
         for (email, policy) in &self.live.account_policies {
-            let Some(project) = gsa_project(email) else {
+            if colliding.contains(email) {
                 continue;
-            };
-            let owned = self
-                .live
-                .account(project, email)
-                .is_some_and(|sa| is_owned(sa.description.as_deref()));
+            }
+            let project = self.account_project(email);
+            let managed = self.manages_account(email);
             let declared = declared_members.get(email.as_str());
             let pruned_account = self.options.prune
-                && owned
-                && !self
-                    .model
-                    .service_accounts
-                    .iter()
-                    .any(|g| &g.email() == email);
+                && self.declared_gsa(email).is_none()
+                && self.marked_owner(email).is_some_and(|o| self.loaded(&o))
+                && self
+                    .live
+                    .projects
+                    .values()
+                    .any(|p| p.service_accounts.contains_key(email));
             if pruned_account {
                 continue; // the account itself goes
             }
@@ -139,7 +200,7 @@ impl Planner<'_> {
                         ReasonCode::DeclaredAbsent,
                         "the spec lists this member under `absent`",
                     )
-                } else if owned && !is_declared {
+                } else if managed && !is_declared {
                     reason(
                         ReasonCode::NotInSpec,
                         "the account is managed by wi and no mapping declares this member",
@@ -148,7 +209,7 @@ impl Planner<'_> {
                     continue;
                 };
                 let resource = Resource::ServiceAccountIamMember {
-                    project: project.to_string(),
+                    project: project.clone(),
                     email: email.clone(),
                     role: WORKLOAD_IDENTITY_USER.to_string(),
                     member: member.to_string(),
@@ -168,6 +229,9 @@ impl Planner<'_> {
 
     pub(super) fn project_roles(&mut self) {
         for gsa in &self.model.service_accounts {
+            if self.account_collision(gsa).is_some() {
+                continue;
+            }
             let email = gsa.email();
             let member = gsa_member(&email);
             let live_project = self.live.projects.get(&gsa.project);
@@ -211,10 +275,10 @@ impl Planner<'_> {
                     );
                 }
             }
-            let owned = self
-                .live
-                .account(&gsa.project, &email)
-                .is_some_and(|sa| is_owned(sa.description.as_deref()));
+            // Undeclared grants of an existing account this owner manages
+            // (or adopts, or claims: the adopting plan lists them).
+            let owned = self.live.account(&gsa.project, &email).is_some()
+                && self.account_owner(&email).as_ref() == Some(&gsa.owner);
             if !owned {
                 continue;
             }

@@ -1,24 +1,63 @@
-//! Kubernetes: namespaces and KSAs of the mappings, the release of `wi`'s
-//! annotation where a mapping left the spec, and host-network warnings.
+//! Kubernetes: namespaces and KSAs of the mappings, written for the mapping's
+//! owner (field manager `wi/O`, owner label); a named owner's claim of a KSA
+//! an older `wi` annotated; collisions with another owner's claim; the
+//! release of an owner's annotation where its mapping left the spec (or, with
+//! `--prune`, the deletion of a KSA it created, unless someone else
+//! co-manages it); and host-network warnings.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::ServiceAccount as K8sServiceAccount;
 use serde_json::json;
 
-use super::{Planner, annotation_key, attrs, create, delete, label_key, noop, reason, update};
-use crate::ids::ClusterKey;
+use super::{
+    Planner, annotation_key, attrs, create, delete, has_member, label_key, noop, owner_label_key,
+    reason, update,
+};
+use crate::ids::{ClusterKey, ksa_member};
 use crate::live::LiveKube;
-use crate::ownership::{GSA_ANNOTATION, MANAGED_BY_LABEL, created_by_wi, ksa_field_owners};
-use crate::plan::{Action, Attributes, ReasonCode, Resource, Warning, WarningCode};
+use crate::ownership::{
+    GSA_ANNOTATION, MANAGED_BY_LABEL, OWNER_LABEL, Owner, WORKLOAD_IDENTITY_USER, created_by,
+    declared_in, ksa_fields,
+};
+use crate::plan::{Action, Attributes, KubeWrite, ReasonCode, Resource, Warning, WarningCode};
 use crate::spec::KsaManagement;
 
+/// A spec file name as compared with a KSA's `wi.dev/declared-in`.
+fn file_key(file: &str) -> &str {
+    file.trim_start_matches("./")
+}
+
 impl Planner<'_> {
+    /// The spec files of this run, as origins name them.
+    fn run_files(&self) -> BTreeSet<String> {
+        let m = self.model;
+        m.clusters
+            .iter()
+            .map(|c| &c.origin)
+            .chain(m.service_accounts.iter().map(|g| &g.origin))
+            .chain(m.mappings.iter().map(|x| &x.origin))
+            .chain(m.absent.iter().map(|a| &a.origin))
+            .map(|o| file_key(&o.file).to_string())
+            .collect()
+    }
+
+    /// Labels of a namespace or KSA `owner` creates.
+    fn created_labels(owner: &Owner) -> Attributes {
+        let mut a = Attributes::new();
+        a.insert(label_key(), json!("wi"));
+        if let Some(name) = owner.label() {
+            a.insert(owner_label_key(), json!(name));
+        }
+        a
+    }
+
     pub(super) fn kubernetes(&mut self) {
         let mut by_cluster: BTreeMap<&ClusterKey, Vec<&crate::spec::Mapping>> = BTreeMap::new();
         for m in &self.model.mappings {
             by_cluster.entry(&m.cluster).or_default().push(m);
         }
+        let run_files = self.run_files();
         for cluster in &self.model.clusters {
             let key = &cluster.key;
             let cluster_created = self.changes.iter().any(|c| {
@@ -63,7 +102,8 @@ impl Planner<'_> {
                     }
                     ksa_deps.push(ns_resource.address());
                     if namespaces_done.insert(m.namespace.clone()) {
-                        let after = attrs(json!({"name": m.namespace, label_key(): "wi"}));
+                        let mut after = Self::created_labels(&m.owner);
+                        after.insert("name".into(), json!(m.namespace));
                         self.push(
                             create(
                                 ns_resource,
@@ -73,7 +113,8 @@ impl Planner<'_> {
                                     "the namespace of a mapped KSA does not exist",
                                 ),
                             )
-                            .with_deps(cluster_dep.clone()),
+                            .with_deps(cluster_dep.clone())
+                            .for_owner(&m.owner),
                         );
                     }
                 } else if namespaces_done.insert(m.namespace.clone()) {
@@ -87,48 +128,161 @@ impl Planner<'_> {
                 }
                 self.ksa(key, m, kube, ksa_deps);
             }
-            // Release wi's annotation where the mapping left the spec.
             for ((ns, name), sa) in &kube.service_accounts {
-                if declared.contains(&(ns.clone(), name.clone())) {
-                    continue;
+                if !declared.contains(&(ns.clone(), name.clone())) {
+                    self.undeclared_ksa(key, ns, name, sa, &run_files);
                 }
-                let (mine, _) = ksa_field_owners(sa);
-                if !mine.annotation && !mine.managed_by_label {
-                    continue;
-                }
-                let created_by_wi = created_by_wi(sa);
-                let resource = Resource::KubernetesServiceAccount {
-                    cluster: key.clone(),
-                    namespace: ns.clone(),
-                    name: name.clone(),
-                };
-                let before = ksa_attributes(sa);
-                if created_by_wi && self.options.prune {
-                    self.push(delete(
-                        resource,
+            }
+        }
+    }
+
+    /// A KSA no mapping declares: each of this run's owners releases its
+    /// annotation (or, with `--prune`, deletes the KSA it created, unless
+    /// another field manager co-manages it: then it releases it whole).
+    fn undeclared_ksa(
+        &mut self,
+        key: &ClusterKey,
+        ns: &str,
+        name: &str,
+        sa: &K8sServiceAccount,
+        run_files: &BTreeSet<String>,
+    ) {
+        let fields = ksa_fields(sa);
+        let creator = created_by(&sa.metadata);
+        let resource = Resource::KubernetesServiceAccount {
+            cluster: key.clone(),
+            namespace: ns.to_string(),
+            name: name.to_string(),
+        };
+        let address = resource.address();
+        for owner in self.owners() {
+            let mine = fields.of(&owner);
+            if !mine.any() {
+                continue;
+            }
+            if mine.annotation
+                && let Some(file) = declared_in(sa)
+                && !run_files.contains(file_key(file))
+            {
+                self.problem(
+                    address.clone(),
+                    format!(
+                        "KSA {ns}/{name} is {owner}'s, declared in {file}, which is not part of this run, and no file of this run declares it: this run would release it"
+                    ),
+                    Some(&format!(
+                        "one owner's spec split in several files is planned as one set: pass every file of {} (`-f {file}` too, or `-f DIR`); if {file} was renamed, remove the annotation once (`kubectl annotate serviceaccount -n {ns} {name} wi.dev/declared-in-`)",
+                        owner.name()
+                    )),
+                );
+                return;
+            }
+            let before = ksa_attributes(sa);
+            let mut warnings = Vec::new();
+            if mine.annotation
+                && let Some(gsa) = sa
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(GSA_ANNOTATION))
+            {
+                warnings.extend(self.binding_remains(key, ns, name, gsa, &address));
+            }
+            let change = if creator.as_ref() == Some(&owner) && self.options.prune {
+                let co = fields.others_than(&owner);
+                if co.is_empty() {
+                    delete(
+                        resource.clone(),
                         before,
                         reason(
                             ReasonCode::OrphanPruned,
                             "created by wi, no mapping declares it, and --prune was given",
                         ),
-                    ));
-                } else if mine.annotation {
-                    let mut after = Attributes::new();
-                    if mine.managed_by_label {
-                        after.insert(label_key(), json!("wi"));
-                    }
-                    self.push(update(
-                        resource,
-                        before,
-                        after,
-                        reason(
-                            ReasonCode::NotInSpec,
-                            "no mapping declares this KSA any more: wi releases its annotation",
+                    )
+                } else {
+                    warnings.push(Warning {
+                        code: WarningCode::ReleasedNotDeleted,
+                        message: format!(
+                            "KSA {ns}/{name} was created by wi, but field manager {} co-manages it now: --prune releases wi's fields instead of deleting it",
+                            co.join(", ")
                         ),
-                    ));
+                        address: Some(address.clone()),
+                    });
+                    update(
+                        resource.clone(),
+                        before,
+                        Attributes::new(),
+                        reason(
+                            ReasonCode::OrphanPruned,
+                            format!(
+                                "created by wi, no mapping declares it, --prune was given, and {} co-manages it: wi releases its fields",
+                                co.join(", ")
+                            ),
+                        ),
+                    )
                 }
-            }
+            } else if mine.annotation {
+                let mut after = Attributes::new();
+                if mine.managed_by_label {
+                    after.insert(label_key(), json!("wi"));
+                }
+                if mine.owner_label
+                    && let Some(n) = owner.label()
+                {
+                    after.insert(owner_label_key(), json!(n));
+                }
+                update(
+                    resource.clone(),
+                    before,
+                    after,
+                    reason(
+                        ReasonCode::NotInSpec,
+                        "no mapping declares this KSA any more: wi releases its annotation",
+                    ),
+                )
+            } else {
+                continue;
+            };
+            self.push(change.with_warnings(warnings).for_owner(&owner));
+            return;
         }
+    }
+
+    /// The warning for a released KSA whose binding sits on an account this
+    /// run does not manage: the binding stays, so the privilege does too.
+    fn binding_remains(
+        &self,
+        key: &ClusterKey,
+        ns: &str,
+        name: &str,
+        gsa: &str,
+        address: &str,
+    ) -> Option<Warning> {
+        if self.manages_account(gsa) {
+            return None; // the account's owner removes the member
+        }
+        let member = ksa_member(&key.project, ns, name);
+        let policy = self.live.account_policies.get(gsa);
+        if policy.is_some() && !has_member(policy, WORKLOAD_IDENTITY_USER, &member) {
+            return None;
+        }
+        let whose = match self.marked_owner(gsa) {
+            Some(o) => format!("is owned by {o}"),
+            None => "exists, not managed by wi".to_string(),
+        };
+        let binding = Resource::ServiceAccountIamMember {
+            project: self.account_project(gsa),
+            email: gsa.to_string(),
+            role: WORKLOAD_IDENTITY_USER.to_string(),
+            member: member.clone(),
+        };
+        Some(Warning {
+            code: WarningCode::BindingRemains,
+            message: format!(
+                "the mapping of {ns}/{name} left the spec, but its binding {} stays: {gsa} {whose}, so wi only adds its members. The KSA keeps acting as {gsa} until the binding is revoked; to revoke it, add to the spec:\n\nabsent:\n  - serviceAccount: {gsa}\n    member: \"{member}\"",
+                binding.address()
+            ),
+            address: Some(address.to_string()),
+        })
     }
 
     fn ksa(
@@ -144,6 +298,10 @@ impl Planner<'_> {
             name: m.ksa.clone(),
         };
         let address = resource.address();
+        let write = KubeWrite {
+            declared_in: Some(m.origin.file.clone()),
+            release_managers: Vec::new(),
+        };
         let live = kube
             .service_accounts
             .get(&(m.namespace.clone(), m.ksa.clone()));
@@ -156,18 +314,47 @@ impl Planner<'_> {
                 );
                 return;
             }
-            let after = attrs(json!({annotation_key(): m.gsa_email, label_key(): "wi"}));
-            self.push(
-                create(
-                    resource,
-                    after,
-                    reason(ReasonCode::Missing, "the KSA does not exist"),
-                )
-                .with_deps(deps),
-            );
+            let mut after = Self::created_labels(&m.owner);
+            after.insert(annotation_key(), json!(m.gsa_email));
+            let mut change = create(
+                resource,
+                after,
+                reason(ReasonCode::Missing, "the KSA does not exist"),
+            )
+            .with_deps(deps)
+            .for_owner(&m.owner);
+            change.kube = write;
+            self.push(change);
             return;
         };
-        let (mine, other_owners) = ksa_field_owners(live);
+        let fields = ksa_fields(live);
+        // Another named owner's claim: a collision, nothing is planned.
+        if let Some(other) = fields
+            .annotation_owners()
+            .into_iter()
+            .find(|o| *o != &m.owner && !o.is_unnamed())
+        {
+            let place = declared_in(live)
+                .map(|f| format!(" (declared in {f}, from the KSA's wi.dev/declared-in)"))
+                .unwrap_or_default();
+            self.problem(
+                address,
+                format!(
+                    "KSA {}/{} in cluster {key} is claimed by {other}{place}; {} declares it at {}",
+                    m.namespace, m.ksa, m.owner, m.origin
+                ),
+                Some(&format!(
+                    "a KSA has one owner: remove the mapping from one of the two specs ({other}'s annotation is its field manager `{}`)",
+                    other.field_manager()
+                )),
+            );
+            return;
+        }
+        let owner = &m.owner;
+        let mine = fields.of(owner);
+        let legacy = fields.of(&Owner::Unnamed);
+        let claim = !owner.is_unnamed() && legacy.any();
+        let creator = created_by(&live.metadata);
         let current = live
             .metadata
             .annotations
@@ -177,9 +364,18 @@ impl Planner<'_> {
         let before = ksa_attributes(live);
         let mut after = Attributes::new();
         after.insert(annotation_key(), json!(m.gsa_email));
-        let created_by_wi = created_by_wi(live);
-        if mine.managed_by_label || (created_by_wi && m.management == KsaManagement::Create) {
+        let take_label = mine.managed_by_label
+            || (claim && legacy.managed_by_label)
+            || (creator.as_ref() == Some(owner) && m.management == KsaManagement::Create);
+        if take_label {
             after.insert(label_key(), json!("wi"));
+            let created_here = creator.as_ref() == Some(owner)
+                || (claim && creator.as_ref() == Some(&Owner::Unnamed));
+            if let Some(n) = owner.label()
+                && (mine.owner_label || created_here)
+            {
+                after.insert(owner_label_key(), json!(n));
+            }
         }
         // Pods of this KSA on the host network cannot use Workload Identity.
         for pod in &kube.pods {
@@ -200,10 +396,10 @@ impl Planner<'_> {
                 });
             }
         }
-        if current.as_deref() == Some(m.gsa_email.as_str())
-            && (!after.contains_key(&label_key())
-                || before.get(&label_key()) == after.get(&label_key()))
-        {
+        let in_sync = current.as_deref() == Some(m.gsa_email.as_str())
+            && after.iter().all(|(k, v)| before.get(k) == Some(v))
+            && !claim;
+        if in_sync {
             self.push(noop(
                 resource,
                 before,
@@ -213,17 +409,26 @@ impl Planner<'_> {
             return;
         }
         let mut warnings = Vec::new();
-        if current.is_some() && !other_owners.is_empty() && !self.options.force_conflicts {
+        if current.is_some()
+            && !fields.annotation_others.is_empty()
+            && !self.options.force_conflicts
+        {
             warnings.push(Warning {
                 code: WarningCode::FieldConflict,
                 message: format!(
                     "the annotation is owned by field manager {}: apply stops with a conflict unless --force-conflicts is given",
-                    other_owners.join(", ")
+                    fields.annotation_others.join(", ")
                 ),
                 address: Some(address.clone()),
             });
         }
         let why = match current {
+            _ if claim => reason(
+                ReasonCode::Adopt,
+                format!(
+                    "an older wi (field manager `wi`, no owner) manages this KSA: {owner} claims it and releases the old manager's fields"
+                ),
+            ),
             None => reason(ReasonCode::Missing, "the KSA is not annotated with its GSA"),
             Some(other) if other != m.gsa_email => reason(
                 ReasonCode::Drift,
@@ -231,11 +436,19 @@ impl Planner<'_> {
             ),
             Some(_) => reason(ReasonCode::Drift, "wi's label is missing"),
         };
-        self.push(
-            update(resource, before, after, why)
-                .with_deps(deps)
-                .with_warnings(warnings),
-        );
+        let mut change = update(resource, before, after, why)
+            .with_deps(deps)
+            .with_warnings(warnings)
+            .for_owner(owner);
+        change.kube = KubeWrite {
+            release_managers: if claim {
+                vec![Owner::Unnamed.field_manager()]
+            } else {
+                vec![]
+            },
+            ..write
+        };
+        self.push(change);
     }
 }
 
@@ -250,13 +463,12 @@ fn ksa_attributes(sa: &K8sServiceAccount) -> Attributes {
     {
         a.insert(annotation_key(), json!(v));
     }
-    if let Some(v) = sa
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|x| x.get(MANAGED_BY_LABEL))
-    {
+    let labels = sa.metadata.labels.as_ref();
+    if let Some(v) = labels.and_then(|x| x.get(MANAGED_BY_LABEL)) {
         a.insert(label_key(), json!(v));
+    }
+    if let Some(v) = labels.and_then(|x| x.get(OWNER_LABEL)) {
+        a.insert(owner_label_key(), json!(v));
     }
     a
 }

@@ -13,12 +13,12 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::{
-    Action, Attributes, FORMAT_VERSION, Plan, PlanError, PlanProblem, Reason, ReasonCode, Resource,
-    ResourceChange, Warning,
+    Action, Attributes, FORMAT_VERSION, KubeWrite, Owner, Plan, PlanError, PlanProblem, Reason,
+    ReasonCode, Resource, ResourceChange, Warning,
 };
 use crate::gcp::types::IamPolicy;
 use crate::live::LiveState;
-use crate::ownership::{GSA_ANNOTATION, MANAGED_BY_LABEL};
+use crate::ownership::{GSA_ANNOTATION, MANAGED_BY_LABEL, OWNER_LABEL};
 use crate::spec::Model;
 
 mod accounts;
@@ -104,6 +104,15 @@ fn reason(code: ReasonCode, message: impl Into<String>) -> Reason {
     }
 }
 
+/// ` for `O`` in messages about a named owner's objects; nothing for the
+/// unnamed owner (its messages read as they did before owners existed).
+fn owner_suffix(owner: &Owner) -> String {
+    match owner {
+        Owner::Unnamed => String::new(),
+        Owner::Named(_) => format!(" for {owner}"),
+    }
+}
+
 /// Whether `member` holds `role` through an unconditional binding.
 fn has_member(policy: Option<&IamPolicy>, role: &str, member: &str) -> bool {
     policy.is_some_and(|p| {
@@ -133,6 +142,11 @@ fn label_key() -> String {
     super::desired::label_attr(MANAGED_BY_LABEL)
 }
 
+/// The attribute name of the owner label.
+fn owner_label_key() -> String {
+    super::desired::label_attr(OWNER_LABEL)
+}
+
 /// A change of `action` to `resource`, with no dependencies or warnings yet.
 fn change(
     resource: Resource,
@@ -150,6 +164,8 @@ fn change(
         reason,
         depends_on: Vec::new(),
         warnings: Vec::new(),
+        owner: Owner::Unnamed,
+        kube: KubeWrite::default(),
     }
 }
 
@@ -190,6 +206,12 @@ impl ResourceChange {
         self.warnings.extend(warnings);
         self
     }
+
+    /// The owner the change is made for.
+    fn for_owner(mut self, owner: &Owner) -> Self {
+        self.owner = owner.clone();
+        self
+    }
 }
 
 impl Planner<'_> {
@@ -206,6 +228,85 @@ impl Planner<'_> {
             message,
             help: help.map(str::to_string),
         });
+    }
+
+    /// The owners this run plans removals, releases and prunes for (the
+    /// model's; a model that names none is the unnamed owner's).
+    fn owners(&self) -> Vec<Owner> {
+        if self.model.owners.is_empty() {
+            vec![Owner::Unnamed]
+        } else {
+            self.model.owners.clone()
+        }
+    }
+
+    /// Whether `owner` is one of this run's owners.
+    fn loaded(&self, owner: &Owner) -> bool {
+        if self.model.owners.is_empty() {
+            owner.is_unnamed()
+        } else {
+            self.model.owners.contains(owner)
+        }
+    }
+
+    /// The live account with this email, wherever it was read.
+    fn live_account(&self, email: &str) -> Option<&crate::gcp::types::GoogleServiceAccount> {
+        self.live
+            .projects
+            .values()
+            .find_map(|p| p.service_accounts.get(email))
+            .or_else(|| {
+                self.live
+                    .external_accounts
+                    .get(email)
+                    .and_then(|a| a.as_ref())
+            })
+    }
+
+    /// The declared account with this email.
+    fn declared_gsa(&self, email: &str) -> Option<&crate::spec::Gsa> {
+        self.model
+            .service_accounts
+            .iter()
+            .find(|g| g.email() == email)
+    }
+
+    /// The owner a live account's marker records.
+    fn marked_owner(&self, email: &str) -> Option<Owner> {
+        self.live_account(email)
+            .and_then(|sa| Owner::from_description(sa.description.as_deref()))
+    }
+
+    /// Whether a declared account is owned by another named owner (a
+    /// collision: nothing is planned for it).
+    fn account_collision(&self, gsa: &crate::spec::Gsa) -> Option<Owner> {
+        self.marked_owner(&gsa.email())
+            .filter(|m| m != &gsa.owner && !m.is_unnamed())
+    }
+
+    /// Who owns an account once this plan is applied: the declaring owner
+    /// when it creates, already owns, adopts (`adopt: true`, an account
+    /// nobody owns) or claims it (a named owner declaring an older `wi`'s
+    /// account); otherwise whoever its marker names (`None`: nobody).
+    fn account_owner(&self, email: &str) -> Option<Owner> {
+        let marker = self.marked_owner(email);
+        let Some(gsa) = self.declared_gsa(email) else {
+            return marker;
+        };
+        let exists = self.live_account(email).is_some();
+        match marker {
+            Some(m) if m == gsa.owner => Some(m),
+            Some(Owner::Unnamed) if !gsa.owner.is_unnamed() => Some(gsa.owner.clone()),
+            Some(m) => Some(m),
+            None if !exists || gsa.adopt => Some(gsa.owner.clone()),
+            None => None,
+        }
+    }
+
+    /// Whether this run manages the account's members and grants: its
+    /// owner (after this plan) is one of this run's owners.
+    fn manages_account(&self, email: &str) -> bool {
+        self.account_owner(email).is_some_and(|o| self.loaded(&o))
     }
 
     fn planned(&self, resource: &Resource) -> bool {
