@@ -13,7 +13,7 @@ use serde_json::Value;
 use similar::{Algorithm, DiffTag, capture_diff_slices};
 
 use super::style::{Style, sanitize};
-use crate::plan::{Action, Group, Plan, Resource, ResourceChange, Warning};
+use crate::plan::{Action, Group, Plan, ReasonCode, Resource, ResourceChange, Warning};
 
 /// Attributes shown even when unchanged, so an update names what it touches
 /// (Terraform does the same with `id`, `name` and `tags`).
@@ -60,6 +60,7 @@ pub fn human(plan: &Plan, style: &Style) -> String {
              and found no differences, so no changes are needed.\n",
         );
     }
+    render_not_managed(plan, style, &mut out);
     for w in &plan.warnings {
         out.push('\n');
         out.push_str(&warning_box(w, style));
@@ -113,6 +114,32 @@ fn render_changes(plan: &Plan, style: &Style, out: &mut String) {
         render_change(change, &waits, style, out);
     }
     out.push('\n');
+}
+
+/// What the spec names that exists but is not this spec's owner's (an
+/// account nobody owns, or another owner's, and the bindings on it): wi
+/// only adds to these and never removes from them, which a reviewer must
+/// know, because removing such a mapping later leaves its binding.
+fn render_not_managed(plan: &Plan, style: &Style, out: &mut String) {
+    let items: Vec<&ResourceChange> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::NoOp && c.reason.code == ReasonCode::NotOwned)
+        .collect();
+    if items.is_empty() {
+        return;
+    }
+    out.push('\n');
+    let _ = writeln!(
+        out,
+        "{}",
+        style
+            .bold("Exists, not managed by wi (wi only adds to these and never removes from them):")
+    );
+    for c in items {
+        let _ = writeln!(out, "  # {}", sanitize(&c.address, false));
+        let _ = writeln!(out, "    ({})", sanitize(c.reason.message.trim(), false));
+    }
 }
 
 /// Terraform's reminder, for the CLI to print after a plan made without

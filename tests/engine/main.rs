@@ -11,4 +11,5 @@ mod e2e;
 mod faults;
 mod fleet;
 mod kill;
+mod owners;
 mod secrets;

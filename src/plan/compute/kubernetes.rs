@@ -184,8 +184,9 @@ impl Planner<'_> {
                     .annotations
                     .as_ref()
                     .and_then(|a| a.get(GSA_ANNOTATION))
+                && let Some(w) = self.binding_remains(key, ns, name, gsa, &address)
             {
-                warnings.extend(self.binding_remains(key, ns, name, gsa, &address));
+                self.warnings.push(w);
             }
             let change = if creator.as_ref() == Some(&owner) && self.options.prune {
                 let co = fields.others_than(&owner);
@@ -278,7 +279,7 @@ impl Planner<'_> {
         Some(Warning {
             code: WarningCode::BindingRemains,
             message: format!(
-                "the mapping of {ns}/{name} left the spec, but its binding {} stays: {gsa} {whose}, so wi only adds its members. The KSA keeps acting as {gsa} until the binding is revoked; to revoke it, add to the spec:\n\nabsent:\n  - serviceAccount: {gsa}\n    member: \"{member}\"",
+                "The mapping of {ns}/{name} left the spec, but its binding {} stays: {gsa} {whose}, so wi only adds its members, and the KSA can still act as {gsa}.\nTo revoke it, list the member under `absent` (serviceAccount: {gsa}, member: {member}).",
                 binding.address()
             ),
             address: Some(address.to_string()),

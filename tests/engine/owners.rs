@@ -1,0 +1,558 @@
+//! Many owners, one fleet: two teams' specs on one project never undo each
+//! other, a colliding claim fails the plan and changes nothing, an older
+//! `wi`'s world is claimed by a named owner without a removal, adopt lists
+//! every removal at once, prune releases a KSA someone else co-manages, and
+//! the human plan says what exists but is not managed.
+//!
+//! The real `wi` binary against the in-process emulator; the world is read
+//! back with `wi`'s own clients.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::harness;
+use crate::harness::{Output, TestWorld};
+
+const PROJECT: &str = "wi-teams";
+const LOCATION: &str = "us-central1-a";
+const CLUSTER: &str = "shared";
+
+const SEED: &str = r#"
+defaultProject: wi-teams
+projects:
+  - id: wi-teams
+    enableServices: [iamcredentials.googleapis.com]
+    iamPolicy:
+      - role: roles/storage.admin
+        members: ["serviceAccount:legacy-app@wi-teams.iam.gserviceaccount.com"]
+    serviceAccounts:
+      - accountId: legacy-app
+        displayName: Legacy App
+        description: Made by hand years ago
+        iamPolicy:
+          - role: roles/iam.workloadIdentityUser
+            members:
+              - "user:alice@example.com"
+              - "group:sre@example.com"
+      - accountId: shared-sa
+        displayName: Shared by hand
+    clusters:
+      - name: shared
+        location: us-central1-a
+        workloadPool: wi-teams.svc.id.goog
+        nodePools:
+          - name: default-pool
+"#;
+
+/// The clusters block both teams' files carry (until a platform file can hold it).
+const CLUSTERS: &str = "clusters:\n  - name: shared\n    project: wi-teams\n    location: us-central1-a\n    workloadIdentity: true\n    metadataServer: all\n";
+
+fn team_spec(owner: &str, account: &str, ksa: &str) -> String {
+    format!(
+        "version: 1\nowner: {owner}\n{CLUSTERS}serviceAccounts:\n  - name: {account}\n    project: wi-teams\n    description: The app of the team\n    roles: [roles/logging.logWriter]\nmappings:\n  - serviceAccount: {account}\n    clusters: [shared]\n    namespace: apps\n    ksa: {ksa}\n"
+    )
+}
+
+fn email(account: &str) -> String {
+    format!("{account}@{PROJECT}.iam.gserviceaccount.com")
+}
+
+fn member(ns: &str, ksa: &str) -> String {
+    format!("serviceAccount:{PROJECT}.svc.id.goog[{ns}/{ksa}]")
+}
+
+/// A world from [`SEED`] (its seed file lives in `seed_dir`).
+async fn world() -> (TestWorld, tempfile::TempDir) {
+    let seed_dir = tempfile::tempdir().expect("seed dir");
+    let seed = seed_dir.path().join("seed.yaml");
+    std::fs::write(&seed, SEED).expect("seed");
+    let world = TestWorld::start(seed.to_str().expect("utf-8 path")).await;
+    (world, seed_dir)
+}
+
+/// What the world holds of one KSA: annotations, labels and the field
+/// managers of its managedFields.
+#[derive(Debug, Clone, PartialEq)]
+struct KsaView {
+    annotations: BTreeMap<String, String>,
+    labels: BTreeMap<String, String>,
+    managers: Vec<String>,
+}
+
+async fn ksa(world: &TestWorld, ns: &str, name: &str) -> Option<KsaView> {
+    let conn = world.kube(LOCATION, CLUSTER).await;
+    let all = conn.list_service_accounts().await.expect("list KSAs");
+    all.into_iter()
+        .find(|sa| {
+            sa.metadata.namespace.as_deref() == Some(ns)
+                && sa.metadata.name.as_deref() == Some(name)
+        })
+        .map(|sa| {
+            let mut managers: Vec<String> = sa
+                .metadata
+                .managed_fields
+                .iter()
+                .flatten()
+                .filter_map(|e| e.manager.clone())
+                .collect();
+            managers.sort();
+            KsaView {
+                annotations: sa.metadata.annotations.clone().unwrap_or_default(),
+                labels: sa.metadata.labels.clone().unwrap_or_default(),
+                managers,
+            }
+        })
+}
+
+async fn wiu_members(world: &TestWorld, account: &str) -> Vec<String> {
+    let gcp = world.gcp().await;
+    let policy = gcp
+        .get_service_account_iam_policy(&email(account))
+        .await
+        .expect("policy");
+    let mut out: Vec<String> = policy
+        .bindings
+        .iter()
+        .filter(|b| b.role == wi::ownership::WORKLOAD_IDENTITY_USER && b.condition.is_none())
+        .flat_map(|b| b.members.clone())
+        .collect();
+    out.sort();
+    out
+}
+
+async fn project_roles_of(world: &TestWorld, account: &str) -> Vec<String> {
+    let gcp = world.gcp().await;
+    let policy = gcp.get_project_iam_policy(PROJECT).await.expect("policy");
+    let m = format!("serviceAccount:{}", email(account));
+    let mut out: Vec<String> = policy
+        .bindings
+        .iter()
+        .filter(|b| b.members.contains(&m))
+        .map(|b| b.role.clone())
+        .collect();
+    out.sort();
+    out
+}
+
+async fn description(world: &TestWorld, account: &str) -> Option<String> {
+    let gcp = world.gcp().await;
+    gcp.get_service_account(&email(account))
+        .await
+        .expect("get account")
+        .map(|sa| sa.description.unwrap_or_default())
+}
+
+fn json_plan(out: &Output) -> Value {
+    serde_json::from_str(&out.stdout).expect("JSON plan")
+}
+
+/// Every `(address, action)` of a JSON plan that does something.
+fn actions(plan: &Value) -> Vec<(String, String)> {
+    plan["resource_changes"]
+        .as_array()
+        .expect("resource_changes")
+        .iter()
+        .map(|c| {
+            (
+                c["address"].as_str().unwrap_or_default().to_string(),
+                c["change"]["actions"][0]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .filter(|(_, a)| a != "no-op")
+        .collect()
+}
+
+/// Everything of one team is in place: its account and marker, its
+/// binding, its grant, its KSA's annotation, labels and field manager.
+async fn assert_team_intact(world: &TestWorld, owner: &str, account: &str, ksa_name: &str) {
+    let d = description(world, account)
+        .await
+        .unwrap_or_else(|| panic!("{account} exists"));
+    assert!(
+        d.ends_with(&format!("[managed-by: wi owner={owner}]")),
+        "{account}: {d}"
+    );
+    assert_eq!(
+        wiu_members(world, account).await,
+        vec![member("apps", ksa_name)],
+        "{account}'s binding"
+    );
+    assert_eq!(
+        project_roles_of(world, account).await,
+        vec!["roles/logging.logWriter".to_string()],
+        "{account}'s grant"
+    );
+    let k = ksa(world, "apps", ksa_name)
+        .await
+        .unwrap_or_else(|| panic!("KSA apps/{ksa_name} exists"));
+    assert_eq!(
+        k.annotations.get("iam.gke.io/gcp-service-account"),
+        Some(&email(account)),
+        "{k:?}"
+    );
+    assert_eq!(
+        k.labels.get("wi.dev/owner").map(String::as_str),
+        Some(owner),
+        "{k:?}"
+    );
+    assert_eq!(
+        k.labels
+            .get("app.kubernetes.io/managed-by")
+            .map(String::as_str),
+        Some("wi")
+    );
+    assert!(
+        k.annotations
+            .get("wi.dev/declared-in")
+            .is_some_and(|f| f.ends_with(&format!("{owner}.yaml"))),
+        "{k:?}"
+    );
+    assert_eq!(k.managers, vec![format!("wi/{owner}")], "{k:?}");
+}
+
+#[tokio::test]
+async fn two_owners_applied_alternately_never_undo_each_other() {
+    let (world, _seed) = world().await;
+    let a = world.write("team-a.yaml", &team_spec("team-a", "team-a-app", "a-api"));
+    let b = world.write("team-b.yaml", &team_spec("team-b", "team-b-app", "b-api"));
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    for round in 1..=10 {
+        let spec = if round % 2 == 1 { a } else { b };
+        let plan = world.wi(&["plan", "-f", spec, "--detailed-exitcode"]).await;
+        if round >= 3 {
+            let plan = plan.expect(0);
+            assert!(
+                plan.stdout.contains("No changes."),
+                "round {round}: {}",
+                plan.stdout
+            );
+        }
+        world
+            .wi(&["apply", "-f", spec, "--auto-approve"])
+            .await
+            .expect(0);
+        if round >= 2 {
+            assert_team_intact(&world, "team-a", "team-a-app", "a-api").await;
+            assert_team_intact(&world, "team-b", "team-b-app", "b-api").await;
+        }
+    }
+    // Pruning either owner deletes nothing of the other's.
+    for spec in [a, b] {
+        let plan = world
+            .wi(&["plan", "-f", spec, "--prune", "--json"])
+            .await
+            .expect(0);
+        assert_eq!(actions(&json_plan(&plan)), vec![], "prune of {spec}");
+        world
+            .wi(&["apply", "-f", spec, "--prune", "--auto-approve"])
+            .await
+            .expect(0);
+    }
+    assert_team_intact(&world, "team-a", "team-a-app", "a-api").await;
+    assert_team_intact(&world, "team-b", "team-b-app", "b-api").await;
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_colliding_claim_fails_the_plan_and_leaves_the_ksa_as_it_was() {
+    let (world, _seed) = world().await;
+    let a = world.write("team-a.yaml", &team_spec("team-a", "team-a-app", "api"));
+    let b = world.write("team-b.yaml", &team_spec("team-b", "team-b-app", "api"));
+    world
+        .wi(&["apply", "-f", a.to_str().unwrap(), "--auto-approve"])
+        .await
+        .expect(0);
+    let before = ksa(&world, "apps", "api").await.expect("KSA");
+    let plan = world
+        .wi(&["plan", "-f", b.to_str().unwrap()])
+        .await
+        .expect(1);
+    let flat: String = plan.stderr.split_whitespace().collect();
+    assert!(
+        flat.contains("team-a.yaml") && flat.contains("team-b.yaml"),
+        "{}",
+        plan.stderr
+    );
+    assert_output_snapshot!("owners_colliding_claim", plan);
+    let apply = world
+        .wi(&["apply", "-f", b.to_str().unwrap(), "--auto-approve"])
+        .await
+        .expect(1);
+    let flat: String = apply.stderr.split_whitespace().collect();
+    assert!(flat.contains("claimedby`team-a`"), "{}", apply.stderr);
+    assert_eq!(ksa(&world, "apps", "api").await, Some(before));
+    assert_eq!(
+        description(&world, "team-b-app").await,
+        None,
+        "nothing applied"
+    );
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn an_older_wis_world_is_claimed_by_a_named_owner_without_a_removal() {
+    let (world, _seed) = world().await;
+    let legacy = team_spec("x", "team-a-app", "a-api").replace("owner: x\n", "");
+    let legacy = world.write("team-a.yaml", &legacy);
+    world
+        .wi(&["apply", "-f", legacy.to_str().unwrap(), "--auto-approve"])
+        .await
+        .expect(0);
+    let old = ksa(&world, "apps", "a-api").await.expect("KSA");
+    assert_eq!(old.managers, vec!["wi".to_string()]);
+    assert!(
+        description(&world, "team-a-app")
+            .await
+            .unwrap()
+            .ends_with("[managed-by: wi]")
+    );
+
+    let named = world.write("team-a.yaml", &team_spec("team-a", "team-a-app", "a-api"));
+    let named = named.to_str().unwrap();
+    let plan = world.wi(&["plan", "-f", named, "--json"]).await.expect(0);
+    let planned = actions(&json_plan(&plan));
+    assert!(!planned.is_empty());
+    assert!(
+        planned.iter().all(|(_, a)| a != "delete"),
+        "a claim removes nothing: {planned:?}"
+    );
+    let human = world.wi(&["plan", "-f", named]).await.expect(0);
+    assert_output_snapshot!("owners_legacy_claim_plan", human);
+    world
+        .wi(&["apply", "-f", named, "--auto-approve"])
+        .await
+        .expect(0);
+    let again = world
+        .wi(&["plan", "-f", named, "--detailed-exitcode"])
+        .await
+        .expect(0);
+    assert!(again.stdout.contains("No changes."), "{}", again.stdout);
+    assert_team_intact(&world, "team-a", "team-a-app", "a-api").await;
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn adopt_lists_every_removal_at_once_and_keeps_what_the_spec_leaves_out() {
+    let (world, _seed) = world().await;
+    let spec = format!(
+        "version: 1\nowner: legacy\n{CLUSTERS}serviceAccounts:\n  - name: legacy-app\n    project: wi-teams\n    adopt: true\nmappings:\n  - serviceAccount: legacy-app\n    clusters: [shared]\n    namespace: batch\n    ksa: nightly\n"
+    );
+    let spec = world.write("legacy.yaml", &spec);
+    let spec = spec.to_str().unwrap();
+    let first = world
+        .wi(&["plan", "-f", spec, "--detailed-exitcode"])
+        .await
+        .expect(2);
+    assert_output_snapshot!("owners_adopt_first_plan", first);
+    for removed in [
+        "user:alice@example.com",
+        "group:sre@example.com",
+        "roles/storage.admin",
+    ] {
+        assert!(first.stdout.contains(removed), "{removed} not planned");
+    }
+    assert!(
+        !first.stdout.contains("display_name"),
+        "what the spec leaves out is left as it is"
+    );
+    world
+        .wi(&["apply", "-f", spec, "--auto-approve"])
+        .await
+        .expect(0);
+    let second = world
+        .wi(&["plan", "-f", spec, "--detailed-exitcode"])
+        .await
+        .expect(0);
+    assert!(second.stdout.contains("No changes."), "{}", second.stdout);
+    let gcp = world.gcp().await;
+    let sa = gcp
+        .get_service_account(&email("legacy-app"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(sa.display_name.as_deref(), Some("Legacy App"));
+    assert_eq!(
+        sa.description.as_deref(),
+        Some("Made by hand years ago [managed-by: wi owner=legacy]")
+    );
+    assert_eq!(
+        wiu_members(&world, "legacy-app").await,
+        vec![member("batch", "nightly")]
+    );
+    assert_eq!(
+        project_roles_of(&world, "legacy-app").await,
+        Vec::<String>::new()
+    );
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn the_plan_marks_what_it_does_not_manage_and_warns_when_a_binding_stays() {
+    let (world, _seed) = world().await;
+    let shared = email("shared-sa");
+    let both = format!(
+        "version: 1\nowner: team-a\n{CLUSTERS}serviceAccounts:\n  - name: shared-sa\n    project: wi-teams\nmappings:\n  - serviceAccount: {shared}\n    clusters: [shared]\n    namespace: apps\n    ksas: [old, kept]\n"
+    );
+    let spec = world.write("team-a.yaml", &both);
+    let spec = spec.to_str().unwrap();
+    world
+        .wi(&["apply", "-f", spec, "--auto-approve"])
+        .await
+        .expect(0);
+    // The mapping of apps/old leaves the spec.
+    let one = format!(
+        "version: 1\nowner: team-a\n{CLUSTERS}serviceAccounts:\n  - name: shared-sa\n    project: wi-teams\nmappings:\n  - serviceAccount: {shared}\n    clusters: [shared]\n    namespace: apps\n    ksa: kept\n"
+    );
+    world.write("team-a.yaml", &one);
+    let plan = world
+        .wi(&["plan", "-f", spec, "--detailed-exitcode"])
+        .await
+        .expect(2);
+    assert!(plan.stdout.contains("exists, not managed by wi"));
+    assert!(
+        plan.stdout
+            .contains("The binding of a removed mapping stays"),
+        "{}",
+        plan.stdout
+    );
+    assert_output_snapshot!("owners_not_managed_and_binding_remains", plan);
+    world
+        .wi(&["apply", "-f", spec, "--auto-approve"])
+        .await
+        .expect(0);
+    // The privilege stays until `absent` revokes it, as the warning says.
+    assert!(
+        wiu_members(&world, "shared-sa")
+            .await
+            .contains(&member("apps", "old"))
+    );
+    let revoke = format!(
+        "{one}absent:\n  - serviceAccount: {shared}\n    member: \"{}\"\n",
+        member("apps", "old")
+    );
+    world.write("team-a.yaml", &revoke);
+    world
+        .wi(&["apply", "-f", spec, "--auto-approve"])
+        .await
+        .expect(0);
+    assert_eq!(
+        wiu_members(&world, "shared-sa").await,
+        vec![member("apps", "kept")]
+    );
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn prune_releases_a_ksa_helm_co_manages_instead_of_deleting_it() {
+    let (world, _seed) = world().await;
+    let spec = world.write("team-a.yaml", &team_spec("team-a", "team-a-app", "a-api"));
+    let spec = spec.to_str().unwrap();
+    world
+        .wi(&["apply", "-f", spec, "--auto-approve"])
+        .await
+        .expect(0);
+    // Helm starts managing a label of the KSA wi created.
+    let conn = world.kube(LOCATION, CLUSTER).await;
+    let chart = BTreeMap::from([("helm.sh/chart".to_string(), "api-1.0".to_string())]);
+    conn.apply_service_account_as("helm", "apps", "a-api", &chart, &BTreeMap::new(), false)
+        .await
+        .expect("helm applies");
+    // The mapping leaves the spec (the account stays).
+    let without = team_spec("team-a", "team-a-app", "a-api");
+    let without = without.split("mappings:").next().unwrap().to_string();
+    world.write("team-a.yaml", &without);
+    let plan = world
+        .wi(&["plan", "-f", spec, "--prune", "--detailed-exitcode"])
+        .await
+        .expect(2);
+    assert!(
+        !plan
+            .stdout
+            .contains("kubernetes_service_account[\"wi-teams/us-central1-a/shared/apps/a-api\"] will be destroyed"),
+        "{}",
+        plan.stdout
+    );
+    assert_output_snapshot!("owners_prune_releases_co_managed_ksa", plan);
+    world
+        .wi(&["apply", "-f", spec, "--prune", "--auto-approve"])
+        .await
+        .expect(0);
+    let k = ksa(&world, "apps", "a-api").await.expect("KSA kept");
+    assert_eq!(k.managers, vec!["helm".to_string()], "{k:?}");
+    assert_eq!(
+        k.labels.get("helm.sh/chart").map(String::as_str),
+        Some("api-1.0")
+    );
+    assert!(!k.annotations.contains_key("iam.gke.io/gcp-service-account"));
+    let again = world
+        .wi(&["plan", "-f", spec, "--prune", "--detailed-exitcode"])
+        .await
+        .expect(0);
+    assert!(again.stdout.contains("No changes."), "{}", again.stdout);
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn prune_removes_a_pruned_accounts_conditional_grants_first() {
+    let (world, _seed) = world().await;
+    let spec = world.write("team-a.yaml", &team_spec("team-a", "team-a-app", "a-api"));
+    let spec = spec.to_str().unwrap();
+    world
+        .wi(&["apply", "-f", spec, "--auto-approve"])
+        .await
+        .expect(0);
+    // Someone grants the account a conditional role in its project.
+    let gcp = world.gcp().await;
+    let m = format!("serviceAccount:{}", email("team-a-app"));
+    let edit = |p: &mut wi::gcp::types::IamPolicy| {
+        p.bindings.push(wi::gcp::types::Binding {
+            role: "roles/storage.objectViewer".into(),
+            members: vec![m.clone()],
+            condition: Some(serde_json::json!({"title": "until-2031", "expression": "request.time < timestamp('2031-01-01T00:00:00Z')"})),
+            rest: Default::default(),
+        });
+        true
+    };
+    gcp.modify_iam_policy(
+        &wi::gcp::PolicyTarget::Project {
+            project: PROJECT.into(),
+        },
+        std::time::Duration::from_secs(30),
+        &edit,
+    )
+    .await
+    .expect("conditional grant");
+    let empty = format!("version: 1\nowner: team-a\n{CLUSTERS}");
+    world.write("team-a.yaml", &empty);
+    let plan = world
+        .wi(&["plan", "-f", spec, "--prune", "--json"])
+        .await
+        .expect(0);
+    let planned = actions(&json_plan(&plan));
+    for address in [
+        "project_iam_member[\"wi-teams/roles/storage.objectViewer/serviceAccount:team-a-app@wi-teams.iam.gserviceaccount.com\"]",
+        "project_iam_member[\"wi-teams/roles/logging.logWriter/serviceAccount:team-a-app@wi-teams.iam.gserviceaccount.com\"]",
+        "google_service_account[\"wi-teams/team-a-app\"]",
+    ] {
+        assert!(
+            planned.contains(&(address.to_string(), "delete".to_string())),
+            "{address} in {planned:?}"
+        );
+    }
+    let warnings = json_plan(&plan)["warnings"].to_string();
+    assert!(warnings.contains("grants_elsewhere"), "{warnings}");
+    world
+        .wi(&["apply", "-f", spec, "--prune", "--auto-approve"])
+        .await
+        .expect(0);
+    assert_eq!(description(&world, "team-a-app").await, None);
+    assert_eq!(
+        project_roles_of(&world, "team-a-app").await,
+        Vec::<String>::new()
+    );
+    world.stop().await;
+}
