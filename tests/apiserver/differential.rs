@@ -585,6 +585,38 @@ async fn scenario(name: &str, side: &Side, t: &Tokens, ns: &str) -> Steps {
             let o = with_object(side, t, &sa, o).await;
             steps.push(("wi releases (helm keeps it)".into(), o));
         }
+        "legacy-handover" => {
+            // A named owner claims a KSA an older wi (manager `wi`) wrote:
+            // it applies the same values as `wi/team-a`, then an empty
+            // apply as `wi` releases the old manager's fields; the values
+            // stay, owned by `wi/team-a` alone.
+            side.create_namespace(&t.operator, ns).await;
+            let c = side.conn(&t.operator).await;
+            let legacy_labels = annotations(&[("app.kubernetes.io/managed-by", "wi")]);
+            let o = client_outcome(
+                c.apply_service_account(ns, "app", &legacy_labels, &wi_ann, false)
+                    .await,
+            );
+            let o = with_object(side, t, &sa, o).await;
+            steps.push(("older wi applies".into(), o));
+            let labels = annotations(&[
+                ("app.kubernetes.io/managed-by", "wi"),
+                ("wi.dev/owner", "team-a"),
+            ]);
+            let owned = annotations(&[(WI_ANNOTATION, GSA_A), ("wi.dev/declared-in", "a.yaml")]);
+            let o = client_outcome(
+                c.apply_service_account_as("wi/team-a", ns, "app", &labels, &owned, false)
+                    .await,
+            );
+            let o = with_object(side, t, &sa, o).await;
+            steps.push(("wi/team-a applies the same and more".into(), o));
+            let o = client_outcome(
+                c.apply_service_account_as("wi", ns, "app", &none, &none, false)
+                    .await,
+            );
+            let o = with_object(side, t, &sa, o).await;
+            steps.push(("empty apply as wi releases it".into(), o));
+        }
         "namespace-apply" => {
             let c = side.conn(&t.operator).await;
             let labels = annotations(&[("team", "payments"), ("wi.example.com/managed", "true")]);
@@ -998,6 +1030,7 @@ scenarios! {
     conflict_apply_manager => "conflict-apply-manager",
     untracked_then_apply => "untracked-then-apply",
     shared_value => "shared-value",
+    legacy_handover => "legacy-handover",
     release => "release",
     namespace_apply => "namespace-apply",
     delete => "delete",

@@ -556,3 +556,28 @@ async fn prune_removes_a_pruned_accounts_conditional_grants_first() {
     );
     world.stop().await;
 }
+
+#[tokio::test]
+async fn one_owner_in_two_specs_run_apart_is_a_usage_error_naming_the_other_file() {
+    let (world, _seed) = world().await;
+    let first = world.write("team-a-1.yaml", &team_spec("team-a", "team-a-app", "a-api"));
+    let second = world.write(
+        "team-a-2.yaml",
+        &team_spec("team-a", "team-a-jobs", "a-jobs"),
+    );
+    world
+        .wi(&["apply", "-f", first.to_str().unwrap(), "--auto-approve"])
+        .await
+        .expect(0);
+    let before = ksa(&world, "apps", "a-api").await.expect("KSA");
+    // team-a's second file alone would release what the first declares.
+    let plan = world
+        .wi(&["plan", "-f", second.to_str().unwrap()])
+        .await
+        .expect(1);
+    let flat: String = plan.stderr.split_whitespace().collect();
+    assert!(flat.contains("team-a-1.yaml"), "{}", plan.stderr);
+    assert_output_snapshot!("owners_one_owner_two_specs_apart", plan);
+    assert_eq!(ksa(&world, "apps", "a-api").await, Some(before));
+    world.stop().await;
+}

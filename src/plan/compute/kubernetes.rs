@@ -28,6 +28,15 @@ fn file_key(file: &str) -> &str {
     file.trim_start_matches("./")
 }
 
+/// Whether two spec paths name the same file as far as a path tells: equal,
+/// or one ends with the other at a path boundary (`specs/a.yaml` and
+/// `/ci/checkout/specs/a.yaml`, the same file checked out elsewhere).
+fn same_file(a: &str, b: &str) -> bool {
+    let (a, b) = (file_key(a), file_key(b));
+    let (long, short) = if a.len() >= b.len() { (a, b) } else { (b, a) };
+    long == short || (long.ends_with(short) && long[..long.len() - short.len()].ends_with('/'))
+}
+
 impl Planner<'_> {
     /// The spec files of this run, as origins name them.
     fn run_files(&self) -> BTreeSet<String> {
@@ -38,7 +47,7 @@ impl Planner<'_> {
             .chain(m.service_accounts.iter().map(|g| &g.origin))
             .chain(m.mappings.iter().map(|x| &x.origin))
             .chain(m.absent.iter().map(|a| &a.origin))
-            .map(|o| file_key(&o.file).to_string())
+            .map(|o| o.file.clone())
             .collect()
     }
 
@@ -160,9 +169,13 @@ impl Planner<'_> {
             if !mine.any() {
                 continue;
             }
+            // A named owner's spec split over several files: the KSA's file
+            // must be part of the run (the unnamed owner keeps older wi's
+            // one-spec behaviour).
             if mine.annotation
+                && !owner.is_unnamed()
                 && let Some(file) = declared_in(sa)
-                && !run_files.contains(file_key(file))
+                && !run_files.iter().any(|f| same_file(f, file))
             {
                 self.problem(
                     address.clone(),
@@ -472,4 +485,17 @@ fn ksa_attributes(sa: &K8sServiceAccount) -> Attributes {
         a.insert(owner_label_key(), json!(v));
     }
     a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_file;
+
+    #[test]
+    fn a_file_checked_out_elsewhere_is_the_same_file() {
+        assert!(same_file("specs/a.yaml", "./specs/a.yaml"));
+        assert!(same_file("/ci/repo/specs/a.yaml", "specs/a.yaml"));
+        assert!(!same_file("/ci/repo/xspecs/a.yaml", "specs/a.yaml"));
+        assert!(!same_file("specs/b.yaml", "specs/a.yaml"));
+    }
 }
