@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::harness;
 use crate::harness::{Output, TestWorld};
 
 const PROJECT: &str = "wi-teams";

@@ -317,4 +317,6 @@ impl Planner<'_> {
 }
 
 #[cfg(test)]
+mod owner_tests;
+#[cfg(test)]
 mod tests;

@@ -19,9 +19,9 @@ use crate::spec::{
     PoolSelection,
 };
 
-const P: &str = "wi-demo";
+pub(super) const P: &str = "wi-demo";
 
-fn key(name: &str) -> ClusterKey {
+pub(super) fn key(name: &str) -> ClusterKey {
     ClusterKey {
         project: P.into(),
         location: "us-central1-a".into(),
@@ -29,7 +29,7 @@ fn key(name: &str) -> ClusterKey {
     }
 }
 
-fn model() -> Model {
+pub(super) fn model() -> Model {
     Model {
         projects: vec![P.into()],
         clusters: vec![SpecCluster {
@@ -65,11 +65,11 @@ fn model() -> Model {
     }
 }
 
-fn email() -> String {
+pub(super) fn email() -> String {
     format!("payments-api@{P}.iam.gserviceaccount.com")
 }
 
-fn member() -> String {
+pub(super) fn member() -> String {
     format!("serviceAccount:{P}.svc.id.goog[payments/api]")
 }
 
@@ -93,7 +93,7 @@ fn gke(pool: Option<&str>, mode: Option<&str>) -> GkeCluster {
     }
 }
 
-fn empty_world() -> LiveState {
+pub(super) fn empty_world() -> LiveState {
     let mut live = LiveState::default();
     live.projects.insert(
         P.into(),
@@ -113,7 +113,7 @@ fn empty_world() -> LiveState {
     live
 }
 
-fn owned_account() -> GoogleServiceAccount {
+pub(super) fn owned_account() -> GoogleServiceAccount {
     GoogleServiceAccount {
         email: email(),
         project_id: P.into(),
@@ -124,7 +124,7 @@ fn owned_account() -> GoogleServiceAccount {
     }
 }
 
-fn ksa(
+pub(super) fn ksa(
     annotation: Option<&str>,
     managers: &[(&str, &str, bool, bool)],
     label: bool,
@@ -179,7 +179,7 @@ fn ksa(
 }
 
 /// A world where everything the model wants exists.
-fn converged_world() -> LiveState {
+pub(super) fn converged_world() -> LiveState {
     let mut live = empty_world();
     let project = live.projects.get_mut(P).unwrap();
     project.iam_credentials_enabled = Some(true);
@@ -230,7 +230,7 @@ fn converged_world() -> LiveState {
     live
 }
 
-fn plan(model: &Model, live: &LiveState, options: &PlanOptions) -> Plan {
+pub(super) fn plan(model: &Model, live: &LiveState, options: &PlanOptions) -> Plan {
     compute(model, live, options, "digest".into()).expect("plan")
 }
 
