@@ -1,14 +1,25 @@
-//! Stateless ownership: how `wi` knows, without a state file, what is its own.
+//! Stateless ownership: how `wi` knows, without a state file, what is whose.
 //!
-//! - A Google service account is `wi`'s when its description carries
-//!   [`OWNERSHIP_MARKER`]; so are its [`WORKLOAD_IDENTITY_USER`] members and
-//!   its own project-role grants (undeclared ones are drift). On accounts `wi`
-//!   does not own it only adds, and removes a member only when the spec lists
-//!   it under `absent`.
-//! - A Kubernetes field is `wi`'s when its field manager [`FIELD_MANAGER`]
-//!   owns it through server-side apply (`managedFields`, read by
-//!   [`ksa_field_owners`]); a namespace or KSA `wi` created carries
-//!   [`MANAGED_BY_LABEL`]` = wi`.
+//! Every object records its [`Owner`] on itself; a run plans removals,
+//! releases, prunes and orphan warnings only for objects of the owners its
+//! model declares (`Model::owners`):
+//! - a Google service account: its description marker ([`Owner::marker`],
+//!   `[managed-by: wi owner=O]`, [`OWNERSHIP_MARKER`] for the unnamed owner).
+//!   Its [`WORKLOAD_IDENTITY_USER`] members and its own project-role grants
+//!   are attributed to the account's owner (IAM members carry no metadata),
+//!   who removes the undeclared ones; on an account nobody owns, or an owner
+//!   not loaded owns, members are only added, and removed only through
+//!   `absent`;
+//! - a KSA's GSA annotation: the server-side-apply field manager of the
+//!   owner ([`Owner::field_manager`], `wi/O`, [`FIELD_MANAGER`] for the
+//!   unnamed owner), read from `managedFields` by [`ksa_fields`], plus the
+//!   informational [`DECLARED_IN_ANNOTATION`];
+//! - a namespace or KSA `wi` created: [`MANAGED_BY_LABEL`]` = wi` and
+//!   [`OWNER_LABEL`]` = O` (no owner label for the unnamed owner).
+//!
+//! Objects of the unnamed owner are what older `wi` wrote; a named owner
+//! that declares one claims it (re-marks the account; applies the KSA as
+//! `wi/O`, then releases manager `wi`'s fields by an empty apply).
 //!
 //! Every layer that asks "is this mine?" (live reads, the planner, apply's
 //! re-checks, the Kubernetes writes) asks it here, so the rule is changed in

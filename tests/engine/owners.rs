@@ -580,3 +580,31 @@ async fn one_owner_in_two_specs_run_apart_is_a_usage_error_naming_the_other_file
     assert_eq!(ksa(&world, "apps", "a-api").await, Some(before));
     world.stop().await;
 }
+
+#[tokio::test]
+async fn a_saved_plan_applies_as_its_owner() {
+    let (world, _seed) = world().await;
+    let spec = world.write("team-a.yaml", &team_spec("team-a", "team-a-app", "a-api"));
+    let saved = world.path("team-a.plan");
+    world
+        .wi(&[
+            "plan",
+            "-f",
+            spec.to_str().unwrap(),
+            "--out",
+            saved.to_str().unwrap(),
+        ])
+        .await
+        .expect(0);
+    world
+        .wi(&[
+            "apply",
+            saved.to_str().unwrap(),
+            "-f",
+            spec.to_str().unwrap(),
+        ])
+        .await
+        .expect(0);
+    assert_team_intact(&world, "team-a", "team-a-app", "a-api").await;
+    world.stop().await;
+}

@@ -1,12 +1,14 @@
 //! Planning: (model, live) → Plan. Pure: no I/O, no clock, no environment.
 //!
 //! Ownership without a state file follows [`crate::ownership`]: an account
-//! whose description carries the ownership marker is `wi`'s, and so are its
+//! belongs to the owner its description marker names, and so do its
 //! `roles/iam.workloadIdentityUser` members and its own project-role grants
-//! (undeclared ones are drift). On accounts `wi` does not own it only adds,
-//! and removes a member only when the spec lists it under `absent`.
-//! Kubernetes fields belong to `wi` when its field manager owns them
-//! (server-side apply `managedFields`).
+//! (undeclared ones are drift for that owner only). On accounts no owner of
+//! this run owns it only adds, and removes a member only when the spec lists
+//! it under `absent`. Kubernetes fields belong to the owner whose field
+//! manager (`wi/O`) owns them (server-side apply `managedFields`). A claim
+//! that collides with another owner's (an account, a KSA, a mapping to
+//! another owner's account) is a [`PlanProblem`]: nothing is planned.
 
 use std::collections::BTreeSet;
 
