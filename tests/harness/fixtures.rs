@@ -28,9 +28,13 @@ use super::root;
 
 // ---- the planner's situations ------------------------------------------------
 
-/// The quickstart spec, loaded as `wi` loads it.
+/// The quickstart spec, loaded as `wi` loads it, named by its path in the
+/// repository (plans record it: the generated fuzz seeds must not depend on
+/// where the repository is checked out).
 pub fn quickstart() -> Model {
-    wi::spec::load_file(&root().join("examples/quickstart.yaml")).expect("quickstart loads")
+    let text = std::fs::read_to_string(root().join("examples/quickstart.yaml")).expect("read");
+    wi::spec::load_str(&text, "examples/quickstart.yaml", wi::spec::Format::Yaml)
+        .expect("quickstart loads")
 }
 
 /// What `wi` plans for `model` against `live`.
