@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::render::Style;
+use crate::spec::SpecSource;
 
 /// The environment, as a map: a snapshot of the process's, or the demo's
 /// emulator settings handed to the engine without touching the real one.
@@ -40,10 +41,18 @@ pub(crate) enum ColorChoice {
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Global options")]
 pub(crate) struct GlobalArgs {
-    /// The spec file (default: $WI_SPEC, else wi.yaml, wi.yml or wi.toml in the
-    /// current directory; `wi demo`: examples/quickstart.yaml).
-    #[arg(short = 'f', long = "file", value_name = "FILE", global = true)]
-    pub file: Option<PathBuf>,
+    /// A spec file, a directory (every *.yaml, *.yml and *.toml under it), or
+    /// `-` for standard input; repeat to load several as one spec set
+    /// (default: $WI_SPEC, else wi.yaml, wi.yml or wi.toml in the current
+    /// directory; `wi demo`: examples/quickstart.yaml).
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        global = true,
+        action = clap::ArgAction::Append
+    )]
+    pub file: Vec<PathBuf>,
     /// When to use colours [default: auto: a terminal without NO_COLOR].
     #[arg(long, value_enum, value_name = "WHEN", global = true)]
     pub color: Option<ColorChoice>,
@@ -213,10 +222,11 @@ impl EngineSettings {
 pub(crate) struct Settings {
     /// The environment the engine's clients are configured from.
     pub env: Environment,
-    /// `-f/--file` exactly as typed.
-    pub file_flag: Option<PathBuf>,
-    /// `-f/--file`, else `WI_SPEC`; `None`: discover in the current directory.
-    pub spec_file: Option<PathBuf>,
+    /// Every `-f/--file`, in order, exactly as typed (`-` is standard input).
+    pub file_flag: Vec<SpecSource>,
+    /// The `-f/--file` sources, else `WI_SPEC` (one file or directory);
+    /// `None`: discover in the current directory.
+    pub spec_file: Option<Vec<SpecSource>>,
     /// Colours of stdout and stderr.
     pub styles: Styles,
     /// The tracing filter: `WI_LOG`, else from `-v`/`-q`.
@@ -251,13 +261,20 @@ impl Settings {
             .to_string(),
         };
         let engine = EngineSettings::resolve(&env, args.parallelism)?;
-        let spec_file = args.file.clone().or_else(|| {
+        let file_flag: Vec<SpecSource> = args
+            .file
+            .iter()
+            .map(|p| SpecSource::from_arg(p))
+            .collect();
+        let spec_file = if file_flag.is_empty() {
             env.get("WI_SPEC")
                 .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        });
+                .map(|v| vec![SpecSource::from_arg(std::path::Path::new(v))])
+        } else {
+            Some(file_flag.clone())
+        };
         Ok(Settings {
-            file_flag: args.file.clone(),
+            file_flag,
             spec_file,
             styles,
             log_filter,

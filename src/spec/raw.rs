@@ -277,8 +277,7 @@ pub type SpList = Sp<Vec<Sp<String>>>;
 #[schemars(title = "wi spec")]
 pub struct RawSpec {
     /// Format version of this file. Always 1.
-    #[schemars(range(min = 1, max = 1))]
-    pub version: Sp<u32>,
+    pub version: Sp<Version>,
     /// Who this file's objects belong to: a short name (lowercase letters,
     /// digits and hyphens, at most 30) recorded on every account, KSA and
     /// namespace `wi` creates or adopts for it. Specs of different owners
@@ -310,6 +309,73 @@ pub struct RawSpec {
     #[serde(default, deserialize_with = "null_as_empty")]
     #[schemars(with = "Option<Vec<RawAbsent>>")]
     pub absent: Vec<Sp<RawAbsent>>,
+}
+
+/// `version`: a number as written, or the text of a quoted one (refused by
+/// validation at its line, with a clearer message than a type error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Version {
+    /// `version: 1`.
+    Number(u64),
+    /// `version: "1"`.
+    Text(String),
+}
+
+impl Serialize for Version {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Version::Number(n) => serializer.serialize_u64(*n),
+            Version::Text(t) => serializer.serialize_str(t),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Version {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Version;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("the number 1")
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Version::Number(v))
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                u64::try_from(v)
+                    .map(Version::Number)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Version::Text(v.to_owned()))
+            }
+        }
+        // `any`: a quoted "1" must arrive as text, not be read as a number.
+        deserializer.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for Version {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Version".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "integer",
+            "format": "uint32",
+            "minimum": 1,
+            "maximum": 1
+        })
+    }
 }
 
 /// Defaults for items that omit a field.
