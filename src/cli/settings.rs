@@ -261,11 +261,8 @@ impl Settings {
             .to_string(),
         };
         let engine = EngineSettings::resolve(&env, args.parallelism)?;
-        let file_flag: Vec<SpecSource> = args
-            .file
-            .iter()
-            .map(|p| SpecSource::from_arg(p))
-            .collect();
+        let file_flag: Vec<SpecSource> =
+            args.file.iter().map(|p| SpecSource::from_arg(p)).collect();
         let spec_file = if file_flag.is_empty() {
             env.get("WI_SPEC")
                 .filter(|v| !v.is_empty())

@@ -50,7 +50,11 @@ fn sa_project(email: &str) -> &str {
 fn is_service_agent_id(local: &str) -> bool {
     local
         .strip_prefix("service-")
-        .map(|n| n.strip_prefix("org-").or_else(|| n.strip_prefix("folder-")).unwrap_or(n))
+        .map(|n| {
+            n.strip_prefix("org-")
+                .or_else(|| n.strip_prefix("folder-"))
+                .unwrap_or(n)
+        })
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
 }
 
@@ -328,7 +332,10 @@ mod tests {
         assert_eq!(sa_project("a@p-1.iam.gserviceaccount.com"), "p-1");
         assert_eq!(sa_project("123-compute@developer.gserviceaccount.com"), "-");
         assert_eq!(sa_project("nonsense"), "-");
-        assert_eq!(sa_project("acme-prod@appspot.gserviceaccount.com"), "acme-prod");
+        assert_eq!(
+            sa_project("acme-prod@appspot.gserviceaccount.com"),
+            "acme-prod"
+        );
         assert_eq!(sa_project("123@cloudservices.gserviceaccount.com"), "-");
         assert_eq!(
             sa_project("service-123@gcp-sa-cloudbuild.iam.gserviceaccount.com"),

@@ -110,7 +110,10 @@ pub enum SpecError {
 
     /// More files than [`super::MAX_FILES`].
     #[error("more than {limit} spec files in one set")]
-    #[diagnostic(code(wi::spec::too_many_files), help("pass fewer files or directories with -f"))]
+    #[diagnostic(
+        code(wi::spec::too_many_files),
+        help("pass fewer files or directories with -f")
+    )]
     TooManyFiles {
         /// The limit.
         limit: usize,

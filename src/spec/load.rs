@@ -9,48 +9,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use miette::NamedSource;
-use sha2::{Digest, Sha256};
 
 use super::diagnostic::{InvalidSpec, Problem, SpecError};
 use super::model::Model;
 use super::raw::RawSpec;
-use super::source::{SpecFile, SpecSet, SpecSource, read_bounded, read_sources};
+use super::source::{
+    Format, MAX_FILE_BYTES, SpecFile, SpecSet, SpecSource, read_bounded, read_sources,
+};
 use super::validate;
-
-/// The largest spec file accepted, in bytes (4 MiB).
-pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// At most this many problems are kept in one [`SpecError::Invalid`].
 pub const MAX_PROBLEMS: usize = 200;
 
 /// The names [`discover`] looks for, in order.
 pub(crate) const SPEC_FILE_NAMES: [&str; 3] = ["wi.yaml", "wi.yml", "wi.toml"];
-
-/// The syntax of a spec file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// YAML 1.2 (also reads JSON).
-    Yaml,
-    /// TOML 1.0.
-    Toml,
-}
-
-impl Format {
-    /// The format a file name implies: `.toml` is TOML, anything else YAML.
-    pub fn from_path(path: &Path) -> Format {
-        match path.extension().and_then(|e| e.to_str()) {
-            Some(ext) if ext.eq_ignore_ascii_case("toml") => Format::Toml,
-            _ => Format::Yaml,
-        }
-    }
-
-    fn language(self) -> &'static str {
-        match self {
-            Format::Yaml => "yaml",
-            Format::Toml => "toml",
-        }
-    }
-}
 
 /// Finds the spec in `dir`: exactly one of `wi.yaml`, `wi.yml`, `wi.toml`.
 pub fn discover(dir: &Path) -> Result<PathBuf, SpecError> {
@@ -317,7 +289,7 @@ fn help_for(code: &str, message: &str) -> Option<String> {
                 .map(|c| c.trim().trim_matches('`'))
                 .collect();
             // The message already lists the fields; only add a likely spelling.
-            super::validate::closest(field, &candidates).map(|c| format!("did you mean `{c}`?"))
+            super::suggest::closest(field, &candidates).map(|c| format!("did you mean `{c}`?"))
         }
         "wi::spec::wrong_type" if message.contains("expected sequence") => {
             Some("this field takes a list: `[a, b]`, or one `- item` per line".to_owned())
@@ -332,11 +304,6 @@ fn help_for(code: &str, message: &str) -> Option<String> {
         )),
         _ => None,
     }
-}
-
-/// The SHA-256 of the spec text, lowercase hex: the fingerprint a saved plan records.
-pub fn digest(src: &str) -> String {
-    hex::encode(Sha256::digest(src.as_bytes()))
 }
 
 /// The JSON Schema (draft-07) of the spec format, pretty-printed with a final newline.

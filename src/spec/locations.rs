@@ -83,7 +83,7 @@ pub fn suggest_location(s: &str) -> Option<String> {
         all.extend(zones.iter().map(|z| format!("{region}-{z}")));
     }
     let candidates: Vec<&str> = all.iter().map(String::as_str).collect();
-    if let Some(c) = super::validate::closest(s, &candidates) {
+    if let Some(c) = super::suggest::closest(s, &candidates) {
         return Some(c.to_owned());
     }
     // A zone letter the region does not have: `us-east1-a` → `us-east1-b`.
@@ -106,8 +106,14 @@ mod tests {
         assert!(!is_known_region("mars-north9"));
         assert!(!is_known_zone("mars-north9-z"));
         assert!(!is_known_zone("us-central1-ab"));
-        assert_eq!(suggest_location("us-centrl1").as_deref(), Some("us-central1"));
-        assert_eq!(suggest_location("us-east1-a").as_deref(), Some("us-east1-b"));
+        assert_eq!(
+            suggest_location("us-centrl1").as_deref(),
+            Some("us-central1")
+        );
+        assert_eq!(
+            suggest_location("us-east1-a").as_deref(),
+            Some("us-east1-b")
+        );
         assert_eq!(suggest_location("mars-north9-z"), None);
         let mut sorted = REGIONS.to_vec();
         sorted.sort_by(|a, b| a.0.cmp(b.0));

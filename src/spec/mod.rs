@@ -15,16 +15,15 @@ pub(crate) mod model;
 pub(crate) mod names;
 pub(crate) mod raw;
 mod source;
+mod suggest;
 mod tags;
 mod validate;
 
 pub use diagnostic::{InvalidSpec, Label, Problem, SpecError, render_plain};
 pub use load::{
-    Format, MAX_FILE_BYTES, MAX_PROBLEMS, digest, discover, load_file, load_file_with_source,
-    load_set, load_spec_set, load_str, parse_raw, schema_json,
-};
-pub use names::ANY_PROJECT;
-pub use source::{
-    MAX_FILES, STDIN_NAME, SpecFile, SpecSet, SpecSource, read_sources, set_digest,
+    MAX_PROBLEMS, discover, load_file, load_file_with_source, load_set, load_spec_set, load_str,
+    parse_raw, schema_json,
 };
 pub use model::*;
+pub use names::ANY_PROJECT;
+pub use source::{MAX_FILES, STDIN_NAME, SpecFile, SpecSet, SpecSource, read_sources, set_digest};

@@ -288,7 +288,11 @@ pub fn gsa_email_project(s: &str) -> Result<String, String> {
     };
     let agent_local = local
         .strip_prefix("service-")
-        .map(|n| n.strip_prefix("org-").or_else(|| n.strip_prefix("folder-")).unwrap_or(n))
+        .map(|n| {
+            n.strip_prefix("org-")
+                .or_else(|| n.strip_prefix("folder-"))
+                .unwrap_or(n)
+        })
         .is_some_and(number);
     let agent_domain = project.starts_with("gcp-sa-")
         || LEGACY_AGENT_DOMAINS.contains(&project)
@@ -308,7 +312,10 @@ pub fn gsa_email_project(s: &str) -> Result<String, String> {
         return if local_ok && label(project) {
             Ok(ANY_PROJECT.to_owned())
         } else {
-            Err("a service agent is service-NUMBER@gcp-sa-SERVICE.iam.gserviceaccount.com".to_owned())
+            Err(
+                "a service agent is service-NUMBER@gcp-sa-SERVICE.iam.gserviceaccount.com"
+                    .to_owned(),
+            )
         };
     }
     parse_gsa_email(s).map(|(_, p)| p.to_owned())
@@ -461,11 +468,26 @@ mod tests {
     #[test]
     fn google_managed_accounts() {
         let p = |s: &str| gsa_email_project(s);
-        assert_eq!(p("payments@acme-prod.iam.gserviceaccount.com").as_deref(), Ok("acme-prod"));
-        assert_eq!(p("123456789-compute@developer.gserviceaccount.com").as_deref(), Ok("-"));
-        assert_eq!(p("acme-prod@appspot.gserviceaccount.com").as_deref(), Ok("acme-prod"));
-        assert_eq!(p("123456789@cloudservices.gserviceaccount.com").as_deref(), Ok("-"));
-        assert_eq!(p("123456789@cloudbuild.gserviceaccount.com").as_deref(), Ok("-"));
+        assert_eq!(
+            p("payments@acme-prod.iam.gserviceaccount.com").as_deref(),
+            Ok("acme-prod")
+        );
+        assert_eq!(
+            p("123456789-compute@developer.gserviceaccount.com").as_deref(),
+            Ok("-")
+        );
+        assert_eq!(
+            p("acme-prod@appspot.gserviceaccount.com").as_deref(),
+            Ok("acme-prod")
+        );
+        assert_eq!(
+            p("123456789@cloudservices.gserviceaccount.com").as_deref(),
+            Ok("-")
+        );
+        assert_eq!(
+            p("123456789@cloudbuild.gserviceaccount.com").as_deref(),
+            Ok("-")
+        );
         assert_eq!(
             p("service-123456789@gcp-sa-artifactregistry.iam.gserviceaccount.com").as_deref(),
             Ok("-")

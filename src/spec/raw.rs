@@ -276,7 +276,7 @@ pub type SpList = Sp<Vec<Sp<String>>>;
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schemars(title = "wi spec")]
 pub struct RawSpec {
-    /// Format version of this file. Always 1.
+    /// Format version of this file. Always the number 1 (not the string "1").
     pub version: Sp<Version>,
     /// Who this file's objects belong to: a short name (lowercase letters,
     /// digits and hyphens, at most 30) recorded on every account, KSA and
@@ -378,6 +378,29 @@ impl JsonSchema for Version {
     }
 }
 
+/// A Google Cloud region or zone, for the schema: the names of
+/// [`super::locations::REGIONS`] and their zones.
+pub struct Location;
+
+impl JsonSchema for Location {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Location".into()
+    }
+
+    fn json_schema(_generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let mut names = Vec::new();
+        for (region, zones) in super::locations::REGIONS {
+            names.push((*region).to_owned());
+            names.extend(zones.iter().map(|z| format!("{region}-{z}")));
+        }
+        schemars::json_schema!({
+            "description": "A Google Cloud region (`us-central1`) or zone (`us-central1-a`).",
+            "type": "string",
+            "enum": names
+        })
+    }
+}
+
 /// Defaults for items that omit a field.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -387,7 +410,7 @@ pub struct RawDefaults {
     #[schemars(regex(pattern = r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$"))]
     pub project: Option<Sp<String>>,
     /// Location (region or zone) for clusters without `location`.
-    #[schemars(regex(pattern = r"^[a-z]+-[a-z]+[0-9]+(-[a-z])?$"))]
+    #[schemars(with = "Option<Location>")]
     pub location: Option<Sp<String>>,
 }
 
@@ -403,7 +426,7 @@ pub struct RawCluster {
     #[schemars(regex(pattern = r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$"))]
     pub project: Option<Sp<String>>,
     /// Region (`us-central1`) or zone (`us-central1-a`); default `defaults.location`.
-    #[schemars(regex(pattern = r"^[a-z]+-[a-z]+[0-9]+(-[a-z])?$"))]
+    #[schemars(with = "Option<Location>")]
     pub location: Option<Sp<String>>,
     /// Whether the cluster must have Workload Identity (a workload pool). Default true.
     pub workload_identity: Option<Sp<bool>>,
@@ -570,8 +593,10 @@ pub enum Manage {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schemars(rename = "Mapping")]
 pub struct RawMapping {
-    /// A declared account's name, or the full email of an account declared
-    /// elsewhere (`NAME@PROJECT.iam.gserviceaccount.com`).
+    /// A declared account's name (in any file of the set), or the full email
+    /// of an account managed elsewhere: `NAME@PROJECT.iam.gserviceaccount.com`,
+    /// or a Google-managed one (`NUMBER-compute@developer.gserviceaccount.com`,
+    /// `PROJECT@appspot.gserviceaccount.com`, a service agent).
     pub service_account: Sp<String>,
     /// Cluster names, `project/name`, `project/location/name`, group names, or `*` for all.
     #[schemars(length(min = 1))]

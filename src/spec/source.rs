@@ -15,7 +15,40 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::diagnostic::SpecError;
-use super::load::{Format, MAX_FILE_BYTES};
+
+/// The largest spec file accepted, in bytes (4 MiB).
+pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The syntax of a spec file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// YAML 1.2 (also reads JSON).
+    Yaml,
+    /// TOML 1.0.
+    Toml,
+}
+
+impl Format {
+    /// The format a file name implies: `.toml` is TOML, anything else YAML.
+    pub fn from_path(path: &Path) -> Format {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(ext) if ext.eq_ignore_ascii_case("toml") => Format::Toml,
+            _ => Format::Yaml,
+        }
+    }
+
+    pub(crate) fn language(self) -> &'static str {
+        match self {
+            Format::Yaml => "yaml",
+            Format::Toml => "toml",
+        }
+    }
+}
+
+/// The SHA-256 of the spec text, lowercase hex: the fingerprint a saved plan records.
+pub fn digest(src: &str) -> String {
+    hex::encode(Sha256::digest(src.as_bytes()))
+}
 
 /// The name standard input has in diagnostics and origins.
 pub const STDIN_NAME: &str = "<stdin>";
@@ -103,7 +136,7 @@ impl SpecSet {
 /// renaming, reordering, adding or removing a file changes the digest.
 pub fn set_digest(files: &[SpecFile]) -> String {
     if let [one] = files {
-        return super::load::digest(&one.text);
+        return digest(&one.text);
     }
     let mut h = Sha256::new();
     h.update(b"wi-spec-set-v1\0");
@@ -213,15 +246,21 @@ fn walk(dir: &Path) -> Result<Vec<PathBuf>, SpecError> {
             return Err(SpecError::TooManyFiles { limit: MAX_FILES });
         }
     }
-    out.sort_by(|a, b| a.as_os_str().as_encoded_bytes().cmp(b.as_os_str().as_encoded_bytes()));
+    out.sort_by(|a, b| {
+        a.as_os_str()
+            .as_encoded_bytes()
+            .cmp(b.as_os_str().as_encoded_bytes())
+    });
     Ok(out)
 }
 
 /// `*.yaml`, `*.yml` or `*.toml` (any case).
 fn is_spec_name(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| ["yaml", "yml", "toml"].iter().any(|x| e.eq_ignore_ascii_case(x)))
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+        ["yaml", "yml", "toml"]
+            .iter()
+            .any(|x| e.eq_ignore_ascii_case(x))
+    })
 }
 
 /// Reads a regular file of at most [`MAX_FILE_BYTES`] as UTF-8. Anything
@@ -327,7 +366,7 @@ mod tests {
     fn one_file_keeps_the_text_digest_and_sets_cover_names_and_order() {
         let a = file("a.yaml", "version: 1\n");
         let b = file("b.yaml", "version: 1\n");
-        assert_eq!(set_digest(std::slice::from_ref(&a)), super::super::load::digest(&a.text));
+        assert_eq!(set_digest(std::slice::from_ref(&a)), super::digest(&a.text));
         let ab = set_digest(&[a.clone(), b.clone()]);
         assert_ne!(ab, set_digest(&[b.clone(), a.clone()]));
         let renamed = file("c.yaml", "version: 1\n");

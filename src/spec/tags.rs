@@ -88,7 +88,10 @@ mod tests {
 
     #[test]
     fn core_tags_pass_and_others_are_refused() {
-        assert_eq!(codes("a: !!str x\nb: !!int 3\nc: ! y\nd: !!seq [1]\n"), Vec::<String>::new());
+        assert_eq!(
+            codes("a: !!str x\nb: !!int 3\nc: ! y\nd: !!seq [1]\n"),
+            Vec::<String>::new()
+        );
         assert_eq!(
             codes("name: !!binary cGF5bWVudHM=\n"),
             ["the YAML tag `!!binary` is not accepted in a spec"]

@@ -9,6 +9,6 @@ mod cli;
 mod diagnostics;
 mod model;
 mod multi;
-mod validate_fixes;
 mod robustness;
 mod schema;
+mod validate_fixes;

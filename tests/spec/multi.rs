@@ -32,10 +32,7 @@ fn platform() -> SpecSource {
 }
 
 fn team(name: &str) -> SpecSource {
-    text(
-        name,
-        &std::fs::read_to_string(multi(name)).expect("read"),
-    )
+    text(name, &std::fs::read_to_string(multi(name)).expect("read"))
 }
 
 fn invalid(sources: &[SpecSource]) -> SpecError {
@@ -75,7 +72,12 @@ fn a_directory_is_one_model_with_an_owner_per_file() {
     );
     // Team files map into the platform file's clusters and group.
     assert_eq!(model.clusters.len(), 2);
-    assert!(model.clusters.iter().all(|c| c.origin.file.ends_with("platform.yaml")));
+    assert!(
+        model
+            .clusters
+            .iter()
+            .all(|c| c.origin.file.ends_with("platform.yaml"))
+    );
     let payments: Vec<_> = model
         .mappings
         .iter()
@@ -149,7 +151,11 @@ fn a_typo_in_a_team_file_names_that_file_and_line() {
     let body = std::fs::read_to_string(multi("payments.yaml"))
         .expect("read")
         .replace("namespace: payments", "namespace: Payments");
-    let err = invalid(&[platform(), text("payments.yaml", &body), team("search.yaml")]);
+    let err = invalid(&[
+        platform(),
+        text("payments.yaml", &body),
+        team("search.yaml"),
+    ]);
     let p = &err.problems()[0];
     assert_eq!(p.code(), "wi::spec::invalid_namespace");
     assert_eq!(p.file_name(), "payments.yaml");
@@ -168,7 +174,11 @@ fn duplicates_across_files_name_both_places() {
     search.push_str(
         "  - serviceAccount: search-indexer\n    clusters: [prod-eu]\n    namespace: payments\n    ksa: api\n",
     );
-    let err = invalid(&[platform(), team("payments.yaml"), text("search.yaml", &search)]);
+    let err = invalid(&[
+        platform(),
+        team("payments.yaml"),
+        text("search.yaml", &search),
+    ]);
     let codes: Vec<&str> = err.problems().iter().map(|p| p.code()).collect();
     assert_eq!(
         codes,
@@ -195,7 +205,11 @@ fn a_mapping_to_another_owners_account_is_refused() {
     search.push_str(
         "  - serviceAccount: payments-api\n    clusters: [prod-us]\n    namespace: search\n    ksa: billing\n",
     );
-    let err = invalid(&[platform(), team("payments.yaml"), text("search.yaml", &search)]);
+    let err = invalid(&[
+        platform(),
+        team("payments.yaml"),
+        text("search.yaml", &search),
+    ]);
     let codes: Vec<&str> = err.problems().iter().map(|p| p.code()).collect();
     assert_eq!(codes, ["wi::spec::foreign_account"]);
     insta::assert_snapshot!("multi_foreign_account", render(&err));
@@ -226,8 +240,8 @@ fn defaults_apply_to_their_own_file() {
 #[test]
 fn a_file_given_twice_and_an_empty_directory_are_errors() {
     let p = multi("platform.yaml");
-    let err = spec::load_set(&[SpecSource::Path(p.clone()), SpecSource::Path(p)])
-        .expect_err("twice");
+    let err =
+        spec::load_set(&[SpecSource::Path(p.clone()), SpecSource::Path(p)]).expect_err("twice");
     assert!(matches!(err, SpecError::GivenTwice { .. }), "{err}");
     let err = spec::load_set(&[
         SpecSource::Path(root().join(MULTI)),
@@ -330,8 +344,7 @@ async fn stdin_is_a_file_of_the_set() {
         let mut stdin = child.stdin.take().expect("stdin");
         stdin.write_all(body.as_bytes()).await.expect("write");
     }
-    let out: crate::harness::command::Output =
-        child.wait_with_output().await.expect("wait").into();
+    let out: crate::harness::command::Output = child.wait_with_output().await.expect("wait").into();
     assert_output_snapshot!("validate_stdin_in_set", out);
 }
 
@@ -350,7 +363,11 @@ async fn a_fifo_is_refused_without_blocking() {
     // Inside a directory too, and through discovery.
     let out = wi_offline_in(dir.path(), &["validate", "-f", "."]).await;
     assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(out.stderr.contains("wi::spec::not_a_file"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("wi::spec::not_a_file"),
+        "{}",
+        out.stderr
+    );
     // Discovery looks for regular files only.
     let out = wi_offline_in(dir.path(), &["validate"]).await;
     assert_eq!(out.code, 1, "{}", out.stderr);

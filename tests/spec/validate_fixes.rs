@@ -31,8 +31,16 @@ fn unknown_locations_are_refused_at_their_line_with_a_suggestion() {
     let err = load_fixture("tests/fixtures/specs/invalid/unknown_location.yaml").expect_err("bad");
     let c = |l| ("wi::spec::invalid_location".to_owned(), l);
     assert_eq!(codes_and_lines(&err), [c(6), c(8), c(10)]);
-    let helps: Vec<&str> = err.problems().iter().filter_map(|p| p.help_text()).collect();
-    assert!(helps[0].contains("gcloud compute regions list"), "{}", helps[0]);
+    let helps: Vec<&str> = err
+        .problems()
+        .iter()
+        .filter_map(|p| p.help_text())
+        .collect();
+    assert!(
+        helps[0].contains("gcloud compute regions list"),
+        "{}",
+        helps[0]
+    );
     assert_eq!(helps[1], "did you mean `us-central1-a`?");
     assert_eq!(helps[2], "did you mean `us-central1`?");
 }

@@ -3,9 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{
-    AccountInfo, Ctx, Declared, MAX_DESCRIPTION, MAX_DISPLAY_NAME, MAX_ITEMS, PROJECT_ID,
-};
+use super::{AccountInfo, Ctx, Declared, MAX_DESCRIPTION, MAX_DISPLAY_NAME, MAX_ITEMS, PROJECT_ID};
 use crate::spec::model::Gsa;
 use crate::spec::names;
 use crate::spec::raw::{RawSpec, Sp};

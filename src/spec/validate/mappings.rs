@@ -227,7 +227,13 @@ pub(super) fn validate_mappings(
                     let same = prev.gsa_email == gsa.email;
                     let entry = ex
                         .clashes
-                        .entry((prev_origin.item, origin.item, key.1.clone(), key.2.clone(), same))
+                        .entry((
+                            prev_origin.item,
+                            origin.item,
+                            key.1.clone(),
+                            key.2.clone(),
+                            same,
+                        ))
                         .or_insert_with(|| (prev_origin.clone(), origin.clone(), Vec::new()));
                     entry.2.push(format!("`{}`", resolver.clusters[ci].key));
                     continue;
@@ -319,7 +325,12 @@ pub(super) fn validate_absent<'a>(
                 )
                 .label(a.member.span(), "must be absent here")
                 .help("remove the mapping or the absent entry");
-            let p = cx.label_at(p, origin.item.0, origin.gsa_span.clone(), "but this mapping binds it");
+            let p = cx.label_at(
+                p,
+                origin.item.0,
+                origin.gsa_span.clone(),
+                "but this mapping binds it",
+            );
             cx.push(p);
             continue;
         }

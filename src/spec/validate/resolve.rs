@@ -152,10 +152,9 @@ impl<'r, 'a> Resolver<'r, 'a> {
             return match names::gsa_email_project(v) {
                 Ok(project) => Some(GsaRef {
                     email: v.to_owned(),
-                    declared: self
-                        .accounts
-                        .iter()
-                        .position(|a| a.project == project && gsa_email(&a.project, &a.name.value) == v),
+                    declared: self.accounts.iter().position(|a| {
+                        a.project == project && gsa_email(&a.project, &a.name.value) == v
+                    }),
                     project,
                 }),
                 Err(rule) => {
