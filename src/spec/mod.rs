@@ -26,4 +26,7 @@ pub use load::{
 };
 pub use model::*;
 pub use names::ANY_PROJECT;
-pub use source::{MAX_FILES, STDIN_NAME, SpecFile, SpecSet, SpecSource, read_sources, set_digest};
+pub use source::{
+    Format, MAX_FILE_BYTES, MAX_FILES, STDIN_NAME, SpecFile, SpecSet, SpecSource, digest,
+    read_sources, set_digest,
+};
