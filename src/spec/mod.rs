@@ -25,7 +25,6 @@ pub use load::{
     parse_raw, schema_json,
 };
 pub use model::*;
-pub use names::ANY_PROJECT;
 pub use source::{
     Format, MAX_FILE_BYTES, MAX_FILES, STDIN_NAME, SpecFile, SpecSet, SpecSource, digest,
     read_sources, set_digest,
