@@ -372,3 +372,49 @@ async fn a_fifo_is_refused_without_blocking() {
     let out = wi_offline_in(dir.path(), &["validate"]).await;
     assert_eq!(out.code, 1, "{}", out.stderr);
 }
+
+/// `wi plan` takes the set: the quickstart split in a clusters file and a
+/// team file (in a directory, and as two `-f`, and with the team file on
+/// standard input) plans the same changes as the one file.
+#[tokio::test]
+async fn plan_of_a_split_spec_equals_the_plan_of_the_one_file() {
+    let world = crate::harness::TestWorld::start("examples/quickstart.seed.yaml").await;
+    let whole = std::fs::read_to_string(root().join("examples/quickstart.yaml")).expect("read");
+    let (head, tail) = whole.split_once("serviceAccounts:").expect("split point");
+    let dir = world.path("specs");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("clusters.yaml"), head).expect("write");
+    let team = format!("version: 1\ndefaults:\n  project: wi-demo\nserviceAccounts:{tail}");
+    std::fs::write(dir.join("team.yaml"), &team).expect("write");
+
+    let addresses = |out: &crate::harness::command::Output| -> Vec<(String, String)> {
+        let plan: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON plan");
+        plan["resource_changes"]
+            .as_array()
+            .expect("changes")
+            .iter()
+            .map(|c| (c["address"].to_string(), c["change"]["actions"].to_string()))
+            .collect()
+    };
+    let one = world
+        .wi(&["plan", "--json", "-f", "examples/quickstart.yaml"])
+        .await
+        .expect(0);
+    let dir_s = dir.to_string_lossy().into_owned();
+    let by_dir = world.wi(&["plan", "--json", "-f", &dir_s]).await.expect(0);
+    let clusters = dir.join("clusters.yaml").to_string_lossy().into_owned();
+    let team_path = dir.join("team.yaml").to_string_lossy().into_owned();
+    let by_files = world
+        .wi(&["plan", "--json", "-f", &clusters, "-f", &team_path])
+        .await
+        .expect(0);
+    assert!(!addresses(&one).is_empty());
+    assert_eq!(addresses(&by_dir), addresses(&one));
+    assert_eq!(addresses(&by_files), addresses(&one));
+    let digest = |out: &crate::harness::command::Output| {
+        serde_json::from_str::<serde_json::Value>(&out.stdout).expect("JSON")["spec_digest"].clone()
+    };
+    assert_eq!(digest(&by_dir), digest(&by_files), "same files, same order");
+    assert_ne!(digest(&by_dir), digest(&one));
+    world.stop().await;
+}

@@ -191,10 +191,25 @@ impl<'r, 'a> Resolver<'r, 'a> {
                     )
                     .label(r.span(), "not declared under `serviceAccounts`");
                 p = match closest(v, &candidates) {
-                    Some(c) => p.help(format!("did you mean `{c}`?")),
+                    Some(c) => {
+                        let file = self
+                            .accounts
+                            .iter()
+                            .find(|a| a.name.value == c)
+                            .map(|a| a.file)
+                            .filter(|&f| f != cx.cur);
+                        match file {
+                            Some(f) => p.help(format!(
+                                "did you mean `{c}` (declared in {})?",
+                                cx.file_name(f)
+                            )),
+                            None => p.help(format!("did you mean `{c}`?")),
+                        }
+                    }
                     None => p.help(
-                        "declare it under `serviceAccounts`, or write the full email of an \
-                         account managed elsewhere (NAME@PROJECT.iam.gserviceaccount.com)",
+                        "declare it under `serviceAccounts` in any file of the set, or write \
+                         the full email of an account managed elsewhere \
+                         (NAME@PROJECT.iam.gserviceaccount.com)",
                     ),
                 };
                 cx.push(p);
