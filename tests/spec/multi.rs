@@ -65,8 +65,8 @@ fn a_directory_is_one_model_with_an_owner_per_file() {
     assert_eq!(
         model.owners,
         [
-            Owner::Unnamed,
             Owner::Named("payments".into()),
+            Owner::Named("platform".into()),
             Owner::Named("search".into())
         ]
     );
@@ -190,7 +190,7 @@ fn duplicates_across_files_name_both_places() {
         dup.other_places(),
         [(
             "platform.yaml".to_owned(),
-            7,
+            9,
             "first declared in platform.yaml".to_owned()
         )]
     );
@@ -224,7 +224,7 @@ fn the_same_owner_may_split_its_spec_in_files() {
     assert_eq!(model.mappings.len(), 2);
     assert_eq!(
         model.owners,
-        [Owner::Unnamed, Owner::Named("payments".into())]
+        [Owner::Named("payments".into()), Owner::Named("platform".into())]
     );
 }
 
@@ -311,7 +311,7 @@ async fn print_model_shows_owners_and_origins() {
     let model: serde_json::Value = serde_json::from_str(&out.stdout).expect("model JSON");
     assert_eq!(
         model["owners"],
-        serde_json::json!(["unnamed", {"named": "payments"}, {"named": "search"}])
+        serde_json::json!([{"named": "payments"}, {"named": "platform"}, {"named": "search"}])
     );
     let m = &model["mappings"][0];
     assert_eq!(m["owner"], serde_json::json!({"named": "payments"}));
