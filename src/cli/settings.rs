@@ -102,6 +102,54 @@ pub(crate) enum SettingsError {
     #[error("--parallelism must be at least 1")]
     #[diagnostic(code(wi::settings::parallelism))]
     Parallelism,
+    /// `-f` both before and after the subcommand: the parser keeps only one
+    /// side, and a spec set missing a file would plan removals for it.
+    #[error(
+        "-f is given {typed} times but only {kept} would be read: some come before the subcommand and some after it"
+    )]
+    #[diagnostic(
+        code(wi::settings::file_flags_split),
+        help(
+            "put every -f after the subcommand (`wi plan -f a.yaml -f b.yaml`), or every one before it"
+        )
+    )]
+    FileFlagsSplit { typed: usize, kept: usize },
+}
+
+/// How many `-f`/`--file` flags the command line holds (`-f X`, `-fX`,
+/// `--file X`, `--file=X`, `-vf X`), up to a bare `--`.
+fn count_file_flags<I: IntoIterator<Item = std::ffi::OsString>>(argv: I) -> usize {
+    let mut count = 0;
+    let mut skip_value = false;
+    for arg in argv.into_iter().skip(1) {
+        if std::mem::take(&mut skip_value) {
+            continue;
+        }
+        let arg = arg.to_string_lossy();
+        if arg == "--" {
+            break;
+        }
+        if arg == "--file" {
+            count += 1;
+            skip_value = true;
+        } else if arg.starts_with("--file=") {
+            count += 1;
+        } else if let Some(shorts) = arg.strip_prefix('-').filter(|s| !s.starts_with('-')) {
+            // Flags without a value (-v, -q) may come before f in one token.
+            for (i, c) in shorts.char_indices() {
+                match c {
+                    'v' | 'q' => continue,
+                    'f' => {
+                        count += 1;
+                        skip_value = i + 1 == shorts.len();
+                    }
+                    _ => {}
+                }
+                break;
+            }
+        }
+    }
+    count
 }
 
 /// A duration-valued variable, its lower bound and what to say about it.
@@ -261,6 +309,15 @@ impl Settings {
             .to_string(),
         };
         let engine = EngineSettings::resolve(&env, args.parallelism)?;
+        // clap keeps one side of a global flag given both before and after
+        // the subcommand: refuse rather than load a set missing files.
+        let typed = count_file_flags(std::env::args_os());
+        if typed > args.file.len() {
+            return Err(SettingsError::FileFlagsSplit {
+                typed,
+                kept: args.file.len(),
+            });
+        }
         let file_flag: Vec<SpecSource> =
             args.file.iter().map(|p| SpecSource::from_arg(p)).collect();
         let spec_file = if file_flag.is_empty() {
@@ -331,6 +388,27 @@ mod tests {
             POLL_INTERVAL.read(&env(&[("WI_POLL_INTERVAL", "fast")])),
             Err(SettingsError::NotADuration { .. })
         ));
+    }
+
+    #[test]
+    fn file_flags_are_counted_as_typed() {
+        let n = |args: &[&str]| {
+            count_file_flags(
+                std::iter::once("wi")
+                    .chain(args.iter().copied())
+                    .map(std::ffi::OsString::from),
+            )
+        };
+        assert_eq!(n(&["plan", "-f", "a.yaml", "-f", "-"]), 2);
+        assert_eq!(
+            n(&[
+                "-f", "a", "plan", "--file", "b", "--file=c", "-fd", "-vf", "e"
+            ]),
+            5
+        );
+        assert_eq!(n(&["plan", "-f", "-f"]), 1, "the value of -f is not a flag");
+        assert_eq!(n(&["plan", "--", "-f", "x"]), 0);
+        assert_eq!(n(&["plan", "--format", "json", "-v"]), 0);
     }
 
     #[test]

@@ -224,7 +224,10 @@ fn the_same_owner_may_split_its_spec_in_files() {
     assert_eq!(model.mappings.len(), 2);
     assert_eq!(
         model.owners,
-        [Owner::Named("payments".into()), Owner::Named("platform".into())]
+        [
+            Owner::Named("payments".into()),
+            Owner::Named("platform".into())
+        ]
     );
 }
 
@@ -417,4 +420,28 @@ async fn plan_of_a_split_spec_equals_the_plan_of_the_one_file() {
     assert_eq!(digest(&by_dir), digest(&by_files), "same files, same order");
     assert_ne!(digest(&by_dir), digest(&one));
     world.stop().await;
+}
+
+/// clap keeps only one side of `-f` given before and after the subcommand:
+/// that is refused, never a set silently missing a file.
+#[tokio::test]
+async fn file_flags_on_both_sides_of_the_subcommand_are_refused() {
+    let out = wi_offline(&[
+        "-f",
+        "tests/fixtures/specs/multi/platform.yaml",
+        "validate",
+        "-f",
+        "tests/fixtures/specs/multi/search.yaml",
+    ])
+    .await;
+    assert_output_snapshot!("validate_file_flags_split", out);
+    wi_offline(&[
+        "-f",
+        "tests/fixtures/specs/multi/platform.yaml",
+        "-f",
+        "tests/fixtures/specs/multi/search.yaml",
+        "validate",
+    ])
+    .await
+    .expect(0);
 }
