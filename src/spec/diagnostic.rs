@@ -108,6 +108,19 @@ pub enum SpecError {
     #[diagnostic(code(wi::spec::given_twice), help("standard input can be read once"))]
     StdinTwice,
 
+    /// More bytes than [`super::MAX_SET_BYTES`], all files together.
+    #[error("the spec set is {size} bytes; at most {limit} are read")]
+    #[diagnostic(
+        code(wi::spec::too_large),
+        help("pass fewer files or directories with -f")
+    )]
+    SetTooLarge {
+        /// Bytes read so far.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+
     /// More files than [`super::MAX_FILES`].
     #[error("more than {limit} spec files in one set")]
     #[diagnostic(

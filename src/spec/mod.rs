@@ -26,6 +26,6 @@ pub use load::{
 };
 pub use model::*;
 pub use source::{
-    Format, MAX_FILE_BYTES, MAX_FILES, STDIN_NAME, SpecFile, SpecSet, SpecSource, digest,
-    read_sources, set_digest,
+    Format, MAX_FILE_BYTES, MAX_FILES, MAX_SET_BYTES, STDIN_NAME, SpecFile, SpecSet, SpecSource,
+    digest, read_sources, set_digest,
 };

@@ -56,6 +56,9 @@ pub const STDIN_NAME: &str = "<stdin>";
 /// Most files one spec set may hold.
 pub const MAX_FILES: usize = 1_000;
 
+/// The most bytes one spec set may hold, all files together (64 MiB).
+pub const MAX_SET_BYTES: u64 = 64 * 1024 * 1024;
+
 /// One `-f` argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SpecSource {
@@ -204,6 +207,13 @@ pub fn read_sources(sources: &[SpecSource]) -> Result<SpecSet, SpecError> {
         }
         if files.len() > MAX_FILES {
             return Err(SpecError::TooManyFiles { limit: MAX_FILES });
+        }
+        let total: u64 = files.iter().map(|f| f.text.len() as u64).sum();
+        if total > MAX_SET_BYTES {
+            return Err(SpecError::SetTooLarge {
+                size: total,
+                limit: MAX_SET_BYTES,
+            });
         }
     }
     let display = match (sources, files.as_slice()) {

@@ -445,3 +445,17 @@ async fn file_flags_on_both_sides_of_the_subcommand_are_refused() {
     .await
     .expect(0);
 }
+
+#[test]
+fn json_from_standard_input_joins_the_set() {
+    // `-f -` reads YAML, and JSON through the YAML parser: the same as a
+    // named JSON text in memory.
+    let team = r#"{"version": 1, "owner": "search", "defaults": {"project": "acme-prod"},
+      "serviceAccounts": [{"name": "search-indexer"}],
+      "mappings": [{"serviceAccount": "search-indexer", "clusters": ["prod"],
+                    "namespace": "search", "ksa": "indexer"}]}"#;
+    let (model, set) = spec::load_set(&[platform(), text(spec::STDIN_NAME, team)]).expect("valid");
+    assert_eq!(set.names(), ["platform.yaml", "<stdin>"]);
+    assert_eq!(model.mappings.len(), 2);
+    assert!(model.mappings.iter().all(|m| m.origin.file == "<stdin>"));
+}
