@@ -5,7 +5,13 @@
 //! [`Problem`] pointing at the offending value and carries on, so a user sees
 //! everything wrong with the file in one run.
 //!
-//! The shared context ([`Ctx`]: problems, name checks, limits) lives here;
+//! A spec set is validated as one model: each file's header (owner,
+//! version, defaults, projects), clusters and accounts first, then every
+//! file's mappings and `absent` entries against everything declared in any
+//! file. A problem that points at two files labels its own file and shows
+//! the other as a note.
+//!
+//! The shared context ([`Ctx`]: files, problems, name checks, limits) lives here;
 //! each section of the spec has its own file (`clusters`, `accounts`,
 //! `mappings` with `absent`), and `resolve` turns references into declared
 //! clusters and accounts.
@@ -33,11 +39,11 @@ use super::model::{ClusterKey, Model, Origin, Owner};
 use super::names;
 use super::raw::{RawSpec, Sp, SpList, Version};
 
-/// Most clusters one spec may declare.
+/// Most clusters one file may declare.
 const MAX_CLUSTERS: usize = 5_000;
-/// Most service accounts, mappings or absent entries one spec may declare.
+/// Most service accounts, mappings or absent entries one file may declare.
 const MAX_ITEMS: usize = 20_000;
-/// Most (cluster, namespace, KSA) mappings after expansion.
+/// Most (cluster, namespace, KSA) mappings after expansion, in the whole set.
 const MAX_EXPANDED: usize = 200_000;
 /// Longest display name IAM accepts.
 const MAX_DISPLAY_NAME: usize = 100;
