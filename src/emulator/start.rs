@@ -19,6 +19,7 @@ use super::crypto;
 use super::faults;
 use super::google;
 use super::kube::KubeClusterState;
+use super::quota::Quota;
 use super::router;
 use super::seed;
 use super::time::now_ms;
@@ -107,6 +108,11 @@ pub(crate) async fn start(
     let rules = match &cfg.faults {
         Some(spec) => faults::parse(spec).map_err(EmulatorError::Faults)?,
         None => Vec::new(),
+    };
+    let prefixes: Vec<&str> = google::APIS.iter().map(|a| a.prefix).collect();
+    let quota = match &cfg.quota {
+        Some(spec) => Quota::parse(spec, &prefixes).map_err(EmulatorError::Quota)?,
+        None => Quota::default(),
     };
     std::fs::create_dir_all(&cfg.work_dir).map_err(|source| EmulatorError::Io {
         path: cfg.work_dir.display().to_string(),
@@ -222,6 +228,7 @@ pub(crate) async fn start(
         rules,
         rng: Mutex::new(rng),
         stats: Mutex::new(Stats::default()),
+        quota,
         kube: Mutex::new(BTreeMap::new()),
         redirects: Mutex::new(BTreeMap::new()),
         persist_lock: Mutex::new(()),
