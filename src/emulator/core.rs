@@ -16,9 +16,9 @@ use serde_json::json;
 use super::EmulatorConfig;
 use super::crypto;
 use super::faults::{self, FaultRule};
-use super::quota::Quota;
 use super::kube::{KubeCluster, KubeClusterState};
 use super::kubeconfig;
+use super::quota::Quota;
 use super::time::now_ms;
 use super::world::{self, EmulatorWorld, IssuedToken, Principal};
 

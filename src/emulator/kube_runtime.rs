@@ -232,7 +232,11 @@ async fn kube_middleware(
     req: Request,
     next: Next,
 ) -> Response<Body> {
-    core.count_call(&kube_call(req.method(), req.uri().path(), req.uri().query()));
+    core.count_call(&kube_call(
+        req.method(),
+        req.uri().path(),
+        req.uri().query(),
+    ));
     // Held until the answer is ready, like the apiserver's in-flight count.
     let Some(_slot) = core.quota.enter_kube(&key) else {
         core.count_throttled("kubernetes");
@@ -283,17 +287,35 @@ mod tests {
         let c = |m: Method, p: &str, q: Option<&str>| kube_call(&m, p, q);
         assert_eq!(c(Method::GET, "/api/v1/pods", None), "k8s list pods");
         assert_eq!(
-            c(Method::GET, "/api/v1/namespaces/a/pods", Some("fieldSelector=x")),
+            c(
+                Method::GET,
+                "/api/v1/namespaces/a/pods",
+                Some("fieldSelector=x")
+            ),
             "k8s list pods"
         );
-        assert_eq!(c(Method::GET, "/api/v1/namespaces", None), "k8s list namespaces");
-        assert_eq!(c(Method::GET, "/api/v1/namespaces/a", None), "k8s get namespaces");
         assert_eq!(
-            c(Method::PATCH, "/api/v1/namespaces/a/serviceaccounts/x", None),
+            c(Method::GET, "/api/v1/namespaces", None),
+            "k8s list namespaces"
+        );
+        assert_eq!(
+            c(Method::GET, "/api/v1/namespaces/a", None),
+            "k8s get namespaces"
+        );
+        assert_eq!(
+            c(
+                Method::PATCH,
+                "/api/v1/namespaces/a/serviceaccounts/x",
+                None
+            ),
             "k8s patch serviceaccounts"
         );
         assert_eq!(
-            c(Method::POST, "/api/v1/namespaces/a/serviceaccounts/x/token", None),
+            c(
+                Method::POST,
+                "/api/v1/namespaces/a/serviceaccounts/x/token",
+                None
+            ),
             "k8s create serviceaccounts/token"
         );
         assert_eq!(

@@ -189,8 +189,16 @@ mod tests {
     #[test]
     fn rejects_bad_rules() {
         assert!(Quota::parse("iam", KNOWN).unwrap_err().contains("API=N"));
-        assert!(Quota::parse("iam=0", KNOWN).unwrap_err().contains("positive"));
-        assert!(Quota::parse("bogus=1", KNOWN).unwrap_err().contains("unknown API"));
+        assert!(
+            Quota::parse("iam=0", KNOWN)
+                .unwrap_err()
+                .contains("positive")
+        );
+        assert!(
+            Quota::parse("bogus=1", KNOWN)
+                .unwrap_err()
+                .contains("unknown API")
+        );
         assert!(
             Quota::parse("kubernetes=1.5", KNOWN)
                 .unwrap_err()
@@ -209,7 +217,10 @@ mod tests {
         assert!(q.admit("iam", "q", t0).is_ok());
         assert!(q.admit("container", "p", t0).is_ok());
         assert!(q.admit("iam", "p", t0 + Duration::from_millis(500)).is_ok());
-        assert!(q.admit("iam", "p", t0 + Duration::from_millis(500)).is_err());
+        assert!(
+            q.admit("iam", "p", t0 + Duration::from_millis(500))
+                .is_err()
+        );
     }
 
     #[test]
@@ -227,7 +238,9 @@ mod tests {
         let segs = |s: &str| s.split('/').map(String::from).collect::<Vec<_>>();
         assert_eq!(project_of(&segs("projects/p1/serviceAccounts")), "p1");
         assert_eq!(
-            project_of(&segs("projects/-/serviceAccounts/a@p2.iam.gserviceaccount.com")),
+            project_of(&segs(
+                "projects/-/serviceAccounts/a@p2.iam.gserviceaccount.com"
+            )),
             "p2"
         );
         assert_eq!(project_of(&segs("operations/x")), "-");

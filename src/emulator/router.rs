@@ -145,7 +145,10 @@ async fn google(
     core.count_call(&format!("{service}.{method_id}"));
     if !core.quota.is_off() {
         let project = quota::project_of(&req.segs);
-        if let Err(e) = core.quota.admit(service, &project, std::time::Instant::now()) {
+        if let Err(e) = core
+            .quota
+            .admit(service, &project, std::time::Instant::now())
+        {
             core.count_throttled(service);
             let number = core
                 .world()
