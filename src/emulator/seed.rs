@@ -100,6 +100,11 @@ pub(crate) struct SeedCluster {
     /// Kubernetes objects (Namespace, ServiceAccount, Pod) created in the cluster.
     #[serde(default)]
     pub kubernetes: Vec<Value>,
+    /// When set, the objects of `kubernetes` are server-side applied by this
+    /// field manager (`wi`: as if `wi apply` had written them) instead of
+    /// created by `kubectl-create`.
+    #[serde(default)]
+    pub kubernetes_field_manager: Option<String>,
 }
 
 /// A node pool.
@@ -260,9 +265,11 @@ pub(crate) fn apply(seed: &Seed, world: &mut EmulatorWorld, now: i64) -> Result<
             };
             let mut state = KubeClusterState::generate(&identity);
             for (i, obj) in c.kubernetes.iter().enumerate() {
-                state
-                    .insert_object(obj.clone())
-                    .map_err(|e| format!("cluster {}, kubernetes[{i}]: {e}", c.name))?;
+                match &c.kubernetes_field_manager {
+                    Some(m) => state.apply_object(obj.clone(), m),
+                    None => state.insert_object(obj.clone()),
+                }
+                .map_err(|e| format!("cluster {}, kubernetes[{i}]: {e}", c.name))?;
             }
             world.kube.insert(key.clone(), state);
             world.clusters.insert(key, cluster);

@@ -223,6 +223,20 @@ impl KubeClusterState {
     /// Adds an object from a seed file (Namespace, ServiceAccount or Pod as
     /// JSON), as if created through the API. Errors name what is wrong.
     pub fn insert_object(&mut self, object: serde_json::Value) -> Result<(), String> {
+        self.seed_object(object, None)
+    }
+
+    /// Adds an object from a seed file as `manager`'s server-side apply (the
+    /// fields it sets are that manager's, as if `wi apply` had written them).
+    pub fn apply_object(&mut self, object: serde_json::Value, manager: &str) -> Result<(), String> {
+        self.seed_object(object, Some(manager))
+    }
+
+    fn seed_object(
+        &mut self,
+        object: serde_json::Value,
+        apply_as: Option<&str>,
+    ) -> Result<(), String> {
         let kind = object
             .get("kind")
             .and_then(serde_json::Value::as_str)
@@ -253,11 +267,22 @@ impl KubeClusterState {
         let opts = store::WriteOptions {
             admission: false,
             field_validation: store::FieldValidation::Strict,
-            manager: "kubectl-create".into(),
+            manager: apply_as.unwrap_or("kubectl-create").into(),
             dry_run: false,
             now: now_rfc3339_unix(),
         };
-        self.create(resource, namespace.as_deref(), object, &opts)
+        let written = match apply_as {
+            None => self.create(resource, namespace.as_deref(), object, &opts),
+            Some(_) => {
+                let name = object
+                    .pointer("/metadata/name")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                self.apply(resource, namespace.as_deref(), &name, object, false, &opts)
+            }
+        };
+        written
             .map(|_| ())
             .map_err(|e| format!("{kind}: {}", e.message))
     }
