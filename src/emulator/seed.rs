@@ -123,9 +123,30 @@ fn one() -> i64 {
     1
 }
 
+/// The parser's limits for seed files. A seed is the operator's own file,
+/// not untrusted input, and a fleet-sized world (10,000 mappings with their
+/// Kubernetes objects: about a million YAML nodes) is far past the parser's
+/// defaults (250,000 nodes); these limits still stop a runaway file (alias
+/// bombs, deep nesting) before it eats the machine.
+fn seed_options() -> serde_saphyr::Options {
+    let budget = serde_saphyr::budget! {
+        max_depth: 64,
+        max_nodes: 20_000_000,
+        max_events: 40_000_000,
+        max_total_scalar_bytes: 1 << 30,
+        max_aliases: 10_000,
+        max_anchors: 10_000,
+        max_documents: 1,
+    };
+    serde_saphyr::options! {
+        budget: budget,
+    }
+}
+
 /// Parses a seed file.
 pub(crate) fn parse(text: &str) -> Result<Seed, String> {
-    let seed: Seed = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+    let seed: Seed =
+        serde_saphyr::from_str_with_options(text, seed_options()).map_err(|e| e.to_string())?;
     if seed.projects.is_empty() {
         return Err("`projects` must list at least one project".into());
     }
@@ -170,8 +191,71 @@ fn merged_policy(
     policy::set_policy(world, current, &body, now).map_err(|e| format!("{what}: {}", e.message))
 }
 
+/// Progress on stderr while a large world is seeded (quiet for small ones).
+struct Progress {
+    started: std::time::Instant,
+    clusters: usize,
+    done: std::cell::Cell<usize>,
+    on: bool,
+}
+
+/// Seeds with more objects than this report their progress.
+const PROGRESS_OBJECTS: usize = 10_000;
+
+impl Progress {
+    fn new(seed: &Seed) -> Progress {
+        let clusters: Vec<&SeedCluster> = seed.projects.iter().flat_map(|p| &p.clusters).collect();
+        let objects: usize = clusters.iter().map(|c| c.kubernetes.len()).sum::<usize>()
+            + seed
+                .projects
+                .iter()
+                .map(|p| p.service_accounts.len())
+                .sum::<usize>();
+        let on = objects > PROGRESS_OBJECTS;
+        if on {
+            eprintln!(
+                "seeding a large world: {} service accounts, {} clusters, {} Kubernetes objects",
+                seed.projects
+                    .iter()
+                    .map(|p| p.service_accounts.len())
+                    .sum::<usize>(),
+                clusters.len(),
+                clusters.iter().map(|c| c.kubernetes.len()).sum::<usize>()
+            );
+        }
+        Progress {
+            started: std::time::Instant::now(),
+            clusters: clusters.len(),
+            done: std::cell::Cell::new(0),
+            on,
+        }
+    }
+
+    fn finish(&self) {
+        if self.on {
+            eprintln!(
+                "  seeded in {:.1} s",
+                self.started.elapsed().as_secs_f64()
+            );
+        }
+    }
+
+    fn cluster(&self, key: &str, objects: usize) {
+        self.done.set(self.done.get() + 1);
+        if self.on {
+            eprintln!(
+                "  [{}/{}] {key}: {objects} objects ({:.1} s)",
+                self.done.get(),
+                self.clusters,
+                self.started.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
 /// Applies a seed to a fresh world (the admin identities already exist).
 pub(crate) fn apply(seed: &Seed, world: &mut EmulatorWorld, now: i64) -> Result<(), String> {
+    let progress = Progress::new(seed);
     // Projects and services.
     for p in &seed.projects {
         if let Some(n) = &p.number
@@ -271,6 +355,7 @@ pub(crate) fn apply(seed: &Seed, world: &mut EmulatorWorld, now: i64) -> Result<
                 }
                 .map_err(|e| format!("cluster {}, kubernetes[{i}]: {e}", c.name))?;
             }
+            progress.cluster(&key, c.kubernetes.len());
             world.kube.insert(key.clone(), state);
             world.clusters.insert(key, cluster);
         }
@@ -307,6 +392,7 @@ pub(crate) fn apply(seed: &Seed, world: &mut EmulatorWorld, now: i64) -> Result<
             }
         }
     }
+    progress.finish();
     Ok(())
 }
 

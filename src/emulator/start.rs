@@ -26,6 +26,9 @@ use super::time::now_ms;
 use super::world::{self, DEFAULT_PROJECT, EmulatorWorld, TlsMaterial, ensure_admin};
 use super::{EmulatorConfig, EmulatorError};
 
+/// Seed files larger than this report how long reading them took.
+const LARGE_SEED_BYTES: usize = 1 << 20;
+
 /// Handles of the Google API listeners and background tasks.
 pub(crate) struct StartedListeners {
     tls: axum_server::Handle<SocketAddr>,
@@ -136,10 +139,19 @@ pub(crate) async fn start(
                         path: path.display().to_string(),
                         message: e.to_string(),
                     })?;
+                    let parsing = std::time::Instant::now();
                     let s = seed::parse(&text).map_err(|message| EmulatorError::Seed {
                         path: path.display().to_string(),
                         message,
                     })?;
+                    if text.len() > LARGE_SEED_BYTES {
+                        eprintln!(
+                            "read {} ({} MB) in {:.1} s",
+                            path.display(),
+                            text.len() >> 20,
+                            parsing.elapsed().as_secs_f64()
+                        );
+                    }
                     w.default_project = s.default_project().unwrap_or(DEFAULT_PROJECT).to_string();
                     ensure_admin(&mut w, now)?;
                     seed::apply(&s, &mut w, now).map_err(|message| EmulatorError::Seed {
@@ -289,8 +301,16 @@ pub(crate) async fn start(
             .await;
     }));
 
+    let starting = std::time::Instant::now();
+    let clusters = cluster_keys.len();
     for key in cluster_keys {
         core.start_cluster_api(&key).await;
+    }
+    if clusters > 10 {
+        eprintln!(
+            "started {clusters} Kubernetes APIs in {:.1} s",
+            starting.elapsed().as_secs_f64()
+        );
     }
     core.write_kubeconfig();
     core.persist();
