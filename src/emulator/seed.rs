@@ -442,6 +442,17 @@ projects:
     }
 
     #[test]
+    fn a_fleet_sized_seed_is_within_the_seed_limits() {
+        // 300,000 YAML nodes: past the parser's default budget (250,000).
+        let members = vec!["a"; 300_000].join(",");
+        let text = format!(
+            "projects:\n  - id: p\n    iamPolicy:\n      - role: roles/viewer\n        members: [{members}]\n"
+        );
+        let seed = parse(&text).expect("parses");
+        assert_eq!(seed.projects[0].iam_policy[0].members.len(), 300_000);
+    }
+
+    #[test]
     fn seed_errors_are_readable() {
         assert!(parse("projects: []").unwrap_err().contains("at least one"));
         assert!(parse("projects:\n  - id: p\n    bogus: 1\n").is_err());

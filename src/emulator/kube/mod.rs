@@ -390,3 +390,29 @@ impl KubeCluster {
         Ok(claims)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeded_objects_belong_to_their_manager() {
+        let mut state = KubeClusterState::default();
+        let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}});
+        state.insert_object(ns).expect("namespace");
+        let sa = serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "app", "namespace": "a",
+                "annotations": {"iam.gke.io/gcp-service-account": "g@p.iam.gserviceaccount.com"}}});
+        state.apply_object(sa, "wi").expect("service account");
+        let ns = state
+            .get(objects::KubeResource::Namespaces, None, "a")
+            .expect("namespace");
+        assert_eq!(ns["metadata"]["managedFields"][0]["manager"], "kubectl-create");
+        assert_eq!(ns["metadata"]["managedFields"][0]["operation"], "Update");
+        let sa = state
+            .get(objects::KubeResource::ServiceAccounts, Some("a"), "app")
+            .expect("service account");
+        assert_eq!(sa["metadata"]["managedFields"][0]["manager"], "wi");
+        assert_eq!(sa["metadata"]["managedFields"][0]["operation"], "Apply");
+    }
+}
