@@ -233,10 +233,7 @@ impl Progress {
 
     fn finish(&self) {
         if self.on {
-            eprintln!(
-                "  seeded in {:.1} s",
-                self.started.elapsed().as_secs_f64()
-            );
+            eprintln!("  seeded in {:.1} s", self.started.elapsed().as_secs_f64());
         }
     }
 

@@ -54,11 +54,18 @@ async fn the_benchmark_fleet_is_read_and_converged_with_these_calls() {
 
     let before = emu.stats();
     // A fifth of the mappings are drifted: the plan has changes.
-    let plan = w.wi(&["plan", "-f", spec, "--detailed-exitcode"]).await.expect(2);
+    let plan = w
+        .wi(&["plan", "-f", spec, "--detailed-exitcode"])
+        .await
+        .expect(2);
     assert!(
         plan.stdout.contains(&format!(
             "Plan: {} to add, 0 to change, 0 to destroy.",
-            fleet.mappings.iter().filter(|m| m.ksa_missing || m.members_missing).count()
+            fleet
+                .mappings
+                .iter()
+                .filter(|m| m.ksa_missing || m.members_missing)
+                .count()
                 * shape.spread
         )),
         "{}",
@@ -79,15 +86,25 @@ async fn the_benchmark_fleet_is_read_and_converged_with_these_calls() {
     step("sequential script", &before);
 
     let before = emu.stats();
-    w.wi(&["apply", "-f", spec, "--auto-approve"]).await.expect(0);
+    w.wi(&["apply", "-f", spec, "--auto-approve"])
+        .await
+        .expect(0);
     step("wi apply", &before);
     let before = emu.stats();
-    w.wi(&["plan", "-f", spec, "--detailed-exitcode"]).await.expect(0);
+    w.wi(&["plan", "-f", spec, "--detailed-exitcode"])
+        .await
+        .expect(0);
     step("wi plan, converged", &before);
 
     // The patterns count their own calls: the emulator agrees.
-    assert!(report.contains(&format!("{:>6}  total", t.calls)), "{report}");
-    assert!(report.contains(&format!("{:>6}  total", s.calls)), "{report}");
+    assert!(
+        report.contains(&format!("{:>6}  total", t.calls)),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("{:>6}  total", s.calls)),
+        "{report}"
+    );
     insta::assert_snapshot!(report);
     w.stop().await;
 }

@@ -398,7 +398,8 @@ mod tests {
     #[test]
     fn seeded_objects_belong_to_their_manager() {
         let mut state = KubeClusterState::default();
-        let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}});
+        let ns =
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}});
         state.insert_object(ns).expect("namespace");
         let sa = serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
             "metadata": {"name": "app", "namespace": "a",
@@ -407,7 +408,10 @@ mod tests {
         let ns = state
             .get(objects::KubeResource::Namespaces, None, "a")
             .expect("namespace");
-        assert_eq!(ns["metadata"]["managedFields"][0]["manager"], "kubectl-create");
+        assert_eq!(
+            ns["metadata"]["managedFields"][0]["manager"],
+            "kubectl-create"
+        );
         assert_eq!(ns["metadata"]["managedFields"][0]["operation"], "Update");
         let sa = state
             .get(objects::KubeResource::ServiceAccounts, Some("a"), "app")
