@@ -250,9 +250,11 @@ impl Floor {
         let mut calls = 0;
         let mut chain = 1;
         for p in &fleet.projects {
-            // The account list (pages of 100), then each account's policy.
+            // The project's policy (the owned accounts' project-role grants),
+            // the account list (pages of 100), then each account's policy.
+            // Not counted: the service check (no call is needed to plan).
             let n = fleet.gsas.iter().filter(|(gp, _)| gp == p).count();
-            calls += pages(n, 100) + n as u64;
+            calls += 1 + pages(n, 100) + n as u64;
             chain = chain.max(pages(n, 100) + 1);
         }
         for (ci, _) in fleet.clusters.iter().enumerate() {

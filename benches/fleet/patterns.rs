@@ -11,8 +11,8 @@
 //!   `kubernetes_namespace` and `kubernetes_service_account` (a get per
 //!   object per cluster).
 //! - **Sequential script**: the reads a careful shell script makes, one at a
-//!   time: per project the account list (pages of 100) and per account its
-//!   policy; per cluster the GKE get and lists of namespaces, service accounts
+//!   time: per project its IAM policy (the accounts' project-role grants),
+//!   the account list (pages of 100) and per account its policy; per cluster the GKE get and lists of namespaces, service accounts
 //!   (pages of 500) and host-network pods.
 
 use std::collections::BTreeSet;
@@ -216,7 +216,17 @@ pub async fn sequential_script(fleet: &Fleet, target: Target) -> PatternRun {
     let mut r = reader(target);
     r.clusters(fleet, 1).await;
     let r = Arc::new(r);
+    let declared: BTreeSet<String> = fleet
+        .gsas
+        .iter()
+        .map(|(p, id)| Fleet::email(p, id))
+        .collect();
     for p in &fleet.projects {
+        r.send(&Read::Google {
+            method: "POST",
+            url: format!("/cloudresourcemanager/v1/projects/{p}:getIamPolicy"),
+        })
+        .await;
         let mut token = String::new();
         loop {
             let mut url = format!("/iam/v1/projects/{p}/serviceAccounts?pageSize=100");
@@ -226,6 +236,9 @@ pub async fn sequential_script(fleet: &Fleet, target: Target) -> PatternRun {
             let body = r.send(&Read::Google { method: "GET", url }).await;
             for a in body["accounts"].as_array().into_iter().flatten() {
                 let email = a["email"].as_str().unwrap_or_default();
+                if !declared.contains(email) {
+                    continue;
+                }
                 r.send(&Read::Google {
                     method: "POST",
                     url: format!("/iam/v1/projects/{p}/serviceAccounts/{email}:getIamPolicy"),
