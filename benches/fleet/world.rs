@@ -110,7 +110,7 @@ impl Fleet {
         let mappings = (0..shape.mappings)
             .map(|i| {
                 let (gsa_project, gsa) = gsas[i % shape.gsas].clone();
-                let drifted = i % shape.drift_every == 0;
+                let drifted = i.is_multiple_of(shape.drift_every);
                 Mapping {
                     gsa,
                     gsa_project,
@@ -119,8 +119,8 @@ impl Fleet {
                         .collect(),
                     namespace: format!("team-{:02}", i % shape.namespaces),
                     ksa: format!("app-{i:05}"),
-                    ksa_missing: drifted && (i / shape.drift_every) % 2 == 0,
-                    members_missing: drifted && (i / shape.drift_every) % 2 == 1,
+                    ksa_missing: drifted && (i / shape.drift_every).is_multiple_of(2),
+                    members_missing: drifted && !(i / shape.drift_every).is_multiple_of(2),
                 }
             })
             .collect();
