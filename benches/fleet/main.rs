@@ -82,6 +82,12 @@ struct Usage {
 
 fn main() {
     let args = Args::parse();
+    if !args.bench && std::env::args().len() == 1 {
+        // `cargo test --all-targets` runs bench targets without arguments:
+        // the benchmark takes minutes, CI's call counts are bench_calls'.
+        eprintln!("the fleet benchmark runs with `cargo bench --bench fleet`");
+        return;
+    }
     if args.measure {
         measure_child(&args);
         return;
