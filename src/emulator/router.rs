@@ -143,28 +143,6 @@ async fn google(
         return not_found();
     };
     core.count_call(&format!("{service}.{method_id}"));
-    if !core.quota.is_off() {
-        let project = quota::project_of(&req.segs);
-        if let Err(e) = core
-            .quota
-            .admit(service, &project, std::time::Instant::now())
-        {
-            core.count_throttled(service);
-            let number = core
-                .world()
-                .projects
-                .get(&project)
-                .map(|p| p.number.clone())
-                .unwrap_or_else(|| project.clone());
-            return GoogleApiError::quota_exceeded(
-                api_host,
-                quota::is_read(method_id),
-                &number,
-                (e.rate * 60.0).round() as u64,
-            )
-            .into_response();
-        }
-    }
     if let Some(code) = core.pick_fault(service, method_id) {
         return GoogleApiError::injected(code).into_response();
     }
@@ -188,6 +166,29 @@ async fn google(
             }
         },
     };
+    // Quota is charged once the caller is known, as Google charges its consumer.
+    if !core.quota.is_off() {
+        let project = quota::project_of(&req.segs);
+        if let Err(e) = core
+            .quota
+            .admit(service, &project, std::time::Instant::now())
+        {
+            core.count_throttled(service);
+            let number = core
+                .world()
+                .projects
+                .get(&project)
+                .map(|p| p.number.clone())
+                .unwrap_or_else(|| project.clone());
+            return GoogleApiError::quota_exceeded(
+                api_host,
+                quota::is_read(method_id),
+                &number,
+                (e.rate * 60.0).round() as u64,
+            )
+            .into_response();
+        }
+    }
     let result = call(core, &req, &who, method_id).await;
     match result {
         Ok(v) => json_response(200, &v),
