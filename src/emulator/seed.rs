@@ -195,7 +195,7 @@ fn merged_policy(
 struct Progress {
     started: std::time::Instant,
     clusters: usize,
-    done: std::cell::Cell<usize>,
+    done: std::sync::atomic::AtomicUsize,
     on: bool,
 }
 
@@ -226,7 +226,7 @@ impl Progress {
         Progress {
             started: std::time::Instant::now(),
             clusters: clusters.len(),
-            done: std::cell::Cell::new(0),
+            done: std::sync::atomic::AtomicUsize::new(0),
             on,
         }
     }
@@ -238,16 +238,65 @@ impl Progress {
     }
 
     fn cluster(&self, key: &str, objects: usize) {
-        self.done.set(self.done.get() + 1);
+        let done = self.done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         if self.on {
             eprintln!(
-                "  [{}/{}] {key}: {objects} objects ({:.1} s)",
-                self.done.get(),
+                "  [{done}/{}] {key}: {objects} objects ({:.1} s)",
                 self.clusters,
                 self.started.elapsed().as_secs_f64()
             );
         }
     }
+}
+
+/// Each cluster's Kubernetes state: its key material and seeded objects.
+/// Clusters are independent, so they are built on all cores (a fleet-sized
+/// world's start is mostly this); the first error in seed order wins.
+fn seed_clusters(
+    jobs: &[(String, ClusterIdentity, &SeedCluster)],
+    progress: &Progress,
+) -> Result<Vec<(String, KubeClusterState)>, String> {
+    let build = |(key, identity, c): &(String, ClusterIdentity, &SeedCluster)| {
+        let mut state = KubeClusterState::generate(identity);
+        for (i, obj) in c.kubernetes.iter().enumerate() {
+            match &c.kubernetes_field_manager {
+                Some(m) => state.apply_object(obj.clone(), m),
+                None => state.insert_object(obj.clone()),
+            }
+            .map_err(|e| format!("cluster {}, kubernetes[{i}]: {e}", c.name))?;
+        }
+        progress.cluster(key, c.kubernetes.len());
+        Ok::<_, String>(state)
+    };
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(jobs.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: std::sync::Mutex<Vec<Option<Result<KubeClusterState, String>>>> =
+        std::sync::Mutex::new((0..jobs.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(job) = jobs.get(i) else {
+                        break;
+                    };
+                    let r = build(job);
+                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
+                }
+            });
+        }
+    });
+    let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    jobs.iter()
+        .zip(results)
+        .map(|((key, _, _), r)| {
+            let state = r.ok_or_else(|| format!("cluster {key}: not seeded"))??;
+            Ok((key.clone(), state))
+        })
+        .collect()
 }
 
 /// Applies a seed to a fresh world (the admin identities already exist).
@@ -294,7 +343,8 @@ pub(crate) fn apply(seed: &Seed, world: &mut EmulatorWorld, now: i64) -> Result<
             world.service_accounts.insert(email, record);
         }
     }
-    // Clusters (they create workload pools) and their Kubernetes objects.
+    // Clusters (they create workload pools); their Kubernetes objects below.
+    let mut jobs: Vec<(String, ClusterIdentity, &SeedCluster)> = Vec::new();
     for p in &seed.projects {
         for c in &p.clusters {
             let pools: Vec<(String, i64, Option<String>)> = if c.node_pools.is_empty() {
@@ -344,18 +394,12 @@ pub(crate) fn apply(seed: &Seed, world: &mut EmulatorWorld, now: i64) -> Result<
                 location: c.location.clone(),
                 name: c.name.clone(),
             };
-            let mut state = KubeClusterState::generate(&identity);
-            for (i, obj) in c.kubernetes.iter().enumerate() {
-                match &c.kubernetes_field_manager {
-                    Some(m) => state.apply_object(obj.clone(), m),
-                    None => state.insert_object(obj.clone()),
-                }
-                .map_err(|e| format!("cluster {}, kubernetes[{i}]: {e}", c.name))?;
-            }
-            progress.cluster(&key, c.kubernetes.len());
-            world.kube.insert(key.clone(), state);
+            jobs.push((key.clone(), identity, c));
             world.clusters.insert(key, cluster);
         }
+    }
+    for (key, state) in seed_clusters(&jobs, &progress)? {
+        world.kube.insert(key, state);
     }
     // Policies last: members may name accounts and pools created above.
     for p in &seed.projects {
