@@ -38,6 +38,15 @@ pub(crate) struct EmulatorOpts {
     /// Faults to inject, e.g. `iam.setIamPolicy=409:0.3,container.*=503:0.1,*=429:0.05`.
     #[arg(long, value_name = "SPEC")]
     pub faults: Option<String>,
+    /// Quota mode, e.g. `*=20,kubernetes=50`: requests per second per Google API
+    /// (`iam`, `container`, ... or `*`) and project, answered past it with Google's
+    /// 429 RESOURCE_EXHAUSTED; `kubernetes=N`: requests in flight per cluster.
+    #[arg(long, value_name = "SPEC")]
+    pub quota: Option<String>,
+    /// On exit, print the requests served per API method on stderr
+    /// (also at any time: `GET /emulator/stats`).
+    #[arg(long)]
+    pub report_calls: bool,
     /// Seed of the fault and concurrent-writer dice (reproducible runs).
     #[arg(long, value_name = "N")]
     pub fault_seed: Option<u64>,
@@ -93,6 +102,7 @@ pub(crate) async fn run(_settings: &Settings, args: EmulatorArgs) -> Result<Succ
         seed: args.seed,
         latency: args.latency,
         faults: args.faults,
+        quota: args.quota,
         fault_seed: args.fault_seed,
         env_file: args.env_file,
         work_dir,
@@ -113,6 +123,9 @@ pub(crate) async fn run(_settings: &Settings, args: EmulatorArgs) -> Result<Succ
         emulator.default_project()
     );
     wait_for_signal().await;
+    if args.report_calls {
+        eprint!("requests served:\n{}", emulator.stats().calls_report());
+    }
     emulator.shutdown().await;
     Ok(Success::Done)
 }

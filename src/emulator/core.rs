@@ -18,6 +18,7 @@ use super::crypto;
 use super::faults::{self, FaultRule};
 use super::kube::{KubeCluster, KubeClusterState};
 use super::kubeconfig;
+use super::quota::Quota;
 use super::time::now_ms;
 use super::world::{self, EmulatorWorld, IssuedToken, Principal};
 
@@ -35,6 +36,42 @@ pub struct Stats {
     pub faults_by_method: BTreeMap<String, u64>,
     /// Policies changed by the concurrent writer.
     pub concurrent_writes: u64,
+    /// Requests per API method: `iam.projects.serviceAccounts.getIamPolicy`
+    /// (Google: service prefix and discovery method id), `k8s list pods`
+    /// (Kubernetes: verb and resource), `oauth.token`, ...
+    pub calls: BTreeMap<String, u64>,
+    /// Requests refused by the quota mode (`--quota`).
+    pub throttled: u64,
+    /// Refused requests per API (`iam`, `kubernetes`, ...).
+    pub throttled_by_api: BTreeMap<String, u64>,
+}
+
+impl Stats {
+    /// The calls counted since `earlier` (a snapshot taken before), by method.
+    pub fn calls_since(&self, earlier: &Stats) -> BTreeMap<String, u64> {
+        self.calls
+            .iter()
+            .filter_map(|(k, n)| {
+                let d = n - earlier.calls.get(k).copied().unwrap_or(0).min(*n);
+                (d > 0).then(|| (k.clone(), d))
+            })
+            .collect()
+    }
+
+    /// One line per method, `COUNT  METHOD`, busiest first, then the total.
+    pub fn calls_report(&self) -> String {
+        let mut rows: Vec<(&String, &u64)> = self.calls.iter().collect();
+        rows.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let mut out = String::new();
+        for (k, n) in rows {
+            out += &format!("{n:>8}  {k}\n");
+        }
+        out += &format!("{:>8}  total\n", self.calls.values().sum::<u64>());
+        if self.throttled > 0 {
+            out += &format!("{:>8}  refused by the quota\n", self.throttled);
+        }
+        out
+    }
 }
 
 /// Files the emulator writes into its work dir.
@@ -58,6 +95,7 @@ pub(crate) struct Core {
     pub(super) rules: Vec<FaultRule>,
     pub(super) rng: Mutex<StdRng>,
     pub(super) stats: Mutex<Stats>,
+    pub(super) quota: Quota,
     pub(super) kube: Mutex<BTreeMap<String, KubeRuntime>>,
     /// Clusters whose `endpoint` / CA point at another Kubernetes API server
     /// (`Emulator::redirect_cluster_api`): key → (`endpoint`, base64 CA PEM).
@@ -82,6 +120,24 @@ impl Core {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .requests += 1;
+    }
+
+    /// One more request of `method` (see [`Stats::calls`]).
+    pub(crate) fn count_call(&self, method: &str) {
+        let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        match s.calls.get_mut(method) {
+            Some(n) => *n += 1,
+            None => {
+                s.calls.insert(method.to_string(), 1);
+            }
+        }
+    }
+
+    /// One more request refused by the quota of `api`.
+    pub(crate) fn count_throttled(&self, api: &str) {
+        let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        s.throttled += 1;
+        *s.throttled_by_api.entry(api.to_string()).or_default() += 1;
     }
 
     /// The world, locked. Never hold it across an `.await` or while calling into a cluster.

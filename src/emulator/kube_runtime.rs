@@ -81,7 +81,7 @@ impl Core {
         };
         let handle = axum_server::Handle::new();
         let router = cluster.router().layer(axum::middleware::from_fn_with_state(
-            self.clone(),
+            (self.clone(), Arc::<str>::from(key)),
             kube_middleware,
         ));
         match axum_server::from_tcp_rustls(listener, config) {
@@ -174,12 +174,74 @@ impl KubeHost for Host {
     }
 }
 
-/// Latency and faults in front of each cluster's Kubernetes API.
+/// What a Kubernetes request does, for the call counts: `k8s list pods`,
+/// `k8s patch serviceaccounts`, `k8s create serviceaccounts/token`, `k8s discovery`.
+fn kube_call(method: &Method, path: &str, query: Option<&str>) -> String {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let watch = query.is_some_and(|q| q.split('&').any(|kv| kv == "watch=true" || kv == "watch=1"));
+    // Core API only: `/api/v1/...`.
+    let rest = match segs.as_slice() {
+        ["api", "v1", rest @ ..] if !rest.is_empty() => rest,
+        _ => return "k8s discovery".to_string(),
+    };
+    // (resource, named object?, subresource)
+    let (resource, named, sub) = match rest {
+        ["namespaces", _ns, res, name, sub, ..] => (*res, Some(*name), Some(*sub)),
+        ["namespaces", _ns, res, name] => (*res, Some(*name), None),
+        ["namespaces", _ns, res] => (*res, None, None),
+        ["namespaces", name] => ("namespaces", Some(*name), None),
+        [res] => (*res, None, None),
+        _ => return "k8s other".to_string(),
+    };
+    let verb = match (method, named.is_some()) {
+        (&Method::GET, _) if watch => "watch",
+        (&Method::GET, true) => "get",
+        (&Method::GET, false) => "list",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, true) => "delete",
+        (&Method::DELETE, false) => "deletecollection",
+        _ => "other",
+    };
+    match sub {
+        Some(sub) => format!("k8s {verb} {resource}/{sub}"),
+        None => format!("k8s {verb} {resource}"),
+    }
+}
+
+/// The body kube-apiserver sends past `--max-requests-inflight`.
+fn too_many_requests() -> Response<Body> {
+    let mut resp = json_response(
+        429,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": "Too many requests, please try again later.",
+                "reason": "TooManyRequests", "details": {"retryAfterSeconds": 1}, "code": 429}),
+    );
+    resp.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("1"),
+    );
+    resp
+}
+
+/// Call counts, the in-flight quota, latency and faults in front of each
+/// cluster's Kubernetes API.
 async fn kube_middleware(
-    State(core): State<Arc<Core>>,
+    State((core, key)): State<(Arc<Core>, Arc<str>)>,
     req: Request,
     next: Next,
 ) -> Response<Body> {
+    core.count_call(&kube_call(
+        req.method(),
+        req.uri().path(),
+        req.uri().query(),
+    ));
+    // Held until the answer is ready, like the apiserver's in-flight count.
+    let Some(_slot) = core.quota.enter_kube(&key) else {
+        core.count_throttled("kubernetes");
+        return too_many_requests();
+    };
     core.delay_and_count().await;
     let verb = match *req.method() {
         Method::GET => "get",
@@ -214,4 +276,52 @@ async fn kube_middleware(
         return resp;
     }
     next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubernetes_calls_are_named_by_verb_and_resource() {
+        let c = |m: Method, p: &str, q: Option<&str>| kube_call(&m, p, q);
+        assert_eq!(c(Method::GET, "/api/v1/pods", None), "k8s list pods");
+        assert_eq!(
+            c(
+                Method::GET,
+                "/api/v1/namespaces/a/pods",
+                Some("fieldSelector=x")
+            ),
+            "k8s list pods"
+        );
+        assert_eq!(
+            c(Method::GET, "/api/v1/namespaces", None),
+            "k8s list namespaces"
+        );
+        assert_eq!(
+            c(Method::GET, "/api/v1/namespaces/a", None),
+            "k8s get namespaces"
+        );
+        assert_eq!(
+            c(
+                Method::PATCH,
+                "/api/v1/namespaces/a/serviceaccounts/x",
+                None
+            ),
+            "k8s patch serviceaccounts"
+        );
+        assert_eq!(
+            c(
+                Method::POST,
+                "/api/v1/namespaces/a/serviceaccounts/x/token",
+                None
+            ),
+            "k8s create serviceaccounts/token"
+        );
+        assert_eq!(
+            c(Method::GET, "/api/v1/serviceaccounts", Some("watch=true")),
+            "k8s watch serviceaccounts"
+        );
+        assert_eq!(c(Method::GET, "/apis", None), "k8s discovery");
+    }
 }

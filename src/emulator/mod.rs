@@ -26,6 +26,7 @@ mod google;
 pub mod kube;
 mod kube_runtime;
 mod kubeconfig;
+mod quota;
 mod request;
 mod router;
 mod seed;
@@ -57,6 +58,9 @@ pub struct EmulatorConfig {
     pub latency: Option<Duration>,
     /// Fault spec, e.g. `iam.setIamPolicy=409:0.3,container.*=503:0.1,*=429:0.05`.
     pub faults: Option<String>,
+    /// Quota mode, e.g. `*=20,kubernetes=50`: requests per second per Google
+    /// API and project, requests in flight per cluster (see `wi emulator --quota`).
+    pub quota: Option<String>,
     /// Seed of the fault / concurrent-writer RNG (reproducible tests).
     pub fault_seed: Option<u64>,
     /// Also write the `export` lines here.
@@ -80,6 +84,7 @@ impl Default for EmulatorConfig {
             seed: None,
             latency: None,
             faults: None,
+            quota: None,
             fault_seed: None,
             env_file: None,
             // Unique per config, so concurrent emulators never share files.
@@ -104,6 +109,8 @@ pub enum EmulatorError {
     Seed { path: String, message: String },
     #[error("invalid --faults spec: {0}")]
     Faults(String),
+    #[error("invalid --quota spec: {0}")]
+    Quota(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,

@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, Method, Response};
 
 use super::core::Core;
 use super::google::{self, Serve, gke, tokens};
+use super::quota;
 use super::request::Req;
 use super::time::now_ms;
 use super::wire::{GoogleApiError, json_response};
@@ -66,12 +67,18 @@ async fn dispatch(State(core): State<Arc<Core>>, req: Request) -> Response<Body>
     let service = raw.first().copied().unwrap_or("");
     match (service, &parts.method) {
         ("token", &Method::POST) if raw.len() == 1 => {
+            core.count_call("oauth.token");
             return tokens::oauth_token(&core, &parts.headers, &body);
         }
         ("authn", &Method::POST) if raw.get(1) == Some(&"tokenreview") => {
+            core.count_call("authn.tokenreview");
             return tokens::token_review(&core, &body);
         }
         ("emulator", &Method::GET) if raw.get(1) == Some(&"stats") => {
+            // `?format=text`: the per-method table of `Stats::calls_report`.
+            if parts.uri.query() == Some("format=text") {
+                return text_response(core.stats_snapshot().calls_report());
+            }
             let stats = core.stats_snapshot();
             return json_response(200, &serde_json::to_value(stats).unwrap_or_default());
         }
@@ -87,6 +94,15 @@ async fn dispatch(State(core): State<Arc<Core>>, req: Request) -> Response<Body>
         body,
     )
     .await
+}
+
+fn text_response(text: String) -> Response<Body> {
+    let mut resp = Response::new(Body::from(text));
+    resp.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -113,6 +129,7 @@ async fn google(
         Serve::Methods { method_id, call } => (method_id, call),
         Serve::TokenEndpoint(serve) => {
             if method == Method::POST && raw.get(1) == Some(&"v1") && raw.get(2) == Some(&"token") {
+                core.count_call(&format!("{service}.token"));
                 return serve(core, headers, &body);
             }
             return not_found();
@@ -125,6 +142,7 @@ async fn google(
     let Some(method_id) = method_id(&req) else {
         return not_found();
     };
+    core.count_call(&format!("{service}.{method_id}"));
     if let Some(code) = core.pick_fault(service, method_id) {
         return GoogleApiError::injected(code).into_response();
     }
@@ -148,6 +166,29 @@ async fn google(
             }
         },
     };
+    // Quota is charged once the caller is known, as Google charges its consumer.
+    if !core.quota.is_off() {
+        let project = quota::project_of(&req.segs);
+        if let Err(e) = core
+            .quota
+            .admit(service, &project, std::time::Instant::now())
+        {
+            core.count_throttled(service);
+            let number = core
+                .world()
+                .projects
+                .get(&project)
+                .map(|p| p.number.clone())
+                .unwrap_or_else(|| project.clone());
+            return GoogleApiError::quota_exceeded(
+                api_host,
+                quota::is_read(method_id),
+                &number,
+                (e.rate * 60.0).round() as u64,
+            )
+            .into_response();
+        }
+    }
     let result = call(core, &req, &who, method_id).await;
     match result {
         Ok(v) => json_response(200, &v),

@@ -100,6 +100,11 @@ pub(crate) struct SeedCluster {
     /// Kubernetes objects (Namespace, ServiceAccount, Pod) created in the cluster.
     #[serde(default)]
     pub kubernetes: Vec<Value>,
+    /// When set, the objects of `kubernetes` are server-side applied by this
+    /// field manager (`wi`: as if `wi apply` had written them) instead of
+    /// created by `kubectl-create`.
+    #[serde(default)]
+    pub kubernetes_field_manager: Option<String>,
 }
 
 /// A node pool.
@@ -118,9 +123,30 @@ fn one() -> i64 {
     1
 }
 
+/// The parser's limits for seed files. A seed is the operator's own file,
+/// not untrusted input, and a fleet-sized world (10,000 mappings with their
+/// Kubernetes objects: about a million YAML nodes) is far past the parser's
+/// defaults (250,000 nodes); these limits still stop a runaway file (alias
+/// bombs, deep nesting) before it eats the machine.
+fn seed_options() -> serde_saphyr::Options {
+    let budget = serde_saphyr::budget! {
+        max_depth: 64,
+        max_nodes: 20_000_000,
+        max_events: 40_000_000,
+        max_total_scalar_bytes: 1 << 30,
+        max_aliases: 10_000,
+        max_anchors: 10_000,
+        max_documents: 1,
+    };
+    serde_saphyr::options! {
+        budget: budget,
+    }
+}
+
 /// Parses a seed file.
 pub(crate) fn parse(text: &str) -> Result<Seed, String> {
-    let seed: Seed = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+    let seed: Seed =
+        serde_saphyr::from_str_with_options(text, seed_options()).map_err(|e| e.to_string())?;
     if seed.projects.is_empty() {
         return Err("`projects` must list at least one project".into());
     }
@@ -165,8 +191,117 @@ fn merged_policy(
     policy::set_policy(world, current, &body, now).map_err(|e| format!("{what}: {}", e.message))
 }
 
+/// Progress on stderr while a large world is seeded (quiet for small ones).
+struct Progress {
+    started: std::time::Instant,
+    clusters: usize,
+    done: std::sync::atomic::AtomicUsize,
+    on: bool,
+}
+
+/// Seeds with more objects than this report their progress.
+const PROGRESS_OBJECTS: usize = 10_000;
+
+impl Progress {
+    fn new(seed: &Seed) -> Progress {
+        let clusters: Vec<&SeedCluster> = seed.projects.iter().flat_map(|p| &p.clusters).collect();
+        let objects: usize = clusters.iter().map(|c| c.kubernetes.len()).sum::<usize>()
+            + seed
+                .projects
+                .iter()
+                .map(|p| p.service_accounts.len())
+                .sum::<usize>();
+        let on = objects > PROGRESS_OBJECTS;
+        if on {
+            eprintln!(
+                "seeding a large world: {} service accounts, {} clusters, {} Kubernetes objects",
+                seed.projects
+                    .iter()
+                    .map(|p| p.service_accounts.len())
+                    .sum::<usize>(),
+                clusters.len(),
+                clusters.iter().map(|c| c.kubernetes.len()).sum::<usize>()
+            );
+        }
+        Progress {
+            started: std::time::Instant::now(),
+            clusters: clusters.len(),
+            done: std::sync::atomic::AtomicUsize::new(0),
+            on,
+        }
+    }
+
+    fn finish(&self) {
+        if self.on {
+            eprintln!("  seeded in {:.1} s", self.started.elapsed().as_secs_f64());
+        }
+    }
+
+    fn cluster(&self, key: &str, objects: usize) {
+        let done = self.done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if self.on {
+            eprintln!(
+                "  [{done}/{}] {key}: {objects} objects ({:.1} s)",
+                self.clusters,
+                self.started.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
+/// Each cluster's Kubernetes state: its key material and seeded objects.
+/// Clusters are independent, so they are built on all cores (a fleet-sized
+/// world's start is mostly this); the first error in seed order wins.
+fn seed_clusters(
+    jobs: &[(String, ClusterIdentity, &SeedCluster)],
+    progress: &Progress,
+) -> Result<Vec<(String, KubeClusterState)>, String> {
+    let build = |(key, identity, c): &(String, ClusterIdentity, &SeedCluster)| {
+        let mut state = KubeClusterState::generate(identity);
+        for (i, obj) in c.kubernetes.iter().enumerate() {
+            match &c.kubernetes_field_manager {
+                Some(m) => state.apply_object(obj.clone(), m),
+                None => state.insert_object(obj.clone()),
+            }
+            .map_err(|e| format!("cluster {}, kubernetes[{i}]: {e}", c.name))?;
+        }
+        progress.cluster(key, c.kubernetes.len());
+        Ok::<_, String>(state)
+    };
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(jobs.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: std::sync::Mutex<Vec<Option<Result<KubeClusterState, String>>>> =
+        std::sync::Mutex::new((0..jobs.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(job) = jobs.get(i) else {
+                        break;
+                    };
+                    let r = build(job);
+                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
+                }
+            });
+        }
+    });
+    let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    jobs.iter()
+        .zip(results)
+        .map(|((key, _, _), r)| {
+            let state = r.ok_or_else(|| format!("cluster {key}: not seeded"))??;
+            Ok((key.clone(), state))
+        })
+        .collect()
+}
+
 /// Applies a seed to a fresh world (the admin identities already exist).
 pub(crate) fn apply(seed: &Seed, world: &mut EmulatorWorld, now: i64) -> Result<(), String> {
+    let progress = Progress::new(seed);
     // Projects and services.
     for p in &seed.projects {
         if let Some(n) = &p.number
@@ -208,7 +343,8 @@ pub(crate) fn apply(seed: &Seed, world: &mut EmulatorWorld, now: i64) -> Result<
             world.service_accounts.insert(email, record);
         }
     }
-    // Clusters (they create workload pools) and their Kubernetes objects.
+    // Clusters (they create workload pools); their Kubernetes objects below.
+    let mut jobs: Vec<(String, ClusterIdentity, &SeedCluster)> = Vec::new();
     for p in &seed.projects {
         for c in &p.clusters {
             let pools: Vec<(String, i64, Option<String>)> = if c.node_pools.is_empty() {
@@ -258,15 +394,12 @@ pub(crate) fn apply(seed: &Seed, world: &mut EmulatorWorld, now: i64) -> Result<
                 location: c.location.clone(),
                 name: c.name.clone(),
             };
-            let mut state = KubeClusterState::generate(&identity);
-            for (i, obj) in c.kubernetes.iter().enumerate() {
-                state
-                    .insert_object(obj.clone())
-                    .map_err(|e| format!("cluster {}, kubernetes[{i}]: {e}", c.name))?;
-            }
-            world.kube.insert(key.clone(), state);
+            jobs.push((key.clone(), identity, c));
             world.clusters.insert(key, cluster);
         }
+    }
+    for (key, state) in seed_clusters(&jobs, &progress)? {
+        world.kube.insert(key, state);
     }
     // Policies last: members may name accounts and pools created above.
     for p in &seed.projects {
@@ -300,6 +433,7 @@ pub(crate) fn apply(seed: &Seed, world: &mut EmulatorWorld, now: i64) -> Result<
             }
         }
     }
+    progress.finish();
     Ok(())
 }
 
@@ -346,6 +480,17 @@ projects:
         let sa = &world.service_accounts["app-reader@demo-proj.iam.gserviceaccount.com"];
         assert_eq!(sa.policy.bindings.len(), 1);
         assert!(world.clusters.contains_key("demo-proj/us-central1-a/alpha"));
+    }
+
+    #[test]
+    fn a_fleet_sized_seed_is_within_the_seed_limits() {
+        // 300,000 YAML nodes: past the parser's default budget (250,000).
+        let members = vec!["a"; 300_000].join(",");
+        let text = format!(
+            "projects:\n  - id: p\n    iamPolicy:\n      - role: roles/viewer\n        members: [{members}]\n"
+        );
+        let seed = parse(&text).expect("parses");
+        assert_eq!(seed.projects[0].iam_policy[0].members.len(), 300_000);
     }
 
     #[test]

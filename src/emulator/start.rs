@@ -19,11 +19,15 @@ use super::crypto;
 use super::faults;
 use super::google;
 use super::kube::KubeClusterState;
+use super::quota::Quota;
 use super::router;
 use super::seed;
 use super::time::now_ms;
 use super::world::{self, DEFAULT_PROJECT, EmulatorWorld, TlsMaterial, ensure_admin};
 use super::{EmulatorConfig, EmulatorError};
+
+/// Seed files larger than this report how long reading them took.
+const LARGE_SEED_BYTES: usize = 1 << 20;
 
 /// Handles of the Google API listeners and background tasks.
 pub(crate) struct StartedListeners {
@@ -108,6 +112,11 @@ pub(crate) async fn start(
         Some(spec) => faults::parse(spec).map_err(EmulatorError::Faults)?,
         None => Vec::new(),
     };
+    let prefixes: Vec<&str> = google::APIS.iter().map(|a| a.prefix).collect();
+    let quota = match &cfg.quota {
+        Some(spec) => Quota::parse(spec, &prefixes).map_err(EmulatorError::Quota)?,
+        None => Quota::default(),
+    };
     std::fs::create_dir_all(&cfg.work_dir).map_err(|source| EmulatorError::Io {
         path: cfg.work_dir.display().to_string(),
         source,
@@ -130,10 +139,19 @@ pub(crate) async fn start(
                         path: path.display().to_string(),
                         message: e.to_string(),
                     })?;
+                    let parsing = std::time::Instant::now();
                     let s = seed::parse(&text).map_err(|message| EmulatorError::Seed {
                         path: path.display().to_string(),
                         message,
                     })?;
+                    if text.len() > LARGE_SEED_BYTES {
+                        eprintln!(
+                            "read {} ({} MB) in {:.1} s",
+                            path.display(),
+                            text.len() >> 20,
+                            parsing.elapsed().as_secs_f64()
+                        );
+                    }
                     w.default_project = s.default_project().unwrap_or(DEFAULT_PROJECT).to_string();
                     ensure_admin(&mut w, now)?;
                     seed::apply(&s, &mut w, now).map_err(|message| EmulatorError::Seed {
@@ -222,6 +240,7 @@ pub(crate) async fn start(
         rules,
         rng: Mutex::new(rng),
         stats: Mutex::new(Stats::default()),
+        quota,
         kube: Mutex::new(BTreeMap::new()),
         redirects: Mutex::new(BTreeMap::new()),
         persist_lock: Mutex::new(()),
@@ -282,8 +301,16 @@ pub(crate) async fn start(
             .await;
     }));
 
+    let starting = std::time::Instant::now();
+    let clusters = cluster_keys.len();
     for key in cluster_keys {
         core.start_cluster_api(&key).await;
+    }
+    if clusters > 10 {
+        eprintln!(
+            "started {clusters} Kubernetes APIs in {:.1} s",
+            starting.elapsed().as_secs_f64()
+        );
     }
     core.write_kubeconfig();
     core.persist();

@@ -135,6 +135,60 @@ impl GoogleApiError {
         e
     }
 
+    /// 429 RESOURCE_EXHAUSTED as Google sends it past a rate quota: the
+    /// quota metric, limit and consumer in the message and in an `ErrorInfo`
+    /// of reason `RATE_LIMIT_EXCEEDED`, a `Help` link, and no `Retry-After`.
+    /// `per_minute` is the limit's value as Google states it (per minute).
+    pub(crate) fn quota_exceeded(
+        host: &str,
+        read: bool,
+        project_number: &str,
+        per_minute: u64,
+    ) -> Self {
+        let (metric, limit, metric_id, limit_id) = if read {
+            (
+                "Read requests",
+                "Read requests per minute",
+                "read_requests",
+                "ReadRequestsPerMinutePerProject",
+            )
+        } else {
+            (
+                "Write requests",
+                "Write requests per minute",
+                "write_requests",
+                "WriteRequestsPerMinutePerProject",
+            )
+        };
+        Self::new(
+            429,
+            "RESOURCE_EXHAUSTED",
+            Some("rateLimitExceeded"),
+            format!(
+                "Quota exceeded for quota metric '{metric}' and limit '{limit}' of service '{host}' for consumer 'project_number:{project_number}'."
+            ),
+        )
+        .with_error_info(
+            "RATE_LIMIT_EXCEEDED",
+            "googleapis.com",
+            json!({
+                "consumer": format!("projects/{project_number}"),
+                "quota_limit": limit_id,
+                "quota_limit_value": per_minute.to_string(),
+                "quota_location": "global",
+                "quota_metric": format!("{host}/{metric_id}"),
+                "service": host,
+            }),
+        )
+        .with_detail(json!({
+            "@type": "type.googleapis.com/google.rpc.Help",
+            "links": [{
+                "description": "Request a higher quota limit.",
+                "url": "https://cloud.google.com/docs/quotas/help/request_increase"
+            }]
+        }))
+    }
+
     /// Any status code, for fault injection.
     pub(crate) fn injected(code: u16) -> Self {
         match code {

@@ -1004,6 +1004,92 @@ async fn scenario(name: &str, side: &Side, t: &Tokens, ns: &str) -> Steps {
                 steps.push((format!("GET JWKS, Accept {accept}"), o));
             }
         }
+        "pod-field-selectors" => {
+            // What `wi` asks before it changes a KSA: the host-network pods and
+            // the pods of one account, selected by the server.
+            side.create_namespace(&t.operator, ns).await;
+            for account in ["app", "other"] {
+                let o = side
+                    .step(
+                        &t.operator,
+                        Method::POST,
+                        &format!("/api/v1/namespaces/{ns}/serviceaccounts"),
+                        "application/json",
+                        Some(json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                            "metadata": {"name": account}})),
+                    )
+                    .await;
+                steps.push((format!("create KSA {account}"), o));
+            }
+            for (pod, account, host) in [
+                ("h1", "app", true),
+                ("p1", "app", false),
+                ("p2", "other", false),
+            ] {
+                let mut spec = json!({"serviceAccountName": account,
+                    "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]});
+                if host {
+                    spec["hostNetwork"] = json!(true);
+                }
+                let o = side
+                    .step(
+                        &t.operator,
+                        Method::POST,
+                        &format!("/api/v1/namespaces/{ns}/pods"),
+                        "application/json",
+                        Some(json!({"apiVersion": "v1", "kind": "Pod",
+                            "metadata": {"name": pod}, "spec": spec})),
+                    )
+                    .await;
+                steps.push((format!("create pod {pod}"), o));
+            }
+            let selectors = [
+                "spec.hostNetwork=true".to_string(),
+                "spec.hostNetwork!=true".to_string(),
+                "spec.hostNetwork==false".to_string(),
+                "spec.serviceAccountName=app".to_string(),
+                "spec.serviceAccountName!=app".to_string(),
+                "spec.serviceAccountName=app,spec.hostNetwork=false".to_string(),
+                "metadata.name=p2".to_string(),
+                format!("metadata.namespace={ns},spec.serviceAccountName=other"),
+                "spec.bogus=1".to_string(),
+                "spec.hostNetwork".to_string(),
+            ];
+            for (scope, base) in [
+                ("namespace", format!("/api/v1/namespaces/{ns}/pods")),
+                ("all namespaces", "/api/v1/pods".to_string()),
+            ] {
+                for sel in &selectors {
+                    let path = format!(
+                        "{base}?fieldSelector={}",
+                        url::form_urlencoded::byte_serialize(sel.as_bytes()).collect::<String>()
+                    );
+                    let (code, v) = side.raw(&t.operator, Method::GET, &path, "", None).await;
+                    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                    let failed = s("kind") == "Status";
+                    // Across namespaces, only this scenario's pods.
+                    let mut names: Vec<String> = v["items"]
+                        .as_array()
+                        .map(|items| {
+                            items
+                                .iter()
+                                .filter(|i| i["metadata"]["namespace"] == json!(ns))
+                                .filter_map(|i| i["metadata"]["name"].as_str().map(String::from))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    names.sort();
+                    let o = Outcome {
+                        code: code.to_string(),
+                        reason: if failed { s("reason") } else { String::new() },
+                        message: if failed { s("message") } else { String::new() },
+                        facts: format!("{names:?}"),
+                        object: None,
+                    };
+                    steps.push((format!("list pods ({scope}) fieldSelector={sel}"), o));
+                }
+            }
+        }
         other => panic!("unknown scenario {other}"),
     }
     steps
@@ -1041,6 +1127,7 @@ scenarios! {
     missing_namespace => "missing-namespace",
     forbidden => "forbidden",
     token_request => "token-request",
+    pod_field_selectors => "pod-field-selectors",
 }
 
 fn client_with_ca(ca_pem: &str) -> reqwest::Client {

@@ -1,6 +1,7 @@
 //! Test binary `emulator`: the emulator's Google APIs, its Kubernetes API,
 //! real gcloud/kubectl against it, recorded GCP traffic, persistence and the
-//! Workload Identity token flow (api, kube, gcloud, golden, state, wi_flow).
+//! Workload Identity token flow, quota mode and call counts (api, kube,
+//! gcloud, golden, quota, state, wi_flow).
 
 #[macro_use]
 #[path = "../harness/mod.rs"]
@@ -10,5 +11,6 @@ mod api;
 mod gcloud;
 mod golden;
 mod kube;
+mod quota;
 mod state;
 mod wi_flow;

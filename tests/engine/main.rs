@@ -1,11 +1,12 @@
 //! Test binary `engine`: the real `wi` against the in-process emulator,
 //! end to end, under faults, killed, at fleet size, and for secrets
-//! (e2e, faults, kill, fleet, secrets).
+//! (e2e, faults, kill, fleet, secrets, bench_calls).
 
 #[macro_use]
 #[path = "../harness/mod.rs"]
 mod harness;
 
+mod bench_calls;
 mod cli_settings;
 mod e2e;
 mod faults;

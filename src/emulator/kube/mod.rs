@@ -223,6 +223,20 @@ impl KubeClusterState {
     /// Adds an object from a seed file (Namespace, ServiceAccount or Pod as
     /// JSON), as if created through the API. Errors name what is wrong.
     pub fn insert_object(&mut self, object: serde_json::Value) -> Result<(), String> {
+        self.seed_object(object, None)
+    }
+
+    /// Adds an object from a seed file as `manager`'s server-side apply (the
+    /// fields it sets are that manager's, as if `wi apply` had written them).
+    pub fn apply_object(&mut self, object: serde_json::Value, manager: &str) -> Result<(), String> {
+        self.seed_object(object, Some(manager))
+    }
+
+    fn seed_object(
+        &mut self,
+        object: serde_json::Value,
+        apply_as: Option<&str>,
+    ) -> Result<(), String> {
         let kind = object
             .get("kind")
             .and_then(serde_json::Value::as_str)
@@ -253,11 +267,22 @@ impl KubeClusterState {
         let opts = store::WriteOptions {
             admission: false,
             field_validation: store::FieldValidation::Strict,
-            manager: "kubectl-create".into(),
+            manager: apply_as.unwrap_or("kubectl-create").into(),
             dry_run: false,
             now: now_rfc3339_unix(),
         };
-        self.create(resource, namespace.as_deref(), object, &opts)
+        let written = match apply_as {
+            None => self.create(resource, namespace.as_deref(), object, &opts),
+            Some(_) => {
+                let name = object
+                    .pointer("/metadata/name")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                self.apply(resource, namespace.as_deref(), &name, object, false, &opts)
+            }
+        };
+        written
             .map(|_| ())
             .map_err(|e| format!("{kind}: {}", e.message))
     }
@@ -363,5 +388,35 @@ impl KubeCluster {
             return Err(format!("token issuer {:?} is not this cluster", claims.iss));
         }
         Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeded_objects_belong_to_their_manager() {
+        let mut state = KubeClusterState::default();
+        let ns =
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}});
+        state.insert_object(ns).expect("namespace");
+        let sa = serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "app", "namespace": "a",
+                "annotations": {"iam.gke.io/gcp-service-account": "g@p.iam.gserviceaccount.com"}}});
+        state.apply_object(sa, "wi").expect("service account");
+        let ns = state
+            .get(objects::KubeResource::Namespaces, None, "a")
+            .expect("namespace");
+        assert_eq!(
+            ns["metadata"]["managedFields"][0]["manager"],
+            "kubectl-create"
+        );
+        assert_eq!(ns["metadata"]["managedFields"][0]["operation"], "Update");
+        let sa = state
+            .get(objects::KubeResource::ServiceAccounts, Some("a"), "app")
+            .expect("service account");
+        assert_eq!(sa["metadata"]["managedFields"][0]["manager"], "wi");
+        assert_eq!(sa["metadata"]["managedFields"][0]["operation"], "Apply");
     }
 }

@@ -490,18 +490,56 @@ impl LabelSelector {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct FieldSelector(Vec<(String, bool, String)>);
 
-fn field_pointer(resource: KubeResource, field: &str) -> Option<&'static str> {
+/// The field labels kube-apiserver lets a list select on (the v1 field
+/// label conversions), with how each reads its value from the object.
+#[derive(Clone, Copy)]
+enum Selectable {
+    /// A string at this JSON pointer (missing: empty).
+    Str(&'static str),
+    /// A boolean at this pointer, compared as Go's `strconv.FormatBool` (missing: `false`).
+    Bool(&'static str),
+    /// The first `status.podIPs[].ip` (what `status.podIP` selects on).
+    FirstPodIp,
+}
+
+fn selectable(resource: KubeResource, field: &str) -> Option<Selectable> {
+    use Selectable::*;
     match (resource, field) {
-        (_, "metadata.name") => Some("/metadata/name"),
-        (_, "metadata.namespace") => Some("/metadata/namespace"),
-        (KubeResource::Namespaces, "status.phase") => Some("/status/phase"),
-        (KubeResource::Pods, "spec.serviceAccountName") => Some("/spec/serviceAccountName"),
-        (KubeResource::Pods, "spec.nodeName") => Some("/spec/nodeName"),
-        (KubeResource::Pods, "spec.restartPolicy") => Some("/spec/restartPolicy"),
-        (KubeResource::Pods, "spec.schedulerName") => Some("/spec/schedulerName"),
-        (KubeResource::Pods, "status.phase") => Some("/status/phase"),
-        (KubeResource::Pods, "status.podIP") => Some("/status/podIP"),
+        (_, "metadata.name") => Some(Str("/metadata/name")),
+        (_, "metadata.namespace") => Some(Str("/metadata/namespace")),
+        (KubeResource::Namespaces, "status.phase") => Some(Str("/status/phase")),
+        (KubeResource::Pods, "spec.serviceAccountName") => Some(Str("/spec/serviceAccountName")),
+        (KubeResource::Pods, "spec.nodeName") => Some(Str("/spec/nodeName")),
+        (KubeResource::Pods, "spec.restartPolicy") => Some(Str("/spec/restartPolicy")),
+        (KubeResource::Pods, "spec.schedulerName") => Some(Str("/spec/schedulerName")),
+        (KubeResource::Pods, "spec.hostNetwork") => Some(Bool("/spec/hostNetwork")),
+        (KubeResource::Pods, "status.phase") => Some(Str("/status/phase")),
+        (KubeResource::Pods, "status.podIP") => Some(FirstPodIp),
+        (KubeResource::Pods, "status.nominatedNodeName") => Some(Str("/status/nominatedNodeName")),
         _ => None,
+    }
+}
+
+impl Selectable {
+    fn value(self, obj: &Value) -> String {
+        match self {
+            Selectable::Str(p) => obj
+                .pointer(p)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            Selectable::Bool(p) => obj
+                .pointer(p)
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+                .to_string(),
+            Selectable::FirstPodIp => obj
+                .pointer("/status/podIPs/0/ip")
+                .or_else(|| obj.pointer("/status/podIP"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+        }
     }
 }
 
@@ -525,7 +563,7 @@ impl FieldSelector {
                 ));
             };
             let field = field.trim();
-            if field_pointer(resource, field).is_none() {
+            if selectable(resource, field).is_none() {
                 return Err(format!("field label not supported: {field}"));
             }
             out.push((field.to_string(), eq, value.trim().to_string()));
@@ -541,11 +579,10 @@ impl FieldSelector {
     /// True when the object satisfies every term.
     pub(crate) fn matches(&self, resource: KubeResource, obj: &Value) -> bool {
         self.0.iter().all(|(field, eq, want)| {
-            let got = field_pointer(resource, field)
-                .and_then(|p| obj.pointer(p))
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            (got == want) == *eq
+            let got = selectable(resource, field)
+                .map(|s| s.value(obj))
+                .unwrap_or_default();
+            (got == *want) == *eq
         })
     }
 }
@@ -684,6 +721,19 @@ mod tests {
         let sel =
             FieldSelector::parse(KubeResource::Pods, "spec.serviceAccountName=sa").expect("ok");
         assert!(sel.matches(KubeResource::Pods, &pod));
+        let host = json!({"metadata": {"name": "h"}, "spec": {"hostNetwork": true}});
+        let sel = FieldSelector::parse(KubeResource::Pods, "spec.hostNetwork=true").expect("ok");
+        assert!(sel.matches(KubeResource::Pods, &host));
+        assert!(!sel.matches(KubeResource::Pods, &pod));
+        let sel =
+            FieldSelector::parse(KubeResource::Pods, "spec.hostNetwork!=true,metadata.name=p")
+                .expect("ok");
+        assert!(sel.matches(KubeResource::Pods, &pod));
+        assert!(
+            FieldSelector::parse(KubeResource::Pods, "spec.hostNetwork=false")
+                .expect("ok")
+                .matches(KubeResource::Pods, &pod)
+        );
         assert_eq!(
             FieldSelector::parse(KubeResource::ServiceAccounts, "spec.x=y").err(),
             Some("field label not supported: spec.x".to_string())
