@@ -482,14 +482,11 @@ fn a_large_fleet_loads() {
             i % 10
         ));
     }
-    let started = std::time::Instant::now();
+    // How fast it loads is measured by the fleet bench (`cargo bench --bench
+    // fleet`), not here: a timed test fails on a busy machine, not on a regression.
     let m = yaml(&src).unwrap_or_else(|e| panic!("{}", spec::render_plain(&e, 100)));
     // Each group has 30 clusters; each mapping names one group and two KSAs.
     assert_eq!(m.mappings.len(), 2_000 * 30 * 2);
     assert_eq!(m.projects, vec!["proj-0", "proj-1", "proj-2"]);
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(30),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(m.mappings.iter().all(|x| x.origin.line > 3));
 }
