@@ -608,3 +608,106 @@ async fn a_saved_plan_applies_as_its_owner() {
     assert_team_intact(&world, "team-a", "team-a-app", "a-api").await;
     world.stop().await;
 }
+
+#[tokio::test]
+async fn a_ksa_wi_annotates_but_did_not_create_is_listed_as_not_managed() {
+    let (world, _seed) = world().await;
+    let spec = world.write("team-a.yaml", &team_spec("team-a", "team-a-app", "a-api"));
+    let spec = spec.to_str().unwrap();
+    world
+        .wi(&["apply", "-f", spec, "--auto-approve"])
+        .await
+        .expect(0);
+    // Helm made one KSA; team-b's wi made another (its labels, no annotation).
+    let conn = world.kube(LOCATION, CLUSTER).await;
+    let chart = BTreeMap::from([("helm.sh/chart".to_string(), "api-1.0".to_string())]);
+    conn.apply_service_account_as("helm", "apps", "helm-api", &chart, &BTreeMap::new(), false)
+        .await
+        .expect("helm applies");
+    let team_b = BTreeMap::from([
+        ("app.kubernetes.io/managed-by".to_string(), "wi".to_string()),
+        ("wi.dev/owner".to_string(), "team-b".to_string()),
+    ]);
+    conn.apply_service_account_as("wi/team-b", "apps", "b-made", &team_b, &BTreeMap::new(), false)
+        .await
+        .expect("team-b's wi applies");
+    let more = format!(
+        "{}  - serviceAccount: team-a-app\n    clusters: [shared]\n    namespace: apps\n    ksa: helm-api\n    manage: annotate\n  - serviceAccount: team-a-app\n    clusters: [shared]\n    namespace: apps\n    ksa: b-made\n",
+        team_spec("team-a", "team-a-app", "a-api")
+    );
+    world.write("team-a.yaml", &more);
+    let plan = world
+        .wi(&["plan", "-f", spec, "--detailed-exitcode"])
+        .await
+        .expect(2);
+    let flat: String = plan.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    let section = flat
+        .split("Exists, not managed by wi")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no not-managed section: {}", plan.stdout));
+    assert!(
+        section.contains("apps/helm-api\"] (exists, managed by `helm`: wi only sets its annotation)"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        section.contains("apps/b-made\"] (exists, owned by `team-b`: wi only sets its annotation)"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        !section.contains("apps/a-api"),
+        "the KSA team-a created is its own: {}",
+        plan.stdout
+    );
+    assert_output_snapshot!("owners_ksa_not_managed_plan", plan);
+    let md = world
+        .wi(&["plan", "-f", spec, "--format", "markdown"])
+        .await
+        .expect(0);
+    assert!(
+        md.stdout
+            .contains("exists, managed by `helm`: wi only sets its annotation"),
+        "{}",
+        md.stdout
+    );
+    assert_output_snapshot!("owners_ksa_not_managed_markdown", md);
+    world
+        .wi(&["apply", "-f", spec, "--auto-approve"])
+        .await
+        .expect(0);
+    // wi set the annotations and took no label of KSAs it did not create.
+    let helm = ksa(&world, "apps", "helm-api").await.expect("helm KSA");
+    assert_eq!(
+        helm.annotations.get("iam.gke.io/gcp-service-account"),
+        Some(&email("team-a-app"))
+    );
+    assert_eq!(helm.labels, chart, "{helm:?}");
+    let b = ksa(&world, "apps", "b-made").await.expect("team-b's KSA");
+    assert_eq!(b.labels, team_b, "{b:?}");
+    assert_eq!(
+        b.annotations.get("iam.gke.io/gcp-service-account"),
+        Some(&email("team-a-app"))
+    );
+    // In sync, the plan still says whose they are.
+    let again = world
+        .wi(&["plan", "-f", spec, "--detailed-exitcode"])
+        .await
+        .expect(0);
+    assert!(again.stdout.contains("No changes."), "{}", again.stdout);
+    assert!(
+        again
+            .stdout
+            .contains("(exists, managed by `helm`: wi only sets its annotation)"),
+        "{}",
+        again.stdout
+    );
+    assert!(
+        again
+            .stdout
+            .contains("(exists, owned by `team-b`: wi only sets its annotation)"),
+        "{}",
+        again.stdout
+    );
+    world.stop().await;
+}

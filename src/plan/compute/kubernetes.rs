@@ -299,6 +299,36 @@ impl Planner<'_> {
         })
     }
 
+    /// Why a mapped KSA that exists is not `owner`'s, though `wi` sets its
+    /// annotation: nobody's (made by hand, or by Helm: its other field
+    /// managers are named), or another owner's (its `wi.dev/owner` label).
+    /// `None` when `owner` created it, or claims it from an older `wi`.
+    fn ksa_not_managed(
+        owner: &Owner,
+        fields: &crate::ownership::KsaFields,
+        creator: Option<&Owner>,
+        claim: bool,
+    ) -> Option<String> {
+        match creator {
+            Some(c) if c == owner => None,
+            Some(Owner::Unnamed) if claim => None,
+            Some(other) => Some(format!(
+                "exists, owned by {other}: wi only sets its annotation"
+            )),
+            None if fields.co_managers.is_empty() => {
+                Some("exists, not created by wi: wi only sets its annotation".to_string())
+            }
+            None => {
+                let managers: Vec<String> =
+                    fields.co_managers.iter().map(|m| format!("`{m}`")).collect();
+                Some(format!(
+                    "exists, managed by {}: wi only sets its annotation",
+                    managers.join(", ")
+                ))
+            }
+        }
+    }
+
     fn ksa(
         &mut self,
         key: &ClusterKey,
@@ -376,6 +406,7 @@ impl Planner<'_> {
             .and_then(|a| a.get(GSA_ANNOTATION))
             .cloned();
         let before = ksa_attributes(live);
+        let not_managed = Self::ksa_not_managed(owner, &fields, creator.as_ref(), claim);
         let mut after = Attributes::new();
         after.insert(annotation_key(), json!(m.gsa_email));
         let take_label = mine.managed_by_label
@@ -389,6 +420,17 @@ impl Planner<'_> {
                 && (mine.owner_label || created_here)
             {
                 after.insert(owner_label_key(), json!(n));
+            }
+        }
+        // Labels this owner neither owns nor takes (Helm's KSA, another
+        // owner's) are not this write's: the diff does not show them leaving.
+        let mut before = before;
+        for (key, owned) in [
+            (label_key(), mine.managed_by_label),
+            (owner_label_key(), mine.owner_label),
+        ] {
+            if !owned && !after.contains_key(&key) {
+                before.remove(&key);
             }
         }
         // Pods of this KSA on the host network cannot use Workload Identity.
@@ -414,12 +456,14 @@ impl Planner<'_> {
             && after.iter().all(|(k, v)| before.get(k) == Some(v))
             && !claim;
         if in_sync {
-            self.push(noop(
+            let mut change = noop(
                 resource,
                 before,
                 after,
                 reason(ReasonCode::InSync, "annotated"),
-            ));
+            );
+            change.not_managed = not_managed;
+            self.push(change);
             return;
         }
         let mut warnings = Vec::new();
@@ -454,6 +498,7 @@ impl Planner<'_> {
             .with_deps(deps)
             .with_warnings(warnings)
             .for_owner(owner);
+        change.not_managed = not_managed;
         change.kube = KubeWrite {
             release_managers: if claim {
                 vec![Owner::Unnamed.field_manager()]

@@ -168,6 +168,7 @@ fn change(
         warnings: Vec::new(),
         owner: Owner::Unnamed,
         kube: KubeWrite::default(),
+        not_managed: None,
     }
 }
 
