@@ -171,10 +171,6 @@ async fn assert_team_intact(world: &TestWorld, owner: &str, account: &str, ksa_n
     let d = description(world, account)
         .await
         .unwrap_or_else(|| panic!("{account} exists"));
-    assert!(
-        d.ends_with(&format!("[managed-by: wi owner={owner}]")),
-        "{account}: {d}"
-    );
     assert_eq!(
         wiu_members(world, account).await,
         vec![member("apps", ksa_name)],
@@ -204,13 +200,22 @@ async fn assert_team_intact(world: &TestWorld, owner: &str, account: &str, ksa_n
             .map(String::as_str),
         Some("wi")
     );
-    assert!(
-        k.annotations
-            .get("wi.dev/declared-in")
-            .is_some_and(|f| f.ends_with(&format!("{owner}.yaml"))),
-        "{k:?}"
-    );
+    let file = k
+        .annotations
+        .get("wi.dev/declared-in")
+        .unwrap_or_else(|| panic!("{k:?}"));
+    let file = std::path::Path::new(file)
+        .file_name()
+        .and_then(|f| f.to_str())
+        .unwrap_or_default();
+    assert!(file.starts_with(owner) && file.ends_with(".yaml"), "{k:?}");
     assert_eq!(k.managers, vec![format!("wi/{owner}")], "{k:?}");
+    // The account records the owner and the same file as the KSA.
+    assert_eq!(
+        d,
+        format!("The app of the team [managed-by: wi owner={owner}] [wi.dev/declared-in: {file}]"),
+        "{account}"
+    );
 }
 
 #[tokio::test]
@@ -376,7 +381,9 @@ async fn adopt_lists_every_removal_at_once_and_keeps_what_the_spec_leaves_out() 
     assert_eq!(sa.display_name.as_deref(), Some("Legacy App"));
     assert_eq!(
         sa.description.as_deref(),
-        Some("Made by hand years ago [managed-by: wi owner=legacy]")
+        Some(
+            "Made by hand years ago [managed-by: wi owner=legacy] [wi.dev/declared-in: legacy.yaml]"
+        )
     );
     assert_eq!(
         wiu_members(&world, "legacy-app").await,
@@ -628,9 +635,16 @@ async fn a_ksa_wi_annotates_but_did_not_create_is_listed_as_not_managed() {
         ("app.kubernetes.io/managed-by".to_string(), "wi".to_string()),
         ("wi.dev/owner".to_string(), "team-b".to_string()),
     ]);
-    conn.apply_service_account_as("wi/team-b", "apps", "b-made", &team_b, &BTreeMap::new(), false)
-        .await
-        .expect("team-b's wi applies");
+    conn.apply_service_account_as(
+        "wi/team-b",
+        "apps",
+        "b-made",
+        &team_b,
+        &BTreeMap::new(),
+        false,
+    )
+    .await
+    .expect("team-b's wi applies");
     let more = format!(
         "{}  - serviceAccount: team-a-app\n    clusters: [shared]\n    namespace: apps\n    ksa: helm-api\n    manage: annotate\n  - serviceAccount: team-a-app\n    clusters: [shared]\n    namespace: apps\n    ksa: b-made\n",
         team_spec("team-a", "team-a-app", "a-api")
@@ -646,7 +660,8 @@ async fn a_ksa_wi_annotates_but_did_not_create_is_listed_as_not_managed() {
         .nth(1)
         .unwrap_or_else(|| panic!("no not-managed section: {}", plan.stdout));
     assert!(
-        section.contains("apps/helm-api\"] (exists, managed by `helm`: wi only sets its annotation)"),
+        section
+            .contains("apps/helm-api\"] (exists, managed by `helm`: wi only sets its annotation)"),
         "{}",
         plan.stdout
     );
@@ -709,5 +724,70 @@ async fn a_ksa_wi_annotates_but_did_not_create_is_listed_as_not_managed() {
         "{}",
         again.stdout
     );
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn one_owners_account_declared_in_a_file_not_in_the_run_is_neither_stripped_nor_pruned() {
+    let (world, _seed) = world().await;
+    let first = world.write("team-a-1.yaml", &team_spec("team-a", "team-a-app", "a-api"));
+    world
+        .wi(&["apply", "-f", first.to_str().unwrap(), "--auto-approve"])
+        .await
+        .expect(0);
+    assert_eq!(
+        description(&world, "team-a-app").await.as_deref(),
+        Some(
+            "The app of the team [managed-by: wi owner=team-a] [wi.dev/declared-in: team-a-1.yaml]"
+        ),
+        "the account records its file"
+    );
+    // team-a's second file declares only an account, no cluster: no KSA of
+    // the first file is in sight, only the account's own record.
+    let second = world.write(
+        "team-a-2.yaml",
+        "version: 1\nowner: team-a\nserviceAccounts:\n  - name: team-a-jobs\n    project: wi-teams\n",
+    );
+    let second = second.to_str().unwrap();
+    for prune in [false, true] {
+        let mut args = vec!["plan", "-f", second];
+        if prune {
+            args.push("--prune");
+        }
+        let plan = world.wi(&args).await.expect(1);
+        let flat: String = plan.stderr.split_whitespace().collect();
+        assert!(
+            flat.contains(
+                "team-a-app@wi-teams.iam.gserviceaccount.comis`team-a`'s,declaredinteam-a-1.yaml"
+            ),
+            "{}",
+            plan.stderr
+        );
+        if prune {
+            assert_output_snapshot!("owners_one_owner_account_in_another_file", plan);
+        }
+    }
+    world
+        .wi(&["apply", "-f", second, "--prune", "--auto-approve"])
+        .await
+        .expect(1);
+    assert_team_intact(&world, "team-a", "team-a-app", "a-api").await;
+    assert_eq!(
+        description(&world, "team-a-jobs").await,
+        None,
+        "nothing applied"
+    );
+    // The first file still plans nothing: the account is its own.
+    let again = world
+        .wi(&[
+            "plan",
+            "-f",
+            first.to_str().unwrap(),
+            "--prune",
+            "--detailed-exitcode",
+        ])
+        .await
+        .expect(0);
+    assert!(again.stdout.contains("No changes."), "{}", again.stdout);
     world.stop().await;
 }

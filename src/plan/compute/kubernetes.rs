@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::{
     Planner, annotation_key, attrs, create, delete, has_member, label_key, noop, owner_label_key,
-    reason, update,
+    reason, same_file, update,
 };
 use crate::ids::{ClusterKey, ksa_member};
 use crate::live::LiveKube;
@@ -23,34 +23,7 @@ use crate::ownership::{
 use crate::plan::{Action, Attributes, KubeWrite, ReasonCode, Resource, Warning, WarningCode};
 use crate::spec::KsaManagement;
 
-/// A spec file name as compared with a KSA's `wi.dev/declared-in`.
-fn file_key(file: &str) -> &str {
-    file.trim_start_matches("./")
-}
-
-/// Whether two spec paths name the same file as far as a path tells: equal,
-/// or one ends with the other at a path boundary (`specs/a.yaml` and
-/// `/ci/checkout/specs/a.yaml`, the same file checked out elsewhere).
-fn same_file(a: &str, b: &str) -> bool {
-    let (a, b) = (file_key(a), file_key(b));
-    let (long, short) = if a.len() >= b.len() { (a, b) } else { (b, a) };
-    long == short || (long.ends_with(short) && long[..long.len() - short.len()].ends_with('/'))
-}
-
 impl Planner<'_> {
-    /// The spec files of this run, as origins name them.
-    fn run_files(&self) -> BTreeSet<String> {
-        let m = self.model;
-        m.clusters
-            .iter()
-            .map(|c| &c.origin)
-            .chain(m.service_accounts.iter().map(|g| &g.origin))
-            .chain(m.mappings.iter().map(|x| &x.origin))
-            .chain(m.absent.iter().map(|a| &a.origin))
-            .map(|o| o.file.clone())
-            .collect()
-    }
-
     /// Labels of a namespace or KSA `owner` creates.
     fn created_labels(owner: &Owner) -> Attributes {
         let mut a = Attributes::new();
@@ -319,8 +292,11 @@ impl Planner<'_> {
                 Some("exists, not created by wi: wi only sets its annotation".to_string())
             }
             None => {
-                let managers: Vec<String> =
-                    fields.co_managers.iter().map(|m| format!("`{m}`")).collect();
+                let managers: Vec<String> = fields
+                    .co_managers
+                    .iter()
+                    .map(|m| format!("`{m}`"))
+                    .collect();
                 Some(format!(
                     "exists, managed by {}: wi only sets its annotation",
                     managers.join(", ")
@@ -530,17 +506,4 @@ fn ksa_attributes(sa: &K8sServiceAccount) -> Attributes {
         a.insert(owner_label_key(), json!(v));
     }
     a
-}
-
-#[cfg(test)]
-mod tests {
-    use super::same_file;
-
-    #[test]
-    fn a_file_checked_out_elsewhere_is_the_same_file() {
-        assert!(same_file("specs/a.yaml", "./specs/a.yaml"));
-        assert!(same_file("/ci/repo/specs/a.yaml", "specs/a.yaml"));
-        assert!(!same_file("/ci/repo/xspecs/a.yaml", "specs/a.yaml"));
-        assert!(!same_file("specs/b.yaml", "specs/a.yaml"));
-    }
 }
