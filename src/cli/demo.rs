@@ -13,6 +13,7 @@ use super::pipeline::Pipeline;
 use super::settings::{Environment, Settings};
 use crate::emulator::{Emulator, EmulatorConfig};
 use crate::plan::PlanOptions;
+use crate::spec::SpecSource;
 
 /// The spec the demo plans and applies unless `-f` says otherwise.
 const DEFAULT_SPEC: &str = "examples/quickstart.yaml";
@@ -49,12 +50,18 @@ fn example(path: &Path) -> PathBuf {
 /// Runs `wi demo`.
 pub(crate) async fn run(settings: &Settings, args: DemoArgs) -> Result<Success, CliError> {
     // Only the flag: the demo never plans the spec `WI_SPEC` points at.
-    let spec = example(
+    let spec: Vec<SpecSource> = if settings.file_flag.is_empty() {
+        vec![SpecSource::Path(example(Path::new(DEFAULT_SPEC)))]
+    } else {
         settings
             .file_flag
-            .as_deref()
-            .unwrap_or(Path::new(DEFAULT_SPEC)),
-    );
+            .iter()
+            .map(|s| match s {
+                SpecSource::Path(p) => SpecSource::Path(example(p)),
+                other => other.clone(),
+            })
+            .collect()
+    };
     let seed = example(&args.seed);
     let work_dir = tempfile::tempdir().into_diagnostic()?;
 
@@ -78,16 +85,21 @@ pub(crate) async fn run(settings: &Settings, args: DemoArgs) -> Result<Success, 
     outcome
 }
 
-async fn demo(settings: &Settings, spec: &Path) -> Result<Success, CliError> {
+async fn demo(settings: &Settings, spec: &[SpecSource]) -> Result<Success, CliError> {
     let style = &settings.styles.stdout;
     let pipeline = Pipeline::open(settings, Some(spec)).await?;
+    let spec = spec
+        .iter()
+        .map(SpecSource::display)
+        .collect::<Vec<_>>()
+        .join(" -f ");
 
-    println!("\n$ wi plan -f {}\n", spec.display());
+    println!("\n$ wi plan -f {}\n", spec);
     let live = pipeline.read_live().await?;
     let plan = pipeline.plan(&live, &PlanOptions::default())?;
     print!("{}", crate::render::human(&plan, style));
 
-    println!("\n$ wi apply -f {} --auto-approve\n", spec.display());
+    println!("\n$ wi apply -f {} --auto-approve\n", spec);
     let (_tx, rx) = watch::channel(false);
     let result = pipeline.apply(&plan, &live, false, rx).await;
     pipeline.print_summary(&result);
@@ -95,7 +107,7 @@ async fn demo(settings: &Settings, spec: &Path) -> Result<Success, CliError> {
         return Err(CliError::ApplyFailed);
     }
 
-    println!("\n$ wi plan -f {} --detailed-exitcode\n", spec.display());
+    println!("\n$ wi plan -f {} --detailed-exitcode\n", spec);
     let live = pipeline.read_live().await?;
     let again = pipeline.plan(&live, &PlanOptions::default())?;
     print!("{}", crate::render::human(&again, style));

@@ -121,10 +121,10 @@ mod tests {
         }
         let cli = Cli::try_parse_from(["wi", "plan", "-vv", "-f", "x.yaml"]).unwrap();
         assert_eq!(cli.global.verbose, 2);
-        assert_eq!(
-            cli.global.file.as_deref(),
-            Some(std::path::Path::new("x.yaml"))
-        );
+        assert_eq!(cli.global.file, [std::path::PathBuf::from("x.yaml")]);
+        let cli = Cli::try_parse_from(["wi", "validate", "-f", "a.yaml", "-f", "dir", "-f", "-"])
+            .unwrap();
+        assert_eq!(cli.global.file.len(), 3);
         assert!(Cli::try_parse_from(["wi", "plan", "--no-color", "--color", "always"]).is_err());
         assert!(Cli::try_parse_from(["wi", "plan", "--json", "--format", "text"]).is_err());
     }

@@ -1,5 +1,5 @@
 //! The pipeline `plan`, `apply` and `demo` share, in the order data flows:
-//! load the spec, build the Google client from the settings, read live
+//! load the spec set (every `-f`, else the discovered file), build the Google client from the settings, read live
 //! state, plan, and (for apply) run the plan's steps. Written once so the
 //! commands differ only in what they print and ask.
 
@@ -16,29 +16,39 @@ use crate::apply::{ApplyOptions, ApplyResult};
 use crate::gcp::{ClientOptions, Endpoints, GcpClient};
 use crate::live::{LiveState, Reader};
 use crate::plan::{Plan, PlanOptions};
-use crate::spec::Model;
+use crate::spec::{Model, SpecSource};
 
-/// A loaded spec: the model and the digest of its text.
+/// A loaded spec set: the model and the digest of its files.
 pub(crate) struct LoadedSpec {
     pub model: Model,
-    /// sha256 of the text the model came from (a saved plan records it).
+    /// The digest of the set (a saved plan records it; see `SpecSet::digest`).
     pub digest: String,
 }
 
-/// Finds (when `file` is `None`) and loads the spec.
-pub(crate) fn load_spec(file: Option<&Path>) -> Result<LoadedSpec, CliError> {
-    let path = match file {
-        Some(p) => p.to_path_buf(),
-        None => {
-            let cwd = std::env::current_dir().into_diagnostic()?;
-            crate::spec::discover(&cwd)?
+/// The sources to load: `sources`, else the spec discovered in the current directory.
+pub(crate) fn spec_sources(sources: Option<&[SpecSource]>) -> Result<Vec<SpecSource>, CliError> {
+    match sources {
+        Some(s) if !s.is_empty() => Ok(s.to_vec()),
+        _ => {
+            let found = crate::spec::discover(Path::new("."))?;
+            // Name `wi.yaml`, not `./wi.yaml`, in summaries, diagnostics and origins.
+            let found = found
+                .strip_prefix(".")
+                .map(Path::to_path_buf)
+                .unwrap_or(found);
+            Ok(vec![SpecSource::Path(found)])
         }
-    };
+    }
+}
+
+/// Finds (when `sources` is `None`) and loads the spec set.
+pub(crate) fn load_spec(sources: Option<&[SpecSource]>) -> Result<LoadedSpec, CliError> {
+    let sources = spec_sources(sources)?;
     // One read: the model and the digest come from the same text.
-    let (model, text) = crate::spec::load_file_with_source(&path)?;
+    let (model, set) = crate::spec::load_set(&sources)?;
     Ok(LoadedSpec {
         model,
-        digest: crate::spec::digest(&text),
+        digest: set.digest(),
     })
 }
 
@@ -68,12 +78,12 @@ pub(crate) struct Pipeline<'s> {
 }
 
 impl<'s> Pipeline<'s> {
-    /// Loads the spec (`file`, else discovered) and connects.
+    /// Loads the spec set (`sources`, else discovered) and connects.
     pub(crate) async fn open(
         settings: &'s Settings,
-        file: Option<&Path>,
+        sources: Option<&[SpecSource]>,
     ) -> Result<Pipeline<'s>, CliError> {
-        let spec = load_spec(file)?;
+        let spec = load_spec(sources)?;
         let gcp = gcp_client(settings).await?;
         Ok(Pipeline {
             settings,

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::render::Style;
+use crate::spec::SpecSource;
 
 /// The environment, as a map: a snapshot of the process's, or the demo's
 /// emulator settings handed to the engine without touching the real one.
@@ -40,10 +41,18 @@ pub(crate) enum ColorChoice {
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Global options")]
 pub(crate) struct GlobalArgs {
-    /// The spec file (default: $WI_SPEC, else wi.yaml, wi.yml or wi.toml in the
-    /// current directory; `wi demo`: examples/quickstart.yaml).
-    #[arg(short = 'f', long = "file", value_name = "FILE", global = true)]
-    pub file: Option<PathBuf>,
+    /// A spec file, a directory (every *.yaml, *.yml and *.toml under it), or
+    /// `-` for standard input; repeat to load several as one spec set
+    /// (default: $WI_SPEC, else wi.yaml, wi.yml or wi.toml in the current
+    /// directory; `wi demo`: examples/quickstart.yaml).
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        global = true,
+        action = clap::ArgAction::Append
+    )]
+    pub file: Vec<PathBuf>,
     /// When to use colours [default: auto: a terminal without NO_COLOR].
     #[arg(long, value_enum, value_name = "WHEN", global = true)]
     pub color: Option<ColorChoice>,
@@ -93,6 +102,54 @@ pub(crate) enum SettingsError {
     #[error("--parallelism must be at least 1")]
     #[diagnostic(code(wi::settings::parallelism))]
     Parallelism,
+    /// `-f` both before and after the subcommand: the parser keeps only one
+    /// side, and a spec set missing a file would plan removals for it.
+    #[error(
+        "-f is given {typed} times but only {kept} would be read: some come before the subcommand and some after it"
+    )]
+    #[diagnostic(
+        code(wi::settings::file_flags_split),
+        help(
+            "put every -f after the subcommand (`wi plan -f a.yaml -f b.yaml`), or every one before it"
+        )
+    )]
+    FileFlagsSplit { typed: usize, kept: usize },
+}
+
+/// How many `-f`/`--file` flags the command line holds (`-f X`, `-fX`,
+/// `--file X`, `--file=X`, `-vf X`), up to a bare `--`.
+fn count_file_flags<I: IntoIterator<Item = std::ffi::OsString>>(argv: I) -> usize {
+    let mut count = 0;
+    let mut skip_value = false;
+    for arg in argv.into_iter().skip(1) {
+        if std::mem::take(&mut skip_value) {
+            continue;
+        }
+        let arg = arg.to_string_lossy();
+        if arg == "--" {
+            break;
+        }
+        if arg == "--file" {
+            count += 1;
+            skip_value = true;
+        } else if arg.starts_with("--file=") {
+            count += 1;
+        } else if let Some(shorts) = arg.strip_prefix('-').filter(|s| !s.starts_with('-')) {
+            // Flags without a value (-v, -q) may come before f in one token.
+            for (i, c) in shorts.char_indices() {
+                match c {
+                    'v' | 'q' => continue,
+                    'f' => {
+                        count += 1;
+                        skip_value = i + 1 == shorts.len();
+                    }
+                    _ => {}
+                }
+                break;
+            }
+        }
+    }
+    count
 }
 
 /// A duration-valued variable, its lower bound and what to say about it.
@@ -213,10 +270,11 @@ impl EngineSettings {
 pub(crate) struct Settings {
     /// The environment the engine's clients are configured from.
     pub env: Environment,
-    /// `-f/--file` exactly as typed.
-    pub file_flag: Option<PathBuf>,
-    /// `-f/--file`, else `WI_SPEC`; `None`: discover in the current directory.
-    pub spec_file: Option<PathBuf>,
+    /// Every `-f/--file`, in order, exactly as typed (`-` is standard input).
+    pub file_flag: Vec<SpecSource>,
+    /// The `-f/--file` sources, else `WI_SPEC` (one file or directory);
+    /// `None`: discover in the current directory.
+    pub spec_file: Option<Vec<SpecSource>>,
     /// Colours of stdout and stderr.
     pub styles: Styles,
     /// The tracing filter: `WI_LOG`, else from `-v`/`-q`.
@@ -251,13 +309,26 @@ impl Settings {
             .to_string(),
         };
         let engine = EngineSettings::resolve(&env, args.parallelism)?;
-        let spec_file = args.file.clone().or_else(|| {
+        // clap keeps one side of a global flag given both before and after
+        // the subcommand: refuse rather than load a set missing files.
+        let typed = count_file_flags(std::env::args_os());
+        if typed > args.file.len() {
+            return Err(SettingsError::FileFlagsSplit {
+                typed,
+                kept: args.file.len(),
+            });
+        }
+        let file_flag: Vec<SpecSource> =
+            args.file.iter().map(|p| SpecSource::from_arg(p)).collect();
+        let spec_file = if file_flag.is_empty() {
             env.get("WI_SPEC")
                 .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        });
+                .map(|v| vec![SpecSource::from_arg(std::path::Path::new(v))])
+        } else {
+            Some(file_flag.clone())
+        };
         Ok(Settings {
-            file_flag: args.file.clone(),
+            file_flag,
             spec_file,
             styles,
             log_filter,
@@ -317,6 +388,27 @@ mod tests {
             POLL_INTERVAL.read(&env(&[("WI_POLL_INTERVAL", "fast")])),
             Err(SettingsError::NotADuration { .. })
         ));
+    }
+
+    #[test]
+    fn file_flags_are_counted_as_typed() {
+        let n = |args: &[&str]| {
+            count_file_flags(
+                std::iter::once("wi")
+                    .chain(args.iter().copied())
+                    .map(std::ffi::OsString::from),
+            )
+        };
+        assert_eq!(n(&["plan", "-f", "a.yaml", "-f", "-"]), 2);
+        assert_eq!(
+            n(&[
+                "-f", "a", "plan", "--file", "b", "--file=c", "-fd", "-vf", "e"
+            ]),
+            5
+        );
+        assert_eq!(n(&["plan", "-f", "-f"]), 1, "the value of -f is not a flag");
+        assert_eq!(n(&["plan", "--", "-f", "x"]), 0);
+        assert_eq!(n(&["plan", "--format", "json", "-v"]), 0);
     }
 
     #[test]

@@ -1,43 +1,58 @@
-//! `wi validate`: load the spec, report every problem at once (stderr, exit 1)
-//! or print a one-line summary of what it declares (stdout, exit 0).
+//! `wi validate`: load the spec set, report every problem of every file at
+//! once (stderr, exit 1) or print a summary of what it declares (stdout,
+//! exit 0): one line for one file; for a set, also each file in load order
+//! with its owner.
 
-use std::path::Path;
+use std::io::Write;
 
 use super::error::{CliError, Success};
+use super::pipeline::spec_sources;
 use super::settings::Settings;
 use crate::spec;
 
 /// Arguments of `wi validate`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ValidateArgs {
-    /// Print the validated model (defaults, groups and `ksas` expanded) as JSON
-    /// instead of the summary.
+    /// Print the validated model (defaults, groups and `ksas` expanded, with
+    /// every item's owner and origin file:line) as JSON instead of the summary.
     #[arg(long)]
     pub print_model: bool,
 }
 
-/// Runs `wi validate` (the spec is the global `-f`, else `WI_SPEC`, else discovered).
+/// Runs `wi validate` (the spec set is every global `-f`, else `WI_SPEC`, else discovered).
 pub(crate) async fn run(settings: &Settings, args: ValidateArgs) -> Result<Success, CliError> {
-    let path = match settings.spec_file.clone() {
-        Some(p) => p,
-        None => {
-            let found = spec::discover(Path::new("."))?;
-            // Show `wi.yaml`, not `./wi.yaml`, in the summary and diagnostics.
-            found
-                .strip_prefix(".")
-                .map(Path::to_path_buf)
-                .unwrap_or(found)
-        }
-    };
-    let model = spec::load_file(&path)?;
-    if args.print_model {
+    let sources = spec_sources(settings.spec_file.as_deref())?;
+    let (model, set) = spec::load_set(&sources)?;
+    let text = if args.print_model {
         let json = serde_json::to_string_pretty(&model)
             .map_err(|e| miette::miette!("cannot serialize the model: {e}"))?;
-        println!("{json}");
-        return Ok(Success::Done);
-    }
-    println!("✓ {} is valid: {}", path.display(), summary(&model));
+        format!("{json}\n")
+    } else {
+        let mut text = format!("✓ {} is valid: {}\n", set.display, summary(&model));
+        if set.files.len() > 1 {
+            text.push_str(&files_summary(&set));
+        }
+        text
+    };
+    // A reader that stops early (`| head`) is not an error, and never a panic.
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     Ok(Success::Done)
+}
+
+/// One line per file of a set, in load order, with the owner it declares.
+fn files_summary(set: &spec::SpecSet) -> String {
+    let width = set.files.iter().map(|f| f.name.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for f in &set.files {
+        // The set is valid: reading the file's own `owner:` again cannot fail.
+        let owner = spec::parse_raw(&f.text, &f.name, f.format)
+            .ok()
+            .and_then(|raw| raw.owner.map(|o| o.value))
+            .unwrap_or_else(|| spec::Owner::Unnamed.name().to_owned());
+        out.push_str(&format!("  {:width$}  owner: {owner}\n", f.name));
+    }
+    out
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -60,6 +75,19 @@ pub(crate) fn summary(model: &spec::Model) -> String {
             model.absent.len(),
             "absent member",
             "absent members",
+        ));
+    }
+    let named: Vec<&str> = model
+        .owners
+        .iter()
+        .filter(|o| matches!(o, spec::Owner::Named(_)))
+        .map(spec::Owner::name)
+        .collect();
+    if !named.is_empty() {
+        parts.push(format!(
+            "{} {}",
+            if named.len() == 1 { "owner" } else { "owners" },
+            named.join(", ")
         ));
     }
     parts.join(", ")

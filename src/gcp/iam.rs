@@ -21,13 +21,41 @@ struct ListServiceAccountsResponse {
     next_page_token: String,
 }
 
-/// (IAM resolves the account from the email alone).
+/// The project segment of a call on one account: the project the email
+/// names (`NAME@PROJECT.iam.gserviceaccount.com`, App Engine's
+/// `PROJECT@appspot.gserviceaccount.com`), else IAM's wildcard `-`
+/// (`projects/-/serviceAccounts/EMAIL`: IAM resolves the account from the
+/// email alone). Google-managed accounts whose email names a project
+/// number or a service (the Compute Engine default account, service agents
+/// on `gcp-sa-*` domains) get `-`.
 fn sa_project(email: &str) -> &str {
-    email
-        .split_once('@')
-        .and_then(|(_, domain)| domain.strip_suffix(".iam.gserviceaccount.com"))
+    let Some((local, domain)) = email.split_once('@') else {
+        return "-";
+    };
+    let project = if domain == "appspot.gserviceaccount.com" {
+        Some(local)
+    } else {
+        domain
+            .strip_suffix(".iam.gserviceaccount.com")
+            .filter(|p| !p.starts_with("gcp-sa-") && !p.contains('.'))
+            .filter(|_| !is_service_agent_id(local))
+    };
+    project
         .filter(|p| !p.is_empty() && !p.contains('/'))
         .unwrap_or("-")
+}
+
+/// `service-NUMBER` (and `service-org-` / `service-folder-`): a service
+/// agent's id, whatever its domain.
+fn is_service_agent_id(local: &str) -> bool {
+    local
+        .strip_prefix("service-")
+        .map(|n| {
+            n.strip_prefix("org-")
+                .or_else(|| n.strip_prefix("folder-"))
+                .unwrap_or(n)
+        })
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
 }
 
 /// A call on one service account: `v1/projects/P/serviceAccounts/{email}{suffix}`
@@ -304,6 +332,19 @@ mod tests {
         assert_eq!(sa_project("a@p-1.iam.gserviceaccount.com"), "p-1");
         assert_eq!(sa_project("123-compute@developer.gserviceaccount.com"), "-");
         assert_eq!(sa_project("nonsense"), "-");
+        assert_eq!(
+            sa_project("acme-prod@appspot.gserviceaccount.com"),
+            "acme-prod"
+        );
+        assert_eq!(sa_project("123@cloudservices.gserviceaccount.com"), "-");
+        assert_eq!(
+            sa_project("service-123@gcp-sa-cloudbuild.iam.gserviceaccount.com"),
+            "-"
+        );
+        assert_eq!(
+            sa_project("service-123@container-engine-robot.iam.gserviceaccount.com"),
+            "-"
+        );
     }
 
     #[test]

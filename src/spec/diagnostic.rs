@@ -70,6 +70,68 @@ pub enum SpecError {
         path: PathBuf,
     },
 
+    /// A spec path that is not a regular file (a FIFO, a device): refused
+    /// before it is opened, so reading never blocks.
+    #[error("{} is {kind}, not a spec file", path.display())]
+    #[diagnostic(
+        code(wi::spec::not_a_file),
+        help("pass a regular file, a directory of spec files, or `-f -` to read standard input")
+    )]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
+
+    /// `-f DIR` where the directory holds no spec file.
+    #[error("no spec files in {}: looked for *.yaml, *.yml and *.toml (hidden ones are skipped)", dir.display())]
+    #[diagnostic(code(wi::spec::empty_directory))]
+    EmptyDirectory {
+        /// The directory.
+        dir: PathBuf,
+    },
+
+    /// The same file reached twice (`-f a.yaml -f a.yaml`, or a file inside a directory also given).
+    #[error("{} is given twice", path.display())]
+    #[diagnostic(
+        code(wi::spec::given_twice),
+        help("each file of a spec set is read once: drop the repeated `-f`")
+    )]
+    GivenTwice {
+        /// The second path that reaches it.
+        path: PathBuf,
+    },
+
+    /// `-f -` more than once.
+    #[error("standard input is given twice (`-f -`)")]
+    #[diagnostic(code(wi::spec::given_twice), help("standard input can be read once"))]
+    StdinTwice,
+
+    /// More bytes than [`super::MAX_SET_BYTES`], all files together.
+    #[error("the spec set is {size} bytes; at most {limit} are read")]
+    #[diagnostic(
+        code(wi::spec::too_large),
+        help("pass fewer files or directories with -f")
+    )]
+    SetTooLarge {
+        /// Bytes read so far.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+
+    /// More files than [`super::MAX_FILES`].
+    #[error("more than {limit} spec files in one set")]
+    #[diagnostic(
+        code(wi::spec::too_many_files),
+        help("pass fewer files or directories with -f")
+    )]
+    TooManyFiles {
+        /// The limit.
+        limit: usize,
+    },
+
     /// The file was read but its content has problems (all of them are listed).
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -159,6 +221,12 @@ pub struct Problem {
     help: Option<String>,
     labels: Vec<Label>,
     src: Arc<NamedSource<String>>,
+    /// Position of `src` in the spec set (problems sort by file, then offset).
+    file: usize,
+    /// Places in other files of the set (rendered as advice with their own source).
+    notes: Vec<Problem>,
+    /// `Some` for a note: its severity.
+    severity: Option<miette::Severity>,
 }
 
 impl Problem {
@@ -174,7 +242,33 @@ impl Problem {
             help: None,
             labels: Vec::new(),
             src,
+            file: 0,
+            notes: Vec::new(),
+            severity: None,
         }
+    }
+
+    /// The problem belongs to file `file` of the set (for ordering).
+    pub(crate) fn in_file(mut self, file: usize) -> Self {
+        self.file = file;
+        self
+    }
+
+    /// A label in `src`: an ordinary label when `src` is this problem's own
+    /// source, else a note (advice) showing that other file at `span`.
+    pub(crate) fn label_in(
+        mut self,
+        src: &Arc<NamedSource<String>>,
+        span: Option<Range<usize>>,
+        text: impl Into<String>,
+    ) -> Self {
+        if Arc::ptr_eq(src, &self.src) {
+            return self.label(span, text);
+        }
+        let mut note = Problem::new(self.code, text, src.clone()).label(span, "here");
+        note.severity = Some(miette::Severity::Advice);
+        self.notes.push(note);
+        self
     }
 
     pub(crate) fn label(mut self, span: Option<Range<usize>>, text: impl Into<String>) -> Self {
@@ -218,9 +312,30 @@ impl Problem {
         Some(line_col(self.src.inner(), span.start))
     }
 
-    /// Byte offset of the primary label, used to sort problems in file order.
-    pub(crate) fn sort_key(&self) -> usize {
-        self.labels.first().map_or(usize::MAX, |l| l.span.start)
+    /// The name of the file the problem is in.
+    pub fn file_name(&self) -> &str {
+        self.src.name()
+    }
+
+    /// The places in other files of the set this problem also points at,
+    /// each as (file name, 1-based line, text).
+    pub fn other_places(&self) -> Vec<(String, usize, String)> {
+        self.notes
+            .iter()
+            .filter_map(|n| {
+                let (line, _) = n.line_col()?;
+                Some((n.file_name().to_owned(), line, n.message.clone()))
+            })
+            .collect()
+    }
+
+    /// File position in the set, then byte offset of the primary label:
+    /// problems are reported file by file, in file order.
+    pub(crate) fn sort_key(&self) -> (usize, usize) {
+        (
+            self.file,
+            self.labels.first().map_or(usize::MAX, |l| l.span.start),
+        )
     }
 }
 
@@ -234,7 +349,11 @@ impl std::error::Error for Problem {}
 
 impl Diagnostic for Problem {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new(self.code))
+        // A note (a place in another file) is part of its problem: no code of its own.
+        match self.severity {
+            Some(_) => None,
+            None => Some(Box::new(self.code)),
+        }
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
@@ -245,6 +364,17 @@ impl Diagnostic for Problem {
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
         Some(&*self.src)
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        self.severity
+    }
+
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
+        if self.notes.is_empty() {
+            return None;
+        }
+        Some(Box::new(self.notes.iter().map(|p| p as &dyn Diagnostic)))
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {

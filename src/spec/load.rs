@@ -5,52 +5,24 @@
 //! (depth, nodes, alias replays) against alias bombs and deep nesting; toml
 //! has its own recursion limit.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use miette::NamedSource;
-use sha2::{Digest, Sha256};
 
 use super::diagnostic::{InvalidSpec, Problem, SpecError};
 use super::model::Model;
 use super::raw::RawSpec;
+use super::source::{
+    Format, MAX_FILE_BYTES, SpecFile, SpecSet, SpecSource, read_bounded, read_sources,
+};
 use super::validate;
-
-/// The largest spec file accepted, in bytes (4 MiB).
-pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// At most this many problems are kept in one [`SpecError::Invalid`].
 pub const MAX_PROBLEMS: usize = 200;
 
 /// The names [`discover`] looks for, in order.
 pub(crate) const SPEC_FILE_NAMES: [&str; 3] = ["wi.yaml", "wi.yml", "wi.toml"];
-
-/// The syntax of a spec file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// YAML 1.2 (also reads JSON).
-    Yaml,
-    /// TOML 1.0.
-    Toml,
-}
-
-impl Format {
-    /// The format a file name implies: `.toml` is TOML, anything else YAML.
-    pub fn from_path(path: &Path) -> Format {
-        match path.extension().and_then(|e| e.to_str()) {
-            Some(ext) if ext.eq_ignore_ascii_case("toml") => Format::Toml,
-            _ => Format::Yaml,
-        }
-    }
-
-    fn language(self) -> &'static str {
-        match self {
-            Format::Yaml => "yaml",
-            Format::Toml => "toml",
-        }
-    }
-}
 
 /// Finds the spec in `dir`: exactly one of `wi.yaml`, `wi.yml`, `wi.toml`.
 pub fn discover(dir: &Path) -> Result<PathBuf, SpecError> {
@@ -86,48 +58,56 @@ pub fn load_file_with_source(path: &Path) -> Result<(Model, String), SpecError> 
     Ok((model, src))
 }
 
-fn read_bounded(path: &Path) -> Result<String, SpecError> {
-    let io = |source| SpecError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let size = file.metadata().map_err(io)?.len();
-    if size > MAX_FILE_BYTES {
-        return Err(SpecError::TooLarge {
-            path: path.to_path_buf(),
-            size,
-            limit: MAX_FILE_BYTES,
-        });
+/// Reads every source (files, directories, standard input), parses and
+/// validates them as one model. The [`SpecSet`] keeps the files' names and
+/// texts, in order, and their digest (what a saved plan records).
+pub fn load_set(sources: &[SpecSource]) -> Result<(Model, SpecSet), SpecError> {
+    let set = read_sources(sources)?;
+    let model = load_spec_set(&set)?;
+    Ok((model, set))
+}
+
+/// Parses and validates files already read, as one model.
+pub fn load_spec_set(set: &SpecSet) -> Result<Model, SpecError> {
+    let mut raws = Vec::new();
+    let mut problems = Vec::new();
+    for (i, f) in set.files.iter().enumerate() {
+        let source = named_source(&f.text, &f.name, f.format);
+        match parse_one(&f.text, source.clone(), f.format) {
+            Ok(raw) => raws.push((raw, source)),
+            Err(ps) => problems.extend(ps.into_iter().map(|p| p.in_file(i))),
+        }
     }
-    let mut bytes = Vec::new();
-    // The file may grow between metadata and read: never read past the limit.
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(SpecError::TooLarge {
-            path: path.to_path_buf(),
-            size: bytes.len() as u64,
-            limit: MAX_FILE_BYTES,
-        });
+    if !problems.is_empty() {
+        return Err(invalid(&set.display, problems));
     }
-    String::from_utf8(bytes).map_err(|_| SpecError::NotUtf8 {
-        path: path.to_path_buf(),
-    })
+    validate::validate_set(&raws).map_err(|problems| invalid(&set.display, problems))
 }
 
 /// Parses and validates spec text. `name` is what diagnostics call the file.
 pub fn load_str(src: &str, name: &str, format: Format) -> Result<Model, SpecError> {
-    let raw = parse_raw(src, name, format)?;
-    let source = named_source(src, name, format);
-    validate::validate(&raw, source.clone()).map_err(|problems| invalid(name, problems))
+    let set = SpecSet {
+        files: vec![SpecFile {
+            name: name.to_owned(),
+            text: src.to_owned(),
+            format,
+        }],
+        display: name.to_owned(),
+    };
+    load_spec_set(&set)
 }
 
 /// Parses spec text into the raw (unvalidated) types. Public for tools that
 /// want the file as written (e.g. editors of the spec); most callers want [`load_str`].
 pub fn parse_raw(src: &str, name: &str, format: Format) -> Result<RawSpec, SpecError> {
-    let source = named_source(src, name, format);
+    parse_one(src, named_source(src, name, format), format).map_err(|ps| invalid(name, ps))
+}
+
+fn parse_one(
+    src: &str,
+    source: Arc<NamedSource<String>>,
+    format: Format,
+) -> Result<RawSpec, Vec<Problem>> {
     if src.len() as u64 > MAX_FILE_BYTES {
         let p = Problem::new(
             "wi::spec::too_large",
@@ -137,7 +117,7 @@ pub fn parse_raw(src: &str, name: &str, format: Format) -> Result<RawSpec, SpecE
             ),
             source,
         );
-        return Err(invalid(name, vec![p]));
+        return Err(vec![p]);
     }
     let blank = src
         .lines()
@@ -149,11 +129,19 @@ pub fn parse_raw(src: &str, name: &str, format: Format) -> Result<RawSpec, SpecE
                 Format::Yaml => "a spec starts with `version: 1`; see examples/quickstart.yaml",
                 Format::Toml => "a spec starts with `version = 1`; see examples/quickstart.toml",
             });
-        return Err(invalid(name, vec![p]));
+        return Err(vec![p]);
     }
     match format {
-        Format::Yaml => parse_yaml(src, name, source),
-        Format::Toml => parse_toml(src, name, source),
+        Format::Yaml => {
+            let raw = parse_yaml(src, source.clone())?;
+            let tagged = super::tags::tag_problems(src, &source);
+            if tagged.is_empty() {
+                Ok(raw)
+            } else {
+                Err(tagged)
+            }
+        }
+        Format::Toml => parse_toml(src, source),
     }
 }
 
@@ -192,11 +180,9 @@ fn yaml_options() -> serde_saphyr::Options {
     }
 }
 
-fn parse_yaml(
-    src: &str,
-    name: &str,
-    source: Arc<NamedSource<String>>,
-) -> Result<RawSpec, SpecError> {
+fn parse_yaml(src: &str, source: Arc<NamedSource<String>>) -> Result<RawSpec, Vec<Problem>> {
+    let name = source.name().to_owned();
+    let name = name.as_str();
     match serde_saphyr::from_str_with_options::<RawSpec>(src, yaml_options()) {
         Ok(raw) => Ok(raw),
         Err(err) => {
@@ -222,16 +208,12 @@ fn parse_yaml(
             {
                 p = p.help(help);
             }
-            Err(invalid(name, vec![p]))
+            Err(vec![p])
         }
     }
 }
 
-fn parse_toml(
-    src: &str,
-    name: &str,
-    source: Arc<NamedSource<String>>,
-) -> Result<RawSpec, SpecError> {
+fn parse_toml(src: &str, source: Arc<NamedSource<String>>) -> Result<RawSpec, Vec<Problem>> {
     match toml::from_str::<RawSpec>(src) {
         Ok(raw) => Ok(raw),
         Err(err) => {
@@ -249,7 +231,7 @@ fn parse_toml(
             if let Some(help) = help_for(code, &message) {
                 p = p.help(help);
             }
-            Err(invalid(name, vec![p]))
+            Err(vec![p])
         }
     }
 }
@@ -307,7 +289,7 @@ fn help_for(code: &str, message: &str) -> Option<String> {
                 .map(|c| c.trim().trim_matches('`'))
                 .collect();
             // The message already lists the fields; only add a likely spelling.
-            super::validate::closest(field, &candidates).map(|c| format!("did you mean `{c}`?"))
+            super::suggest::closest(field, &candidates).map(|c| format!("did you mean `{c}`?"))
         }
         "wi::spec::wrong_type" if message.contains("expected sequence") => {
             Some("this field takes a list: `[a, b]`, or one `- item` per line".to_owned())
@@ -322,11 +304,6 @@ fn help_for(code: &str, message: &str) -> Option<String> {
         )),
         _ => None,
     }
-}
-
-/// The SHA-256 of the spec text, lowercase hex: the fingerprint a saved plan records.
-pub fn digest(src: &str) -> String {
-    hex::encode(Sha256::digest(src.as_bytes()))
 }
 
 /// The JSON Schema (draft-07) of the spec format, pretty-printed with a final newline.

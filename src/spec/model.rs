@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 pub use crate::ids::{ClusterKey, gsa_email, ksa_member, workload_pool};
 pub use crate::ownership::Owner;
 
+pub use super::names::ANY_PROJECT;
+
 /// Where an item is declared: the spec file (as named in diagnostics) and the
 /// 1-based line. Plans name it in collision and ownership messages.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
@@ -100,7 +102,17 @@ pub struct Mapping {
     pub ksa: String,
     /// Email of the GSA (declared in `service_accounts`, or external).
     pub gsa_email: String,
-    /// Project of the GSA (where the binding lives).
+    /// Project of the GSA (where the binding lives): the project id when the
+    /// email names it (`NAME@PROJECT.iam.gserviceaccount.com`,
+    /// `PROJECT@appspot.gserviceaccount.com`), else [`ANY_PROJECT`] (`-`) for
+    /// Google-managed accounts whose email names a project number or a
+    /// service (`NUMBER-compute@developer.gserviceaccount.com`, service agents
+    /// `service-NUMBER@gcp-sa-*.iam.gserviceaccount.com`,
+    /// `NUMBER@cloudservices.gserviceaccount.com`). `-` is IAM's wildcard:
+    /// the account is read and its policy edited as
+    /// `projects/-/serviceAccounts/EMAIL`; it is no project `wi` manages
+    /// (never in [`Model::projects`]), so nothing is listed, checked or
+    /// enabled in it.
     pub gsa_project: String,
     pub management: KsaManagement,
     /// The owner of the file that declares it.
@@ -123,6 +135,7 @@ impl Mapping {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AbsentMember {
     pub gsa_email: String,
+    /// As [`Mapping::gsa_project`]: a project id, or [`ANY_PROJECT`] (`-`).
     pub gsa_project: String,
     pub member: String,
     /// The owner of the file that declares it.
@@ -133,7 +146,10 @@ pub struct AbsentMember {
     pub origin: Origin,
 }
 
-/// The whole validated spec. Vectors are sorted and free of duplicates.
+/// The whole validated spec set: every file of it as one model (a file may
+/// name clusters, groups and accounts another file declares; each item
+/// keeps the owner and origin of the file that declares it; `defaults`
+/// apply within their own file). Vectors are sorted and free of duplicates.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Model {
     /// Project ids the spec manages (from `projects`, clusters and accounts).

@@ -104,14 +104,22 @@ pub fn check_group_name(s: &str) -> Result<(), String> {
     }
 }
 
-/// A GCP location: a region (`us-central1`, `northamerica-northeast1`) or a
-/// zone (`us-central1-a`).
+/// A GCP location GKE accepts: a region of [`super::locations::REGIONS`]
+/// (`us-central1`) or one of its zones (`us-central1-a`).
 pub fn check_location(s: &str) -> Result<(), String> {
-    if is_region(s) || is_zone(s) {
-        Ok(())
-    } else {
-        Err("a location is a region like `us-central1` or a zone like `us-central1-a`".to_owned())
+    use super::locations::{is_known_region, is_known_zone, suggest_location};
+    if is_known_region(s) || is_known_zone(s) {
+        return Ok(());
     }
+    let shape = if is_region(s) || is_zone(s) {
+        "no Google Cloud region or zone has this name"
+    } else {
+        "a location is a region like `us-central1` or a zone like `us-central1-a`"
+    };
+    Err(match suggest_location(s) {
+        Some(c) => format!("did you mean `{c}`?"),
+        None => format!("{shape}; `gcloud compute regions list` shows them"),
+    })
 }
 
 /// `us-central1`: letters, `-`, letters followed by digits.
@@ -217,6 +225,102 @@ pub fn parse_gsa_email(s: &str) -> Result<(&str, &str), String> {
     Ok((id, project))
 }
 
+/// The project wildcard IAM accepts in `projects/-/serviceAccounts/EMAIL`:
+/// the project of a Google-managed account whose email does not name it.
+pub const ANY_PROJECT: &str = "-";
+
+/// The legacy service-agent domains (`service-NUMBER@DOMAIN.iam.gserviceaccount.com`)
+/// that predate the `gcp-sa-*` naming and look like project ids.
+const LEGACY_AGENT_DOMAINS: &[&str] = &[
+    "cloud-filer",
+    "cloud-redis",
+    "cloud-tpu",
+    "cloudcomposer-accounts",
+    "compute-system",
+    "container-analysis",
+    "container-engine-robot",
+    "containerregistry",
+    "dataflow-service-producer-prod",
+    "dataproc-accounts",
+    "firebase-rules",
+    "genomics-api",
+    "serverless-robot-prod",
+];
+
+/// The project of any service account a mapping may name: one of the
+/// project (user-managed, `NAME@PROJECT.iam.gserviceaccount.com`), App Engine's
+/// default (`PROJECT@appspot.gserviceaccount.com`), or a Google-managed one
+/// whose email names a project number, not the id: the Compute Engine default
+/// (`NUMBER-compute@developer.gserviceaccount.com`), the Google APIs agent
+/// (`NUMBER@cloudservices.gserviceaccount.com`), the legacy Cloud Build
+/// account (`NUMBER@cloudbuild.gserviceaccount.com`) and service agents
+/// (`service-NUMBER@gcp-sa-SERVICE.iam.gserviceaccount.com` and the legacy
+/// agent domains). Those get [`ANY_PROJECT`].
+pub fn gsa_email_project(s: &str) -> Result<String, String> {
+    let help = "a Google service account email is NAME@PROJECT.iam.gserviceaccount.com, \
+                PROJECT@appspot.gserviceaccount.com, NUMBER-compute@developer.gserviceaccount.com, \
+                NUMBER@cloudservices.gserviceaccount.com or a service agent \
+                (service-NUMBER@gcp-sa-SERVICE.iam.gserviceaccount.com)";
+    let (local, domain) = s.split_once('@').ok_or_else(|| help.to_owned())?;
+    let number = |n: &str| !n.is_empty() && n.len() <= 20 && n.bytes().all(|c| c.is_ascii_digit());
+    match domain {
+        "developer.gserviceaccount.com" => {
+            return match local.strip_suffix("-compute") {
+                Some(n) if number(n) => Ok(ANY_PROJECT.to_owned()),
+                _ => Err("the Compute Engine default account is NUMBER-compute@developer.gserviceaccount.com".to_owned()),
+            };
+        }
+        "appspot.gserviceaccount.com" => {
+            check_project_id(local)?;
+            return Ok(local.to_owned());
+        }
+        "cloudservices.gserviceaccount.com" | "cloudbuild.gserviceaccount.com" => {
+            return if number(local) {
+                Ok(ANY_PROJECT.to_owned())
+            } else {
+                Err(format!("an account of {domain} is PROJECT_NUMBER@{domain}"))
+            };
+        }
+        _ => {}
+    }
+    let Some(project) = domain.strip_suffix(".iam.gserviceaccount.com") else {
+        return Err(help.to_owned());
+    };
+    let agent_local = local
+        .strip_prefix("service-")
+        .map(|n| {
+            n.strip_prefix("org-")
+                .or_else(|| n.strip_prefix("folder-"))
+                .unwrap_or(n)
+        })
+        .is_some_and(number);
+    let agent_domain = project.starts_with("gcp-sa-")
+        || LEGACY_AGENT_DOMAINS.contains(&project)
+        || (agent_local && project.contains('.'));
+    if agent_domain {
+        let label = |p: &str| {
+            !p.is_empty()
+                && p.len() <= 63
+                && p.bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.')
+        };
+        let local_ok = !local.is_empty()
+            && local.len() <= 63
+            && local
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-');
+        return if local_ok && label(project) {
+            Ok(ANY_PROJECT.to_owned())
+        } else {
+            Err(
+                "a service agent is service-NUMBER@gcp-sa-SERVICE.iam.gserviceaccount.com"
+                    .to_owned(),
+            )
+        };
+    }
+    parse_gsa_email(s).map(|(_, p)| p.to_owned())
+}
+
 /// An IAM member as `absent` accepts it: `serviceAccount:EMAIL`,
 /// `serviceAccount:PROJECT.svc.id.goog[NAMESPACE/KSA]`, `user:EMAIL`,
 /// `group:EMAIL`, `domain:DOMAIN`, `principal://...` or `principalSet://...`.
@@ -303,6 +407,8 @@ mod tests {
         ] {
             assert!(check_location(ok).is_ok(), "{ok}");
         }
+        assert!(check_location("mars-north9-z").is_err());
+        assert!(check_location("us-central1-d").is_err());
         for bad in [
             "us-central",
             "us",
@@ -357,5 +463,42 @@ mod tests {
         );
         assert!(parse_gsa_email("payments@example.com").is_err());
         assert!(parse_gsa_email("pay@acme-prod.iam.gserviceaccount.com").is_err());
+    }
+
+    #[test]
+    fn google_managed_accounts() {
+        let p = |s: &str| gsa_email_project(s);
+        assert_eq!(
+            p("payments@acme-prod.iam.gserviceaccount.com").as_deref(),
+            Ok("acme-prod")
+        );
+        assert_eq!(
+            p("123456789-compute@developer.gserviceaccount.com").as_deref(),
+            Ok("-")
+        );
+        assert_eq!(
+            p("acme-prod@appspot.gserviceaccount.com").as_deref(),
+            Ok("acme-prod")
+        );
+        assert_eq!(
+            p("123456789@cloudservices.gserviceaccount.com").as_deref(),
+            Ok("-")
+        );
+        assert_eq!(
+            p("123456789@cloudbuild.gserviceaccount.com").as_deref(),
+            Ok("-")
+        );
+        assert_eq!(
+            p("service-123456789@gcp-sa-artifactregistry.iam.gserviceaccount.com").as_deref(),
+            Ok("-")
+        );
+        assert_eq!(
+            p("service-123456789@container-engine-robot.iam.gserviceaccount.com").as_deref(),
+            Ok("-")
+        );
+        assert!(p("abc-compute@developer.gserviceaccount.com").is_err());
+        assert!(p("x@appspot.gserviceaccount.com").is_err());
+        assert!(p("payments@example.com").is_err());
+        assert!(p("Service-1@gcp-sa-x.iam.gserviceaccount.com").is_err());
     }
 }

@@ -276,9 +276,8 @@ pub type SpList = Sp<Vec<Sp<String>>>;
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schemars(title = "wi spec")]
 pub struct RawSpec {
-    /// Format version of this file. Always 1.
-    #[schemars(range(min = 1, max = 1))]
-    pub version: Sp<u32>,
+    /// Format version of this file. Always the number 1 (not the string "1").
+    pub version: Sp<Version>,
     /// Who this file's objects belong to: a short name (lowercase letters,
     /// digits and hyphens, at most 30) recorded on every account, KSA and
     /// namespace `wi` creates or adopts for it. Specs of different owners
@@ -312,6 +311,96 @@ pub struct RawSpec {
     pub absent: Vec<Sp<RawAbsent>>,
 }
 
+/// `version`: a number as written, or the text of a quoted one (refused by
+/// validation at its line, with a clearer message than a type error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Version {
+    /// `version: 1`.
+    Number(u64),
+    /// `version: "1"`.
+    Text(String),
+}
+
+impl Serialize for Version {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Version::Number(n) => serializer.serialize_u64(*n),
+            Version::Text(t) => serializer.serialize_str(t),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Version {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Version;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("the number 1")
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Version::Number(v))
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                u64::try_from(v)
+                    .map(Version::Number)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Version::Text(v.to_owned()))
+            }
+        }
+        // `any`: a quoted "1" must arrive as text, not be read as a number.
+        deserializer.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for Version {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Version".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "integer",
+            "format": "uint32",
+            "minimum": 1,
+            "maximum": 1
+        })
+    }
+}
+
+/// A Google Cloud region or zone, for the schema: the names of
+/// [`super::locations::REGIONS`] and their zones.
+pub struct Location;
+
+impl JsonSchema for Location {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Location".into()
+    }
+
+    fn json_schema(_generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let mut names = Vec::new();
+        for (region, zones) in super::locations::REGIONS {
+            names.push((*region).to_owned());
+            names.extend(zones.iter().map(|z| format!("{region}-{z}")));
+        }
+        schemars::json_schema!({
+            "description": "A Google Cloud region (`us-central1`) or zone (`us-central1-a`).",
+            "type": "string",
+            "enum": names
+        })
+    }
+}
+
 /// Defaults for items that omit a field.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -321,7 +410,7 @@ pub struct RawDefaults {
     #[schemars(regex(pattern = r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$"))]
     pub project: Option<Sp<String>>,
     /// Location (region or zone) for clusters without `location`.
-    #[schemars(regex(pattern = r"^[a-z]+-[a-z]+[0-9]+(-[a-z])?$"))]
+    #[schemars(with = "Option<Location>")]
     pub location: Option<Sp<String>>,
 }
 
@@ -337,7 +426,7 @@ pub struct RawCluster {
     #[schemars(regex(pattern = r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$"))]
     pub project: Option<Sp<String>>,
     /// Region (`us-central1`) or zone (`us-central1-a`); default `defaults.location`.
-    #[schemars(regex(pattern = r"^[a-z]+-[a-z]+[0-9]+(-[a-z])?$"))]
+    #[schemars(with = "Option<Location>")]
     pub location: Option<Sp<String>>,
     /// Whether the cluster must have Workload Identity (a workload pool). Default true.
     pub workload_identity: Option<Sp<bool>>,
@@ -504,8 +593,10 @@ pub enum Manage {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schemars(rename = "Mapping")]
 pub struct RawMapping {
-    /// A declared account's name, or the full email of an account declared
-    /// elsewhere (`NAME@PROJECT.iam.gserviceaccount.com`).
+    /// A declared account's name (in any file of the set), or the full email
+    /// of an account managed elsewhere: `NAME@PROJECT.iam.gserviceaccount.com`,
+    /// or a Google-managed one (`NUMBER-compute@developer.gserviceaccount.com`,
+    /// `PROJECT@appspot.gserviceaccount.com`, a service agent).
     pub service_account: Sp<String>,
     /// Cluster names, `project/name`, `project/location/name`, group names, or `*` for all.
     #[schemars(length(min = 1))]

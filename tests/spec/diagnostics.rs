@@ -43,6 +43,30 @@ const CASES: &[(&str, &[&str], usize)] = &[
     ),
     ("empty.yaml", &["wi::spec::empty"], 1),
     (
+        "version_string.yaml",
+        &["wi::spec::version_not_a_number"],
+        1,
+    ),
+    (
+        "version_string.toml",
+        &["wi::spec::version_not_a_number"],
+        1,
+    ),
+    (
+        "binary_name.yaml",
+        &["wi::spec::tagged_value", "wi::spec::tagged_value"],
+        5,
+    ),
+    (
+        "unknown_location.yaml",
+        &[
+            "wi::spec::invalid_location",
+            "wi::spec::invalid_location",
+            "wi::spec::invalid_location",
+        ],
+        6,
+    ),
+    (
         "invalid_account_id.yaml",
         &[
             "wi::spec::invalid_account_id",

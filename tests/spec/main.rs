@@ -8,5 +8,7 @@ mod harness;
 mod cli;
 mod diagnostics;
 mod model;
+mod multi;
 mod robustness;
 mod schema;
+mod validate_fixes;

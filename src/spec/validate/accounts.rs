@@ -1,9 +1,9 @@
 //! The `serviceAccounts` section: each Google service account's project, id,
 //! display name and description, declared once per project.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
-use super::{AccountInfo, Ctx, MAX_DESCRIPTION, MAX_DISPLAY_NAME, MAX_ITEMS, PROJECT_ID};
+use super::{AccountInfo, Ctx, Declared, MAX_DESCRIPTION, MAX_DISPLAY_NAME, MAX_ITEMS, PROJECT_ID};
 use crate::spec::model::Gsa;
 use crate::spec::names;
 use crate::spec::raw::{RawSpec, Sp};
@@ -12,10 +12,10 @@ pub(super) fn validate_accounts<'a>(
     cx: &mut Ctx,
     raw: &'a RawSpec,
     default_project: Option<&'a Sp<String>>,
+    seen: &mut Declared<'a>,
 ) -> (Vec<Gsa>, Vec<AccountInfo<'a>>) {
     let mut out = Vec::new();
     let mut infos = Vec::new();
-    let mut seen: HashMap<(String, String), &Sp<String>> = HashMap::new();
     if let Some(extra) = raw.service_accounts.get(MAX_ITEMS) {
         cx.too_many("service accounts", MAX_ITEMS, extra.span());
     }
@@ -64,15 +64,17 @@ pub(super) fn validate_accounts<'a>(
             }
         }
         let duplicate = cx.first_declaration(
-            &mut seen,
+            seen,
             &project,
             &a.name,
             ("service account", "wi::spec::duplicate_account", None),
         );
         if duplicate.is_none() {
             infos.push(AccountInfo {
+                file: cx.cur,
                 project: project.clone(),
                 name: &a.name,
+                owner: cx.owner().clone(),
             });
         }
         out.push(Gsa {
@@ -82,7 +84,7 @@ pub(super) fn validate_accounts<'a>(
             description: a.description.as_ref().map(|d| d.value.clone()),
             roles: roles.into_iter().collect(),
             adopt: a.adopt.as_ref().is_some_and(|b| b.value),
-            owner: cx.owner.clone(),
+            owner: cx.owner().clone(),
             origin: cx.origin(a.name.span()),
         });
     }

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::{ClusterInfo, Ctx, MAX_CLUSTERS, PROJECT_ID};
+use super::{ClusterInfo, Ctx, Declared, MAX_CLUSTERS, PROJECT_ID};
 use crate::spec::model::{Cluster, ClusterCreate, ClusterKey, PoolSelection};
 use crate::spec::names;
 use crate::spec::raw::{MetadataServer, RawSpec, Sp};
@@ -13,10 +13,10 @@ pub(super) fn validate_clusters<'a>(
     raw: &'a RawSpec,
     default_project: Option<&'a Sp<String>>,
     default_location: Option<&'a Sp<String>>,
+    seen: &mut Declared<'a>,
 ) -> (Vec<Cluster>, Vec<ClusterInfo<'a>>) {
     let mut out = Vec::new();
     let mut infos = Vec::new();
-    let mut seen: HashMap<(String, String), &Sp<String>> = HashMap::new();
     if let Some(extra) = raw.clusters.get(MAX_CLUSTERS) {
         cx.too_many("clusters", MAX_CLUSTERS, extra.span());
     }
@@ -163,7 +163,7 @@ pub(super) fn validate_clusters<'a>(
         });
 
         let duplicate = cx.first_declaration(
-            &mut seen,
+            seen,
             &project,
             &c.name,
             (
@@ -181,6 +181,7 @@ pub(super) fn validate_clusters<'a>(
         // A duplicate is reported once; references resolve to the first declaration.
         if duplicate.is_none() {
             infos.push(ClusterInfo {
+                file: cx.cur,
                 key: key.clone(),
                 name: &c.name,
                 groups: c.groups.as_ref(),
@@ -205,9 +206,9 @@ pub(super) fn collect_groups(
     cx: &mut Ctx,
     infos: &[ClusterInfo<'_>],
 ) -> BTreeMap<String, Vec<usize>> {
-    let cluster_names: HashMap<&str, &Sp<String>> = infos
+    let cluster_names: HashMap<&str, (usize, &Sp<String>)> = infos
         .iter()
-        .map(|i| (i.key.name.as_str(), i.name))
+        .map(|i| (i.key.name.as_str(), (i.file, i.name)))
         .collect();
     let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     let mut reported: BTreeSet<String> = BTreeSet::new();
@@ -216,16 +217,17 @@ pub(super) fn collect_groups(
             continue;
         };
         for g in &list.value {
-            if let Some(cluster) = cluster_names.get(g.value.as_str()) {
+            if let Some(&(file, cluster)) = cluster_names.get(g.value.as_str()) {
                 if reported.insert(g.value.clone()) {
+                    cx.cur = info.file;
                     let p = cx
                         .new_problem(
                             "wi::spec::group_name_conflict",
                             format!("group `{}` has the name of a cluster", g.value),
                         )
                         .label(g.span(), "group named here")
-                        .label(cluster.span(), "cluster of the same name")
                         .help("mappings name clusters and groups the same way: rename the group");
+                    let p = cx.label_at(p, file, cluster.span(), "cluster of the same name");
                     cx.push(p);
                 }
                 continue;

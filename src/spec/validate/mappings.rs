@@ -10,30 +10,84 @@ use crate::spec::model::{AbsentMember, KsaManagement, Mapping};
 use crate::spec::names;
 use crate::spec::raw::{Manage, RawSpec, Sp};
 
+/// A mapping item: (file, index in that file's `mappings`).
+type ItemId = (usize, usize);
 /// Two mappings giving the same KSA: (first mapping, second mapping, namespace,
 /// KSA, same GSA?).
-type ClashKey = (usize, usize, String, String, bool);
+type ClashKey = (ItemId, ItemId, String, String, bool);
 /// The two origins and the clusters where they clash.
 type Clash = (Origin, Origin, Vec<String>);
 
 /// Where an expanded mapping came from, for diagnostics.
 #[derive(Clone)]
 pub(super) struct Origin {
-    mapping: usize,
+    item: ItemId,
     gsa_span: Option<Range<usize>>,
+    /// The `serviceAccount` as written.
+    gsa_text: String,
 }
 
+/// Every file's mappings expanded to (cluster, namespace, KSA), with the
+/// clashes between them (within a file or across files).
+#[derive(Default)]
+pub(super) struct Expansion {
+    expanded: BTreeMap<(usize, String, String), (Mapping, Origin)>,
+    clashes: BTreeMap<ClashKey, Clash>,
+    over_limit: bool,
+}
+
+impl Expansion {
+    /// The expanded mappings.
+    pub(super) fn into_mappings(self) -> Vec<Mapping> {
+        self.expanded.into_values().map(|(m, _)| m).collect()
+    }
+
+    /// Reports each clash once, naming both places (in either file).
+    pub(super) fn report_clashes(&mut self, cx: &mut Ctx) {
+        for ((_, _, ns, ksa, same), (first, second, clusters)) in std::mem::take(&mut self.clashes)
+        {
+            cx.cur = second.item.0;
+            let where_ = list_some(&clusters);
+            let elsewhere = first.item.0 != second.item.0;
+            let in_file = |text: &str| {
+                if elsewhere {
+                    format!("{text} in {}", cx.file_name(first.item.0))
+                } else {
+                    format!("{text} here")
+                }
+            };
+            let p = if same {
+                let p = cx
+                    .new_problem(
+                        "wi::spec::duplicate_mapping",
+                        format!("KSA `{ns}/{ksa}` is mapped twice to the same account in {where_}"),
+                    )
+                    .label(second.gsa_span, "mapped again here")
+                    .help("remove one of the mappings (check overlapping groups and `*`)");
+                cx.label_at(p, first.item.0, first.gsa_span, in_file("first mapped"))
+            } else {
+                let p = cx
+                    .new_problem(
+                        "wi::spec::ksa_mapped_twice",
+                        format!("KSA `{ns}/{ksa}` is mapped to two service accounts in {where_}"),
+                    )
+                    .label(second.gsa_span, format!("mapped to `{}` here", second.gsa_text))
+                    .help("a Kubernetes service account acts as one Google service account: its annotation holds a single email");
+                let text = in_file(&format!("and to `{}`", first.gsa_text));
+                cx.label_at(p, first.item.0, first.gsa_span, text)
+            };
+            cx.push(p);
+        }
+    }
+}
+
+/// Expands the current file's mappings into `ex`.
 pub(super) fn validate_mappings(
     cx: &mut Ctx,
     raw: &RawSpec,
     resolver: &Resolver<'_, '_>,
-) -> Vec<(Mapping, Origin)> {
-    // (cluster index, namespace, ksa) → expanded mapping.
-    let mut expanded: BTreeMap<(usize, String, String), (Mapping, Origin)> = BTreeMap::new();
-    // (first mapping, second mapping, namespace, ksa, same GSA?) → clusters where they clash.
-    let mut clashes: BTreeMap<ClashKey, Clash> = BTreeMap::new();
-    let mut over_limit = false;
-
+    ex: &mut Expansion,
+) {
     if let Some(extra) = raw.mappings.get(MAX_ITEMS) {
         cx.too_many("mappings", MAX_ITEMS, extra.span());
     }
@@ -109,8 +163,8 @@ pub(super) fn validate_mappings(
                         ),
                     )
                     .label(r.span(), "includes a cluster with `workloadIdentity: false`")
-                    .label(first.wi_span.clone(), "turned off here")
                     .help("a KSA can only act as a Google service account on a cluster with a workload pool: turn Workload Identity on or leave the cluster out");
+                let p = cx.label_at(p, first.file, first.wi_span.clone(), "turned off here");
                 cx.push(p);
             }
             targets.extend(
@@ -121,7 +175,40 @@ pub(super) fn validate_mappings(
         }
 
         let Some(gsa) = gsa else { continue };
-        if !ns_ok || !ksa_ok || over_limit {
+        if let Some(ai) = gsa.declared {
+            let account = &resolver.accounts[ai];
+            if &account.owner != cx.owner() {
+                let p = cx
+                    .new_problem(
+                        "wi::spec::foreign_account",
+                        format!(
+                            "a mapping of owner {} names `{}`, an account of owner {}",
+                            cx.owner(),
+                            gsa.email,
+                            account.owner
+                        ),
+                    )
+                    .label(
+                        m.service_account.span(),
+                        format!("mapped by owner {} here", cx.owner()),
+                    )
+                    .help(format!(
+                        "declare the mapping in the spec of owner {} ({}): the members of an \
+                         account are its owner's, and that owner's next run would remove this one",
+                        account.owner,
+                        cx.file_name(account.file)
+                    ));
+                let p = cx.label_at(
+                    p,
+                    account.file,
+                    account.name.span(),
+                    format!("declared by owner {} here", account.owner),
+                );
+                cx.push(p);
+                continue;
+            }
+        }
+        if !ns_ok || !ksa_ok || ex.over_limit {
             continue;
         }
         let management = match m.manage.as_ref().map(|s| s.value) {
@@ -129,22 +216,30 @@ pub(super) fn validate_mappings(
             Some(Manage::Create) | None => KsaManagement::Create,
         };
         let origin = Origin {
-            mapping: mi,
+            item: (cx.cur, mi),
             gsa_span: m.service_account.span(),
+            gsa_text: m.service_account.value.clone(),
         };
         for &ci in &targets {
             for k in &ksas {
                 let key = (ci, m.namespace.value.clone(), k.value.clone());
-                if let Some((prev, prev_origin)) = expanded.get(&key) {
+                if let Some((prev, prev_origin)) = ex.expanded.get(&key) {
                     let same = prev.gsa_email == gsa.email;
-                    let entry = clashes
-                        .entry((prev_origin.mapping, mi, key.1.clone(), key.2.clone(), same))
+                    let entry = ex
+                        .clashes
+                        .entry((
+                            prev_origin.item,
+                            origin.item,
+                            key.1.clone(),
+                            key.2.clone(),
+                            same,
+                        ))
                         .or_insert_with(|| (prev_origin.clone(), origin.clone(), Vec::new()));
                     entry.2.push(format!("`{}`", resolver.clusters[ci].key));
                     continue;
                 }
-                if expanded.len() >= MAX_EXPANDED {
-                    over_limit = true;
+                if ex.expanded.len() >= MAX_EXPANDED {
+                    ex.over_limit = true;
                     cx.too_many(
                         "expanded mappings (cluster, namespace, KSA)",
                         MAX_EXPANDED,
@@ -159,63 +254,34 @@ pub(super) fn validate_mappings(
                     gsa_email: gsa.email.clone(),
                     gsa_project: gsa.project.clone(),
                     management,
-                    owner: cx.owner.clone(),
+                    owner: cx.owner().clone(),
                     origin: cx.origin(item.span()),
                 };
-                expanded.insert(key, (mapping, origin.clone()));
+                ex.expanded.insert(key, (mapping, origin.clone()));
             }
-            if over_limit {
+            if ex.over_limit {
                 break;
             }
         }
     }
-
-    for ((_, _, ns, ksa, same), (first, second, clusters)) in clashes {
-        let where_ = list_some(&clusters);
-        let p = if same {
-            cx.new_problem(
-                "wi::spec::duplicate_mapping",
-                format!("KSA `{ns}/{ksa}` is mapped twice to the same account in {where_}"),
-            )
-            .label(second.gsa_span, "mapped again here")
-            .label(first.gsa_span, "first mapped here")
-            .help("remove one of the mappings (check overlapping groups and `*`)")
-        } else {
-            let first_email = raw
-                .mappings
-                .get(first.mapping)
-                .map(|m| m.value.service_account.value.clone())
-                .unwrap_or_default();
-            let second_email = raw
-                .mappings
-                .get(second.mapping)
-                .map(|m| m.value.service_account.value.clone())
-                .unwrap_or_default();
-            cx.new_problem(
-                "wi::spec::ksa_mapped_twice",
-                format!("KSA `{ns}/{ksa}` is mapped to two service accounts in {where_}"),
-            )
-            .label(second.gsa_span, format!("mapped to `{second_email}` here"))
-            .label(first.gsa_span, format!("and to `{first_email}` here"))
-            .help("a Kubernetes service account acts as one Google service account: its annotation holds a single email")
-        };
-        cx.push(p);
-    }
-
-    expanded.into_values().collect()
 }
 
-pub(super) fn validate_absent(
+/// (account email, member) → the file and member of its first `absent` entry.
+pub(super) type SeenAbsent<'a> = HashMap<(String, String), (usize, &'a Sp<String>)>;
+
+/// The current file's `absent` entries; a member a mapping of any file binds is an error.
+pub(super) fn validate_absent<'a>(
     cx: &mut Ctx,
-    raw: &RawSpec,
+    raw: &'a RawSpec,
     resolver: &Resolver<'_, '_>,
-    mappings: &[(Mapping, Origin)],
+    ex: &Expansion,
+    seen: &mut SeenAbsent<'a>,
 ) -> Vec<AbsentMember> {
-    let bound: HashMap<(String, String), &Origin> = mappings
-        .iter()
+    let bound: HashMap<(String, String), &Origin> = ex
+        .expanded
+        .values()
         .map(|(m, o)| ((m.gsa_email.clone(), m.member()), o))
         .collect();
-    let mut seen: HashMap<(String, String), &Sp<String>> = HashMap::new();
     let mut out = Vec::new();
     if let Some(extra) = raw.absent.get(MAX_ITEMS) {
         cx.too_many("absent entries", MAX_ITEMS, extra.span());
@@ -233,7 +299,7 @@ pub(super) fn validate_absent(
             continue;
         };
         let key = (gsa.email.clone(), a.member.value.clone());
-        if let Some(first) = seen.get(&key) {
+        if let Some(&(file, first)) = seen.get(&key) {
             let p = cx
                 .new_problem(
                     "wi::spec::duplicate_absent",
@@ -242,12 +308,12 @@ pub(super) fn validate_absent(
                         a.member.value, gsa.email
                     ),
                 )
-                .label(a.member.span(), "listed again here")
-                .label(first.span(), "first listed here");
+                .label(a.member.span(), "listed again here");
+            let p = cx.label_at(p, file, first.span(), "first listed here");
             cx.push(p);
             continue;
         }
-        seen.insert(key.clone(), &a.member);
+        seen.insert(key.clone(), (cx.cur, &a.member));
         if let Some(origin) = bound.get(&key) {
             let p = cx
                 .new_problem(
@@ -258,8 +324,13 @@ pub(super) fn validate_absent(
                     ),
                 )
                 .label(a.member.span(), "must be absent here")
-                .label(origin.gsa_span.clone(), "but this mapping binds it")
                 .help("remove the mapping or the absent entry");
+            let p = cx.label_at(
+                p,
+                origin.item.0,
+                origin.gsa_span.clone(),
+                "but this mapping binds it",
+            );
             cx.push(p);
             continue;
         }
@@ -267,7 +338,7 @@ pub(super) fn validate_absent(
             gsa_email: gsa.email,
             gsa_project: gsa.project,
             member: a.member.value.clone(),
-            owner: cx.owner.clone(),
+            owner: cx.owner().clone(),
             origin: cx.origin(a.member.span()),
         });
     }

@@ -5,7 +5,13 @@
 //! [`Problem`] pointing at the offending value and carries on, so a user sees
 //! everything wrong with the file in one run.
 //!
-//! The shared context ([`Ctx`]: problems, name checks, limits) lives here;
+//! A spec set is validated as one model: each file's header (owner,
+//! version, defaults, projects), clusters and accounts first, then every
+//! file's mappings and `absent` entries against everything declared in any
+//! file. A problem that points at two files labels its own file and shows
+//! the other as a note.
+//!
+//! The shared context ([`Ctx`]: files, problems, name checks, limits) lives here;
 //! each section of the spec has its own file (`clusters`, `accounts`,
 //! `mappings` with `absent`), and `resolve` turns references into declared
 //! clusters and accounts.
@@ -26,43 +32,82 @@ use clusters::{collect_groups, validate_clusters};
 use mappings::{validate_absent, validate_mappings};
 use resolve::Resolver;
 
+pub(crate) use super::suggest::closest;
+
 use super::diagnostic::Problem;
 use super::model::{ClusterKey, Model, Origin, Owner};
 use super::names;
-use super::raw::{RawSpec, Sp, SpList};
+use super::raw::{RawSpec, Sp, SpList, Version};
 
-/// Most clusters one spec may declare.
+/// Most clusters one file may declare.
 const MAX_CLUSTERS: usize = 5_000;
-/// Most service accounts, mappings or absent entries one spec may declare.
+/// Most service accounts, mappings or absent entries one file may declare.
 const MAX_ITEMS: usize = 20_000;
-/// Most (cluster, namespace, KSA) mappings after expansion.
+/// Most (cluster, namespace, KSA) mappings after expansion, in the whole set.
 const MAX_EXPANDED: usize = 200_000;
 /// Longest display name IAM accepts.
 const MAX_DISPLAY_NAME: usize = 100;
 /// IAM allows 256; `wi` keeps room for its ownership marker.
 const MAX_DESCRIPTION: usize = 200;
 
-struct Ctx {
+/// One file of the set: its source, owner and line index.
+struct FileCx {
     src: Arc<NamedSource<String>>,
-    problems: Vec<Problem>,
-    /// The owner of the file being validated.
+    /// The owner the file declares (`owner:`), else unnamed.
     owner: Owner,
     /// Byte offset of every line start of the source, for [`Ctx::origin`].
     line_starts: Vec<usize>,
 }
 
+/// The validation context of a spec set: every file, the one being
+/// validated, and the problems found so far in all of them.
+struct Ctx {
+    files: Vec<FileCx>,
+    /// Index of the file being validated.
+    cur: usize,
+    problems: Vec<Problem>,
+}
+
 impl Ctx {
-    /// Where a span sits: the file's name and the 1-based line.
+    /// The owner of the file being validated.
+    fn owner(&self) -> &Owner {
+        &self.files[self.cur].owner
+    }
+
+    /// Where a span of the current file sits: the file's name and the 1-based line.
     fn origin(&self, span: Option<Range<usize>>) -> Origin {
-        let line = span.map_or(0, |s| self.line_starts.partition_point(|&l| l <= s.start));
+        self.origin_in(self.cur, span)
+    }
+
+    /// Where a span of file `file` sits.
+    fn origin_in(&self, file: usize, span: Option<Range<usize>>) -> Origin {
+        let f = &self.files[file];
+        let line = span.map_or(0, |s| f.line_starts.partition_point(|&l| l <= s.start));
         Origin {
-            file: self.src.name().to_owned(),
+            file: f.src.name().to_owned(),
             line,
         }
     }
 
+    /// The name of file `file`.
+    fn file_name(&self, file: usize) -> &str {
+        self.files[file].src.name()
+    }
+
     fn new_problem(&self, code: &'static str, message: impl Into<String>) -> Problem {
-        Problem::new(code, message, self.src.clone())
+        Problem::new(code, message, self.files[self.cur].src.clone()).in_file(self.cur)
+    }
+
+    /// Labels `span` of file `file` on `p`: in place when it is the current
+    /// file, else as a note showing that file.
+    fn label_at(
+        &self,
+        p: Problem,
+        file: usize,
+        span: Option<Range<usize>>,
+        text: impl Into<String>,
+    ) -> Problem {
+        p.label_in(&self.files[file].src, span, text)
     }
 
     fn push(&mut self, p: Problem) {
@@ -144,14 +189,14 @@ impl Ctx {
     /// reported (`{kind} ... is declared twice`) and yields the first one.
     fn first_declaration<'a>(
         &mut self,
-        seen: &mut HashMap<(String, String), &'a Sp<String>>,
+        seen: &mut Declared<'a>,
         project: &str,
         name: &'a Sp<String>,
         (kind, code, help): (&str, &'static str, Option<&str>),
-    ) -> Option<&'a Sp<String>> {
+    ) -> Option<(usize, &'a Sp<String>)> {
         let duplicate = seen.get(&(project.to_owned(), name.value.clone())).copied();
         match duplicate {
-            Some(first) => {
+            Some((file, first)) => {
                 let mut p = self
                     .new_problem(
                         code,
@@ -160,15 +205,20 @@ impl Ctx {
                             name.value
                         ),
                     )
-                    .label(name.span(), "declared again here")
-                    .label(first.span(), "first declared here");
+                    .label(name.span(), "declared again here");
+                let text = if file == self.cur {
+                    "first declared here".to_owned()
+                } else {
+                    format!("first declared in {}", self.file_name(file))
+                };
+                p = self.label_at(p, file, first.span(), text);
                 if let Some(help) = help {
                     p = p.help(help);
                 }
                 self.push(p);
             }
             None => {
-                seen.insert((project.to_owned(), name.value.clone()), name);
+                seen.insert((project.to_owned(), name.value.clone()), (self.cur, name));
             }
         }
         duplicate
@@ -186,6 +236,9 @@ impl Ctx {
     }
 }
 
+/// (project, name) → the file and name of its first declaration.
+type Declared<'a> = HashMap<(String, String), (usize, &'a Sp<String>)>;
+
 /// How one kind of name is checked: what it is called, the problem code, the rule.
 type NameCheck = (&'static str, &'static str, fn(&str) -> Result<(), String>);
 
@@ -198,6 +251,8 @@ const PROJECT_ID: NameCheck = (
 
 /// The resolved facts about one declared cluster.
 struct ClusterInfo<'a> {
+    /// The file that declares it.
+    file: usize,
     key: ClusterKey,
     name: &'a Sp<String>,
     groups: Option<&'a SpList>,
@@ -207,87 +262,74 @@ struct ClusterInfo<'a> {
 
 /// The resolved facts about one declared service account.
 struct AccountInfo<'a> {
+    /// The file that declares it.
+    file: usize,
     project: String,
     name: &'a Sp<String>,
+    /// The owner of that file.
+    owner: Owner,
 }
 
 /// A resolved `serviceAccount` reference.
 struct GsaRef {
     email: String,
     project: String,
+    /// The declared account it names (index into the set's accounts), if any.
+    declared: Option<usize>,
 }
 
-/// Validates a raw spec; on success the model, otherwise every problem found.
-pub(crate) fn validate(
-    raw: &RawSpec,
-    src: Arc<NamedSource<String>>,
+/// Validates the raw files of a spec set as one model; on success the
+/// model, otherwise every problem found in any file.
+///
+/// Each file has its own `owner:` and `defaults` (a file's defaults apply to
+/// its own clusters and accounts only); clusters, groups and accounts
+/// declared in any file may be named from every file; a name declared twice,
+/// or a KSA mapped twice, is reported naming both places.
+pub(crate) fn validate_set(
+    files: &[(RawSpec, Arc<NamedSource<String>>)],
 ) -> Result<Model, Vec<Problem>> {
-    let line_starts = std::iter::once(0)
-        .chain(src.inner().match_indices('\n').map(|(i, _)| i + 1))
-        .collect();
     let mut cx = Ctx {
-        src,
+        files: files
+            .iter()
+            .map(|(_, src)| FileCx {
+                line_starts: std::iter::once(0)
+                    .chain(src.inner().match_indices('\n').map(|(i, _)| i + 1))
+                    .collect(),
+                src: src.clone(),
+                owner: Owner::Unnamed,
+            })
+            .collect(),
+        cur: 0,
         problems: Vec::new(),
-        owner: Owner::Unnamed,
-        line_starts,
     };
-    if let Some(o) = &raw.owner
-        && cx.name(o, "owner", "wi::spec::invalid_owner", names::check_owner)
-    {
-        cx.owner = Owner::Named(o.value.clone());
-    }
 
-    if raw.version.value != 1 {
-        let p = cx
-            .new_problem(
-                "wi::spec::unsupported_version",
-                format!("unsupported spec version {}", raw.version.value),
-            )
-            .label(raw.version.span(), "this wi reads version 1")
-            .help("set `version: 1`");
-        cx.push(p);
-    }
-
-    // Defaults.
-    let defaults = raw.defaults.as_ref().map(|d| &d.value);
-    let default_project = defaults.and_then(|d| d.project.as_ref());
-    let default_location = defaults.and_then(|d| d.location.as_ref());
-    if let Some(p) = default_project {
-        cx.name(
-            p,
-            "project id",
-            "wi::spec::invalid_project_id",
-            names::check_project_id,
-        );
-    }
-    if let Some(l) = default_location {
-        cx.name(
-            l,
-            "location",
-            "wi::spec::invalid_location",
-            names::check_location,
-        );
-    }
-
-    // Declared projects.
     let mut projects: BTreeSet<String> = BTreeSet::new();
-    if let Some(list) = &raw.projects {
-        for p in cx.list(list, "projects") {
-            if cx.name(
-                p,
-                "project id",
-                "wi::spec::invalid_project_id",
-                names::check_project_id,
-            ) {
-                projects.insert(p.value.clone());
-            }
-        }
+    let mut clusters = Vec::new();
+    let mut cluster_infos = Vec::new();
+    let mut accounts = Vec::new();
+    let mut account_infos = Vec::new();
+    let mut seen_clusters: Declared<'_> = HashMap::new();
+    let mut seen_accounts: Declared<'_> = HashMap::new();
+    for (i, (raw, _)) in files.iter().enumerate() {
+        cx.cur = i;
+        validate_header(&mut cx, raw, &mut projects);
+        let defaults = raw.defaults.as_ref().map(|d| &d.value);
+        let default_project = defaults.and_then(|d| d.project.as_ref());
+        let default_location = defaults.and_then(|d| d.location.as_ref());
+        let (c, ci) = validate_clusters(
+            &mut cx,
+            raw,
+            default_project,
+            default_location,
+            &mut seen_clusters,
+        );
+        clusters.extend(c);
+        cluster_infos.extend(ci);
+        let (a, ai) = validate_accounts(&mut cx, raw, default_project, &mut seen_accounts);
+        accounts.extend(a);
+        account_infos.extend(ai);
     }
-
-    let (clusters, cluster_infos) =
-        validate_clusters(&mut cx, raw, default_project, default_location);
     let groups = collect_groups(&mut cx, &cluster_infos);
-    let (accounts, account_infos) = validate_accounts(&mut cx, raw, default_project);
 
     for c in &cluster_infos {
         projects.insert(c.key.project.clone());
@@ -298,20 +340,37 @@ pub(crate) fn validate(
     projects.remove("");
 
     let resolver = Resolver::new(&cluster_infos, &groups, &account_infos);
-    let mappings = validate_mappings(&mut cx, raw, &resolver);
-    let absent = validate_absent(&mut cx, raw, &resolver, &mappings);
+    let mut expansion = mappings::Expansion::default();
+    for (i, (raw, _)) in files.iter().enumerate() {
+        cx.cur = i;
+        validate_mappings(&mut cx, raw, &resolver, &mut expansion);
+    }
+    expansion.report_clashes(&mut cx);
+    let mut absent = Vec::new();
+    let mut seen_absent = HashMap::new();
+    for (i, (raw, _)) in files.iter().enumerate() {
+        cx.cur = i;
+        absent.extend(validate_absent(
+            &mut cx,
+            raw,
+            &resolver,
+            &expansion,
+            &mut seen_absent,
+        ));
+    }
 
     if !cx.problems.is_empty() {
         return Err(cx.problems);
     }
 
+    let owners: BTreeSet<Owner> = cx.files.iter().map(|f| f.owner.clone()).collect();
     let mut model = Model {
         projects: projects.into_iter().collect(),
         clusters,
         service_accounts: accounts,
-        mappings: mappings.into_iter().map(|(m, _)| m).collect(),
+        mappings: expansion.into_mappings(),
         absent,
-        owners: vec![cx.owner.clone()],
+        owners: owners.into_iter().collect(),
     };
     model.clusters.sort_by(|a, b| a.key.cmp(&b.key));
     model
@@ -326,6 +385,70 @@ pub(crate) fn validate(
     Ok(model)
 }
 
+/// The file's own settings: `owner`, `version`, `defaults` and `projects`.
+fn validate_header(cx: &mut Ctx, raw: &RawSpec, projects: &mut BTreeSet<String>) {
+    if let Some(o) = &raw.owner
+        && cx.name(o, "owner", "wi::spec::invalid_owner", names::check_owner)
+    {
+        cx.files[cx.cur].owner = Owner::Named(o.value.clone());
+    }
+
+    match &raw.version.value {
+        Version::Number(1) => {}
+        Version::Number(n) => {
+            let p = cx
+                .new_problem(
+                    "wi::spec::unsupported_version",
+                    format!("unsupported spec version {n}"),
+                )
+                .label(raw.version.span(), "this wi reads version 1")
+                .help("set `version: 1`");
+            cx.push(p);
+        }
+        Version::Text(t) => {
+            let p = cx
+                .new_problem(
+                    "wi::spec::version_not_a_number",
+                    format!("the spec version is the text {t:?}, not a number"),
+                )
+                .label(raw.version.span(), "a string")
+                .help("write the number without quotes: `version: 1`");
+            cx.push(p);
+        }
+    }
+
+    let defaults = raw.defaults.as_ref().map(|d| &d.value);
+    if let Some(p) = defaults.and_then(|d| d.project.as_ref()) {
+        cx.name(
+            p,
+            "project id",
+            "wi::spec::invalid_project_id",
+            names::check_project_id,
+        );
+    }
+    if let Some(l) = defaults.and_then(|d| d.location.as_ref()) {
+        cx.name(
+            l,
+            "location",
+            "wi::spec::invalid_location",
+            names::check_location,
+        );
+    }
+
+    if let Some(list) = &raw.projects {
+        for p in cx.list(list, "projects") {
+            if cx.name(
+                p,
+                "project id",
+                "wi::spec::invalid_project_id",
+                names::check_project_id,
+            ) {
+                projects.insert(p.value.clone());
+            }
+        }
+    }
+}
+
 /// "`a`, `b`, `c` and 4 more".
 fn list_some(items: &[String]) -> String {
     const SHOW: usize = 3;
@@ -336,55 +459,9 @@ fn list_some(items: &[String]) -> String {
     }
 }
 
-/// The candidate closest to `word` by edit distance, if it is close enough to be a typo.
-pub(crate) fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    let max = (word.chars().count() / 3).clamp(1, 3);
-    candidates
-        .iter()
-        .map(|c| (edit_distance(word, c), *c))
-        .filter(|(d, _)| *d <= max)
-        .min()
-        .map(|(_, c)| c)
-}
-
-/// Optimal string alignment distance: insertions, deletions, substitutions and
-/// adjacent transpositions (`alpah` → `alpha` is one edit).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                v = v.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = v;
-        }
-    }
-    d[a.len()][b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn suggestions() {
-        assert_eq!(closest("alpah", &["alpha", "beta"]), Some("alpha"));
-        assert_eq!(closest("gamma", &["alpha", "beta"]), None);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("alpah", "alpha"), 1);
-    }
 
     #[test]
     fn list_some_truncates() {

@@ -12,7 +12,7 @@ use crate::spec::raw::Sp;
 pub(super) struct Resolver<'r, 'a> {
     pub(super) clusters: &'r [ClusterInfo<'a>],
     groups: &'r BTreeMap<String, Vec<usize>>,
-    accounts: &'r [AccountInfo<'a>],
+    pub(super) accounts: &'r [AccountInfo<'a>],
     /// Cluster name → indices (one per project using the name).
     clusters_by_name: HashMap<&'r str, Vec<usize>>,
     /// Account id → indices (one per project using the id).
@@ -80,10 +80,32 @@ impl<'r, 'a> Resolver<'r, 'a> {
                     )
                     .label(r.span(), "no cluster or group has this name");
                 p = match closest(v, &candidates) {
-                    Some(c) => p.help(format!("did you mean `{c}`?")),
+                    Some(c) => {
+                        // Name the file when the cluster (or a group member) lives elsewhere.
+                        let file = self
+                            .clusters
+                            .iter()
+                            .find(|i| i.key.name == c)
+                            .or_else(|| {
+                                self.groups
+                                    .get(c)
+                                    .and_then(|g| g.first())
+                                    .map(|&i| &self.clusters[i])
+                            })
+                            .map(|i| i.file)
+                            .filter(|&f| f != cx.cur);
+                        match file {
+                            Some(f) => p.help(format!(
+                                "did you mean `{c}` (declared in {})?",
+                                cx.file_name(f)
+                            )),
+                            None => p.help(format!("did you mean `{c}`?")),
+                        }
+                    }
                     None => p.help(
-                        "name a cluster declared under `clusters` (`name`, `project/name` or \
-                         `project/location/name`), a group, or `*` for all clusters",
+                        "name a cluster declared under `clusters` in any file of the set \
+                         (`name`, `project/name` or `project/location/name`), a group, or `*` \
+                         for all clusters; pass the file that declares it with another `-f`",
                     ),
                 };
                 cx.push(p);
@@ -127,10 +149,13 @@ impl<'r, 'a> Resolver<'r, 'a> {
     pub(super) fn account(&self, cx: &mut Ctx, r: &Sp<String>) -> Option<GsaRef> {
         let v = r.value.as_str();
         if v.contains('@') {
-            return match names::parse_gsa_email(v) {
-                Ok((_, project)) => Some(GsaRef {
+            return match names::gsa_email_project(v) {
+                Ok(project) => Some(GsaRef {
                     email: v.to_owned(),
-                    project: project.to_owned(),
+                    declared: self.accounts.iter().position(|a| {
+                        a.project == project && gsa_email(&a.project, &a.name.value) == v
+                    }),
+                    project,
                 }),
                 Err(rule) => {
                     let p = cx
@@ -138,22 +163,20 @@ impl<'r, 'a> Resolver<'r, 'a> {
                             "wi::spec::invalid_gsa_email",
                             format!("`{v}` is not a Google service account email"),
                         )
-                        .label(r.span(), "not ACCOUNT@PROJECT.iam.gserviceaccount.com")
+                        .label(r.span(), "not a service account email")
                         .help(rule);
                     cx.push(p);
                     None
                 }
             };
         }
-        let found: Vec<&AccountInfo<'_>> = self
-            .accounts_by_name
-            .get(v)
-            .map(|v| v.iter().map(|&i| &self.accounts[i]).collect())
-            .unwrap_or_default();
+        let indices: Vec<usize> = self.accounts_by_name.get(v).cloned().unwrap_or_default();
+        let found: Vec<&AccountInfo<'_>> = indices.iter().map(|&i| &self.accounts[i]).collect();
         match found.as_slice() {
             [a] => Some(GsaRef {
                 email: gsa_email(&a.project, v),
                 project: a.project.clone(),
+                declared: indices.first().copied(),
             }),
             [] => {
                 let candidates: Vec<&str> = self
@@ -168,10 +191,25 @@ impl<'r, 'a> Resolver<'r, 'a> {
                     )
                     .label(r.span(), "not declared under `serviceAccounts`");
                 p = match closest(v, &candidates) {
-                    Some(c) => p.help(format!("did you mean `{c}`?")),
+                    Some(c) => {
+                        let file = self
+                            .accounts
+                            .iter()
+                            .find(|a| a.name.value == c)
+                            .map(|a| a.file)
+                            .filter(|&f| f != cx.cur);
+                        match file {
+                            Some(f) => p.help(format!(
+                                "did you mean `{c}` (declared in {})?",
+                                cx.file_name(f)
+                            )),
+                            None => p.help(format!("did you mean `{c}`?")),
+                        }
+                    }
                     None => p.help(
-                        "declare it under `serviceAccounts`, or write the full email of an \
-                         account managed elsewhere (NAME@PROJECT.iam.gserviceaccount.com)",
+                        "declare it under `serviceAccounts` in any file of the set, or write \
+                         the full email of an account managed elsewhere \
+                         (NAME@PROJECT.iam.gserviceaccount.com)",
                     ),
                 };
                 cx.push(p);
