@@ -791,3 +791,127 @@ async fn one_owners_account_declared_in_a_file_not_in_the_run_is_neither_strippe
     assert!(again.stdout.contains("No changes."), "{}", again.stdout);
     world.stop().await;
 }
+
+/// The compute default account of project `wi-teams` (its number in the test).
+const COMPUTE_DEFAULT: &str = "123456789012-compute@developer.gserviceaccount.com";
+
+/// A world whose IAM holds [`COMPUTE_DEFAULT`], a Google-managed account the
+/// seed format cannot name: seeded as a user-managed stub, persisted, and
+/// renamed in the state file before the emulator starts again.
+async fn world_with_compute_default(members: &[String]) -> (TestWorld, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("seed dir");
+    let listed: String = members.iter().map(|m| format!("              - \"{m}\"\n")).collect();
+    let seed = SEED.replace(
+        "      - accountId: shared-sa\n",
+        &format!(
+            "      - accountId: compute-stub\n        iamPolicy:\n          - role: roles/iam.workloadIdentityUser\n            members:\n{listed}      - accountId: shared-sa\n"
+        ),
+    );
+    let seed_path = dir.path().join("seed.yaml");
+    std::fs::write(&seed_path, seed).expect("seed");
+    let state = dir.path().join("state.json");
+    let seed_path = seed_path.to_str().expect("utf-8 path").to_string();
+    let with_state = |c: &mut wi::emulator::EmulatorConfig| c.state_file = Some(state.clone());
+    let first = TestWorld::start_with(&seed_path, with_state).await;
+    // Any write persists the world.
+    let gcp = first.gcp().await;
+    gcp.modify_iam_policy(
+        &wi::gcp::PolicyTarget::Project {
+            project: PROJECT.into(),
+        },
+        std::time::Duration::from_secs(30),
+        &|p: &mut wi::gcp::types::IamPolicy| {
+            p.bindings.push(wi::gcp::types::Binding {
+                role: "roles/viewer".into(),
+                members: vec!["user:bob@example.com".into()],
+                condition: None,
+                rest: Default::default(),
+            });
+            true
+        },
+    )
+    .await
+    .expect("a write");
+    first.stop().await;
+    let mut world: Value =
+        serde_json::from_slice(&std::fs::read(&state).expect("state file")).expect("state JSON");
+    let accounts = world["service_accounts"]
+        .as_object_mut()
+        .expect("service_accounts");
+    let mut stub = accounts
+        .shift_remove(&email("compute-stub"))
+        .expect("the stub account");
+    stub["email"] = Value::from(COMPUTE_DEFAULT);
+    accounts.insert(COMPUTE_DEFAULT.to_string(), stub);
+    std::fs::write(&state, serde_json::to_vec(&world).expect("JSON")).expect("state file");
+    let world = TestWorld::start_with(&seed_path, with_state).await;
+    (world, dir)
+}
+
+#[tokio::test]
+async fn an_absent_member_is_removed_from_the_compute_default_account() {
+    let old = member("old", "job");
+    let (world, _dir) =
+        world_with_compute_default(&[old.clone(), "user:alice@example.com".to_string()]).await;
+    let spec = format!(
+        "version: 1\n{CLUSTERS}mappings:\n  - serviceAccount: {COMPUTE_DEFAULT}\n    clusters: [shared]\n    namespace: batch\n    ksa: nightly\nabsent:\n  - serviceAccount: {COMPUTE_DEFAULT}\n    member: \"{old}\"\n"
+    );
+    let spec = world.write("compute.yaml", &spec);
+    let spec = spec.to_str().unwrap();
+    let plan = world.wi(&["plan", "-f", spec, "--json"]).await.expect(0);
+    let plan = json_plan(&plan);
+    let binding = |m: &str| {
+        format!(
+            "service_account_iam_member[\"{COMPUTE_DEFAULT}/roles/iam.workloadIdentityUser/{m}\"]"
+        )
+    };
+    let planned = actions(&plan);
+    assert!(
+        planned.contains(&(binding(&member("batch", "nightly")), "create".into())),
+        "{planned:?}"
+    );
+    assert!(
+        planned.contains(&(binding(&old), "delete".into())),
+        "{planned:?}"
+    );
+    assert!(
+        !planned.iter().any(|(a, _)| a.contains("alice")),
+        "a member nobody lists under absent stays: {planned:?}"
+    );
+    for c in plan["resource_changes"].as_array().unwrap() {
+        let address = c["address"].as_str().unwrap_or_default();
+        assert!(!address.starts_with("project_service[\"-"), "{address}");
+        if address.starts_with("service_account_iam_member") {
+            assert_eq!(c["resource"]["project"], "-", "{c}");
+        }
+    }
+    world
+        .wi(&["apply", "-f", spec, "--auto-approve"])
+        .await
+        .expect(0);
+    let gcp = world.gcp().await;
+    let policy = gcp
+        .get_service_account_iam_policy(COMPUTE_DEFAULT)
+        .await
+        .expect("policy");
+    let mut members: Vec<String> = policy
+        .bindings
+        .iter()
+        .filter(|b| b.role == wi::ownership::WORKLOAD_IDENTITY_USER)
+        .flat_map(|b| b.members.clone())
+        .collect();
+    members.sort();
+    assert_eq!(
+        members,
+        vec![
+            member("batch", "nightly"),
+            "user:alice@example.com".to_string()
+        ]
+    );
+    let again = world
+        .wi(&["plan", "-f", spec, "--detailed-exitcode"])
+        .await
+        .expect(0);
+    assert!(again.stdout.contains("No changes."), "{}", again.stdout);
+    world.stop().await;
+}
