@@ -245,7 +245,10 @@ async fn assert_namespace_of(world: &TestWorld, owner: &str) {
         BTreeMap::from([
             ("app.kubernetes.io/managed-by".to_string(), "wi".to_string()),
             ("wi.dev/owner".to_string(), owner.to_string()),
-            ("kubernetes.io/metadata.name".to_string(), "apps".to_string()),
+            (
+                "kubernetes.io/metadata.name".to_string(),
+                "apps".to_string()
+            ),
         ])
     );
 }
@@ -469,6 +472,18 @@ async fn the_plan_marks_what_it_does_not_manage_and_warns_when_a_binding_stays()
         plan.stdout
     );
     assert_output_snapshot!("owners_not_managed_and_binding_remains", plan);
+    let md = world
+        .wi(&["plan", "-f", spec, "--format", "markdown"])
+        .await
+        .expect(0);
+    for part in [
+        "#### Exists, not managed by wi",
+        "**The binding of a removed mapping stays**",
+        "list the member under `absent`",
+    ] {
+        assert!(md.stdout.contains(part), "{part}: {}", md.stdout);
+    }
+    assert_output_snapshot!("owners_not_managed_and_binding_remains_markdown", md);
     world
         .wi(&["apply", "-f", spec, "--auto-approve"])
         .await
@@ -526,6 +541,17 @@ async fn prune_releases_a_ksa_helm_co_manages_instead_of_deleting_it() {
         plan.stdout
     );
     assert_output_snapshot!("owners_prune_releases_co_managed_ksa", plan);
+    let md = world
+        .wi(&["plan", "-f", spec, "--prune", "--format", "markdown"])
+        .await
+        .expect(0);
+    assert!(
+        md.stdout
+            .contains("**Co-managed KSA released, not deleted**"),
+        "{}",
+        md.stdout
+    );
+    assert_output_snapshot!("owners_prune_releases_co_managed_ksa_markdown", md);
     world
         .wi(&["apply", "-f", spec, "--prune", "--auto-approve"])
         .await
@@ -594,6 +620,17 @@ async fn prune_removes_a_pruned_accounts_conditional_grants_first() {
     }
     let warnings = json_plan(&plan)["warnings"].to_string();
     assert!(warnings.contains("grants_elsewhere"), "{warnings}");
+    let md = world
+        .wi(&["plan", "-f", spec, "--prune", "--format", "markdown"])
+        .await
+        .expect(0);
+    assert!(
+        md.stdout
+            .contains("**Grants of a pruned account elsewhere stay**"),
+        "{}",
+        md.stdout
+    );
+    assert_output_snapshot!("owners_prune_conditional_grants_markdown", md);
     world
         .wi(&["apply", "-f", spec, "--prune", "--auto-approve"])
         .await
