@@ -9,7 +9,10 @@
 //!   are attributed to the account's owner (IAM members carry no metadata),
 //!   who removes the undeclared ones; on an account nobody owns, or an owner
 //!   not loaded owns, members are only added, and removed only through
-//!   `absent`;
+//!   `absent`. A named owner's account also records the spec file that
+//!   declares it (`[wi.dev/declared-in: FILE]` after the marker, when it
+//!   fits): a run of one of the owner's files never strips or prunes an
+//!   account another of its files declares;
 //! - a KSA's GSA annotation: the server-side-apply field manager of the
 //!   owner ([`Owner::field_manager`], `wi/O`, [`FIELD_MANAGER`] for the
 //!   unnamed owner), read from `managedFields` by [`ksa_fields`], plus the

@@ -857,6 +857,26 @@ async fn one_owners_account_declared_in_a_file_not_in_the_run_is_neither_strippe
         None,
         "nothing applied"
     );
+    // Both files of the owner together are one set: nothing is in the way.
+    let both = world
+        .wi(&[
+            "plan",
+            "-f",
+            first.to_str().unwrap(),
+            "-f",
+            second,
+            "--prune",
+            "--json",
+        ])
+        .await
+        .expect(0);
+    assert_eq!(
+        actions(&json_plan(&both)),
+        vec![(
+            "google_service_account[\"wi-teams/team-a-jobs\"]".to_string(),
+            "create".to_string()
+        )]
+    );
     // The first file still plans nothing: the account is its own.
     let again = world
         .wi(&[
