@@ -9,7 +9,10 @@
 //!   are attributed to the account's owner (IAM members carry no metadata),
 //!   who removes the undeclared ones; on an account nobody owns, or an owner
 //!   not loaded owns, members are only added, and removed only through
-//!   `absent`;
+//!   `absent`. A named owner's account also records the spec file that
+//!   declares it (`[wi.dev/declared-in: FILE]` after the marker, when it
+//!   fits): a run of one of the owner's files never strips or prunes an
+//!   account another of its files declares;
 //! - a KSA's GSA annotation: the server-side-apply field manager of the
 //!   owner ([`Owner::field_manager`], `wi/O`, [`FIELD_MANAGER`] for the
 //!   unnamed owner), read from `managedFields` by [`ksa_fields`], plus the
@@ -149,6 +152,53 @@ impl Owner {
     }
 }
 
+/// IAM's limit on a service account's description, in UTF-8 bytes.
+pub const DESCRIPTION_MAX_BYTES: usize = 256;
+
+/// How a named owner's account records the spec file that declares it, after
+/// the marker: `[wi.dev/declared-in: FILE]` (the file's name, without its
+/// directories, so another checkout of the same files reads the same). One
+/// owner's spec split over several files is planned as one set: an account
+/// whose file is not part of the run is not this run's to prune or strip.
+const DECLARED_IN_TAG: &str = "[wi.dev/declared-in:";
+
+impl Owner {
+    /// The description a named owner writes for an account declared in
+    /// `file`: [`Owner::description`] followed by the file tag, when the whole
+    /// fits in [`DESCRIPTION_MAX_BYTES`] (otherwise without it). The unnamed
+    /// owner writes what older `wi` wrote, with no tag.
+    pub fn description_in(&self, user: Option<&str>, file: &str) -> String {
+        let plain = self.description(user);
+        let Some(tag) = file_tag(file).filter(|_| !self.is_unnamed()) else {
+            return plain;
+        };
+        let tagged = format!("{plain} {DECLARED_IN_TAG} {tag}]");
+        if tagged.len() <= DESCRIPTION_MAX_BYTES {
+            tagged
+        } else {
+            plain
+        }
+    }
+}
+
+/// The name a spec path is recorded by in an account's description (its last
+/// component; `None` for standard input or a name that would break the tag).
+pub fn file_tag(file: &str) -> Option<&str> {
+    let name = std::path::Path::new(file).file_name()?.to_str()?;
+    (!name.is_empty() && name != "-" && !name.contains([']', '[']) && !name.trim().is_empty())
+        .then_some(name)
+}
+
+/// The spec file an account's description records (`[wi.dev/declared-in: FILE]`).
+pub fn description_declared_in(description: Option<&str>) -> Option<&str> {
+    let d = description?;
+    let start = d.find(DECLARED_IN_TAG)?;
+    let rest = &d[start + DECLARED_IN_TAG.len()..];
+    let end = rest.find(']')?;
+    let file = rest[..end].trim();
+    (!file.is_empty()).then_some(file)
+}
+
 /// Whether a description carries a `wi` ownership marker (of any owner).
 pub fn is_owned(description: Option<&str>) -> bool {
     Owner::from_description(description).is_some()
@@ -160,17 +210,17 @@ pub fn owned_description(user: Option<&str>) -> String {
     Owner::Unnamed.description(user)
 }
 
-/// A description without `wi`'s marker (of any owner): the user's own text.
+/// A description without `wi`'s marker (of any owner) and file tag: the
+/// user's own text.
 pub fn user_description(description: Option<&str>) -> Option<String> {
-    let d = description?;
-    let text = match d.find("[managed-by: wi") {
-        Some(start) => {
-            let rest = &d[start..];
-            let end = rest.find(']').map_or(d.len(), |e| start + e + 1);
-            format!("{}{}", &d[..start], &d[end..])
+    let mut text = description?.to_string();
+    for opening in ["[managed-by: wi", DECLARED_IN_TAG] {
+        if let Some(start) = text.find(opening) {
+            let rest = &text[start..];
+            let end = rest.find(']').map_or(text.len(), |e| start + e + 1);
+            text = format!("{}{}", &text[..start], &text[end..]);
         }
-        None => d.to_string(),
-    };
+    }
     let text = text.trim();
     (!text.is_empty()).then(|| text.to_string())
 }
@@ -361,7 +411,37 @@ mod tests {
             Some("app  more".into())
         );
         assert_eq!(user_description(Some("[managed-by: wi owner=a]")), None);
+        assert_eq!(
+            user_description(Some(
+                "app [managed-by: wi owner=a] [wi.dev/declared-in: a.yaml]"
+            )),
+            Some("app".into())
+        );
         assert_eq!(user_description(Some("plain")), Some("plain".into()));
         assert_eq!(user_description(None), None);
+    }
+
+    #[test]
+    fn a_named_owners_account_records_its_file_when_it_fits() {
+        let a = Owner::Named("team-a".into());
+        let d = a.description_in(Some("app"), "/ci/checkout/specs/team-a.yaml");
+        assert_eq!(
+            d,
+            "app [managed-by: wi owner=team-a] [wi.dev/declared-in: team-a.yaml]"
+        );
+        assert_eq!(description_declared_in(Some(&d)), Some("team-a.yaml"));
+        assert_eq!(Owner::from_description(Some(&d)), Some(a.clone()));
+        assert_eq!(
+            Owner::Unnamed.description_in(Some("app"), "a.yaml"),
+            "app [managed-by: wi]"
+        );
+        assert_eq!(a.description_in(None, "-"), a.marker());
+        let long = "x".repeat(200);
+        let d = a.description_in(Some(&long), "team-a.yaml");
+        assert!(
+            d.len() <= DESCRIPTION_MAX_BYTES && !d.contains("declared-in"),
+            "{d}"
+        );
+        assert_eq!(description_declared_in(Some("app [managed-by: wi]")), None);
     }
 }

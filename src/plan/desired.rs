@@ -153,6 +153,7 @@ mod tests {
             warnings: vec![],
             owner: Default::default(),
             kube: Default::default(),
+            not_managed: None,
         }
     }
 

@@ -97,6 +97,11 @@ pub struct ResourceChange {
     /// How a Kubernetes write is made beyond its attributes (never diffed).
     #[serde(default, skip_serializing_if = "KubeWrite::is_plain")]
     pub kube: KubeWrite,
+    /// Why an object this change writes to or relies on is not its owner's
+    /// (a KSA Helm made that `wi` only annotates, or another owner's): the
+    /// human plan lists it under "Exists, not managed by wi". Never diffed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_managed: Option<String>,
 }
 
 /// The parts of a Kubernetes write that are not attributes: the

@@ -117,28 +117,37 @@ fn render_changes(plan: &Plan, style: &Style, out: &mut String) {
 }
 
 /// What the spec names that exists but is not this spec's owner's (an
-/// account nobody owns, or another owner's, and the bindings on it): wi
+/// account nobody owns, or another owner's, and the bindings on it; a KSA
+/// made by hand, by Helm or by another owner, which wi only annotates): wi
 /// only adds to these and never removes from them, which a reviewer must
 /// know, because removing such a mapping later leaves its binding.
-fn render_not_managed(plan: &Plan, style: &Style, out: &mut String) {
-    let items: Vec<&ResourceChange> = plan
-        .changes
+pub(crate) fn not_managed(plan: &Plan) -> Vec<(&str, &str)> {
+    plan.changes
         .iter()
-        .filter(|c| c.action == Action::NoOp && c.reason.code == ReasonCode::NotOwned)
-        .collect();
+        .filter_map(|c| match &c.not_managed {
+            Some(why) => Some((c.address.as_str(), why.as_str())),
+            None if c.action == Action::NoOp && c.reason.code == ReasonCode::NotOwned => {
+                Some((c.address.as_str(), c.reason.message.as_str()))
+            }
+            None => None,
+        })
+        .collect()
+}
+
+/// The heading of the [`not_managed`] list.
+pub(crate) const NOT_MANAGED_HEADING: &str =
+    "Exists, not managed by wi (wi only adds to these and never removes from them):";
+
+fn render_not_managed(plan: &Plan, style: &Style, out: &mut String) {
+    let items = not_managed(plan);
     if items.is_empty() {
         return;
     }
     out.push('\n');
-    let _ = writeln!(
-        out,
-        "{}",
-        style
-            .bold("Exists, not managed by wi (wi only adds to these and never removes from them):")
-    );
-    for c in items {
-        let _ = writeln!(out, "  # {}", sanitize(&c.address, false));
-        let _ = writeln!(out, "    ({})", sanitize(c.reason.message.trim(), false));
+    let _ = writeln!(out, "{}", style.bold(NOT_MANAGED_HEADING));
+    for (address, why) in items {
+        let _ = writeln!(out, "  # {}", sanitize(address, false));
+        let _ = writeln!(out, "    ({})", sanitize(why.trim(), false));
     }
 }
 

@@ -1,5 +1,6 @@
 //! A compact Markdown plan for pull-request comments: one table row per
-//! change, the warnings, and the full human plan folded in a `<details>`
+//! change, the warnings, what exists but is not managed by `wi` (as the
+//! human plan lists it), and the full human plan folded in a `<details>`
 //! block. Comment hosts cap the size (GitHub: 65,536 characters), and a
 //! comment that fails to post hides the plan entirely, so the output is cut
 //! to a byte budget: the details go first, then table rows, always with a
@@ -7,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use super::human::human;
+use super::human::{NOT_MANAGED_HEADING, human, not_managed};
 use super::style::Style;
 use crate::plan::{Action, Plan, ResourceChange};
 
@@ -36,6 +37,7 @@ pub fn markdown(plan: &Plan, max_bytes: usize) -> String {
     let table_head = "| | Resource | Action | Reason |\n|:-:|---|---|---|\n";
     let rows: Vec<String> = changes.iter().map(|c| row(c)).collect();
     let warnings = warnings_section(plan);
+    let unmanaged = not_managed_section(plan);
     let details: Vec<String> = if plan.has_changes() {
         human(plan, &Style::PLAIN)
             .lines()
@@ -58,6 +60,7 @@ pub fn markdown(plan: &Plan, max_bytes: usize) -> String {
         rows.iter().for_each(|r| full.push_str(r));
     }
     full.push_str(&warnings);
+    full.push_str(&unmanaged);
     if !details.is_empty() {
         full.push_str(&details_open);
         for l in &details {
@@ -95,6 +98,9 @@ pub fn markdown(plan: &Plan, max_bytes: usize) -> String {
     }
     if shown_rows == rows.len() && out.len() + warnings.len() <= budget {
         out.push_str(&warnings);
+        if out.len() + unmanaged.len() <= budget {
+            out.push_str(&unmanaged);
+        }
     }
     let mut shown_lines = 0;
     if shown_rows == rows.len()
@@ -197,6 +203,21 @@ fn warnings_section(plan: &Plan) -> String {
     }
     let mut out = String::from("\n#### Warnings\n\n");
     items.iter().for_each(|i| out.push_str(i));
+    out
+}
+
+/// What the spec names that exists but is not this owner's, one bullet
+/// each, under the human plan's heading.
+fn not_managed_section(plan: &Plan) -> String {
+    let items = not_managed(plan);
+    if items.is_empty() {
+        return String::new();
+    }
+    let heading = NOT_MANAGED_HEADING.trim_end_matches(':');
+    let mut out = format!("\n#### {heading}\n\n");
+    for (address, why) in items {
+        let _ = writeln!(out, "- `{}`: {}", code_cell(address), cell(why.trim()));
+    }
     out
 }
 

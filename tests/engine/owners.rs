@@ -171,10 +171,6 @@ async fn assert_team_intact(world: &TestWorld, owner: &str, account: &str, ksa_n
     let d = description(world, account)
         .await
         .unwrap_or_else(|| panic!("{account} exists"));
-    assert!(
-        d.ends_with(&format!("[managed-by: wi owner={owner}]")),
-        "{account}: {d}"
-    );
     assert_eq!(
         wiu_members(world, account).await,
         vec![member("apps", ksa_name)],
@@ -194,23 +190,74 @@ async fn assert_team_intact(world: &TestWorld, owner: &str, account: &str, ksa_n
         "{k:?}"
     );
     assert_eq!(
-        k.labels.get("wi.dev/owner").map(String::as_str),
-        Some(owner),
+        k.labels,
+        BTreeMap::from([
+            ("app.kubernetes.io/managed-by".to_string(), "wi".to_string()),
+            ("wi.dev/owner".to_string(), owner.to_string()),
+        ]),
         "{k:?}"
     );
+    let mut keys: Vec<&str> = k.annotations.keys().map(String::as_str).collect();
+    keys.sort();
     assert_eq!(
-        k.labels
-            .get("app.kubernetes.io/managed-by")
-            .map(String::as_str),
-        Some("wi")
-    );
-    assert!(
-        k.annotations
-            .get("wi.dev/declared-in")
-            .is_some_and(|f| f.ends_with(&format!("{owner}.yaml"))),
+        keys,
+        vec!["iam.gke.io/gcp-service-account", "wi.dev/declared-in"],
         "{k:?}"
     );
+    let file = k
+        .annotations
+        .get("wi.dev/declared-in")
+        .unwrap_or_else(|| panic!("{k:?}"));
+    let file = std::path::Path::new(file)
+        .file_name()
+        .and_then(|f| f.to_str())
+        .unwrap_or_default();
+    assert!(file.starts_with(owner) && file.ends_with(".yaml"), "{k:?}");
     assert_eq!(k.managers, vec![format!("wi/{owner}")], "{k:?}");
+    // The account records the owner and the same file as the KSA.
+    assert_eq!(
+        d,
+        format!("The app of the team [managed-by: wi owner={owner}] [wi.dev/declared-in: {file}]"),
+        "{account}"
+    );
+}
+
+/// Nothing of a team exists: no account, no grant, no KSA.
+async fn assert_team_absent(world: &TestWorld, account: &str, ksa_name: &str) {
+    assert_eq!(description(world, account).await, None, "{account}");
+    assert_eq!(project_roles_of(world, account).await, Vec::<String>::new());
+    assert_eq!(ksa(world, "apps", ksa_name).await, None, "apps/{ksa_name}");
+}
+
+/// The shared namespace: created by the first owner that needed it, and
+/// still labelled as that owner's.
+async fn assert_namespace_of(world: &TestWorld, owner: &str) {
+    let conn = world.kube(LOCATION, CLUSTER).await;
+    let ns = conn
+        .list_namespaces()
+        .await
+        .expect("list namespaces")
+        .into_iter()
+        .find(|n| n.metadata.name.as_deref() == Some("apps"))
+        .expect("namespace apps");
+    assert_eq!(
+        ns.metadata.labels.unwrap_or_default(),
+        BTreeMap::from([
+            ("app.kubernetes.io/managed-by".to_string(), "wi".to_string()),
+            ("wi.dev/owner".to_string(), owner.to_string()),
+            (
+                "kubernetes.io/metadata.name".to_string(),
+                "apps".to_string()
+            ),
+        ])
+    );
+}
+
+/// Both teams, everything of each: after every apply of either.
+async fn assert_both_intact(world: &TestWorld) {
+    assert_team_intact(world, "team-a", "team-a-app", "a-api").await;
+    assert_team_intact(world, "team-b", "team-b-app", "b-api").await;
+    assert_namespace_of(world, "team-a").await;
 }
 
 #[tokio::test]
@@ -234,9 +281,12 @@ async fn two_owners_applied_alternately_never_undo_each_other() {
             .wi(&["apply", "-f", spec, "--auto-approve"])
             .await
             .expect(0);
-        if round >= 2 {
+        if round == 1 {
             assert_team_intact(&world, "team-a", "team-a-app", "a-api").await;
-            assert_team_intact(&world, "team-b", "team-b-app", "b-api").await;
+            assert_namespace_of(&world, "team-a").await;
+            assert_team_absent(&world, "team-b-app", "b-api").await;
+        } else {
+            assert_both_intact(&world).await;
         }
     }
     // Pruning either owner deletes nothing of the other's.
@@ -250,9 +300,8 @@ async fn two_owners_applied_alternately_never_undo_each_other() {
             .wi(&["apply", "-f", spec, "--prune", "--auto-approve"])
             .await
             .expect(0);
+        assert_both_intact(&world).await;
     }
-    assert_team_intact(&world, "team-a", "team-a-app", "a-api").await;
-    assert_team_intact(&world, "team-b", "team-b-app", "b-api").await;
     world.stop().await;
 }
 
@@ -283,7 +332,9 @@ async fn a_colliding_claim_fails_the_plan_and_leaves_the_ksa_as_it_was() {
         .expect(1);
     let flat: String = apply.stderr.split_whitespace().collect();
     assert!(flat.contains("claimedby`team-a`"), "{}", apply.stderr);
+    assert!(flat.contains("`team-b`declaresit"), "{}", apply.stderr);
     assert_eq!(ksa(&world, "apps", "api").await, Some(before));
+    assert_team_intact(&world, "team-a", "team-a-app", "api").await;
     assert_eq!(
         description(&world, "team-b-app").await,
         None,
@@ -376,7 +427,9 @@ async fn adopt_lists_every_removal_at_once_and_keeps_what_the_spec_leaves_out() 
     assert_eq!(sa.display_name.as_deref(), Some("Legacy App"));
     assert_eq!(
         sa.description.as_deref(),
-        Some("Made by hand years ago [managed-by: wi owner=legacy]")
+        Some(
+            "Made by hand years ago [managed-by: wi owner=legacy] [wi.dev/declared-in: legacy.yaml]"
+        )
     );
     assert_eq!(
         wiu_members(&world, "legacy-app").await,
@@ -419,6 +472,18 @@ async fn the_plan_marks_what_it_does_not_manage_and_warns_when_a_binding_stays()
         plan.stdout
     );
     assert_output_snapshot!("owners_not_managed_and_binding_remains", plan);
+    let md = world
+        .wi(&["plan", "-f", spec, "--format", "markdown"])
+        .await
+        .expect(0);
+    for part in [
+        "#### Exists, not managed by wi",
+        "**The binding of a removed mapping stays**",
+        "list the member under `absent`",
+    ] {
+        assert!(md.stdout.contains(part), "{part}: {}", md.stdout);
+    }
+    assert_output_snapshot!("owners_not_managed_and_binding_remains_markdown", md);
     world
         .wi(&["apply", "-f", spec, "--auto-approve"])
         .await
@@ -476,6 +541,17 @@ async fn prune_releases_a_ksa_helm_co_manages_instead_of_deleting_it() {
         plan.stdout
     );
     assert_output_snapshot!("owners_prune_releases_co_managed_ksa", plan);
+    let md = world
+        .wi(&["plan", "-f", spec, "--prune", "--format", "markdown"])
+        .await
+        .expect(0);
+    assert!(
+        md.stdout
+            .contains("**Co-managed KSA released, not deleted**"),
+        "{}",
+        md.stdout
+    );
+    assert_output_snapshot!("owners_prune_releases_co_managed_ksa_markdown", md);
     world
         .wi(&["apply", "-f", spec, "--prune", "--auto-approve"])
         .await
@@ -544,6 +620,17 @@ async fn prune_removes_a_pruned_accounts_conditional_grants_first() {
     }
     let warnings = json_plan(&plan)["warnings"].to_string();
     assert!(warnings.contains("grants_elsewhere"), "{warnings}");
+    let md = world
+        .wi(&["plan", "-f", spec, "--prune", "--format", "markdown"])
+        .await
+        .expect(0);
+    assert!(
+        md.stdout
+            .contains("**Grants of a pruned account elsewhere stay**"),
+        "{}",
+        md.stdout
+    );
+    assert_output_snapshot!("owners_prune_conditional_grants_markdown", md);
     world
         .wi(&["apply", "-f", spec, "--prune", "--auto-approve"])
         .await
@@ -606,5 +693,328 @@ async fn a_saved_plan_applies_as_its_owner() {
         .await
         .expect(0);
     assert_team_intact(&world, "team-a", "team-a-app", "a-api").await;
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_ksa_wi_annotates_but_did_not_create_is_listed_as_not_managed() {
+    let (world, _seed) = world().await;
+    let spec = world.write("team-a.yaml", &team_spec("team-a", "team-a-app", "a-api"));
+    let spec = spec.to_str().unwrap();
+    world
+        .wi(&["apply", "-f", spec, "--auto-approve"])
+        .await
+        .expect(0);
+    // Helm made one KSA; team-b's wi made another (its labels, no annotation).
+    let conn = world.kube(LOCATION, CLUSTER).await;
+    let chart = BTreeMap::from([("helm.sh/chart".to_string(), "api-1.0".to_string())]);
+    conn.apply_service_account_as("helm", "apps", "helm-api", &chart, &BTreeMap::new(), false)
+        .await
+        .expect("helm applies");
+    let team_b = BTreeMap::from([
+        ("app.kubernetes.io/managed-by".to_string(), "wi".to_string()),
+        ("wi.dev/owner".to_string(), "team-b".to_string()),
+    ]);
+    conn.apply_service_account_as(
+        "wi/team-b",
+        "apps",
+        "b-made",
+        &team_b,
+        &BTreeMap::new(),
+        false,
+    )
+    .await
+    .expect("team-b's wi applies");
+    let more = format!(
+        "{}  - serviceAccount: team-a-app\n    clusters: [shared]\n    namespace: apps\n    ksa: helm-api\n    manage: annotate\n  - serviceAccount: team-a-app\n    clusters: [shared]\n    namespace: apps\n    ksa: b-made\n",
+        team_spec("team-a", "team-a-app", "a-api")
+    );
+    world.write("team-a.yaml", &more);
+    let plan = world
+        .wi(&["plan", "-f", spec, "--detailed-exitcode"])
+        .await
+        .expect(2);
+    let flat: String = plan.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    let section = flat
+        .split("Exists, not managed by wi")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no not-managed section: {}", plan.stdout));
+    assert!(
+        section
+            .contains("apps/helm-api\"] (exists, managed by `helm`: wi only sets its annotation)"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        section.contains("apps/b-made\"] (exists, owned by `team-b`: wi only sets its annotation)"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        !section.contains("apps/a-api"),
+        "the KSA team-a created is its own: {}",
+        plan.stdout
+    );
+    assert_output_snapshot!("owners_ksa_not_managed_plan", plan);
+    let md = world
+        .wi(&["plan", "-f", spec, "--format", "markdown"])
+        .await
+        .expect(0);
+    assert!(
+        md.stdout
+            .contains("exists, managed by `helm`: wi only sets its annotation"),
+        "{}",
+        md.stdout
+    );
+    assert_output_snapshot!("owners_ksa_not_managed_markdown", md);
+    world
+        .wi(&["apply", "-f", spec, "--auto-approve"])
+        .await
+        .expect(0);
+    // wi set the annotations and took no label of KSAs it did not create.
+    let helm = ksa(&world, "apps", "helm-api").await.expect("helm KSA");
+    assert_eq!(
+        helm.annotations.get("iam.gke.io/gcp-service-account"),
+        Some(&email("team-a-app"))
+    );
+    assert_eq!(helm.labels, chart, "{helm:?}");
+    let b = ksa(&world, "apps", "b-made").await.expect("team-b's KSA");
+    assert_eq!(b.labels, team_b, "{b:?}");
+    assert_eq!(
+        b.annotations.get("iam.gke.io/gcp-service-account"),
+        Some(&email("team-a-app"))
+    );
+    // In sync, the plan still says whose they are.
+    let again = world
+        .wi(&["plan", "-f", spec, "--detailed-exitcode"])
+        .await
+        .expect(0);
+    assert!(again.stdout.contains("No changes."), "{}", again.stdout);
+    assert!(
+        again
+            .stdout
+            .contains("(exists, managed by `helm`: wi only sets its annotation)"),
+        "{}",
+        again.stdout
+    );
+    assert!(
+        again
+            .stdout
+            .contains("(exists, owned by `team-b`: wi only sets its annotation)"),
+        "{}",
+        again.stdout
+    );
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn one_owners_account_declared_in_a_file_not_in_the_run_is_neither_stripped_nor_pruned() {
+    let (world, _seed) = world().await;
+    let first = world.write("team-a-1.yaml", &team_spec("team-a", "team-a-app", "a-api"));
+    world
+        .wi(&["apply", "-f", first.to_str().unwrap(), "--auto-approve"])
+        .await
+        .expect(0);
+    assert_eq!(
+        description(&world, "team-a-app").await.as_deref(),
+        Some(
+            "The app of the team [managed-by: wi owner=team-a] [wi.dev/declared-in: team-a-1.yaml]"
+        ),
+        "the account records its file"
+    );
+    // team-a's second file declares only an account, no cluster: no KSA of
+    // the first file is in sight, only the account's own record.
+    let second = world.write(
+        "team-a-2.yaml",
+        "version: 1\nowner: team-a\nserviceAccounts:\n  - name: team-a-jobs\n    project: wi-teams\n",
+    );
+    let second = second.to_str().unwrap();
+    for prune in [false, true] {
+        let mut args = vec!["plan", "-f", second];
+        if prune {
+            args.push("--prune");
+        }
+        let plan = world.wi(&args).await.expect(1);
+        let flat: String = plan.stderr.split_whitespace().collect();
+        assert!(
+            flat.contains(
+                "team-a-app@wi-teams.iam.gserviceaccount.comis`team-a`'s,declaredinteam-a-1.yaml"
+            ),
+            "{}",
+            plan.stderr
+        );
+        if prune {
+            assert_output_snapshot!("owners_one_owner_account_in_another_file", plan);
+        }
+    }
+    world
+        .wi(&["apply", "-f", second, "--prune", "--auto-approve"])
+        .await
+        .expect(1);
+    assert_team_intact(&world, "team-a", "team-a-app", "a-api").await;
+    assert_eq!(
+        description(&world, "team-a-jobs").await,
+        None,
+        "nothing applied"
+    );
+    // Both files of the owner together are one set: nothing is in the way.
+    let both = world
+        .wi(&[
+            "plan",
+            "-f",
+            first.to_str().unwrap(),
+            "-f",
+            second,
+            "--prune",
+            "--json",
+        ])
+        .await
+        .expect(0);
+    assert_eq!(
+        actions(&json_plan(&both)),
+        vec![(
+            "google_service_account[\"wi-teams/team-a-jobs\"]".to_string(),
+            "create".to_string()
+        )]
+    );
+    // The first file still plans nothing: the account is its own.
+    let again = world
+        .wi(&[
+            "plan",
+            "-f",
+            first.to_str().unwrap(),
+            "--prune",
+            "--detailed-exitcode",
+        ])
+        .await
+        .expect(0);
+    assert!(again.stdout.contains("No changes."), "{}", again.stdout);
+    world.stop().await;
+}
+
+/// The compute default account of project `wi-teams` (its number in the test).
+const COMPUTE_DEFAULT: &str = "123456789012-compute@developer.gserviceaccount.com";
+
+/// A world whose IAM holds [`COMPUTE_DEFAULT`], a Google-managed account the
+/// seed format cannot name: seeded as a user-managed stub, persisted, and
+/// renamed in the state file before the emulator starts again.
+async fn world_with_compute_default(members: &[String]) -> (TestWorld, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("seed dir");
+    let listed: String = members
+        .iter()
+        .map(|m| format!("              - \"{m}\"\n"))
+        .collect();
+    let seed = SEED.replace(
+        "      - accountId: shared-sa\n",
+        &format!(
+            "      - accountId: compute-stub\n        iamPolicy:\n          - role: roles/iam.workloadIdentityUser\n            members:\n{listed}      - accountId: shared-sa\n"
+        ),
+    );
+    let seed_path = dir.path().join("seed.yaml");
+    std::fs::write(&seed_path, seed).expect("seed");
+    let state = dir.path().join("state.json");
+    let seed_path = seed_path.to_str().expect("utf-8 path").to_string();
+    let with_state = |c: &mut wi::emulator::EmulatorConfig| c.state_file = Some(state.clone());
+    let first = TestWorld::start_with(&seed_path, with_state).await;
+    // Any write persists the world.
+    let gcp = first.gcp().await;
+    gcp.modify_iam_policy(
+        &wi::gcp::PolicyTarget::Project {
+            project: PROJECT.into(),
+        },
+        std::time::Duration::from_secs(30),
+        &|p: &mut wi::gcp::types::IamPolicy| {
+            p.bindings.push(wi::gcp::types::Binding {
+                role: "roles/viewer".into(),
+                members: vec!["user:bob@example.com".into()],
+                condition: None,
+                rest: Default::default(),
+            });
+            true
+        },
+    )
+    .await
+    .expect("a write");
+    first.stop().await;
+    let mut world: Value =
+        serde_json::from_slice(&std::fs::read(&state).expect("state file")).expect("state JSON");
+    let accounts = world["service_accounts"]
+        .as_object_mut()
+        .expect("service_accounts");
+    let mut stub = accounts
+        .shift_remove(&email("compute-stub"))
+        .expect("the stub account");
+    stub["email"] = Value::from(COMPUTE_DEFAULT);
+    accounts.insert(COMPUTE_DEFAULT.to_string(), stub);
+    std::fs::write(&state, serde_json::to_vec(&world).expect("JSON")).expect("state file");
+    let world = TestWorld::start_with(&seed_path, with_state).await;
+    (world, dir)
+}
+
+#[tokio::test]
+async fn an_absent_member_is_removed_from_the_compute_default_account() {
+    let old = member("old", "job");
+    let (world, _dir) =
+        world_with_compute_default(&[old.clone(), "user:alice@example.com".to_string()]).await;
+    let spec = format!(
+        "version: 1\n{CLUSTERS}mappings:\n  - serviceAccount: {COMPUTE_DEFAULT}\n    clusters: [shared]\n    namespace: batch\n    ksa: nightly\nabsent:\n  - serviceAccount: {COMPUTE_DEFAULT}\n    member: \"{old}\"\n"
+    );
+    let spec = world.write("compute.yaml", &spec);
+    let spec = spec.to_str().unwrap();
+    let plan = world.wi(&["plan", "-f", spec, "--json"]).await.expect(0);
+    let plan = json_plan(&plan);
+    let binding = |m: &str| {
+        format!(
+            "service_account_iam_member[\"{COMPUTE_DEFAULT}/roles/iam.workloadIdentityUser/{m}\"]"
+        )
+    };
+    let planned = actions(&plan);
+    assert!(
+        planned.contains(&(binding(&member("batch", "nightly")), "create".into())),
+        "{planned:?}"
+    );
+    assert!(
+        planned.contains(&(binding(&old), "delete".into())),
+        "{planned:?}"
+    );
+    assert!(
+        !planned.iter().any(|(a, _)| a.contains("alice")),
+        "a member nobody lists under absent stays: {planned:?}"
+    );
+    for c in plan["resource_changes"].as_array().unwrap() {
+        let address = c["address"].as_str().unwrap_or_default();
+        assert!(!address.starts_with("project_service[\"-"), "{address}");
+        if address.starts_with("service_account_iam_member") {
+            assert_eq!(c["resource"]["project"], "-", "{c}");
+        }
+    }
+    world
+        .wi(&["apply", "-f", spec, "--auto-approve"])
+        .await
+        .expect(0);
+    let gcp = world.gcp().await;
+    let policy = gcp
+        .get_service_account_iam_policy(COMPUTE_DEFAULT)
+        .await
+        .expect("policy");
+    let mut members: Vec<String> = policy
+        .bindings
+        .iter()
+        .filter(|b| b.role == wi::ownership::WORKLOAD_IDENTITY_USER)
+        .flat_map(|b| b.members.clone())
+        .collect();
+    members.sort();
+    assert_eq!(
+        members,
+        vec![
+            member("batch", "nightly"),
+            "user:alice@example.com".to_string()
+        ]
+    );
+    let again = world
+        .wi(&["plan", "-f", spec, "--detailed-exitcode"])
+        .await
+        .expect(0);
+    assert!(again.stdout.contains("No changes."), "{}", again.stdout);
     world.stop().await;
 }

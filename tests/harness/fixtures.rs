@@ -404,6 +404,7 @@ pub fn change(
         warnings: Vec::new(),
         owner: Default::default(),
         kube: Default::default(),
+        not_managed: None,
     }
 }
 

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::{Planner, attrs, create, delete, noop, owner_suffix, reason, update};
 use crate::ids::{gsa_account_id, gsa_member};
-use crate::ownership::{Owner, user_description};
+use crate::ownership::{Owner, description_declared_in, file_tag, user_description};
 use crate::plan::desired::{DESCRIPTION, DISPLAY_NAME};
 use crate::plan::{ReasonCode, Resource, Warning, WarningCode};
 
@@ -50,7 +50,7 @@ impl Planner<'_> {
             let desired = attrs(json!({
                 "email": email,
                 DISPLAY_NAME: display_name,
-                DESCRIPTION: gsa.owner.description(user_text.as_deref()),
+                DESCRIPTION: gsa.owner.description_in(user_text.as_deref(), &gsa.origin.file),
             }));
             let Some(live) = live else {
                 self.push(
@@ -79,7 +79,15 @@ impl Planner<'_> {
                     ));
                     continue;
                 }
+                let only_the_file = before.get(DISPLAY_NAME) == desired.get(DISPLAY_NAME)
+                    && user_description(live.description.as_deref()) == user_text
+                    && description_declared_in(live.description.as_deref())
+                        != file_tag(&gsa.origin.file);
                 let why = match &marker {
+                    Some(m) if m == &gsa.owner && only_the_file => reason(
+                        ReasonCode::Drift,
+                        "the description does not name the spec file that declares the account",
+                    ),
                     Some(m) if m == &gsa.owner => reason(
                         ReasonCode::Drift,
                         "display name or description differ from the spec",
@@ -144,6 +152,25 @@ impl Planner<'_> {
                     project: project.clone(),
                     account_id,
                 };
+                // A named owner's spec split over several files: the
+                // account's file must be part of the run (the unnamed owner
+                // keeps older wi's one-spec behaviour).
+                if !owner.is_unnamed()
+                    && let Some(file) = description_declared_in(sa.description.as_deref())
+                    && !self.in_run(file)
+                {
+                    self.problem(
+                        resource.address(),
+                        format!(
+                            "{email} is {owner}'s, declared in {file}, which is not part of this run, and no file of this run declares it: this run would remove its members and, with --prune, delete it"
+                        ),
+                        Some(&format!(
+                            "one owner's spec split in several files is planned as one set: pass every file of {} (`-f {file}` too, or `-f DIR`); if {file} was deleted or renamed, remove `[wi.dev/declared-in: {file}]` from the account's description once (`gcloud iam service-accounts update {email} --description=...`)",
+                            owner.name()
+                        )),
+                    );
+                    continue;
+                }
                 if !self.options.prune {
                     self.warnings.push(Warning {
                         code: WarningCode::Orphan,

@@ -62,7 +62,9 @@ impl Planner<'_> {
 
     pub(super) fn account_members(&mut self) {
         // Desired members per account.
-        let mut desired: BTreeMap<(String, String), BTreeSet<(String, String)>> = BTreeMap::new();
+        // Keyed by email: an account's project is resolved from its email
+        // (or, for Google-managed accounts, the model's `-`) in one place.
+        let mut desired: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
         let mut colliding: BTreeSet<String> = BTreeSet::new();
         for m in &self.model.mappings {
             if let Some(gsa) = self.declared_gsa(&m.gsa_email)
@@ -96,11 +98,12 @@ impl Planner<'_> {
                 continue;
             }
             desired
-                .entry((m.gsa_project.clone(), m.gsa_email.clone()))
+                .entry(m.gsa_email.clone())
                 .or_default()
                 .insert((m.member(), m.cluster.project.clone()));
         }
-        for ((project, email), members) in &desired {
+        for (email, members) in &desired {
+            let project = &self.account_project(email);
             let account_planned = self.planned(&Resource::ServiceAccount {
                 project: project.clone(),
                 account_id: gsa_account_id(email).to_string(),
@@ -167,7 +170,7 @@ impl Planner<'_> {
         // and declared-absent members anywhere.
         let declared_members: BTreeMap<&str, BTreeSet<String>> = desired
             .iter()
-            .map(|((_, email), ms)| (email.as_str(), ms.iter().map(|(m, _)| m.clone()).collect()))
+            .map(|(email, ms)| (email.as_str(), ms.iter().map(|(m, _)| m.clone()).collect()))
             .collect();
         let absent: BTreeSet<(&str, &str)> = self
             .model

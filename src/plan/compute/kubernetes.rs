@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::{
     Planner, annotation_key, attrs, create, delete, has_member, label_key, noop, owner_label_key,
-    reason, update,
+    reason, same_file, update,
 };
 use crate::ids::{ClusterKey, ksa_member};
 use crate::live::LiveKube;
@@ -23,34 +23,7 @@ use crate::ownership::{
 use crate::plan::{Action, Attributes, KubeWrite, ReasonCode, Resource, Warning, WarningCode};
 use crate::spec::KsaManagement;
 
-/// A spec file name as compared with a KSA's `wi.dev/declared-in`.
-fn file_key(file: &str) -> &str {
-    file.trim_start_matches("./")
-}
-
-/// Whether two spec paths name the same file as far as a path tells: equal,
-/// or one ends with the other at a path boundary (`specs/a.yaml` and
-/// `/ci/checkout/specs/a.yaml`, the same file checked out elsewhere).
-fn same_file(a: &str, b: &str) -> bool {
-    let (a, b) = (file_key(a), file_key(b));
-    let (long, short) = if a.len() >= b.len() { (a, b) } else { (b, a) };
-    long == short || (long.ends_with(short) && long[..long.len() - short.len()].ends_with('/'))
-}
-
 impl Planner<'_> {
-    /// The spec files of this run, as origins name them.
-    fn run_files(&self) -> BTreeSet<String> {
-        let m = self.model;
-        m.clusters
-            .iter()
-            .map(|c| &c.origin)
-            .chain(m.service_accounts.iter().map(|g| &g.origin))
-            .chain(m.mappings.iter().map(|x| &x.origin))
-            .chain(m.absent.iter().map(|a| &a.origin))
-            .map(|o| o.file.clone())
-            .collect()
-    }
-
     /// Labels of a namespace or KSA `owner` creates.
     fn created_labels(owner: &Owner) -> Attributes {
         let mut a = Attributes::new();
@@ -299,6 +272,39 @@ impl Planner<'_> {
         })
     }
 
+    /// Why a mapped KSA that exists is not `owner`'s, though `wi` sets its
+    /// annotation: nobody's (made by hand, or by Helm: its other field
+    /// managers are named), or another owner's (its `wi.dev/owner` label).
+    /// `None` when `owner` created it, or claims it from an older `wi`.
+    fn ksa_not_managed(
+        owner: &Owner,
+        fields: &crate::ownership::KsaFields,
+        creator: Option<&Owner>,
+        claim: bool,
+    ) -> Option<String> {
+        match creator {
+            Some(c) if c == owner => None,
+            Some(Owner::Unnamed) if claim => None,
+            Some(other) => Some(format!(
+                "exists, owned by {other}: wi only sets its annotation"
+            )),
+            None if fields.co_managers.is_empty() => {
+                Some("exists, not created by wi: wi only sets its annotation".to_string())
+            }
+            None => {
+                let managers: Vec<String> = fields
+                    .co_managers
+                    .iter()
+                    .map(|m| format!("`{m}`"))
+                    .collect();
+                Some(format!(
+                    "exists, managed by {}: wi only sets its annotation",
+                    managers.join(", ")
+                ))
+            }
+        }
+    }
+
     fn ksa(
         &mut self,
         key: &ClusterKey,
@@ -376,6 +382,7 @@ impl Planner<'_> {
             .and_then(|a| a.get(GSA_ANNOTATION))
             .cloned();
         let before = ksa_attributes(live);
+        let not_managed = Self::ksa_not_managed(owner, &fields, creator.as_ref(), claim);
         let mut after = Attributes::new();
         after.insert(annotation_key(), json!(m.gsa_email));
         let take_label = mine.managed_by_label
@@ -389,6 +396,17 @@ impl Planner<'_> {
                 && (mine.owner_label || created_here)
             {
                 after.insert(owner_label_key(), json!(n));
+            }
+        }
+        // Labels this owner neither owns nor takes (Helm's KSA, another
+        // owner's) are not this write's: the diff does not show them leaving.
+        let mut before = before;
+        for (key, owned) in [
+            (label_key(), mine.managed_by_label),
+            (owner_label_key(), mine.owner_label),
+        ] {
+            if !owned && !after.contains_key(&key) {
+                before.remove(&key);
             }
         }
         // Pods of this KSA on the host network cannot use Workload Identity.
@@ -414,12 +432,14 @@ impl Planner<'_> {
             && after.iter().all(|(k, v)| before.get(k) == Some(v))
             && !claim;
         if in_sync {
-            self.push(noop(
+            let mut change = noop(
                 resource,
                 before,
                 after,
                 reason(ReasonCode::InSync, "annotated"),
-            ));
+            );
+            change.not_managed = not_managed;
+            self.push(change);
             return;
         }
         let mut warnings = Vec::new();
@@ -454,6 +474,7 @@ impl Planner<'_> {
             .with_deps(deps)
             .with_warnings(warnings)
             .for_owner(owner);
+        change.not_managed = not_managed;
         change.kube = KubeWrite {
             release_managers: if claim {
                 vec![Owner::Unnamed.field_manager()]
@@ -485,17 +506,4 @@ fn ksa_attributes(sa: &K8sServiceAccount) -> Attributes {
         a.insert(owner_label_key(), json!(v));
     }
     a
-}
-
-#[cfg(test)]
-mod tests {
-    use super::same_file;
-
-    #[test]
-    fn a_file_checked_out_elsewhere_is_the_same_file() {
-        assert!(same_file("specs/a.yaml", "./specs/a.yaml"));
-        assert!(same_file("/ci/repo/specs/a.yaml", "specs/a.yaml"));
-        assert!(!same_file("/ci/repo/xspecs/a.yaml", "specs/a.yaml"));
-        assert!(!same_file("specs/b.yaml", "specs/a.yaml"));
-    }
 }

@@ -149,6 +149,21 @@ fn owner_label_key() -> String {
     super::desired::label_attr(OWNER_LABEL)
 }
 
+/// A spec file name as compared with a recorded file (a KSA's
+/// `wi.dev/declared-in`, an account's file tag).
+fn file_key(file: &str) -> &str {
+    file.trim_start_matches("./")
+}
+
+/// Whether two spec paths name the same file as far as a path tells: equal,
+/// or one ends with the other at a path boundary (`specs/a.yaml` and
+/// `/ci/checkout/specs/a.yaml`, the same file checked out elsewhere).
+fn same_file(a: &str, b: &str) -> bool {
+    let (a, b) = (file_key(a), file_key(b));
+    let (long, short) = if a.len() >= b.len() { (a, b) } else { (b, a) };
+    long == short || (long.ends_with(short) && long[..long.len() - short.len()].ends_with('/'))
+}
+
 /// A change of `action` to `resource`, with no dependencies or warnings yet.
 fn change(
     resource: Resource,
@@ -168,6 +183,7 @@ fn change(
         warnings: Vec::new(),
         owner: Owner::Unnamed,
         kube: KubeWrite::default(),
+        not_managed: None,
     }
 }
 
@@ -311,6 +327,24 @@ impl Planner<'_> {
         self.account_owner(email).is_some_and(|o| self.loaded(&o))
     }
 
+    /// The spec files of this run, as origins name them.
+    fn run_files(&self) -> BTreeSet<String> {
+        let m = self.model;
+        m.clusters
+            .iter()
+            .map(|c| &c.origin)
+            .chain(m.service_accounts.iter().map(|g| &g.origin))
+            .chain(m.mappings.iter().map(|x| &x.origin))
+            .chain(m.absent.iter().map(|a| &a.origin))
+            .map(|o| o.file.clone())
+            .collect()
+    }
+
+    /// Whether a recorded spec file is one of this run's.
+    fn in_run(&self, file: &str) -> bool {
+        self.run_files().iter().any(|f| same_file(f, file))
+    }
+
     fn planned(&self, resource: &Resource) -> bool {
         self.changes
             .iter()
@@ -318,6 +352,19 @@ impl Planner<'_> {
     }
 }
 
+#[cfg(test)]
+mod file_tests {
+    use super::same_file;
+
+    #[test]
+    fn a_file_checked_out_elsewhere_is_the_same_file() {
+        assert!(same_file("specs/a.yaml", "./specs/a.yaml"));
+        assert!(same_file("/ci/repo/specs/a.yaml", "specs/a.yaml"));
+        assert!(same_file("/ci/repo/specs/a.yaml", "a.yaml"));
+        assert!(!same_file("/ci/repo/xspecs/a.yaml", "specs/a.yaml"));
+        assert!(!same_file("specs/b.yaml", "specs/a.yaml"));
+    }
+}
 #[cfg(test)]
 mod owner_tests;
 #[cfg(test)]

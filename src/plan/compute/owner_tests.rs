@@ -44,7 +44,7 @@ fn owned_world(owner: &Owner) -> LiveState {
     let mut live = converged_world();
     let project = live.projects.get_mut(P).unwrap();
     let sa = project.service_accounts.get_mut(&email()).unwrap();
-    sa.description = Some(owner.description(None));
+    sa.description = Some(owner.description_in(None, "team-a.yaml"));
     let kube = live
         .clusters
         .get_mut(&key("alpha"))
@@ -248,7 +248,7 @@ fn a_named_owner_claims_an_older_wis_account_and_ksa_without_removals() {
     assert_eq!(account.reason.code, ReasonCode::Adopt);
     assert_eq!(
         account.after.as_ref().unwrap()["description"],
-        json!("[managed-by: wi owner=team-a]")
+        json!("[managed-by: wi owner=team-a] [wi.dev/declared-in: team-a.yaml]")
     );
     let ksa = actionable
         .iter()
@@ -298,7 +298,85 @@ fn what_a_named_owner_creates_carries_its_owner() {
         .unwrap();
     assert_eq!(
         account.account_values().description.as_deref(),
-        Some("[managed-by: wi owner=team-a]")
+        Some("[managed-by: wi owner=team-a] [wi.dev/declared-in: team-a.yaml]")
+    );
+}
+
+#[test]
+fn an_account_of_this_owner_declared_in_a_file_not_in_the_run_is_a_usage_error() {
+    let a = named("team-a");
+    let mut live = owned_world(&a);
+    let other = add_foreign_account(&mut live, &a);
+    // Declared by team-a's other file, which this run does not load.
+    live.projects
+        .get_mut(P)
+        .unwrap()
+        .service_accounts
+        .get_mut(&other)
+        .unwrap()
+        .description = Some(a.description_in(Some("b"), "specs/team-a-2.yaml"));
+    for prune in [false, true] {
+        let options = PlanOptions {
+            prune,
+            ..Default::default()
+        };
+        let err = compute(&owned_model(&a), &live, &options, "d".into()).unwrap_err();
+        assert_eq!(err.problems.len(), 1, "{:#?}", err.problems);
+        let problem = &err.problems[0];
+        assert_eq!(
+            problem.address,
+            format!("google_service_account[\"{P}/team-b-app\"]")
+        );
+        assert!(problem.message.contains("team-a-2.yaml"), "{problem:?}");
+        assert!(
+            problem
+                .help
+                .as_deref()
+                .unwrap()
+                .contains("-f team-a-2.yaml"),
+            "{problem:?}"
+        );
+    }
+    // With that file in the run, the account is declared and nothing moves.
+    let mut m = owned_model(&a);
+    let mut second = m.service_accounts[0].clone();
+    second.account_id = "team-b-app".into();
+    second.display_name = None;
+    second.description = Some("b".into());
+    second.roles = vec!["roles/storage.admin".into()];
+    second.origin = crate::spec::Origin {
+        file: "/ci/checkout/specs/team-a-2.yaml".into(),
+        line: 2,
+    };
+    m.service_accounts.push(second);
+    let mut mapping = m.mappings[0].clone();
+    mapping.gsa_email = other.clone();
+    mapping.namespace = "b".into();
+    mapping.ksa = "app".into();
+    mapping.origin = crate::spec::Origin {
+        file: "/ci/checkout/specs/team-a-2.yaml".into(),
+        line: 9,
+    };
+    m.mappings.push(mapping);
+    let p = compute(&m, &live, &PlanOptions::default(), "d".into()).unwrap();
+    assert!(
+        p.actionable().all(|c| !c.address.contains("team-b-app")),
+        "{:#?}",
+        p.actionable().collect::<Vec<_>>()
+    );
+    // An account an owner wrote before accounts recorded their file: as before.
+    live.projects
+        .get_mut(P)
+        .unwrap()
+        .service_accounts
+        .get_mut(&other)
+        .unwrap()
+        .description = Some(a.description(Some("b")));
+    let p = plan(&owned_model(&a), &live, &PlanOptions::default());
+    assert!(
+        p.warnings.iter().any(|w| w.code == WarningCode::Orphan),
+        "{:?}",
+        p.warnings
     );
 }
 

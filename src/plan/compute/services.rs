@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use serde_json::json;
 
 use super::{Planner, attrs, change, noop, reason};
-use crate::live::IAM_CREDENTIALS_SERVICE;
+use crate::live::{IAM_CREDENTIALS_SERVICE, WILDCARD_PROJECT};
 use crate::plan::{Action, ReasonCode, Resource};
 
 impl Planner<'_> {
@@ -19,7 +19,9 @@ impl Planner<'_> {
             .map(|g| g.project.as_str())
             .chain(self.model.mappings.iter().map(|m| m.gsa_project.as_str()))
             .collect();
-        for project in projects {
+        // `-` (IAM's wildcard: the compute default account, service agents)
+        // is not a project: there is no service to check.
+        for project in projects.into_iter().filter(|p| *p != WILDCARD_PROJECT) {
             let Some(enabled) = self
                 .live
                 .projects
