@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::error::err_line;
 use crate::apply::{Outcome, Progress};
 use crate::plan::ResourceChange;
 use crate::render::Style;
@@ -23,30 +24,34 @@ impl StderrProgress {
 
 impl Progress for StderrProgress {
     fn started(&self, change: &ResourceChange) {
-        eprintln!(
-            "{}",
-            crate::render::progress_start(&change.address, change.action, &self.style)
-        );
+        err_line(crate::render::progress_start(
+            &change.address,
+            change.action,
+            &self.style,
+        ));
     }
     fn note(&self, address: &str, message: &str) {
-        eprintln!("{}: {}", address, crate::render::sanitize(message, false));
+        err_line(format_args!(
+            "{}: {}",
+            address,
+            crate::render::sanitize(message, false)
+        ));
     }
     fn finished(&self, change: &ResourceChange, outcome: &Outcome, elapsed: Duration) {
         match outcome {
-            Outcome::Done => eprintln!(
-                "{}",
-                crate::render::progress_done(&change.address, change.action, elapsed, &self.style)
-            ),
-            Outcome::Failed(_) => eprintln!(
-                "{}",
-                crate::render::progress_failed(
-                    &change.address,
-                    change.action,
-                    elapsed,
-                    &self.style
-                )
-            ),
-            Outcome::Skipped(why) => eprintln!("{}: skipped: {why}", change.address),
+            Outcome::Done => err_line(crate::render::progress_done(
+                &change.address,
+                change.action,
+                elapsed,
+                &self.style,
+            )),
+            Outcome::Failed(_) => err_line(crate::render::progress_failed(
+                &change.address,
+                change.action,
+                elapsed,
+                &self.style,
+            )),
+            Outcome::Skipped(why) => err_line(format_args!("{}: skipped: {why}", change.address)),
         }
     }
 }

@@ -33,10 +33,14 @@ pub(crate) async fn run(settings: &Settings, args: ValidateArgs) -> Result<Succe
     if args.print_model {
         let json = serde_json::to_string_pretty(&model)
             .map_err(|e| miette::miette!("cannot serialize the model: {e}"))?;
-        println!("{json}");
+        super::error::outln(json)?;
         return Ok(Success::Done);
     }
-    println!("✓ {} is valid: {}", path.display(), summary(&model));
+    super::error::outln(format_args!(
+        "✓ {} is valid: {}",
+        path.display(),
+        summary(&model)
+    ))?;
     Ok(Success::Done)
 }
 

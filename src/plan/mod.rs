@@ -25,7 +25,7 @@ pub use fresh::{MovedInput, Movement, StalePlan};
 pub use resource::{Group, Resource};
 
 /// Version of the saved / JSON plan format. Minor bumps are additive.
-pub const FORMAT_VERSION: &str = "1.0";
+pub const FORMAT_VERSION: &str = "2.0";
 
 /// What happens to one resource. A closed set, as in Terraform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
