@@ -7,6 +7,7 @@
 mod harness;
 
 mod cli_settings;
+mod contract;
 mod e2e;
 mod faults;
 mod fleet;
