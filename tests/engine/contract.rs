@@ -309,3 +309,149 @@ async fn out_onto_a_symlink_is_refused_and_nothing_is_replaced() {
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
     world.stop().await;
 }
+
+/// stderr without miette's line wrapping, for `contains` checks.
+fn flat(text: &str) -> String {
+    text.replace(['│', '╰', '─', '▶', '×'], " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A loopback listener that accepts every connection and never says a word
+/// (the connections are held open until the test ends).
+async fn silent_listener() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (addr, task)
+}
+
+/// A loopback port nothing listens on.
+async fn closed_port() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    drop(listener);
+    addr
+}
+
+const CONTAINER: &str = "CLOUDSDK_API_ENDPOINT_OVERRIDES_CONTAINER";
+
+async fn plan_with(world: &TestWorld, set: &[(&str, &str)], unset: &[&str]) -> Output {
+    let mut cmd = world.command(wi_binary());
+    for k in unset {
+        cmd.env_remove(k);
+    }
+    cmd.envs(set.iter().copied()).args(["plan", "-f", SPEC]);
+    let out = guarded(&mut cmd).await;
+    assert_eq!(out.code, 1, "{}", out.snapshot());
+    no_panic(&out);
+    out
+}
+
+/// Errors resending cannot heal end the run at once (or after one connect
+/// timeout), each with a message that names the cause; the hang guard is
+/// the only clock here.
+#[tokio::test]
+async fn endpoints_that_cannot_answer_end_the_run_with_a_clear_message() {
+    let world = TestWorld::start(SEED).await;
+
+    let refused = format!("https://{}/container/", closed_port().await);
+    let out = plan_with(&world, &[(CONTAINER, &refused)], &[]).await;
+    assert!(
+        flat(&out.stderr).contains("connection refused: nothing listens there"),
+        "{}",
+        out.stderr
+    );
+
+    let (silent, task) = silent_listener().await;
+    let https = format!("https://{silent}/container/");
+    let out = plan_with(&world, &[(CONTAINER, &https)], &[]).await;
+    assert!(
+        flat(&out.stderr).contains("the server accepts connections but does not answer"),
+        "{}",
+        out.stderr
+    );
+    let http = format!("http://{silent}/container/");
+    let out = plan_with(&world, &[(CONTAINER, &http)], &[]).await;
+    assert!(
+        flat(&out.stderr).contains("of sending the request")
+            && flat(&out.stderr).contains("does the server expect https://?"),
+        "{}",
+        out.stderr
+    );
+    task.abort();
+
+    // The emulator speaks https only: plain http to it is retried briefly,
+    // then reported with the likely cause.
+    let emulator = world
+        .env
+        .iter()
+        .find(|(k, _)| k == CONTAINER)
+        .map(|(_, v)| v.replacen("https://", "http://", 1))
+        .expect("the emulator exports a container endpoint");
+    let out = plan_with(&world, &[(CONTAINER, &emulator)], &[]).await;
+    assert!(
+        flat(&out.stderr).contains("does the server expect https://?"),
+        "{}",
+        out.stderr
+    );
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_credentials_end_the_run_at_once_without_showing_them() {
+    let world = TestWorld::start(SEED).await;
+    let token = world.write("token", "ya29.first-half\nya29.second half\n");
+    let out = plan_with(
+        &world,
+        &[("CLOUDSDK_AUTH_ACCESS_TOKEN_FILE", token.to_str().unwrap())],
+        &[],
+    )
+    .await;
+    assert!(
+        flat(&out.stderr)
+            .contains("does not hold an access token: it contains spaces, line breaks"),
+        "{}",
+        out.stderr
+    );
+    assert!(!flat(&out.stderr).contains("second half"), "{}", out.stderr);
+
+    let key_as_token = world.write("key-as-token", "{\n  \"type\": \"service_account\"\n}\n");
+    let out = plan_with(
+        &world,
+        &[(
+            "CLOUDSDK_AUTH_ACCESS_TOKEN_FILE",
+            key_as_token.to_str().unwrap(),
+        )],
+        &[],
+    )
+    .await;
+    assert!(
+        flat(&out.stderr).contains("it looks like a JSON key file"),
+        "{}",
+        out.stderr
+    );
+
+    let key = world.write(
+        "key.json",
+        "{\"type\": \"service_account\", \"private_key\": 7}",
+    );
+    let out = plan_with(
+        &world,
+        &[("GOOGLE_APPLICATION_CREDENTIALS", key.to_str().unwrap())],
+        &["CLOUDSDK_AUTH_ACCESS_TOKEN_FILE"],
+    )
+    .await;
+    assert!(
+        flat(&out.stderr).contains("service-account key file"),
+        "{}",
+        out.stderr
+    );
+    world.stop().await;
+}
