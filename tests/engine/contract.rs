@@ -455,3 +455,115 @@ async fn malformed_credentials_end_the_run_at_once_without_showing_them() {
     );
     world.stop().await;
 }
+
+/// The apply log as CI stores it, reduced to what does not depend on timing:
+/// operation ids read `operation-[ID]`, and the "Still" lines (how many, and
+/// between which lines, is timing) are left out; the caller checks them.
+fn ci_log(stderr: &str) -> (String, Vec<String>) {
+    let mut log: Vec<String> = Vec::new();
+    let mut still = Vec::new();
+    for line in stderr.lines() {
+        if line.contains(": Still ") {
+            still.push(line.to_string());
+            continue;
+        }
+        let words: Vec<String> = line
+            .split(' ')
+            .map(|w| match w.strip_prefix("operation-") {
+                Some(rest) => {
+                    let id = rest.trim_end_matches([',', ')', ';']);
+                    format!("operation-[ID]{}", &rest[id.len()..])
+                }
+                None => w.to_string(),
+            })
+            .collect();
+        log.push(words.join(" "));
+    }
+    (log.join("\n") + "\n", still)
+}
+
+/// Beta only, so that with `--parallelism 1` its node pools are the first
+/// long steps and find the foreign operation still running.
+const BETA_SPEC: &str = "version: 1
+defaults:
+  project: wi-demo
+clusters:
+  - name: beta
+    location: europe-west1-b
+    workloadIdentity: true
+    metadataServer: all
+serviceAccounts:
+  - name: reports-reader
+    displayName: Reports reader
+mappings:
+  - serviceAccount: reports-reader
+    clusters: [beta]
+    namespace: reports
+    ksa: reader
+";
+
+/// A full apply log: one line when each step starts and ends with an n/N
+/// counter; a steady "Still modifying" line for long operations; a node
+/// pool that finds someone else's cluster operation running says it waits
+/// for it and names it, instead of calling it its own.
+#[tokio::test]
+async fn the_apply_log_counts_steps_and_names_the_operations_it_waits_for() {
+    let world = TestWorld::start_with(SEED, |c| {
+        c.operation_duration = Duration::from_secs(11);
+    })
+    .await;
+    let spec = world.write("beta.yaml", BETA_SPEC);
+    // Someone else enables Workload Identity on beta just before the apply.
+    let pool = format!("{}.svc.id.goog", world.project);
+    world
+        .gcloud(&[
+            "container",
+            "clusters",
+            "update",
+            "beta",
+            "--zone",
+            "europe-west1-b",
+            "--workload-pool",
+            &pool,
+            "--async",
+        ])
+        .await
+        .expect(0);
+    let out = guarded(world.command(wi_binary()).args([
+        "apply",
+        "-f",
+        spec.to_str().unwrap(),
+        "--auto-approve",
+        "--parallelism",
+        "1",
+    ]))
+    .await;
+    assert_eq!(out.code, 0, "{}", out.snapshot());
+    let (log, still) = ci_log(&out.stderr);
+    assert!(
+        log.contains(
+            "node_pool beta/batch: waits for operation-[ID] (UPDATE_CLUSTER of cluster beta) to finish"
+        ),
+        "{log}"
+    );
+    assert!(!still.is_empty(), "{}", out.stderr);
+    for line in &still {
+        assert!(line.contains(": Still modifying... ["), "{line}");
+        assert!(line.chars().count() <= 120, "{line}");
+    }
+    for line in log.lines() {
+        // Start and end lines carry the full address; the rest stay short.
+        if !line.ends_with("...") && !line.contains(" complete after ") {
+            assert!(line.chars().count() <= 120, "{line}");
+        }
+    }
+    // One step at a time: the n/N counters are deterministic, keep them.
+    let filters: Vec<_> = crate::harness::command::filters()
+        .into_iter()
+        .filter(|(pattern, _)| !pattern.contains("/\\d+\\]"))
+        .collect();
+    insta::with_settings!({filters => filters}, {
+        insta::assert_snapshot!("apply_log_for_ci", log);
+    });
+    world.stop().await;
+}
