@@ -72,9 +72,9 @@ fn check_spec_error(err: &SpecError, src: &str) -> String {
 /// renders. A decoded plan renders (human, JSON, Markdown) without escape
 /// codes in plain output, and re-encodes to bytes that decode to an equal plan.
 ///
-/// The checksum stops nearly every mutation at the envelope, so the input is
-/// also resealed (its `plan` given a correct checksum) and checked again:
-/// that lets the fuzzer reach the plan deserializer and the renderers.
+/// The checksum stops nearly every mutation, so the input is also resealed
+/// (given the correct checksum of the rest of the document) and checked
+/// again: that lets the fuzzer reach the plan deserializer and the renderers.
 pub fn check_plan_file(data: &[u8]) {
     check_plan_bytes(data);
     if let Some(resealed) = reseal(data) {
@@ -83,12 +83,13 @@ pub fn check_plan_file(data: &[u8]) {
 }
 
 /// `data` with its checksum replaced by the correct one, if it is a JSON
-/// object with a `plan` key.
+/// object.
 fn reseal(data: &[u8]) -> Option<Vec<u8>> {
     let mut value: Value = serde_json::from_slice(data).ok()?;
-    let envelope = value.as_object_mut()?;
-    let sum = file::checksum(envelope.get("plan")?);
-    envelope.insert("checksum".into(), Value::String(sum));
+    let document = value.as_object_mut()?;
+    document.shift_remove("checksum");
+    let sum = file::checksum(&Value::Object(document.clone()));
+    document.insert("checksum".into(), Value::String(sum));
     serde_json::to_vec(&value).ok()
 }
 

@@ -2,7 +2,7 @@
 //! pool, node-pool metadata mode) without colliding with operations already
 //! running on the cluster. Operation progress is reported as notes.
 
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
 
 use super::{Context, StepError};
 use crate::gcp::GcpError;
@@ -38,11 +38,11 @@ pub(super) async fn create_cluster(
         Ok(op) => op,
         Err(e) if e.is_already_exists() => {
             // Another apply created it: wait for whatever is running on it.
-            return wait_running_operations(ctx, key, &change.address).await;
+            return wait_running_operations(ctx, key, change).await;
         }
         Err(e) => return Err(e.into()),
     };
-    let progress = operation_progress(ctx, &change.address);
+    let progress = operation_progress(ctx, change, Own::Always);
     ctx.gcp
         .wait_operation(
             &key.project,
@@ -55,22 +55,35 @@ pub(super) async fn create_cluster(
     Ok(())
 }
 
-/// Reports a GKE operation's progress as a note on the change.
-fn operation_progress(ctx: &Context, address: &str) -> impl Fn(&Operation) + Send + Sync + use<> {
+/// Which operations a progress callback sees are the step's own.
+enum Own {
+    /// It waits only for the operation it started.
+    Always,
+    /// It waits only for operations that were running before it started.
+    Never,
+    /// The one whose name `start` recorded; the others it waits out.
+    Named(Arc<Mutex<Option<String>>>),
+}
+
+/// Reports every poll of a GKE operation, the step's own or one it waits
+/// for, as an [`OperationEvent`](super::OperationEvent) of the change.
+fn operation_progress(
+    ctx: &Context,
+    change: &ResourceChange,
+    own: Own,
+) -> impl Fn(&Operation) + Send + Sync + use<> {
     let progress = ctx.progress.clone();
-    let address = address.to_string();
-    let started = Instant::now();
+    let change = change.clone();
     move |op: &Operation| {
-        progress.note(
-            &address,
-            &format!(
-                "operation {} ({}) is {} [{}s elapsed]",
-                op.name,
-                op.operation_type,
-                op.status,
-                started.elapsed().as_secs()
-            ),
-        );
+        let own = match &own {
+            Own::Always => true,
+            Own::Never => false,
+            Own::Named(name) => name
+                .lock()
+                .ok()
+                .is_some_and(|n| n.as_deref() == Some(op.name.as_str())),
+        };
+        progress.operation(&change, &super::OperationEvent::of(op, own));
     }
 }
 
@@ -79,9 +92,9 @@ fn operation_progress(ctx: &Context, address: &str) -> impl Fn(&Operation) + Sen
 async fn wait_running_operations(
     ctx: &Context,
     key: &ClusterKey,
-    address: &str,
+    change: &ResourceChange,
 ) -> Result<(), StepError> {
-    let progress = operation_progress(ctx, address);
+    let progress = operation_progress(ctx, change, Own::Never);
     ctx.gcp
         .wait_cluster_idle(key, ctx.options.operation_deadline, &progress)
         .await?;
@@ -103,7 +116,7 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<Operation, GcpError>>,
 {
-    wait_running_operations(ctx, key, &change.address).await?;
+    wait_running_operations(ctx, key, change).await?;
     let Some(current) = ctx.gcp.get_cluster(key).await? else {
         return Err(StepError::ClusterGone {
             cluster: key.clone(),
@@ -112,9 +125,21 @@ where
     if already_done(&current) {
         return Ok(());
     }
-    let progress = operation_progress(ctx, &change.address);
+    let started = Arc::new(Mutex::new(None));
+    let progress = operation_progress(ctx, change, Own::Named(started.clone()));
+    let start = || {
+        let started = started.clone();
+        let op = mutate();
+        async move {
+            let op = op.await?;
+            if let Ok(mut name) = started.lock() {
+                *name = Some(op.name.clone());
+            }
+            Ok(op)
+        }
+    };
     ctx.gcp
-        .run_cluster_operation(key, ctx.options.operation_deadline, &progress, mutate)
+        .run_cluster_operation(key, ctx.options.operation_deadline, &progress, start)
         .await?;
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! when it is what the plan wanted. A failed step stops only its dependents.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -120,9 +121,124 @@ impl ApplyResult {
 
 /// Progress reporting, on stderr for the CLI.
 pub trait Progress: Send + Sync {
+    /// Apply is about to run `total` changes (the N of an n/N counter).
+    fn begin(&self, _total: usize) {}
     fn started(&self, change: &ResourceChange);
     fn note(&self, address: &str, message: &str);
+    /// A GKE operation `change`'s step started or waits for, after each poll.
+    fn operation(&self, change: &ResourceChange, event: &OperationEvent) {
+        self.note(&change.address, &event.to_string());
+    }
     fn finished(&self, change: &ResourceChange, outcome: &Outcome, elapsed: Duration);
+}
+
+/// What a GKE operation changes, from its `targetLink`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OperationTarget {
+    /// The cluster itself (`.../clusters/NAME`).
+    Cluster(String),
+    /// One node pool (`.../nodePools/NAME`).
+    NodePool(String),
+    /// No target link, or one of another shape.
+    Unknown,
+}
+
+impl fmt::Display for OperationTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OperationTarget::Cluster(name) => write!(f, "cluster {name}"),
+            OperationTarget::NodePool(name) => write!(f, "node pool {name}"),
+            OperationTarget::Unknown => f.write_str("the cluster"),
+        }
+    }
+}
+
+/// A GKE operation a step started or waits for, as last polled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationEvent {
+    /// `operation-...`.
+    pub name: String,
+    /// `UPDATE_CLUSTER`, `UPGRADE_NODES`, ...
+    pub operation_type: String,
+    /// `PENDING`, `RUNNING`, `DONE`, `ABORTING`.
+    pub status: String,
+    /// What the operation changes.
+    pub target: OperationTarget,
+    /// GKE's own progress when it reports one: `(metric, done, total)`.
+    pub progress: Option<(String, i64, i64)>,
+    /// True when the step started the operation; false when it only waits
+    /// for it (a sibling node pool's, another apply's, a user's).
+    pub own: bool,
+}
+
+impl OperationEvent {
+    /// The event of `op`; `own` when the step started it.
+    pub fn of(op: &crate::gcp::types::Operation, own: bool) -> Self {
+        let link = op.target_link.as_deref().unwrap_or("");
+        let after = |marker: &str| {
+            link.rsplit_once(marker)
+                .map(|(_, rest)| rest.split('/').next().unwrap_or(rest).to_string())
+        };
+        let target = match (after("/nodePools/"), after("/clusters/")) {
+            (Some(pool), _) => OperationTarget::NodePool(pool),
+            (None, Some(cluster)) => OperationTarget::Cluster(cluster),
+            _ => OperationTarget::Unknown,
+        };
+        OperationEvent {
+            name: op.name.clone(),
+            operation_type: op.operation_type.clone(),
+            status: op.status.clone(),
+            target,
+            progress: operation_progress(op),
+            own,
+        }
+    }
+}
+
+impl fmt::Display for OperationEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.own {
+            write!(
+                f,
+                "operation {} ({}) is {}",
+                self.name, self.operation_type, self.status
+            )?;
+        } else {
+            write!(
+                f,
+                "waiting for operation {} ({} of {}), {}",
+                self.name, self.operation_type, self.target, self.status
+            )?;
+        }
+        if let Some((metric, done, total)) = &self.progress {
+            write!(f, ", {metric} {done}/{total}")?;
+        }
+        Ok(())
+    }
+}
+
+/// GKE's `progress.metrics`: the first `NAME` with a `NAME_TOTAL`, as
+/// `("name", done, total)` (`CLUSTER_DEPLOYING` 3 of 12: `("cluster deploying", 3, 12)`).
+fn operation_progress(op: &crate::gcp::types::Operation) -> Option<(String, i64, i64)> {
+    let metrics = op.rest.get("progress")?.get("metrics")?.as_array()?;
+    let value = |name: &str| {
+        metrics.iter().find_map(|m| {
+            if m.get("name")?.as_str()? != name {
+                return None;
+            }
+            let v = m.get("intValue")?;
+            v.as_i64().or_else(|| v.as_str()?.parse().ok())
+        })
+    };
+    metrics.iter().find_map(|m| {
+        let name = m.get("name")?.as_str()?;
+        if name.ends_with("_TOTAL") {
+            return None;
+        }
+        let total = value(&format!("{name}_TOTAL"))?;
+        let done = value(name)?;
+        Some((name.to_lowercase().replace('_', " "), done, total))
+    })
 }
 
 /// A progress sink that says nothing (tests, JSON mode).
@@ -231,6 +347,7 @@ pub async fn apply(
         options,
     });
     let tasks = tasks_of(plan);
+    ctx.progress.begin(plan.actionable().count());
     let mut state: BTreeMap<String, Option<TaskEnd>> =
         tasks.iter().map(|t| (t.id.clone(), None)).collect();
     let mut outcomes: HashMap<String, (Outcome, Duration)> = HashMap::new();

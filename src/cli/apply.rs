@@ -1,13 +1,13 @@
 //! `wi apply`: make live state match the spec, or run a saved plan after
 //! checking it is still fresh (the check itself lives with the plan).
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 
 use miette::IntoDiagnostic;
 use tokio::sync::watch;
 
-use super::error::{CliError, Success};
+use super::error::{CliError, Success, err_line, out, outln};
 use super::pipeline::Pipeline;
 use super::settings::Settings;
 use crate::plan::PlanOptions;
@@ -48,26 +48,26 @@ pub(crate) async fn run(settings: &Settings, args: ApplyArgs) -> Result<Success,
                 force_conflicts: args.force_conflicts,
             };
             let plan = pipeline.plan(&live, &options)?;
-            print!("{}", crate::render::human(&plan, style));
+            out(crate::render::human(&plan, style))?;
             plan
         }
     };
     if !plan.has_changes() {
         if args.plan_file.is_some() {
-            println!("No changes. Your infrastructure matches the spec.");
+            outln("No changes. Your infrastructure matches the spec.")?;
         }
         return Ok(Success::Done);
     }
     if args.plan_file.is_none() && !args.auto_approve && !confirm(style)? {
-        println!("\nApply cancelled.");
+        outln("\nApply cancelled.")?;
         return Err(CliError::ApplyCancelled);
     }
 
     let (interrupt_tx, interrupt_rx) = watch::channel(false);
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!(
-                "\nInterrupt received: no new steps will start; waiting for the running ones to finish..."
+            err_line(
+                "\nInterrupt received: no new steps will start; waiting for the running ones to finish...",
             );
             let _ = interrupt_tx.send(true);
         }
@@ -75,7 +75,13 @@ pub(crate) async fn run(settings: &Settings, args: ApplyArgs) -> Result<Success,
     let result = pipeline
         .apply(&plan, &live, args.force_conflicts, interrupt_rx)
         .await;
-    pipeline.print_summary(&result);
+    // The apply's outcome decides the exit code, even if the summary
+    // cannot be written (a full disk, say: the error is reported on stderr).
+    if let Err(e) = pipeline.print_summary(&result)
+        && let Some(report) = e.into_report()
+    {
+        err_line(format_args!("{report:?}"));
+    }
     if result.succeeded() {
         Ok(Success::Done)
     } else {
@@ -92,8 +98,7 @@ fn confirm(style: &crate::render::Style) -> Result<bool, CliError> {
         )
         .into());
     }
-    print!("\n{}", crate::render::approval_prompt(style));
-    std::io::stdout().flush().into_diagnostic()?;
+    out(format_args!("\n{}", crate::render::approval_prompt(style)))?;
     let mut line = String::new();
     std::io::stdin()
         .lock()

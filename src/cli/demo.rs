@@ -8,7 +8,7 @@ use std::time::Duration;
 use miette::{IntoDiagnostic, WrapErr};
 use tokio::sync::watch;
 
-use super::error::{CliError, Success};
+use super::error::{CliError, Success, err_line, out, outln};
 use super::pipeline::Pipeline;
 use super::settings::{Environment, Settings};
 use crate::emulator::{Emulator, EmulatorConfig};
@@ -65,7 +65,10 @@ pub(crate) async fn run(settings: &Settings, args: DemoArgs) -> Result<Success, 
     let seed = example(&args.seed);
     let work_dir = tempfile::tempdir().into_diagnostic()?;
 
-    println!("Starting the built-in emulator with {} ...", seed.display());
+    outln(format_args!(
+        "Starting the built-in emulator with {} ...",
+        seed.display()
+    ))?;
     let emulator = Emulator::start(EmulatorConfig {
         seed: Some(seed.clone()),
         work_dir: work_dir.path().to_path_buf(),
@@ -94,29 +97,32 @@ async fn demo(settings: &Settings, spec: &[SpecSource]) -> Result<Success, CliEr
         .collect::<Vec<_>>()
         .join(" -f ");
 
-    println!("\n$ wi plan -f {}\n", spec);
+    outln(format_args!("\n$ wi plan -f {}\n", spec))?;
     let live = pipeline.read_live().await?;
     let plan = pipeline.plan(&live, &PlanOptions::default())?;
-    print!("{}", crate::render::human(&plan, style));
+    out(crate::render::human(&plan, style))?;
 
-    println!("\n$ wi apply -f {} --auto-approve\n", spec);
+    outln(format_args!("\n$ wi apply -f {} --auto-approve\n", spec))?;
     let (_tx, rx) = watch::channel(false);
     let result = pipeline.apply(&plan, &live, false, rx).await;
-    pipeline.print_summary(&result);
+    pipeline.print_summary(&result)?;
     if !result.succeeded() {
         return Err(CliError::ApplyFailed);
     }
 
-    println!("\n$ wi plan -f {} --detailed-exitcode\n", spec);
+    outln(format_args!(
+        "\n$ wi plan -f {} --detailed-exitcode\n",
+        spec
+    ))?;
     let live = pipeline.read_live().await?;
     let again = pipeline.plan(&live, &PlanOptions::default())?;
-    print!("{}", crate::render::human(&again, style));
+    out(crate::render::human(&again, style))?;
     if again.has_changes() {
-        eprintln!("\nThe second plan still has changes: apply did not converge.");
+        err_line("\nThe second plan still has changes: apply did not converge.");
         return Err(CliError::DemoDidNotConverge);
     }
-    println!(
-        "\nThe same pair works by hand: `wi emulator --seed examples/quickstart.seed.yaml` in one terminal, `. ENV-FILE && wi plan -f examples/quickstart.yaml` in another."
-    );
+    outln(
+        "\nThe same pair works by hand: `wi emulator --seed examples/quickstart.seed.yaml` in one terminal, `. ENV-FILE && wi plan -f examples/quickstart.yaml` in another.",
+    )?;
     Ok(Success::Done)
 }

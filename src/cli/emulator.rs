@@ -2,12 +2,9 @@
 //! SIGINT/SIGTERM, printing the `export` lines that point gcloud, kubectl and
 //! `wi` at it.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-
-use miette::IntoDiagnostic;
 
 use super::error::{CliError, Success};
 use super::settings::Settings;
@@ -111,12 +108,7 @@ pub(crate) async fn run(_settings: &Settings, args: EmulatorArgs) -> Result<Succ
         concurrent_writer: args.concurrent_writer,
     };
     let emulator = Emulator::start(config).await?;
-    {
-        let mut out = std::io::stdout().lock();
-        out.write_all(emulator.env_script().as_bytes())
-            .into_diagnostic()?;
-        out.flush().into_diagnostic()?;
-    }
+    super::error::out(emulator.env_script())?;
     eprintln!(
         "wi emulator listening on {} (project {}); stop with Ctrl-C",
         emulator.base_url(),

@@ -1,9 +1,18 @@
 //! Errors are typed where they happen and rendered once, here: every error a
 //! command can end with becomes one miette report on stderr and one exit
-//! code. The codes are few and documented in the README: 0 success, 1 error,
-//! 2 changes present (`wi plan --detailed-exitcode`).
+//! code. The codes are few and documented in the README ("Exit codes"): 0
+//! success, 1 any error (usage errors included), 2 changes present (`wi plan
+//! --detailed-exitcode`).
+//!
+//! Stdout is written through [`out`]: a reader that went away (`wi plan |
+//! head -1`) is not an error. wi stops writing to stdout, finishes what it
+//! was doing and exits with the code it would have had; a pipeline with
+//! `pipefail` sees the command's real outcome, never a panic.
 
+use std::fmt;
+use std::io::{self, Write};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::emulator::EmulatorError;
 use crate::live::LiveError;
@@ -56,6 +65,9 @@ pub(crate) enum CliError {
     ApplyCancelled,
     /// `wi demo`: the second plan still had changes (already said on stderr).
     DemoDidNotConverge,
+    /// Writing to stdout failed for another reason than a closed reader
+    /// (a full disk, `> /dev/full`).
+    Stdout(io::Error),
 }
 
 macro_rules! from {
@@ -97,6 +109,9 @@ impl CliError {
             // The emulator's errors are plain messages (no code, no chain).
             CliError::Emulator(e) => miette::miette!("{e}"),
             CliError::Other(report) => report,
+            CliError::Stdout(e) => {
+                miette::miette!(code = "wi::stdout", "cannot write to stdout: {e}")
+            }
             CliError::ApplyFailed | CliError::ApplyCancelled | CliError::DemoDidNotConverge => {
                 return None;
             }
@@ -127,9 +142,39 @@ pub(crate) fn exit(result: Result<Success, CliError>) -> ExitCode {
     if let Err(e) = result
         && let Some(report) = e.into_report()
     {
-        eprintln!("{report:?}");
+        err_line(format_args!("{report:?}"));
     }
     ExitCode::from(code)
+}
+
+/// Set once stdout's reader has gone: later output is dropped.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Writes `text` to stdout and flushes it. A closed pipe is not an error
+/// (see the module comment); any other write error is.
+pub(crate) fn out(text: impl fmt::Display) -> Result<(), CliError> {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let mut stdout = io::stdout().lock();
+    match write!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+            Ok(())
+        }
+        Err(e) => Err(CliError::Stdout(e)),
+    }
+}
+
+/// [`out`] with a newline.
+pub(crate) fn outln(text: impl fmt::Display) -> Result<(), CliError> {
+    out(format_args!("{text}\n"))
+}
+
+/// One line on stderr; a closed stderr loses it rather than panicking.
+pub(crate) fn err_line(text: impl fmt::Display) {
+    let _ = writeln!(io::stderr().lock(), "{text}");
 }
 
 #[cfg(test)]
@@ -146,6 +191,10 @@ mod tests {
             current: "b".into(),
         };
         assert_eq!(code(&Err(stale.into())), 1);
+        assert_eq!(
+            code(&Err(CliError::Stdout(io::ErrorKind::StorageFull.into()))),
+            1
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod plan;
 mod progress;
 mod schema;
 mod settings;
+mod show;
 mod validate;
 
 use error::{CliError, Success};
@@ -36,12 +37,14 @@ struct Cli {
 enum Command {
     /// Check a spec and report every problem at once.
     Validate(validate::ValidateArgs),
-    /// Print the JSON Schema of the spec.
+    /// Print the JSON Schema of the spec (or, with --plan, of the plan JSON).
     Schema(schema::SchemaArgs),
     /// Show what apply would change.
     Plan(plan::PlanArgs),
     /// Make live state match the spec (or run a saved plan).
     Apply(apply::ApplyArgs),
+    /// Render a saved plan again (text, JSON or Markdown).
+    Show(show::ShowArgs),
     /// Run the local GKE / IAM / Kubernetes emulator.
     Emulator(emulator::EmulatorArgs),
     /// Plan, apply and plan again against the built-in emulator.
@@ -53,7 +56,10 @@ enum Command {
 /// `wi plan --detailed-exitcode`).
 pub fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_exit(&e),
+    };
     let env = settings::process_environment();
     let styles = Styles::decide(&cli.global, &env);
     error::install_report_hook(styles.stderr);
@@ -75,12 +81,26 @@ pub fn main() -> ExitCode {
     error::exit(runtime.block_on(run(&settings, cli.command)))
 }
 
+/// `--help` and `--version` exit 0; every usage error (an unknown or
+/// misspelt flag, a bad or missing value) exits 1, like any other error:
+/// clap's own 2 would read as "changes present" to a `--detailed-exitcode`
+/// gate. A closed stdout loses the help text quietly.
+fn usage_exit(e: &clap::Error) -> ExitCode {
+    let _ = e.print();
+    ExitCode::from(if e.use_stderr() {
+        error::EXIT_ERROR
+    } else {
+        error::EXIT_OK
+    })
+}
+
 async fn run(settings: &Settings, command: Command) -> Result<Success, CliError> {
     match command {
         Command::Validate(args) => validate::run(settings, args).await,
         Command::Schema(args) => schema::run(settings, args).await,
         Command::Plan(args) => plan::run(settings, args).await,
         Command::Apply(args) => apply::run(settings, args).await,
+        Command::Show(args) => show::run(settings, args).await,
         Command::Emulator(args) => emulator::run(settings, args).await,
         Command::Demo(args) => demo::run(settings, args).await,
     }

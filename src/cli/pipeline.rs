@@ -146,10 +146,10 @@ impl<'s> Pipeline<'s> {
     }
 
     /// Prints the apply summary on stdout.
-    pub(crate) fn print_summary(&self, result: &ApplyResult) {
-        print!(
-            "{}",
-            crate::render::apply_summary(result, &self.settings.styles.stdout)
-        );
+    pub(crate) fn print_summary(&self, result: &ApplyResult) -> Result<(), CliError> {
+        super::error::out(crate::render::apply_summary(
+            result,
+            &self.settings.styles.stdout,
+        ))
     }
 }

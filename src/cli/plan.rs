@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use miette::IntoDiagnostic;
 
-use super::error::{CliError, Success};
+use super::error::{CliError, Success, out, outln};
 use super::pipeline::Pipeline;
 use super::settings::Settings;
 use crate::plan::PlanOptions;
@@ -63,38 +63,51 @@ pub(crate) async fn run(settings: &Settings, args: PlanArgs) -> Result<Success, 
         force_conflicts: args.force_conflicts,
     };
     let plan = pipeline.plan(&live, &options)?;
+    // Saved before anything is printed: a reader that stops early (`| head`)
+    // never costs the plan file.
+    if let Some(path) = &args.out {
+        crate::plan::file::write(&plan, path)?;
+    }
     let style = &settings.styles.stdout;
     let format = args.format();
-    match format {
-        PlanFormat::Text => print!("{}", crate::render::human(&plan, style)),
-        PlanFormat::Json => {
-            let text =
-                serde_json::to_string_pretty(&crate::render::json(&plan)).into_diagnostic()?;
-            println!("{text}");
-        }
-        PlanFormat::Markdown => print!(
-            "{}",
-            crate::render::markdown(&plan, crate::render::GITHUB_COMMENT_MAX_BYTES)
-        ),
-    }
+    out(render(&plan, format, style)?)?;
     // The notes are for people at a terminal; JSON and Markdown stay pure.
     let notes = format == PlanFormat::Text;
     if args.out.is_none() && notes && plan.has_changes() {
-        println!("\n{}", crate::render::not_saved_note(style));
+        outln(format_args!("\n{}", crate::render::not_saved_note(style)))?;
     }
-    if let Some(out) = &args.out {
-        crate::plan::file::write(&plan, out).into_diagnostic()?;
-        if notes {
-            println!(
-                "\nSaved the plan to: {}\n\nTo perform exactly these actions, run:\n    wi apply {}",
-                out.display(),
-                out.display()
-            );
-        }
+    if let Some(path) = &args.out
+        && notes
+    {
+        outln(format_args!(
+            "\nSaved the plan to: {}\n\nTo perform exactly these actions, run:\n    wi apply {}",
+            path.display(),
+            path.display()
+        ))?;
     }
     Ok(if args.detailed_exitcode && plan.has_changes() {
         Success::ChangesPresent
     } else {
         Success::Done
+    })
+}
+
+/// The plan as `format` prints it (`wi plan` and `wi show` alike).
+pub(crate) fn render(
+    plan: &crate::plan::Plan,
+    format: PlanFormat,
+    style: &crate::render::Style,
+) -> Result<String, CliError> {
+    Ok(match format {
+        PlanFormat::Text => crate::render::human(plan, style),
+        PlanFormat::Json => {
+            let mut text =
+                serde_json::to_string_pretty(&crate::render::json(plan)).into_diagnostic()?;
+            text.push('\n');
+            text
+        }
+        PlanFormat::Markdown => {
+            crate::render::markdown(plan, crate::render::GITHUB_COMMENT_MAX_BYTES)
+        }
     })
 }

@@ -3,8 +3,6 @@
 //! exit 0): one line for one file; for a set, also each file in load order
 //! with its owner.
 
-use std::io::Write;
-
 use super::error::{CliError, Success};
 use super::pipeline::spec_sources;
 use super::settings::Settings;
@@ -23,20 +21,18 @@ pub(crate) struct ValidateArgs {
 pub(crate) async fn run(settings: &Settings, args: ValidateArgs) -> Result<Success, CliError> {
     let sources = spec_sources(settings.spec_file.as_deref())?;
     let (model, set) = spec::load_set(&sources)?;
-    let text = if args.print_model {
+    if args.print_model {
         let json = serde_json::to_string_pretty(&model)
             .map_err(|e| miette::miette!("cannot serialize the model: {e}"))?;
-        format!("{json}\n")
-    } else {
-        let mut text = format!("✓ {} is valid: {}\n", set.display, summary(&model));
-        if set.files.len() > 1 {
-            text.push_str(&files_summary(&set));
-        }
-        text
-    };
-    // A reader that stops early (`| head`) is not an error, and never a panic.
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+        super::error::outln(json)?;
+        return Ok(Success::Done);
+    }
+    let mut text = format!("✓ {} is valid: {}", set.display, summary(&model));
+    if set.files.len() > 1 {
+        text.push('\n');
+        text.push_str(files_summary(&set).trim_end());
+    }
+    super::error::outln(text)?;
     Ok(Success::Done)
 }
 

@@ -62,6 +62,20 @@ impl StaticTokenSource {
                 path.display()
             )));
         }
+        // A token is one word of visible ASCII; anything else (a key file,
+        // two lines) could never be sent as a bearer token, so refuse it
+        // now rather than on every request. The text itself is never shown.
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            let looks_like = if token.starts_with('{') {
+                ": it looks like a JSON key file, which GOOGLE_APPLICATION_CREDENTIALS takes"
+            } else {
+                ": it contains spaces, line breaks or non-ASCII characters"
+            };
+            return Err(GcpError::Auth(format!(
+                "access token file {} does not hold an access token{looks_like}",
+                path.display()
+            )));
+        }
         Ok(Self::new(
             SecretString::from(token.to_owned()),
             format!("access token file {}", path.display()),

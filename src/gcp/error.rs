@@ -36,9 +36,15 @@ pub enum GcpError {
         /// The server's `Retry-After`, when it sent one.
         retry_after: Option<Duration>,
     },
-    /// The request never got an HTTP answer (connect, TLS, reset, per-attempt timeout).
+    /// The request never got an HTTP answer (a reset, a per-attempt timeout):
+    /// retried, but only briefly (see `retry.rs`).
     #[error("transport error: {0}")]
     Transport(String),
+    /// The endpoint cannot be reached in a way resending will not heal:
+    /// connection refused, a server that accepts connections and never
+    /// answers, a TLS handshake that fails. Never retried.
+    #[error("cannot reach the endpoint: {0}")]
+    Unreachable(String),
     /// No access token could be obtained.
     #[error("authentication failed: {0}")]
     Auth(String),
@@ -179,6 +185,17 @@ impl GcpError {
             self.api(),
             Some((403, _, _, Some("SERVICE_DISABLED" | "accessNotConfigured")))
         )
+    }
+
+    /// The endpoint cannot be reached and retrying will not change that
+    /// ([`GcpError::Unreachable`]).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, GcpError::Unreachable(_))
+    }
+
+    /// No HTTP answer at all, which may heal ([`GcpError::Transport`]).
+    pub fn is_transport(&self) -> bool {
+        matches!(self, GcpError::Transport(_))
     }
 
     /// A wait ran past its deadline ([`GcpError::Timeout`]).
@@ -356,6 +373,7 @@ mod tests {
         assert!(!api_error("c", "x", 501, None, "").is_retryable());
         assert!(api_error("c", "x", 404, None, "").is_not_found());
         assert!(GcpError::Transport("reset".into()).is_retryable());
+        assert!(!GcpError::Unreachable("refused".into()).is_retryable());
         assert!(!GcpError::Decode("x".into()).is_retryable());
     }
 }

@@ -1,8 +1,15 @@
 //! The one retry policy every Google call goes through: exponential backoff
-//! with jitter (backon's `ExponentialBuilder`) on 429, 5xx and transport
-//! errors, at least as long as the server's `Retry-After`, bounded by a total
-//! deadline per call. 4xx answers that cannot heal are returned at once.
-//! Retries are counted so tests and `--verbose` runs can report them.
+//! with jitter (backon's `ExponentialBuilder`) on 429 and 5xx, at least as
+//! long as the server's `Retry-After`, bounded by a total deadline per call
+//! ([`RetryPolicy::max_elapsed`], 5 minutes; an apply step has its own,
+//! `WI_STEP_TIMEOUT`). What cannot heal is returned at once: 4xx answers,
+//! an unreachable endpoint (connection refused, no answer to a connect or
+//! TLS handshake), a bad token. A request that got no answer for another
+//! reason (a reset) is retried only [`MAX_TRANSPORT_RETRIES`] times: a
+//! transport failure that outlasts a few seconds of retries is a
+//! configuration problem, not a blip, and the run should say so then rather
+//! than minutes later. Retries are counted so tests and `--verbose` runs can
+//! report them.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,6 +20,10 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::time::Instant;
 
 use super::error::GcpError;
+
+/// Retries of a call whose attempts got no HTTP answer at all
+/// ([`GcpError::Transport`]): with the default policy, about 3 seconds.
+pub const MAX_TRANSPORT_RETRIES: usize = 2;
 
 /// Backoff settings shared by every call of a [`super::GcpClient`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +191,7 @@ where
     let start = Instant::now();
     let mut backoff = policy.backoff();
     let mut retries = 0usize;
+    let mut transport_retries = 0usize;
     loop {
         let err = match attempt().await {
             Ok(v) => return Ok(v),
@@ -187,6 +199,12 @@ where
         };
         if !retry_on(&err) || retries >= policy.max_retries {
             return Err(err);
+        }
+        if err.is_transport() {
+            if transport_retries >= MAX_TRANSPORT_RETRIES {
+                return Err(err);
+            }
+            transport_retries += 1;
         }
         let mut delay = backoff.next().unwrap_or(policy.max_delay);
         if let Some(after) = err.retry_after() {
@@ -292,7 +310,28 @@ mod tests {
         })
         .await;
         assert!(matches!(r, Err(GcpError::Transport(_))));
-        assert_eq!(m, p.max_retries + 1);
-        assert_eq!(counters.snapshot().retries, p.max_retries as u64);
+        assert_eq!(
+            m,
+            MAX_TRANSPORT_RETRIES + 1,
+            "transport failures: a short budget"
+        );
+        let before = counters.snapshot().retries;
+        let mut k = 0;
+        let r: Result<(), _> = run(&p, &counters, "x", GcpError::is_retryable, || {
+            k += 1;
+            async { Err(crate::gcp::error::api_error("c", "x", 503, None, "")) }
+        })
+        .await;
+        assert!(r.is_err());
+        assert_eq!(k, p.max_retries + 1, "5xx: the whole budget");
+        assert_eq!(counters.snapshot().retries - before, p.max_retries as u64);
+        let mut u = 0;
+        let r: Result<(), _> = run(&p, &counters, "x", GcpError::is_retryable, || {
+            u += 1;
+            async { Err(GcpError::Unreachable("refused".into())) }
+        })
+        .await;
+        assert!(r.is_err());
+        assert_eq!(u, 1, "an unreachable endpoint is never retried");
     }
 }

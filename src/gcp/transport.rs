@@ -3,6 +3,7 @@
 //! [`GcpError`], retry under the one [`RetryPolicy`](super::RetryPolicy).
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use reqwest::Method;
 use secrecy::ExposeSecret;
@@ -14,6 +15,12 @@ use url::Url;
 use super::GcpClient;
 use super::error::{GcpError, api_error};
 use super::retry;
+
+/// How long one attempt waits for the answer once connected. Every call `wi`
+/// makes answers in a second or two (long-running work is an operation it
+/// polls), so a server silent for this long is not going to answer: the call
+/// fails as unreachable rather than being resent.
+pub(crate) const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Api {
@@ -66,6 +73,77 @@ impl Call {
     }
 }
 
+/// Classifies a request that got no HTTP answer. What resending cannot heal
+/// (connection refused, a connect or TLS handshake that never completes or
+/// fails) is [`GcpError::Unreachable`], returned at once; a request that
+/// could not even be built is a configuration error; the rest (a reset, a
+/// timeout after the request was sent) is [`GcpError::Transport`], retried
+/// briefly.
+fn send_error(call: &Call, url: &Url, e: &reqwest::Error, elapsed: Duration) -> GcpError {
+    let mut chain = e.to_string();
+    let mut refused = false;
+    let mut tls = false;
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        // io::Errors nest (rustls' handshake failure sits inside two of
+        // them) and their `source()` skips the inner one: walk `get_ref`.
+        let mut inner: &(dyn std::error::Error + 'static) = s;
+        while let Some(io) = inner.downcast_ref::<std::io::Error>() {
+            refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
+            match io.get_ref() {
+                Some(next) => inner = next,
+                None => break,
+            }
+        }
+        tls |= inner.downcast_ref::<rustls::Error>().is_some();
+        src = s.source();
+    }
+    let host = match (url.host_str(), url.port_or_known_default()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        _ => url.to_string(),
+    };
+    let what = format!("{} {} ({host})", call.api.name(), call.name);
+    // A plain-http endpoint in front of an HTTPS server answers nothing a
+    // client can parse: say so, since that is the usual cause.
+    let scheme_hint = if url.scheme() == "http" {
+        "; the endpoint is http://: does the server expect https://?"
+    } else {
+        ""
+    };
+    if e.is_builder() {
+        return GcpError::Config(format!("{what}: cannot build the request: {chain}"));
+    }
+    if e.is_connect() && e.is_timeout() {
+        return GcpError::Unreachable(format!(
+            "{what}: no answer within {}s: the server accepts connections but does not answer{scheme_hint}",
+            elapsed.as_secs().max(1)
+        ));
+    }
+    if e.is_timeout() {
+        return GcpError::Unreachable(format!(
+            "{what}: no answer within {}s of sending the request{scheme_hint}",
+            elapsed.as_secs().max(1)
+        ));
+    }
+    if refused {
+        return GcpError::Unreachable(format!(
+            "{what}: connection refused: nothing listens there (check the endpoint override)"
+        ));
+    }
+    if tls {
+        return GcpError::Unreachable(format!(
+            "{what}: TLS handshake failed: {chain} (is it an https:// endpoint? a private CA needs CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE)"
+        ));
+    }
+    if e.is_connect() {
+        return GcpError::Unreachable(format!("{what}: cannot connect: {chain}"));
+    }
+    GcpError::Transport(format!("{what}: {chain}{scheme_hint}"))
+}
+
 pub(super) fn not_found_as_none<T>(r: Result<T, GcpError>) -> Result<Option<T>, GcpError> {
     match r {
         Ok(v) => Ok(Some(v)),
@@ -115,6 +193,7 @@ impl GcpClient {
             .inner
             .http
             .request(call.method.clone(), url.clone())
+            .timeout(ANSWER_TIMEOUT)
             .bearer_auth(token.expose_secret());
         if let Some(body) = &call.body {
             req = req.json(body);
@@ -124,16 +203,10 @@ impl GcpClient {
             req = req.header(reqwest::header::CONTENT_LENGTH, "0");
         }
         let started = Instant::now();
-        let resp = req.send().await.map_err(|e| {
-            let mut msg = format!("{} {}: {}", call.api.name(), call.name, e);
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                msg.push_str(": ");
-                msg.push_str(&s.to_string());
-                src = s.source();
-            }
-            GcpError::Transport(msg)
-        })?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| send_error(call, &url, &e, started.elapsed()))?;
         let status = resp.status();
         let retry_after = resp
             .headers()

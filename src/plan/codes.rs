@@ -11,7 +11,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// Why a change is (or is not) needed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReasonCode {
     /// Live state is as declared.
@@ -33,7 +33,7 @@ pub enum ReasonCode {
 }
 
 /// What a warning is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WarningCode {
     /// Switching a node pool to GKE_METADATA recreates its nodes.
@@ -78,7 +78,8 @@ impl ReasonCode {
         }
     }
 
-    const ALL: [ReasonCode; 8] = [
+    /// Every code (the plan JSON Schema lists each with its meaning).
+    pub const ALL: [ReasonCode; 8] = [
         ReasonCode::InSync,
         ReasonCode::Missing,
         ReasonCode::Drift,
@@ -129,7 +130,8 @@ impl WarningCode {
         }
     }
 
-    const ALL: [WarningCode; 12] = [
+    /// Every code (the plan JSON Schema lists each with its meaning).
+    pub const ALL: [WarningCode; 12] = [
         WarningCode::RollsNodes,
         WarningCode::RevocationDelay,
         WarningCode::AccountRevocationDelay,

@@ -1,14 +1,26 @@
-//! Saved plan files (`wi plan --out FILE`, then `wi apply FILE`).
+//! The one JSON form of a plan, and saved plan files (`wi plan --out FILE`,
+//! then `wi apply FILE` or `wi show FILE`).
+//!
+//! `wi plan --json`, `wi show --json` and a saved plan file are the same
+//! versioned document, [`PlanDocument`], whose JSON Schema is generated from
+//! these types ([`schema_json`], committed as `schema/plan.schema.json`).
+//! Shaped like `terraform show -json`, so CI tooling that already scans
+//! Terraform plans (`resource_changes[].change.actions` containing
+//! `"delete"`, `resource_changes[].address`) works unchanged.
+//!
+//! Stability contract: `format_version` is `MAJOR.MINOR`
+//! ([`FORMAT_VERSION`]); minor bumps only add keys, so consumers ignore keys
+//! they do not know and reject an unknown major version, as [`decode`] does.
+//! Keys come in a fixed order and attribute maps are sorted, so the same plan
+//! always serialises to the same bytes.
 //!
 //! A saved plan is applied without asking again because it was reviewed, so
-//! the file must be exactly what was reviewed: it carries a sha256 checksum of
-//! the canonical plan JSON and `read` refuses a file whose plan does not
-//! match it, as well as unknown major versions, malformed JSON and files over
+//! the document carries a sha256 `checksum` of its canonical form (without
+//! the checksum itself) and [`read`] refuses a file that does not match it,
+//! as well as other major versions, malformed JSON, files that are not
+//! regular files (a FIFO would block) and files over
 //! [`MAX_PLAN_FILE_BYTES`]. Staleness against live state is the plan's own
 //! check, `Plan::check_fresh` (plan/fresh.rs), over the plan's fingerprints.
-//!
-//! The file is a JSON envelope:
-//! `{"wi_plan": "1.0", "wi_version": "0.1.0", "checksum": "sha256:…", "plan": {…}}`.
 //!
 //! A plan contains no secrets by construction: its attributes are project
 //! ids, account ids and emails, display names, roles, IAM members, namespace
@@ -18,13 +30,21 @@
 //! or casual edits; it is not a signature against a determined attacker who
 //! can recompute it.
 
+use std::fs::FileType;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::{FORMAT_VERSION, Plan};
+use super::{
+    Action, Attributes, FORMAT_VERSION, Fingerprint, Group, KubeWrite, Plan, Reason, ReasonCode,
+    Resource, ResourceChange, Warning, WarningCode,
+};
+use crate::ids::ClusterKey;
+use crate::ownership::Owner;
 
 /// Largest plan file `read` accepts (64 MiB).
 pub const MAX_PLAN_FILE_BYTES: u64 = 64 * 1024 * 1024;
@@ -97,6 +117,31 @@ pub enum PlanFileError {
         expected: String,
         actual: String,
     },
+    /// The path exists and is not a regular file (a FIFO, a device, a symlink
+    /// `--out` would replace, a directory).
+    #[error("{} is {kind}, not a regular file", path.display())]
+    #[diagnostic(
+        code(wi::plan_file::not_a_file),
+        help(
+            "give the path of a regular file: wi never reads a plan from, or writes one over, a pipe, device or symlink"
+        )
+    )]
+    NotARegularFile { path: PathBuf, kind: &'static str },
+    /// The plan file could not be written.
+    #[error("cannot write plan file {}", path.display())]
+    #[diagnostic(code(wi::plan_file::write))]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The checksum matches but the fields contradict each other.
+    #[error("plan file {} does not contain a valid plan: {detail}", path.display())]
+    #[diagnostic(
+        code(wi::plan_file::invalid_plan),
+        help("save a plan with `wi plan --out FILE`; plan files are not meant to be edited")
+    )]
+    Inconsistent { path: PathBuf, detail: String },
     /// The checksum matches but the plan does not have the expected shape.
     #[error("plan file {} does not contain a valid plan", path.display())]
     #[diagnostic(code(wi::plan_file::invalid_plan))]
@@ -118,6 +163,11 @@ impl PlanFileError {
         matches!(self, PlanFileError::UnsupportedVersion { .. })
     }
 
+    /// The path is a FIFO, device, directory or (for `--out`) a symlink.
+    pub fn is_not_a_regular_file(&self) -> bool {
+        matches!(self, PlanFileError::NotARegularFile { .. })
+    }
+
     /// The file does not exist.
     pub fn is_not_found(&self) -> bool {
         matches!(self, PlanFileError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
@@ -132,33 +182,631 @@ impl PlanFileError {
             | PlanFileError::NotAPlan { path, .. }
             | PlanFileError::UnsupportedVersion { path, .. }
             | PlanFileError::ChecksumMismatch { path, .. }
-            | PlanFileError::InvalidPlan { path, .. } => path,
+            | PlanFileError::InvalidPlan { path, .. }
+            | PlanFileError::NotARegularFile { path, .. }
+            | PlanFileError::Write { path, .. }
+            | PlanFileError::Inconsistent { path, .. } => path,
         }
     }
 }
 
-/// The bytes of a plan file for `plan` (pretty JSON, trailing newline).
+/// A plan in its one JSON form: `wi plan --json`, `wi show --json` and saved
+/// plan files. Shaped like `terraform show -json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "wi plan")]
+pub struct PlanDocument {
+    /// `MAJOR.MINOR` of this format. Minor versions only add keys: ignore keys
+    /// you do not know, and reject a major version you do not know.
+    pub format_version: String,
+    /// The version of wi that made the plan.
+    pub wi_version: String,
+    /// sha256 of the spec text the plan was made from.
+    pub spec_digest: String,
+    /// Every resource the spec declares or wi owns, sorted by group, kind and
+    /// address; no-op entries are kept so consumers see what was checked.
+    pub resource_changes: Vec<ResourceChangeDocument>,
+    /// Plan-level warnings (orphans not pruned, identity sameness, ...).
+    pub warnings: Vec<WarningDocument>,
+    /// Counts of the changes that do something.
+    pub summary: SummaryDocument,
+    /// True when applying would change something.
+    pub has_changes: bool,
+    /// The live inputs the plan was computed from and the version of each it
+    /// saw, sorted by source.
+    pub fingerprints: Vec<FingerprintDocument>,
+    /// `sha256:HEX` of the canonical document without this key (compact JSON,
+    /// object keys sorted at every level). `wi apply FILE` refuses a plan that
+    /// does not match it.
+    pub checksum: String,
+}
+
+/// One resource and what happens to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ResourceChangeDocument {
+    /// The stable, sortable address, e.g. `google_service_account["p/app"]`.
+    pub address: String,
+    /// The kind of resource.
+    #[serde(rename = "type")]
+    pub resource_type: ResourceType,
+    /// Where the change is shown: its project, cluster or namespace.
+    pub group: GroupDocument,
+    /// The fields that identify the resource (those its type has).
+    pub resource: ResourceIdentity,
+    /// The action and the attributes before and after.
+    pub change: ChangeDocument,
+    /// Why the change is (or is not) needed.
+    pub action_reason: ReasonCode,
+    /// The reason, as a sentence for people.
+    pub reason: String,
+    /// Addresses this change waits for during apply.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// Warnings about this change.
+    #[serde(default)]
+    pub warnings: Vec<WarningDocument>,
+    /// The owner the change is made for (the marker it writes, the field
+    /// manager `wi/OWNER` of its Kubernetes writes); absent for the unnamed
+    /// owner of specs without `owner:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// How a Kubernetes write is made beyond its attributes.
+    #[serde(default, skip_serializing_if = "KubeWrite::is_plain")]
+    pub kube: KubeWrite,
+    /// Why an object the change writes to or relies on is not this owner's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_managed: Option<String>,
+}
+
+/// The kinds of resource wi manages (the `type` of a change).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceType {
+    /// A Google API enabled in a project.
+    ProjectService,
+    /// A GKE cluster (its workload pool). Never deleted by wi.
+    Cluster,
+    /// A node pool (its workload metadata mode). Never deleted by wi.
+    NodePool,
+    /// A Google service account.
+    GoogleServiceAccount,
+    /// One member of one role on a service account's IAM policy.
+    ServiceAccountIamMember,
+    /// One member of one role on a project's IAM policy.
+    ProjectIamMember,
+    /// A Kubernetes namespace.
+    KubernetesNamespace,
+    /// A Kubernetes service account (its `iam.gke.io/gcp-service-account` annotation).
+    KubernetesServiceAccount,
+}
+
+/// The identifying fields of a resource; each type has its own subset.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ResourceIdentity {
+    /// The Google project (project services, accounts, IAM members).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// The cluster (clusters, node pools, namespaces, KSAs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterDocument>,
+    /// The API of a project service, e.g. `iamcredentials.googleapis.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// The node pool name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
+    /// The account id of a Google service account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    /// The email of the service account whose policy holds the member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The namespace of a KSA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The name of a namespace or KSA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The IAM role of a member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// The IAM member, e.g. `serviceAccount:p.svc.id.goog[ns/ksa]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
+}
+
+/// A GKE cluster: `projects/PROJECT/locations/LOCATION/clusters/NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ClusterDocument {
+    pub project: String,
+    pub location: String,
+    pub name: String,
+}
+
+/// The group a change is shown in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum GroupDocument {
+    /// Project-level resources.
+    Project { project: String },
+    /// A cluster and its node pools.
+    Cluster { cluster: ClusterDocument },
+    /// A namespace and its KSAs.
+    Namespace {
+        cluster: ClusterDocument,
+        namespace: String,
+    },
+}
+
+/// The action and the attributes before and after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ChangeDocument {
+    /// Terraform's `change.actions`: exactly one action.
+    pub actions: Vec<ChangeAction>,
+    /// Attributes as they are (`null` when the resource does not exist).
+    pub before: Option<Attributes>,
+    /// Attributes as they will be (`null` when the resource goes away).
+    pub after: Option<Attributes>,
+}
+
+/// What happens to a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChangeAction {
+    /// Already as declared: nothing to do.
+    NoOp,
+    /// Created.
+    Create,
+    /// Changed in place.
+    Update,
+    /// Deleted (or, for an IAM member or annotation, removed).
+    Delete,
+}
+
+/// A warning about a change or the whole plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WarningDocument {
+    /// What the warning is about.
+    pub code: WarningCode,
+    /// The warning, for people.
+    pub message: String,
+    /// The address it concerns, if any.
+    #[serde(default)]
+    pub address: Option<String>,
+}
+
+/// Counts of the changes that do something (no-ops are not counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SummaryDocument {
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+}
+
+/// A live object the plan read, and the version it saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FingerprintDocument {
+    /// What was read, e.g. `iam_policy["sa@p.iam.gserviceaccount.com"]`.
+    pub source: String,
+    /// The etag, resourceVersion or content hash seen; `absent` when it did
+    /// not exist.
+    pub version: String,
+}
+
+/// The JSON Schema of [`PlanDocument`] (the text of `schema/plan.schema.json`).
+pub fn schema_json() -> String {
+    let generator = schemars::generate::SchemaSettings::draft07().into_generator();
+    let schema = generator.into_root_schema_for::<PlanDocument>();
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_else(|_| "{}".to_owned());
+    text.push('\n');
+    text
+}
+
+impl ChangeAction {
+    fn of(action: Action) -> Self {
+        match action {
+            Action::NoOp => ChangeAction::NoOp,
+            Action::Create => ChangeAction::Create,
+            Action::Update => ChangeAction::Update,
+            Action::Delete => ChangeAction::Delete,
+        }
+    }
+
+    fn action(self) -> Action {
+        match self {
+            ChangeAction::NoOp => Action::NoOp,
+            ChangeAction::Create => Action::Create,
+            ChangeAction::Update => Action::Update,
+            ChangeAction::Delete => Action::Delete,
+        }
+    }
+}
+
+impl ClusterDocument {
+    fn of(key: &ClusterKey) -> Self {
+        ClusterDocument {
+            project: key.project.clone(),
+            location: key.location.clone(),
+            name: key.name.clone(),
+        }
+    }
+
+    fn key(self) -> ClusterKey {
+        ClusterKey {
+            project: self.project,
+            location: self.location,
+            name: self.name,
+        }
+    }
+}
+
+impl WarningDocument {
+    fn of(w: &Warning) -> Self {
+        WarningDocument {
+            code: w.code,
+            message: w.message.clone(),
+            address: w.address.clone(),
+        }
+    }
+
+    fn warning(self) -> Warning {
+        Warning {
+            code: self.code,
+            message: self.message,
+            address: self.address,
+        }
+    }
+}
+
+impl ResourceIdentity {
+    fn of(resource: &Resource) -> (ResourceType, Self) {
+        let s = |v: &String| Some(v.clone());
+        let c = |k: &ClusterKey| Some(ClusterDocument::of(k));
+        let none = ResourceIdentity::default();
+        match resource {
+            Resource::ProjectService { project, service } => (
+                ResourceType::ProjectService,
+                ResourceIdentity {
+                    project: s(project),
+                    service: s(service),
+                    ..none
+                },
+            ),
+            Resource::Cluster { cluster } => (
+                ResourceType::Cluster,
+                ResourceIdentity {
+                    cluster: c(cluster),
+                    ..none
+                },
+            ),
+            Resource::NodePool { cluster, pool } => (
+                ResourceType::NodePool,
+                ResourceIdentity {
+                    cluster: c(cluster),
+                    pool: s(pool),
+                    ..none
+                },
+            ),
+            Resource::ServiceAccount {
+                project,
+                account_id,
+            } => (
+                ResourceType::GoogleServiceAccount,
+                ResourceIdentity {
+                    project: s(project),
+                    account_id: s(account_id),
+                    ..none
+                },
+            ),
+            Resource::ServiceAccountIamMember {
+                project,
+                email,
+                role,
+                member,
+            } => (
+                ResourceType::ServiceAccountIamMember,
+                ResourceIdentity {
+                    project: s(project),
+                    email: s(email),
+                    role: s(role),
+                    member: s(member),
+                    ..none
+                },
+            ),
+            Resource::ProjectIamMember {
+                project,
+                role,
+                member,
+            } => (
+                ResourceType::ProjectIamMember,
+                ResourceIdentity {
+                    project: s(project),
+                    role: s(role),
+                    member: s(member),
+                    ..none
+                },
+            ),
+            Resource::Namespace { cluster, name } => (
+                ResourceType::KubernetesNamespace,
+                ResourceIdentity {
+                    cluster: c(cluster),
+                    name: s(name),
+                    ..none
+                },
+            ),
+            Resource::KubernetesServiceAccount {
+                cluster,
+                namespace,
+                name,
+            } => (
+                ResourceType::KubernetesServiceAccount,
+                ResourceIdentity {
+                    cluster: c(cluster),
+                    namespace: s(namespace),
+                    name: s(name),
+                    ..none
+                },
+            ),
+        }
+    }
+
+    /// The resource of type `t` these fields identify; an error names the
+    /// first field its type needs and the document lacks.
+    fn resource(self, t: ResourceType) -> Result<Resource, String> {
+        fn need<T>(v: Option<T>, field: &str) -> Result<T, String> {
+            v.ok_or_else(|| format!("`resource.{field}` is missing"))
+        }
+        let id = self;
+        Ok(match t {
+            ResourceType::ProjectService => Resource::ProjectService {
+                project: need(id.project, "project")?,
+                service: need(id.service, "service")?,
+            },
+            ResourceType::Cluster => Resource::Cluster {
+                cluster: need(id.cluster, "cluster")?.key(),
+            },
+            ResourceType::NodePool => Resource::NodePool {
+                cluster: need(id.cluster, "cluster")?.key(),
+                pool: need(id.pool, "pool")?,
+            },
+            ResourceType::GoogleServiceAccount => Resource::ServiceAccount {
+                project: need(id.project, "project")?,
+                account_id: need(id.account_id, "account_id")?,
+            },
+            ResourceType::ServiceAccountIamMember => Resource::ServiceAccountIamMember {
+                project: need(id.project, "project")?,
+                email: need(id.email, "email")?,
+                role: need(id.role, "role")?,
+                member: need(id.member, "member")?,
+            },
+            ResourceType::ProjectIamMember => Resource::ProjectIamMember {
+                project: need(id.project, "project")?,
+                role: need(id.role, "role")?,
+                member: need(id.member, "member")?,
+            },
+            ResourceType::KubernetesNamespace => Resource::Namespace {
+                cluster: need(id.cluster, "cluster")?.key(),
+                name: need(id.name, "name")?,
+            },
+            ResourceType::KubernetesServiceAccount => Resource::KubernetesServiceAccount {
+                cluster: need(id.cluster, "cluster")?.key(),
+                namespace: need(id.namespace, "namespace")?,
+                name: need(id.name, "name")?,
+            },
+        })
+    }
+}
+
+impl GroupDocument {
+    fn of(group: &Group) -> Self {
+        match group {
+            Group::Project { project } => GroupDocument::Project {
+                project: project.clone(),
+            },
+            Group::Cluster { cluster } => GroupDocument::Cluster {
+                cluster: ClusterDocument::of(cluster),
+            },
+            Group::Namespace { cluster, namespace } => GroupDocument::Namespace {
+                cluster: ClusterDocument::of(cluster),
+                namespace: namespace.clone(),
+            },
+        }
+    }
+}
+
+impl ResourceChangeDocument {
+    fn of(c: &ResourceChange) -> Self {
+        let (resource_type, resource) = ResourceIdentity::of(&c.resource);
+        ResourceChangeDocument {
+            address: c.address.clone(),
+            resource_type,
+            group: GroupDocument::of(&c.resource.group()),
+            resource,
+            change: ChangeDocument {
+                actions: vec![ChangeAction::of(c.action)],
+                before: c.before.clone(),
+                after: c.after.clone(),
+            },
+            action_reason: c.reason.code,
+            reason: c.reason.message.clone(),
+            depends_on: c.depends_on.clone(),
+            warnings: c.warnings.iter().map(WarningDocument::of).collect(),
+            owner: match &c.owner {
+                Owner::Unnamed => None,
+                Owner::Named(n) => Some(n.clone()),
+            },
+            kube: c.kube.clone(),
+            not_managed: c.not_managed.clone(),
+        }
+    }
+
+    fn change(self) -> Result<ResourceChange, String> {
+        let address = self.address;
+        let resource = self
+            .resource
+            .resource(self.resource_type)
+            .map_err(|e| format!("{address}: {e}"))?;
+        if resource.address() != address {
+            return Err(format!(
+                "{address}: the address does not match its resource ({})",
+                resource.address()
+            ));
+        }
+        let action = match self.change.actions.as_slice() {
+            [one] => one.action(),
+            _ => return Err(format!("{address}: `change.actions` must hold one action")),
+        };
+        Ok(ResourceChange {
+            address,
+            resource,
+            action,
+            before: self.change.before,
+            after: self.change.after,
+            reason: Reason {
+                code: self.action_reason,
+                message: self.reason,
+            },
+            depends_on: self.depends_on,
+            warnings: self
+                .warnings
+                .into_iter()
+                .map(WarningDocument::warning)
+                .collect(),
+            owner: match self.owner {
+                Some(n) => Owner::Named(n),
+                None => Owner::Unnamed,
+            },
+            kube: self.kube,
+            not_managed: self.not_managed,
+        })
+    }
+}
+
+impl PlanDocument {
+    /// The document of `plan`, checksum included.
+    pub fn of(plan: &Plan) -> Self {
+        let summary = plan.summary();
+        let mut doc = PlanDocument {
+            format_version: FORMAT_VERSION.to_string(),
+            wi_version: crate::VERSION.to_string(),
+            spec_digest: plan.spec_digest.clone(),
+            resource_changes: plan
+                .changes
+                .iter()
+                .map(ResourceChangeDocument::of)
+                .collect(),
+            warnings: plan.warnings.iter().map(WarningDocument::of).collect(),
+            summary: SummaryDocument {
+                add: summary.add,
+                change: summary.change,
+                destroy: summary.destroy,
+            },
+            has_changes: plan.has_changes(),
+            fingerprints: plan
+                .fingerprints
+                .iter()
+                .map(|f| FingerprintDocument {
+                    source: f.source.clone(),
+                    version: f.version.clone(),
+                })
+                .collect(),
+            checksum: String::new(),
+        };
+        if let Ok(Value::Object(mut map)) = serde_json::to_value(&doc) {
+            map.shift_remove("checksum");
+            doc.checksum = checksum(&Value::Object(map));
+        }
+        doc
+    }
+
+    /// The plan the document describes, in this wi's format version (a newer
+    /// minor version's added keys are ignored); an error says what does not
+    /// fit.
+    fn plan(self) -> Result<Plan, String> {
+        let changes = self
+            .resource_changes
+            .into_iter()
+            .map(ResourceChangeDocument::change)
+            .collect::<Result<Vec<_>, _>>()?;
+        let plan = Plan {
+            format_version: FORMAT_VERSION.to_string(),
+            spec_digest: self.spec_digest,
+            changes,
+            warnings: self
+                .warnings
+                .into_iter()
+                .map(WarningDocument::warning)
+                .collect(),
+            fingerprints: self
+                .fingerprints
+                .into_iter()
+                .map(|f| Fingerprint {
+                    source: f.source,
+                    version: f.version,
+                })
+                .collect(),
+        };
+        if plan.has_changes() != self.has_changes {
+            return Err("`has_changes` does not match the changes".into());
+        }
+        Ok(plan)
+    }
+}
+
+/// The bytes of a plan file for `plan`: its document as pretty JSON with a
+/// trailing newline (the same text `wi plan --json` prints).
 pub fn encode(plan: &Plan) -> io::Result<Vec<u8>> {
-    let value = serde_json::to_value(plan).map_err(io::Error::other)?;
-    let checksum = checksum(&value);
-    let mut envelope = Map::new();
-    envelope.insert("wi_plan".into(), Value::String(FORMAT_VERSION.into()));
-    envelope.insert("wi_version".into(), Value::String(crate::VERSION.into()));
-    envelope.insert("checksum".into(), Value::String(checksum));
-    envelope.insert("plan".into(), value);
-    let mut bytes =
-        serde_json::to_vec_pretty(&Value::Object(envelope)).map_err(io::Error::other)?;
+    let mut bytes = serde_json::to_vec_pretty(&PlanDocument::of(plan)).map_err(io::Error::other)?;
     bytes.push(b'\n');
     Ok(bytes)
 }
 
+/// What a file type is, for "not a regular file" messages.
+fn describe(t: FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a named pipe (FIFO)";
+        }
+        if t.is_char_device() || t.is_block_device() {
+            return "a device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
+}
+
 /// Writes `plan` to `path` atomically: a temporary file in the same
 /// directory, synced, then renamed over `path`. A reader never sees half a
-/// plan, and a failed write leaves any previous file in place. On Unix the
-/// file is created readable by its owner only (mode 0600), like the
-/// temporary file it was.
-pub fn write(plan: &Plan, path: &Path) -> io::Result<()> {
-    let bytes = encode(plan)?;
+/// plan, and a failed write leaves any previous file in place. An existing
+/// `path` must be a regular file: a symlink, FIFO or device (`/dev/full`)
+/// is refused, never replaced. On Unix the file is created readable by its
+/// owner only (mode 0600), like the temporary file it was.
+pub fn write(plan: &Plan, path: &Path) -> Result<(), PlanFileError> {
+    let write_err = |source| PlanFileError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_file() => {
+            return Err(PlanFileError::NotARegularFile {
+                path: path.to_path_buf(),
+                kind: describe(meta.file_type()),
+            });
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(write_err(e)),
+    }
+    let bytes = encode(plan).map_err(write_err)?;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -166,29 +814,45 @@ pub fn write(plan: &Plan, path: &Path) -> io::Result<()> {
     let mut tmp = tempfile::Builder::new()
         .prefix(".wi-plan-")
         .suffix(".tmp")
-        .tempfile_in(dir)?;
-    tmp.write_all(&bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
+        .tempfile_in(dir)
+        .map_err(write_err)?;
+    tmp.write_all(&bytes).map_err(write_err)?;
+    tmp.as_file().sync_all().map_err(write_err)?;
+    tmp.persist(path).map_err(|e| write_err(e.error))?;
     Ok(())
 }
 
-/// Reads and checks a plan file written by [`write`].
+/// Reads and checks a plan file written by [`write`] (or `wi plan --json`).
+/// A path that is not a regular file (a FIFO, a device, a directory) is
+/// refused before it is opened, so a FIFO never blocks the run.
 pub fn read(path: &Path) -> Result<Plan, PlanFileError> {
     let io_err = |source| PlanFileError::Io {
         path: path.to_path_buf(),
         source,
     };
+    let not_a_file = |t: FileType| PlanFileError::NotARegularFile {
+        path: path.to_path_buf(),
+        kind: describe(t),
+    };
+    // A symlink to a plan file is fine for reading: follow it.
+    let meta = std::fs::metadata(path).map_err(io_err)?;
+    if !meta.file_type().is_file() {
+        return Err(not_a_file(meta.file_type()));
+    }
     let file = std::fs::File::open(path).map_err(io_err)?;
+    let meta = file.metadata().map_err(io_err)?;
+    if !meta.file_type().is_file() {
+        return Err(not_a_file(meta.file_type()));
+    }
     let too_large = || PlanFileError::TooLarge {
         path: path.to_path_buf(),
         limit: MAX_PLAN_FILE_BYTES,
     };
-    if file.metadata().map_err(io_err)?.len() > MAX_PLAN_FILE_BYTES {
+    if meta.len() > MAX_PLAN_FILE_BYTES {
         return Err(too_large());
     }
-    // The length check above can race a growing file or be meaningless for
-    // a pipe; never read more than the limit.
+    // The length check above can race a growing file; never read more than
+    // the limit.
     let mut bytes = Vec::new();
     file.take(MAX_PLAN_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
@@ -206,6 +870,11 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Plan, PlanFileError> {
         path: path_buf(),
         detail: detail.to_string(),
     };
+    let unsupported = |found: String| PlanFileError::UnsupportedVersion {
+        path: path_buf(),
+        found,
+        supported: major(FORMAT_VERSION).unwrap_or(FORMAT_VERSION).to_string(),
+    };
     let value: Value =
         serde_json::from_slice(bytes).map_err(|source| PlanFileError::Malformed {
             path: path_buf(),
@@ -213,29 +882,27 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Plan, PlanFileError> {
             column: source.column(),
             source,
         })?;
-    let Value::Object(mut envelope) = value else {
+    let Value::Object(mut document) = value else {
         return Err(not_a_plan("the top level is not a JSON object"));
     };
-    let version = match envelope.get("wi_plan") {
+    // Format 1 wrapped the plan in an envelope versioned by `wi_plan`.
+    if let Some(old) = document.get("wi_plan") {
+        let found = old.as_str().unwrap_or("1").to_string();
+        return Err(unsupported(found));
+    }
+    let version = match document.get("format_version") {
         Some(Value::String(v)) => v.clone(),
-        Some(_) => return Err(not_a_plan("`wi_plan` is not a string")),
-        None => return Err(not_a_plan("there is no `wi_plan` version key")),
+        Some(_) => return Err(not_a_plan("`format_version` is not a string")),
+        None => return Err(not_a_plan("there is no `format_version` key")),
     };
     if major(&version).is_none() || major(&version) != major(FORMAT_VERSION) {
-        return Err(PlanFileError::UnsupportedVersion {
-            path: path_buf(),
-            found: version,
-            supported: major(FORMAT_VERSION).unwrap_or(FORMAT_VERSION).to_string(),
-        });
+        return Err(unsupported(version));
     }
-    let expected = match envelope.get("checksum") {
-        Some(Value::String(c)) => c.clone(),
+    let expected = match document.shift_remove("checksum") {
+        Some(Value::String(c)) => c,
         _ => return Err(not_a_plan("there is no `checksum` string")),
     };
-    let Some(plan) = envelope.remove("plan") else {
-        return Err(not_a_plan("there is no `plan` object"));
-    };
-    let actual = checksum(&plan);
+    let actual = checksum(&Value::Object(document.clone()));
     if actual != expected {
         return Err(PlanFileError::ChecksumMismatch {
             path: path_buf(),
@@ -243,19 +910,17 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Plan, PlanFileError> {
             actual,
         });
     }
-    let plan: Plan = serde_json::from_value(plan).map_err(|source| PlanFileError::InvalidPlan {
-        path: path_buf(),
-        source,
-    })?;
-    // The envelope and the plan it carries must agree on the major version.
-    if major(&plan.format_version) != major(FORMAT_VERSION) {
-        return Err(PlanFileError::UnsupportedVersion {
+    document.insert("checksum".into(), Value::String(expected));
+    let doc: PlanDocument = serde_json::from_value(Value::Object(document)).map_err(|source| {
+        PlanFileError::InvalidPlan {
             path: path_buf(),
-            found: plan.format_version,
-            supported: major(FORMAT_VERSION).unwrap_or(FORMAT_VERSION).to_string(),
-        });
-    }
-    Ok(plan)
+            source,
+        }
+    })?;
+    doc.plan().map_err(|detail| PlanFileError::Inconsistent {
+        path: path_buf(),
+        detail,
+    })
 }
 
 /// `1` of `1.0`; `None` when not `DIGITS.…`.

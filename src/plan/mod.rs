@@ -26,7 +26,7 @@ pub use fresh::{MovedInput, Movement, StalePlan};
 pub use resource::{Group, Resource};
 
 /// Version of the saved / JSON plan format. Minor bumps are additive.
-pub const FORMAT_VERSION: &str = "1.0";
+pub const FORMAT_VERSION: &str = "2.0";
 
 /// What happens to one resource. A closed set, as in Terraform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -109,10 +109,12 @@ pub struct ResourceChange {
 /// whose fields this write takes over and then releases (an older `wi`'s
 /// manager `wi`, when a named owner claims its KSA: an empty apply as that
 /// manager after this owner's apply).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct KubeWrite {
+    /// The spec file written into the KSA's `wi.dev/declared-in` annotation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub declared_in: Option<String>,
+    /// Field managers whose fields this write takes over and then releases.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub release_managers: Vec<String>,
 }

@@ -13,7 +13,9 @@ mod markdown;
 pub mod style;
 
 pub use apply_report::apply_summary;
-pub(crate) use apply_report::{approval_prompt, progress_done, progress_failed, progress_start};
+pub(crate) use apply_report::{
+    approval_prompt, format_elapsed, progress_done, progress_failed, progress_start,
+};
 pub use human::{human, not_saved_note};
 pub use json::{actions, json};
 pub use markdown::{GITHUB_COMMENT_MAX_BYTES, markdown};

@@ -194,7 +194,8 @@ async fn ctrl_c_stops_new_steps_and_reports_what_was_left() {
             .unwrap_or_else(|| panic!("apply ended before any step started:\n{stderr}"));
         stderr.push_str(&line);
         stderr.push('\n');
-        if line.starts_with("cluster[") && line.ends_with(": Modifying...") {
+        // `[n/N] cluster["...`: the counter comes first.
+        if line.contains("] cluster[") && line.ends_with(": Modifying...") {
             break;
         }
     }

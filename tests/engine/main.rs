@@ -8,6 +8,7 @@ mod harness;
 
 mod bench_calls;
 mod cli_settings;
+mod contract;
 mod e2e;
 mod faults;
 mod fleet;

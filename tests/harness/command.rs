@@ -50,12 +50,14 @@ impl Output {
     /// For commands that run steps in parallel (`wi apply`): the order of
     /// the progress lines on stderr, and how often a running operation is
     /// polled, depend on timing; which steps started and finished does not.
-    /// Keeps the progress lines sorted, without the operation polls.
+    /// Keeps the progress lines sorted, without the operation and "Still"
+    /// lines, and with every `[n/N]` counter (start order) read as `[n/N]`.
     pub fn unordered_progress(&self) -> Output {
-        let mut lines: Vec<&str> = self
+        let mut lines: Vec<String> = self
             .stderr
             .lines()
-            .filter(|l| !(l.contains(": operation ") && l.ends_with(" elapsed]")))
+            .filter(|l| !l.contains("operation-") && !l.contains(": Still "))
+            .map(without_counter)
             .collect();
         lines.sort_unstable();
         let mut stderr = lines.join("\n");
@@ -76,6 +78,19 @@ impl Output {
             self.code, self.stdout, self.stderr
         )
     }
+}
+
+/// `[3/12] ADDR: ...` → `[n/N] ADDR: ...`: the counter says in which order
+/// steps started, which is timing for parallel steps.
+fn without_counter(line: &str) -> String {
+    if let Some(rest) = line.strip_prefix('[')
+        && let Some((counter, tail)) = rest.split_once("] ")
+        && !counter.is_empty()
+        && counter.bytes().all(|b| b.is_ascii_digit() || b == b'/')
+    {
+        return format!("[n/N] {tail}");
+    }
+    line.to_string()
 }
 
 /// Runs `cmd` to the end and collects what it printed.
@@ -149,6 +164,7 @@ pub fn filters() -> Vec<(&'static str, &'static str)> {
         (r#"(etag"?\s*[:=]\s*"?)[A-Za-z0-9+/=_-]{6,}"#, "$1[ETAG]"),
         (r"operation-\d+-[0-9a-f-]{36}", "operation-[ID]"),
         (r"\b\d+(\.\d+)?(ms|s|m)\b", "[DURATION]"),
+        (r"(?m)^\[\d+/\d+\] ", "[n/N] "),
     ]
 }
 

@@ -149,45 +149,75 @@ fn plan_seeds() -> Vec<(String, Vec<u8>)> {
     let text = String::from_utf8(good).expect("utf-8");
     write(
         "hostile_tampered.json",
-        text.replacen("app@", "evil@", 1).as_bytes(),
+        text.replacen("[payments/api]", "[payments/apj]", 1)
+            .as_bytes(),
     );
 
-    // Envelope problems.
-    let envelope = |plan: Value| -> Vec<u8> {
-        let sum = file::checksum(&plan);
-        serde_json::to_vec(&json!({"wi_plan": "1.0", "checksum": sum, "plan": plan})).expect("json")
+    // Document problems, each correctly checksummed.
+    let sealed = |mut doc: Value| -> Vec<u8> {
+        if let Some(map) = doc.as_object_mut() {
+            let sum = file::checksum(&Value::Object(map.clone()));
+            map.insert("checksum".into(), Value::String(sum));
+        }
+        serde_json::to_vec(&doc).expect("json")
     };
     write(
         "hostile_future_version.json",
-        text.replacen("\"wi_plan\": \"1.0\"", "\"wi_plan\": \"2.0\"", 1)
-            .as_bytes(),
+        text.replacen(
+            "\"format_version\": \"2.0\"",
+            "\"format_version\": \"3.0\"",
+            1,
+        )
+        .as_bytes(),
     );
+    // Format 1: the plan inside a `wi_plan` envelope.
+    let plan = json!({"format_version": "1.0", "spec_digest": "", "changes": [], "warnings": [], "fingerprints": []});
     write(
-        "hostile_inner_version.json",
-        &envelope(
-            json!({"format_version": "7.1", "spec_digest": "", "changes": [], "warnings": [], "fingerprints": []}),
-        ),
+        "hostile_format_1_envelope.json",
+        &serde_json::to_vec(
+            &json!({"wi_plan": "1.0", "checksum": file::checksum(&plan), "plan": plan}),
+        )
+        .expect("json"),
     );
     write(
         "hostile_wrong_shape.json",
-        &envelope(json!({"changes": {"a": 1}})),
+        &sealed(json!({"format_version": "2.0", "resource_changes": {"a": 1}})),
     );
-    write("hostile_null_plan.json", &envelope(Value::Null));
+    write(
+        "hostile_null_changes.json",
+        &sealed(json!({"format_version": "2.0", "resource_changes": null})),
+    );
     write(
         "hostile_unknown_resource.json",
-        &envelope(
-            json!({"format_version": "1.0", "spec_digest": "x", "warnings": [], "fingerprints": [],
-            "changes": [{"address": "a", "resource": {"type": "bucket", "name": "b"}, "action": "explode",
-                "before": null, "after": null, "reason": {"code": "c", "message": "m"}}]}),
+        &sealed(
+            json!({"format_version": "2.0", "wi_version": "0", "spec_digest": "x", "warnings": [],
+            "fingerprints": [], "summary": {"add": 0, "change": 0, "destroy": 0}, "has_changes": true,
+            "resource_changes": [{"address": "a", "type": "bucket", "group": {"kind": "project", "project": "p"},
+                "resource": {"name": "b"}, "change": {"actions": ["explode"], "before": null, "after": null},
+                "action_reason": "c", "reason": "m"}]}),
+        ),
+    );
+    write(
+        "hostile_missing_identity.json",
+        &sealed(
+            json!({"format_version": "2.0", "wi_version": "0", "spec_digest": "x", "warnings": [],
+            "fingerprints": [], "summary": {"add": 1, "change": 0, "destroy": 0}, "has_changes": true,
+            "resource_changes": [{"address": "node_pool[\"x\"]", "type": "node_pool",
+                "group": {"kind": "project", "project": "p"}, "resource": {"pool": "b"},
+                "change": {"actions": ["create", "delete"], "before": null, "after": null},
+                "action_reason": "missing", "reason": "m"}]}),
         ),
     );
     let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
     write("hostile_deep_nesting.json", deep.as_bytes());
     write(
         "hostile_huge_number.json",
-        b"{\"wi_plan\": \"1.0\", \"checksum\": \"sha256:00\", \"plan\": 1e400}",
+        b"{\"format_version\": \"2.0\", \"checksum\": \"sha256:00\", \"summary\": 1e400}",
     );
-    write("hostile_not_json.json", b"\xff\xfe{\"wi_plan\": \"1.0\"\0");
+    write(
+        "hostile_not_json.json",
+        b"\xff\xfe{\"format_version\": \"2.0\"\0",
+    );
     write("hostile_array.json", b"[]");
     seeds
 }

@@ -146,17 +146,17 @@ fn removed_member_carries_the_revocation_warning_under_it() {
 
 #[test]
 fn json_create_everything() {
-    insta::assert_json_snapshot!(render::json(&fx::create_everything()), {".wi_version" => "[version]"});
+    insta::assert_json_snapshot!(render::json(&fx::create_everything()), {".wi_version" => "[version]", ".checksum" => "[checksum]"});
 }
 
 #[test]
 fn json_removal() {
-    insta::assert_json_snapshot!(render::json(&fx::removal()), {".wi_version" => "[version]"});
+    insta::assert_json_snapshot!(render::json(&fx::removal()), {".wi_version" => "[version]", ".checksum" => "[checksum]"});
 }
 
 #[test]
 fn json_no_changes() {
-    insta::assert_json_snapshot!(render::json(&fx::no_changes()), {".wi_version" => "[version]"});
+    insta::assert_json_snapshot!(render::json(&fx::no_changes()), {".wi_version" => "[version]", ".checksum" => "[checksum]"});
 }
 
 #[test]
@@ -174,7 +174,8 @@ fn json_is_versioned_complete_and_ordered() {
                 "warnings",
                 "summary",
                 "has_changes",
-                "fingerprints"
+                "fingerprints",
+                "checksum"
             ],
             "{name}"
         );
