@@ -66,7 +66,17 @@ pub(crate) async fn run(settings: &Settings, args: PlanArgs) -> Result<Success, 
     // Saved before anything is printed: a reader that stops early (`| head`)
     // never costs the plan file.
     if let Some(path) = &args.out {
-        crate::plan::file::write(&plan, path)?;
+        let saved = crate::plan::file::SavedPlan {
+            plan: plan.clone(),
+            options: Some(crate::plan::file::PlanChoices {
+                prune: options.prune,
+                force_conflicts: options.force_conflicts,
+                targets: Vec::new(),
+                allow_mass_removal: false,
+            }),
+            spec_files: Some(pipeline.spec.files.clone()),
+        };
+        crate::plan::file::save(&saved, path)?;
     }
     let style = &settings.styles.stdout;
     let format = args.format();
