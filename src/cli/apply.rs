@@ -84,11 +84,15 @@ async fn run_saved(
         .into());
     }
     let pipeline = Pipeline::with_spec(settings, spec).await?;
+    // Re-plan with the recorded choices against live state now; run the new
+    // plan only if it makes exactly the reviewed changes.
     let live = pipeline.read_live().await?;
-    saved
-        .plan
-        .check_fresh(&pipeline.spec.digest, &live.fingerprints())?;
-    let plan = saved.plan;
+    let options = PlanOptions {
+        prune: choices.prune,
+        force_conflicts: choices.force_conflicts,
+    };
+    let plan = pipeline.plan(&live, &options)?;
+    saved.plan.check_replanned(&plan)?;
     if !plan.has_changes() {
         outln("No changes. Your infrastructure matches the spec.")?;
         return Ok(Success::Done);

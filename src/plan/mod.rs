@@ -22,7 +22,7 @@ pub use codes::{ReasonCode, UnknownCode, WarningCode};
 pub use compute::{PlanOptions, compute};
 pub(crate) use desired::ClusterCreateValues;
 pub use error::{PlanError, PlanProblem};
-pub use fresh::{MovedInput, Movement, StalePlan};
+pub use fresh::{ChangeDifference, MovedInput, Movement, StalePlan};
 pub use resource::{Group, Resource};
 
 /// Version of the saved / JSON plan format. Minor bumps are additive.
