@@ -30,6 +30,14 @@ pub(crate) struct ApplyArgs {
     /// Take over Kubernetes fields another field manager owns.
     #[arg(long)]
     pub force_conflicts: bool,
+    /// Allow removing every binding and annotation an owner has, or more than
+    /// --max-removals-percent of them.
+    #[arg(long)]
+    pub allow_mass_removal: bool,
+    /// The share of an owner's bindings and annotations an apply may remove
+    /// without --allow-mass-removal (default 50).
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub max_removals_percent: Option<u8>,
 }
 
 /// Runs `wi apply`.
@@ -50,9 +58,22 @@ async fn run_spec(settings: &Settings, args: &ApplyArgs) -> Result<Success, CliE
         force_conflicts: args.force_conflicts,
     };
     let plan = pipeline.plan(&live, &options)?;
+    let mass = plan.mass_removals(
+        args.max_removals_percent
+            .unwrap_or(crate::plan::DEFAULT_MAX_REMOVALS_PERCENT),
+    );
+    if !mass.is_empty() {
+        out(super::plan::mass_removal_notice(
+            &mass,
+            args.allow_mass_removal,
+        ))?;
+    }
     out(crate::render::human(&plan, style))?;
     if !plan.has_changes() {
         return Ok(Success::Done);
+    }
+    if !mass.is_empty() && !args.allow_mass_removal {
+        return Err(super::plan::mass_removal_refused(&mass));
     }
     if !args.auto_approve && !confirm(style)? {
         outln("\nApply cancelled.")?;
@@ -93,6 +114,10 @@ async fn run_saved(
     };
     let plan = pipeline.plan(&live, &options)?;
     saved.plan.check_replanned(&plan)?;
+    let mass = plan.mass_removals(choices.max_removals_percent);
+    if !mass.is_empty() && !choices.allow_mass_removal {
+        return Err(super::plan::mass_removal_refused(&mass));
+    }
     if !plan.has_changes() {
         outln("No changes. Your infrastructure matches the spec.")?;
         return Ok(Success::Done);
@@ -113,6 +138,20 @@ fn refuse_contrary_flags(args: &ApplyArgs, choices: &PlanChoices) -> Result<(), 
     }
     if args.force_conflicts && !choices.force_conflicts {
         contrary.push("--force-conflicts");
+    }
+    if args.allow_mass_removal && !choices.allow_mass_removal {
+        contrary.push("--allow-mass-removal");
+    }
+    if let Some(p) = args.max_removals_percent
+        && p != choices.max_removals_percent
+    {
+        return Err(miette::miette!(
+            code = "wi::apply::contrary_flags",
+            help = "a saved plan runs with the choices it was made with; make a new plan with `wi plan --max-removals-percent N --out FILE`",
+            "the saved plan was made with --max-removals-percent {}, not {p}",
+            choices.max_removals_percent
+        )
+        .into());
     }
     if contrary.is_empty() {
         return Ok(());

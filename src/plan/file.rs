@@ -234,7 +234,7 @@ pub struct PlanDocument {
 }
 
 /// The choices a saved plan was made with (`wi plan` flags).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PlanChoices {
     /// `--prune`: delete owned accounts (and KSAs) that left the spec.
     pub prune: bool,
@@ -246,6 +246,26 @@ pub struct PlanChoices {
     /// `--allow-mass-removal`: the plan may remove most of an owner's access.
     #[serde(default)]
     pub allow_mass_removal: bool,
+    /// `--max-removals-percent`: the share of an owner's bindings and
+    /// annotations a plan may remove without `allow_mass_removal`.
+    #[serde(default = "default_max_removals_percent")]
+    pub max_removals_percent: u8,
+}
+
+fn default_max_removals_percent() -> u8 {
+    super::DEFAULT_MAX_REMOVALS_PERCENT
+}
+
+impl Default for PlanChoices {
+    fn default() -> Self {
+        PlanChoices {
+            prune: false,
+            force_conflicts: false,
+            targets: Vec::new(),
+            allow_mass_removal: false,
+            max_removals_percent: super::DEFAULT_MAX_REMOVALS_PERCENT,
+        }
+    }
 }
 
 /// One spec file of the set a saved plan was made from.

@@ -395,6 +395,98 @@ impl Plan {
     }
 }
 
+/// The share of an owner's bindings and annotations a plan may remove
+/// without `--allow-mass-removal`, unless told otherwise.
+pub const DEFAULT_MAX_REMOVALS_PERCENT: u8 = 50;
+
+/// An owner most of whose access the plan removes (an emptied or truncated
+/// spec, a bad merge): applied only with `--allow-mass-removal`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MassRemoval {
+    /// The owner (`(unnamed)` for specs without `owner:`).
+    pub owner: String,
+    /// Bindings and annotations the plan removes.
+    pub removed: usize,
+    /// Bindings and annotations the owner has now.
+    pub existing: usize,
+}
+
+impl fmt::Display for MassRemoval {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let who = if self.owner.starts_with('`') {
+            format!("owner {}", self.owner)
+        } else {
+            self.owner.clone()
+        };
+        write!(
+            f,
+            "{who} would lose {} of its {} bindings and annotations",
+            self.removed, self.existing
+        )
+    }
+}
+
+/// True for the changes that carry access: IAM members and KSA annotations.
+fn is_access(c: &ResourceChange) -> bool {
+    matches!(
+        c.resource,
+        Resource::ServiceAccountIamMember { .. }
+            | Resource::ProjectIamMember { .. }
+            | Resource::KubernetesServiceAccount { .. }
+    )
+}
+
+const GSA_ANNOTATION: &str = "iam.gke.io/gcp-service-account";
+
+fn annotated(attrs: Option<&Attributes>) -> bool {
+    attrs.is_some_and(|a| {
+        a.iter()
+            .any(|(k, v)| k.contains(GSA_ANNOTATION) && !v.is_null())
+    })
+}
+
+impl Plan {
+    /// The owners of whom this plan removes every binding and annotation, or
+    /// more than `max_percent` of them.
+    pub fn mass_removals(&self, max_percent: u8) -> Vec<MassRemoval> {
+        let mut by_owner: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        for c in self.changes.iter().filter(|c| is_access(c)) {
+            let is_ksa = matches!(c.resource, Resource::KubernetesServiceAccount { .. });
+            let exists = if is_ksa {
+                annotated(c.before.as_ref())
+            } else {
+                c.before.is_some()
+            };
+            if !exists {
+                continue;
+            }
+            let removed = if is_ksa {
+                c.action == Action::Delete
+                    || (c.action == Action::Update && !annotated(c.after.as_ref()))
+            } else {
+                c.action == Action::Delete
+            };
+            let entry = by_owner.entry(c.owner.to_string()).or_default();
+            entry.1 += 1;
+            if removed {
+                entry.0 += 1;
+            }
+        }
+        by_owner
+            .into_iter()
+            .filter(|(_, (removed, existing))| {
+                *removed > 0
+                    && (removed == existing || removed * 100 > existing * usize::from(max_percent))
+            })
+            .map(|(owner, (removed, existing))| MassRemoval {
+                owner,
+                removed,
+                existing,
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,7 +51,8 @@ async fn a_saved_plan_records_its_choices_and_spec_files() {
             "prune": true,
             "force_conflicts": false,
             "targets": [],
-            "allow_mass_removal": false
+            "allow_mass_removal": false,
+            "max_removals_percent": 50
         })
     );
     let files = doc["spec_files"].as_array().expect("spec_files");
@@ -373,5 +374,56 @@ async fn a_hand_edited_plan_with_its_checksum_recomputed_is_refused() {
         .await
         .expect(0);
     assert!(!policy.stdout.contains("mallory"), "{}", policy.stdout);
+    world.stop().await;
+}
+
+/// The quickstart with every mapping gone (a bad merge).
+fn emptied() -> String {
+    let q = quickstart();
+    let at = q.find("\nmappings:").expect("mappings");
+    format!("{}\nmappings: []\n", &q[..at])
+}
+
+#[tokio::test]
+async fn an_emptied_spec_is_not_applied_without_allow_mass_removal() {
+    let world = TestWorld::start(SEED).await;
+    let (spec, plan) = applied_then_planned(&world, &emptied()).await;
+    let shown = world.wi(&["show", &plan]).await.expect(0);
+    assert!(
+        shown.stdout.contains("will be destroyed"),
+        "{}",
+        shown.snapshot()
+    );
+    // The plan says so at the top.
+    let planned = world.wi(&["plan", "-f", &spec]).await.expect(0);
+    assert!(
+        planned
+            .stdout
+            .starts_with("Warning: this plan removes most of an owner's access:"),
+        "{}",
+        planned.snapshot()
+    );
+    let out = world.wi(&["apply", &plan]).await.expect(1);
+    assert_output_snapshot!("refused_mass_removal", out);
+    // Given only to apply, the flag contradicts the saved plan.
+    world
+        .wi(&["apply", &plan, "--allow-mass-removal"])
+        .await
+        .expect(1);
+    // Nothing was removed: the quickstart is still in sync.
+    world
+        .wi(&["plan", "-f", SPEC, "--detailed-exitcode"])
+        .await
+        .expect(0);
+    // Made with the flag, the plan runs.
+    world
+        .wi(&["plan", "-f", &spec, "--allow-mass-removal", "--out", &plan])
+        .await
+        .expect(0);
+    world.wi(&["apply", &plan]).await.expect(0);
+    world
+        .wi(&["plan", "-f", &spec, "--detailed-exitcode"])
+        .await
+        .expect(0);
     world.stop().await;
 }
