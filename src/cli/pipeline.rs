@@ -16,13 +16,15 @@ use crate::apply::{ApplyOptions, ApplyResult};
 use crate::gcp::{ClientOptions, Endpoints, GcpClient};
 use crate::live::{LiveState, Reader};
 use crate::plan::{Plan, PlanOptions};
-use crate::spec::{Model, SpecSource};
+use crate::spec::{Model, SpecFile, SpecSet, SpecSource};
 
 /// A loaded spec set: the model and the digest of its files.
 pub(crate) struct LoadedSpec {
     pub model: Model,
     /// The digest of the set (a saved plan records it; see `SpecSet::digest`).
     pub digest: String,
+    /// The files of the set, in order (a saved plan carries them).
+    pub files: Vec<SpecFile>,
 }
 
 /// The sources to load: `sources`, else the spec discovered in the current directory.
@@ -49,6 +51,23 @@ pub(crate) fn load_spec(sources: Option<&[SpecSource]>) -> Result<LoadedSpec, Cl
     Ok(LoadedSpec {
         model,
         digest: set.digest(),
+        files: set.files,
+    })
+}
+
+/// Validates spec files already read (those a saved plan carries).
+pub(crate) fn load_files(files: Vec<SpecFile>) -> Result<LoadedSpec, CliError> {
+    let display = files
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let set = SpecSet { files, display };
+    let model = crate::spec::load_spec_set(&set)?;
+    Ok(LoadedSpec {
+        model,
+        digest: set.digest(),
+        files: set.files,
     })
 }
 
@@ -84,6 +103,14 @@ impl<'s> Pipeline<'s> {
         sources: Option<&[SpecSource]>,
     ) -> Result<Pipeline<'s>, CliError> {
         let spec = load_spec(sources)?;
+        Self::with_spec(settings, spec).await
+    }
+
+    /// Connects for a spec set already loaded.
+    pub(crate) async fn with_spec(
+        settings: &'s Settings,
+        spec: LoadedSpec,
+    ) -> Result<Pipeline<'s>, CliError> {
         let gcp = gcp_client(settings).await?;
         Ok(Pipeline {
             settings,

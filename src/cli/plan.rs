@@ -42,6 +42,14 @@ pub(crate) struct PlanArgs {
     /// Plan to take over fields another Kubernetes field manager owns.
     #[arg(long)]
     pub force_conflicts: bool,
+    /// Allow a plan that removes every binding and annotation an owner has,
+    /// or more than --max-removals-percent of them (recorded in --out).
+    #[arg(long)]
+    pub allow_mass_removal: bool,
+    /// The share of an owner's bindings and annotations a plan may remove
+    /// without --allow-mass-removal.
+    #[arg(long, value_name = "PERCENT", default_value_t = crate::plan::DEFAULT_MAX_REMOVALS_PERCENT, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub max_removals_percent: u8,
 }
 
 impl PlanArgs {
@@ -66,10 +74,25 @@ pub(crate) async fn run(settings: &Settings, args: PlanArgs) -> Result<Success, 
     // Saved before anything is printed: a reader that stops early (`| head`)
     // never costs the plan file.
     if let Some(path) = &args.out {
-        crate::plan::file::write(&plan, path)?;
+        let saved = crate::plan::file::SavedPlan {
+            plan: plan.clone(),
+            options: Some(crate::plan::file::PlanChoices {
+                prune: options.prune,
+                force_conflicts: options.force_conflicts,
+                targets: Vec::new(),
+                allow_mass_removal: args.allow_mass_removal,
+                max_removals_percent: args.max_removals_percent,
+            }),
+            spec_files: Some(pipeline.spec.files.clone()),
+        };
+        crate::plan::file::save(&saved, path)?;
     }
     let style = &settings.styles.stdout;
     let format = args.format();
+    let mass = plan.mass_removals(args.max_removals_percent);
+    if format == PlanFormat::Text && !mass.is_empty() {
+        out(mass_removal_notice(&mass, args.allow_mass_removal))?;
+    }
     out(render(&plan, format, style)?)?;
     // The notes are for people at a terminal; JSON and Markdown stay pure.
     let notes = format == PlanFormat::Text;
@@ -90,6 +113,35 @@ pub(crate) async fn run(settings: &Settings, args: PlanArgs) -> Result<Success, 
     } else {
         Success::Done
     })
+}
+
+/// The notice at the top of a plan that removes most of an owner's access.
+pub(crate) fn mass_removal_notice(mass: &[crate::plan::MassRemoval], allowed: bool) -> String {
+    let mut text = String::from("Warning: this plan removes most of an owner's access:\n");
+    for m in mass {
+        text.push_str(&format!("  - {m}\n"));
+    }
+    text.push_str(if allowed {
+        "It was made with --allow-mass-removal, so `wi apply` will run it.\n\n"
+    } else {
+        "`wi apply` refuses it unless the plan is made with --allow-mass-removal.\n\n"
+    });
+    text
+}
+
+/// The refusal of a plan that removes most of an owner's access.
+pub(crate) fn mass_removal_refused(mass: &[crate::plan::MassRemoval]) -> CliError {
+    let list = mass
+        .iter()
+        .map(|m| format!("  - {m}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    miette::miette!(
+        code = "wi::apply::mass_removal",
+        help = "an emptied or truncated spec (a bad merge, a missing file) looks like this; if the removal is intended, plan again with --allow-mass-removal (or raise --max-removals-percent)",
+        "refusing to apply a plan that removes most of an owner's access; nothing was changed:\n{list}"
+    )
+    .into()
 }
 
 /// The plan as `format` prints it (`wi plan` and `wi show` alike).

@@ -26,7 +26,10 @@
 //! ids, account ids and emails, display names, roles, IAM members, namespace
 //! and KSA names, annotations and labels, and its fingerprints are etags and
 //! resourceVersions. No token, key or credential ever enters a [`Plan`], so a
-//! saved plan can be kept as a CI artifact. The checksum detects accidental
+//! saved plan can be kept as a CI artifact. A saved plan also carries the
+//! text of the spec files it was made from (so `wi apply FILE` needs no
+//! `-f`); a spec holds no credentials either, `wi` reads those from the
+//! environment. The checksum detects accidental
 //! or casual edits; it is not a signature against a determined attacker who
 //! can recompute it.
 
@@ -45,6 +48,7 @@ use super::{
 };
 use crate::ids::ClusterKey;
 use crate::ownership::Owner;
+use crate::spec::{Format, SpecFile};
 
 /// Largest plan file `read` accepts (64 MiB).
 pub const MAX_PLAN_FILE_BYTES: u64 = 64 * 1024 * 1024;
@@ -214,10 +218,106 @@ pub struct PlanDocument {
     /// The live inputs the plan was computed from and the version of each it
     /// saw, sorted by source.
     pub fingerprints: Vec<FingerprintDocument>,
+    /// The choices the plan was made with (saved plans only): `wi apply FILE`
+    /// runs with exactly these and refuses contrary flags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<PlanChoices>,
+    /// The spec files the plan was made from, names and texts in order (saved
+    /// plans only), so `wi apply FILE` needs no `-f`; their digest is
+    /// `spec_digest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_files: Option<Vec<SpecFileDocument>>,
     /// `sha256:HEX` of the canonical document without this key (compact JSON,
     /// object keys sorted at every level). `wi apply FILE` refuses a plan that
     /// does not match it.
     pub checksum: String,
+}
+
+/// The choices a saved plan was made with (`wi plan` flags).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PlanChoices {
+    /// `--prune`: delete owned accounts (and KSAs) that left the spec.
+    pub prune: bool,
+    /// `--force-conflicts`: take over fields another Kubernetes field manager owns.
+    pub force_conflicts: bool,
+    /// The `--target`s the plan was limited to (empty: everything).
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// `--allow-mass-removal`: the plan may remove most of an owner's access.
+    #[serde(default)]
+    pub allow_mass_removal: bool,
+    /// `--max-removals-percent`: the share of an owner's bindings and
+    /// annotations a plan may remove without `allow_mass_removal`.
+    #[serde(default = "default_max_removals_percent")]
+    pub max_removals_percent: u8,
+}
+
+fn default_max_removals_percent() -> u8 {
+    super::DEFAULT_MAX_REMOVALS_PERCENT
+}
+
+impl Default for PlanChoices {
+    fn default() -> Self {
+        PlanChoices {
+            prune: false,
+            force_conflicts: false,
+            targets: Vec::new(),
+            allow_mass_removal: false,
+            max_removals_percent: super::DEFAULT_MAX_REMOVALS_PERCENT,
+        }
+    }
+}
+
+/// One spec file of the set a saved plan was made from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SpecFileDocument {
+    /// The name diagnostics and origins give it (the path as given).
+    pub name: String,
+    /// Its syntax.
+    pub format: SpecFormat,
+    /// The whole text.
+    pub text: String,
+}
+
+/// The syntax of a spec file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SpecFormat {
+    Yaml,
+    Toml,
+}
+
+impl SpecFileDocument {
+    fn of(f: &SpecFile) -> Self {
+        SpecFileDocument {
+            name: f.name.clone(),
+            format: match f.format {
+                Format::Yaml => SpecFormat::Yaml,
+                Format::Toml => SpecFormat::Toml,
+            },
+            text: f.text.clone(),
+        }
+    }
+
+    fn file(self) -> SpecFile {
+        SpecFile {
+            name: self.name,
+            format: match self.format {
+                SpecFormat::Yaml => Format::Yaml,
+                SpecFormat::Toml => Format::Toml,
+            },
+            text: self.text,
+        }
+    }
+}
+
+/// A saved plan: the plan, the choices it was made with and the spec files
+/// it was made from. The last two are `None` in `wi plan --json` output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedPlan {
+    pub plan: Plan,
+    pub options: Option<PlanChoices>,
+    pub spec_files: Option<Vec<SpecFile>>,
 }
 
 /// One resource and what happens to it.
@@ -684,6 +784,26 @@ impl ResourceChangeDocument {
 impl PlanDocument {
     /// The document of `plan`, checksum included.
     pub fn of(plan: &Plan) -> Self {
+        Self::of_parts(plan, None, None)
+    }
+
+    /// The document of a saved plan, checksum included.
+    pub fn of_saved(saved: &SavedPlan) -> Self {
+        Self::of_parts(
+            &saved.plan,
+            saved.options.clone(),
+            saved
+                .spec_files
+                .as_ref()
+                .map(|fs| fs.iter().map(SpecFileDocument::of).collect()),
+        )
+    }
+
+    fn of_parts(
+        plan: &Plan,
+        options: Option<PlanChoices>,
+        spec_files: Option<Vec<SpecFileDocument>>,
+    ) -> Self {
         let summary = plan.summary();
         let mut doc = PlanDocument {
             format_version: FORMAT_VERSION.to_string(),
@@ -709,6 +829,8 @@ impl PlanDocument {
                     version: f.version.clone(),
                 })
                 .collect(),
+            options,
+            spec_files,
             checksum: String::new(),
         };
         if let Ok(Value::Object(mut map)) = serde_json::to_value(&doc) {
@@ -721,6 +843,25 @@ impl PlanDocument {
     /// The plan the document describes, in this wi's format version (a newer
     /// minor version's added keys are ignored); an error says what does not
     /// fit.
+    fn saved(self) -> Result<SavedPlan, String> {
+        let options = self.options.clone();
+        let spec_files = self.spec_files.clone().map(|fs| {
+            fs.into_iter()
+                .map(SpecFileDocument::file)
+                .collect::<Vec<_>>()
+        });
+        if let Some(files) = &spec_files
+            && crate::spec::set_digest(files) != self.spec_digest
+        {
+            return Err("`spec_files` do not match `spec_digest`".into());
+        }
+        Ok(SavedPlan {
+            plan: self.plan()?,
+            options,
+            spec_files,
+        })
+    }
+
     fn plan(self) -> Result<Plan, String> {
         let changes = self
             .resource_changes
@@ -755,7 +896,17 @@ impl PlanDocument {
 /// The bytes of a plan file for `plan`: its document as pretty JSON with a
 /// trailing newline (the same text `wi plan --json` prints).
 pub fn encode(plan: &Plan) -> io::Result<Vec<u8>> {
-    let mut bytes = serde_json::to_vec_pretty(&PlanDocument::of(plan)).map_err(io::Error::other)?;
+    encode_saved(&SavedPlan {
+        plan: plan.clone(),
+        options: None,
+        spec_files: None,
+    })
+}
+
+/// The bytes of a plan file for a saved plan (its choices and spec files included).
+pub fn encode_saved(saved: &SavedPlan) -> io::Result<Vec<u8>> {
+    let mut bytes =
+        serde_json::to_vec_pretty(&PlanDocument::of_saved(saved)).map_err(io::Error::other)?;
     bytes.push(b'\n');
     Ok(bytes)
 }
@@ -791,6 +942,18 @@ fn describe(t: FileType) -> &'static str {
 /// is refused, never replaced. On Unix the file is created readable by its
 /// owner only (mode 0600), like the temporary file it was.
 pub fn write(plan: &Plan, path: &Path) -> Result<(), PlanFileError> {
+    save(
+        &SavedPlan {
+            plan: plan.clone(),
+            options: None,
+            spec_files: None,
+        },
+        path,
+    )
+}
+
+/// Writes a saved plan (its choices and spec files included) as [`write`] does.
+pub fn save(saved: &SavedPlan, path: &Path) -> Result<(), PlanFileError> {
     let write_err = |source| PlanFileError::Write {
         path: path.to_path_buf(),
         source,
@@ -806,7 +969,7 @@ pub fn write(plan: &Plan, path: &Path) -> Result<(), PlanFileError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(write_err(e)),
     }
-    let bytes = encode(plan).map_err(write_err)?;
+    let bytes = encode_saved(saved).map_err(write_err)?;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -826,6 +989,11 @@ pub fn write(plan: &Plan, path: &Path) -> Result<(), PlanFileError> {
 /// A path that is not a regular file (a FIFO, a device, a directory) is
 /// refused before it is opened, so a FIFO never blocks the run.
 pub fn read(path: &Path) -> Result<Plan, PlanFileError> {
+    Ok(load(path)?.plan)
+}
+
+/// Reads and checks a saved plan file, its choices and spec files included.
+pub fn load(path: &Path) -> Result<SavedPlan, PlanFileError> {
     let io_err = |source| PlanFileError::Io {
         path: path.to_path_buf(),
         source,
@@ -860,11 +1028,16 @@ pub fn read(path: &Path) -> Result<Plan, PlanFileError> {
     if bytes.len() as u64 > MAX_PLAN_FILE_BYTES {
         return Err(too_large());
     }
-    decode(&bytes, path)
+    decode_saved(&bytes, path)
 }
 
 /// Checks and decodes plan file bytes; `path` is only used in errors.
 pub fn decode(bytes: &[u8], path: &Path) -> Result<Plan, PlanFileError> {
+    Ok(decode_saved(bytes, path)?.plan)
+}
+
+/// Checks and decodes plan file bytes, choices and spec files included.
+pub fn decode_saved(bytes: &[u8], path: &Path) -> Result<SavedPlan, PlanFileError> {
     let path_buf = || path.to_path_buf();
     let not_a_plan = |detail: &str| PlanFileError::NotAPlan {
         path: path_buf(),
@@ -917,7 +1090,7 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Plan, PlanFileError> {
             source,
         }
     })?;
-    doc.plan().map_err(|detail| PlanFileError::Inconsistent {
+    doc.saved().map_err(|detail| PlanFileError::Inconsistent {
         path: path_buf(),
         detail,
     })

@@ -1,14 +1,24 @@
 //! The freshness check of a saved plan: `wi apply FILE` runs exactly the
-//! steps a reviewer saw, so it must refuse a plan made from another version of
-//! the spec, or from live state that has moved since (an etag,
-//! resourceVersion or hash changed, an object appeared or went away). The
-//! check lives with the plan because it is a question about the plan's own
-//! inputs; the CLI only renders the typed [`StalePlan`] answer.
+//! changes a reviewer saw. It refuses a plan made from another version of
+//! the spec ([`Plan::check_fresh`] compares digests), and otherwise re-plans
+//! against live state read at apply time: [`Plan::check_replanned`] accepts
+//! the new plan only if the changes it would make are the reviewed ones
+//! (same addresses, actions, attributes written, owner and Kubernetes write;
+//! no-ops ignored) and every account those changes bind to or annotate with
+//! is the same account (its fingerprint, which covers its uniqueId, is
+//! unchanged). Edits elsewhere (another member on a project policy, a new
+//! unrelated account, a comment in the spec) do not refuse a plan; an edit
+//! that changes what it would do does, with the difference listed. A plan
+//! edited by hand is refused the same way: the re-plan does not make the
+//! edited change. [`Plan::check_fingerprints`] is the older, stricter check
+//! (any moved input refuses). The check lives with the plan because it is a
+//! question about the plan's own inputs; the CLI only renders the typed
+//! [`StalePlan`] answer.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::{Fingerprint, Plan};
+use super::{Action, Attributes, Fingerprint, KubeWrite, Owner, Plan, Resource, ResourceChange};
 
 /// How many moved inputs the message lists before summarising the rest.
 const SHOWN: usize = 10;
@@ -39,6 +49,185 @@ pub enum StalePlan {
         /// then those that appeared.
         moved: Vec<MovedInput>,
     },
+    /// Re-planned against live state now, the changes differ from the
+    /// reviewed ones (or an account they rely on was replaced).
+    #[error(
+        "plan is stale: the changes it would make now differ from the reviewed ones:\n{}",
+        difference_listing(.difference)
+    )]
+    #[diagnostic(
+        code(wi::apply::stale_plan),
+        help(
+            "`-` is the reviewed plan, `+` what wi would do now; run `wi plan --out FILE` again and review the new plan"
+        )
+    )]
+    ChangesDiffer {
+        /// One entry per address that differs, in address order.
+        difference: Vec<ChangeDifference>,
+    },
+}
+
+/// One address whose change differs between the reviewed plan and a re-plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeDifference {
+    /// The address (or, for a replaced account, its fingerprint source).
+    pub address: String,
+    /// The lines of the difference, each starting `- ` (reviewed) or `+ ` (now).
+    pub lines: Vec<String>,
+}
+
+/// How many differing addresses the message lists before summarising the rest.
+const SHOWN_DIFFERENCES: usize = 20;
+
+fn difference_listing(difference: &[ChangeDifference]) -> String {
+    let mut out = Vec::new();
+    for d in difference.iter().take(SHOWN_DIFFERENCES) {
+        out.push(format!("  {}", d.address));
+        out.extend(d.lines.iter().map(|l| format!("    {l}")));
+    }
+    if difference.len() > SHOWN_DIFFERENCES {
+        out.push(format!(
+            "  ... and {} more",
+            difference.len() - SHOWN_DIFFERENCES
+        ));
+    }
+    out.join("\n")
+}
+
+/// What a change does, as compared between the reviewed plan and a re-plan.
+#[derive(PartialEq)]
+struct Effect<'p> {
+    action: Action,
+    after: Option<&'p Attributes>,
+    /// For an update, what each written attribute is changed from: someone
+    /// else changing it since (another manager's annotation) changes what
+    /// the update does.
+    replaced: Vec<(&'p String, Option<&'p serde_json::Value>)>,
+    owner: &'p Owner,
+    kube: &'p KubeWrite,
+}
+
+impl<'p> Effect<'p> {
+    fn of(c: &'p ResourceChange) -> Self {
+        let replaced = match (c.action, &c.after) {
+            (Action::Update, Some(after)) => after
+                .keys()
+                .map(|k| (k, c.before.as_ref().and_then(|b| b.get(k))))
+                .collect(),
+            _ => Vec::new(),
+        };
+        Effect {
+            action: c.action,
+            after: c.after.as_ref(),
+            replaced,
+            owner: &c.owner,
+            kube: &c.kube,
+        }
+    }
+}
+
+fn action_name(a: Option<Action>) -> &'static str {
+    match a {
+        None => "not planned",
+        Some(Action::NoOp) => "no-op",
+        Some(Action::Create) => "create",
+        Some(Action::Update) => "update",
+        Some(Action::Delete) => "delete",
+    }
+}
+
+/// The lines that show how `then` (reviewed) and `now` differ.
+fn difference_lines(then: Option<&ResourceChange>, now: Option<&ResourceChange>) -> Vec<String> {
+    let mut lines = Vec::new();
+    let (ta, na) = (then.map(|c| c.action), now.map(|c| c.action));
+    if ta != na {
+        lines.push(format!("- {}", action_name(ta)));
+        lines.push(format!("+ {}", action_name(na)));
+    }
+    // Attributes are compared only where both plans write: otherwise the
+    // action lines say it all.
+    let written = |c: Option<&ResourceChange>| c.is_some_and(|c| c.action != Action::NoOp);
+    let (tw, nw) = if written(then) && written(now) {
+        let after = |c: Option<&ResourceChange>| -> Attributes {
+            c.and_then(|c| c.after.clone()).unwrap_or_default()
+        };
+        (after(then), after(now))
+    } else {
+        (Attributes::new(), Attributes::new())
+    };
+    let keys: std::collections::BTreeSet<&String> = tw.keys().chain(nw.keys()).collect();
+    for k in keys {
+        let (t, n) = (tw.get(k), nw.get(k));
+        if t != n {
+            if let Some(t) = t {
+                lines.push(format!("- {k} = {t}"));
+            }
+            if let Some(n) = n {
+                lines.push(format!("+ {k} = {n}"));
+            }
+        }
+    }
+    if let (Some(t), Some(n)) = (then, now)
+        && t.action == Action::Update
+        && n.action == Action::Update
+    {
+        let before =
+            |c: &ResourceChange, k: &String| c.before.as_ref().and_then(|b| b.get(k)).cloned();
+        for k in t.after.iter().flat_map(|a| a.keys()) {
+            let (tb, nb) = (before(t, k), before(n, k));
+            if tb != nb {
+                let show = |v: Option<serde_json::Value>| {
+                    v.map_or("(absent)".to_string(), |v| v.to_string())
+                };
+                lines.push(format!("- {k} was {}", show(tb)));
+                lines.push(format!("+ {k} is {}", show(nb)));
+            }
+        }
+    }
+    if let (Some(t), Some(n)) = (then, now) {
+        if t.owner != n.owner {
+            lines.push(format!("- owner {}", t.owner));
+            lines.push(format!("+ owner {}", n.owner));
+        }
+        if t.kube != n.kube {
+            lines.push(format!("- kubernetes write {:?}", t.kube));
+            lines.push(format!("+ kubernetes write {:?}", n.kube));
+        }
+    }
+    lines
+}
+
+/// The emails of the Google service accounts the plan's changes bind to or
+/// annotate a KSA with.
+fn accounts_relied_on(plan: &Plan) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for c in plan.actionable() {
+        match &c.resource {
+            Resource::ServiceAccountIamMember { email, .. } => {
+                out.insert(email.clone());
+            }
+            Resource::ProjectIamMember { member, .. } => {
+                if let Some(email) = member.strip_prefix("serviceAccount:")
+                    && !email.contains(".svc.id.goog[")
+                {
+                    out.insert(email.to_string());
+                }
+            }
+            Resource::KubernetesServiceAccount { .. } => {
+                for attrs in [&c.before, &c.after].into_iter().flatten() {
+                    for (k, v) in attrs {
+                        if k.contains("iam.gke.io/gcp-service-account")
+                            && let Some(email) = v.as_str()
+                        {
+                            out.insert(email.to_string());
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// One live input whose version is not the one the plan saw.
@@ -85,15 +274,85 @@ fn listing(moved: &[MovedInput]) -> String {
 }
 
 impl Plan {
-    /// Checks that this (saved) plan was made from the spec whose digest is
-    /// `spec_digest` and from the live versions `now` reports.
-    pub fn check_fresh(&self, spec_digest: &str, now: &[Fingerprint]) -> Result<(), StalePlan> {
+    /// Checks that this (saved, reviewed) plan was made from the spec whose
+    /// digest is `spec_digest`.
+    pub fn check_fresh(&self, spec_digest: &str) -> Result<(), StalePlan> {
         if self.spec_digest != spec_digest {
             return Err(StalePlan::SpecChanged {
                 planned: self.spec_digest.clone(),
                 current: spec_digest.to_string(),
             });
         }
+        Ok(())
+    }
+
+    /// Checks that `now`, the plan recomputed from the same spec and choices
+    /// against live state read at apply time, makes exactly the changes of
+    /// this reviewed plan, and that the accounts they rely on are the same
+    /// accounts. No-ops and objects no change touches are ignored.
+    pub fn check_replanned(&self, now: &Plan) -> Result<(), StalePlan> {
+        self.check_fresh(&now.spec_digest)?;
+        let by_address = |p: &'_ Plan| -> BTreeMap<String, ResourceChange> {
+            p.changes
+                .iter()
+                .map(|c| (c.address.clone(), c.clone()))
+                .collect()
+        };
+        let (then_all, now_all) = (by_address(self), by_address(now));
+        let addresses: std::collections::BTreeSet<&String> = self
+            .actionable()
+            .chain(now.actionable())
+            .map(|c| &c.address)
+            .collect();
+        let mut difference = Vec::new();
+        for address in addresses {
+            let (t, n) = (then_all.get(address), now_all.get(address));
+            if t.map(Effect::of) == n.map(Effect::of) {
+                continue;
+            }
+            difference.push(ChangeDifference {
+                address: address.clone(),
+                lines: difference_lines(t, n),
+            });
+        }
+        let version = |p: &Plan, source: &str| {
+            p.fingerprints
+                .iter()
+                .find(|f| f.source == source)
+                .map(|f| f.version.clone())
+        };
+        for email in accounts_relied_on(self) {
+            let source = format!("service_account[\"{email}\"]");
+            let (t, n) = (version(self, &source), version(now, &source));
+            if t != n {
+                let what = match (&t, &n) {
+                    (Some(_), Some(_)) => "changed or was deleted and recreated (another uniqueId)",
+                    (Some(_), None) => "was deleted",
+                    (None, _) => "appeared",
+                };
+                difference.push(ChangeDifference {
+                    address: source,
+                    lines: vec![format!(
+                        "! the account the plan binds to {what} since the plan was made"
+                    )],
+                });
+            }
+        }
+        if difference.is_empty() {
+            Ok(())
+        } else {
+            Err(StalePlan::ChangesDiffer { difference })
+        }
+    }
+
+    /// The strict check: the live versions `now` reports are exactly those
+    /// the plan was computed from.
+    pub fn check_fingerprints(
+        &self,
+        spec_digest: &str,
+        now: &[Fingerprint],
+    ) -> Result<(), StalePlan> {
+        self.check_fresh(spec_digest)?;
         let then: BTreeMap<&str, &str> = self
             .fingerprints
             .iter()
@@ -136,6 +395,98 @@ impl Plan {
     }
 }
 
+/// The share of an owner's bindings and annotations a plan may remove
+/// without `--allow-mass-removal`, unless told otherwise.
+pub const DEFAULT_MAX_REMOVALS_PERCENT: u8 = 50;
+
+/// An owner most of whose access the plan removes (an emptied or truncated
+/// spec, a bad merge): applied only with `--allow-mass-removal`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MassRemoval {
+    /// The owner (`(unnamed)` for specs without `owner:`).
+    pub owner: String,
+    /// Bindings and annotations the plan removes.
+    pub removed: usize,
+    /// Bindings and annotations the owner has now.
+    pub existing: usize,
+}
+
+impl fmt::Display for MassRemoval {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let who = if self.owner.starts_with('`') {
+            format!("owner {}", self.owner)
+        } else {
+            self.owner.clone()
+        };
+        write!(
+            f,
+            "{who} would lose {} of its {} bindings and annotations",
+            self.removed, self.existing
+        )
+    }
+}
+
+/// True for the changes that carry access: IAM members and KSA annotations.
+fn is_access(c: &ResourceChange) -> bool {
+    matches!(
+        c.resource,
+        Resource::ServiceAccountIamMember { .. }
+            | Resource::ProjectIamMember { .. }
+            | Resource::KubernetesServiceAccount { .. }
+    )
+}
+
+const GSA_ANNOTATION: &str = "iam.gke.io/gcp-service-account";
+
+fn annotated(attrs: Option<&Attributes>) -> bool {
+    attrs.is_some_and(|a| {
+        a.iter()
+            .any(|(k, v)| k.contains(GSA_ANNOTATION) && !v.is_null())
+    })
+}
+
+impl Plan {
+    /// The owners of whom this plan removes every binding and annotation, or
+    /// more than `max_percent` of them.
+    pub fn mass_removals(&self, max_percent: u8) -> Vec<MassRemoval> {
+        let mut by_owner: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        for c in self.changes.iter().filter(|c| is_access(c)) {
+            let is_ksa = matches!(c.resource, Resource::KubernetesServiceAccount { .. });
+            let exists = if is_ksa {
+                annotated(c.before.as_ref())
+            } else {
+                c.before.is_some()
+            };
+            if !exists {
+                continue;
+            }
+            let removed = if is_ksa {
+                c.action == Action::Delete
+                    || (c.action == Action::Update && !annotated(c.after.as_ref()))
+            } else {
+                c.action == Action::Delete
+            };
+            let entry = by_owner.entry(c.owner.to_string()).or_default();
+            entry.1 += 1;
+            if removed {
+                entry.0 += 1;
+            }
+        }
+        by_owner
+            .into_iter()
+            .filter(|(_, (removed, existing))| {
+                *removed > 0
+                    && (removed == existing || removed * 100 > existing * usize::from(max_percent))
+            })
+            .map(|(owner, (removed, existing))| MassRemoval {
+                owner,
+                removed,
+                existing,
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,13 +511,16 @@ mod tests {
     #[test]
     fn same_spec_and_versions_is_fresh() {
         let p = plan("d", vec![fp("a", "1"), fp("b", "2")]);
-        assert_eq!(p.check_fresh("d", &[fp("b", "2"), fp("a", "1")]), Ok(()));
+        assert_eq!(
+            p.check_fingerprints("d", &[fp("b", "2"), fp("a", "1")]),
+            Ok(())
+        );
     }
 
     #[test]
     fn another_spec_is_stale_before_live_state_is_compared() {
         let p = plan("d", vec![fp("a", "1")]);
-        let err = p.check_fresh("e", &[]).unwrap_err();
+        let err = p.check_fingerprints("e", &[]).unwrap_err();
         assert!(matches!(err, StalePlan::SpecChanged { .. }));
         assert_eq!(
             err.to_string(),
@@ -178,7 +532,7 @@ mod tests {
     fn names_what_changed_went_away_and_appeared() {
         let p = plan("d", vec![fp("a", "1"), fp("b", "2")]);
         let err = p
-            .check_fresh("d", &[fp("a", "9"), fp("c", "3")])
+            .check_fingerprints("d", &[fp("a", "9"), fp("c", "3")])
             .unwrap_err();
         let StalePlan::LiveMoved { moved } = &err else {
             panic!("{err:?}")
@@ -200,7 +554,7 @@ mod tests {
     fn lists_ten_moved_inputs_then_counts_the_rest() {
         let p = plan("d", Vec::new());
         let now: Vec<Fingerprint> = (0..12).map(|i| fp(&format!("s{i:02}"), "1")).collect();
-        let text = p.check_fresh("d", &now).unwrap_err().to_string();
+        let text = p.check_fingerprints("d", &now).unwrap_err().to_string();
         assert!(
             text.contains("  - s09 appeared\n  ... and 2 more"),
             "{text}"

@@ -22,7 +22,9 @@ pub use codes::{ReasonCode, UnknownCode, WarningCode};
 pub use compute::{PlanOptions, compute};
 pub(crate) use desired::ClusterCreateValues;
 pub use error::{PlanError, PlanProblem};
-pub use fresh::{MovedInput, Movement, StalePlan};
+pub use fresh::{
+    ChangeDifference, DEFAULT_MAX_REMOVALS_PERCENT, MassRemoval, MovedInput, Movement, StalePlan,
+};
 pub use resource::{Group, Resource};
 
 /// Version of the saved / JSON plan format. Minor bumps are additive.

@@ -330,19 +330,19 @@ async fn saved_plan_applies_without_prompt_and_a_stale_one_is_refused() {
         .wi(&["plan", "-f", SPEC, "--out", out])
         .await
         .expect(0);
-    // Someone else changes the world between plan and apply.
+    // Someone else creates an account the plan creates, between plan and apply.
     world
         .gcloud(&[
             "iam",
             "service-accounts",
             "create",
-            "intruder",
+            "payments-api",
             "--display-name=Intruder",
         ])
         .await
         .expect(0);
     let stale = world.wi(&["apply", out, "-f", SPEC]).await.expect(1);
-    // Refused, naming what moved (the intruder's account).
+    // Refused, showing how the changes differ (the account now exists).
     assert_output_snapshot!("stale_plan_refused", stale);
 
     // A fresh saved plan runs without asking (it was reviewed), without a terminal.

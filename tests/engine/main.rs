@@ -14,4 +14,5 @@ mod faults;
 mod fleet;
 mod kill;
 mod owners;
+mod saved_plans;
 mod secrets;
