@@ -205,7 +205,7 @@ impl Throttles {
         f(t)
     }
 
-    /// Waits for the partition's next slot; returns when the call leaves.
+    /// Waits for the partition's next slot and returns it (when the call leaves).
     pub(crate) async fn admit(&self, api: &'static str, project: &str) -> Instant {
         let slot = self.with(api, project, |t| {
             let now = Instant::now();
@@ -216,7 +216,7 @@ impl Throttles {
             slot
         });
         tokio::time::sleep_until(slot).await;
-        Instant::now()
+        slot
     }
 
     /// A call of the partition succeeded.
@@ -412,6 +412,43 @@ mod tests {
             "5 ms minimum delay > 4 ms deadline"
         );
         assert_eq!(Pacer::poll(&p, Duration::ZERO).left(), Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn a_partition_is_unpaced_until_a_429_then_grows_and_is_cut() {
+        let t = Throttles::default();
+        assert_eq!(t.rate("iam", "p"), None);
+        for _ in 0..10 {
+            t.admit("iam", "p").await;
+            t.succeeded("iam", "p");
+        }
+        let sent = t.admit("iam", "p").await;
+        t.throttled("iam", "p", sent, None);
+        assert_eq!(t.rate("iam", "p"), Some(10.0), "the successes of the last second");
+        assert_eq!(t.rate("iam", "q"), None, "another project, its own pace");
+        assert_eq!(t.rate("container", "p"), None, "another API, its own pace");
+        // A 429 of a call sent before the cut cuts nothing more.
+        t.throttled("iam", "p", sent, None);
+        assert_eq!(t.rate("iam", "p"), Some(10.0));
+        // Paced: calls leave 1 / rate apart.
+        let a = t.admit("iam", "p").await;
+        let b = t.admit("iam", "p").await;
+        assert_eq!(b - a, Duration::from_millis(100));
+        // Successes raise the rate; a later 429 cuts it to 80%.
+        for _ in 0..10 {
+            t.succeeded("iam", "p");
+        }
+        let grown = t.rate("iam", "p").unwrap();
+        assert!(grown > 10.9 && grown < 11.0, "{grown}");
+        let sent = t.admit("iam", "p").await;
+        t.throttled("iam", "p", sent, None);
+        let cut = t.rate("iam", "p").unwrap();
+        assert!((cut - grown * RATE_CUT).abs() < 1e-9, "{cut}");
+        // Retry-After holds the whole partition.
+        let sent = t.admit("iam", "p").await;
+        t.throttled("iam", "p", sent, Some(Duration::from_millis(300)));
+        let next = t.admit("iam", "p").await;
+        assert!(next - sent >= Duration::from_millis(300), "{:?}", next - sent);
     }
 
     #[tokio::test]
