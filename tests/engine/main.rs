@@ -14,4 +14,5 @@ mod faults;
 mod fleet;
 mod kill;
 mod owners;
+mod quota;
 mod secrets;
