@@ -424,7 +424,11 @@ mod tests {
         }
         let sent = t.admit("iam", "p").await;
         t.throttled("iam", "p", sent, None);
-        assert_eq!(t.rate("iam", "p"), Some(10.0), "the successes of the last second");
+        assert_eq!(
+            t.rate("iam", "p"),
+            Some(10.0),
+            "the successes of the last second"
+        );
         assert_eq!(t.rate("iam", "q"), None, "another project, its own pace");
         assert_eq!(t.rate("container", "p"), None, "another API, its own pace");
         // A 429 of a call sent before the cut cuts nothing more.
@@ -448,7 +452,11 @@ mod tests {
         let sent = t.admit("iam", "p").await;
         t.throttled("iam", "p", sent, Some(Duration::from_millis(300)));
         let next = t.admit("iam", "p").await;
-        assert!(next - sent >= Duration::from_millis(300), "{:?}", next - sent);
+        assert!(
+            next - sent >= Duration::from_millis(300),
+            "{:?}",
+            next - sent
+        );
     }
 
     #[tokio::test]

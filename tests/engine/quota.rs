@@ -4,7 +4,7 @@
 //! RESOURCE_EXHAUSTED are paced and retried, not failed. (Throughput as a
 //! share of the quota is the benchmark's, BENCHMARKS.md: no timings here.)
 
-#[allow(dead_code)]
+#[allow(dead_code, clippy::duplicate_mod)]
 #[path = "../../benches/fleet/world.rs"]
 mod world;
 
@@ -61,7 +61,10 @@ async fn the_client_paces_a_project_after_its_first_429_and_every_call_succeeds(
     for r in futures::future::join_all(calls).await {
         r.expect("a refused call is retried, not failed");
     }
-    assert!(gcp.stats().retries > 0, "the quota of 2/s refused some of 5");
+    assert!(
+        gcp.stats().retries > 0,
+        "the quota of 2/s refused some of 5"
+    );
     let rate = gcp.paced_rate("iam", &project).expect("paced after a 429");
     assert!(rate > 0.0, "{rate}");
     assert_eq!(gcp.paced_rate("iam", &other), None, "another project");
