@@ -312,6 +312,125 @@ enum TaskEnd {
     DidNotComplete,
 }
 
+/// Which tasks may start, in linear time overall: each task counts its
+/// dependencies not yet completed and lists its dependents, so a finished
+/// task touches only its own dependents. Ready tasks start in the order of
+/// [`tasks_of`] (by id), as many as the parallelism allows; a task whose
+/// dependency did not complete is skipped, and so, in turn, are its dependents.
+struct Scheduler {
+    /// `None` once started or skipped.
+    tasks: Vec<Option<Task>>,
+    ids: Vec<String>,
+    /// Task index by id.
+    index: HashMap<String, usize>,
+    dependents: Vec<Vec<usize>>,
+    /// Dependencies of each task not yet completed.
+    waiting: Vec<usize>,
+    end: Vec<Option<TaskEnd>>,
+    ready: BTreeSet<usize>,
+}
+
+impl Scheduler {
+    fn new(tasks: Vec<Task>) -> Self {
+        let index: HashMap<&str, usize> = tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.id.as_str(), i))
+            .collect();
+        let mut dependents = vec![Vec::new(); tasks.len()];
+        let mut waiting = vec![0; tasks.len()];
+        for (i, t) in tasks.iter().enumerate() {
+            for d in &t.depends_on {
+                // A dependency that is not a task of this plan never
+                // completes: the task stays unstarted.
+                if let Some(&j) = index.get(d.as_str()) {
+                    dependents[j].push(i);
+                }
+                waiting[i] += 1;
+            }
+        }
+        let ready = (0..tasks.len()).filter(|&i| waiting[i] == 0).collect();
+        let ids = tasks.iter().map(|t| t.id.clone()).collect();
+        let index = index.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        Self {
+            index,
+            end: vec![None; tasks.len()],
+            tasks: tasks.into_iter().map(Some).collect(),
+            ids,
+            dependents,
+            waiting,
+            ready,
+        }
+    }
+
+    /// The first ready task (by id), taken out to run.
+    fn next_ready(&mut self) -> Option<(usize, Task)> {
+        let i = self.ready.pop_first()?;
+        self.tasks[i].take().map(|t| (i, t))
+    }
+
+    /// Records how task `i` ended: its dependents become ready, or are
+    /// skipped (with theirs) when it did not complete.
+    fn finished(
+        &mut self,
+        i: usize,
+        end: TaskEnd,
+        outcomes: &mut HashMap<String, (Outcome, Duration)>,
+    ) {
+        self.end[i] = Some(end);
+        let mut failed = Vec::new();
+        match end {
+            TaskEnd::Completed => {
+                for k in 0..self.dependents[i].len() {
+                    let j = self.dependents[i][k];
+                    self.waiting[j] -= 1;
+                    if self.waiting[j] == 0 && self.tasks[j].is_some() {
+                        self.ready.insert(j);
+                    }
+                }
+            }
+            TaskEnd::DidNotComplete => failed.push(i),
+        }
+        while let Some(f) = failed.pop() {
+            for k in 0..self.dependents[f].len() {
+                let j = self.dependents[f][k];
+                let Some(task) = self.tasks[j].take() else {
+                    continue;
+                };
+                self.ready.remove(&j);
+                // Named as before: the first of its dependencies that did not complete.
+                let dep = task
+                    .depends_on
+                    .iter()
+                    .find(|d| {
+                        self.index
+                            .get(d.as_str())
+                            .is_some_and(|&x| self.end[x] == Some(TaskEnd::DidNotComplete))
+                    })
+                    .cloned()
+                    .unwrap_or_else(|| self.ids[f].clone());
+                for c in &task.changes {
+                    outcomes.insert(
+                        c.address.clone(),
+                        (
+                            Outcome::Skipped(format!("depends on {dep}, which did not complete")),
+                            Duration::ZERO,
+                        ),
+                    );
+                }
+                self.end[j] = Some(TaskEnd::DidNotComplete);
+                failed.push(j);
+            }
+        }
+    }
+
+    /// Tasks never started nor skipped (interrupted, or waiting on a
+    /// dependency that never completed).
+    fn unstarted(&self) -> impl Iterator<Item = &Task> {
+        self.tasks.iter().flatten()
+    }
+}
+
 /// Everything a step needs, shared by the concurrent steps.
 struct Context {
     gcp: GcpClient,
@@ -348,63 +467,23 @@ pub async fn apply(
     });
     let tasks = tasks_of(plan);
     ctx.progress.begin(plan.actionable().count());
-    let mut state: BTreeMap<String, Option<TaskEnd>> =
-        tasks.iter().map(|t| (t.id.clone(), None)).collect();
     let mut outcomes: HashMap<String, (Outcome, Duration)> = HashMap::new();
-    let mut pending: Vec<Task> = tasks;
-    let mut running: JoinSet<(Task, Vec<StepResult>)> = JoinSet::new();
+    let mut sched = Scheduler::new(tasks);
+    let mut running: JoinSet<(usize, Task, Vec<StepResult>)> = JoinSet::new();
     let mut interrupted = *interrupt.borrow();
     let parallelism = ctx.options.parallelism.max(1);
 
     loop {
-        // Skip tasks whose dependencies failed or were skipped.
-        loop {
-            let mut changed = false;
-            pending.retain(|t| {
-                let blocked = t
-                    .depends_on
-                    .iter()
-                    .find(|d| matches!(state.get(*d), Some(Some(TaskEnd::DidNotComplete))));
-                if let Some(dep) = blocked {
-                    for c in &t.changes {
-                        outcomes.insert(
-                            c.address.clone(),
-                            (
-                                Outcome::Skipped(format!(
-                                    "depends on {dep}, which did not complete"
-                                )),
-                                Duration::ZERO,
-                            ),
-                        );
-                    }
-                    state.insert(t.id.clone(), Some(TaskEnd::DidNotComplete));
-                    changed = true;
-                    false
-                } else {
-                    true
-                }
-            });
-            if !changed {
-                break;
-            }
-        }
         if !interrupted {
-            let mut i = 0;
-            while i < pending.len() && running.len() < parallelism {
-                let ready = pending[i]
-                    .depends_on
-                    .iter()
-                    .all(|d| matches!(state.get(d), Some(Some(TaskEnd::Completed))));
-                if ready {
-                    let task = pending.remove(i);
-                    let ctx = ctx.clone();
-                    running.spawn(async move {
-                        let results = run_task(&ctx, &task).await;
-                        (task, results)
-                    });
-                } else {
-                    i += 1;
-                }
+            while running.len() < parallelism {
+                let Some((i, task)) = sched.next_ready() else {
+                    break;
+                };
+                let ctx = ctx.clone();
+                running.spawn(async move {
+                    let results = run_task(&ctx, &task).await;
+                    (i, task, results)
+                });
             }
         }
         if running.is_empty() {
@@ -414,10 +493,10 @@ pub async fn apply(
             joined = running.join_next() => {
                 let Some(joined) = joined else { break };
                 match joined {
-                    Ok((task, results)) => {
+                    Ok((i, _task, results)) => {
                         let ok = results.iter().all(|(_, o, _)| matches!(o, Outcome::Done));
-                        state.insert(task.id.clone(), Some(if ok { TaskEnd::Completed } else { TaskEnd::DidNotComplete }));
                         outcomes.extend(results.into_iter().map(|(a, o, d)| (a, (o, d))));
+                        sched.finished(i, if ok { TaskEnd::Completed } else { TaskEnd::DidNotComplete }, &mut outcomes);
                     }
                     Err(e) => {
                         // A panicking step is a bug; report it rather than lose the rest.
@@ -430,7 +509,7 @@ pub async fn apply(
             }
         }
     }
-    for t in &pending {
+    for t in sched.unstarted() {
         for c in &t.changes {
             outcomes.entry(c.address.clone()).or_insert_with(|| {
                 let why = if interrupted {

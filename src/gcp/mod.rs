@@ -33,7 +33,7 @@ pub use endpoints::Endpoints;
 pub use error::GcpError;
 pub use retry::{ClientStats, RetryPolicy};
 
-use retry::Counters;
+use retry::{Counters, Throttles};
 
 /// How the HTTP client is built.
 #[derive(Debug, Clone)]
@@ -105,6 +105,8 @@ struct Inner {
     tokens: Arc<dyn TokenSource>,
     retry: RetryPolicy,
     counters: Arc<Counters>,
+    /// Adaptive pacing per API and project (shared by all clones).
+    throttles: Throttles,
 }
 
 /// The Google REST client. Cheap to clone (one `reqwest::Client` and one set
@@ -161,6 +163,7 @@ impl GcpClient {
                 tokens,
                 retry: options.retry,
                 counters: Arc::new(Counters::default()),
+                throttles: Throttles::default(),
             }),
         })
     }
@@ -173,6 +176,15 @@ impl GcpClient {
     /// Requests sent and retries made so far, over all clones.
     pub fn stats(&self) -> ClientStats {
         self.inner.counters.snapshot()
+    }
+
+    /// The pace of `api`'s calls for `project` (`api` as Google names it:
+    /// `iam`, `container`, `cloudresourcemanager`, `serviceusage`), in
+    /// requests per second: `None` until a call of theirs was refused with
+    /// 429, then the adaptive rate (see the module `retry`'s `Throttles`).
+    pub fn paced_rate(&self, api: &str, project: &str) -> Option<f64> {
+        let api = transport::Api::from_name(api)?;
+        self.inner.throttles.rate(api.name(), project)
     }
 
     /// A Google access token from the client's token source (for Kubernetes).

@@ -11,6 +11,7 @@
 //! than minutes later. Retries are counted so tests and `--verbose` runs can
 //! report them.
 
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -150,6 +151,133 @@ impl Pacer {
     }
 }
 
+/// How fast a partition's rate grows while its calls succeed: requests per
+/// second gained per second of successes (each success adds `1 / rate`).
+const RATE_GAIN: f64 = 1.0;
+/// The share of its rate a partition keeps when a call is refused with 429.
+const RATE_CUT: f64 = 0.8;
+/// The slowest a partition is ever paced, in requests per second.
+const MIN_RATE: f64 = 0.5;
+/// A rate this high is no limit at all (the partition is no longer paced).
+const MAX_RATE: f64 = 100_000.0;
+
+/// Adaptive pacing of the calls of one client, per quota partition (a Google
+/// API and the project its call names, as Google's rate quotas are kept): a
+/// partition starts unpaced, as fast as the callers' own concurrency
+/// (`--parallelism`, the read fan-out) sends; its first 429 sets its rate to
+/// the calls that succeeded in the last second, and from then on each
+/// success raises the rate a little (about [`RATE_GAIN`] requests per second
+/// every second) and each 429 cuts it to [`RATE_CUT`] of itself (once per
+/// round: a 429 of a call sent before the last cut cuts nothing). Calls of a
+/// paced partition leave at `1 / rate` intervals, so `wi` runs at the quota
+/// rather than below it or far into it. A `Retry-After`, when the server
+/// sends one, also holds the whole partition until then; Google's
+/// `RESOURCE_EXHAUSTED` sends none, and the refused call itself backs off
+/// under the [`RetryPolicy`].
+#[derive(Debug, Default)]
+pub(crate) struct Throttles {
+    partitions: std::sync::Mutex<HashMap<(&'static str, String), Throttle>>,
+}
+
+#[derive(Debug)]
+struct Throttle {
+    /// Requests per second; `None` until the first 429.
+    rate: Option<f64>,
+    /// When the next call may leave.
+    next_at: Instant,
+    /// When the rate was last cut.
+    cut_at: Option<Instant>,
+    /// Successes of the last second (until the partition is paced).
+    recent: VecDeque<Instant>,
+}
+
+impl Throttles {
+    fn with<R>(&self, api: &'static str, project: &str, f: impl FnOnce(&mut Throttle) -> R) -> R {
+        let mut map = self.partitions.lock().unwrap_or_else(|e| e.into_inner());
+        let t = map
+            .entry((api, project.to_string()))
+            .or_insert_with(|| Throttle {
+                rate: None,
+                next_at: Instant::now(),
+                cut_at: None,
+                recent: VecDeque::new(),
+            });
+        f(t)
+    }
+
+    /// Waits for the partition's next slot and returns it (when the call leaves).
+    pub(crate) async fn admit(&self, api: &'static str, project: &str) -> Instant {
+        let slot = self.with(api, project, |t| {
+            let now = Instant::now();
+            let slot = t.next_at.max(now);
+            if let Some(rate) = t.rate {
+                t.next_at = slot + Duration::from_secs_f64(1.0 / rate);
+            }
+            slot
+        });
+        tokio::time::sleep_until(slot).await;
+        slot
+    }
+
+    /// A call of the partition succeeded.
+    pub(crate) fn succeeded(&self, api: &'static str, project: &str) {
+        self.with(api, project, |t| {
+            let now = Instant::now();
+            match &mut t.rate {
+                Some(rate) => *rate = (*rate + RATE_GAIN / rate.max(1.0)).min(MAX_RATE),
+                None => {
+                    t.recent.push_back(now);
+                    while t
+                        .recent
+                        .front()
+                        .is_some_and(|s| now.duration_since(*s) > Duration::from_secs(1))
+                    {
+                        t.recent.pop_front();
+                    }
+                }
+            }
+        });
+    }
+
+    /// A call of the partition sent at `sent` was refused with 429.
+    pub(crate) fn throttled(
+        &self,
+        api: &'static str,
+        project: &str,
+        sent: Instant,
+        retry_after: Option<Duration>,
+    ) {
+        self.with(api, project, |t| {
+            let now = Instant::now();
+            if let Some(after) = retry_after {
+                t.next_at = t.next_at.max(now + after);
+            }
+            if t.cut_at.is_some_and(|cut| sent <= cut) {
+                return;
+            }
+            let rate = match t.rate {
+                Some(rate) => rate * RATE_CUT,
+                None => t
+                    .recent
+                    .iter()
+                    .filter(|s| now.duration_since(**s) <= Duration::from_secs(1))
+                    .count() as f64,
+            };
+            let rate = rate.max(MIN_RATE);
+            t.rate = Some(rate);
+            t.recent.clear();
+            t.cut_at = Some(now);
+            t.next_at = t.next_at.max(now + Duration::from_secs_f64(1.0 / rate));
+            tracing::debug!(api, project, rate, "pacing after 429");
+        });
+    }
+
+    /// The partition's rate in requests per second; `None` while unpaced.
+    pub(crate) fn rate(&self, api: &'static str, project: &str) -> Option<f64> {
+        self.with(api, project, |t| t.rate)
+    }
+}
+
 /// Counters shared by all clones of a client.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -284,6 +412,51 @@ mod tests {
             "5 ms minimum delay > 4 ms deadline"
         );
         assert_eq!(Pacer::poll(&p, Duration::ZERO).left(), Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn a_partition_is_unpaced_until_a_429_then_grows_and_is_cut() {
+        let t = Throttles::default();
+        assert_eq!(t.rate("iam", "p"), None);
+        for _ in 0..10 {
+            t.admit("iam", "p").await;
+            t.succeeded("iam", "p");
+        }
+        let sent = t.admit("iam", "p").await;
+        t.throttled("iam", "p", sent, None);
+        assert_eq!(
+            t.rate("iam", "p"),
+            Some(10.0),
+            "the successes of the last second"
+        );
+        assert_eq!(t.rate("iam", "q"), None, "another project, its own pace");
+        assert_eq!(t.rate("container", "p"), None, "another API, its own pace");
+        // A 429 of a call sent before the cut cuts nothing more.
+        t.throttled("iam", "p", sent, None);
+        assert_eq!(t.rate("iam", "p"), Some(10.0));
+        // Paced: calls leave 1 / rate apart.
+        let a = t.admit("iam", "p").await;
+        let b = t.admit("iam", "p").await;
+        assert_eq!(b - a, Duration::from_millis(100));
+        // Successes raise the rate; a later 429 cuts it to 80%.
+        for _ in 0..10 {
+            t.succeeded("iam", "p");
+        }
+        let grown = t.rate("iam", "p").unwrap();
+        assert!(grown > 10.9 && grown < 11.0, "{grown}");
+        let sent = t.admit("iam", "p").await;
+        t.throttled("iam", "p", sent, None);
+        let cut = t.rate("iam", "p").unwrap();
+        assert!((cut - grown * RATE_CUT).abs() < 1e-9, "{cut}");
+        // Retry-After holds the whole partition.
+        let sent = t.admit("iam", "p").await;
+        t.throttled("iam", "p", sent, Some(Duration::from_millis(300)));
+        let next = t.admit("iam", "p").await;
+        assert!(
+            next - sent >= Duration::from_millis(300),
+            "{:?}",
+            next - sent
+        );
     }
 
     #[tokio::test]

@@ -31,7 +31,13 @@ pub(super) enum Api {
 }
 
 impl Api {
-    fn name(self) -> &'static str {
+    pub(super) fn from_name(name: &str) -> Option<Api> {
+        [Api::Container, Api::Iam, Api::Crm, Api::ServiceUsage]
+            .into_iter()
+            .find(|a| a.name() == name)
+    }
+
+    pub(super) fn name(self) -> &'static str {
         match self {
             Api::Container => "container",
             Api::Iam => "iam",
@@ -62,6 +68,28 @@ impl Call {
             query: Vec::new(),
             body: None,
         }
+    }
+    /// The quota partition's project: the segment after `projects` (less a
+    /// custom verb), or for `projects/-/serviceAccounts/A@P.iam...` the
+    /// account's project; `-` when the path names none.
+    fn project(&self) -> &str {
+        let mut segs = self.segments.iter();
+        while let Some(s) = segs.next() {
+            if s == "projects" {
+                let p = segs.next().map(String::as_str).unwrap_or("-");
+                let p = p.split(':').next().unwrap_or(p);
+                if p != "-" {
+                    return p;
+                }
+                return segs
+                    .nth(1)
+                    .and_then(|a| a.split_once('@'))
+                    .and_then(|(_, d)| d.split(".iam.gserviceaccount.com").next())
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or("-");
+            }
+        }
+        "-"
     }
     pub(super) fn query(mut self, k: &'static str, v: impl Into<String>) -> Self {
         self.query.push((k, v.into()));
@@ -188,6 +216,8 @@ impl GcpClient {
     async fn attempt(&self, call: &Call) -> Result<String, GcpError> {
         let url = self.url(call)?;
         let token = self.inner.tokens.token().await?;
+        let (api, project) = (call.api.name(), call.project());
+        let sent = self.inner.throttles.admit(api, project).await;
         self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
         let mut req = self
             .inner
@@ -229,6 +259,13 @@ impl GcpClient {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "google api"
         );
+        if status.as_u16() == 429 {
+            self.inner
+                .throttles
+                .throttled(api, project, sent, retry_after);
+        } else if status.is_success() {
+            self.inner.throttles.succeeded(api, project);
+        }
         if status.is_success() {
             Ok(text)
         } else {

@@ -15,4 +15,5 @@ mod fleet;
 mod kill;
 mod owners;
 mod saved_plans;
+mod quota;
 mod secrets;
