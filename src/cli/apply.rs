@@ -46,6 +46,7 @@ pub(crate) async fn run(settings: &Settings, args: ApplyArgs) -> Result<Success,
             let options = PlanOptions {
                 prune: args.prune,
                 force_conflicts: args.force_conflicts,
+                ..settings.plan_options.clone()
             };
             let plan = pipeline.plan(&live, &options)?;
             out(crate::render::human(&plan, style))?;

@@ -61,6 +61,7 @@ pub(crate) async fn run(settings: &Settings, args: PlanArgs) -> Result<Success, 
     let options = PlanOptions {
         prune: args.prune,
         force_conflicts: args.force_conflicts,
+        ..settings.plan_options.clone()
     };
     let plan = pipeline.plan(&live, &options)?;
     // Saved before anything is printed: a reader that stops early (`| head`)

@@ -61,6 +61,8 @@ pub enum WarningCode {
     ReleasedNotDeleted,
     /// A pruned account's grants outside its project stay as `deleted:` members.
     GrantsElsewhere,
+    /// `--target` pulled in changes a targeted change depends on.
+    DependenciesIncluded,
 }
 
 impl ReasonCode {
@@ -107,6 +109,7 @@ impl WarningCode {
             WarningCode::BindingRemains => "binding_remains",
             WarningCode::ReleasedNotDeleted => "released_not_deleted",
             WarningCode::GrantsElsewhere => "grants_elsewhere",
+            WarningCode::DependenciesIncluded => "dependencies_included",
         }
     }
 
@@ -127,11 +130,12 @@ impl WarningCode {
             WarningCode::BindingRemains => "The binding of a removed mapping stays",
             WarningCode::ReleasedNotDeleted => "Co-managed KSA released, not deleted",
             WarningCode::GrantsElsewhere => "Grants of a pruned account elsewhere stay",
+            WarningCode::DependenciesIncluded => "Included because a target depends on it",
         }
     }
 
     /// Every code (the plan JSON Schema lists each with its meaning).
-    pub const ALL: [WarningCode; 12] = [
+    pub const ALL: [WarningCode; 13] = [
         WarningCode::RollsNodes,
         WarningCode::RevocationDelay,
         WarningCode::AccountRevocationDelay,
@@ -144,6 +148,7 @@ impl WarningCode {
         WarningCode::BindingRemains,
         WarningCode::ReleasedNotDeleted,
         WarningCode::GrantsElsewhere,
+        WarningCode::DependenciesIncluded,
     ];
 }
 

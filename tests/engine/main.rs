@@ -15,3 +15,4 @@ mod fleet;
 mod kill;
 mod owners;
 mod secrets;
+mod targeting;
