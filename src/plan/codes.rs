@@ -63,6 +63,8 @@ pub enum WarningCode {
     GrantsElsewhere,
     /// `--target` pulled in changes a targeted change depends on.
     DependenciesIncluded,
+    /// Running pods use a KSA that loses its binding or annotation.
+    RunningPodsLoseAccess,
 }
 
 impl ReasonCode {
@@ -110,6 +112,7 @@ impl WarningCode {
             WarningCode::ReleasedNotDeleted => "released_not_deleted",
             WarningCode::GrantsElsewhere => "grants_elsewhere",
             WarningCode::DependenciesIncluded => "dependencies_included",
+            WarningCode::RunningPodsLoseAccess => "running_pods_lose_access",
         }
     }
 
@@ -131,11 +134,12 @@ impl WarningCode {
             WarningCode::ReleasedNotDeleted => "Co-managed KSA released, not deleted",
             WarningCode::GrantsElsewhere => "Grants of a pruned account elsewhere stay",
             WarningCode::DependenciesIncluded => "Included because a target depends on it",
+            WarningCode::RunningPodsLoseAccess => "Running pods lose their Google identity",
         }
     }
 
     /// Every code (the plan JSON Schema lists each with its meaning).
-    pub const ALL: [WarningCode; 13] = [
+    pub const ALL: [WarningCode; 14] = [
         WarningCode::RollsNodes,
         WarningCode::RevocationDelay,
         WarningCode::AccountRevocationDelay,
@@ -149,6 +153,7 @@ impl WarningCode {
         WarningCode::ReleasedNotDeleted,
         WarningCode::GrantsElsewhere,
         WarningCode::DependenciesIncluded,
+        WarningCode::RunningPodsLoseAccess,
     ];
 }
 

@@ -210,3 +210,145 @@ async fn a_pattern_that_matches_nothing_fails_the_plan() {
     assert!(out.stderr.contains("needs a pattern"), "{}", out.stderr);
     world.stop().await;
 }
+
+/// A spec with both accounts, the KSA mapped to `account`.
+fn move_spec(account: &str, ksa: &str) -> String {
+    format!(
+        "version: 1\nclusters:\n  - name: c1\n    project: wi-tgt\n    location: us-central1-a\n    workloadIdentity: true\nserviceAccounts:\n  - name: old-acct\n    project: wi-tgt\n  - name: new-acct\n    project: wi-tgt\nmappings:\n  - serviceAccount: {account}\n    clusters: [c1]\n    namespace: apps\n    ksa: {ksa}\n"
+    )
+}
+
+/// The index of the first stderr line that contains every one of `parts`.
+fn line_of(stderr: &str, parts: &[&str]) -> usize {
+    stderr
+        .lines()
+        .position(|l| parts.iter().all(|p| l.contains(p)))
+        .unwrap_or_else(|| panic!("no line with {parts:?} in:\n{stderr}"))
+}
+
+/// Starts a pod running as `apps/KSA` in c1.
+async fn run_pod(world: &TestWorld, ksa: &str) {
+    let pod = world.write(
+        "pod.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {ksa}-7d9f\n  namespace: apps\nspec:\n  serviceAccountName: {ksa}\n  containers:\n    - name: c\n      image: nginx\n"
+        ),
+    );
+    world
+        .kubectl(
+            &world.context("us-central1-a", "c1"),
+            &["apply", "-f", pod.to_str().expect("utf-8 path")],
+        )
+        .await
+        .expect(0);
+}
+
+#[tokio::test]
+async fn moving_a_ksa_adds_the_new_binding_then_the_annotation_then_removes_the_old() {
+    let (world, _seed, _) = world().await;
+    let spec = world.write("move.yaml", &move_spec("old-acct", "api"));
+    let spec = spec.to_str().expect("utf-8 path").to_string();
+    world
+        .wi(&["apply", "-f", &spec, "--auto-approve"])
+        .await
+        .expect(0);
+    run_pod(&world, "api").await;
+
+    world.write("move.yaml", &move_spec("new-acct", "api"));
+    let plan = json_plan(&world.wi(&["plan", "-f", &spec, "--json"]).await.expect(0));
+    let changes = plan["resource_changes"].as_array().expect("changes");
+    let old = changes
+        .iter()
+        .find(|c| {
+            c["address"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("service_account_iam_member[\"old-acct@")
+        })
+        .expect("the old binding is removed");
+    let deps: Vec<&str> = old["depends_on"]
+        .as_array()
+        .expect("the plan states the order")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        deps.iter()
+            .any(|d| d.starts_with("service_account_iam_member[\"new-acct@"))
+            && deps
+                .iter()
+                .any(|d| d.starts_with("kubernetes_service_account[")),
+        "the old binding waits for the new binding and the annotation: {deps:?}"
+    );
+    let warned = warnings(&plan, "running_pods_lose_access");
+    let on_changes: Vec<&Value> = changes
+        .iter()
+        .flat_map(|c| c["warnings"].as_array().into_iter().flatten())
+        .filter(|w| w["code"] == "running_pods_lose_access")
+        .collect();
+    // A move keeps the pod's access: the annotation points elsewhere first.
+    assert!(warned.is_empty() && on_changes.is_empty(), "{plan:#}");
+
+    let out = world
+        .wi(&["apply", "-f", &spec, "--auto-approve", "--parallelism", "4"])
+        .await
+        .expect(0);
+    let new_done = line_of(&out.stderr, &["new-acct@", "complete"]);
+    let ksa_start = line_of(&out.stderr, &["kubernetes_service_account", "apps/api"]);
+    let ksa_done = line_of(
+        &out.stderr,
+        &["kubernetes_service_account", "apps/api", "complete"],
+    );
+    let old_start = line_of(&out.stderr, &["old-acct@"]);
+    assert!(
+        new_done < ksa_start && ksa_done < old_start,
+        "new binding, then annotation, then old binding:\n{}",
+        out.stderr
+    );
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn renaming_a_ksa_creates_the_new_one_first_and_warns_about_the_old_ones_pods() {
+    let (world, _seed, _) = world().await;
+    let spec = world.write("rename.yaml", &move_spec("old-acct", "api"));
+    let spec = spec.to_str().expect("utf-8 path").to_string();
+    world
+        .wi(&["apply", "-f", &spec, "--auto-approve"])
+        .await
+        .expect(0);
+    run_pod(&world, "api").await;
+
+    world.write("rename.yaml", &move_spec("old-acct", "api-v2"));
+    let text = world.wi(&["plan", "-f", &spec]).await.expect(0);
+    assert_output_snapshot!("targeting_rename_plan", text);
+    let plan = json_plan(&world.wi(&["plan", "-f", &spec, "--json"]).await.expect(0));
+    let all: Vec<String> = plan["resource_changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .flat_map(|c| c["warnings"].as_array().cloned().unwrap_or_default())
+        .chain(plan["warnings"].as_array().cloned().unwrap_or_default())
+        .filter(|w| w["code"] == "running_pods_lose_access")
+        .map(|w| w["message"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        all.iter()
+            .any(|m| m.contains("api-7d9f") && m.contains("apps/api ")),
+        "the old KSA's running pod is named: {all:?}"
+    );
+
+    let out = world
+        .wi(&["apply", "-f", &spec, "--auto-approve", "--parallelism", "4"])
+        .await
+        .expect(0);
+    let ksa_done = line_of(&out.stderr, &["apps/api-v2", "complete"]);
+    let old_release = line_of(&out.stderr, &["apps/api\"]", "Modifying"]);
+    let old_binding = line_of(&out.stderr, &["[apps/api]", "Destroying"]);
+    assert!(
+        ksa_done < old_release && old_release < old_binding,
+        "the new KSA and its binding, then the old KSA, then its binding:\n{}",
+        out.stderr
+    );
+    world.stop().await;
+}

@@ -27,6 +27,7 @@ mod accounts;
 mod clusters;
 mod iam;
 mod kubernetes;
+mod order;
 mod services;
 mod targeting;
 mod warnings;
@@ -66,6 +67,7 @@ pub fn compute(
     planner.account_members();
     planner.project_roles();
     planner.kubernetes();
+    planner.access_order();
     planner.identity_sameness();
     if !planner.problems.is_empty() {
         return Err(PlanError {
