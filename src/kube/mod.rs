@@ -363,10 +363,9 @@ mod tests {
             ca_pem_base64: "Q0E=".into(),
         };
         let kc = kubeconfig_for(&endpoint, SecretString::from("tok"));
-        let err = connect_kubeconfig(kc, Some("gke_c2"))
-            .await
-            .err()
-            .expect("no such context");
+        let Err(err) = connect_kubeconfig(kc, Some("gke_c2")).await else {
+            panic!("no such context");
+        };
         assert_eq!(
             err.to_string(),
             "Kubernetes client configuration: kubeconfig has no context named \"gke_c2\": it has gke_c1"
