@@ -266,6 +266,14 @@ fn tasks_of(plan: &Plan) -> Vec<Task> {
     let mut task_of_address: HashMap<String, String> = HashMap::new();
     for change in plan.actionable() {
         let id = match &change.resource {
+            // A removal that waits for what replaces it (a moved or renamed
+            // KSA) is a write of its own, after the policy's additions.
+            Resource::ServiceAccountIamMember { email, .. }
+                if change.action == crate::plan::Action::Delete
+                    && !change.depends_on.is_empty() =>
+            {
+                format!("iam_policy[\"{email}\"] removals")
+            }
             Resource::ServiceAccountIamMember { email, .. } => format!("iam_policy[\"{email}\"]"),
             Resource::ProjectIamMember { project, .. } => {
                 format!("project_iam_policy[\"{project}\"]")
@@ -292,6 +300,11 @@ fn tasks_of(plan: &Plan) -> Vec<Task> {
                 .flat_map(|c| c.depends_on.iter())
                 .filter_map(|a| task_of_address.get(a).cloned())
                 .filter(|id| id != &t.id)
+                .chain(
+                    t.id.strip_suffix(" removals")
+                        .filter(|additions| tasks.contains_key(*additions))
+                        .map(str::to_string),
+                )
                 .collect();
             (t.id.clone(), d)
         })

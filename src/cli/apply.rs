@@ -56,6 +56,7 @@ async fn run_spec(settings: &Settings, args: &ApplyArgs) -> Result<Success, CliE
     let options = PlanOptions {
         prune: args.prune,
         force_conflicts: args.force_conflicts,
+        ..settings.plan_options.clone()
     };
     let plan = pipeline.plan(&live, &options)?;
     let mass = plan.mass_removals(
@@ -92,7 +93,7 @@ async fn run_saved(
     let style = &settings.styles.stdout;
     let saved = crate::plan::file::load(file)?;
     let choices = saved.options.clone().unwrap_or_default();
-    refuse_contrary_flags(args, &choices)?;
+    refuse_contrary_flags(args, &settings.plan_options, &choices)?;
     let spec = match (&settings.spec_file, saved.spec_files.clone()) {
         (None, Some(files)) => load_files(files)?,
         (sources, _) => load_spec(sources.as_deref())?,
@@ -111,6 +112,8 @@ async fn run_saved(
     let options = PlanOptions {
         prune: choices.prune,
         force_conflicts: choices.force_conflicts,
+        target: choices.targets.clone(),
+        exclude: choices.excludes.clone(),
     };
     let plan = pipeline.plan(&live, &options)?;
     saved.plan.check_replanned(&plan)?;
@@ -131,7 +134,11 @@ async fn run_saved(
 /// A flag given to `wi apply PLANFILE` that contradicts the plan's recorded
 /// choices is an error: the saved plan decides, and silently ignoring the
 /// flag would run something other than what the user asked for.
-fn refuse_contrary_flags(args: &ApplyArgs, choices: &PlanChoices) -> Result<(), CliError> {
+fn refuse_contrary_flags(
+    args: &ApplyArgs,
+    given: &PlanOptions,
+    choices: &PlanChoices,
+) -> Result<(), CliError> {
     let mut contrary = Vec::new();
     if args.prune && !choices.prune {
         contrary.push("--prune");
@@ -141,6 +148,18 @@ fn refuse_contrary_flags(args: &ApplyArgs, choices: &PlanChoices) -> Result<(), 
     }
     if args.allow_mass_removal && !choices.allow_mass_removal {
         contrary.push("--allow-mass-removal");
+    }
+    if (!given.target.is_empty() && given.target != choices.targets)
+        || (!given.exclude.is_empty() && given.exclude != choices.excludes)
+    {
+        return Err(miette::miette!(
+            code = "wi::apply::contrary_flags",
+            help = "a saved plan runs with the targets it was made with; make a new plan with `wi plan --target ... --out FILE`",
+            "the saved plan was made with --target {:?} --exclude {:?}, not these",
+            choices.targets,
+            choices.excludes
+        )
+        .into());
     }
     if let Some(p) = args.max_removals_percent
         && p != choices.max_removals_percent

@@ -69,6 +69,7 @@ pub(crate) async fn run(settings: &Settings, args: PlanArgs) -> Result<Success, 
     let options = PlanOptions {
         prune: args.prune,
         force_conflicts: args.force_conflicts,
+        ..settings.plan_options.clone()
     };
     let plan = pipeline.plan(&live, &options)?;
     // Saved before anything is printed: a reader that stops early (`| head`)
@@ -79,7 +80,8 @@ pub(crate) async fn run(settings: &Settings, args: PlanArgs) -> Result<Success, 
             options: Some(crate::plan::file::PlanChoices {
                 prune: options.prune,
                 force_conflicts: options.force_conflicts,
-                targets: Vec::new(),
+                targets: options.target.clone(),
+                excludes: options.exclude.clone(),
                 allow_mass_removal: args.allow_mass_removal,
                 max_removals_percent: args.max_removals_percent,
             }),

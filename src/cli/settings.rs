@@ -68,6 +68,16 @@ pub(crate) struct GlobalArgs {
     /// How many API calls may run at once.
     #[arg(long, default_value_t = 16, value_name = "N", global = true)]
     pub parallelism: usize,
+    /// plan, apply: make only the changes this names, and what they depend
+    /// on: a resource address (`node_pool["p/l/c/pool"]`), a cluster
+    /// (`project/location/name` or `name`) or a project; `*` matches any
+    /// run of characters. Repeatable.
+    #[arg(long, value_name = "PATTERN", global = true, action = clap::ArgAction::Append)]
+    pub target: Vec<String>,
+    /// plan, apply: leave out the changes this names (as --target).
+    /// Repeatable.
+    #[arg(long, value_name = "PATTERN", global = true, action = clap::ArgAction::Append)]
+    pub exclude: Vec<String>,
 }
 
 /// A flag or environment value that cannot be used.
@@ -114,6 +124,13 @@ pub(crate) enum SettingsError {
         )
     )]
     FileFlagsSplit { typed: usize, kept: usize },
+    /// `--target ""` or `--exclude ""` names nothing.
+    #[error("{flag} needs a pattern, not an empty string")]
+    #[diagnostic(
+        code(wi::settings::empty_pattern),
+        help("name a resource address, a cluster (project/location/name or name) or a project")
+    )]
+    EmptyPattern { flag: &'static str },
 }
 
 /// How many `-f`/`--file` flags the command line holds (`-f X`, `-fX`,
@@ -281,6 +298,9 @@ pub(crate) struct Settings {
     pub log_filter: String,
     /// Poll interval, step deadline, parallelism.
     pub engine: EngineSettings,
+    /// What plan and apply plan with: `--target` and `--exclude` (the
+    /// commands add their own flags, `--prune` and `--force-conflicts`).
+    pub plan_options: crate::plan::PlanOptions,
 }
 
 impl Settings {
@@ -318,6 +338,16 @@ impl Settings {
                 kept: args.file.len(),
             });
         }
+        for (flag, patterns) in [("--target", &args.target), ("--exclude", &args.exclude)] {
+            if patterns.iter().any(|p| p.trim().is_empty()) {
+                return Err(SettingsError::EmptyPattern { flag });
+            }
+        }
+        let plan_options = crate::plan::PlanOptions {
+            target: args.target.clone(),
+            exclude: args.exclude.clone(),
+            ..Default::default()
+        };
         let file_flag: Vec<SpecSource> =
             args.file.iter().map(|p| SpecSource::from_arg(p)).collect();
         let spec_file = if file_flag.is_empty() {
@@ -333,6 +363,7 @@ impl Settings {
             styles,
             log_filter,
             engine,
+            plan_options,
             env,
         })
     }

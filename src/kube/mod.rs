@@ -124,8 +124,19 @@ pub async fn connect_kubeconfig(
     if let Some(name) = context
         && !kubeconfig.contexts.iter().any(|c| c.name == name)
     {
+        let mut known: Vec<&str> = kubeconfig
+            .contexts
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        known.sort();
+        let known = if known.is_empty() {
+            "it has none".to_string()
+        } else {
+            format!("it has {}", known.join(", "))
+        };
         return Err(KubeError::Config(format!(
-            "kubeconfig has no context named {name:?}"
+            "kubeconfig has no context named {name:?}: {known}"
         )));
     }
     let options = KubeConfigOptions {
@@ -343,6 +354,23 @@ impl ClusterConnection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_missing_context_lists_the_contexts_that_exist() {
+        let endpoint = ClusterEndpoint {
+            name: "c1".into(),
+            server: "https://127.0.0.1:6443".into(),
+            ca_pem_base64: "Q0E=".into(),
+        };
+        let kc = kubeconfig_for(&endpoint, SecretString::from("tok"));
+        let Err(err) = connect_kubeconfig(kc, Some("gke_c2")).await else {
+            panic!("no such context");
+        };
+        assert_eq!(
+            err.to_string(),
+            "Kubernetes client configuration: kubeconfig has no context named \"gke_c2\": it has gke_c1"
+        );
+    }
 
     #[test]
     fn kubeconfig_from_endpoint() {

@@ -38,17 +38,45 @@ pub enum LiveError {
         source: GcpError,
     },
     #[error("reading Kubernetes objects of cluster {cluster}: {source}")]
-    #[diagnostic(
-        code(wi::live::kube),
-        help(
-            "wi reaches each cluster through its GKE endpoint with your Google token; set `kubeContext` on the cluster to use a kubeconfig context instead"
-        )
-    )]
+    #[diagnostic(code(wi::live::kube), help("{help}"))]
     Kube {
         cluster: String,
         #[source]
         source: KubeError,
+        /// What to do about it, for this error (see [`kube_help`]).
+        help: String,
     },
+}
+
+/// The advice that fits a Kubernetes read error: a server that failed or
+/// could not be reached is not fixed by a `kubeContext`, a refused identity
+/// is a permission, and a context only helps a cluster reached directly.
+pub fn kube_help(error: &KubeError, via_context: bool) -> String {
+    match error {
+        KubeError::Api { status, .. } if *status >= 500 => {
+            "the cluster's API server failed (HTTP 5xx: maintenance, an upgrade, an overloaded control plane): try again later, or leave the cluster out with --exclude".to_string()
+        }
+        KubeError::Api { status: 401 | 403, .. } => {
+            if via_context {
+                "the kubeconfig context's user is not allowed to list namespaces, service accounts and pods: check its credentials and RBAC".to_string()
+            } else {
+                "your Google identity is not allowed to list namespaces, service accounts and pods in this cluster: grant it roles/container.developer (or RBAC), or set `kubeContext` to use a kubeconfig context".to_string()
+            }
+        }
+        KubeError::Config(_) if via_context => {
+            "fix the cluster's `kubeContext` (or KUBECONFIG): it must name a context of your kubeconfig".to_string()
+        }
+        KubeError::Transport(_) if via_context => {
+            "the kubeconfig context's server cannot be reached: check the proxy or tunnel it goes through, or leave the cluster out with --exclude".to_string()
+        }
+        KubeError::Transport(_) => {
+            "the cluster's endpoint cannot be reached from here: a private cluster needs `kubeContext` (a kubeconfig context through a proxy), or leave it out with --exclude".to_string()
+        }
+        _ if via_context => {
+            "check the cluster's `kubeContext` and what its server answers".to_string()
+        }
+        _ => "wi reaches each cluster through its GKE endpoint with your Google token; set `kubeContext` on the cluster to use a kubeconfig context instead".to_string(),
+    }
 }
 
 /// Live state of one project.
@@ -214,6 +242,7 @@ impl Reader<'_> {
                                 .await
                                 .map_err(|source| LiveError::Kube {
                                     cluster: cluster.key.to_string(),
+                                    help: kube_help(&source, cluster.kube_context.is_some()),
                                     source,
                                 })?,
                         ),
@@ -475,6 +504,33 @@ async fn read_kube(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_help_fits_the_kubernetes_error() {
+        let api = |status| KubeError::Api {
+            status,
+            reason: "x".into(),
+            message: "y".into(),
+        };
+        let h = kube_help(&api(503), true);
+        assert!(
+            h.contains("try again later") && !h.contains("kubeContext"),
+            "{h}"
+        );
+        let h = kube_help(&api(503), false);
+        assert!(
+            !h.contains("kubeContext"),
+            "a 503 is not fixed by a context: {h}"
+        );
+        assert!(kube_help(&api(403), false).contains("roles/container.developer"));
+        assert!(
+            kube_help(&KubeError::Config("no context".into()), true)
+                .contains("fix the cluster's `kubeContext`")
+        );
+        assert!(
+            kube_help(&KubeError::Transport("refused".into()), false).contains("private cluster")
+        );
+    }
     use crate::gcp::types::MasterAuth;
 
     #[test]

@@ -61,6 +61,10 @@ pub enum WarningCode {
     ReleasedNotDeleted,
     /// A pruned account's grants outside its project stay as `deleted:` members.
     GrantsElsewhere,
+    /// `--target` pulled in changes a targeted change depends on.
+    DependenciesIncluded,
+    /// Running pods use a KSA that loses its binding or annotation.
+    RunningPodsLoseAccess,
 }
 
 impl ReasonCode {
@@ -107,6 +111,8 @@ impl WarningCode {
             WarningCode::BindingRemains => "binding_remains",
             WarningCode::ReleasedNotDeleted => "released_not_deleted",
             WarningCode::GrantsElsewhere => "grants_elsewhere",
+            WarningCode::DependenciesIncluded => "dependencies_included",
+            WarningCode::RunningPodsLoseAccess => "running_pods_lose_access",
         }
     }
 
@@ -127,11 +133,13 @@ impl WarningCode {
             WarningCode::BindingRemains => "The binding of a removed mapping stays",
             WarningCode::ReleasedNotDeleted => "Co-managed KSA released, not deleted",
             WarningCode::GrantsElsewhere => "Grants of a pruned account elsewhere stay",
+            WarningCode::DependenciesIncluded => "Included because a target depends on it",
+            WarningCode::RunningPodsLoseAccess => "Running pods lose their Google identity",
         }
     }
 
     /// Every code (the plan JSON Schema lists each with its meaning).
-    pub const ALL: [WarningCode; 12] = [
+    pub const ALL: [WarningCode; 14] = [
         WarningCode::RollsNodes,
         WarningCode::RevocationDelay,
         WarningCode::AccountRevocationDelay,
@@ -144,6 +152,8 @@ impl WarningCode {
         WarningCode::BindingRemains,
         WarningCode::ReleasedNotDeleted,
         WarningCode::GrantsElsewhere,
+        WarningCode::DependenciesIncluded,
+        WarningCode::RunningPodsLoseAccess,
     ];
 }
 

@@ -243,6 +243,9 @@ pub struct PlanChoices {
     /// The `--target`s the plan was limited to (empty: everything).
     #[serde(default)]
     pub targets: Vec<String>,
+    /// The `--exclude`s the plan left out.
+    #[serde(default)]
+    pub excludes: Vec<String>,
     /// `--allow-mass-removal`: the plan may remove most of an owner's access.
     #[serde(default)]
     pub allow_mass_removal: bool,
@@ -262,6 +265,7 @@ impl Default for PlanChoices {
             prune: false,
             force_conflicts: false,
             targets: Vec::new(),
+            excludes: Vec::new(),
             allow_mass_removal: false,
             max_removals_percent: super::DEFAULT_MAX_REMOVALS_PERCENT,
         }

@@ -18,7 +18,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::{Action, Attributes, Fingerprint, KubeWrite, Owner, Plan, Resource, ResourceChange};
+use super::{
+    Action, Attributes, Fingerprint, KubeWrite, Owner, Plan, ReasonCode, Resource, ResourceChange,
+};
 
 /// How many moved inputs the message lists before summarising the rest.
 const SHOWN: usize = 10;
@@ -427,13 +429,15 @@ impl fmt::Display for MassRemoval {
 }
 
 /// True for the changes that carry access: IAM members and KSA annotations.
+/// Whether a change is about workload access the guard counts: a KSA's
+/// workload-identity binding, a project-role grant, a KSA's annotation (a
+/// person's or group's membership on an account is not a workload's access).
 fn is_access(c: &ResourceChange) -> bool {
-    matches!(
-        c.resource,
-        Resource::ServiceAccountIamMember { .. }
-            | Resource::ProjectIamMember { .. }
-            | Resource::KubernetesServiceAccount { .. }
-    )
+    match &c.resource {
+        Resource::ServiceAccountIamMember { member, .. } => member.contains(".svc.id.goog["),
+        Resource::ProjectIamMember { .. } | Resource::KubernetesServiceAccount { .. } => true,
+        _ => false,
+    }
 }
 
 const GSA_ANNOTATION: &str = "iam.gke.io/gcp-service-account";
@@ -449,29 +453,44 @@ impl Plan {
     /// The owners of whom this plan removes every binding and annotation, or
     /// more than `max_percent` of them.
     pub fn mass_removals(&self, max_percent: u8) -> Vec<MassRemoval> {
-        let mut by_owner: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        // Per owner: (removed, existing, added). A removal the spec asks for
+        // by name (`absent`) is not a loss of the owner's access, and one that
+        // is replaced in the same plan (a KSA moved to another account, a KSA
+        // renamed) is offset by its replacement.
+        let mut by_owner: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
         for c in self.changes.iter().filter(|c| is_access(c)) {
+            if c.reason.code == ReasonCode::DeclaredAbsent {
+                continue;
+            }
             let is_ksa = matches!(c.resource, Resource::KubernetesServiceAccount { .. });
-            let exists = if is_ksa {
-                annotated(c.before.as_ref())
+            let (was, will) = if is_ksa {
+                (annotated(c.before.as_ref()), annotated(c.after.as_ref()))
             } else {
-                c.before.is_some()
+                (c.before.is_some(), c.after.is_some())
             };
-            if !exists {
+            let entry = by_owner.entry(c.owner.to_string()).or_default();
+            if !was {
+                if will {
+                    entry.2 += 1;
+                }
                 continue;
             }
             let removed = if is_ksa {
-                c.action == Action::Delete
-                    || (c.action == Action::Update && !annotated(c.after.as_ref()))
+                c.action == Action::Delete || (c.action == Action::Update && !will)
             } else {
                 c.action == Action::Delete
             };
-            let entry = by_owner.entry(c.owner.to_string()).or_default();
             entry.1 += 1;
             if removed {
                 entry.0 += 1;
             }
         }
+        let by_owner: BTreeMap<String, (usize, usize)> = by_owner
+            .into_iter()
+            .map(|(owner, (removed, existing, added))| {
+                (owner, (removed.saturating_sub(added), existing))
+            })
+            .collect();
         by_owner
             .into_iter()
             .filter(|(_, (removed, existing))| {

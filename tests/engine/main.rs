@@ -14,6 +14,7 @@ mod faults;
 mod fleet;
 mod kill;
 mod owners;
-mod saved_plans;
 mod quota;
+mod saved_plans;
 mod secrets;
+mod targeting;

@@ -485,7 +485,13 @@ async fn the_plan_marks_what_it_does_not_manage_and_warns_when_a_binding_stays()
     }
     assert_output_snapshot!("owners_not_managed_and_binding_remains_markdown", md);
     world
-        .wi(&["apply", "-f", spec, "--auto-approve"])
+        .wi(&[
+            "apply",
+            "-f",
+            spec,
+            "--auto-approve",
+            "--allow-mass-removal",
+        ])
         .await
         .expect(0);
     // The privilege stays until `absent` revokes it, as the warning says.
@@ -553,7 +559,14 @@ async fn prune_releases_a_ksa_helm_co_manages_instead_of_deleting_it() {
     );
     assert_output_snapshot!("owners_prune_releases_co_managed_ksa_markdown", md);
     world
-        .wi(&["apply", "-f", spec, "--prune", "--auto-approve"])
+        .wi(&[
+            "apply",
+            "-f",
+            spec,
+            "--prune",
+            "--auto-approve",
+            "--allow-mass-removal",
+        ])
         .await
         .expect(0);
     let k = ksa(&world, "apps", "a-api").await.expect("KSA kept");
@@ -632,7 +645,14 @@ async fn prune_removes_a_pruned_accounts_conditional_grants_first() {
     );
     assert_output_snapshot!("owners_prune_conditional_grants_markdown", md);
     world
-        .wi(&["apply", "-f", spec, "--prune", "--auto-approve"])
+        .wi(&[
+            "apply",
+            "-f",
+            spec,
+            "--prune",
+            "--auto-approve",
+            "--allow-mass-removal",
+        ])
         .await
         .expect(0);
     assert_eq!(description(&world, "team-a-app").await, None);

@@ -51,6 +51,7 @@ async fn a_saved_plan_records_its_choices_and_spec_files() {
             "prune": true,
             "force_conflicts": false,
             "targets": [],
+            "excludes": [],
             "allow_mass_removal": false,
             "max_removals_percent": 50
         })
@@ -425,5 +426,70 @@ async fn an_emptied_spec_is_not_applied_without_allow_mass_removal() {
         .wi(&["plan", "-f", &spec, "--detailed-exitcode"])
         .await
         .expect(0);
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_saved_plan_records_its_targets_and_applies_only_them() {
+    let world = TestWorld::start(SEED).await;
+    let plan = world.path("alpha.plan");
+    let plan = plan.to_str().unwrap();
+    world
+        .wi(&["plan", "-f", SPEC, "--target", "alpha", "--out", plan])
+        .await
+        .expect(0);
+    let doc = document(std::path::Path::new(plan));
+    assert_eq!(doc["options"]["targets"], serde_json::json!(["alpha"]));
+    let addresses: Vec<String> = doc["resource_changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter(|c| c["change"]["actions"] != serde_json::json!(["no-op"]))
+        .map(|c| c["address"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        addresses.iter().any(|a| a.contains("/alpha")),
+        "{addresses:?}"
+    );
+    assert!(
+        // beta's cluster change may be pulled in (the workload pool the
+        // bindings need); none of its node pools or Kubernetes objects is.
+        !addresses.iter().any(|a| a.contains("/beta/")),
+        "a change of beta in a plan targeted at alpha: {addresses:?}"
+    );
+    // Another target than the recorded one is refused before anything runs.
+    let out = world
+        .wi(&["apply", plan, "--target", "beta"])
+        .await
+        .expect(1);
+    assert!(
+        out.stderr.contains("wi::apply::contrary_flags"),
+        "{}",
+        out.snapshot()
+    );
+    // The plan applies as recorded: alpha converges, beta is still to do.
+    world.wi(&["apply", plan]).await.expect(0);
+    world
+        .wi(&[
+            "plan",
+            "-f",
+            SPEC,
+            "--target",
+            "alpha",
+            "--detailed-exitcode",
+        ])
+        .await
+        .expect(0);
+    world
+        .wi(&[
+            "plan",
+            "-f",
+            SPEC,
+            "--target",
+            "beta",
+            "--detailed-exitcode",
+        ])
+        .await
+        .expect(2);
     world.stop().await;
 }

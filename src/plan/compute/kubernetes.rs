@@ -108,6 +108,8 @@ impl Planner<'_> {
                         reason(ReasonCode::InSync, "exists"),
                     ));
                 }
+                // The annotation waits for the binding that makes it work.
+                ksa_deps.extend(self.new_bindings_of(key, m));
                 self.ksa(key, m, kube, ksa_deps);
             }
             for ((ns, name), sa) in &kube.service_accounts {
@@ -303,6 +305,22 @@ impl Planner<'_> {
                 ))
             }
         }
+    }
+
+    /// The workload-identity bindings this plan creates for a mapping's
+    /// KSA on its account: its annotation is written after them, so a pod
+    /// never holds an annotation its account does not honour yet.
+    fn new_bindings_of(&self, key: &ClusterKey, m: &crate::spec::Mapping) -> Vec<String> {
+        let member = crate::ids::ksa_member(&key.project, &m.namespace, &m.ksa);
+        self.changes
+            .iter()
+            .filter(|c| c.action == Action::Create)
+            .filter(|c| {
+                matches!(&c.resource, Resource::ServiceAccountIamMember { email, role, member: mm, .. }
+                    if email == &m.gsa_email && role == crate::ownership::WORKLOAD_IDENTITY_USER && mm == &member)
+            })
+            .map(|c| c.address.clone())
+            .collect()
     }
 
     fn ksa(

@@ -27,7 +27,9 @@ mod accounts;
 mod clusters;
 mod iam;
 mod kubernetes;
+mod order;
 mod services;
+mod targeting;
 mod warnings;
 
 /// Choices that change what the plan does.
@@ -37,6 +39,11 @@ pub struct PlanOptions {
     pub prune: bool,
     /// Take over Kubernetes fields another field manager owns.
     pub force_conflicts: bool,
+    /// `--target`: plan only the changes these patterns name (and what they
+    /// depend on); empty: every change.
+    pub target: Vec<String>,
+    /// `--exclude`: leave out the changes these patterns name.
+    pub exclude: Vec<String>,
 }
 
 /// Computes the plan.
@@ -60,6 +67,7 @@ pub fn compute(
     planner.account_members();
     planner.project_roles();
     planner.kubernetes();
+    planner.access_order();
     planner.identity_sameness();
     if !planner.problems.is_empty() {
         return Err(PlanError {
@@ -69,7 +77,14 @@ pub fn compute(
     let mut changes = planner.changes;
     changes.sort_by_cached_key(|c| c.resource.sort_key());
     changes.dedup_by(|a, b| a.address == b.address);
-    let mut warnings = planner.warnings;
+    let selection = targeting::select(changes, planner.warnings, &options.target, &options.exclude);
+    if !selection.problems.is_empty() {
+        return Err(PlanError {
+            problems: selection.problems,
+        });
+    }
+    let changes = selection.changes;
+    let mut warnings = selection.warnings;
     warnings.sort_by(|a, b| {
         (&a.address, a.code.as_str(), &a.message).cmp(&(&b.address, b.code.as_str(), &b.message))
     });

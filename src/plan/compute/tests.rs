@@ -309,7 +309,11 @@ fn empty_world_plans_every_step_with_dependencies() {
         .unwrap();
     assert_eq!(
         ksa.depends_on,
-        vec!["kubernetes_namespace[\"wi-demo/us-central1-a/alpha/payments\"]".to_string()]
+        vec![
+            "kubernetes_namespace[\"wi-demo/us-central1-a/alpha/payments\"]".to_string(),
+            "service_account_iam_member[\"payments-api@wi-demo.iam.gserviceaccount.com/roles/iam.workloadIdentityUser/serviceAccount:wi-demo.svc.id.goog[payments/api]\"]".to_string(),
+        ],
+        "the annotation waits for its namespace and the binding that makes it work"
     );
     let account = p
         .changes

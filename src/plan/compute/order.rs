@@ -1,0 +1,220 @@
+//! An order that never cuts access. Whatever a plan removes from a
+//! workload's identity — a workload-identity binding, a KSA's annotation, a
+//! KSA — waits for what the plan adds in its place: moving a KSA to another
+//! account creates the new binding, then rewrites the annotation, then
+//! removes the old binding; renaming a KSA creates the new KSA and its
+//! binding before the old ones go. Pods that run as a KSA losing its
+//! binding or annotation are named in a warning.
+
+use k8s_openapi::api::core::v1::Pod;
+
+use super::{Action, Planner, Resource, ResourceChange, Warning, annotation_key};
+use crate::ids::ksa_member;
+use crate::ownership::WORKLOAD_IDENTITY_USER;
+use crate::plan::WarningCode;
+
+/// What a change does to a workload's identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Identity {
+    /// Adds or keeps a binding of `member` on `email`.
+    AddsBinding { email: String, member: String },
+    /// Removes the binding of `member` on `email`.
+    RemovesBinding { email: String, member: String },
+    /// Points a KSA (`member`) at `email`.
+    Annotates { email: String, member: String },
+    /// A KSA (`member`) loses its annotation to `email` (or goes away).
+    Unannotates { email: String, member: String },
+}
+
+/// The account a KSA's attributes point at.
+fn annotated(attrs: Option<&super::Attributes>) -> Option<String> {
+    attrs
+        .and_then(|a| a.get(&annotation_key()))
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+}
+
+fn identity(change: &ResourceChange) -> Option<Identity> {
+    if change.action == Action::NoOp {
+        return None;
+    }
+    match &change.resource {
+        Resource::ServiceAccountIamMember {
+            email,
+            role,
+            member,
+            ..
+        } if role == WORKLOAD_IDENTITY_USER && member.contains(".svc.id.goog[") => {
+            let (email, member) = (email.clone(), member.clone());
+            Some(if change.action == Action::Delete {
+                Identity::RemovesBinding { email, member }
+            } else {
+                Identity::AddsBinding { email, member }
+            })
+        }
+        Resource::KubernetesServiceAccount {
+            cluster,
+            namespace,
+            name,
+        } => {
+            let member = ksa_member(&cluster.project, namespace, name);
+            let before = annotated(change.before.as_ref());
+            let after = annotated(change.after.as_ref());
+            match (before, after) {
+                (_, Some(email)) if change.action != Action::Delete => {
+                    Some(Identity::Annotates { email, member })
+                }
+                (Some(email), _) => Some(Identity::Unannotates { email, member }),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The pods of `cluster` in `namespace` that run as KSA `name`.
+fn pods_of<'p>(pods: &'p [Pod], namespace: &str, name: &str) -> Vec<&'p str> {
+    let mut out: Vec<&str> = pods
+        .iter()
+        .filter(|p| p.metadata.namespace.as_deref() == Some(namespace))
+        .filter(|p| {
+            let sa = p
+                .spec
+                .as_ref()
+                .and_then(|s| s.service_account_name.as_deref())
+                .unwrap_or("default");
+            sa == name
+        })
+        .filter_map(|p| p.metadata.name.as_deref())
+        .collect();
+    out.sort();
+    out
+}
+
+impl Planner<'_> {
+    /// Removals wait for the additions that replace them; pods that lose
+    /// their identity are named.
+    pub(super) fn access_order(&mut self) {
+        let kinds: Vec<Option<Identity>> = self.changes.iter().map(identity).collect();
+        let mut extra: Vec<(usize, Vec<String>)> = Vec::new();
+        for (i, kind) in kinds.iter().enumerate() {
+            let (email, member) = match kind {
+                Some(Identity::RemovesBinding { email, member })
+                | Some(Identity::Unannotates { email, member }) => (email, member),
+                _ => continue,
+            };
+            let removes_binding = matches!(kind, Some(Identity::RemovesBinding { .. }));
+            let deps: Vec<String> = kinds
+                .iter()
+                .enumerate()
+                .filter(|(j, other)| {
+                    *j != i
+                        && match other {
+                            // The new binding of this KSA, or this account's new KSA.
+                            Some(Identity::AddsBinding {
+                                email: e,
+                                member: m,
+                            }) => m == member || e == email,
+                            Some(Identity::Annotates {
+                                email: e,
+                                member: m,
+                            }) => m == member || e == email,
+                            // The annotation goes before the binding it used.
+                            Some(Identity::Unannotates {
+                                email: e,
+                                member: m,
+                            }) => removes_binding && m == member && e == email,
+                            _ => false,
+                        }
+                })
+                .map(|(j, _)| self.changes[j].address.clone())
+                .collect();
+            if !deps.is_empty() {
+                extra.push((i, deps));
+            }
+        }
+        for (i, deps) in extra {
+            let c = &mut self.changes[i];
+            c.depends_on.extend(deps);
+            c.depends_on.sort();
+            c.depends_on.dedup();
+        }
+        self.running_pods_warnings(&kinds);
+    }
+
+    /// A warning per KSA whose running pods lose their binding or annotation.
+    fn running_pods_warnings(&mut self, kinds: &[Option<Identity>]) {
+        let mut warnings = Vec::new();
+        for (i, kind) in kinds.iter().enumerate() {
+            let change = &self.changes[i];
+            let losing: Vec<(crate::ids::ClusterKey, String, String, String)> = match kind {
+                Some(Identity::Unannotates { email, .. }) => match &change.resource {
+                    Resource::KubernetesServiceAccount {
+                        cluster,
+                        namespace,
+                        name,
+                    } => vec![(
+                        cluster.clone(),
+                        namespace.clone(),
+                        name.clone(),
+                        email.clone(),
+                    )],
+                    _ => vec![],
+                },
+                Some(Identity::RemovesBinding { email, member }) => {
+                    // Every KSA of the pool that still points at this account.
+                    self.live
+                        .clusters
+                        .iter()
+                        .filter_map(|(key, c)| c.kube.as_ref().map(|k| (key, k)))
+                        .flat_map(|(key, kube)| {
+                            kube.service_accounts.iter().filter_map(move |((ns, name), sa)| {
+                                let points = sa
+                                    .metadata
+                                    .annotations
+                                    .as_ref()
+                                    .and_then(|a| a.get(crate::ownership::GSA_ANNOTATION))
+                                    == Some(email);
+                                (points && &ksa_member(&key.project, ns, name) == member)
+                                    .then(|| (key.clone(), ns.clone(), name.clone(), email.clone()))
+                            })
+                        })
+                        .filter(|(key, ns, name, _)| {
+                            // Unless the plan points it elsewhere first.
+                            !kinds.iter().zip(&self.changes).any(|(k, c)| {
+                                matches!(k, Some(Identity::Annotates { email: e, .. }) if e != email)
+                                    && matches!(&c.resource, Resource::KubernetesServiceAccount { cluster, namespace, name: n }
+                                        if cluster == key && namespace == ns && n == name)
+                            })
+                        })
+                        .collect()
+                }
+                _ => vec![],
+            };
+            for (key, ns, name, email) in losing {
+                let Some(kube) = self.live.clusters.get(&key).and_then(|c| c.kube.as_ref()) else {
+                    continue;
+                };
+                let pods = pods_of(&kube.pods, &ns, &name);
+                if pods.is_empty() {
+                    continue;
+                }
+                let what = if matches!(kind, Some(Identity::RemovesBinding { .. })) {
+                    "binding"
+                } else {
+                    "annotation"
+                };
+                warnings.push(Warning {
+                    code: WarningCode::RunningPodsLoseAccess,
+                    message: format!(
+                        "{} running pod(s) use KSA {ns}/{name} in {key}, which loses its {what} to {email}: {}; they lose {email}'s access once tokens they hold expire",
+                        pods.len(),
+                        pods.join(", ")
+                    ),
+                    address: Some(change.address.clone()),
+                });
+            }
+        }
+        self.warnings.extend(warnings);
+    }
+}
