@@ -71,8 +71,13 @@ pub(crate) async fn run(settings: &Settings, args: VerifyArgs) -> Result<Success
         Err(miette::miette!(
             code = "wi::verify::failed",
             help = "each failed mapping above names its first broken link and the fix",
-            "{failed} of {} mappings failed verification",
-            report.checks.len()
+            "{failed} of {} {} failed verification",
+            report.checks.len(),
+            if report.checks.len() == 1 {
+                "mapping"
+            } else {
+                "mappings"
+            }
         )
         .into())
     }

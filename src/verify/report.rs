@@ -41,7 +41,7 @@ impl Broken {
             }
             Broken::GsaMissing => format!("Google service account {} does not exist", check.gsa),
             Broken::BindingMissing => format!(
-                "{} does not let {ksa} act as it: no roles/iam.workloadIdentityUser for serviceAccount:{pool}[{ksa}] (IAM answers \"Permission 'iam.serviceAccounts.getAccessToken' denied\")",
+                "{} does not let {ksa} act as it: no roles/iam.workloadIdentityUser for serviceAccount:{pool}[{ksa}] (generateAccessToken fails with \"Permission 'iam.serviceAccounts.getAccessToken' denied\")",
                 check.gsa
             ),
             Broken::ApiDisabled { project } => format!(
@@ -112,10 +112,16 @@ impl Broken {
 /// The report of `wi verify` (stdout).
 pub fn render_report(report: &VerifyReport) -> String {
     let mut out = String::new();
-    let width = report
+    let cluster_width = report
         .checks
         .iter()
-        .map(|c| c.cluster.name.len() + c.namespace.len() + c.ksa.len() + 2)
+        .map(|c| c.cluster.name.len())
+        .max()
+        .unwrap_or(0);
+    let ksa_width = report
+        .checks
+        .iter()
+        .map(|c| c.namespace.len() + c.ksa.len() + 1)
         .max()
         .unwrap_or(0);
     for check in &report.checks {
@@ -124,8 +130,12 @@ pub fn render_report(report: &VerifyReport) -> String {
             (Outcome::Works, false) => "WIDER ",
             (Outcome::Broken(_), _) => "BROKEN",
         };
-        let who = format!("{} {}/{}", check.cluster.name, check.namespace, check.ksa);
-        let _ = writeln!(out, "{mark}  {who:<width$}  -> {}", check.gsa);
+        let ksa = format!("{}/{}", check.namespace, check.ksa);
+        let _ = writeln!(
+            out,
+            "{mark}  {:<cluster_width$}  {ksa:<ksa_width$}  -> {}",
+            check.cluster.name, check.gsa
+        );
         if let Outcome::Broken(b) = &check.outcome {
             let _ = writeln!(out, "        {}", b.describe(check));
             let _ = writeln!(out, "        fix: {}", b.fix(check));
