@@ -168,9 +168,9 @@ pub fn explain_pod(
         match annotation {
             Some(email) => {
                 let bound = live.account_policies.get(&email).map(|p| {
-                    p.bindings.iter().any(|b| {
-                        b.role == WORKLOAD_IDENTITY_USER && b.members.iter().any(|m| *m == member)
-                    })
+                    p.bindings
+                        .iter()
+                        .any(|b| b.role == WORKLOAD_IDENTITY_USER && b.members.contains(&member))
                 });
                 PodIdentity::ServiceAccount { email, bound }
             }

@@ -66,7 +66,7 @@ pub(crate) fn verify(signer: &Rs256Signer, jwt: &str, now: i64) -> Result<TokenC
 pub(crate) fn authenticate(cluster: &KubeCluster, jwt: &str) -> Option<String> {
     let claims = cluster.verify_token(jwt).ok()?;
     let issuer = cluster.identity().issuer();
-    if !claims.aud.iter().any(|a| *a == issuer) {
+    if !claims.aud.contains(&issuer) {
         return None;
     }
     let rest = claims.sub.strip_prefix("system:serviceaccount:")?;
