@@ -22,6 +22,7 @@ const RANK: &[(&str, u8)] = &[
     ("live", 3),
     ("plan", 4),
     ("apply", 5),
+    ("verify", 5),
     ("render", 6),
     ("cli", 7),
 ];
@@ -32,6 +33,8 @@ const FORBIDDEN_SIDEWAYS: &[(&str, &str)] = &[
     ("kube", "gcp"),
     ("gcp", "spec"),
     ("kube", "spec"),
+    ("apply", "verify"),
+    ("verify", "apply"),
 ];
 
 /// A module path (`["plan", "compute"]`) from a file path relative to `src/`.

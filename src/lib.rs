@@ -4,7 +4,7 @@
 //! only layers to its left (a unit test, `layering`, fails otherwise):
 //!
 //! ```text
-//! ids, ownership  →  spec  →  gcp, kube  →  live  →  plan  →  apply  →  render  →  cli
+//! ids, ownership  →  spec  →  gcp, kube  →  live  →  plan  →  apply, verify  →  render  →  cli
 //! ```
 //!
 //! - [`ids`]: names every layer shares (cluster keys, service-account emails,
@@ -16,7 +16,8 @@
 //! - `live` (what exists, read through the clients, with its fingerprints) →
 //!   `plan` (pure diff into a [`plan::Plan`]) → `apply` (plan → steps against
 //!   the same clients, an [`apply::ApplyResult`]) → `render` (plans and apply
-//!   results → text / JSON) → `cli`.
+//!   results → text / JSON) → `cli`. `verify` (beside `apply`, over `live`
+//!   and the same clients) proves each mapping yields its Google identity.
 //!
 //! `emulator` is the local GKE / IAM / STS / Kubernetes emulator used by
 //! `wi demo`, `wi emulator` and the tests; it stands beside the engine: the
@@ -35,6 +36,7 @@ pub mod ownership;
 pub mod plan;
 pub mod render;
 pub mod spec;
+pub mod verify;
 
 /// The `wi` version written into JSON plans and saved plan files.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -19,6 +19,7 @@ mod schema;
 mod settings;
 mod show;
 mod validate;
+mod verify;
 
 use error::{CliError, Success};
 use settings::{GlobalArgs, Settings, Styles};
@@ -43,6 +44,8 @@ enum Command {
     Plan(plan::PlanArgs),
     /// Make live state match the spec (or run a saved plan).
     Apply(apply::ApplyArgs),
+    /// Prove each mapping yields its Google identity (or explain one pod's, with --pod).
+    Verify(verify::VerifyArgs),
     /// Render a saved plan again (text, JSON or Markdown).
     Show(show::ShowArgs),
     /// Run the local GKE / IAM / Kubernetes emulator.
@@ -101,6 +104,7 @@ async fn run(settings: &Settings, command: Command) -> Result<Success, CliError>
         Command::Plan(args) => plan::run(settings, args).await,
         Command::Apply(args) => apply::run(settings, args).await,
         Command::Show(args) => show::run(settings, args).await,
+        Command::Verify(args) => verify::run(settings, args).await,
         Command::Emulator(args) => emulator::run(settings, args).await,
         Command::Demo(args) => demo::run(settings, args).await,
     }

@@ -12,12 +12,14 @@
 
 pub(crate) mod auth;
 mod container;
+mod credentials;
 pub(crate) mod endpoints;
 pub(crate) mod error;
 mod iam;
 mod resourcemanager;
 pub(crate) mod retry;
 mod serviceusage;
+pub mod sts;
 mod transport;
 pub mod types;
 

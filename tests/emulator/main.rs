@@ -1,7 +1,7 @@
 //! Test binary `emulator`: the emulator's Google APIs, its Kubernetes API,
 //! real gcloud/kubectl against it, recorded GCP traffic, persistence and the
 //! Workload Identity token flow, quota mode and call counts (api, kube,
-//! gcloud, golden, quota, state, wi_flow).
+//! gcloud, golden, quota, state, tokens_kubectl, wi_flow).
 
 #[macro_use]
 #[path = "../harness/mod.rs"]
@@ -13,4 +13,5 @@ mod golden;
 mod kube;
 mod quota;
 mod state;
+mod tokens_kubectl;
 mod wi_flow;

@@ -18,3 +18,4 @@ mod quota;
 mod saved_plans;
 mod secrets;
 mod targeting;
+mod verify;

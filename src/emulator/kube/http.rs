@@ -197,7 +197,11 @@ async fn handle(
         || path.starts_with("/readyz/")
         || path.starts_with("/livez/");
     let user = match bearer(&headers) {
-        Some(token) => match cluster.host.authenticate(&token) {
+        Some(token) => match cluster
+            .host
+            .authenticate(&token)
+            .or_else(|| super::tokens::authenticate(&cluster, &token))
+        {
             Some(user) => user,
             None => return error_response(ApiError::unauthorized()),
         },
@@ -412,7 +416,7 @@ async fn handle(
                 let request = if body.is_empty() {
                     Ok(json!({}))
                 } else {
-                    parse_json(&body)
+                    parse_body(&content_type, &body)
                 };
                 match request.and_then(|req| token_request(&cluster, &namespace, &name, &req)) {
                     Ok((v, warning)) => {

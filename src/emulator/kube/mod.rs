@@ -18,9 +18,13 @@
 //!   tracks some item by item, e.g. `ownerReferences`, pod `containers`);
 //!   strategic merge patch does merge the keyed lists of service accounts,
 //!   metadata and pods;
-//! - protobuf request bodies are understood for Namespace and ServiceAccount
-//!   only (what `kubectl create namespace|serviceaccount` sends); responses
-//!   are always JSON;
+//! - protobuf request bodies are understood for Namespace, ServiceAccount,
+//!   TokenRequest and SelfSubjectAccessReview only (what `kubectl create
+//!   namespace|serviceaccount|token` and `kubectl auth can-i` send);
+//!   responses are always JSON;
+//! - a cluster's own service-account tokens authenticate (as
+//!   `system:serviceaccount:NS:NAME`) but there are no RBAC objects: such a
+//!   user may only do what every authenticated user may on a new cluster;
 //! - pods are stored as given (no scheduling, no status changes);
 //! - `/openapi/v3/api/v1` carries only the PATCH operations and their query
 //!   parameters (enough for kubectl's server-side field validation check);

@@ -1,6 +1,6 @@
 //! Decoding of the Kubernetes protobuf wire format for request bodies.
-//! `kubectl create namespace` and `kubectl create serviceaccount` send their
-//! objects as `application/vnd.kubernetes.protobuf` (a `k8s\0`-prefixed
+//! `kubectl create namespace`, `kubectl create serviceaccount` and
+//! `kubectl create token` (a TokenRequest) send their objects as `application/vnd.kubernetes.protobuf` (a `k8s\0`-prefixed
 //! `runtime.Unknown` envelope around the object). Responses are always JSON,
 //! which client-go accepts by the response's Content-Type.
 
@@ -170,6 +170,33 @@ fn access_review_spec(buf: &[u8]) -> Result<Value, String> {
     Ok(Value::Object(spec))
 }
 
+/// `TokenRequestSpec` (k8s.io/api/authentication/v1): `audiences` (1),
+/// `boundObjectRef` (3), `expirationSeconds` (4).
+fn token_request_spec(buf: &[u8]) -> Result<Value, String> {
+    let mut spec = Map::new();
+    let mut audiences = Vec::new();
+    for (num, f) in fields(buf)? {
+        match (num, f) {
+            (1, Field::Bytes(b)) => audiences.push(json!(text(b)?)),
+            (3, Field::Bytes(b)) => {
+                spec.insert(
+                    "boundObjectRef".into(),
+                    string_fields(b, &["", "kind", "apiVersion", "name", "uid"])?,
+                );
+            }
+            (4, Field::Varint(v)) => {
+                // int64 on the wire: a negative value is its two's complement.
+                spec.insert("expirationSeconds".into(), json!(v as i64));
+            }
+            _ => {}
+        }
+    }
+    if !audiences.is_empty() {
+        spec.insert("audiences".into(), Value::Array(audiences));
+    }
+    Ok(Value::Object(spec))
+}
+
 /// Decodes a protobuf request body into the JSON form of the object.
 pub(crate) fn decode(body: &[u8]) -> Result<Value, String> {
     let envelope = body
@@ -222,7 +249,11 @@ pub(crate) fn decode(body: &[u8]) -> Result<Value, String> {
             ("SelfSubjectAccessReview", 2, Field::Bytes(b)) => {
                 obj.insert("spec".into(), access_review_spec(b)?);
             }
-            ("Namespace" | "ServiceAccount" | "SelfSubjectAccessReview", _, _) => {}
+            ("TokenRequest", 2, Field::Bytes(b)) => {
+                obj.insert("spec".into(), token_request_spec(b)?);
+            }
+            ("Namespace" | "ServiceAccount" | "SelfSubjectAccessReview" | "TokenRequest", _, _) => {
+            }
             (other, _, _) => {
                 return Err(format!(
                     "protobuf bodies of kind {other:?} are not supported; send JSON"
@@ -266,5 +297,35 @@ mod tests {
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo", "labels": {"team": "a"}}})
         );
         assert!(decode(b"nope").is_err());
+    }
+
+    #[test]
+    fn decodes_a_token_request_envelope() {
+        let bound = [bytes_field(1, b"Pod"), bytes_field(3, b"web")].concat();
+        // expirationSeconds 3600 = varint 0x90 0x1c.
+        let spec = [
+            bytes_field(1, b"p.svc.id.goog"),
+            bytes_field(3, &bound),
+            vec![4 << 3, 0x90, 0x1c],
+        ]
+        .concat();
+        let raw = [bytes_field(1, &[]), bytes_field(2, &spec)].concat();
+        let type_meta = [
+            bytes_field(1, b"authentication.k8s.io/v1"),
+            bytes_field(2, b"TokenRequest"),
+        ]
+        .concat();
+        let body = [
+            MAGIC.to_vec(),
+            bytes_field(1, &type_meta),
+            bytes_field(2, &raw),
+        ]
+        .concat();
+        assert_eq!(
+            decode(&body).expect("decodes"),
+            json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "metadata": {},
+                "spec": {"audiences": ["p.svc.id.goog"], "expirationSeconds": 3600,
+                    "boundObjectRef": {"kind": "Pod", "name": "web"}}})
+        );
     }
 }
