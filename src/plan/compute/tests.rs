@@ -59,6 +59,7 @@ pub(super) fn model() -> Model {
             management: KsaManagement::Create,
             owner: Default::default(),
             origin: Default::default(),
+            accept: Vec::new(),
         }],
         absent: vec![],
         owners: vec![Default::default()],
