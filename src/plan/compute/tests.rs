@@ -102,6 +102,7 @@ pub(super) fn empty_world() -> LiveState {
             iam_credentials_enabled: Some(false),
             service_accounts: BTreeMap::new(),
             policy: Some(IamPolicy::default()),
+            clusters: Vec::new(),
         },
     );
     live.clusters.insert(
