@@ -4,7 +4,7 @@
 //! only layers to its left (a unit test, `layering`, fails otherwise):
 //!
 //! ```text
-//! ids, ownership  →  spec  →  gcp, kube  →  live  →  plan  →  apply  →  render  →  cli
+//! ids, ownership  →  spec  →  gcp, kube  →  live  →  plan, audit  →  apply  →  render  →  cli
 //! ```
 //!
 //! - [`ids`]: names every layer shares (cluster keys, service-account emails,
@@ -16,13 +16,16 @@
 //! - `live` (what exists, read through the clients, with its fingerprints) →
 //!   `plan` (pure diff into a [`plan::Plan`]) → `apply` (plan → steps against
 //!   the same clients, an [`apply::ApplyResult`]) → `render` (plans and apply
-//!   results → text / JSON) → `cli`.
+//!   results → text / JSON) → `cli`. [`audit`] stands beside `plan`: it reads
+//!   through `live` (every cluster of the spec's projects, declared or not)
+//!   and reports who else gets the spec's identities; it never writes.
 //!
 //! `emulator` is the local GKE / IAM / STS / Kubernetes emulator used by
 //! `wi demo`, `wi emulator` and the tests; it stands beside the engine: the
 //! engine never imports it and it never imports the engine.
 
 pub mod apply;
+pub mod audit;
 pub mod cli;
 pub mod emulator;
 pub mod gcp;

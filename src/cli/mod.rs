@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod apply;
+mod audit;
 mod demo;
 mod emulator;
 mod error;
@@ -43,6 +44,8 @@ enum Command {
     Plan(plan::PlanArgs),
     /// Make live state match the spec (or run a saved plan).
     Apply(apply::ApplyArgs),
+    /// Report who else gets the spec's identities (every cluster of its projects).
+    Audit(audit::AuditArgs),
     /// Render a saved plan again (text, JSON or Markdown).
     Show(show::ShowArgs),
     /// Run the local GKE / IAM / Kubernetes emulator.
@@ -100,6 +103,7 @@ async fn run(settings: &Settings, command: Command) -> Result<Success, CliError>
         Command::Schema(args) => schema::run(settings, args).await,
         Command::Plan(args) => plan::run(settings, args).await,
         Command::Apply(args) => apply::run(settings, args).await,
+        Command::Audit(args) => audit::run(settings, args).await,
         Command::Show(args) => show::run(settings, args).await,
         Command::Emulator(args) => emulator::run(settings, args).await,
         Command::Demo(args) => demo::run(settings, args).await,
