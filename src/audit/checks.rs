@@ -447,12 +447,17 @@ fn editors(model: &Model, state: &AuditState) -> BTreeMap<String, Vec<PolicyEdit
         .collect();
     let mut out = BTreeMap::new();
     for email in emails {
+        // Only accounts of the spec's projects: another project's policy is not read.
+        let project = crate::ids::gsa_project(&email);
+        let Some(project_policy) = project.and_then(|id| state.project_policies.get(id)) else {
+            continue;
+        };
         if !state.accounts.contains_key(&email) {
             continue;
         }
-        let project = crate::ids::gsa_project(&email);
         let mut list = BTreeSet::new();
-        if let Some(p) = project.and_then(|id| state.project_policies.get(id)) {
+        {
+            let p = project_policy;
             for b in p
                 .bindings
                 .iter()

@@ -131,7 +131,8 @@ pub struct AuditReport {
     pub clusters: Vec<ClusterRow>,
     /// Findings, errors first, then by code and subject.
     pub findings: Vec<Finding>,
-    /// Who can edit the IAM policies of the spec's accounts, by account email.
+    /// Who can edit the IAM policies of the spec's accounts in the spec's
+    /// projects (another project's policy is not read), by account email.
     pub policy_editors: std::collections::BTreeMap<String, Vec<PolicyEditor>>,
 }
 

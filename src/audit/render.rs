@@ -72,7 +72,9 @@ pub fn text(report: &AuditReport) -> String {
         }
     }
     if !report.policy_editors.is_empty() {
-        out.push_str("\nWho can change who acts as the spec's accounts (setIamPolicy):\n");
+        out.push_str(
+            "\nWho can change who acts as the accounts of the spec's projects (setIamPolicy):\n",
+        );
         for (email, editors) in &report.policy_editors {
             let _ = writeln!(out, "  {email}");
             if editors.is_empty() {

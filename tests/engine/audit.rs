@@ -302,3 +302,129 @@ async fn a_disabled_owned_account_is_drift_and_apply_enables_it() {
         .expect(0);
     world.stop().await;
 }
+
+const LINKS_SEED: &str = "\
+projects:
+  - id: wi-links
+    number: \"515151515151\"
+    enableServices: [iamcredentials.googleapis.com]
+    iamPolicy:
+      - role: roles/storage.objectViewer
+        members: [\"principalSet://iam.googleapis.com/projects/515151515151/locations/global/workloadIdentityPools/wi-links.svc.id.goog/namespace/team\"]
+    serviceAccounts:
+      - accountId: app-runner
+        iamPolicy:
+          - role: roles/iam.workloadIdentityUser
+            members: [\"serviceAccount:wi-links.svc.id.goog[ghost/worker]\"]
+    clusters:
+      - name: alpha
+        location: us-central1-a
+        workloadPool: wi-links.svc.id.goog
+        nodePools:
+          - name: default-pool
+            workloadMetadataMode: GKE_METADATA
+          - name: legacy-pool
+            workloadMetadataMode: GCE_METADATA
+        kubernetes:
+          - {apiVersion: v1, kind: Namespace, metadata: {name: jobs}}
+          - apiVersion: v1
+            kind: Pod
+            metadata: {name: batch, namespace: jobs}
+            spec:
+              serviceAccountName: runner
+              nodeSelector: {cloud.google.com/gke-nodepool: legacy-pool}
+              containers: [{name: batch, image: busybox}]
+          - {apiVersion: v1, kind: Namespace, metadata: {name: misc}}
+          - apiVersion: v1
+            kind: ServiceAccount
+            metadata:
+              name: stray
+              namespace: misc
+              annotations: {iam.gke.io/gcp-service-account: app-runner@wi-links.iam.gserviceaccount.com}
+  - id: wi-other
+    serviceAccounts:
+      - accountId: shared-reader
+        disabled: true
+";
+
+const LINKS_SPEC: &str = "\
+version: 1
+defaults:
+  project: wi-links
+clusters:
+  - name: alpha
+    location: us-central1-a
+    metadataServer: [default-pool]
+serviceAccounts:
+  - name: app-runner
+mappings:
+  - serviceAccount: app-runner
+    clusters: [alpha]
+    namespace: jobs
+    ksa: runner
+  - serviceAccount: shared-reader@wi-other.iam.gserviceaccount.com
+    clusters: [alpha]
+    namespace: misc
+    ksa: reader
+";
+
+#[tokio::test]
+async fn audit_reports_broken_links_and_grants_the_spec_does_not_make() {
+    let seeds = tempfile::tempdir().expect("dir");
+    let seed = seeds.path().join("seed.yaml");
+    std::fs::write(&seed, LINKS_SEED).expect("seed");
+    let world = TestWorld::start(seed.to_str().expect("utf-8")).await;
+    let spec = world.write("wi.yaml", LINKS_SPEC);
+    let spec = spec.to_str().unwrap();
+
+    // The plan warns about the disabled account wi does not own.
+    let plan = world.wi(&["plan", "-f", spec, "--json"]).await.expect(0);
+    let value: serde_json::Value = serde_json::from_str(&plan.stdout).expect("JSON");
+    assert!(
+        value["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["code"] == "disabled_account"
+                && w["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("shared-reader@wi-other")),
+        "{}",
+        plan.stdout
+    );
+    world
+        .wi(&["apply", "-f", spec, "--auto-approve"])
+        .await
+        .expect(0);
+
+    let audit = world.wi(&["audit", "-f", spec]).await.expect(0);
+    assert_output_snapshot!("audit_broken_links", audit);
+    let json = world.wi(&["audit", "-f", spec, "--json"]).await.expect(0);
+    let value: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    let mut codes: Vec<String> = value["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {}",
+                f["code"].as_str().unwrap(),
+                f["subject"].as_str().unwrap()
+            )
+        })
+        .collect();
+    codes.sort();
+    assert_eq!(
+        codes,
+        [
+            "annotation_without_binding wi-links/us-central1-a/alpha misc/stray",
+            "binding_without_ksa app-runner@wi-links.iam.gserviceaccount.com",
+            "broad_principal_set project wi-links",
+            "disabled_account shared-reader@wi-other.iam.gserviceaccount.com",
+            "gce_metadata_pod wi-links/us-central1-a/alpha jobs/batch",
+            "unmanaged_workload_identity_user app-runner@wi-links.iam.gserviceaccount.com",
+        ]
+    );
+    world.stop().await;
+}
