@@ -21,6 +21,7 @@ const RANK: &[(&str, u8)] = &[
     ("kube", 2),
     ("live", 3),
     ("plan", 4),
+    ("audit", 4),
     ("apply", 5),
     ("verify", 5),
     ("render", 6),
@@ -35,6 +36,8 @@ const FORBIDDEN_SIDEWAYS: &[(&str, &str)] = &[
     ("kube", "spec"),
     ("apply", "verify"),
     ("verify", "apply"),
+    ("audit", "plan"),
+    ("plan", "audit"),
 ];
 
 /// A module path (`["plan", "compute"]`) from a file path relative to `src/`.

@@ -4,7 +4,7 @@
 //! only layers to its left (a unit test, `layering`, fails otherwise):
 //!
 //! ```text
-//! ids, ownership  →  spec  →  gcp, kube  →  live  →  plan  →  apply, verify  →  render  →  cli
+//! ids, ownership  →  spec  →  gcp, kube  →  live  →  plan, audit  →  apply, verify  →  render  →  cli
 //! ```
 //!
 //! - [`ids`]: names every layer shares (cluster keys, service-account emails,
@@ -18,12 +18,16 @@
 //!   the same clients, an [`apply::ApplyResult`]) → `render` (plans and apply
 //!   results → text / JSON) → `cli`. `verify` (beside `apply`, over `live`
 //!   and the same clients) proves each mapping yields its Google identity.
+//!   [`audit`] stands beside `plan`: it reads through `live` (every cluster of
+//!   the spec's projects, declared or not) and reports who else gets the
+//!   spec's identities; it never writes.
 //!
 //! `emulator` is the local GKE / IAM / STS / Kubernetes emulator used by
 //! `wi demo`, `wi emulator` and the tests; it stands beside the engine: the
 //! engine never imports it and it never imports the engine.
 
 pub mod apply;
+pub mod audit;
 pub mod cli;
 pub mod emulator;
 pub mod gcp;

@@ -121,6 +121,24 @@ pub(crate) fn edit_members(
     changed
 }
 
+/// Enables an account the plan found disabled (`disabled: true -> false` in
+/// its change); a change that does not enable is left alone.
+pub(super) async fn enable_if_disabled(
+    ctx: &Context,
+    email: &str,
+    change: &ResourceChange,
+) -> Result<(), StepError> {
+    let was = |side: Option<&crate::plan::Attributes>| {
+        // The attribute the plan sets only when the live account is disabled.
+        side.and_then(|a| a.get("disabled"))
+            .and_then(serde_json::Value::as_bool)
+    };
+    if was(change.before.as_ref()) == Some(true) && was(change.after.as_ref()) == Some(false) {
+        ctx.gcp.enable_service_account(email).await?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -103,7 +103,7 @@ pub(super) async fn run_change(ctx: &Context, change: &ResourceChange) -> Result
                     values.description.as_deref(),
                 )
                 .await?;
-            Ok(())
+            super::iam::enable_if_disabled(ctx, &email, change).await
         }
         (
             Resource::ServiceAccount {

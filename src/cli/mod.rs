@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod apply;
+mod audit;
 mod demo;
 mod emulator;
 mod error;
@@ -46,6 +47,8 @@ enum Command {
     Apply(apply::ApplyArgs),
     /// Prove each mapping yields its Google identity (or explain one pod's, with --pod).
     Verify(verify::VerifyArgs),
+    /// Report who else gets the spec's identities (every cluster of its projects).
+    Audit(audit::AuditArgs),
     /// Render a saved plan again (text, JSON or Markdown).
     Show(show::ShowArgs),
     /// Run the local GKE / IAM / Kubernetes emulator.
@@ -103,6 +106,7 @@ async fn run(settings: &Settings, command: Command) -> Result<Success, CliError>
         Command::Schema(args) => schema::run(settings, args).await,
         Command::Plan(args) => plan::run(settings, args).await,
         Command::Apply(args) => apply::run(settings, args).await,
+        Command::Audit(args) => audit::run(settings, args).await,
         Command::Show(args) => show::run(settings, args).await,
         Command::Verify(args) => verify::run(settings, args).await,
         Command::Emulator(args) => emulator::run(settings, args).await,

@@ -19,6 +19,12 @@ use crate::ids::ClusterKey;
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
+struct ListClustersResponse {
+    clusters: Vec<GkeCluster>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct ListOperationsResponse {
     operations: Vec<Operation>,
 }
@@ -82,6 +88,19 @@ impl GcpClient {
             &Self::cluster_segments(key),
         );
         not_found_as_none(self.send(call).await)
+    }
+
+    /// `clusters.list` of every location of a project (`locations/-`): the
+    /// clusters a spec does not declare share its workload pool too.
+    pub async fn list_clusters(&self, project: &str) -> Result<Vec<GkeCluster>, GcpError> {
+        let call = Call::new(
+            Api::Container,
+            "clusters.list",
+            Method::GET,
+            &["v1", "projects", project, "locations", "-", "clusters"],
+        );
+        let r: ListClustersResponse = self.send(call).await?;
+        Ok(r.clusters)
     }
 
     /// `clusters.create` with `cluster` as the Cluster body (its `name` is set

@@ -189,6 +189,14 @@ impl GcpClient {
         self.send(call).await
     }
 
+    /// `serviceAccounts.enable`: a disabled account can mint no tokens, so
+    /// every KSA mapped to it is cut off. Enabling an enabled account is a no-op.
+    pub async fn enable_service_account(&self, email: &str) -> Result<(), GcpError> {
+        let call = service_account_call("serviceAccounts.enable", Method::POST, email, ":enable")
+            .body(json!({}));
+        self.send::<Value>(call).await.map(|_| ())
+    }
+
     /// `serviceAccounts.delete`; an account that is already gone is success.
     pub async fn delete_service_account(&self, email: &str) -> Result<(), GcpError> {
         let call = service_account_call("serviceAccounts.delete", Method::DELETE, email, "");

@@ -17,8 +17,10 @@ use crate::gcp::{GcpClient, GcpError};
 use crate::kube::{ClusterConnection, ClusterEndpoint, KubeError};
 
 mod fingerprint;
+pub mod project_clusters;
 use crate::spec::{ClusterKey, Model};
 pub use fingerprint::Fingerprint;
+pub use project_clusters::ClusterSummary;
 
 /// IAM's wildcard project (`projects/-/serviceAccounts/EMAIL`): the project of
 /// Google-managed accounts whose email does not name one.
@@ -88,6 +90,8 @@ pub struct LiveProject {
     pub service_accounts: BTreeMap<String, GoogleServiceAccount>,
     /// The project's IAM policy (read when the spec grants project roles or owns accounts here).
     pub policy: Option<IamPolicy>,
+    /// Every cluster of the project, declared or not, sorted by key.
+    pub clusters: Vec<ClusterSummary>,
 }
 
 /// Live state of one cluster's Kubernetes API.
@@ -346,6 +350,7 @@ impl Reader<'_> {
             iam_credentials_enabled,
             service_accounts,
             policy,
+            clusters: project_clusters::read(self.gcp, project).await?,
         })
     }
 }

@@ -30,6 +30,8 @@ pub enum ReasonCode {
     DeclaredAbsent,
     /// `wi` owns it, the spec dropped it, and `--prune` was given.
     OrphanPruned,
+    /// The account is disabled: it mints no tokens, so its mappings are broken.
+    Disabled,
 }
 
 /// What a warning is about.
@@ -65,6 +67,11 @@ pub enum WarningCode {
     DependenciesIncluded,
     /// Running pods use a KSA that loses its binding or annotation.
     RunningPodsLoseAccess,
+    /// An account a mapping names is disabled and `wi` does not own it.
+    DisabledAccount,
+    /// A mapping accepts a risk (`accept:`) whose warning is silenced: the
+    /// plan still says what was accepted.
+    AcceptedRisk,
 }
 
 impl ReasonCode {
@@ -79,11 +86,12 @@ impl ReasonCode {
             ReasonCode::NotInSpec => "not_in_spec",
             ReasonCode::DeclaredAbsent => "declared_absent",
             ReasonCode::OrphanPruned => "orphan_pruned",
+            ReasonCode::Disabled => "disabled",
         }
     }
 
     /// Every code (the plan JSON Schema lists each with its meaning).
-    pub const ALL: [ReasonCode; 8] = [
+    pub const ALL: [ReasonCode; 9] = [
         ReasonCode::InSync,
         ReasonCode::Missing,
         ReasonCode::Drift,
@@ -92,6 +100,7 @@ impl ReasonCode {
         ReasonCode::NotInSpec,
         ReasonCode::DeclaredAbsent,
         ReasonCode::OrphanPruned,
+        ReasonCode::Disabled,
     ];
 }
 
@@ -113,6 +122,8 @@ impl WarningCode {
             WarningCode::GrantsElsewhere => "grants_elsewhere",
             WarningCode::DependenciesIncluded => "dependencies_included",
             WarningCode::RunningPodsLoseAccess => "running_pods_lose_access",
+            WarningCode::DisabledAccount => "disabled_account",
+            WarningCode::AcceptedRisk => "accepted_risk",
         }
     }
 
@@ -135,11 +146,13 @@ impl WarningCode {
             WarningCode::GrantsElsewhere => "Grants of a pruned account elsewhere stay",
             WarningCode::DependenciesIncluded => "Included because a target depends on it",
             WarningCode::RunningPodsLoseAccess => "Running pods lose their Google identity",
+            WarningCode::DisabledAccount => "Disabled service account",
+            WarningCode::AcceptedRisk => "Accepted risk",
         }
     }
 
     /// Every code (the plan JSON Schema lists each with its meaning).
-    pub const ALL: [WarningCode; 14] = [
+    pub const ALL: [WarningCode; 16] = [
         WarningCode::RollsNodes,
         WarningCode::RevocationDelay,
         WarningCode::AccountRevocationDelay,
@@ -154,6 +167,8 @@ impl WarningCode {
         WarningCode::GrantsElsewhere,
         WarningCode::DependenciesIncluded,
         WarningCode::RunningPodsLoseAccess,
+        WarningCode::DisabledAccount,
+        WarningCode::AcceptedRisk,
     ];
 }
 

@@ -121,6 +121,31 @@ pub struct Mapping {
     /// Where it is declared.
     #[serde(default)]
     pub origin: Origin,
+    /// Risks the mapping accepts (`accept:`), sorted: their plan warnings
+    /// are silenced for this mapping and listed as accepted instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accept: Vec<Risk>,
+}
+
+/// A risk a mapping can accept in the spec (`accept: [identity-sameness]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Risk {
+    /// Other clusters of the project with the same namespace and KSA get the
+    /// same identity.
+    IdentitySameness,
+}
+
+impl Risk {
+    /// Every risk, with its spelling in the spec.
+    pub const ALL: [(Risk, &'static str); 1] = [(Risk::IdentitySameness, "identity-sameness")];
+
+    /// The spelling in the spec.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Risk::IdentitySameness => "identity-sameness",
+        }
+    }
 }
 
 impl Mapping {

@@ -612,6 +612,23 @@ pub struct RawMapping {
     /// `create` (default): create the namespace and KSA if missing;
     /// `annotate`: only annotate an existing KSA.
     pub manage: Option<Sp<Manage>>,
+    /// Risks this mapping knowingly accepts, each silencing one plan warning
+    /// for this mapping only (the plan lists what was accepted):
+    /// `identity-sameness` (other clusters of the project with this
+    /// namespace and KSA get the same identity).
+    #[schemars(with = "Option<Vec<AcceptedRisk>>")]
+    pub accept: Option<SpList>,
+}
+
+/// A risk a mapping can accept, for the schema (validation checks the names
+/// and suggests the closest).
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)]
+enum AcceptedRisk {
+    /// Every cluster of the project (declared or not) with this namespace
+    /// and KSA gets the same Google identity.
+    IdentitySameness,
 }
 
 /// A member that must not be able to act as an account.

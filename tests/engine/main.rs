@@ -6,6 +6,7 @@
 #[path = "../harness/mod.rs"]
 mod harness;
 
+mod audit;
 mod bench_calls;
 mod cli_settings;
 mod contract;

@@ -186,6 +186,7 @@ pub fn seed_world() -> LiveState {
             iam_credentials_enabled: Some(false),
             service_accounts: BTreeMap::new(),
             policy: Some(IamPolicy::default()),
+            clusters: Vec::new(),
         },
     );
     for k in [key("us-central1-a", "alpha"), key("europe-west1-b", "beta")] {

@@ -10,5 +10,6 @@ mod diagnostics;
 mod model;
 mod multi;
 mod robustness;
+mod sameness;
 mod schema;
 mod validate_fixes;

@@ -219,6 +219,7 @@ fn external_accounts_are_named_by_email() {
                 file: m.mappings[0].origin.file.clone(),
                 line: m.mappings[0].origin.line,
             },
+            accept: Vec::new(),
         }]
     );
     assert!(m.mappings[0].origin.file.ends_with("external_gsa.yaml"));

@@ -13,6 +13,9 @@ use crate::ownership::{Owner, description_declared_in, file_tag, user_descriptio
 use crate::plan::desired::{DESCRIPTION, DISPLAY_NAME};
 use crate::plan::{ReasonCode, Resource, Warning, WarningCode};
 
+/// The attribute of a disabled account (only present when the live one is).
+const DISABLED: &str = "disabled";
+
 impl Planner<'_> {
     pub(super) fn accounts(&mut self) {
         for gsa in &self.model.service_accounts {
@@ -64,12 +67,47 @@ impl Planner<'_> {
                 continue;
             };
             let marker = Owner::from_description(live.description.as_deref());
-            let before = attrs(json!({
+            let mut before = attrs(json!({
                 "email": email,
                 DISPLAY_NAME: live.display_name,
                 DESCRIPTION: live.description,
             }));
-            if self.account_owner(&email).as_ref() == Some(&gsa.owner) {
+            let owned = self.account_owner(&email).as_ref() == Some(&gsa.owner);
+            // A disabled account mints no tokens: every mapping to it is
+            // broken. The key appears only then, so in-sync plans keep their shape.
+            let mut desired = desired;
+            if live.disabled {
+                before.insert(DISABLED.into(), json!(true));
+                desired.insert(DISABLED.into(), json!(!owned));
+                if !owned {
+                    self.warnings.push(Warning {
+                        code: WarningCode::DisabledAccount,
+                        message: format!(
+                            "{email} is disabled, so no KSA can act as it; wi does not manage it: ask its owner to enable it (gcloud iam service-accounts enable {email})"
+                        ),
+                        address: Some(address.clone()),
+                    });
+                }
+            }
+            if owned {
+                if live.disabled
+                    && before.get(DISPLAY_NAME) == desired.get(DISPLAY_NAME)
+                    && before.get(DESCRIPTION) == desired.get(DESCRIPTION)
+                {
+                    self.push(
+                        update(
+                            resource,
+                            before,
+                            desired,
+                            reason(
+                                ReasonCode::Disabled,
+                                "the account is disabled: its KSAs get no tokens; wi enables it",
+                            ),
+                        )
+                        .for_owner(&gsa.owner),
+                    );
+                    continue;
+                }
                 if before == desired {
                     self.push(noop(
                         resource,
@@ -127,7 +165,41 @@ impl Planner<'_> {
                 }
             }
         }
+        self.disabled_external_accounts();
         self.orphan_accounts();
+    }
+
+    /// Accounts mappings name that the spec does not declare and that are
+    /// disabled: `wi` does not manage them, so it warns.
+    fn disabled_external_accounts(&mut self) {
+        let declared: BTreeSet<String> = self
+            .model
+            .service_accounts
+            .iter()
+            .map(|g| g.email())
+            .collect();
+        let named: BTreeSet<(&str, &str)> = self
+            .model
+            .mappings
+            .iter()
+            .filter(|m| !declared.contains(&m.gsa_email))
+            .map(|m| (m.gsa_project.as_str(), m.gsa_email.as_str()))
+            .collect();
+        for (project, email) in named {
+            if self
+                .live
+                .account(project, email)
+                .is_some_and(|a| a.disabled)
+            {
+                self.warnings.push(Warning {
+                    code: WarningCode::DisabledAccount,
+                    message: format!(
+                        "{email} is disabled, so no KSA can act as it; wi does not manage it: ask its owner to enable it (gcloud iam service-accounts enable {email})"
+                    ),
+                    address: None,
+                });
+            }
+        }
     }
 
     /// Accounts of this run's owners, in the spec's projects, that the spec

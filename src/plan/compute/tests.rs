@@ -59,6 +59,7 @@ pub(super) fn model() -> Model {
             management: KsaManagement::Create,
             owner: Default::default(),
             origin: Default::default(),
+            accept: Vec::new(),
         }],
         absent: vec![],
         owners: vec![Default::default()],
@@ -101,6 +102,7 @@ pub(super) fn empty_world() -> LiveState {
             iam_credentials_enabled: Some(false),
             service_accounts: BTreeMap::new(),
             policy: Some(IamPolicy::default()),
+            clusters: Vec::new(),
         },
     );
     live.clusters.insert(

@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use super::resolve::Resolver;
 use super::{ClusterInfo, Ctx, MAX_EXPANDED, MAX_ITEMS, list_some};
-use crate::spec::model::{AbsentMember, KsaManagement, Mapping};
+use crate::spec::model::{AbsentMember, KsaManagement, Mapping, Risk};
 use crate::spec::names;
 use crate::spec::raw::{Manage, RawSpec, Sp};
 
@@ -76,6 +76,74 @@ impl Expansion {
                 let text = in_file(&format!("and to `{}`", first.gsa_text));
                 cx.label_at(p, first.item.0, first.gsa_span, text)
             };
+            cx.push(p);
+        }
+    }
+}
+
+impl Expansion {
+    /// The same namespace/KSA acting as different accounts in clusters of one
+    /// project: the workload pool `P.svc.id.goog` names the KSA once for
+    /// every cluster of P, so each such cluster's KSA gets every one of those
+    /// accounts. Reported once per (project, namespace, KSA), pointing at the
+    /// first mapping of each account.
+    pub(super) fn report_escalations(&self, cx: &mut Ctx) {
+        type Accounts<'a> = BTreeMap<&'a str, (&'a Origin, BTreeSet<String>)>;
+        let mut by_identity: BTreeMap<(&str, &str, &str), Accounts<'_>> = BTreeMap::new();
+        for (m, origin) in self.expanded.values() {
+            let entry = by_identity
+                .entry((&m.cluster.project, &m.namespace, &m.ksa))
+                .or_default()
+                .entry(&m.gsa_email)
+                .or_insert_with(|| (origin, BTreeSet::new()));
+            if origin.item < entry.0.item {
+                entry.0 = origin;
+            }
+            entry.1.insert(format!("`{}`", m.cluster));
+        }
+        for ((project, ns, ksa), accounts) in by_identity {
+            if accounts.len() < 2 {
+                continue;
+            }
+            let mut origins: Vec<(&str, &Origin, &BTreeSet<String>)> = accounts
+                .iter()
+                .map(|(email, (o, clusters))| (*email, *o, clusters))
+                .collect();
+            origins.sort_by_key(|(_, o, _)| o.item);
+            let last = origins[origins.len() - 1].1;
+            cx.cur = last.item.0;
+            let clusters: BTreeSet<&String> = origins.iter().flat_map(|(_, _, c)| *c).collect();
+            let clusters: Vec<String> = clusters.into_iter().cloned().collect();
+            let emails: Vec<String> = origins.iter().map(|(e, _, _)| format!("`{e}`")).collect();
+            let mut p = cx
+                .new_problem(
+                    "wi::spec::shared_identity_escalation",
+                    format!(
+                        "KSA `{ns}/{ksa}` is mapped to {} accounts in clusters of project `{project}`, which share one workload pool",
+                        origins.len()
+                    ),
+                )
+                .help(format!(
+                    "every cluster of project `{project}` presents `{ns}/{ksa}` as one identity, \
+                     `serviceAccount:{project}.svc.id.goog[{ns}/{ksa}]`, so its pods in {} can act \
+                     as each of {}; map `{ns}/{ksa}` to one account, once, in a mapping that lists \
+                     all those clusters (or their group), or give the workload of each cluster its \
+                     own namespace or KSA name",
+                    list_some(&clusters),
+                    list_some(&emails)
+                ));
+            for (email, origin, clusters) in &origins {
+                let text = format!(
+                    "`{email}` for {}",
+                    list_some(&clusters.iter().cloned().collect::<Vec<_>>())
+                );
+                let text = if origin.item.0 == cx.cur {
+                    text
+                } else {
+                    format!("{text} in {}", cx.file_name(origin.item.0))
+                };
+                p = cx.label_at(p, origin.item.0, origin.gsa_span.clone(), text);
+            }
             cx.push(p);
         }
     }
@@ -211,6 +279,7 @@ pub(super) fn validate_mappings(
         if !ns_ok || !ksa_ok || ex.over_limit {
             continue;
         }
+        let accept = accepted_risks(cx, m.accept.as_ref());
         let management = match m.manage.as_ref().map(|s| s.value) {
             Some(Manage::Annotate) => KsaManagement::AnnotateExisting,
             Some(Manage::Create) | None => KsaManagement::Create,
@@ -256,6 +325,7 @@ pub(super) fn validate_mappings(
                     management,
                     owner: cx.owner().clone(),
                     origin: cx.origin(item.span()),
+                    accept: accept.clone(),
                 };
                 ex.expanded.insert(key, (mapping, origin.clone()));
             }
@@ -264,6 +334,38 @@ pub(super) fn validate_mappings(
             }
         }
     }
+}
+
+/// The risks an `accept:` list names, sorted; an unknown name is reported
+/// with the closest known one.
+fn accepted_risks(cx: &mut Ctx, list: Option<&crate::spec::raw::SpList>) -> Vec<Risk> {
+    let Some(list) = list else {
+        return Vec::new();
+    };
+    let mut out = BTreeSet::new();
+    for item in cx.list(list, "accepted risks") {
+        match Risk::ALL.iter().find(|(_, name)| *name == item.value) {
+            Some((risk, _)) => {
+                out.insert(*risk);
+            }
+            None => {
+                let names: Vec<&str> = Risk::ALL.iter().map(|(_, n)| *n).collect();
+                let help = match super::closest(&item.value, &names) {
+                    Some(near) => format!("did you mean `{near}`?"),
+                    None => format!("a mapping can accept: {}", names.join(", ")),
+                };
+                let p = cx
+                    .new_problem(
+                        "wi::spec::unknown_risk",
+                        format!("`{}` is not a risk a mapping can accept", item.value),
+                    )
+                    .label(item.span(), "unknown risk")
+                    .help(help);
+                cx.push(p);
+            }
+        }
+    }
+    out.into_iter().collect()
 }
 
 /// (account email, member) → the file and member of its first `absent` entry.

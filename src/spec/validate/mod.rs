@@ -346,6 +346,7 @@ pub(crate) fn validate_set(
         validate_mappings(&mut cx, raw, &resolver, &mut expansion);
     }
     expansion.report_clashes(&mut cx);
+    expansion.report_escalations(&mut cx);
     let mut absent = Vec::new();
     let mut seen_absent = HashMap::new();
     for (i, (raw, _)) in files.iter().enumerate() {
