@@ -22,6 +22,7 @@ const RANK: &[(&str, u8)] = &[
     ("live", 3),
     ("plan", 4),
     ("apply", 5),
+    ("permissions", 5),
     ("render", 6),
     ("cli", 7),
 ];

@@ -4,7 +4,7 @@
 //! only layers to its left (a unit test, `layering`, fails otherwise):
 //!
 //! ```text
-//! ids, ownership  →  spec  →  gcp, kube  →  live  →  plan  →  apply  →  render  →  cli
+//! ids, ownership  →  spec  →  gcp, kube  →  live  →  plan  →  apply, permissions  →  render  →  cli
 //! ```
 //!
 //! - [`ids`]: names every layer shares (cluster keys, service-account emails,
@@ -17,6 +17,9 @@
 //!   `plan` (pure diff into a [`plan::Plan`]) → `apply` (plan → steps against
 //!   the same clients, an [`apply::ApplyResult`]) → `render` (plans and apply
 //!   results → text / JSON) → `cli`.
+//! - [`permissions`]: the IAM permissions and Kubernetes accesses each
+//!   command needs, what one plan needs, and the pre-flight that asks Google
+//!   and the clusters before anything changes (beside `apply`).
 //!
 //! `emulator` is the local GKE / IAM / STS / Kubernetes emulator used by
 //! `wi demo`, `wi emulator` and the tests; it stands beside the engine: the
@@ -32,6 +35,7 @@ pub mod kube;
 mod layering;
 pub mod live;
 pub mod ownership;
+pub mod permissions;
 pub mod plan;
 pub mod render;
 pub mod spec;
