@@ -639,6 +639,60 @@ pub struct MissingPermissions {
     pub missing: Vec<Missing>,
 }
 
+/// A read refused with 401 or 403, with what to do about it: which
+/// identity was refused, and the permission the call needs.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("{message}")]
+#[diagnostic(code(wi::permissions::denied), help("{help}"))]
+pub struct Denied {
+    /// What was being done (`reading IAM policy of project p`).
+    pub message: String,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+    pub help: String,
+}
+
+impl Denied {
+    /// `error` with the help that names `identity`, when it is a refusal;
+    /// `Err(error)` back otherwise.
+    pub fn from_live(
+        error: crate::live::LiveError,
+        identity: &str,
+    ) -> Result<Denied, crate::live::LiveError> {
+        use crate::live::LiveError;
+        match error {
+            LiveError::Gcp { what, source } => match source.denied_help(identity) {
+                Some(help) => Ok(Denied {
+                    message: format!("reading {what}"),
+                    source: Box::new(source),
+                    help,
+                }),
+                None => Err(LiveError::Gcp { what, source }),
+            },
+            LiveError::Kube {
+                cluster,
+                source,
+                help,
+            } => {
+                // The three lists live state makes; the message says which was refused.
+                let reads = "container.namespaces.list, container.serviceAccounts.list and container.pods.list";
+                match source.denied_help(identity, Some(reads)) {
+                    Some(denied) => Ok(Denied {
+                        message: format!("reading Kubernetes objects of cluster {cluster}"),
+                        source: Box::new(source),
+                        help: denied,
+                    }),
+                    None => Err(LiveError::Kube {
+                        cluster,
+                        source,
+                        help,
+                    }),
+                }
+            }
+        }
+    }
+}
+
 fn list(missing: &[Missing]) -> String {
     missing
         .iter()
