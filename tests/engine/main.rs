@@ -14,6 +14,7 @@ mod faults;
 mod fleet;
 mod kill;
 mod owners;
+mod permissions;
 mod quota;
 mod saved_plans;
 mod secrets;
