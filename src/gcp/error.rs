@@ -457,7 +457,16 @@ mod tests {
         let help = bare.denied_help("ci@p.iam.gserviceaccount.com").unwrap();
         assert!(help.starts_with("ci@p.iam.gserviceaccount.com lacks the permission resourcemanager.projects.getIamPolicy"), "{help}");
         let expired = api_error("iam", "serviceAccounts.list", 401, None, "");
-        assert!(expired.denied_help("me").unwrap().contains("did not accept the credentials of me"));
-        assert!(api_error("iam", "x", 409, None, "").denied_help("me").is_none());
+        assert!(
+            expired
+                .denied_help("me")
+                .unwrap()
+                .contains("did not accept the credentials of me")
+        );
+        assert!(
+            api_error("iam", "x", 409, None, "")
+                .denied_help("me")
+                .is_none()
+        );
     }
 }

@@ -489,8 +489,7 @@ pub fn required(plan: &Plan, live: &LiveState) -> BTreeSet<Need> {
         if reachable {
             out.insert(Need::Kube { cluster, access });
         } else {
-            let permission =
-                gke_permission(access.verb, access.resource, access.subresource);
+            let permission = gke_permission(access.verb, access.resource, access.subresource);
             out.insert(Need::Iam {
                 permission,
                 target: Target::Project(cluster.project.clone()),
@@ -567,7 +566,9 @@ pub async fn check(
     for (target, permissions) in iam {
         let held = match target {
             Target::Project(p) => gcp.test_project_permissions(p, &permissions).await,
-            Target::ServiceAccount(e) => gcp.test_service_account_permissions(e, &permissions).await,
+            Target::ServiceAccount(e) => {
+                gcp.test_service_account_permissions(e, &permissions).await
+            }
         }
         .map_err(|source| PreflightError::Gcp {
             what: target.to_string(),
@@ -607,7 +608,26 @@ pub async fn check(
             let conn = crate::live::connect_cluster(gke, token.clone(), context)
                 .await
                 .map_err(kube_err)?;
+            // One review for the whole cluster per verb and resource; only
+            // when that is refused, one per namespace (RBAC may grant less).
+            let mut cluster_wide: BTreeMap<(&str, &str, &str), bool> = BTreeMap::new();
             for access in accesses {
+                let key3 = (access.verb, access.resource, access.subresource);
+                let wide = match cluster_wide.get(&key3) {
+                    Some(w) => *w,
+                    None => {
+                        let all = Access {
+                            namespace: None,
+                            ..access.clone()
+                        };
+                        let w = conn.can_i(&all).await.map_err(kube_err)?;
+                        cluster_wide.insert(key3, w);
+                        w
+                    }
+                };
+                if wide {
+                    continue;
+                }
                 if !conn.can_i(access).await.map_err(kube_err)? {
                     let gke = gke_permission(access.verb, access.resource, access.subresource);
                     missing.push(Missing {
@@ -628,10 +648,15 @@ pub async fn check(
 
 /// The refusal when the pre-flight found something missing.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("{identity} may not do every step of this plan; nothing was changed. Missing:\n{}", list(missing))]
+#[error(
+    "{identity} may not do every step of this plan; nothing was changed. Missing:\n{}",
+    list(missing)
+)]
 #[diagnostic(
     code(wi::permissions::missing),
-    help("grant the missing permissions (the custom role in examples/iam/wi-apply.role.yaml holds every one `wi apply` uses; README \"Permissions\"), then run again")
+    help(
+        "grant the missing permissions (the custom role in examples/iam/wi-apply.role.yaml holds every one `wi apply` uses; README \"Permissions\"), then run again"
+    )
 )]
 pub struct MissingPermissions {
     /// Who was asked about (an email, or where the credentials came from).
@@ -812,7 +837,10 @@ mod tests {
                 assert_eq!(p, "");
                 continue;
             }
-            let entry = IAM.iter().find(|i| i.name == p).unwrap_or_else(|| panic!("{p}"));
+            let entry = IAM
+                .iter()
+                .find(|i| i.name == p)
+                .unwrap_or_else(|| panic!("{p}"));
             for c in k.commands {
                 assert!(entry.commands.contains(c), "{p} for {}", c.name());
             }

@@ -305,11 +305,22 @@ fn render_role(name: &str, r: &world::CustomRoleRecord) -> Value {
 
 /// Reads `title`, `description`, `stage` and `includedPermissions` of a Role
 /// body into `r` (only the fields `mask` names, when it is given).
-fn read_role(body: &Value, mask: Option<&str>, r: &mut world::CustomRoleRecord) -> Result<(), GoogleApiError> {
+fn read_role(
+    body: &Value,
+    mask: Option<&str>,
+    r: &mut world::CustomRoleRecord,
+) -> Result<(), GoogleApiError> {
     check_keys(
         body,
         "",
-        &["name", "title", "description", "includedPermissions", "stage", "etag"],
+        &[
+            "name",
+            "title",
+            "description",
+            "includedPermissions",
+            "stage",
+            "etag",
+        ],
     )?;
     let wanted = |f: &str| mask.is_none_or(|m| m.split(',').any(|x| x.trim() == f));
     if wanted("title") {
@@ -341,13 +352,7 @@ fn read_role(body: &Value, mask: Option<&str>, r: &mut world::CustomRoleRecord) 
 
 /// `projects.roles.*`: custom roles, so a caller can hold exactly the
 /// permissions a command needs (`gcloud iam roles create --file`).
-fn roles(
-    core: &Core,
-    req: &Req,
-    who: &Principal,
-    project: &str,
-    method: &str,
-) -> GoogleApiResult {
+fn roles(core: &Core, req: &Req, who: &Principal, project: &str, method: &str) -> GoogleApiResult {
     let perm = match method {
         "projects.roles.create" => "iam.roles.create",
         "projects.roles.list" => "iam.roles.list",
@@ -400,7 +405,10 @@ fn roles(
                 etag: new_policy_etag(),
                 ..Default::default()
             };
-            let role_body = opt_object(&body, "role")?.cloned().map(Value::Object).unwrap_or(json!({}));
+            let role_body = opt_object(&body, "role")?
+                .cloned()
+                .map(Value::Object)
+                .unwrap_or(json!({}));
             read_role(&role_body, None, &mut role)?;
             let out = render_role(&name, &role);
             world.custom_roles.insert(name, role);
