@@ -312,3 +312,96 @@ async fn the_documented_role_is_enough_and_each_permission_counts() {
         .expect(0);
     world.stop().await;
 }
+
+/// The emulator answers `testIamPermissions` (projects and accounts) and
+/// `SelfSubjectAccessReview` with exactly what a custom role holds, as
+/// `wi`'s own clients ask them, and follows the role as it changes.
+#[tokio::test]
+async fn the_emulator_answers_with_exactly_the_held_permissions() {
+    let world = TestWorld::start(SEED).await;
+    let admin = Admin::new(&world);
+    let held = [
+        "container.clusters.get",
+        "container.pods.list",
+        "iam.serviceAccounts.getIamPolicy",
+    ];
+    let (email, key) = admin.deployer(&world, &held).await;
+    let env: BTreeMap<String, String> = world.env.iter().cloned().collect();
+    let get = |k: &str| env.get(k).cloned();
+    let gcp = wi::gcp::GcpClient::new(
+        wi::gcp::Endpoints::from_env_vars(get).expect("endpoints"),
+        std::sync::Arc::new(wi::gcp::AdcTokenSource::from_key_file(&key)),
+        wi::gcp::ClientOptions::from_env_vars(get),
+    )
+    .expect("client");
+    let asked = [
+        "container.clusters.get",
+        "container.clusters.update",
+        "iam.serviceAccounts.getIamPolicy",
+        "iam.serviceAccounts.setIamPolicy",
+    ];
+    let on_project = gcp
+        .test_project_permissions(&world.project, &asked)
+        .await
+        .expect("project");
+    assert_eq!(
+        on_project,
+        ["container.clusters.get", "iam.serviceAccounts.getIamPolicy"]
+    );
+    let on_account = gcp
+        .test_service_account_permissions(&email, &asked[2..])
+        .await
+        .expect("account");
+    assert_eq!(on_account, ["iam.serviceAccounts.getIamPolicy"]);
+
+    let key_alpha = wi::spec::ClusterKey {
+        project: world.project.clone(),
+        location: "us-central1-a".into(),
+        name: "alpha".into(),
+    };
+    let cluster = gcp
+        .get_cluster(&key_alpha)
+        .await
+        .expect("get")
+        .expect("exists");
+    let token = gcp.access_token().await.expect("token");
+    let conn = wi::live::connect_cluster(&cluster, token, None)
+        .await
+        .expect("connect");
+    let access = |verb, resource, subresource, namespace: Option<&str>| wi::kube::Access {
+        verb,
+        resource,
+        subresource,
+        namespace: namespace.map(str::to_string),
+    };
+    let list_pods = access("list", "pods", "", None);
+    assert!(conn.can_i(&list_pods).await.expect("review"));
+    assert!(
+        !conn
+            .can_i(&access("patch", "serviceaccounts", "", Some("payments")))
+            .await
+            .expect("review")
+    );
+    assert!(
+        !conn
+            .can_i(&access(
+                "create",
+                "serviceaccounts",
+                "token",
+                Some("payments")
+            ))
+            .await
+            .expect("review")
+    );
+
+    // Take container.pods.list away: both answers follow.
+    admin.set_role(&held[..1]).await;
+    admin.set_role(&[held[0], held[2]]).await;
+    assert!(!conn.can_i(&list_pods).await.expect("review"));
+    let on_project = gcp
+        .test_project_permissions(&world.project, &["container.pods.list"])
+        .await
+        .expect("project");
+    assert!(on_project.is_empty(), "{on_project:?}");
+    world.stop().await;
+}

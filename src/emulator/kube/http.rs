@@ -403,6 +403,33 @@ async fn handle(
     if !cluster.host.authorize(&user, &access) {
         return error_response(ApiError::forbidden(&access, &user));
     }
+    // A server-side apply that creates the object also needs `create`, as
+    // the real API server checks it.
+    if let Target::Object {
+        resource,
+        namespace,
+        name,
+    } = &target
+        && method == Method::PATCH
+        && content_type == "application/apply-patch+yaml"
+        && cluster
+            .lock()
+            .get(*resource, namespace.as_deref(), name)
+            .is_err()
+    {
+        let create = KubeAccess {
+            verb: "create",
+            namespace: if *resource == KubeResource::Namespaces {
+                None
+            } else {
+                namespace.as_deref()
+            },
+            ..access
+        };
+        if !cluster.host.authorize(&user, &create) {
+            return error_response(ApiError::forbidden(&create, &user));
+        }
+    }
     let table = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
