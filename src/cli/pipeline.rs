@@ -152,7 +152,7 @@ impl<'s> Pipeline<'s> {
             // A refusal names the identity and the permission it lacks.
             Err(e) => match crate::permissions::Denied::from_live(e, &identity(self.settings)) {
                 Ok(denied) => Err(miette::Report::new(denied).into()),
-                Err(e) => Err(e.into()),
+                Err(e) => Err(CliError::Live(e)),
             },
         }
     }

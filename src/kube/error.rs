@@ -60,7 +60,7 @@ impl KubeError {
             )),
             (403, _) | (_, "Forbidden") => Some(match gke_permission {
                 Some(p) => format!(
-                    "{identity} is not allowed by the cluster's RBAC or GKE IAM: grant it the RBAC rule, or the IAM permission {p} (README \"Permissions\")"
+                    "{identity} is not allowed by the cluster's RBAC or GKE IAM: grant it an RBAC rule for this access, or {p} in GKE IAM (README \"Permissions\")"
                 ),
                 None => format!(
                     "{identity} is not allowed by the cluster's RBAC or GKE IAM: see the Kubernetes accesses `wi` needs in README \"Permissions\""
@@ -155,5 +155,27 @@ mod tests {
             .is_retryable()
         );
         assert!(KubeError::Transport("reset".into()).is_retryable());
+    }
+
+    #[test]
+    fn a_refusal_names_the_identity() {
+        let forbidden = KubeError::Api {
+            status: 403,
+            reason: "Forbidden".into(),
+            message: "pods is forbidden".into(),
+        };
+        let help = forbidden
+            .denied_help("ci@p.iam.gserviceaccount.com", Some("container.pods.list"))
+            .unwrap();
+        assert!(
+            help.starts_with("ci@p.iam.gserviceaccount.com is not allowed"),
+            "{help}"
+        );
+        assert!(help.contains("container.pods.list"), "{help}");
+        assert!(
+            KubeError::Transport("x".into())
+                .denied_help("me", None)
+                .is_none()
+        );
     }
 }

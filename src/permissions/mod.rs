@@ -683,7 +683,7 @@ impl Denied {
     pub fn from_live(
         error: crate::live::LiveError,
         identity: &str,
-    ) -> Result<Denied, crate::live::LiveError> {
+    ) -> Result<Denied, Box<crate::live::LiveError>> {
         use crate::live::LiveError;
         match error {
             LiveError::Gcp { what, source } => match source.denied_help(identity) {
@@ -692,7 +692,7 @@ impl Denied {
                     source: Box::new(source),
                     help,
                 }),
-                None => Err(LiveError::Gcp { what, source }),
+                None => Err(Box::new(LiveError::Gcp { what, source })),
             },
             LiveError::Kube {
                 cluster,
@@ -707,11 +707,11 @@ impl Denied {
                         source: Box::new(source),
                         help: denied,
                     }),
-                    None => Err(LiveError::Kube {
+                    None => Err(Box::new(LiveError::Kube {
                         cluster,
                         source,
                         help,
-                    }),
+                    })),
                 }
             }
         }

@@ -275,6 +275,26 @@ async fn the_documented_role_is_enough_and_each_permission_counts() {
                     "without {p}, wi must name it:\n{}",
                     out.stderr
                 );
+                // A refused read of live state, as users see it.
+                if matches!(
+                    *p,
+                    "resourcemanager.projects.getIamPolicy" | "container.pods.list"
+                ) {
+                    // Clusters are read concurrently: either may be refused first.
+                    let stderr = out
+                        .stderr
+                        .replace("wi-demo/europe-west1-b/beta", "[CLUSTER]")
+                        .replace("wi-demo/us-central1-a/alpha", "[CLUSTER]");
+                    let refusal = crate::harness::Output {
+                        stdout: String::new(),
+                        stderr,
+                        ..out
+                    };
+                    assert_output_snapshot!(
+                        format!("permissions_read_refused_without_{p}"),
+                        refusal
+                    );
+                }
                 named.push(*p);
             }
             0 => unused.push(*p),
