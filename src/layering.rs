@@ -24,6 +24,7 @@ const RANK: &[(&str, u8)] = &[
     ("audit", 4),
     ("apply", 5),
     ("verify", 5),
+    ("permissions", 5),
     ("render", 6),
     ("cli", 7),
 ];

@@ -4,7 +4,7 @@
 //! only layers to its left (a unit test, `layering`, fails otherwise):
 //!
 //! ```text
-//! ids, ownership  →  spec  →  gcp, kube  →  live  →  plan, audit  →  apply, verify  →  render  →  cli
+//! ids, ownership  →  spec  →  gcp, kube  →  live  →  plan, audit  →  apply, verify, permissions  →  render  →  cli
 //! ```
 //!
 //! - [`ids`]: names every layer shares (cluster keys, service-account emails,
@@ -21,6 +21,9 @@
 //!   [`audit`] stands beside `plan`: it reads through `live` (every cluster of
 //!   the spec's projects, declared or not) and reports who else gets the
 //!   spec's identities; it never writes.
+//! - [`permissions`]: the IAM permissions and Kubernetes accesses each
+//!   command needs, what one plan needs, and the pre-flight that asks Google
+//!   and the clusters before anything changes (beside `apply`).
 //!
 //! `emulator` is the local GKE / IAM / STS / Kubernetes emulator used by
 //! `wi demo`, `wi emulator` and the tests; it stands beside the engine: the
@@ -37,6 +40,7 @@ pub mod kube;
 mod layering;
 pub mod live;
 pub mod ownership;
+pub mod permissions;
 pub mod plan;
 pub mod render;
 pub mod spec;

@@ -196,6 +196,8 @@ async fn execute(
     live: &crate::live::LiveState,
     force_conflicts: bool,
 ) -> Result<Success, CliError> {
+    // Nothing starts unless the caller may do every step.
+    pipeline.preflight(plan, live).await?;
     let (interrupt_tx, interrupt_rx) = watch::channel(false);
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {

@@ -89,6 +89,28 @@ pub(crate) async fn gcp_client(settings: &Settings) -> Result<GcpClient, CliErro
     Ok(GcpClient::new(endpoints, tokens, options).into_diagnostic()?)
 }
 
+/// Who `wi` calls Google as, for messages (never a token): the
+/// `client_email` of a service-account key, else where the credentials
+/// come from.
+pub(crate) fn identity(settings: &Settings) -> String {
+    let env = &settings.env;
+    let set = |k: &str| env.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    if let Some(file) = set("CLOUDSDK_AUTH_ACCESS_TOKEN_FILE") {
+        return format!("the identity of the access token in {file}");
+    }
+    if let Some(file) = set("GOOGLE_APPLICATION_CREDENTIALS") {
+        let email = std::fs::read_to_string(file).ok().and_then(|text| {
+            let key: serde_json::Value = serde_json::from_str(&text).ok()?;
+            key.get("client_email")?.as_str().map(str::to_string)
+        });
+        return match email {
+            Some(email) => email,
+            None => format!("the credentials in {file}"),
+        };
+    }
+    "your application default credentials".to_string()
+}
+
 /// A spec and a client to the world it describes.
 pub(crate) struct Pipeline<'s> {
     settings: &'s Settings,
@@ -125,7 +147,33 @@ impl<'s> Pipeline<'s> {
             gcp: &self.gcp,
             parallelism: self.settings.engine.parallelism,
         };
-        Ok(reader.read(&self.spec.model).await?)
+        match reader.read(&self.spec.model).await {
+            Ok(live) => Ok(live),
+            // A refusal names the identity and the permission it lacks.
+            Err(e) => match crate::permissions::Denied::from_live(e, &identity(self.settings)) {
+                Ok(denied) => Err(miette::Report::new(denied).into()),
+                Err(e) => Err(CliError::Live(e)),
+            },
+        }
+    }
+
+    /// The permission pre-flight: asks Google (`testIamPermissions`) and
+    /// each cluster (`SelfSubjectAccessReview`) whether the caller may do
+    /// every step of `plan`, and refuses, changing nothing, when it may
+    /// not. Returns how many checks passed.
+    pub(crate) async fn preflight(&self, plan: &Plan, live: &LiveState) -> Result<usize, CliError> {
+        let needs = crate::permissions::required(plan, live);
+        let missing = crate::permissions::check(&self.gcp, &self.spec.model, live, &needs)
+            .await
+            .map_err(miette::Report::new)?;
+        if missing.is_empty() {
+            return Ok(needs.len());
+        }
+        Err(miette::Report::new(crate::permissions::MissingPermissions {
+            identity: identity(self.settings),
+            missing,
+        })
+        .into())
     }
 
     /// Computes the plan of the model against `live`.

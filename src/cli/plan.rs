@@ -50,6 +50,11 @@ pub(crate) struct PlanArgs {
     /// without --allow-mass-removal.
     #[arg(long, value_name = "PERCENT", default_value_t = crate::plan::DEFAULT_MAX_REMOVALS_PERCENT, value_parser = clap::value_parser!(u8).range(0..=100))]
     pub max_removals_percent: u8,
+    /// Also check that the caller may do every step of the plan
+    /// (`testIamPermissions`, `SelfSubjectAccessReview`); exit 1 listing
+    /// what is missing.
+    #[arg(long)]
+    pub check_permissions: bool,
 }
 
 impl PlanArgs {
@@ -72,6 +77,13 @@ pub(crate) async fn run(settings: &Settings, args: PlanArgs) -> Result<Success, 
         ..settings.plan_options.clone()
     };
     let plan = pipeline.plan(&live, &options)?;
+    if args.check_permissions {
+        let checked = pipeline.preflight(&plan, &live).await?;
+        super::error::err_line(format_args!(
+            "Permissions: {} may do every step of this plan ({checked} checked).",
+            super::pipeline::identity(settings)
+        ));
+    }
     // Saved before anything is printed: a reader that stops early (`| head`)
     // never costs the plan file.
     if let Some(path) = &args.out {

@@ -181,6 +181,14 @@ fn kube_call(method: &Method, path: &str, query: Option<&str>) -> String {
     let watch = query.is_some_and(|q| q.split('&').any(|kv| kv == "watch=true" || kv == "watch=1"));
     // Core API only: `/api/v1/...`.
     let rest = match segs.as_slice() {
+        [
+            "apis",
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectaccessreviews",
+        ] => {
+            return "k8s create selfsubjectaccessreviews".to_string();
+        }
         ["api", "v1", rest @ ..] if !rest.is_empty() => rest,
         _ => return "k8s discovery".to_string(),
     };

@@ -59,8 +59,22 @@ pub(crate) struct EmulatorWorld {
     pub main_port: Option<u16>,
     #[serde(default)]
     pub http_port: Option<u16>,
+    /// Custom IAM roles by name (`projects/P/roles/ID`); see `google::permissions`.
+    #[serde(default)]
+    pub custom_roles: BTreeMap<String, CustomRoleRecord>,
     /// Monotonic counter for ids.
     pub counter: u64,
+}
+
+/// A custom IAM role (`projects.roles`): the permissions it grants.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct CustomRoleRecord {
+    pub title: String,
+    pub description: String,
+    pub stage: String,
+    pub permissions: BTreeSet<String>,
+    pub etag: String,
+    pub deleted: bool,
 }
 
 /// A project.

@@ -187,6 +187,42 @@ impl GcpError {
         )
     }
 
+    /// The IAM permission Google checks for the call that failed
+    /// (`iam.serviceAccounts.setIamPolicy` for `serviceAccounts.setIamPolicy`).
+    pub fn required_permission(&self) -> Option<&'static str> {
+        match self {
+            GcpError::Api {
+                service, method, ..
+            } => required_permission(service, method),
+            _ => None,
+        }
+    }
+
+    /// What to do about a 401 or 403, naming the identity `wi` called as
+    /// (an email, or where the credentials came from; never a token) and the
+    /// permission the call needs. `None` for other errors and for a disabled
+    /// API (its message already says which API to enable).
+    pub fn denied_help(&self, identity: &str) -> Option<String> {
+        let status = self.status()?;
+        if self.is_service_disabled() {
+            return None;
+        }
+        match status {
+            401 => Some(format!(
+                "Google did not accept the credentials of {identity}: they may have expired or been revoked; refresh them (`gcloud auth application-default login`, a new key, a new token file)"
+            )),
+            403 => Some(match self.required_permission() {
+                Some(p) => format!(
+                    "{identity} lacks the permission {p}: grant it a role that holds it (the custom role in examples/iam/wi-apply.role.yaml holds every permission `wi` uses; README \"Permissions\"), or run as an identity that has it"
+                ),
+                None => format!(
+                    "{identity} is not allowed to make this call: see the permissions `wi` needs in README \"Permissions\""
+                ),
+            }),
+            _ => None,
+        }
+    }
+
     /// The endpoint cannot be reached and retrying will not change that
     /// ([`GcpError::Unreachable`]).
     pub fn is_unreachable(&self) -> bool {
@@ -214,6 +250,38 @@ impl GcpError {
             _ => false,
         }
     }
+}
+
+/// The IAM permission behind each call the clients make (`service` is the
+/// short API name, `method` the call name of `transport::Call`).
+pub fn required_permission(service: &str, method: &str) -> Option<&'static str> {
+    Some(match (service, method) {
+        ("container", "clusters.get") => "container.clusters.get",
+        ("container", "clusters.list") => "container.clusters.list",
+        ("container", "clusters.create") => "container.clusters.create",
+        ("container", "clusters.update" | "nodePools.update") => "container.clusters.update",
+        ("container", "operations.list") => "container.operations.list",
+        ("container", "operations.get") => "container.operations.get",
+        ("iam", "serviceAccounts.list") => "iam.serviceAccounts.list",
+        ("iam", "serviceAccounts.get") => "iam.serviceAccounts.get",
+        ("iam", "serviceAccounts.create") => "iam.serviceAccounts.create",
+        ("iam", "serviceAccounts.patch") => "iam.serviceAccounts.update",
+        ("iam", "serviceAccounts.delete") => "iam.serviceAccounts.delete",
+        ("iam", "serviceAccounts.enable") => "iam.serviceAccounts.enable",
+        ("iam", "serviceAccounts.getIamPolicy") => "iam.serviceAccounts.getIamPolicy",
+        ("iam", "serviceAccounts.setIamPolicy") => "iam.serviceAccounts.setIamPolicy",
+        ("cloudresourcemanager", "projects.get") => "resourcemanager.projects.get",
+        ("cloudresourcemanager", "projects.getIamPolicy") => {
+            "resourcemanager.projects.getIamPolicy"
+        }
+        ("cloudresourcemanager", "projects.setIamPolicy") => {
+            "resourcemanager.projects.setIamPolicy"
+        }
+        ("serviceusage", "services.get") => "serviceusage.services.get",
+        ("serviceusage", "services.enable") => "serviceusage.services.enable",
+        ("serviceusage", "operations.get") => "serviceusage.operations.get",
+        _ => return None,
+    })
 }
 
 #[derive(Deserialize)]
@@ -375,5 +443,30 @@ mod tests {
         assert!(GcpError::Transport("reset".into()).is_retryable());
         assert!(!GcpError::Unreachable("refused".into()).is_retryable());
         assert!(!GcpError::Decode("x".into()).is_retryable());
+    }
+
+    #[test]
+    fn a_refusal_names_the_identity_and_the_permission() {
+        let bare = api_error(
+            "cloudresourcemanager",
+            "projects.getIamPolicy",
+            403,
+            None,
+            r#"{"error":{"code":403,"message":"The caller does not have permission","status":"PERMISSION_DENIED"}}"#,
+        );
+        let help = bare.denied_help("ci@p.iam.gserviceaccount.com").unwrap();
+        assert!(help.starts_with("ci@p.iam.gserviceaccount.com lacks the permission resourcemanager.projects.getIamPolicy"), "{help}");
+        let expired = api_error("iam", "serviceAccounts.list", 401, None, "");
+        assert!(
+            expired
+                .denied_help("me")
+                .unwrap()
+                .contains("did not accept the credentials of me")
+        );
+        assert!(
+            api_error("iam", "x", 409, None, "")
+                .denied_help("me")
+                .is_none()
+        );
     }
 }

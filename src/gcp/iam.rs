@@ -220,6 +220,24 @@ impl GcpClient {
         self.send(call).await
     }
 
+    /// `serviceAccounts.testIamPermissions`: the subset of `permissions` the
+    /// caller holds on the account `email`.
+    pub async fn test_service_account_permissions(
+        &self,
+        email: &str,
+        permissions: &[&str],
+    ) -> Result<Vec<String>, GcpError> {
+        let call = service_account_call(
+            "serviceAccounts.testIamPermissions",
+            Method::POST,
+            email,
+            ":testIamPermissions",
+        )
+        .body(json!({ "permissions": permissions }));
+        let held: super::resourcemanager::HeldPermissions = self.send(call).await?;
+        Ok(held.permissions)
+    }
+
     /// `serviceAccounts.setIamPolicy` (`updateMask: bindings,etag`). The etag in
     /// `policy` makes the write conditional; prefer [`Self::modify_iam_policy`].
     pub async fn set_service_account_iam_policy(

@@ -49,4 +49,29 @@ impl GcpClient {
         .body(json!({ "policy": policy, "updateMask": "bindings,etag" }));
         self.send(call).await
     }
+
+    /// `projects.testIamPermissions` (v1): the subset of `permissions` the
+    /// caller holds on `project` (Google answers `{}` when it holds none).
+    pub async fn test_project_permissions(
+        &self,
+        project: &str,
+        permissions: &[&str],
+    ) -> Result<Vec<String>, GcpError> {
+        let call = Call::new(
+            Api::Crm,
+            "projects.testIamPermissions",
+            Method::POST,
+            &["v1", "projects", &format!("{project}:testIamPermissions")],
+        )
+        .body(json!({ "permissions": permissions }));
+        let held: HeldPermissions = self.send(call).await?;
+        Ok(held.permissions)
+    }
+}
+
+/// The answer of a `testIamPermissions` call.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct HeldPermissions {
+    pub permissions: Vec<String>,
 }

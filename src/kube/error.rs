@@ -49,6 +49,27 @@ impl KubeError {
         matches!(self.api(), Some((403, _)) | Some((_, "Forbidden")))
     }
 
+    /// What to do about a 401 or 403 from a cluster reached as `identity`
+    /// (the Google identity through GKE's endpoint, or a kubeconfig
+    /// context's user; never a token). `gke_permission` is the GKE IAM
+    /// permission that would grant the refused access, when known.
+    pub fn denied_help(&self, identity: &str, gke_permission: Option<&str>) -> Option<String> {
+        match self.api()? {
+            (401, _) | (_, "Unauthorized") => Some(format!(
+                "the cluster did not accept the credentials of {identity}: refresh them, or check the kubeconfig context's user"
+            )),
+            (403, _) | (_, "Forbidden") => Some(match gke_permission {
+                Some(p) => format!(
+                    "{identity} is not allowed by the cluster's RBAC or GKE IAM: grant it an RBAC rule for this access, or {p} in GKE IAM (README \"Permissions\")"
+                ),
+                None => format!(
+                    "{identity} is not allowed by the cluster's RBAC or GKE IAM: see the Kubernetes accesses `wi` needs in README \"Permissions\""
+                ),
+            }),
+            _ => None,
+        }
+    }
+
     /// 409 `AlreadyExists`.
     pub fn is_already_exists(&self) -> bool {
         matches!(self.api(), Some((_, "AlreadyExists")))
@@ -134,5 +155,27 @@ mod tests {
             .is_retryable()
         );
         assert!(KubeError::Transport("reset".into()).is_retryable());
+    }
+
+    #[test]
+    fn a_refusal_names_the_identity() {
+        let forbidden = KubeError::Api {
+            status: 403,
+            reason: "Forbidden".into(),
+            message: "pods is forbidden".into(),
+        };
+        let help = forbidden
+            .denied_help("ci@p.iam.gserviceaccount.com", Some("container.pods.list"))
+            .unwrap();
+        assert!(
+            help.starts_with("ci@p.iam.gserviceaccount.com is not allowed"),
+            "{help}"
+        );
+        assert!(help.contains("container.pods.list"), "{help}");
+        assert!(
+            KubeError::Transport("x".into())
+                .denied_help("me", None)
+                .is_none()
+        );
     }
 }

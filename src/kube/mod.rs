@@ -6,6 +6,7 @@
 //! manages (name, its labels and annotations), so a foreign label or
 //! annotation is never claimed, and re-applying without a field releases it.
 
+mod access;
 mod error;
 
 use std::collections::BTreeMap;
@@ -24,6 +25,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use ::kube::config::Kubeconfig as KubeconfigFile;
+pub use access::Access;
 pub use error::KubeError;
 
 use crate::ownership::FIELD_MANAGER;

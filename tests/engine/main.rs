@@ -15,6 +15,7 @@ mod faults;
 mod fleet;
 mod kill;
 mod owners;
+mod permissions;
 mod quota;
 mod saved_plans;
 mod secrets;

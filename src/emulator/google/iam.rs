@@ -48,6 +48,17 @@ pub(crate) fn method_id(req: &Req) -> Option<&'static str> {
             Method::DELETE => Some("projects.serviceAccounts.keys.delete"),
             _ => None,
         },
+        (["projects", _, "roles"], None) => match *m {
+            Method::GET => Some("projects.roles.list"),
+            Method::POST => Some("projects.roles.create"),
+            _ => None,
+        },
+        (["projects", _, "roles", _], None) => match *m {
+            Method::GET => Some("projects.roles.get"),
+            Method::PATCH => Some("projects.roles.patch"),
+            Method::DELETE => Some("projects.roles.delete"),
+            _ => None,
+        },
         (["projects", _, "serviceAccounts", _], Some(verb)) if m == Method::POST => match verb {
             "getIamPolicy" => Some("projects.serviceAccounts.getIamPolicy"),
             "setIamPolicy" => Some("projects.serviceAccounts.setIamPolicy"),
@@ -141,6 +152,14 @@ pub(crate) async fn call(
 ) -> GoogleApiResult {
     let project = req.segs[1].clone();
     let now = req.now;
+    match method {
+        "projects.roles.create"
+        | "projects.roles.get"
+        | "projects.roles.list"
+        | "projects.roles.patch"
+        | "projects.roles.delete" => return roles(core, req, who, &project, method),
+        _ => {}
+    }
     match method {
         "projects.serviceAccounts.create" => create(core, req, who, &project),
         "projects.serviceAccounts.list" => list(core, req, who, &project),
@@ -263,6 +282,164 @@ pub(crate) async fn call(
             Ok(json!({ "permissions": perms }))
         }
         _ => Err(GoogleApiError::not_found("Method not found.")),
+    }
+}
+
+/// The Role resource of a custom role.
+fn render_role(name: &str, r: &world::CustomRoleRecord) -> Value {
+    let mut v = json!({
+        "name": name,
+        "title": r.title,
+        "includedPermissions": r.permissions,
+        "stage": r.stage,
+        "etag": r.etag,
+    });
+    if !r.description.is_empty() {
+        v["description"] = json!(r.description);
+    }
+    if r.deleted {
+        v["deleted"] = json!(true);
+    }
+    v
+}
+
+/// Reads `title`, `description`, `stage` and `includedPermissions` of a Role
+/// body into `r` (only the fields `mask` names, when it is given).
+fn read_role(
+    body: &Value,
+    mask: Option<&str>,
+    r: &mut world::CustomRoleRecord,
+) -> Result<(), GoogleApiError> {
+    check_keys(
+        body,
+        "",
+        &[
+            "name",
+            "title",
+            "description",
+            "includedPermissions",
+            "stage",
+            "etag",
+        ],
+    )?;
+    let wanted = |f: &str| mask.is_none_or(|m| m.split(',').any(|x| x.trim() == f));
+    if wanted("title") {
+        r.title = opt_str(body, "title")?.unwrap_or("").to_string();
+    }
+    if wanted("description") {
+        r.description = opt_str(body, "description")?.unwrap_or("").to_string();
+    }
+    if wanted("stage") {
+        r.stage = opt_str(body, "stage")?.unwrap_or("GA").to_string();
+    }
+    if wanted("includedPermissions") {
+        r.permissions = opt_array(body, "includedPermissions")?
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|p| {
+                p.as_str().map(str::to_string).ok_or_else(|| {
+                    GoogleApiError::invalid_field(
+                        "included_permissions",
+                        "Invalid value at 'role.included_permissions' (TYPE_STRING)",
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    Ok(())
+}
+
+/// `projects.roles.*`: custom roles, so a caller can hold exactly the
+/// permissions a command needs (`gcloud iam roles create --file`).
+fn roles(core: &Core, req: &Req, who: &Principal, project: &str, method: &str) -> GoogleApiResult {
+    let perm = match method {
+        "projects.roles.create" => "iam.roles.create",
+        "projects.roles.list" => "iam.roles.list",
+        "projects.roles.patch" => "iam.roles.update",
+        "projects.roles.delete" => "iam.roles.delete",
+        _ => "iam.roles.get",
+    };
+    let mut world = core.world();
+    if !world.projects.contains_key(project)
+        || !permissions::allowed_on_project(&world, who, project, perm)
+    {
+        return Err(denied(perm));
+    }
+    let prefix = format!("projects/{project}/roles/");
+    match method {
+        "projects.roles.list" => {
+            let roles: Vec<Value> = world
+                .custom_roles
+                .iter()
+                .filter(|(n, r)| n.starts_with(&prefix) && !r.deleted)
+                .map(|(n, r)| render_role(n, r))
+                .collect();
+            if roles.is_empty() {
+                return Ok(json!({}));
+            }
+            Ok(json!({ "roles": roles }))
+        }
+        "projects.roles.create" => {
+            let body = parse_body(&req.body)?;
+            check_keys(&body, "", &["roleId", "role"])?;
+            let id = opt_str(&body, "roleId")?.unwrap_or("");
+            let valid = (3..=64).contains(&id.len())
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+            if !valid {
+                return Err(GoogleApiError::invalid_field(
+                    "role_id",
+                    format!("The role_id \"{id}\" is invalid."),
+                ));
+            }
+            let name = format!("{prefix}{id}");
+            if world.custom_roles.contains_key(&name) {
+                return Err(GoogleApiError::already_exists(format!(
+                    "A role named {id} in projects/{project} already exists."
+                )));
+            }
+            let mut role = world::CustomRoleRecord {
+                stage: "GA".into(),
+                etag: new_policy_etag(),
+                ..Default::default()
+            };
+            let role_body = opt_object(&body, "role")?
+                .cloned()
+                .map(Value::Object)
+                .unwrap_or(json!({}));
+            read_role(&role_body, None, &mut role)?;
+            let out = render_role(&name, &role);
+            world.custom_roles.insert(name, role);
+            drop(world);
+            core.persist();
+            Ok(out)
+        }
+        _ => {
+            let name = format!("{prefix}{}", req.segs[3]);
+            let Some(role) = world.custom_roles.get_mut(&name) else {
+                return Err(GoogleApiError::not_found(format!(
+                    "The role named {name} was not found."
+                )));
+            };
+            match method {
+                "projects.roles.patch" => {
+                    let body = parse_body(&req.body)?;
+                    read_role(&body, req.query_get("updateMask"), role)?;
+                    role.etag = new_policy_etag();
+                }
+                "projects.roles.delete" => {
+                    role.deleted = true;
+                    role.etag = new_policy_etag();
+                }
+                _ => return Ok(render_role(&name, role)),
+            }
+            let out = render_role(&name, role);
+            drop(world);
+            core.persist();
+            Ok(out)
+        }
     }
 }
 

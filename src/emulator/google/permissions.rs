@@ -1,7 +1,10 @@
-//! Who may do what: the emulator's role catalogue and the permission checks
-//! derived from IAM policies (project, service account, GKE's Kubernetes
-//! authorizer). Kept in one module so the model can grow without touching
-//! the API handlers.
+//! Who may do what: the emulator's role catalogue (predefined roles and the
+//! custom roles of `projects.roles`) and the permission checks derived from
+//! IAM policies (project, service account, GKE's Kubernetes authorizer).
+//! Kept in one module so the model can grow without touching the API
+//! handlers. Every handler checks the one permission Google checks for its
+//! method, so a caller holding exactly `wi`'s documented role (README,
+//! "Permissions") can do what `wi` does and nothing it leaves out.
 
 use crate::emulator::world::{EmulatorWorld, Principal};
 
@@ -57,6 +60,18 @@ pub(crate) fn role_grants(role: &str, permission: &str) -> bool {
     }
 }
 
+/// Does `role` grant `permission`, for a predefined role or a custom role
+/// of the world (`projects/P/roles/ID`, not deleted)?
+pub(crate) fn grants(world: &EmulatorWorld, role: &str, permission: &str) -> bool {
+    if role.starts_with("projects/") || role.starts_with("organizations/") {
+        return world
+            .custom_roles
+            .get(role)
+            .is_some_and(|r| !r.deleted && r.permissions.contains(permission));
+    }
+    role_grants(role, permission)
+}
+
 /// True when `principal` holds `permission` on `project` through the project policy.
 pub(crate) fn allowed_on_project(
     world: &EmulatorWorld,
@@ -82,7 +97,7 @@ pub(crate) fn allowed_on_project(
     p.policy
         .roles_of(&principal.members())
         .iter()
-        .any(|r| role_grants(r, permission))
+        .any(|r| grants(world, r, permission))
 }
 
 /// The principal behind a Kubernetes username the emulator handed out
@@ -158,7 +173,7 @@ pub(crate) fn allowed_on_sa(
     sa.policy
         .roles_of(&principal.members())
         .iter()
-        .any(|r| role_grants(r, permission))
+        .any(|r| grants(world, r, permission))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::access_review::self_subject_access_review;
 use super::discovery::{
     api_groups, api_resources, api_versions, group_resources, openapi_v3_core, openapi_v3_root,
     version,
@@ -287,7 +288,9 @@ async fn handle(
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_string();
-            return match self_subject_access_review(&cluster, &user, &content_type, &body) {
+            let review = parse_body(content_type.split(';').next().unwrap_or("").trim(), &body)
+                .and_then(|review| self_subject_access_review(&cluster, &user, review));
+            return match review {
                 Ok(v) => json_response(StatusCode::CREATED, &v),
                 Err(e) => error_response(e),
             };
@@ -403,6 +406,33 @@ async fn handle(
     };
     if !cluster.host.authorize(&user, &access) {
         return error_response(ApiError::forbidden(&access, &user));
+    }
+    // A server-side apply that creates the object also needs `create`, as
+    // the real API server checks it.
+    if let Target::Object {
+        resource,
+        namespace,
+        name,
+    } = &target
+        && method == Method::PATCH
+        && content_type == "application/apply-patch+yaml"
+        && cluster
+            .lock()
+            .get(*resource, namespace.as_deref(), name)
+            .is_err()
+    {
+        let create = KubeAccess {
+            verb: "create",
+            namespace: if *resource == KubeResource::Namespaces {
+                None
+            } else {
+                namespace.as_deref()
+            },
+            ..access
+        };
+        if !cluster.host.authorize(&user, &create) {
+            return error_response(ApiError::forbidden(&create, &user));
+        }
     }
     let table = headers
         .get(header::ACCEPT)
@@ -763,56 +793,4 @@ fn patch(
             })
         }
     }
-}
-
-/// `kubectl auth can-i`: asks the host's authorizer about the caller.
-fn self_subject_access_review(
-    cluster: &KubeCluster,
-    user: &str,
-    content_type: &str,
-    body: &Bytes,
-) -> Result<Value, ApiError> {
-    let mut review = parse_body(content_type.split(';').next().unwrap_or("").trim(), body)?;
-    let attrs = review
-        .pointer("/spec/resourceAttributes")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let text = |k: &str| {
-        attrs
-            .get(k)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
-    let (verb, group, resource, subresource, name, namespace) = (
-        text("verb"),
-        text("group"),
-        text("resource"),
-        text("subresource"),
-        text("name"),
-        text("namespace"),
-    );
-    let allowed = if attrs.is_null() {
-        // Non-resource URLs (`can-i get /healthz`): everyone authenticated may.
-        true
-    } else {
-        (group.is_empty() || group == "*")
-            && cluster.host.authorize(
-                user,
-                &KubeAccess {
-                    verb: &verb,
-                    resource: &resource,
-                    subresource: &subresource,
-                    namespace: (!namespace.is_empty()).then_some(namespace.as_str()),
-                    name: &name,
-                },
-            )
-    };
-    if let Some(m) = review.as_object_mut() {
-        m.insert("kind".into(), json!("SelfSubjectAccessReview"));
-        m.insert("apiVersion".into(), json!("authorization.k8s.io/v1"));
-        m.insert("metadata".into(), json!({"creationTimestamp": null}));
-        m.insert("status".into(), json!({"allowed": allowed}));
-    }
-    Ok(review)
 }

@@ -37,6 +37,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+mod access_review;
 mod discovery;
 mod errors;
 mod fields;
