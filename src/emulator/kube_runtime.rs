@@ -276,9 +276,8 @@ async fn kube_middleware(
         return resp;
     }
     let path = req.uri().path().to_string();
-    let logged = *req.method() != Method::GET
-        && path.starts_with("/api/v1/")
-        && !path.ends_with("/token");
+    let logged =
+        *req.method() != Method::GET && path.starts_with("/api/v1/") && !path.ends_with("/token");
     if !logged {
         return next.run(req).await;
     }
@@ -287,7 +286,9 @@ async fn kube_middleware(
     let status = resp.status().as_u16();
     let (resp, error) = if status >= 400 {
         let (parts, body) = resp.into_parts();
-        let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+        let bytes = axum::body::to_bytes(body, 1 << 20)
+            .await
+            .unwrap_or_default();
         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
         let error = format!(
             "{}: {}",

@@ -72,9 +72,11 @@ pub(crate) fn is_mutating(http_method: &axum::http::Method, method_id: &str) -> 
         return false;
     }
     let verb = method_id.rsplit('.').next().unwrap_or(method_id);
-    !["get", "list", "test", "generate", "sign", "search", "query", "batchGet"]
-        .iter()
-        .any(|p| verb.starts_with(p))
+    ![
+        "get", "list", "test", "generate", "sign", "search", "query", "batchGet",
+    ]
+    .iter()
+    .any(|p| verb.starts_with(p))
 }
 
 /// The policy a `setIamPolicy` on `segs` of `api` replaces, if it exists.
@@ -118,7 +120,12 @@ fn pairs(bindings: &[Value]) -> BTreeSet<String> {
 /// `setIamPolicy` answered with.
 pub(crate) fn policy_diff(before: &[Value], after: &Value) -> (Vec<String>, Vec<String>) {
     let old = pairs(before);
-    let new = pairs(after["bindings"].as_array().map(Vec::as_slice).unwrap_or(&[]));
+    let new = pairs(
+        after["bindings"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[]),
+    );
     (
         new.difference(&old).cloned().collect(),
         old.difference(&new).cloned().collect(),
@@ -149,7 +156,10 @@ mod tests {
         let after = json!({"bindings": [{"role": "r/a", "members": ["user:y", "user:z"]}]});
         assert_eq!(
             policy_diff(&before, &after),
-            (vec!["r/a user:z".to_string()], vec!["r/a user:x".to_string()])
+            (
+                vec!["r/a user:z".to_string()],
+                vec!["r/a user:x".to_string()]
+            )
         );
     }
 

@@ -7,6 +7,7 @@
 mod harness;
 
 mod bench_calls;
+mod call_order;
 mod cli_settings;
 mod contract;
 mod e2e;
