@@ -9,6 +9,7 @@ mod harness;
 mod bench_calls;
 mod call_order;
 mod cli_settings;
+mod concurrent;
 mod contract;
 mod e2e;
 mod faults;
