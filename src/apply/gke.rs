@@ -165,12 +165,13 @@ async fn wait_for_the_change(
 }
 
 /// Runs one cluster-level mutation so that two applies never do it twice:
-/// waits for the operations running on the cluster (naming them), re-reads
-/// the cluster and stops there when the change already holds ("already done
-/// by OPERATION"), else starts it; when GKE refuses because an operation
-/// started in between ("incompatible operation"), it waits for that one and
-/// re-reads again. Then waits for its own operation. All within the step's
-/// operation deadline.
+/// reads the cluster, and when the change already shows (another apply made
+/// it) waits only for the operation that makes it and says "already done by
+/// OPERATION"; otherwise waits for the operations running on the cluster
+/// (naming them), re-reads if any ran, and starts the change. When GKE
+/// refuses because an operation started in between ("incompatible
+/// operation"), it waits for that one and reads again. Then it waits for its
+/// own operation. All within the step's operation deadline.
 pub(super) async fn cluster_mutation<F, Fut, Done>(
     ctx: &Context,
     key: &ClusterKey,
@@ -221,9 +222,11 @@ where
                 }
                 tokio::time::sleep(REFUSAL_PAUSE.min(left())).await;
             }
-            // Re-read: what was waited for may have made the change.
             idle = true;
-            continue;
+            // Re-read when something ran meanwhile: it may have made the change.
+            if others || refused {
+                continue;
+            }
         }
         match mutate().await {
             Ok(op) => {
