@@ -41,6 +41,15 @@ pub enum StepError {
     /// An account `wi` was to create appeared, and it is not `wi`'s.
     #[error("{email} was created by someone else after the plan was made; re-run plan")]
     RacedCreate { email: String },
+    /// IAM refused one member of a policy (its account is gone); the
+    /// policy's other edits were written without it.
+    #[error("IAM refused {member} on {policy} (the policy's other members were written): {source}")]
+    MemberRefused {
+        member: String,
+        policy: String,
+        #[source]
+        source: std::sync::Arc<GcpError>,
+    },
     /// The plan holds a change the planner never makes.
     #[error("wi cannot {action:?} {address} (internal error: the planner never plans this)")]
     Unsupported { action: Action, address: String },

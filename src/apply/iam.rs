@@ -2,7 +2,9 @@
 //! its task; only unconditional bindings are touched, except for the grants
 //! of an account being pruned, which go from every binding of their role.
 
-use std::time::Duration;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::{Context, StepError};
 use crate::gcp::types::{Binding, IamPolicy};
@@ -11,13 +13,18 @@ use crate::plan::{Action, ReasonCode, Resource, ResourceChange};
 
 /// One read-modify-write of a policy carrying every member edit of the task.
 /// The client re-reads and re-applies only these edits on an etag conflict,
-/// and waits while the account or the workload pool is not yet visible to IAM
-/// (eventual consistency), within the step deadline.
+/// and waits while an account the plan creates or the workload pool is not
+/// yet visible to IAM (eventual consistency), within the step deadline.
+///
+/// When IAM refuses the write for one member whose account is gone (`400
+/// "Service account X does not exist."`), the write is made again without
+/// that member's edits, so the other accounts' grants still land; the
+/// refused member's changes are returned by address, each with its error.
 pub(super) async fn edit_policy(
     ctx: &Context,
     target: PolicyTarget,
     changes: &[ResourceChange],
-) -> Result<(), StepError> {
+) -> Result<HashMap<String, Arc<StepError>>, StepError> {
     let mut adds: Vec<(String, String)> = Vec::new();
     let mut removes: Vec<(String, String)> = Vec::new();
     let mut purges: Vec<(String, String)> = Vec::new();
@@ -36,30 +43,113 @@ pub(super) async fn edit_policy(
             _ => {}
         }
     }
-    let edit = move |policy: &mut IamPolicy| {
-        let purged = purge_members(policy, &purges);
-        edit_members(policy, &adds, &removes) || purged
-    };
     let address = changes
         .first()
         .map(|c| c.address.clone())
         .unwrap_or_default();
-    let progress = ctx.progress.clone();
-    let on_wait = move |e: &GcpError, delay: Duration| {
-        let why = if e.is_identity_pool_missing() {
-            "the workload pool is not visible to IAM yet"
-        } else {
-            "the service account is not visible to IAM yet"
+    let deadline = Instant::now() + ctx.options.step_deadline;
+    let left = || deadline.saturating_duration_since(Instant::now());
+    // Members IAM refused, with the refusal.
+    let mut refused: BTreeMap<String, Arc<GcpError>> = BTreeMap::new();
+    loop {
+        let keep = |edits: &[(String, String)]| -> Vec<(String, String)> {
+            edits
+                .iter()
+                .filter(|(_, m)| !refused.contains_key(m))
+                .cloned()
+                .collect()
         };
-        progress.note(
-            &address,
-            &format!("{why}; retrying in {}ms", delay.as_millis()),
-        );
+        let (now_adds, now_removes, now_purges) = (keep(&adds), keep(&removes), keep(&purges));
+        let edit = move |policy: &mut IamPolicy| {
+            let purged = purge_members(policy, &now_purges);
+            edit_members(policy, &now_adds, &now_removes) || purged
+        };
+        let err = match ctx.gcp.modify_iam_policy(&target, left(), &edit).await {
+            Ok(_) => break,
+            Err(e) => e,
+        };
+        if err.is_service_account_missing()
+            && let Some(member) = gone_member(&err, &adds, &ctx.created, &refused)
+        {
+            // Said on the refused member's own step.
+            let on = changes
+                .iter()
+                .find(|c| {
+                    matches!(&c.resource,
+                        Resource::ServiceAccountIamMember { member: m, .. }
+                        | Resource::ProjectIamMember { member: m, .. } if *m == member)
+                })
+                .map_or(address.as_str(), |c| c.address.as_str());
+            ctx.progress.note(
+                on,
+                &format!("IAM refuses {member} (its account does not exist); writing the other members without it"),
+            );
+            refused.insert(member, Arc::new(err));
+            continue;
+        }
+        let settling = err.is_service_account_missing()
+            || err.is_identity_pool_missing()
+            || (matches!(target, PolicyTarget::ServiceAccount { .. }) && err.is_not_found());
+        if !settling {
+            return Err(err.into());
+        }
+        let progress = ctx.progress.clone();
+        let waiting = address.clone();
+        let on_wait = move |e: &GcpError, delay: Duration| {
+            let why = if e.is_identity_pool_missing() {
+                "the workload pool is not visible to IAM yet"
+            } else {
+                "the service account is not visible to IAM yet"
+            };
+            progress.note(
+                &waiting,
+                &format!("{why}; retrying in {}ms", delay.as_millis()),
+            );
+        };
+        ctx.gcp
+            .modify_iam_policy_waiting(&target, left(), &edit, &on_wait)
+            .await?;
+        break;
+    }
+    let policy = target.to_string();
+    Ok(changes
+        .iter()
+        .filter_map(|c| {
+            let member = match &c.resource {
+                Resource::ServiceAccountIamMember { member, .. }
+                | Resource::ProjectIamMember { member, .. } => member,
+                _ => return None,
+            };
+            let source = refused.get(member)?.clone();
+            Some((
+                c.address.clone(),
+                Arc::new(StepError::MemberRefused {
+                    member: member.clone(),
+                    policy: policy.clone(),
+                    source,
+                }),
+            ))
+        })
+        .collect())
+}
+
+/// The member of `adds` whose account IAM says does not exist, when it is
+/// not one the plan creates (those are only not visible yet) and was not
+/// refused already.
+fn gone_member(
+    err: &GcpError,
+    adds: &[(String, String)],
+    created: &BTreeSet<String>,
+    refused: &BTreeMap<String, Arc<GcpError>>,
+) -> Option<String> {
+    let GcpError::Api { message, .. } = err else {
+        return None;
     };
-    ctx.gcp
-        .modify_iam_policy_waiting(&target, ctx.options.step_deadline, &edit, &on_wait)
-        .await?;
-    Ok(())
+    adds.iter().find_map(|(_, member)| {
+        let email = member.strip_prefix("serviceAccount:")?;
+        (message.contains(email) && !created.contains(email) && !refused.contains_key(member))
+            .then(|| member.clone())
+    })
 }
 
 /// Removes members from every binding of their role, conditional ones too

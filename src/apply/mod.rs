@@ -453,6 +453,10 @@ struct Context {
     clusters: BTreeMap<ClusterKey, Option<GkeCluster>>,
     kube_context: BTreeMap<ClusterKey, Option<String>>,
     connections: kubernetes::Connections,
+    /// Emails of the accounts the plan creates: IAM may refuse them as
+    /// policy members for a while after (eventual consistency), which is
+    /// waited out; any other account it refuses is gone.
+    created: BTreeSet<String>,
 }
 
 /// Runs the plan. `interrupt` turning true stops new steps from starting;
@@ -475,6 +479,19 @@ pub async fn apply(
             .collect(),
         kube_context: kube_contexts,
         connections: kubernetes::Connections::default(),
+        created: plan
+            .actionable()
+            .filter_map(|c| match (&c.resource, c.action) {
+                (
+                    Resource::ServiceAccount {
+                        project,
+                        account_id,
+                    },
+                    Action::Create,
+                ) => Some(crate::ids::gsa_email(project, account_id)),
+                _ => None,
+            })
+            .collect(),
         progress,
         options,
     });
@@ -563,27 +580,28 @@ async fn run_task(ctx: &Context, task: &Task) -> Vec<StepResult> {
     for c in &task.changes {
         ctx.progress.started(c);
     }
+    // Per address, the error of a change that failed alone (a member IAM
+    // refused) while the rest of its task went through.
+    let mut alone: HashMap<String, Arc<StepError>> = HashMap::new();
     let result = match task.changes.first().map(|c| &c.resource) {
-        Some(Resource::ServiceAccountIamMember { email, .. }) => {
-            iam::edit_policy(
-                ctx,
-                PolicyTarget::ServiceAccount {
-                    email: email.clone(),
-                },
-                &task.changes,
-            )
-            .await
-        }
-        Some(Resource::ProjectIamMember { project, .. }) => {
-            iam::edit_policy(
-                ctx,
-                PolicyTarget::Project {
-                    project: project.clone(),
-                },
-                &task.changes,
-            )
-            .await
-        }
+        Some(Resource::ServiceAccountIamMember { email, .. }) => iam::edit_policy(
+            ctx,
+            PolicyTarget::ServiceAccount {
+                email: email.clone(),
+            },
+            &task.changes,
+        )
+        .await
+        .map(|refused| alone = refused),
+        Some(Resource::ProjectIamMember { project, .. }) => iam::edit_policy(
+            ctx,
+            PolicyTarget::Project {
+                project: project.clone(),
+            },
+            &task.changes,
+        )
+        .await
+        .map(|refused| alone = refused),
         Some(_) => steps::run_change(ctx, &task.changes[0]).await,
         None => Ok(()),
     };
@@ -594,8 +612,12 @@ async fn run_task(ctx: &Context, task: &Task) -> Vec<StepResult> {
     task.changes
         .iter()
         .map(|c| {
+            let outcome = match alone.get(&c.address) {
+                Some(e) => Outcome::Failed(e.clone()),
+                None => outcome.clone(),
+            };
             ctx.progress.finished(c, &outcome, started.elapsed());
-            (c.address.clone(), outcome.clone(), started.elapsed())
+            (c.address.clone(), outcome, started.elapsed())
         })
         .collect()
 }

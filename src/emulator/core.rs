@@ -19,6 +19,7 @@ use super::faults::{self, FaultRule};
 use super::kube::{KubeCluster, KubeClusterState};
 use super::kubeconfig;
 use super::quota::Quota;
+use super::request_log::RequestLog;
 use super::time::now_ms;
 use super::world::{self, EmulatorWorld, IssuedToken, Principal};
 
@@ -96,6 +97,8 @@ pub(crate) struct Core {
     pub(super) rng: Mutex<StdRng>,
     pub(super) stats: Mutex<Stats>,
     pub(super) quota: Quota,
+    /// Mutating requests in the order served (`GET /emulator/requests`).
+    pub(crate) requests: RequestLog,
     pub(super) kube: Mutex<BTreeMap<String, KubeRuntime>>,
     /// Clusters whose `endpoint` / CA point at another Kubernetes API server
     /// (`Emulator::redirect_cluster_api`): key → (`endpoint`, base64 CA PEM).

@@ -283,7 +283,41 @@ async fn kube_middleware(
         }
         return resp;
     }
-    next.run(req).await
+    let path = req.uri().path().to_string();
+    let logged =
+        *req.method() != Method::GET && path.starts_with("/api/v1/") && !path.ends_with("/token");
+    if !logged {
+        return next.run(req).await;
+    }
+    let method = kube_call(req.method(), &path, req.uri().query());
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    let (resp, error) = if status >= 400 {
+        let (parts, body) = resp.into_parts();
+        let bytes = axum::body::to_bytes(body, 1 << 20)
+            .await
+            .unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let error = format!(
+            "{}: {}",
+            v["reason"].as_str().unwrap_or(""),
+            v["message"].as_str().unwrap_or("")
+        );
+        (Response::from_parts(parts, Body::from(bytes)), Some(error))
+    } else {
+        (resp, None)
+    };
+    core.requests.push(super::request_log::LoggedRequest {
+        seq: 0,
+        api: "kubernetes".into(),
+        method: method.trim_start_matches("k8s ").to_string(),
+        resource: format!("{key} {}", super::request_log::kube_object(&path)),
+        status,
+        added: vec![],
+        removed: vec![],
+        error,
+    });
+    resp
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ mod kube_runtime;
 mod kubeconfig;
 mod quota;
 mod request;
+mod request_log;
 mod router;
 mod seed;
 mod start;
@@ -42,6 +43,7 @@ use std::time::Duration;
 
 use self::core::Core;
 pub use self::core::Stats;
+pub use self::request_log::LoggedRequest;
 use self::start::StartedListeners;
 pub use self::world::StateError;
 

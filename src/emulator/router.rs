@@ -14,6 +14,7 @@ use super::core::Core;
 use super::google::{self, Serve, gke, tokens};
 use super::quota;
 use super::request::Req;
+use super::request_log::{self, LoggedRequest};
 use super::time::now_ms;
 use super::wire::{GoogleApiError, json_response};
 
@@ -81,6 +82,18 @@ async fn dispatch(State(core): State<Arc<Core>>, req: Request) -> Response<Body>
             }
             let stats = core.stats_snapshot();
             return json_response(200, &serde_json::to_value(stats).unwrap_or_default());
+        }
+        ("emulator", &Method::GET) if raw.get(1) == Some(&"requests") => {
+            let since = query
+                .iter()
+                .find(|(k, _)| k == "since")
+                .and_then(|(_, v)| v.parse::<u64>().ok())
+                .unwrap_or(0);
+            let (requests, next) = core.requests.since(since);
+            return json_response(
+                200,
+                &serde_json::json!({"requests": requests, "next": next}),
+            );
         }
         _ => {}
     }
@@ -189,7 +202,40 @@ async fn google(
             .into_response();
         }
     }
+    if !request_log::is_mutating(&req.method, method_id) {
+        return match call(core, &req, &who, method_id).await {
+            Ok(v) => json_response(200, &v),
+            Err(e) => e.into_response(),
+        };
+    }
+    let before = method_id
+        .ends_with("setIamPolicy")
+        .then(|| request_log::current_policy(&core.world(), service, &req.segs))
+        .flatten();
     let result = call(core, &req, &who, method_id).await;
+    let (status, added, removed, error) = match (&result, &before) {
+        (Ok(v), Some(before)) => {
+            let (added, removed) = request_log::policy_diff(&before.bindings, v);
+            (200, added, removed, None)
+        }
+        (Ok(_), None) => (200, vec![], vec![], None),
+        (Err(e), _) => (
+            e.code,
+            vec![],
+            vec![],
+            Some(format!("{}: {}", e.status, e.message)),
+        ),
+    };
+    core.requests.push(LoggedRequest {
+        seq: 0,
+        api: service.to_string(),
+        method: method_id.to_string(),
+        resource: req.segs.join("/"),
+        status,
+        added,
+        removed,
+        error,
+    });
     match result {
         Ok(v) => json_response(200, &v),
         Err(e) => e.into_response(),

@@ -241,6 +241,7 @@ pub(crate) async fn start(
         rng: Mutex::new(rng),
         stats: Mutex::new(Stats::default()),
         quota,
+        requests: Default::default(),
         kube: Mutex::new(BTreeMap::new()),
         redirects: Mutex::new(BTreeMap::new()),
         persist_lock: Mutex::new(()),

@@ -54,6 +54,10 @@ pub struct Cluster {
     /// A kubeconfig context to reach this cluster's Kubernetes API instead of
     /// the GKE endpoint (for private clusters reached through a proxy).
     pub kube_context: Option<String>,
+    /// The groups the cluster joins (`groups:`), sorted: mappings name them,
+    /// and `--target`/`--exclude` select them (`group:NAME`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
     /// Where the cluster is declared.
     #[serde(default)]
     pub origin: Origin,

@@ -8,7 +8,9 @@ mod harness;
 
 mod audit;
 mod bench_calls;
+mod call_order;
 mod cli_settings;
+mod concurrent;
 mod contract;
 mod e2e;
 mod faults;

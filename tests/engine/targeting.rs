@@ -352,3 +352,81 @@ async fn renaming_a_ksa_creates_the_new_one_first_and_warns_about_the_old_ones_p
     );
     world.stop().await;
 }
+
+/// [`SPEC`] with c1 in group `blue` and c2 in `green` and `extra`.
+fn grouped_spec(extra: &str) -> String {
+    SPEC.replacen(
+        "    location: us-central1-a\n    workloadIdentity: true\n",
+        "    location: us-central1-a\n    workloadIdentity: true\n    groups: [blue]\n",
+        1,
+    )
+    .replacen(
+        "  - name: c2\n    project: wi-tgt\n    location: us-central1-a\n    workloadIdentity: true\n",
+        &format!(
+            "  - name: c2\n    project: wi-tgt\n    location: us-central1-a\n    workloadIdentity: true\n    groups: [green, {extra}]\n"
+        ),
+        1,
+    )
+}
+
+#[tokio::test]
+async fn a_cluster_group_is_a_target_by_group_name_or_bare_name() {
+    let (world, _seed, _) = world().await;
+    let spec = world.write("groups.yaml", &grouped_spec("teal"));
+    let spec = spec.to_str().expect("utf-8 path");
+    let world = &world;
+    let plan_of = |args: Vec<&'static str>| {
+        let mut all = vec!["plan", "-f", spec, "--json"];
+        all.extend(args);
+        async move { actionable(&json_plan(&world.wi(&all).await.expect(0))) }
+    };
+    let by_cluster = plan_of(vec!["--target", "c1"]).await;
+    assert!(by_cluster.iter().any(|a| a.contains("c1/apps/api")));
+    assert_eq!(plan_of(vec!["--target", "group:blue"]).await, by_cluster);
+    assert_eq!(plan_of(vec!["--target", "blue"]).await, by_cluster);
+    assert_eq!(plan_of(vec!["--target", "group:bl*"]).await, by_cluster);
+    // Excluding a group leaves out its clusters.
+    assert_eq!(
+        plan_of(vec!["--exclude", "group:green"]).await,
+        plan_of(vec!["--exclude", "c2"]).await
+    );
+    assert_eq!(
+        plan_of(vec!["--target", "group:teal"]).await,
+        plan_of(vec!["--target", "c2"]).await,
+        "a cluster in two groups is selected by either"
+    );
+
+    // A group that does not exist matches nothing.
+    let out = world
+        .wi(&["plan", "-f", spec, "--target", "group:red"])
+        .await
+        .expect(1);
+    assert!(out.stderr.contains("--target group:red"), "{}", out.stderr);
+    assert!(out.stderr.contains("group:NAME"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn a_bare_name_of_both_a_group_and_a_project_is_refused() {
+    let (world, _seed, _) = world().await;
+    let spec = world.write("groups.yaml", &grouped_spec("wi-tgt"));
+    let spec = spec.to_str().expect("utf-8 path");
+    let out = world
+        .wi(&["plan", "-f", spec, "--target", "wi-tgt"])
+        .await
+        .expect(1);
+    // miette wraps the message: compare without the line breaks.
+    let said = out.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        said.contains(
+            "--target wi-tgt: names both the cluster group wi-tgt and the project wi-tgt"
+        ) && said.contains("write group:wi-tgt for the group's clusters"),
+        "{}",
+        out.stderr
+    );
+    // Spelled out, either is fine.
+    world
+        .wi(&["plan", "-f", spec, "--target", "group:wi-tgt"])
+        .await
+        .expect(0);
+    world.stop().await;
+}

@@ -77,7 +77,13 @@ pub fn compute(
     let mut changes = planner.changes;
     changes.sort_by_cached_key(|c| c.resource.sort_key());
     changes.dedup_by(|a, b| a.address == b.address);
-    let selection = targeting::select(changes, planner.warnings, &options.target, &options.exclude);
+    let selection = targeting::select(
+        changes,
+        planner.warnings,
+        &options.target,
+        &options.exclude,
+        &targeting::Groups::of(&model.clusters),
+    );
     if !selection.problems.is_empty() {
         return Err(PlanError {
             problems: selection.problems,

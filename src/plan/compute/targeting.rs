@@ -2,8 +2,10 @@
 //!
 //! A pattern names changes by address (`node_pool["p/l/c/pool"]`, quotes
 //! optional), by cluster (`project/location/name` or `name`: the cluster,
-//! its node pools, namespaces and KSAs) or by project (its accounts,
-//! bindings, grants and services); `*` matches any run of characters. The
+//! its node pools, namespaces and KSAs), by cluster group (`group:NAME`, or
+//! a bare `NAME` that is a group and no project: the clusters that join it)
+//! or by project (its accounts, bindings, grants and services); `*` matches
+//! any run of characters. The
 //! targeted changes, less the excluded ones, keep what they depend on: a
 //! dependency that is not targeted is pulled in and the plan says so; one
 //! that is excluded makes the selection impossible (a problem). A pattern
@@ -12,7 +14,36 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Action, PlanProblem, Resource, ResourceChange, Warning};
+use crate::ids::ClusterKey;
 use crate::plan::WarningCode;
+use crate::spec::model::Cluster;
+
+/// The cluster groups of the spec, for `group:NAME` patterns.
+#[derive(Debug, Default)]
+pub(super) struct Groups {
+    of_cluster: BTreeMap<ClusterKey, Vec<String>>,
+    names: BTreeSet<String>,
+}
+
+impl Groups {
+    /// The groups the model's clusters join.
+    pub(super) fn of(clusters: &[Cluster]) -> Self {
+        let of_cluster: BTreeMap<ClusterKey, Vec<String>> = clusters
+            .iter()
+            .filter(|c| !c.groups.is_empty())
+            .map(|c| (c.key.clone(), c.groups.clone()))
+            .collect();
+        let names = of_cluster.values().flatten().cloned().collect();
+        Groups { of_cluster, names }
+    }
+
+    /// Whether `cluster` joins a group `pattern` (a glob) matches.
+    fn joins(&self, cluster: &ClusterKey, pattern: &str) -> bool {
+        self.of_cluster
+            .get(cluster)
+            .is_some_and(|gs| gs.iter().any(|g| glob(pattern, g)))
+    }
+}
 
 /// Whether `pattern` (with `*` for any run of characters) matches `text`.
 fn glob(pattern: &str, text: &str) -> bool {
@@ -43,9 +74,23 @@ fn unquoted(address: &str) -> String {
     address.replace('"', "")
 }
 
+/// The cluster a change belongs to, if any.
+fn cluster_of(change: &ResourceChange) -> Option<&ClusterKey> {
+    match &change.resource {
+        Resource::Cluster { cluster }
+        | Resource::NodePool { cluster, .. }
+        | Resource::Namespace { cluster, .. }
+        | Resource::KubernetesServiceAccount { cluster, .. } => Some(cluster),
+        _ => None,
+    }
+}
+
 /// Whether `pattern` names this change.
-pub(super) fn matches(pattern: &str, change: &ResourceChange) -> bool {
+pub(super) fn matches(pattern: &str, change: &ResourceChange, groups: &Groups) -> bool {
     let pattern = unquoted(pattern.trim());
+    if let Some(group) = pattern.strip_prefix("group:") {
+        return cluster_of(change).is_some_and(|k| groups.joins(k, group));
+    }
     if glob(&pattern, &unquoted(&change.address)) {
         return true;
     }
@@ -57,13 +102,43 @@ pub(super) fn matches(pattern: &str, change: &ResourceChange) -> bool {
         | Resource::NodePool { cluster, .. }
         | Resource::Namespace { cluster, .. }
         | Resource::KubernetesServiceAccount { cluster, .. } => {
-            glob(&pattern, &cluster.to_string()) || glob(&pattern, &cluster.name)
+            glob(&pattern, &cluster.to_string())
+                || glob(&pattern, &cluster.name)
+                // A bare group name, exactly (no glob: `group:` is for those).
+                || groups.of_cluster.get(cluster).is_some_and(|gs| gs.contains(&pattern))
         }
         Resource::ProjectService { project, .. }
         | Resource::ServiceAccount { project, .. }
         | Resource::ServiceAccountIamMember { project, .. }
         | Resource::ProjectIamMember { project, .. } => glob(&pattern, project),
     }
+}
+
+/// A bare pattern that is the name of a group and matches a project too.
+fn ambiguous(pattern: &str, changes: &[ResourceChange], groups: &Groups) -> Option<PlanProblem> {
+    let pattern = unquoted(pattern.trim());
+    if !groups.names.contains(&pattern) {
+        return None;
+    }
+    let project = changes.iter().find_map(|c| match &c.resource {
+        Resource::ProjectService { project, .. }
+        | Resource::ServiceAccount { project, .. }
+        | Resource::ServiceAccountIamMember { project, .. }
+        | Resource::ProjectIamMember { project, .. }
+            if glob(&pattern, project) =>
+        {
+            Some(project.clone())
+        }
+        _ => None,
+    })?;
+    Some(PlanProblem {
+        address: pattern.clone(),
+        message: format!("names both the cluster group {pattern} and the project {project}"),
+        help: Some(format!(
+            "write group:{pattern} for the group's clusters; for the project, \
+             rename the group (a bare name selects a cluster, a group or a project)"
+        )),
+    })
 }
 
 /// What a selection keeps: the changes, the plan-level warnings about them,
@@ -81,6 +156,7 @@ pub(super) fn select(
     warnings: Vec<Warning>,
     targets: &[String],
     excludes: &[String],
+    groups: &Groups,
 ) -> Selection {
     if targets.is_empty() && excludes.is_empty() {
         return Selection {
@@ -92,26 +168,34 @@ pub(super) fn select(
     let mut problems = Vec::new();
     for (flag, patterns) in [("--target", targets), ("--exclude", excludes)] {
         for p in patterns {
-            if !changes.iter().any(|c| matches(p, c)) {
+            if let Some(problem) = ambiguous(p, &changes, groups) {
+                problems.push(PlanProblem {
+                    address: format!("{flag} {}", problem.address),
+                    ..problem
+                });
+                continue;
+            }
+            if !changes.iter().any(|c| matches(p, c, groups)) {
                 problems.push(PlanProblem {
                     address: format!("{flag} {p}"),
                     message: "matches nothing this spec plans".to_string(),
                     help: Some(
                         "name a resource address (node_pool[\"p/l/c/pool\"]), a cluster \
-                         (project/location/name or name) or a project; * matches any run \
-                         of characters; `wi plan --json` lists every address"
+                         (project/location/name or name), a cluster group (group:NAME) or a \
+                         project; * matches any run of characters; `wi plan --json` lists \
+                         every address"
                             .to_string(),
                     ),
                 });
             }
         }
     }
-    let excluded = |c: &ResourceChange| excludes.iter().any(|p| matches(p, c));
+    let excluded = |c: &ResourceChange| excludes.iter().any(|p| matches(p, c, groups));
     let by_address: BTreeMap<&str, &ResourceChange> =
         changes.iter().map(|c| (c.address.as_str(), c)).collect();
     let mut chosen: BTreeSet<String> = changes
         .iter()
-        .filter(|c| targets.is_empty() || targets.iter().any(|p| matches(p, c)))
+        .filter(|c| targets.is_empty() || targets.iter().any(|p| matches(p, c, groups)))
         .filter(|c| !excluded(c))
         .map(|c| c.address.clone())
         .collect();

@@ -38,6 +38,7 @@ pub(super) fn model() -> Model {
             metadata_server: PoolSelection::All,
             create: None,
             kube_context: None,
+            groups: Vec::new(),
             origin: Default::default(),
         }],
         service_accounts: vec![Gsa {

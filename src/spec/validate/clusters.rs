@@ -102,14 +102,17 @@ pub(super) fn validate_clusters<'a>(
             },
         };
 
-        if let Some(groups) = &c.groups {
-            for g in cx.list(groups, "groups") {
-                cx.name(
+        let mut groups = BTreeSet::new();
+        if let Some(list) = &c.groups {
+            for g in cx.list(list, "groups") {
+                if cx.name(
                     g,
                     "group name",
                     "wi::spec::invalid_group_name",
                     names::check_group_name,
-                );
+                ) {
+                    groups.insert(g.value.clone());
+                }
             }
         }
 
@@ -195,6 +198,7 @@ pub(super) fn validate_clusters<'a>(
             metadata_server,
             create,
             kube_context,
+            groups: groups.into_iter().collect(),
             origin: cx.origin(c.name.span()),
         });
     }
