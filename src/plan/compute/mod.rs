@@ -10,16 +10,16 @@
 //! that collides with another owner's (an account, a KSA, a mapping to
 //! another owner's account) is a [`PlanProblem`]: nothing is planned.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
 use super::{
     Action, Attributes, FORMAT_VERSION, KubeWrite, Owner, Plan, PlanError, PlanProblem, Reason,
-    ReasonCode, Resource, ResourceChange, Warning,
+    ReasonCode, Resource, ResourceChange, Unknown, UnknownReason, UnknownScope, Warning,
 };
 use crate::gcp::types::IamPolicy;
-use crate::live::LiveState;
+use crate::live::{FailureKind, LiveState, Scope};
 use crate::ownership::{GSA_ANNOTATION, MANAGED_BY_LABEL, OWNER_LABEL};
 use crate::spec::Model;
 
@@ -77,13 +77,44 @@ pub fn compute(
     let mut changes = planner.changes;
     changes.sort_by_cached_key(|c| c.resource.sort_key());
     changes.dedup_by(|a, b| a.address == b.address);
-    let selection = targeting::select(changes, planner.warnings, &options.target, &options.exclude);
+    let (mut changes, warnings, unknowns) = hold_back(changes, planner.warnings, live);
+    // Each unknown stands in the selection as a placeholder no-op of its
+    // cluster or project, so `--target`/`--exclude` name it as they name
+    // the changes it would have had: an excluded (or untargeted) unknown
+    // is not an unknown of the targeted plan.
+    let placeholders: Vec<(String, Unknown)> = unknowns
+        .into_iter()
+        .map(|u| {
+            let p = placeholder(&u.scope);
+            let address = p.address.clone();
+            changes.push(p);
+            (address, u)
+        })
+        .collect();
+    let selection = targeting::select(changes, warnings, &options.target, &options.exclude);
     if !selection.problems.is_empty() {
         return Err(PlanError {
             problems: selection.problems,
         });
     }
-    let changes = selection.changes;
+    let kept: BTreeSet<&str> = selection
+        .changes
+        .iter()
+        .map(|c| c.address.as_str())
+        .collect();
+    let mut unknowns: Vec<Unknown> = placeholders
+        .iter()
+        .filter(|(address, _)| kept.contains(address.as_str()))
+        .map(|(_, u)| u.clone())
+        .collect();
+    unknowns.sort_by(|a, b| a.scope.cmp(&b.scope));
+    let placeholder_addresses: BTreeSet<&str> =
+        placeholders.iter().map(|(a, _)| a.as_str()).collect();
+    let changes: Vec<ResourceChange> = selection
+        .changes
+        .into_iter()
+        .filter(|c| !placeholder_addresses.contains(c.address.as_str()))
+        .collect();
     let mut warnings = selection.warnings;
     warnings.sort_by(|a, b| {
         (&a.address, a.code.as_str(), &a.message).cmp(&(&b.address, b.code.as_str(), &b.message))
@@ -95,7 +126,148 @@ pub fn compute(
         changes,
         warnings,
         fingerprints: live.fingerprints(),
+        unknowns,
     })
+}
+
+/// The cluster or project of a resource, as the live read scopes it.
+fn scope_of(resource: &Resource) -> Scope {
+    match resource {
+        Resource::Cluster { cluster }
+        | Resource::NodePool { cluster, .. }
+        | Resource::Namespace { cluster, .. }
+        | Resource::KubernetesServiceAccount { cluster, .. } => Scope::Cluster(cluster.clone()),
+        Resource::ProjectService { project, .. }
+        | Resource::ServiceAccount { project, .. }
+        | Resource::ServiceAccountIamMember { project, .. }
+        | Resource::ProjectIamMember { project, .. } => Scope::Project(project.clone()),
+    }
+}
+
+/// The no-op that stands for an unknown in `--target`/`--exclude` selection.
+fn placeholder(scope: &UnknownScope) -> ResourceChange {
+    let resource = match scope {
+        UnknownScope::Cluster { cluster } => Resource::Cluster {
+            cluster: cluster.clone(),
+        },
+        UnknownScope::Project { project } => Resource::ProjectService {
+            project: project.clone(),
+            service: crate::live::IAM_CREDENTIALS_SERVICE.to_string(),
+        },
+    };
+    change(
+        resource,
+        Action::NoOp,
+        None,
+        None,
+        reason(ReasonCode::InSync, "not read"),
+    )
+}
+
+/// Partial plans. Nothing is planned in a project or cluster that could
+/// not be read (what the planner made of its missing state is dropped), nor
+/// anything that waits for a dropped change (an annotation waiting for its
+/// binding in an unknown project), nor the removal of a workload-identity
+/// binding whose KSA may run in an unknown cluster of the pool's project (a
+/// removal is never planned from what could not be read). Returns the
+/// changes and warnings that stay and the unknowns, each with the changes
+/// elsewhere it held back.
+fn hold_back(
+    changes: Vec<ResourceChange>,
+    warnings: Vec<Warning>,
+    live: &LiveState,
+) -> (Vec<ResourceChange>, Vec<Warning>, Vec<Unknown>) {
+    if live.unreadable.is_empty() {
+        return (changes, warnings, Vec::new());
+    }
+    let unknown_pools: BTreeMap<&str, &Scope> = live
+        .unreadable
+        .keys()
+        .filter_map(|s| match s {
+            Scope::Cluster(key) => Some((key.project.as_str(), s)),
+            Scope::Project(_) => None,
+        })
+        .collect();
+    // Address -> (the unknown that drops it, whether it lies outside it).
+    let mut dropped: BTreeMap<String, (Scope, bool)> = BTreeMap::new();
+    for c in &changes {
+        let scope = scope_of(&c.resource);
+        if live.unreadable.contains_key(&scope) {
+            dropped.insert(c.address.clone(), (scope, false));
+            continue;
+        }
+        if let Resource::ServiceAccountIamMember { role, member, .. } = &c.resource
+            && c.action == Action::Delete
+            && role == crate::ownership::WORKLOAD_IDENTITY_USER
+            && let Some(pool) = member
+                .strip_prefix("serviceAccount:")
+                .and_then(|m| m.split_once(".svc.id.goog["))
+                .map(|(p, _)| p)
+            && let Some(cause) = unknown_pools.get(pool)
+        {
+            dropped.insert(c.address.clone(), ((*cause).clone(), true));
+        }
+    }
+    // What waits for a dropped change is dropped too, to a fixed point.
+    loop {
+        let mut more = Vec::new();
+        for c in &changes {
+            if dropped.contains_key(&c.address) {
+                continue;
+            }
+            if let Some((cause, _)) = c.depends_on.iter().find_map(|d| dropped.get(d)) {
+                more.push((c.address.clone(), cause.clone()));
+            }
+        }
+        if more.is_empty() {
+            break;
+        }
+        for (address, cause) in more {
+            dropped.insert(address, (cause, true));
+        }
+    }
+    let unknowns = live
+        .unreadable
+        .iter()
+        .map(|(scope, failure)| Unknown {
+            scope: match scope {
+                Scope::Project(project) => UnknownScope::Project {
+                    project: project.clone(),
+                },
+                Scope::Cluster(cluster) => UnknownScope::Cluster {
+                    cluster: cluster.clone(),
+                },
+            },
+            code: match failure.kind {
+                FailureKind::Unreachable => UnknownReason::Unreachable,
+                FailureKind::Forbidden => UnknownReason::Forbidden,
+                FailureKind::ServerError => UnknownReason::ServerError,
+                FailureKind::Configuration => UnknownReason::Configuration,
+                FailureKind::Other => UnknownReason::ReadFailed,
+            },
+            reason: failure.message.clone(),
+            help: failure.help.clone(),
+            held_back: changes
+                .iter()
+                .filter(|c| c.action != Action::NoOp)
+                .filter(|c| {
+                    dropped
+                        .get(&c.address)
+                        .is_some_and(|(cause, outside)| *outside && cause == scope)
+                })
+                .map(|c| c.address.clone())
+                .collect(),
+        })
+        .collect();
+    let changes = changes
+        .into_iter()
+        .filter(|c| !dropped.contains_key(&c.address))
+        .collect();
+    let warnings = warnings
+        .into_iter()
+        .filter(|w| w.address.as_ref().is_none_or(|a| !dropped.contains_key(a)))
+        .collect();
+    (changes, warnings, unknowns)
 }
 
 struct Planner<'a> {

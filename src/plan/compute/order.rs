@@ -6,8 +6,6 @@
 //! binding before the old ones go. Pods that run as a KSA losing its
 //! binding or annotation are named in a warning.
 
-use k8s_openapi::api::core::v1::Pod;
-
 use super::{Action, Planner, Resource, ResourceChange, Warning, annotation_key};
 use crate::ids::ksa_member;
 use crate::ownership::WORKLOAD_IDENTITY_USER;
@@ -70,25 +68,6 @@ fn identity(change: &ResourceChange) -> Option<Identity> {
         }
         _ => None,
     }
-}
-
-/// The pods of `cluster` in `namespace` that run as KSA `name`.
-fn pods_of<'p>(pods: &'p [Pod], namespace: &str, name: &str) -> Vec<&'p str> {
-    let mut out: Vec<&str> = pods
-        .iter()
-        .filter(|p| p.metadata.namespace.as_deref() == Some(namespace))
-        .filter(|p| {
-            let sa = p
-                .spec
-                .as_ref()
-                .and_then(|s| s.service_account_name.as_deref())
-                .unwrap_or("default");
-            sa == name
-        })
-        .filter_map(|p| p.metadata.name.as_deref())
-        .collect();
-    out.sort();
-    out
 }
 
 impl Planner<'_> {
@@ -195,7 +174,10 @@ impl Planner<'_> {
                 let Some(kube) = self.live.clusters.get(&key).and_then(|c| c.kube.as_ref()) else {
                     continue;
                 };
-                let pods = pods_of(&kube.pods, &ns, &name);
+                let pods: &[String] = kube
+                    .pods_of
+                    .get(&(ns.clone(), name.clone()))
+                    .map_or(&[], Vec::as_slice);
                 if pods.is_empty() {
                     continue;
                 }
