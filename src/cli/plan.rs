@@ -103,6 +103,14 @@ pub(crate) async fn run(settings: &Settings, args: PlanArgs) -> Result<Success, 
     }
     if let Some(path) = &args.out
         && notes
+        && plan.has_unknowns()
+    {
+        outln(format_args!(
+            "\nSaved the plan to: {}\n\nIt has unknowns, so `wi apply` refuses it: fix the reads, or plan again with --exclude.",
+            path.display()
+        ))?;
+    } else if let Some(path) = &args.out
+        && notes
     {
         outln(format_args!(
             "\nSaved the plan to: {}\n\nTo perform exactly these actions, run:\n    wi apply {}",

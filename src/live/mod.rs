@@ -135,7 +135,7 @@ impl ReadFailure {
             FailureKind::Other
         };
         let help = match kind {
-            FailureKind::Forbidden => "your Google identity may not read this: grant it the roles the README lists for `wi plan`, or leave it out with --exclude",
+            FailureKind::Forbidden => "your Google identity may not read this: check its IAM roles on the project (listing service accounts and reading IAM policies), or leave it out with --exclude",
             FailureKind::ServerError | FailureKind::Unreachable => "the Google API failed or could not be reached: try again later, or leave it out with --exclude",
             _ => "check what the Google API answers, or leave it out with --exclude",
         };

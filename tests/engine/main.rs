@@ -1,6 +1,6 @@
 //! Test binary `engine`: the real `wi` against the in-process emulator,
 //! end to end, under faults, killed, at fleet size, and for secrets
-//! (e2e, faults, kill, fleet, secrets, bench_calls).
+//! (e2e, faults, kill, fleet, secrets, bench_calls, partial).
 
 #[macro_use]
 #[path = "../harness/mod.rs"]
@@ -14,6 +14,7 @@ mod faults;
 mod fleet;
 mod kill;
 mod owners;
+mod partial;
 mod quota;
 mod saved_plans;
 mod secrets;

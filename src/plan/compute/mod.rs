@@ -69,10 +69,14 @@ pub fn compute(
     planner.kubernetes();
     planner.access_order();
     planner.identity_sameness();
-    if !planner.problems.is_empty() {
-        return Err(PlanError {
-            problems: planner.problems,
-        });
+    // What the planner made of a project or cluster it could not read
+    // (a cluster that "does not exist") is no problem: it is an unknown.
+    let problems: Vec<PlanProblem> = std::mem::take(&mut planner.problems)
+        .into_iter()
+        .filter(|p| !in_unknown_scope(&p.address, live))
+        .collect();
+    if !problems.is_empty() {
+        return Err(PlanError { problems });
     }
     let mut changes = planner.changes;
     changes.sort_by_cached_key(|c| c.resource.sort_key());
@@ -127,6 +131,22 @@ pub fn compute(
         warnings,
         fingerprints: live.fingerprints(),
         unknowns,
+    })
+}
+
+/// Whether an address names something in a project or cluster that could
+/// not be read (`cluster["p/l/c"]`, `kubernetes_namespace["p/l/c/ns"]`,
+/// `google_service_account["p/id"]`, an account `…@p.iam.gserviceaccount.com`).
+fn in_unknown_scope(address: &str, live: &LiveState) -> bool {
+    live.unreadable.keys().any(|scope| match scope {
+        Scope::Cluster(key) => {
+            address.contains(&format!("[\"{key}\"]")) || address.contains(&format!("[\"{key}/"))
+        }
+        Scope::Project(project) => {
+            address.contains(&format!("[\"{project}/"))
+                || address.contains(&format!("[\"{project}\"]"))
+                || address.contains(&format!("@{project}.iam.gserviceaccount.com"))
+        }
     })
 }
 
