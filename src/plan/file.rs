@@ -1211,6 +1211,55 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_unknown_reason_is_in_the_schema_with_its_meaning() {
+        let schema: Value = serde_json::from_str(&schema_json()).expect("schema");
+        let listed: Vec<(String, String)> = schema["definitions"]["UnknownReason"]["oneOf"]
+            .as_array()
+            .expect("UnknownReason is a oneOf of documented constants")
+            .iter()
+            .map(|v| {
+                (
+                    v["const"].as_str().unwrap_or_default().to_string(),
+                    v["description"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        let names: Vec<&str> = listed.iter().map(|(c, _)| c.as_str()).collect();
+        let codes: Vec<&str> = UnknownReason::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names, codes);
+        assert!(listed.iter().all(|(_, meaning)| meaning.len() > 10));
+    }
+
+    #[test]
+    fn unknowns_round_trip_through_a_saved_plan() {
+        let plan = Plan {
+            format_version: FORMAT_VERSION.into(),
+            spec_digest: "sha256:x".into(),
+            changes: Vec::new(),
+            warnings: Vec::new(),
+            fingerprints: Vec::new(),
+            unknowns: vec![Unknown {
+                scope: UnknownScope::Cluster {
+                    cluster: ClusterKey {
+                        project: "p".into(),
+                        location: "l".into(),
+                        name: "c".into(),
+                    },
+                },
+                code: UnknownReason::ServerError,
+                reason: "HTTP 503".into(),
+                help: "try again later".into(),
+                held_back: vec!["a".into()],
+            }],
+        };
+        let bytes = encode(&plan).expect("encode");
+        let back = decode(&bytes, Path::new("p.plan")).expect("decode");
+        assert_eq!(back, plan);
+        let text = String::from_utf8(bytes).expect("utf-8");
+        assert!(text.contains("\"server_error\""), "{text}");
+    }
+
+    #[test]
     fn major_version_parsing() {
         assert_eq!(major("1.0"), Some("1"));
         assert_eq!(major("12.3"), Some("12"));

@@ -187,11 +187,11 @@ fn unknowns_section(plan: &Plan) -> String {
     for u in &plan.unknowns {
         let _ = write!(
             out,
-            "- **{}** (`{}`): {} Help: {}",
+            "- **{}** (`{}`): {}. Help: {}.",
             cell(&u.scope.to_string()),
             u.code,
-            cell(u.reason.trim()),
-            cell(u.help.trim())
+            cell(u.reason.trim().trim_end_matches('.')),
+            cell(u.help.trim().trim_end_matches('.'))
         );
         if !u.held_back.is_empty() {
             let _ = write!(out, " Also held back: {}.", u.held_back.len());

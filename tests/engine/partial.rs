@@ -95,6 +95,19 @@ fn json_plan(out: &Output) -> Value {
     serde_json::from_str(&out.stdout).expect("JSON plan")
 }
 
+/// The plan validates against the committed plan JSON Schema.
+fn assert_valid(plan: &Value) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/plan.schema.json");
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("schema")).expect("JSON");
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(plan)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+}
+
 /// The addresses of a JSON plan's changes that do something.
 fn actionable(plan: &Value) -> Vec<String> {
     plan["resource_changes"]
@@ -153,6 +166,7 @@ async fn an_unreachable_cluster_is_unknown_and_the_other_two_are_planned() {
             .await
             .expect(1),
     );
+    assert_valid(&plan);
     let unknowns = plan["unknowns"].as_array().expect("unknowns");
     assert_eq!(unknowns.len(), 1, "{plan:#}");
     assert_eq!(unknowns[0]["scope"]["kind"], "cluster");
@@ -223,6 +237,7 @@ async fn a_project_whose_accounts_cannot_be_listed_is_unknown() {
         .await
         .expect(1);
     let plan = json_plan(&out);
+    assert_valid(&plan);
     let unknowns = plan["unknowns"].as_array().expect("unknowns");
     assert_eq!(unknowns.len(), 1, "{plan:#}");
     assert_eq!(unknowns[0]["scope"]["kind"], "project");
@@ -252,5 +267,14 @@ async fn a_project_whose_accounts_cannot_be_listed_is_unknown() {
         .await
         .expect(1);
     assert_output_snapshot!("partial_plan_unreadable_project", text);
+    let markdown = world
+        .wi_env(
+            &["plan", "-f", &spec, "--exclude", "c3", "--format", "markdown"],
+            &env,
+            &[],
+        )
+        .await
+        .expect(1);
+    assert_output_snapshot!("partial_plan_unreadable_project_markdown", markdown);
     world.stop().await;
 }

@@ -573,6 +573,104 @@ mod file_tests {
     }
 }
 #[cfg(test)]
+mod partial_tests {
+    use super::tests::{converged_world, key, model, plan};
+    use super::*;
+    use crate::live::ReadFailure;
+
+    fn failure() -> ReadFailure {
+        ReadFailure {
+            kind: FailureKind::Unreachable,
+            message: "reading Kubernetes objects: refused".into(),
+            help: "try again".into(),
+        }
+    }
+
+    /// The model of `tests`, with a second cluster `beta` beside `alpha`.
+    fn two_clusters() -> Model {
+        let mut m = model();
+        let mut beta = m.clusters[0].clone();
+        beta.key = key("beta");
+        m.clusters.push(beta);
+        m
+    }
+
+    #[test]
+    fn a_binding_whose_ksa_may_run_in_an_unknown_cluster_is_not_removed() {
+        let mut m = two_clusters();
+        m.mappings.clear();
+        let mut live = converged_world();
+        live.unreadable
+            .insert(Scope::Cluster(key("beta")), failure());
+        let p = plan(&m, &live, &PlanOptions::default());
+        let binding = p
+            .changes
+            .iter()
+            .find(|c| matches!(c.resource, Resource::ServiceAccountIamMember { .. }));
+        assert!(binding.is_none(), "{:#?}", p.changes);
+        assert_eq!(p.unknowns.len(), 1);
+        assert_eq!(
+            p.unknowns[0].scope,
+            UnknownScope::Cluster {
+                cluster: key("beta")
+            }
+        );
+        assert_eq!(p.unknowns[0].code, UnknownReason::Unreachable);
+        assert!(
+            p.unknowns[0]
+                .held_back
+                .iter()
+                .any(|a| a.starts_with("service_account_iam_member[")),
+            "{:?}",
+            p.unknowns[0].held_back
+        );
+        // With only the cluster that was read, the binding goes.
+        let mut m = model();
+        m.mappings.clear();
+        let p = plan(&m, &converged_world(), &PlanOptions::default());
+        assert!(p.changes.iter().any(|c| c.action == Action::Delete
+            && matches!(c.resource, Resource::ServiceAccountIamMember { .. })));
+    }
+
+    #[test]
+    fn an_excluded_unknown_is_not_an_unknown_of_the_plan() {
+        let m = two_clusters();
+        let mut live = converged_world();
+        live.unreadable
+            .insert(Scope::Cluster(key("beta")), failure());
+        let options = PlanOptions {
+            exclude: vec!["beta".into()],
+            ..Default::default()
+        };
+        let p = plan(&m, &live, &options);
+        assert!(p.unknowns.is_empty(), "{:?}", p.unknowns);
+        let options = PlanOptions {
+            target: vec!["alpha".into()],
+            ..Default::default()
+        };
+        assert!(plan(&m, &live, &options).unknowns.is_empty());
+        let options = PlanOptions {
+            target: vec!["beta".into()],
+            ..Default::default()
+        };
+        assert_eq!(plan(&m, &live, &options).unknowns.len(), 1);
+    }
+
+    #[test]
+    fn nothing_is_planned_in_an_unknown_project_nor_what_waits_for_it() {
+        let m = model();
+        let mut live = converged_world();
+        live.projects.clear();
+        live.account_policies.clear();
+        live.unreadable
+            .insert(Scope::Project(super::tests::P.into()), failure());
+        let p = plan(&m, &live, &PlanOptions::default());
+        let actionable: Vec<&str> = p.actionable().map(|c| c.address.as_str()).collect();
+        assert!(actionable.is_empty(), "{actionable:?}");
+        assert_eq!(p.unknowns.len(), 1);
+    }
+}
+#[cfg(test)]
 mod owner_tests;
 #[cfg(test)]
 mod tests;
