@@ -148,7 +148,7 @@ pub(crate) fn partial_plan(plan: &crate::plan::Plan) -> CliError {
     let list = plan
         .unknowns
         .iter()
-        .map(|u| format!("  - {} ({})", u.scope, u.code))
+        .map(|u| format!("  - {} ({}): {}", u.scope, u.code, u.reason))
         .collect::<Vec<_>>()
         .join("\n");
     miette::miette!(
@@ -166,7 +166,7 @@ pub(crate) fn unknowns_refused(plan: &crate::plan::Plan) -> CliError {
     let list = plan
         .unknowns
         .iter()
-        .map(|u| format!("  - {} ({})", u.scope, u.code))
+        .map(|u| format!("  - {} ({}): {}", u.scope, u.code, u.reason))
         .collect::<Vec<_>>()
         .join("\n");
     miette::miette!(
