@@ -58,6 +58,7 @@ pub fn compute(
         live,
         options,
         changes: Vec::new(),
+        actionable: std::collections::HashSet::new(),
         warnings: Vec::new(),
         problems: Vec::new(),
     };
@@ -295,6 +296,8 @@ struct Planner<'a> {
     live: &'a LiveState,
     options: &'a PlanOptions,
     changes: Vec<ResourceChange>,
+    /// The resources of `changes` that do something (what `planned` asks).
+    actionable: std::collections::HashSet<Resource>,
     warnings: Vec<Warning>,
     problems: Vec<PlanProblem>,
 }
@@ -444,6 +447,9 @@ impl Planner<'_> {
     fn push(&mut self, mut change: ResourceChange) {
         change.depends_on.sort();
         change.depends_on.dedup();
+        if change.action != Action::NoOp {
+            self.actionable.insert(change.resource.clone());
+        }
         self.changes.push(change);
     }
 
@@ -552,10 +558,10 @@ impl Planner<'_> {
         self.run_files().iter().any(|f| same_file(f, file))
     }
 
+    /// Whether a change that does something is planned for `resource`
+    /// (a set lookup: the planner asks once per mapping).
     fn planned(&self, resource: &Resource) -> bool {
-        self.changes
-            .iter()
-            .any(|c| &c.resource == resource && c.action != Action::NoOp)
+        self.actionable.contains(resource)
     }
 }
 
