@@ -125,7 +125,7 @@ impl<'s> Pipeline<'s> {
             gcp: &self.gcp,
             parallelism: self.settings.engine.parallelism,
         };
-        Ok(reader.read(&self.spec.model).await?)
+        Ok(reader.read_partial(&self.spec.model).await?)
     }
 
     /// Computes the plan of the model against `live`.

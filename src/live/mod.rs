@@ -1,10 +1,19 @@
 //! Live state: what exists in GKE, IAM, Resource Manager, Service Usage and
-//! each cluster's Kubernetes API, read in batches with bounded concurrency.
+//! each cluster's Kubernetes API, read as one graph with bounded concurrency
+//! per API, not in phases.
 //!
 //! Sized for a fleet: one list of service accounts per project, one
-//! getIamPolicy per relevant account, one project policy per project, one
-//! cluster GET per cluster (it carries the node pools), one list of
-//! namespaces, service accounts and pods per cluster. Never a call per mapping.
+//! getIamPolicy per relevant account (started as soon as its project's list
+//! arrives), one project policy per project, one cluster GET per cluster (it
+//! carries the node pools), one list of namespaces and service accounts per
+//! cluster, and of pods only those the plan needs: the host-network ones
+//! (`fieldSelector=spec.hostNetwork=true`) and, per KSA that may lose its
+//! identity, its own (`fieldSelector=spec.serviceAccountName=KSA`). Never a
+//! call per mapping.
+//!
+//! A project or cluster that cannot be read does not stop the read: it is
+//! recorded with its reason ([`LiveState::unreadable`]) and the plan shows it
+//! as unknown (partial plans).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -36,15 +45,11 @@ pub enum LiveError {
         #[source]
         source: GcpError,
     },
-    #[error("reading Kubernetes objects of cluster {cluster}: {source}")]
-    #[diagnostic(code(wi::live::kube), help("{help}"))]
-    Kube {
-        cluster: String,
-        #[source]
-        source: KubeError,
-        /// What to do about it, for this error (see [`kube_help`]).
-        help: String,
-    },
+    /// A project or cluster could not be read ([`Reader::read`]; see
+    /// [`Reader::read_partial`] for a read that goes on without it).
+    #[error("{scope} could not be read: {}", failure.message)]
+    #[diagnostic(code(wi::live::unreadable), help("{}", failure.help))]
+    Unreadable { scope: Scope, failure: ReadFailure },
 }
 
 /// The advice that fits a Kubernetes read error: a server that failed or
@@ -271,6 +276,17 @@ type ProjectRead = (
 );
 
 impl Reader<'_> {
+    /// Reads everything the model needs, or fails on the first project or
+    /// cluster that cannot be read (in scope order): what a caller without
+    /// a partial plan's refusals needs. See [`Self::read_partial`].
+    pub async fn read(&self, model: &Model) -> Result<LiveState, LiveError> {
+        let mut state = self.read_partial(model).await?;
+        match state.unreadable.pop_first() {
+            Some((scope, failure)) => Err(LiveError::Unreadable { scope, failure }),
+            None => Ok(state),
+        }
+    }
+
     /// Reads everything the model needs, in two rounds: everything that
     /// depends on no other answer starts at once (per project the account
     /// list, the service check and the project policy; per cluster the GKE
@@ -279,7 +295,7 @@ impl Reader<'_> {
     /// cannot be read is recorded in [`LiveState::unreadable`] and the rest
     /// is read; only a failure that concerns every read (no access token)
     /// is an error.
-    pub async fn read(&self, model: &Model) -> Result<LiveState, LiveError> {
+    pub async fn read_partial(&self, model: &Model) -> Result<LiveState, LiveError> {
         let limits = Limits::new(self.parallelism.max(1));
         let limits = &limits;
         let mut state = LiveState::default();
