@@ -140,8 +140,12 @@ impl ReadFailure {
             FailureKind::Other
         };
         let help = match kind {
-            FailureKind::Forbidden => "your Google identity may not read this: check its IAM roles on the project (listing service accounts and reading IAM policies), or leave it out with --exclude",
-            FailureKind::ServerError | FailureKind::Unreachable => "the Google API failed or could not be reached: try again later, or leave it out with --exclude",
+            FailureKind::Forbidden => {
+                "your Google identity may not read this: check its IAM roles on the project (listing service accounts and reading IAM policies), or leave it out with --exclude"
+            }
+            FailureKind::ServerError | FailureKind::Unreachable => {
+                "the Google API failed or could not be reached: try again later, or leave it out with --exclude"
+            }
             _ => "check what the Google API answers, or leave it out with --exclude",
         };
         ReadFailure {
@@ -346,7 +350,13 @@ impl Reader<'_> {
                 let what = format!("service account {email}");
                 let sa = match bounded(&limits.iam, self.gcp.get_service_account(email)).await {
                     Ok(sa) => sa,
-                    Err(e) => return (email.clone(), project.clone(), Err(ReadFailure::gcp(&what, &e))),
+                    Err(e) => {
+                        return (
+                            email.clone(),
+                            project.clone(),
+                            Err(ReadFailure::gcp(&what, &e)),
+                        );
+                    }
                 };
                 let policy = match &sa {
                     Some(_) => {
@@ -493,11 +503,12 @@ impl Reader<'_> {
                     return (key, Vec::new());
                 };
                 let conn = &conn;
-                let lists = futures::future::join_all(ksas.into_iter().map(|(ns, name)| async move {
-                    let pods = bounded(&limits.kube, conn.list_pods_of(&ns, &name)).await;
-                    (ns, name, pods.ok())
-                }))
-                .await;
+                let lists =
+                    futures::future::join_all(ksas.into_iter().map(|(ns, name)| async move {
+                        let pods = bounded(&limits.kube, conn.list_pods_of(&ns, &name)).await;
+                        (ns, name, pods.ok())
+                    }))
+                    .await;
                 (key, lists)
             }
         }))
@@ -579,20 +590,20 @@ impl Reader<'_> {
             let relevant: Vec<&String> = service_accounts
                 .iter()
                 .filter(|(email, sa)| {
-                    wanted.contains(*email)
-                        || crate::ownership::is_owned(sa.description.as_deref())
+                    wanted.contains(*email) || crate::ownership::is_owned(sa.description.as_deref())
                 })
                 .map(|(email, _)| email)
                 .collect();
-            let policies = futures::future::join_all(relevant.into_iter().map(|email| async move {
-                bounded(&limits.iam, self.gcp.get_service_account_iam_policy(email))
-                    .await
-                    .map(|p| (email.clone(), p))
-                    .map_err(|e| ReadFailure::gcp(&format!("IAM policy of {email}"), &e))
-            }))
-            .await
-            .into_iter()
-            .collect::<Result<BTreeMap<_, _>, _>>()?;
+            let policies =
+                futures::future::join_all(relevant.into_iter().map(|email| async move {
+                    bounded(&limits.iam, self.gcp.get_service_account_iam_policy(email))
+                        .await
+                        .map(|p| (email.clone(), p))
+                        .map_err(|e| ReadFailure::gcp(&format!("IAM policy of {email}"), &e))
+                }))
+                .await
+                .into_iter()
+                .collect::<Result<BTreeMap<_, _>, _>>()?;
             Ok::<_, ReadFailure>((service_accounts, policies))
         };
         let (accounts, service, early_policy) = tokio::join!(accounts, service, early_policy);
@@ -859,7 +870,11 @@ fn lean_managed_fields(sa: &mut K8sServiceAccount) {
             let mut m = serde_json::Map::new();
             for key in keys {
                 let k = format!("f:{key}");
-                if meta.and_then(|x| x.get(map)).and_then(|x| x.get(&k)).is_some() {
+                if meta
+                    .and_then(|x| x.get(map))
+                    .and_then(|x| x.get(&k))
+                    .is_some()
+                {
                     m.insert(k, serde_json::json!({}));
                 }
             }

@@ -181,9 +181,8 @@ fn unknowns_section(plan: &Plan) -> String {
     if plan.unknowns.is_empty() {
         return String::new();
     }
-    let mut out = String::from(
-        "#### Unknown: not read, nothing planned (`wi apply` refuses this plan)\n\n",
-    );
+    let mut out =
+        String::from("#### Unknown: not read, nothing planned (`wi apply` refuses this plan)\n\n");
     for u in &plan.unknowns {
         let _ = write!(
             out,

@@ -81,7 +81,9 @@ fn broken_kubeconfig(world: &TestWorld) -> String {
     path.to_str().expect("utf-8 path").to_string()
 }
 
-async fn world(tweak: impl FnOnce(&mut wi::emulator::EmulatorConfig)) -> (TestWorld, tempfile::TempDir, String) {
+async fn world(
+    tweak: impl FnOnce(&mut wi::emulator::EmulatorConfig),
+) -> (TestWorld, tempfile::TempDir, String) {
     let seed_dir = tempfile::tempdir().expect("seed dir");
     let seed = seed_dir.path().join("seed.yaml");
     std::fs::write(&seed, SEED).expect("seed");
@@ -189,13 +191,17 @@ async fn an_unreachable_cluster_is_unknown_and_the_other_two_are_planned() {
         .await
         .expect(1);
     assert!(
-        refused.stderr.contains("refusing to apply a plan with unknowns"),
+        refused
+            .stderr
+            .contains("refusing to apply a plan with unknowns"),
         "{}",
         refused.stderr
     );
     let refused = world.wi_env(&["apply", saved], &env, &[]).await.expect(1);
     assert!(
-        refused.stderr.contains("refusing to apply a plan with unknowns"),
+        refused
+            .stderr
+            .contains("refusing to apply a plan with unknowns"),
         "{}",
         refused.stderr
     );
@@ -204,7 +210,11 @@ async fn an_unreachable_cluster_is_unknown_and_the_other_two_are_planned() {
     // Excluded, c3 is not an unknown of the plan: apply changes the other two.
     let excluded = json_plan(
         &world
-            .wi_env(&["plan", "-f", &spec, "--json", "--exclude", "c3"], &env, &[])
+            .wi_env(
+                &["plan", "-f", &spec, "--json", "--exclude", "c3"],
+                &env,
+                &[],
+            )
             .await
             .expect(0),
     );
@@ -233,7 +243,11 @@ async fn a_project_whose_accounts_cannot_be_listed_is_unknown() {
     let kubeconfig = broken_kubeconfig(&world);
     let env = [("KUBECONFIG", kubeconfig.as_str())];
     let out = world
-        .wi_env(&["plan", "-f", &spec, "--json", "--exclude", "c3"], &env, &[])
+        .wi_env(
+            &["plan", "-f", &spec, "--json", "--exclude", "c3"],
+            &env,
+            &[],
+        )
         .await
         .expect(1);
     let plan = json_plan(&out);
@@ -247,9 +261,11 @@ async fn a_project_whose_accounts_cannot_be_listed_is_unknown() {
     // its bindings; the namespaces, which wait for nothing there, are.
     let changes = actionable(&plan);
     assert!(
-        !changes.iter().any(|a| a.starts_with("google_service_account")
-            || a.starts_with("service_account_iam_member")
-            || a.starts_with("kubernetes_service_account")),
+        !changes
+            .iter()
+            .any(|a| a.starts_with("google_service_account")
+                || a.starts_with("service_account_iam_member")
+                || a.starts_with("kubernetes_service_account")),
         "{changes:?}"
     );
     let held: Vec<&str> = unknowns[0]["held_back"]
@@ -269,7 +285,15 @@ async fn a_project_whose_accounts_cannot_be_listed_is_unknown() {
     assert_output_snapshot!("partial_plan_unreadable_project", text);
     let markdown = world
         .wi_env(
-            &["plan", "-f", &spec, "--exclude", "c3", "--format", "markdown"],
+            &[
+                "plan",
+                "-f",
+                &spec,
+                "--exclude",
+                "c3",
+                "--format",
+                "markdown",
+            ],
             &env,
             &[],
         )

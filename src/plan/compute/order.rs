@@ -13,6 +13,9 @@ use crate::ids::ksa_member;
 use crate::ownership::WORKLOAD_IDENTITY_USER;
 use crate::plan::WarningCode;
 
+/// A KSA of a cluster: (cluster, namespace, name).
+type KsaAt<'a> = (&'a crate::ids::ClusterKey, &'a str, &'a str);
+
 /// What a change does to a workload's identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Identity {
@@ -147,10 +150,8 @@ impl Planner<'_> {
             .any(|k| matches!(k, Some(Identity::RemovesBinding { .. })));
         // Live KSAs by the (account, member) they point at, and the KSAs the
         // plan annotates, by (cluster, namespace, name): built once.
-        let mut pointing: BTreeMap<(&str, String), Vec<(&crate::ids::ClusterKey, &str, &str)>> =
-            BTreeMap::new();
-        let mut repointed: BTreeMap<(&crate::ids::ClusterKey, &str, &str), &str> =
-            BTreeMap::new();
+        let mut pointing: BTreeMap<(&str, String), Vec<KsaAt<'_>>> = BTreeMap::new();
+        let mut repointed: BTreeMap<(&crate::ids::ClusterKey, &str, &str), &str> = BTreeMap::new();
         if removes_any {
             for (key, cluster) in &self.live.clusters {
                 let Some(kube) = &cluster.kube else { continue };
@@ -183,8 +184,10 @@ impl Planner<'_> {
                 }
             }
         }
-        let pointing: BTreeMap<(&str, &str), &Vec<(&crate::ids::ClusterKey, &str, &str)>> =
-            pointing.iter().map(|((e, m), v)| ((*e, m.as_str()), v)).collect();
+        let pointing: BTreeMap<(&str, &str), &Vec<KsaAt<'_>>> = pointing
+            .iter()
+            .map(|((e, m), v)| ((*e, m.as_str()), v))
+            .collect();
         for (i, kind) in kinds.iter().enumerate() {
             let change = &self.changes[i];
             let losing: Vec<(crate::ids::ClusterKey, String, String, String)> = match kind {
@@ -214,7 +217,12 @@ impl Planner<'_> {
                                 .is_none_or(|e| e == email)
                         })
                         .map(|(key, ns, name)| {
-                            ((*key).clone(), ns.to_string(), name.to_string(), email.clone())
+                            (
+                                (*key).clone(),
+                                ns.to_string(),
+                                name.to_string(),
+                                email.clone(),
+                            )
                         })
                         .collect()
                 }
