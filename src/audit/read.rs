@@ -10,7 +10,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use crate::gcp::GcpClient;
 use crate::gcp::types::{GkeCluster, GoogleServiceAccount, IamPolicy};
 use crate::ids::ClusterKey;
-use crate::live::{LiveError, LiveKube, WILDCARD_PROJECT, connect_cluster, project_clusters};
+use crate::live::{LiveError, WILDCARD_PROJECT, connect_cluster, project_clusters};
 use crate::ownership::GSA_ANNOTATION;
 use crate::spec::Model;
 
@@ -23,7 +23,7 @@ pub struct AuditCluster {
     /// `None`: declared but does not exist.
     pub gke: Option<GkeCluster>,
     /// Its Kubernetes objects, when they could be read.
-    pub kube: Option<LiveKube>,
+    pub kube: Option<AuditKube>,
     /// Why its Kubernetes objects could not be read.
     pub kube_error: Option<String>,
 }
@@ -42,6 +42,16 @@ pub struct AuditState {
     pub project_policies: BTreeMap<String, IamPolicy>,
 }
 
+/// What the audit reads of one cluster's Kubernetes API: every namespace,
+/// KSA and pod (it looks at the whole cluster, not only what the spec maps).
+#[derive(Debug, Clone, Default)]
+pub struct AuditKube {
+    pub namespaces: BTreeMap<String, k8s_openapi::api::core::v1::Namespace>,
+    /// Service accounts by (namespace, name).
+    pub service_accounts: BTreeMap<(String, String), k8s_openapi::api::core::v1::ServiceAccount>,
+    pub pods: Vec<k8s_openapi::api::core::v1::Pod>,
+}
+
 fn gcp_err(what: String) -> impl FnOnce(crate::gcp::GcpError) -> LiveError {
     move |source| LiveError::Gcp { what, source }
 }
@@ -50,14 +60,14 @@ async fn read_kube(
     gke: &GkeCluster,
     token: secrecy::SecretString,
     context: Option<&str>,
-) -> Result<LiveKube, crate::kube::KubeError> {
+) -> Result<AuditKube, crate::kube::KubeError> {
     let conn = connect_cluster(gke, token, context).await?;
     let (namespaces, accounts, pods) = tokio::try_join!(
         conn.list_namespaces(),
         conn.list_service_accounts(),
         conn.list_pods()
     )?;
-    Ok(LiveKube {
+    Ok(AuditKube {
         namespaces: namespaces
             .into_iter()
             .filter_map(|ns| ns.metadata.name.clone().map(|n| (n, ns)))

@@ -70,6 +70,9 @@ async fn run_spec(settings: &Settings, args: &ApplyArgs) -> Result<Success, CliE
         ))?;
     }
     out(crate::render::human(&plan, style))?;
+    if plan.has_unknowns() {
+        return Err(super::plan::unknowns_refused(&plan));
+    }
     if !plan.has_changes() {
         return Ok(Success::Done);
     }
@@ -92,6 +95,9 @@ async fn run_saved(
 ) -> Result<Success, CliError> {
     let style = &settings.styles.stdout;
     let saved = crate::plan::file::load(file)?;
+    if saved.plan.has_unknowns() {
+        return Err(super::plan::unknowns_refused(&saved.plan));
+    }
     let choices = saved.options.clone().unwrap_or_default();
     refuse_contrary_flags(args, &settings.plan_options, &choices)?;
     let spec = match (&settings.spec_file, saved.spec_files.clone()) {
@@ -116,6 +122,9 @@ async fn run_saved(
         exclude: choices.excludes.clone(),
     };
     let plan = pipeline.plan(&live, &options)?;
+    if plan.has_unknowns() {
+        return Err(super::plan::unknowns_refused(&plan));
+    }
     saved.plan.check_replanned(&plan)?;
     let mass = plan.mass_removals(choices.max_removals_percent);
     if !mass.is_empty() && !choices.allow_mass_removal {

@@ -101,6 +101,9 @@ async fn demo(settings: &Settings, spec: &[SpecSource]) -> Result<Success, CliEr
     let live = pipeline.read_live().await?;
     let plan = pipeline.plan(&live, &PlanOptions::default())?;
     out(crate::render::human(&plan, style))?;
+    if plan.has_unknowns() {
+        return Err(super::plan::unknowns_refused(&plan));
+    }
 
     outln(format_args!("\n$ wi apply -f {} --auto-approve\n", spec))?;
     let (_tx, rx) = watch::channel(false);

@@ -143,14 +143,16 @@ impl<'s> Pipeline<'s> {
 
     /// Reads live state for the model.
     pub(crate) async fn read_live(&self) -> Result<LiveState, CliError> {
+        let identity = identity(self.settings);
         let reader = Reader {
             gcp: &self.gcp,
             parallelism: self.settings.engine.parallelism,
+            identity: Some(&identity),
         };
-        match reader.read(&self.spec.model).await {
+        match reader.read_partial(&self.spec.model).await {
             Ok(live) => Ok(live),
             // A refusal names the identity and the permission it lacks.
-            Err(e) => match crate::permissions::Denied::from_live(e, &identity(self.settings)) {
+            Err(e) => match crate::permissions::Denied::from_live(e, &identity) {
                 Ok(denied) => Err(miette::Report::new(denied).into()),
                 Err(e) => Err(CliError::Live(e)),
             },

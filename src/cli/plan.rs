@@ -115,12 +115,23 @@ pub(crate) async fn run(settings: &Settings, args: PlanArgs) -> Result<Success, 
     }
     if let Some(path) = &args.out
         && notes
+        && plan.has_unknowns()
+    {
+        outln(format_args!(
+            "\nSaved the plan to: {}\n\nIt has unknowns, so `wi apply` refuses it: fix the reads, or plan again with --exclude.",
+            path.display()
+        ))?;
+    } else if let Some(path) = &args.out
+        && notes
     {
         outln(format_args!(
             "\nSaved the plan to: {}\n\nTo perform exactly these actions, run:\n    wi apply {}",
             path.display(),
             path.display()
         ))?;
+    }
+    if plan.has_unknowns() {
+        return Err(partial_plan(&plan));
     }
     Ok(if args.detailed_exitcode && plan.has_changes() {
         Success::ChangesPresent
@@ -141,6 +152,49 @@ pub(crate) fn mass_removal_notice(mass: &[crate::plan::MassRemoval], allowed: bo
         "`wi apply` refuses it unless the plan is made with --allow-mass-removal.\n\n"
     });
     text
+}
+
+/// The error of a plan with unknowns: `wi plan` exits 1 after printing
+/// (and saving) it; `wi apply` refuses it.
+pub(crate) fn partial_plan(plan: &crate::plan::Plan) -> CliError {
+    let list = plan
+        .unknowns
+        .iter()
+        .map(|u| format!("  - {} ({}): {}\n    fix: {}", u.scope, u.code, u.reason, u.help))
+        .collect::<Vec<_>>()
+        .join("\n");
+    miette::miette!(
+        code = "wi::plan::unknowns",
+        help = "fix what the plan shows for each, or leave them out with --exclude (a cluster or project name) and plan again",
+        "the plan is partial: {} could not be read, so nothing was planned for {}:\n{list}",
+        count(plan.unknowns.len()),
+        if plan.unknowns.len() == 1 { "it" } else { "them" }
+    )
+    .into()
+}
+
+/// The refusal to apply a plan with unknowns.
+pub(crate) fn unknowns_refused(plan: &crate::plan::Plan) -> CliError {
+    let list = plan
+        .unknowns
+        .iter()
+        .map(|u| format!("  - {} ({}): {}", u.scope, u.code, u.reason))
+        .collect::<Vec<_>>()
+        .join("\n");
+    miette::miette!(
+        code = "wi::apply::unknowns",
+        help = "a partial plan could remove or change what depends on what it could not see; fix the reads, or leave the unknowns out with --exclude (a cluster or project name) and plan again",
+        "refusing to apply a plan with unknowns; nothing was changed:\n{list}"
+    )
+    .into()
+}
+
+fn count(n: usize) -> String {
+    if n == 1 {
+        "1 project or cluster".to_string()
+    } else {
+        format!("{n} projects or clusters")
+    }
 }
 
 /// The refusal of a plan that removes most of an owner's access.

@@ -320,9 +320,12 @@ impl Settings {
                 })?;
                 value.clone()
             }
+            // kube's client logs every failed request as an ERROR line of
+            // its own; wi reports the error once, typed (a partial plan
+            // shows an unreachable cluster as unknown).
             None => match (args.quiet, args.verbose) {
-                (true, _) => "error",
-                (false, 0) => "warn",
+                (true, _) => "error,kube_client::client::builder=off",
+                (false, 0) => "warn,kube_client::client::builder=off",
                 (false, 1) => "info,wi=debug",
                 (false, _) => "debug",
             }

@@ -17,6 +17,7 @@ async fn read_live(
     let reader = Reader {
         gcp,
         parallelism: settings.engine.parallelism,
+        identity: None,
     };
     Ok(reader.read(&spec.model).await?)
 }
@@ -129,7 +130,33 @@ async fn explain(
         }
     };
     let live = read_live(settings, gcp, spec).await?;
-    match explain_pod(&live, &key, namespace, name) {
+    // The pod itself, read by name: the live read keeps only pod names.
+    let pod = match live.clusters.get(&key).and_then(|c| c.gke.as_ref()) {
+        Some(gke) => {
+            let context = model
+                .clusters
+                .iter()
+                .find(|c| c.key == key)
+                .and_then(|c| c.kube_context.as_deref());
+            let token = gcp
+                .access_token()
+                .await
+                .map_err(|e| miette::miette!(code = "wi::verify::pod", "{e}"))?;
+            let conn = crate::live::connect_cluster(gke, token, context)
+                .await
+                .map_err(|e| {
+                    miette::miette!(code = "wi::verify::pod", "connecting to {key}: {e}")
+                })?;
+            conn.get_pod(namespace, name).await.map_err(|e| {
+                miette::miette!(
+                    code = "wi::verify::pod",
+                    "reading pod {namespace}/{name}: {e}"
+                )
+            })?
+        }
+        None => None,
+    };
+    match explain_pod(&live, pod.as_ref(), &key, namespace, name) {
         Ok(e) => {
             out(render_pod(&e))?;
             Ok(Success::Done)

@@ -159,10 +159,26 @@ impl ClusterConnection {
     where
         K: Clone + DeserializeOwned + fmt::Debug,
     {
+        self.list_selected(api, None).await
+    }
+
+    /// Lists the objects `field_selector` (the server's, e.g.
+    /// `spec.hostNetwork=true`) selects, following continue tokens.
+    async fn list_selected<K>(
+        &self,
+        api: Api<K>,
+        field_selector: Option<&str>,
+    ) -> Result<Vec<K>, KubeError>
+    where
+        K: Clone + DeserializeOwned + fmt::Debug,
+    {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
             let mut lp = ListParams::default().limit(PAGE);
+            if let Some(selector) = field_selector {
+                lp = lp.fields(selector);
+            }
             if let Some(t) = &token {
                 lp = lp.continue_token(t);
             }
@@ -190,6 +206,33 @@ impl ClusterConnection {
     /// Every pod of every namespace.
     pub async fn list_pods(&self) -> Result<Vec<Pod>, KubeError> {
         self.list_all(Api::<Pod>::all(self.client.clone())).await
+    }
+
+    /// One pod, `None` when it does not exist.
+    pub async fn get_pod(&self, namespace: &str, name: &str) -> Result<Option<Pod>, KubeError> {
+        Ok(Api::<Pod>::namespaced(self.client.clone(), namespace)
+            .get_opt(name)
+            .await?)
+    }
+
+    /// The pods of every namespace that run on the host network (selected
+    /// by the server: `fieldSelector=spec.hostNetwork=true`).
+    pub async fn list_host_network_pods(&self) -> Result<Vec<Pod>, KubeError> {
+        self.list_selected(
+            Api::<Pod>::all(self.client.clone()),
+            Some("spec.hostNetwork=true"),
+        )
+        .await
+    }
+
+    /// The pods of `namespace` that run as service account `ksa` (selected
+    /// by the server: `fieldSelector=spec.serviceAccountName=KSA`).
+    pub async fn list_pods_of(&self, namespace: &str, ksa: &str) -> Result<Vec<Pod>, KubeError> {
+        self.list_selected(
+            Api::<Pod>::namespaced(self.client.clone(), namespace),
+            Some(&format!("spec.serviceAccountName={ksa}")),
+        )
+        .await
     }
 
     async fn apply<K>(

@@ -1,16 +1,24 @@
 //! Live state: what exists in GKE, IAM, Resource Manager, Service Usage and
-//! each cluster's Kubernetes API, read in batches with bounded concurrency.
+//! each cluster's Kubernetes API, read as one graph with bounded concurrency
+//! per API, not in phases.
 //!
 //! Sized for a fleet: one list of service accounts per project, one
-//! getIamPolicy per relevant account, one project policy per project, one
-//! cluster GET per cluster (it carries the node pools), one list of
-//! namespaces, service accounts and pods per cluster. Never a call per mapping.
+//! getIamPolicy per relevant account (started as soon as its project's list
+//! arrives), one project policy per project, one cluster GET per cluster (it
+//! carries the node pools), one list of namespaces and service accounts per
+//! cluster, and of pods only those the plan needs: the host-network ones
+//! (`fieldSelector=spec.hostNetwork=true`) and, per KSA that may lose its
+//! identity, its own (`fieldSelector=spec.serviceAccountName=KSA`). Never a
+//! call per mapping.
+//!
+//! A project or cluster that cannot be read does not stop the read: it is
+//! recorded with its reason ([`LiveState::unreadable`]) and the plan shows it
+//! as unknown (partial plans).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
-use futures::stream::{self, StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount as K8sServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount as K8sServiceAccount};
+use tokio::sync::Semaphore;
 
 use crate::gcp::types::{GkeCluster, GoogleServiceAccount, IamPolicy};
 use crate::gcp::{GcpClient, GcpError};
@@ -39,15 +47,11 @@ pub enum LiveError {
         #[source]
         source: GcpError,
     },
-    #[error("reading Kubernetes objects of cluster {cluster}: {source}")]
-    #[diagnostic(code(wi::live::kube), help("{help}"))]
-    Kube {
-        cluster: String,
-        #[source]
-        source: KubeError,
-        /// What to do about it, for this error (see [`kube_help`]).
-        help: String,
-    },
+    /// A project or cluster could not be read ([`Reader::read`]; see
+    /// [`Reader::read_partial`] for a read that goes on without it).
+    #[error("{scope} could not be read: {}", failure.message)]
+    #[diagnostic(code(wi::live::unreadable), help("{}", failure.help))]
+    Unreadable { scope: Scope, failure: ReadFailure },
 }
 
 /// The advice that fits a Kubernetes read error: a server that failed or
@@ -81,6 +85,106 @@ pub fn kube_help(error: &KubeError, via_context: bool) -> String {
     }
 }
 
+/// Where a read failed: a project (its accounts, service state, policies)
+/// or a cluster (its GKE object or its Kubernetes API).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    Project(String),
+    Cluster(ClusterKey),
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scope::Project(p) => write!(f, "project {p}"),
+            Scope::Cluster(c) => write!(f, "cluster {c}"),
+        }
+    }
+}
+
+/// What kind of failure made a project or cluster unreadable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FailureKind {
+    /// The server could not be reached (refused, DNS, TLS, no answer).
+    Unreachable,
+    /// The server refused the identity (401, 403).
+    Forbidden,
+    /// The server failed (HTTP 5xx).
+    ServerError,
+    /// The client configuration is wrong (a missing kubeconfig context, no endpoint).
+    Configuration,
+    /// Anything else (an unexpected answer).
+    Other,
+}
+
+/// Why a project or cluster could not be read: the kind, what was being
+/// read and the error, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadFailure {
+    pub kind: FailureKind,
+    /// The error, e.g. `reading service accounts of project p: ...`.
+    pub message: String,
+    /// What to do about it.
+    pub help: String,
+}
+
+impl ReadFailure {
+    fn gcp(identity: Option<&str>, what: &str, error: &GcpError) -> Self {
+        let kind = if error.is_unreachable() || error.is_transport() || error.is_timeout() {
+            FailureKind::Unreachable
+        } else if error.is_permission_denied() || matches!(error, GcpError::Auth(_)) {
+            FailureKind::Forbidden
+        } else if matches!(error, GcpError::Api { status, .. } if *status >= 500) {
+            FailureKind::ServerError
+        } else if matches!(error, GcpError::Config(_)) {
+            FailureKind::Configuration
+        } else {
+            FailureKind::Other
+        };
+        let denied = identity.and_then(|who| error.denied_help(who));
+        let help = match kind {
+            FailureKind::Forbidden if denied.is_some() => denied.as_deref().unwrap_or_default(),
+            FailureKind::Forbidden => {
+                "your Google identity may not read this: check its IAM roles on the project (listing service accounts and reading IAM policies), or leave it out with --exclude"
+            }
+            FailureKind::ServerError | FailureKind::Unreachable => {
+                "the Google API failed or could not be reached: try again later, or leave it out with --exclude"
+            }
+            _ => "check what the Google API answers, or leave it out with --exclude",
+        };
+        ReadFailure {
+            kind,
+            message: format!("reading {what}: {error}"),
+            help: help.to_string(),
+        }
+    }
+
+    fn kube(identity: Option<&str>, error: &KubeError, via_context: bool) -> Self {
+        let kind = match error {
+            KubeError::Api { status, .. } if *status >= 500 => FailureKind::ServerError,
+            KubeError::Api {
+                status: 401 | 403, ..
+            } => FailureKind::Forbidden,
+            KubeError::Transport(_) => FailureKind::Unreachable,
+            KubeError::Config(_) => FailureKind::Configuration,
+            _ => FailureKind::Other,
+        };
+        ReadFailure {
+            kind,
+            message: format!("reading Kubernetes objects: {error}"),
+            // The three lists live state makes; the message says which was refused.
+            help: identity
+                .and_then(|who| {
+                    error.denied_help(
+                        who,
+                        Some("container.namespaces.list, container.serviceAccounts.list and container.pods.list"),
+                    )
+                })
+                .unwrap_or_else(|| kube_help(error, via_context)),
+        }
+    }
+}
+
 /// Live state of one project.
 #[derive(Debug, Clone, Default)]
 pub struct LiveProject {
@@ -100,7 +204,13 @@ pub struct LiveKube {
     pub namespaces: BTreeMap<String, Namespace>,
     /// Service accounts by (namespace, name).
     pub service_accounts: BTreeMap<(String, String), K8sServiceAccount>,
-    pub pods: Vec<Pod>,
+    /// Names of the pods on the host network, by (namespace, service
+    /// account): read with `fieldSelector=spec.hostNetwork=true`.
+    pub host_network_pods: BTreeMap<(String, String), Vec<String>>,
+    /// Names of the running pods of KSAs that may lose their identity, by
+    /// (namespace, service account), sorted: read per KSA with
+    /// `fieldSelector=spec.serviceAccountName=KSA`, only for those KSAs.
+    pub pods_of: BTreeMap<(String, String), Vec<String>>,
 }
 
 /// Live state of one declared cluster.
@@ -123,6 +233,9 @@ pub struct LiveState {
     /// Accounts outside the spec's projects that mappings refer to, by email
     /// (`None`: not found).
     pub external_accounts: BTreeMap<String, Option<GoogleServiceAccount>>,
+    /// Projects and clusters that could not be read, and why: the plan
+    /// shows them as unknown and plans nothing that depends on them.
+    pub unreadable: BTreeMap<Scope, ReadFailure>,
 }
 
 impl LiveState {
@@ -138,85 +251,99 @@ impl LiveState {
 /// How to read: the clients and the concurrency bound.
 pub struct Reader<'a> {
     pub gcp: &'a GcpClient,
+    /// Calls in flight per API (IAM, Resource Manager, Service Usage, GKE,
+    /// and clusters whose Kubernetes API is read at once).
     pub parallelism: usize,
+    /// Who the calls run as (an email, or where the credentials came from;
+    /// never a token), named in the help of a refused read. `None`: "your
+    /// Google identity".
+    pub identity: Option<&'a str>,
 }
 
+/// One bound of calls in flight per API: the reads are not phases but one
+/// graph, each read starting as soon as what it needs has arrived.
+struct Limits {
+    iam: Semaphore,
+    crm: Semaphore,
+    usage: Semaphore,
+    gke: Semaphore,
+    kube: Semaphore,
+}
+
+impl Limits {
+    fn new(n: usize) -> Self {
+        Limits {
+            iam: Semaphore::new(n),
+            crm: Semaphore::new(n),
+            usage: Semaphore::new(n),
+            gke: Semaphore::new(n),
+            kube: Semaphore::new(n),
+        }
+    }
+}
+
+/// Runs `call` holding a permit of `limit`.
+async fn bounded<T>(limit: &Semaphore, call: impl std::future::Future<Output = T>) -> T {
+    // The semaphore is never closed, so acquiring cannot fail.
+    let _permit = limit.acquire().await.ok();
+    call.await
+}
+
+/// What one project's reads produced: the project, or why it is unknown;
+/// and the policies of its relevant accounts.
+type ProjectRead = (
+    String,
+    Result<LiveProject, ReadFailure>,
+    BTreeMap<String, IamPolicy>,
+);
+
 impl Reader<'_> {
-    /// Reads everything the model needs. Errors stop the read: a plan made
-    /// from a partial picture could remove what it failed to see.
+    /// Reads everything the model needs, or fails on the first project or
+    /// cluster that cannot be read (in scope order): what a caller without
+    /// a partial plan's refusals needs. See [`Self::read_partial`].
     pub async fn read(&self, model: &Model) -> Result<LiveState, LiveError> {
-        let parallelism = self.parallelism.max(1);
+        let mut state = self.read_partial(model).await?;
+        match state.unreadable.pop_first() {
+            Some((scope, failure)) => Err(LiveError::Unreadable { scope, failure }),
+            None => Ok(state),
+        }
+    }
+
+    /// Reads everything the model needs, in two rounds: everything that
+    /// depends on no other answer starts at once (per project the account
+    /// list, the service check and the project policy; per cluster the GKE
+    /// object, then its Kubernetes lists), and an account's policy as soon
+    /// as its project's account list arrives. A project or cluster that
+    /// cannot be read is recorded in [`LiveState::unreadable`] and the rest
+    /// is read; only a failure that concerns every read (no access token)
+    /// is an error.
+    pub async fn read_partial(&self, model: &Model) -> Result<LiveState, LiveError> {
+        let limits = Limits::new(self.parallelism.max(1));
+        let limits = &limits;
         let mut state = LiveState::default();
 
-        // Projects: one list of accounts, the service state, and the policy.
         // `-` is IAM's wildcard for Google-managed accounts, not a project.
-        let project_ids: Vec<String> = model
+        let project_ids: BTreeSet<String> = model
             .projects
             .iter()
             .filter(|p| p.as_str() != WILDCARD_PROJECT)
             .cloned()
             .collect();
-        let projects: Vec<(String, LiveProject)> = stream::iter(project_ids)
-            .map(|project| async move {
-                let live = self.read_project(model, &project).await?;
-                Ok::<_, LiveError>((project, live))
-            })
-            .buffer_unordered(parallelism)
-            .try_collect()
-            .await?;
-        state.projects = projects.into_iter().collect();
-
+        let wanted = wanted_accounts(model);
         // Accounts outside the spec's projects (external GSAs in mappings).
-        let external: BTreeSet<String> = model
+        let external: BTreeMap<String, String> = model
             .mappings
             .iter()
-            .filter(|m| !state.projects.contains_key(&m.gsa_project))
-            .map(|m| m.gsa_email.clone())
+            .filter(|m| !project_ids.contains(&m.gsa_project))
+            .map(|m| (m.gsa_email.clone(), m.gsa_project.clone()))
             .chain(
                 model
                     .absent
                     .iter()
-                    .filter(|a| !state.projects.contains_key(&a.gsa_project))
-                    .map(|a| a.gsa_email.clone()),
+                    .filter(|a| !project_ids.contains(&a.gsa_project))
+                    .map(|a| (a.gsa_email.clone(), a.gsa_project.clone())),
             )
             .collect();
-        let externals: Vec<(String, Option<GoogleServiceAccount>)> = stream::iter(external)
-            .map(|email| async move {
-                let sa = self
-                    .gcp
-                    .get_service_account(&email)
-                    .await
-                    .map_err(|source| LiveError::Gcp {
-                        what: format!("service account {email}"),
-                        source,
-                    })?;
-                Ok::<_, LiveError>((email, sa))
-            })
-            .buffer_unordered(parallelism)
-            .try_collect()
-            .await?;
-        state.external_accounts = externals.into_iter().collect();
-
-        // One getIamPolicy per relevant, existing account.
-        let relevant = relevant_accounts(model, &state);
-        let policies: Vec<(String, IamPolicy)> = stream::iter(relevant)
-            .map(|email| async move {
-                let policy = self
-                    .gcp
-                    .get_service_account_iam_policy(&email)
-                    .await
-                    .map_err(|source| LiveError::Gcp {
-                        what: format!("IAM policy of {email}"),
-                        source,
-                    })?;
-                Ok::<_, LiveError>((email, policy))
-            })
-            .buffer_unordered(parallelism)
-            .try_collect()
-            .await?;
-        state.account_policies = policies.into_iter().collect();
-
-        // Clusters: one GET each, then the Kubernetes lists.
         let token = if model.clusters.is_empty() {
             None
         } else {
@@ -230,63 +357,141 @@ impl Reader<'_> {
                     })?,
             )
         };
-        let clusters: Vec<(ClusterKey, LiveCluster)> = stream::iter(model.clusters.iter())
-            .map(|cluster| {
-                let token = token.clone();
-                async move {
-                    let gke = self.gcp.get_cluster(&cluster.key).await.map_err(|source| {
-                        LiveError::Gcp {
-                            what: format!("cluster {}", cluster.key),
-                            source,
+
+        let projects = futures::future::join_all(
+            project_ids
+                .iter()
+                .map(|project| self.read_project(model, project, &wanted, limits)),
+        );
+        let externals =
+            futures::future::join_all(external.iter().map(|(email, project)| async move {
+                let what = format!("service account {email}");
+                let sa = match bounded(&limits.iam, self.gcp.get_service_account(email)).await {
+                    Ok(sa) => sa,
+                    Err(e) => {
+                        return (
+                            email.clone(),
+                            project.clone(),
+                            Err(ReadFailure::gcp(self.identity, &what, &e)),
+                        );
+                    }
+                };
+                let policy = match &sa {
+                    Some(_) => {
+                        let what = format!("IAM policy of {email}");
+                        match bounded(&limits.iam, self.gcp.get_service_account_iam_policy(email))
+                            .await
+                        {
+                            Ok(p) => Some(p),
+                            Err(e) => {
+                                return (
+                                    email.clone(),
+                                    project.clone(),
+                                    Err(ReadFailure::gcp(self.identity, &what, &e)),
+                                );
+                            }
                         }
-                    })?;
-                    let kube = match (&gke, token) {
-                        (Some(gke), Some(token)) if gke.endpoint.is_some() => Some(
-                            read_kube(gke, token, cluster.kube_context.as_deref())
-                                .await
-                                .map_err(|source| LiveError::Kube {
-                                    cluster: cluster.key.to_string(),
-                                    help: kube_help(&source, cluster.kube_context.is_some()),
-                                    source,
-                                })?,
-                        ),
-                        _ => None,
-                    };
-                    Ok::<_, LiveError>((cluster.key.clone(), LiveCluster { gke, kube }))
+                    }
+                    None => None,
+                };
+                (email.clone(), project.clone(), Ok((sa, policy)))
+            }));
+        let clusters = futures::future::join_all(model.clusters.iter().map(|cluster| {
+            let token = token.clone();
+            async move {
+                let key = cluster.key.clone();
+                let what = format!("cluster {key}");
+                let gke = match bounded(&limits.gke, self.gcp.get_cluster(&key)).await {
+                    Ok(gke) => gke,
+                    Err(e) => return (key, Err(ReadFailure::gcp(self.identity, &what, &e))),
+                };
+                let kube = match (&gke, token) {
+                    (Some(gke), Some(token)) if gke.endpoint.is_some() => {
+                        let context = cluster.kube_context.as_deref();
+                        match bounded(&limits.kube, read_kube(gke, token, context)).await {
+                            Ok(kube) => Some(kube),
+                            Err(e) => {
+                                return (
+                                    key,
+                                    Err(ReadFailure::kube(self.identity, &e, context.is_some())),
+                                );
+                            }
+                        }
+                    }
+                    _ => None,
+                };
+                (key, Ok(LiveCluster { gke, kube }))
+            }
+        }));
+        let (projects, externals, clusters) = tokio::join!(projects, externals, clusters);
+
+        for (project, live, policies) in projects {
+            match live {
+                Ok(live) => {
+                    state.projects.insert(project, live);
+                    state.account_policies.extend(policies);
                 }
-            })
-            .buffer_unordered(parallelism)
-            .try_collect()
-            .await?;
-        state.clusters = clusters.into_iter().collect();
+                Err(failure) => {
+                    state.unreadable.insert(Scope::Project(project), failure);
+                }
+            }
+        }
+        for (email, project, read) in externals {
+            match read {
+                Ok((sa, policy)) => {
+                    state.external_accounts.insert(email.clone(), sa);
+                    if let Some(policy) = policy {
+                        state.account_policies.insert(email, policy);
+                    }
+                }
+                Err(failure) => {
+                    state
+                        .unreadable
+                        .entry(Scope::Project(project))
+                        .or_insert(failure);
+                }
+            }
+        }
+        for (key, cluster) in clusters {
+            match cluster {
+                Ok(cluster) => {
+                    state.clusters.insert(key, cluster);
+                }
+                Err(failure) => {
+                    state.unreadable.insert(Scope::Cluster(key), failure);
+                }
+            }
+        }
 
         // Accounts that KSAs this run releases point at: whether their
-        // binding stays (the plan warns when it does).
+        // binding stays (the plan warns when it does). These depend on the
+        // Kubernetes answers, so they come last.
         let released = released_accounts(model, &state);
-        let released: Vec<(String, Option<GoogleServiceAccount>, Option<IamPolicy>)> =
-            stream::iter(released)
-                .map(|email| async move {
-                    let gcp_err = |what: String| move |source| LiveError::Gcp { what, source };
-                    let sa = self
-                        .gcp
-                        .get_service_account(&email)
-                        .await
-                        .map_err(gcp_err(format!("service account {email}")))?;
-                    let policy = match &sa {
-                        Some(_) => Some(
-                            self.gcp
-                                .get_service_account_iam_policy(&email)
-                                .await
-                                .map_err(gcp_err(format!("IAM policy of {email}")))?,
-                        ),
-                        None => None,
-                    };
-                    Ok::<_, LiveError>((email, sa, policy))
-                })
-                .buffer_unordered(parallelism)
-                .try_collect()
-                .await?;
-        for (email, sa, policy) in released {
+        let released = futures::future::join_all(released.into_iter().map(|email| async move {
+            let what = format!("service account {email}");
+            let sa = bounded(&limits.iam, self.gcp.get_service_account(&email))
+                .await
+                .map_err(|e| ReadFailure::gcp(self.identity, &what, &e))?;
+            let policy = match &sa {
+                Some(_) => {
+                    let what = format!("IAM policy of {email}");
+                    Some(
+                        bounded(&limits.iam, self.gcp.get_service_account_iam_policy(&email))
+                            .await
+                            .map_err(|e| ReadFailure::gcp(self.identity, &what, &e))?,
+                    )
+                }
+                None => None,
+            };
+            Ok::<_, ReadFailure>((email, sa, policy))
+        }))
+        .await;
+        for read in released {
+            let (email, sa, policy) = match read {
+                Ok(read) => read,
+                // Only a warning depends on these: a failed read leaves it out.
+                Err(_) => continue,
+            };
             let in_projects = state
                 .projects
                 .values()
@@ -298,90 +503,255 @@ impl Reader<'_> {
                 state.account_policies.insert(email, policy);
             }
         }
+
+        // The pods of KSAs that may lose their identity, for the warning
+        // that names them: one small read per such KSA.
+        let mut losing: BTreeMap<ClusterKey, Vec<(String, String)>> = BTreeMap::new();
+        for (key, ns, name) in ksas_that_may_lose_access(model, &state) {
+            losing.entry(key).or_default().push((ns, name));
+        }
+        let pods = futures::future::join_all(losing.into_iter().map(|(key, ksas)| {
+            let token = token.clone();
+            let context = model
+                .clusters
+                .iter()
+                .find(|c| c.key == key)
+                .and_then(|c| c.kube_context.clone());
+            let gke = state.clusters.get(&key).and_then(|c| c.gke.clone());
+            async move {
+                let (Some(gke), Some(token)) = (gke, token) else {
+                    return (key, Vec::new());
+                };
+                let Ok(conn) = connect_cluster(&gke, token, context.as_deref()).await else {
+                    return (key, Vec::new());
+                };
+                let conn = &conn;
+                let lists =
+                    futures::future::join_all(ksas.into_iter().map(|(ns, name)| async move {
+                        let pods = bounded(&limits.kube, conn.list_pods_of(&ns, &name)).await;
+                        (ns, name, pods.ok())
+                    }))
+                    .await;
+                (key, lists)
+            }
+        }))
+        .await;
+        for (key, lists) in pods {
+            let Some(kube) = state.clusters.get_mut(&key).and_then(|c| c.kube.as_mut()) else {
+                continue;
+            };
+            // A failed read leaves the warning out; the plan does not depend on it.
+            for (ns, name, pods) in lists {
+                let Some(pods) = pods else { continue };
+                let mut names: Vec<String> =
+                    pods.into_iter().filter_map(|p| p.metadata.name).collect();
+                names.sort();
+                kube.pods_of.insert((ns, name), names);
+            }
+        }
         Ok(state)
     }
 
-    async fn read_project(&self, model: &Model, project: &str) -> Result<LiveProject, LiveError> {
-        let gcp_err = |what: String| move |source| LiveError::Gcp { what, source };
-        let accounts = self
-            .gcp
-            .list_service_accounts(project)
-            .await
-            .map_err(gcp_err(format!("service accounts of project {project}")))?;
-        let needs_service = project != WILDCARD_PROJECT
-            && (model.service_accounts.iter().any(|g| g.project == project)
-                || model.mappings.iter().any(|m| m.gsa_project == project));
-        let iam_credentials_enabled = if needs_service {
-            let service = self
-                .gcp
-                .get_service(project, IAM_CREDENTIALS_SERVICE)
-                .await
-                .map_err(gcp_err(format!(
-                    "service {IAM_CREDENTIALS_SERVICE} of project {project}"
-                )))?;
-            Some(service.state == "ENABLED")
-        } else {
-            None
-        };
-        let service_accounts: BTreeMap<String, GoogleServiceAccount> = accounts
-            .into_iter()
-            .map(|sa| (sa.email.clone(), sa))
-            .collect();
-        let owns_any = service_accounts
-            .values()
-            .any(|sa| crate::ownership::is_owned(sa.description.as_deref()));
+    /// One project: the account list, the service check and the project
+    /// policy at once, then the policies of its relevant accounts as soon
+    /// as the list arrives.
+    async fn read_project(
+        &self,
+        model: &Model,
+        project: &str,
+        wanted: &BTreeSet<String>,
+        limits: &Limits,
+    ) -> ProjectRead {
+        let failed = |f| (project.to_string(), Err(f), BTreeMap::new());
+        let needs_service = model.service_accounts.iter().any(|g| g.project == project)
+            || model.mappings.iter().any(|m| m.gsa_project == project);
         // A declared account's grants are read when it has roles, and when
         // this run may come to own it (adopt, or a named owner's claim of an
         // older wi's account): the adopting plan lists every removal.
         let grants_roles = model.service_accounts.iter().any(|g| {
             g.project == project && (!g.roles.is_empty() || g.adopt || !g.owner.is_unnamed())
         });
-        let policy = if owns_any || grants_roles {
-            Some(
-                self.gcp
-                    .get_project_iam_policy(project)
-                    .await
-                    .map_err(gcp_err(format!("IAM policy of project {project}")))?,
-            )
-        } else {
-            None
+        let policy_read = || async {
+            bounded(&limits.crm, self.gcp.get_project_iam_policy(project))
+                .await
+                .map_err(|e| {
+                    ReadFailure::gcp(
+                        self.identity,
+                        &format!("IAM policy of project {project}"),
+                        &e,
+                    )
+                })
         };
-        Ok(LiveProject {
-            iam_credentials_enabled,
-            service_accounts,
-            policy,
-            clusters: project_clusters::read(self.gcp, project).await?,
-        })
+        let service = async {
+            if !needs_service {
+                return Ok(None);
+            }
+            bounded(
+                &limits.usage,
+                self.gcp.get_service(project, IAM_CREDENTIALS_SERVICE),
+            )
+            .await
+            .map(|s| Some(s.state == "ENABLED"))
+            .map_err(|e| {
+                ReadFailure::gcp(
+                    self.identity,
+                    &format!("service {IAM_CREDENTIALS_SERVICE} of project {project}"),
+                    &e,
+                )
+            })
+        };
+        let early_policy = async {
+            if grants_roles {
+                policy_read().await.map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let accounts = async {
+            let accounts = bounded(&limits.iam, self.gcp.list_service_accounts(project))
+                .await
+                .map_err(|e| {
+                    ReadFailure::gcp(
+                        self.identity,
+                        &format!("service accounts of project {project}"),
+                        &e,
+                    )
+                })?;
+            let service_accounts: BTreeMap<String, GoogleServiceAccount> = accounts
+                .into_iter()
+                .map(|sa| (sa.email.clone(), sa))
+                .collect();
+            let relevant: Vec<&String> = service_accounts
+                .iter()
+                .filter(|(email, sa)| {
+                    wanted.contains(*email) || crate::ownership::is_owned(sa.description.as_deref())
+                })
+                .map(|(email, _)| email)
+                .collect();
+            let policies =
+                futures::future::join_all(relevant.into_iter().map(|email| async move {
+                    bounded(&limits.iam, self.gcp.get_service_account_iam_policy(email))
+                        .await
+                        .map(|p| (email.clone(), p))
+                        .map_err(|e| {
+                            ReadFailure::gcp(self.identity, &format!("IAM policy of {email}"), &e)
+                        })
+                }))
+                .await
+                .into_iter()
+                .collect::<Result<BTreeMap<_, _>, _>>()?;
+            Ok::<_, ReadFailure>((service_accounts, policies))
+        };
+        let clusters = async {
+            bounded(&limits.gke, self.gcp.list_clusters(project))
+                .await
+                .map(|listed| project_clusters::summaries(project, &listed))
+                .map_err(|e| {
+                    ReadFailure::gcp(self.identity, &format!("clusters of project {project}"), &e)
+                })
+        };
+        let (accounts, service, early_policy, clusters) =
+            tokio::join!(accounts, service, early_policy, clusters);
+        // The first failure in a fixed order, so the reason is deterministic.
+        let (service_accounts, policies) = match accounts {
+            Ok(a) => a,
+            Err(f) => return failed(f),
+        };
+        let early_policy = match early_policy {
+            Ok(p) => p,
+            Err(f) => return failed(f),
+        };
+        let iam_credentials_enabled = match service {
+            Ok(s) => s,
+            Err(f) => return failed(f),
+        };
+        let clusters = match clusters {
+            Ok(c) => c,
+            Err(f) => return failed(f),
+        };
+        // Without declared grants, the policy is read only when wi owns an
+        // account here (its own grants are drift-checked).
+        let owns_any = service_accounts
+            .values()
+            .any(|sa| crate::ownership::is_owned(sa.description.as_deref()));
+        let policy = match early_policy {
+            Some(p) => Some(p),
+            None if owns_any => match policy_read().await {
+                Ok(p) => Some(p),
+                Err(f) => return failed(f),
+            },
+            None => None,
+        };
+        (
+            project.to_string(),
+            Ok(LiveProject {
+                iam_credentials_enabled,
+                service_accounts,
+                policy,
+                clusters,
+            }),
+            policies,
+        )
     }
 }
 
 /// Accounts whose policy the plan needs: declared ones, those mappings or
-/// `absent` entries name, and those `wi` owns (their members are drift-checked).
-fn relevant_accounts(model: &Model, state: &LiveState) -> BTreeSet<String> {
-    let mut wanted: BTreeSet<String> = model
+/// `absent` entries name (and, read per project, those `wi` owns: their
+/// members are drift-checked).
+fn wanted_accounts(model: &Model) -> BTreeSet<String> {
+    model
         .service_accounts
         .iter()
         .map(|g| g.email())
         .chain(model.mappings.iter().map(|m| m.gsa_email.clone()))
         .chain(model.absent.iter().map(|a| a.gsa_email.clone()))
+        .collect()
+}
+
+/// KSAs whose running pods the plan may warn about: a live KSA annotated
+/// with an account no mapping of this model points it at any more (the
+/// annotation goes, or the binding it relies on is removed), when the
+/// annotation is one of this run's owners' or the account is one this run
+/// reads (so may change). A superset of the KSAs the plan's
+/// `running_pods_lose_access` warning can name.
+fn ksas_that_may_lose_access(
+    model: &Model,
+    state: &LiveState,
+) -> BTreeSet<(ClusterKey, String, String)> {
+    let owners: Vec<crate::ownership::Owner> = if model.owners.is_empty() {
+        vec![crate::ownership::Owner::Unnamed]
+    } else {
+        model.owners.clone()
+    };
+    let declared: BTreeSet<(&ClusterKey, &str, &str)> = model
+        .mappings
+        .iter()
+        .map(|m| (&m.cluster, m.namespace.as_str(), m.ksa.as_str()))
         .collect();
-    for project in state.projects.values() {
-        for (email, sa) in &project.service_accounts {
-            if crate::ownership::is_owned(sa.description.as_deref()) {
-                wanted.insert(email.clone());
+    let mut out = BTreeSet::new();
+    for (key, cluster) in &state.clusters {
+        let Some(kube) = &cluster.kube else { continue };
+        for ((ns, name), sa) in &kube.service_accounts {
+            if declared.contains(&(key, ns.as_str(), name.as_str())) {
+                continue;
+            }
+            let Some(gsa) = sa
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(crate::ownership::GSA_ANNOTATION))
+            else {
+                continue;
+            };
+            let fields = crate::ownership::ksa_fields(sa);
+            if owners.iter().any(|o| fields.of(o).annotation)
+                || state.account_policies.contains_key(gsa)
+            {
+                out.insert((key.clone(), ns.clone(), name.clone()));
             }
         }
     }
-    wanted
-        .into_iter()
-        .filter(|email| {
-            state
-                .projects
-                .values()
-                .any(|p| p.service_accounts.contains_key(email))
-                || matches!(state.external_accounts.get(email), Some(Some(_)))
-        })
-        .collect()
+    out
 }
 
 /// Accounts named by the GSA annotation of KSAs that one of the model's
@@ -483,27 +853,94 @@ async fn read_kube(
     context: Option<&str>,
 ) -> Result<LiveKube, KubeError> {
     let conn: ClusterConnection = connect_cluster(gke, token, context).await?;
-    let conn = Arc::new(conn);
-    let (namespaces, accounts, pods) = tokio::try_join!(
+    let (namespaces, accounts, host_network) = tokio::try_join!(
         conn.list_namespaces(),
         conn.list_service_accounts(),
-        conn.list_pods()
+        conn.list_host_network_pods()
     )?;
+    let mut host_network_pods: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for pod in host_network {
+        let (Some(ns), Some(name)) = (pod.metadata.namespace, pod.metadata.name) else {
+            continue;
+        };
+        let ksa = pod
+            .spec
+            .and_then(|s| s.service_account_name)
+            .unwrap_or_else(|| "default".to_string());
+        host_network_pods.entry((ns, ksa)).or_default().push(name);
+    }
+    host_network_pods.values_mut().for_each(|v| v.sort());
     Ok(LiveKube {
         namespaces: namespaces
             .into_iter()
-            .filter_map(|ns| ns.metadata.name.clone().map(|n| (n, ns)))
+            .filter_map(|mut ns| {
+                // Nothing reads a namespace's field managers.
+                ns.metadata.managed_fields = None;
+                ns.metadata.name.clone().map(|n| (n, ns))
+            })
             .collect(),
         service_accounts: accounts
             .into_iter()
-            .filter_map(|sa| {
+            .filter_map(|mut sa| {
                 let ns = sa.metadata.namespace.clone()?;
                 let name = sa.metadata.name.clone()?;
+                lean_managed_fields(&mut sa);
                 Some(((ns, name), sa))
             })
             .collect(),
-        pods,
+        host_network_pods,
+        pods_of: BTreeMap::new(),
     })
+}
+
+/// Keeps of a KSA's `managedFields` only what ownership reads: each
+/// entry's manager and operation, and of its field set the annotations and
+/// labels `wi` manages (an entry that owned other fields keeps an empty
+/// marker, so it still counts as a co-manager).
+fn lean_managed_fields(sa: &mut K8sServiceAccount) {
+    use crate::ownership::{DECLARED_IN_ANNOTATION, GSA_ANNOTATION, MANAGED_BY_LABEL, OWNER_LABEL};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::FieldsV1;
+    let Some(entries) = sa.metadata.managed_fields.as_mut() else {
+        return;
+    };
+    for entry in entries.iter_mut() {
+        entry.time = None;
+        entry.api_version = None;
+        entry.subresource = None;
+        let Some(fields) = entry.fields_v1.take() else {
+            continue;
+        };
+        let any = fields.0.as_object().is_some_and(|o| !o.is_empty());
+        let meta = fields.0.get("f:metadata");
+        let mut kept = serde_json::Map::new();
+        for (map, keys) in [
+            ("f:annotations", [GSA_ANNOTATION, DECLARED_IN_ANNOTATION]),
+            ("f:labels", [MANAGED_BY_LABEL, OWNER_LABEL]),
+        ] {
+            let mut m = serde_json::Map::new();
+            for key in keys {
+                let k = format!("f:{key}");
+                if meta
+                    .and_then(|x| x.get(map))
+                    .and_then(|x| x.get(&k))
+                    .is_some()
+                {
+                    m.insert(k, serde_json::json!({}));
+                }
+            }
+            if !m.is_empty() {
+                kept.insert(map.to_string(), serde_json::Value::Object(m));
+            }
+        }
+        let value = if !kept.is_empty() {
+            serde_json::json!({ "f:metadata": kept })
+        } else if any {
+            serde_json::json!({ ".": {} })
+        } else {
+            serde_json::json!({})
+        };
+        entry.fields_v1 = Some(FieldsV1(value));
+    }
 }
 
 #[cfg(test)]

@@ -49,13 +49,12 @@ pub async fn list(gcp: &GcpClient, project: &str) -> Result<Vec<GkeCluster>, Liv
         })
 }
 
-/// Summaries of every cluster of `project`, sorted by key.
-pub async fn read(gcp: &GcpClient, project: &str) -> Result<Vec<ClusterSummary>, LiveError> {
-    let mut out: Vec<ClusterSummary> = list(gcp, project)
-        .await?
+/// Summaries of the clusters GKE listed for `project`, sorted by key.
+pub fn summaries(project: &str, listed: &[GkeCluster]) -> Vec<ClusterSummary> {
+    let mut out: Vec<ClusterSummary> = listed
         .iter()
         .map(|c| ClusterSummary::of(project, c))
         .collect();
     out.sort_by(|a, b| a.key.cmp(&b.key));
-    Ok(out)
+    out
 }

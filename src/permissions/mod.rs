@@ -709,26 +709,7 @@ impl Denied {
                 }),
                 None => Err(Box::new(LiveError::Gcp { what, source })),
             },
-            LiveError::Kube {
-                cluster,
-                source,
-                help,
-            } => {
-                // The three lists live state makes; the message says which was refused.
-                let reads = "container.namespaces.list, container.serviceAccounts.list and container.pods.list";
-                match source.denied_help(identity, Some(reads)) {
-                    Some(denied) => Ok(Denied {
-                        message: format!("reading Kubernetes objects of cluster {cluster}"),
-                        source: Box::new(source),
-                        help: denied,
-                    }),
-                    None => Err(Box::new(LiveError::Kube {
-                        cluster,
-                        source,
-                        help,
-                    })),
-                }
-            }
+            other => Err(Box::new(other)),
         }
     }
 }

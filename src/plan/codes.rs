@@ -172,6 +172,50 @@ impl WarningCode {
     ];
 }
 
+/// Why a project or cluster is unknown to the plan (it could not be read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownReason {
+    /// The API could not be reached: connection refused, DNS, TLS, no answer.
+    Unreachable,
+    /// The API refused the identity wi runs as (HTTP 401 or 403).
+    Forbidden,
+    /// The API failed (HTTP 5xx: maintenance, an upgrade, an overload).
+    ServerError,
+    /// The client configuration is wrong: a kubeContext that does not exist, no endpoint.
+    Configuration,
+    /// The API answered something wi could not use.
+    ReadFailed,
+}
+
+impl UnknownReason {
+    /// The stable snake_case name (as in JSON).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnknownReason::Unreachable => "unreachable",
+            UnknownReason::Forbidden => "forbidden",
+            UnknownReason::ServerError => "server_error",
+            UnknownReason::Configuration => "configuration",
+            UnknownReason::ReadFailed => "read_failed",
+        }
+    }
+
+    /// Every code (the plan JSON Schema lists each with its meaning).
+    pub const ALL: [UnknownReason; 5] = [
+        UnknownReason::Unreachable,
+        UnknownReason::Forbidden,
+        UnknownReason::ServerError,
+        UnknownReason::Configuration,
+        UnknownReason::ReadFailed,
+    ];
+}
+
+impl fmt::Display for UnknownReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An unknown reason or warning code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown code {0:?}")]
@@ -224,5 +268,8 @@ mod tests {
             assert_eq!(c.as_str().parse::<WarningCode>(), Ok(c));
         }
         assert!("foreign_members".parse::<WarningCode>().is_err());
+        for c in UnknownReason::ALL {
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+        }
     }
 }

@@ -44,7 +44,7 @@ use sha2::{Digest, Sha256};
 
 use super::{
     Action, Attributes, FORMAT_VERSION, Fingerprint, Group, KubeWrite, Plan, Reason, ReasonCode,
-    Resource, ResourceChange, Warning, WarningCode,
+    Resource, ResourceChange, Unknown, UnknownReason, UnknownScope, Warning, WarningCode,
 };
 use crate::ids::ClusterKey;
 use crate::ownership::Owner;
@@ -218,6 +218,12 @@ pub struct PlanDocument {
     /// The live inputs the plan was computed from and the version of each it
     /// saw, sorted by source.
     pub fingerprints: Vec<FingerprintDocument>,
+    /// Projects and clusters that could not be read (absent when none):
+    /// nothing is planned in them, nor anything that depends on them.
+    /// `wi plan` exits 1 and `wi apply` refuses a plan with unknowns unless
+    /// `--exclude` or `--target` leaves them out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknowns: Vec<UnknownDocument>,
     /// The choices the plan was made with (saved plans only): `wi apply FILE`
     /// runs with exactly these and refuses contrary flags.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -494,6 +500,66 @@ pub struct FingerprintDocument {
     /// The etag, resourceVersion or content hash seen; `absent` when it did
     /// not exist.
     pub version: String,
+}
+
+/// A project or cluster the plan could not read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct UnknownDocument {
+    /// What could not be read.
+    pub scope: UnknownScopeDocument,
+    /// Why, as a stable code.
+    pub code: UnknownReason,
+    /// The error, for people.
+    pub reason: String,
+    /// What to do about it.
+    pub help: String,
+    /// Changes elsewhere not planned because they depend on it.
+    #[serde(default)]
+    pub held_back: Vec<String>,
+}
+
+/// A project or a cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum UnknownScopeDocument {
+    /// A project: its accounts, service state or policies.
+    Project { project: String },
+    /// A cluster: its GKE object or its Kubernetes API.
+    Cluster { cluster: ClusterDocument },
+}
+
+impl UnknownDocument {
+    fn of(u: &Unknown) -> Self {
+        UnknownDocument {
+            scope: match &u.scope {
+                UnknownScope::Project { project } => UnknownScopeDocument::Project {
+                    project: project.clone(),
+                },
+                UnknownScope::Cluster { cluster } => UnknownScopeDocument::Cluster {
+                    cluster: ClusterDocument::of(cluster),
+                },
+            },
+            code: u.code,
+            reason: u.reason.clone(),
+            help: u.help.clone(),
+            held_back: u.held_back.clone(),
+        }
+    }
+
+    fn unknown(self) -> Unknown {
+        Unknown {
+            scope: match self.scope {
+                UnknownScopeDocument::Project { project } => UnknownScope::Project { project },
+                UnknownScopeDocument::Cluster { cluster } => UnknownScope::Cluster {
+                    cluster: cluster.key(),
+                },
+            },
+            code: self.code,
+            reason: self.reason,
+            help: self.help,
+            held_back: self.held_back,
+        }
+    }
 }
 
 /// The JSON Schema of [`PlanDocument`] (the text of `schema/plan.schema.json`).
@@ -833,6 +899,7 @@ impl PlanDocument {
                     version: f.version.clone(),
                 })
                 .collect(),
+            unknowns: plan.unknowns.iter().map(UnknownDocument::of).collect(),
             options,
             spec_files,
             checksum: String::new(),
@@ -888,6 +955,11 @@ impl PlanDocument {
                     source: f.source,
                     version: f.version,
                 })
+                .collect(),
+            unknowns: self
+                .unknowns
+                .into_iter()
+                .map(UnknownDocument::unknown)
                 .collect(),
         };
         if plan.has_changes() != self.has_changes {
@@ -1137,6 +1209,55 @@ fn canonicalize(v: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_unknown_reason_is_in_the_schema_with_its_meaning() {
+        let schema: Value = serde_json::from_str(&schema_json()).expect("schema");
+        let listed: Vec<(String, String)> = schema["definitions"]["UnknownReason"]["oneOf"]
+            .as_array()
+            .expect("UnknownReason is a oneOf of documented constants")
+            .iter()
+            .map(|v| {
+                (
+                    v["const"].as_str().unwrap_or_default().to_string(),
+                    v["description"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        let names: Vec<&str> = listed.iter().map(|(c, _)| c.as_str()).collect();
+        let codes: Vec<&str> = UnknownReason::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names, codes);
+        assert!(listed.iter().all(|(_, meaning)| meaning.len() > 10));
+    }
+
+    #[test]
+    fn unknowns_round_trip_through_a_saved_plan() {
+        let plan = Plan {
+            format_version: FORMAT_VERSION.into(),
+            spec_digest: "sha256:x".into(),
+            changes: Vec::new(),
+            warnings: Vec::new(),
+            fingerprints: Vec::new(),
+            unknowns: vec![Unknown {
+                scope: UnknownScope::Cluster {
+                    cluster: ClusterKey {
+                        project: "p".into(),
+                        location: "l".into(),
+                        name: "c".into(),
+                    },
+                },
+                code: UnknownReason::ServerError,
+                reason: "HTTP 503".into(),
+                help: "try again later".into(),
+                held_back: vec!["a".into()],
+            }],
+        };
+        let bytes = encode(&plan).expect("encode");
+        let back = decode(&bytes, Path::new("p.plan")).expect("decode");
+        assert_eq!(back, plan);
+        let text = String::from_utf8(bytes).expect("utf-8");
+        assert!(text.contains("\"server_error\""), "{text}");
+    }
 
     #[test]
     fn major_version_parsing() {

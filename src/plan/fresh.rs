@@ -524,6 +524,7 @@ mod tests {
             changes: Vec::new(),
             warnings: Vec::new(),
             fingerprints,
+            unknowns: Vec::new(),
         }
     }
 

@@ -18,7 +18,7 @@ mod error;
 pub mod file;
 mod fresh;
 mod resource;
-pub use codes::{ReasonCode, UnknownCode, WarningCode};
+pub use codes::{ReasonCode, UnknownCode, UnknownReason, WarningCode};
 pub use compute::{PlanOptions, compute};
 pub(crate) use desired::ClusterCreateValues;
 pub use error::{PlanError, PlanProblem};
@@ -141,6 +141,44 @@ pub struct Plan {
     pub warnings: Vec<Warning>,
     /// Live inputs, sorted by source.
     pub fingerprints: Vec<Fingerprint>,
+    /// Projects and clusters that could not be read, sorted: nothing is
+    /// planned in them, nor anything that depends on them. `wi plan` exits
+    /// 1 and `wi apply` refuses while there are any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknowns: Vec<Unknown>,
+}
+
+/// What an unknown is: a project or a cluster.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum UnknownScope {
+    Project { project: String },
+    Cluster { cluster: crate::ids::ClusterKey },
+}
+
+impl std::fmt::Display for UnknownScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UnknownScope::Project { project } => write!(f, "project {project}"),
+            UnknownScope::Cluster { cluster } => write!(f, "cluster {cluster}"),
+        }
+    }
+}
+
+/// A project or cluster the plan could not read, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unknown {
+    pub scope: UnknownScope,
+    pub code: UnknownReason,
+    /// The error, e.g. `reading Kubernetes objects: transport error: ...`.
+    pub reason: String,
+    /// What to do about it.
+    pub help: String,
+    /// Changes elsewhere that are not planned because they depend on it
+    /// (an annotation waiting for a binding in an unknown project, a
+    /// removal of a binding whose KSA may run in an unknown cluster).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_back: Vec<String>,
 }
 
 /// Counts for the summary line.
@@ -164,6 +202,11 @@ impl Plan {
             }
         }
         s
+    }
+
+    /// True when a project or cluster could not be read.
+    pub fn has_unknowns(&self) -> bool {
+        !self.unknowns.is_empty()
     }
 
     /// True when applying would change something.

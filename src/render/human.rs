@@ -37,6 +37,10 @@ const INLINE_MAX: usize = 60;
 /// no escape codes. No-op changes are hidden; their count is not shown.
 pub fn human(plan: &Plan, style: &Style) -> String {
     let mut out = String::new();
+    for u in &plan.unknowns {
+        out.push_str(&unknown_box(u, style));
+        out.push('\n');
+    }
     if plan.has_changes() {
         render_changes(plan, style, &mut out);
         let s = plan.summary();
@@ -47,6 +51,12 @@ pub fn human(plan: &Plan, style: &Style) -> String {
             s.add,
             s.change,
             s.destroy
+        );
+    } else if plan.has_unknowns() {
+        let _ = writeln!(
+            out,
+            "{} What wi could read matches the spec; the unknowns above were not planned.",
+            style.bold("No changes.")
         );
     } else {
         let _ = writeln!(
@@ -522,6 +532,49 @@ pub(crate) fn inline(v: &Value) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// A project or cluster that could not be read, as a diagnostic box at the
+/// top of the plan: what, why, what to do, and what it held back.
+fn unknown_box(u: &crate::plan::Unknown, style: &Style) -> String {
+    let bar = |s: &str| style.red(s);
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", bar("╷"));
+    let _ = writeln!(
+        out,
+        "{} {}{}",
+        bar("│"),
+        style.bold_red("Unknown: "),
+        style.bold(&format!(
+            "{} could not be read ({})",
+            sanitize(&u.scope.to_string(), false),
+            u.code
+        ))
+    );
+    let _ = writeln!(out, "{}", bar("│"));
+    let mut paragraphs = vec![
+        sanitize(u.reason.trim(), true),
+        format!("help: {}", sanitize(u.help.trim(), true)),
+    ];
+    if !u.held_back.is_empty() {
+        paragraphs.push(format!(
+            "Also not planned, because they depend on it: {}",
+            u.held_back.join(", ")
+        ));
+    }
+    paragraphs.push(
+        "Nothing is planned for it. `wi apply` refuses this plan unless --exclude (or --target) leaves it out.".to_string(),
+    );
+    for (i, paragraph) in paragraphs.iter().enumerate() {
+        if i > 0 {
+            let _ = writeln!(out, "{}", bar("│"));
+        }
+        for line in wrap(paragraph, WIDTH - 2) {
+            let _ = writeln!(out, "{} {line}", bar("│"));
+        }
+    }
+    let _ = writeln!(out, "{}", bar("╵"));
+    out
 }
 
 /// A plan-level warning as a Terraform diagnostic box.

@@ -34,6 +34,7 @@ pub fn markdown(plan: &Plan, max_bytes: usize) -> String {
     } else {
         "### wi plan: no changes\n\nYour infrastructure matches the spec.\n".to_string()
     };
+    let head = head + &unknowns_section(plan);
     let table_head = "| | Resource | Action | Reason |\n|:-:|---|---|---|\n";
     let rows: Vec<String> = changes.iter().map(|c| row(c)).collect();
     let warnings = warnings_section(plan);
@@ -172,6 +173,32 @@ fn row(c: &ResourceChange) -> String {
         "| `{sym}` | `{}` | {action} | {reason} |\n",
         code_cell(&c.address)
     )
+}
+
+/// The projects and clusters that could not be read: always shown, before
+/// the changes (a reviewer must know the plan is partial).
+fn unknowns_section(plan: &Plan) -> String {
+    if plan.unknowns.is_empty() {
+        return String::new();
+    }
+    let mut out =
+        String::from("#### Unknown: not read, nothing planned (`wi apply` refuses this plan)\n\n");
+    for u in &plan.unknowns {
+        let _ = write!(
+            out,
+            "- **{}** (`{}`): {}. Help: {}.",
+            cell(&u.scope.to_string()),
+            u.code,
+            cell(u.reason.trim().trim_end_matches('.')),
+            cell(u.help.trim().trim_end_matches('.'))
+        );
+        if !u.held_back.is_empty() {
+            let _ = write!(out, " Also held back: {}.", u.held_back.len());
+        }
+        out.push('\n');
+    }
+    out.push('\n');
+    out
 }
 
 fn warnings_section(plan: &Plan) -> String {

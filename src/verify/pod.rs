@@ -111,6 +111,7 @@ fn node_account(pool: Option<&NodePool>) -> Option<String> {
 /// Explains which identity `namespace/name` of `cluster` gets, from live state.
 pub fn explain_pod(
     live: &LiveState,
+    pod: Option<&Pod>,
     cluster: &ClusterKey,
     namespace: &str,
     name: &str,
@@ -124,15 +125,7 @@ pub fn explain_pod(
         namespace: namespace.to_string(),
         name: name.to_string(),
     };
-    let pod = live_cluster
-        .and_then(|c| c.kube.as_ref())
-        .and_then(|k| {
-            k.pods.iter().find(|p| {
-                p.metadata.namespace.as_deref() == Some(namespace)
-                    && p.metadata.name.as_deref() == Some(name)
-            })
-        })
-        .ok_or_else(missing)?;
+    let pod = pod.ok_or_else(missing)?;
     let spec = pod.spec.as_ref();
     let ksa = spec
         .and_then(|s| s.service_account_name.clone())

@@ -251,6 +251,7 @@ async fn run_once(
         let reader = Reader {
             gcp: &gcp,
             parallelism: 16,
+            identity: None,
         };
         let live = match reader.read(model).await {
             Ok(live) => live,

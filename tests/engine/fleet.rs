@@ -65,6 +65,7 @@ async fn reading_a_thousand_mappings_takes_a_handful_of_calls() {
     let reader = Reader {
         gcp: &gcp,
         parallelism: 16,
+        identity: None,
     };
 
     let live = reader.read(&model).await.expect("read");

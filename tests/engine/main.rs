@@ -1,6 +1,6 @@
 //! Test binary `engine`: the real `wi` against the in-process emulator,
 //! end to end, under faults, killed, at fleet size, and for secrets
-//! (e2e, faults, kill, fleet, secrets, bench_calls).
+//! (e2e, faults, kill, fleet, secrets, bench_calls, partial).
 
 #[macro_use]
 #[path = "../harness/mod.rs"]
@@ -17,6 +17,7 @@ mod faults;
 mod fleet;
 mod kill;
 mod owners;
+mod partial;
 mod permissions;
 mod quota;
 mod saved_plans;

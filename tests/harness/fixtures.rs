@@ -426,6 +426,7 @@ pub fn plan(mut changes: Vec<ResourceChange>, warnings: Vec<Warning>) -> Plan {
                 version: "BwYkZ2MLr9Q=".into(),
             },
         ],
+        unknowns: Vec::new(),
     }
 }
 

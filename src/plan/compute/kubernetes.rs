@@ -428,23 +428,18 @@ impl Planner<'_> {
             }
         }
         // Pods of this KSA on the host network cannot use Workload Identity.
-        for pod in &kube.pods {
-            let Some(spec) = &pod.spec else { continue };
-            if pod.metadata.namespace.as_deref() == Some(m.namespace.as_str())
-                && spec.service_account_name.as_deref() == Some(m.ksa.as_str())
-                && spec.host_network == Some(true)
-            {
-                self.warnings.push(Warning {
-                    code: WarningCode::HostNetwork,
-                    message: format!(
-                        "pod {}/{} runs as this KSA on the host network: it gets the node's identity, not {}",
-                        m.namespace,
-                        pod.metadata.name.clone().unwrap_or_default(),
-                        m.gsa_email
-                    ),
-                    address: Some(address.clone()),
-                });
-            }
+        let host_network = kube
+            .host_network_pods
+            .get(&(m.namespace.clone(), m.ksa.clone()));
+        for pod in host_network.into_iter().flatten() {
+            self.warnings.push(Warning {
+                code: WarningCode::HostNetwork,
+                message: format!(
+                    "pod {}/{pod} runs as this KSA on the host network: it gets the node's identity, not {}",
+                    m.namespace, m.gsa_email
+                ),
+                address: Some(address.clone()),
+            });
         }
         let in_sync = current.as_deref() == Some(m.gsa_email.as_str())
             && after.iter().all(|(k, v)| before.get(k) == Some(v))

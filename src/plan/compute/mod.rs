@@ -10,16 +10,16 @@
 //! that collides with another owner's (an account, a KSA, a mapping to
 //! another owner's account) is a [`PlanProblem`]: nothing is planned.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
 use super::{
     Action, Attributes, FORMAT_VERSION, KubeWrite, Owner, Plan, PlanError, PlanProblem, Reason,
-    ReasonCode, Resource, ResourceChange, Warning,
+    ReasonCode, Resource, ResourceChange, Unknown, UnknownReason, UnknownScope, Warning,
 };
 use crate::gcp::types::IamPolicy;
-use crate::live::LiveState;
+use crate::live::{FailureKind, LiveState, Scope};
 use crate::ownership::{GSA_ANNOTATION, MANAGED_BY_LABEL, OWNER_LABEL};
 use crate::spec::Model;
 
@@ -58,6 +58,7 @@ pub fn compute(
         live,
         options,
         changes: Vec::new(),
+        actionable: std::collections::HashSet::new(),
         warnings: Vec::new(),
         problems: Vec::new(),
     };
@@ -69,17 +70,35 @@ pub fn compute(
     planner.kubernetes();
     planner.access_order();
     planner.identity_sameness();
-    if !planner.problems.is_empty() {
-        return Err(PlanError {
-            problems: planner.problems,
-        });
+    // What the planner made of a project or cluster it could not read
+    // (a cluster that "does not exist") is no problem: it is an unknown.
+    let problems: Vec<PlanProblem> = std::mem::take(&mut planner.problems)
+        .into_iter()
+        .filter(|p| !in_unknown_scope(&p.address, live))
+        .collect();
+    if !problems.is_empty() {
+        return Err(PlanError { problems });
     }
     let mut changes = planner.changes;
     changes.sort_by_cached_key(|c| c.resource.sort_key());
     changes.dedup_by(|a, b| a.address == b.address);
+    let (mut changes, warnings, unknowns) = hold_back(changes, planner.warnings, live);
+    // Each unknown stands in the selection as a placeholder no-op of its
+    // cluster or project, so `--target`/`--exclude` name it as they name
+    // the changes it would have had: an excluded (or untargeted) unknown
+    // is not an unknown of the targeted plan.
+    let placeholders: Vec<(String, Unknown)> = unknowns
+        .into_iter()
+        .map(|u| {
+            let p = placeholder(&u.scope);
+            let address = p.address.clone();
+            changes.push(p);
+            (address, u)
+        })
+        .collect();
     let selection = targeting::select(
         changes,
-        planner.warnings,
+        warnings,
         &options.target,
         &options.exclude,
         &targeting::Groups::of(&model.clusters),
@@ -89,7 +108,24 @@ pub fn compute(
             problems: selection.problems,
         });
     }
-    let changes = selection.changes;
+    let kept: BTreeSet<&str> = selection
+        .changes
+        .iter()
+        .map(|c| c.address.as_str())
+        .collect();
+    let mut unknowns: Vec<Unknown> = placeholders
+        .iter()
+        .filter(|(address, _)| kept.contains(address.as_str()))
+        .map(|(_, u)| u.clone())
+        .collect();
+    unknowns.sort_by(|a, b| a.scope.cmp(&b.scope));
+    let placeholder_addresses: BTreeSet<&str> =
+        placeholders.iter().map(|(a, _)| a.as_str()).collect();
+    let changes: Vec<ResourceChange> = selection
+        .changes
+        .into_iter()
+        .filter(|c| !placeholder_addresses.contains(c.address.as_str()))
+        .collect();
     let mut warnings = selection.warnings;
     warnings.sort_by(|a, b| {
         (&a.address, a.code.as_str(), &a.message).cmp(&(&b.address, b.code.as_str(), &b.message))
@@ -101,7 +137,164 @@ pub fn compute(
         changes,
         warnings,
         fingerprints: live.fingerprints(),
+        unknowns,
     })
+}
+
+/// Whether an address names something in a project or cluster that could
+/// not be read (`cluster["p/l/c"]`, `kubernetes_namespace["p/l/c/ns"]`,
+/// `google_service_account["p/id"]`, an account `…@p.iam.gserviceaccount.com`).
+fn in_unknown_scope(address: &str, live: &LiveState) -> bool {
+    live.unreadable.keys().any(|scope| match scope {
+        Scope::Cluster(key) => {
+            address.contains(&format!("[\"{key}\"]")) || address.contains(&format!("[\"{key}/"))
+        }
+        Scope::Project(project) => {
+            address.contains(&format!("[\"{project}/"))
+                || address.contains(&format!("[\"{project}\"]"))
+                || address.contains(&format!("@{project}.iam.gserviceaccount.com"))
+        }
+    })
+}
+
+/// The cluster or project of a resource, as the live read scopes it.
+fn scope_of(resource: &Resource) -> Scope {
+    match resource {
+        Resource::Cluster { cluster }
+        | Resource::NodePool { cluster, .. }
+        | Resource::Namespace { cluster, .. }
+        | Resource::KubernetesServiceAccount { cluster, .. } => Scope::Cluster(cluster.clone()),
+        Resource::ProjectService { project, .. }
+        | Resource::ServiceAccount { project, .. }
+        | Resource::ServiceAccountIamMember { project, .. }
+        | Resource::ProjectIamMember { project, .. } => Scope::Project(project.clone()),
+    }
+}
+
+/// The no-op that stands for an unknown in `--target`/`--exclude` selection.
+fn placeholder(scope: &UnknownScope) -> ResourceChange {
+    let resource = match scope {
+        UnknownScope::Cluster { cluster } => Resource::Cluster {
+            cluster: cluster.clone(),
+        },
+        UnknownScope::Project { project } => Resource::ProjectService {
+            project: project.clone(),
+            service: crate::live::IAM_CREDENTIALS_SERVICE.to_string(),
+        },
+    };
+    change(
+        resource,
+        Action::NoOp,
+        None,
+        None,
+        reason(ReasonCode::InSync, "not read"),
+    )
+}
+
+/// Partial plans. Nothing is planned in a project or cluster that could
+/// not be read (what the planner made of its missing state is dropped), nor
+/// anything that waits for a dropped change (an annotation waiting for its
+/// binding in an unknown project), nor the removal of a workload-identity
+/// binding whose KSA may run in an unknown cluster of the pool's project (a
+/// removal is never planned from what could not be read). Returns the
+/// changes and warnings that stay and the unknowns, each with the changes
+/// elsewhere it held back.
+fn hold_back(
+    changes: Vec<ResourceChange>,
+    warnings: Vec<Warning>,
+    live: &LiveState,
+) -> (Vec<ResourceChange>, Vec<Warning>, Vec<Unknown>) {
+    if live.unreadable.is_empty() {
+        return (changes, warnings, Vec::new());
+    }
+    let unknown_pools: BTreeMap<&str, &Scope> = live
+        .unreadable
+        .keys()
+        .filter_map(|s| match s {
+            Scope::Cluster(key) => Some((key.project.as_str(), s)),
+            Scope::Project(_) => None,
+        })
+        .collect();
+    // Address -> (the unknown that drops it, whether it lies outside it).
+    let mut dropped: BTreeMap<String, (Scope, bool)> = BTreeMap::new();
+    for c in &changes {
+        let scope = scope_of(&c.resource);
+        if live.unreadable.contains_key(&scope) {
+            dropped.insert(c.address.clone(), (scope, false));
+            continue;
+        }
+        if let Resource::ServiceAccountIamMember { role, member, .. } = &c.resource
+            && c.action == Action::Delete
+            && role == crate::ownership::WORKLOAD_IDENTITY_USER
+            && let Some(pool) = member
+                .strip_prefix("serviceAccount:")
+                .and_then(|m| m.split_once(".svc.id.goog["))
+                .map(|(p, _)| p)
+            && let Some(cause) = unknown_pools.get(pool)
+        {
+            dropped.insert(c.address.clone(), ((*cause).clone(), true));
+        }
+    }
+    // What waits for a dropped change is dropped too, to a fixed point.
+    loop {
+        let mut more = Vec::new();
+        for c in &changes {
+            if dropped.contains_key(&c.address) {
+                continue;
+            }
+            if let Some((cause, _)) = c.depends_on.iter().find_map(|d| dropped.get(d)) {
+                more.push((c.address.clone(), cause.clone()));
+            }
+        }
+        if more.is_empty() {
+            break;
+        }
+        for (address, cause) in more {
+            dropped.insert(address, (cause, true));
+        }
+    }
+    let unknowns = live
+        .unreadable
+        .iter()
+        .map(|(scope, failure)| Unknown {
+            scope: match scope {
+                Scope::Project(project) => UnknownScope::Project {
+                    project: project.clone(),
+                },
+                Scope::Cluster(cluster) => UnknownScope::Cluster {
+                    cluster: cluster.clone(),
+                },
+            },
+            code: match failure.kind {
+                FailureKind::Unreachable => UnknownReason::Unreachable,
+                FailureKind::Forbidden => UnknownReason::Forbidden,
+                FailureKind::ServerError => UnknownReason::ServerError,
+                FailureKind::Configuration => UnknownReason::Configuration,
+                FailureKind::Other => UnknownReason::ReadFailed,
+            },
+            reason: failure.message.clone(),
+            help: failure.help.clone(),
+            held_back: changes
+                .iter()
+                .filter(|c| c.action != Action::NoOp)
+                .filter(|c| {
+                    dropped
+                        .get(&c.address)
+                        .is_some_and(|(cause, outside)| *outside && cause == scope)
+                })
+                .map(|c| c.address.clone())
+                .collect(),
+        })
+        .collect();
+    let changes = changes
+        .into_iter()
+        .filter(|c| !dropped.contains_key(&c.address))
+        .collect();
+    let warnings = warnings
+        .into_iter()
+        .filter(|w| w.address.as_ref().is_none_or(|a| !dropped.contains_key(a)))
+        .collect();
+    (changes, warnings, unknowns)
 }
 
 struct Planner<'a> {
@@ -109,6 +302,8 @@ struct Planner<'a> {
     live: &'a LiveState,
     options: &'a PlanOptions,
     changes: Vec<ResourceChange>,
+    /// The resources of `changes` that do something (what `planned` asks).
+    actionable: std::collections::HashSet<Resource>,
     warnings: Vec<Warning>,
     problems: Vec<PlanProblem>,
 }
@@ -258,6 +453,9 @@ impl Planner<'_> {
     fn push(&mut self, mut change: ResourceChange) {
         change.depends_on.sort();
         change.depends_on.dedup();
+        if change.action != Action::NoOp {
+            self.actionable.insert(change.resource.clone());
+        }
         self.changes.push(change);
     }
 
@@ -366,10 +564,10 @@ impl Planner<'_> {
         self.run_files().iter().any(|f| same_file(f, file))
     }
 
+    /// Whether a change that does something is planned for `resource`
+    /// (a set lookup: the planner asks once per mapping).
     fn planned(&self, resource: &Resource) -> bool {
-        self.changes
-            .iter()
-            .any(|c| &c.resource == resource && c.action != Action::NoOp)
+        self.actionable.contains(resource)
     }
 }
 
@@ -384,6 +582,104 @@ mod file_tests {
         assert!(same_file("/ci/repo/specs/a.yaml", "a.yaml"));
         assert!(!same_file("/ci/repo/xspecs/a.yaml", "specs/a.yaml"));
         assert!(!same_file("specs/b.yaml", "specs/a.yaml"));
+    }
+}
+#[cfg(test)]
+mod partial_tests {
+    use super::tests::{converged_world, key, model, plan};
+    use super::*;
+    use crate::live::ReadFailure;
+
+    fn failure() -> ReadFailure {
+        ReadFailure {
+            kind: FailureKind::Unreachable,
+            message: "reading Kubernetes objects: refused".into(),
+            help: "try again".into(),
+        }
+    }
+
+    /// The model of `tests`, with a second cluster `beta` beside `alpha`.
+    fn two_clusters() -> Model {
+        let mut m = model();
+        let mut beta = m.clusters[0].clone();
+        beta.key = key("beta");
+        m.clusters.push(beta);
+        m
+    }
+
+    #[test]
+    fn a_binding_whose_ksa_may_run_in_an_unknown_cluster_is_not_removed() {
+        let mut m = two_clusters();
+        m.mappings.clear();
+        let mut live = converged_world();
+        live.unreadable
+            .insert(Scope::Cluster(key("beta")), failure());
+        let p = plan(&m, &live, &PlanOptions::default());
+        let binding = p
+            .changes
+            .iter()
+            .find(|c| matches!(c.resource, Resource::ServiceAccountIamMember { .. }));
+        assert!(binding.is_none(), "{:#?}", p.changes);
+        assert_eq!(p.unknowns.len(), 1);
+        assert_eq!(
+            p.unknowns[0].scope,
+            UnknownScope::Cluster {
+                cluster: key("beta")
+            }
+        );
+        assert_eq!(p.unknowns[0].code, UnknownReason::Unreachable);
+        assert!(
+            p.unknowns[0]
+                .held_back
+                .iter()
+                .any(|a| a.starts_with("service_account_iam_member[")),
+            "{:?}",
+            p.unknowns[0].held_back
+        );
+        // With only the cluster that was read, the binding goes.
+        let mut m = model();
+        m.mappings.clear();
+        let p = plan(&m, &converged_world(), &PlanOptions::default());
+        assert!(p.changes.iter().any(|c| c.action == Action::Delete
+            && matches!(c.resource, Resource::ServiceAccountIamMember { .. })));
+    }
+
+    #[test]
+    fn an_excluded_unknown_is_not_an_unknown_of_the_plan() {
+        let m = two_clusters();
+        let mut live = converged_world();
+        live.unreadable
+            .insert(Scope::Cluster(key("beta")), failure());
+        let options = PlanOptions {
+            exclude: vec!["beta".into()],
+            ..Default::default()
+        };
+        let p = plan(&m, &live, &options);
+        assert!(p.unknowns.is_empty(), "{:?}", p.unknowns);
+        let options = PlanOptions {
+            target: vec!["alpha".into()],
+            ..Default::default()
+        };
+        assert!(plan(&m, &live, &options).unknowns.is_empty());
+        let options = PlanOptions {
+            target: vec!["beta".into()],
+            ..Default::default()
+        };
+        assert_eq!(plan(&m, &live, &options).unknowns.len(), 1);
+    }
+
+    #[test]
+    fn nothing_is_planned_in_an_unknown_project_nor_what_waits_for_it() {
+        let m = model();
+        let mut live = converged_world();
+        live.projects.clear();
+        live.account_policies.clear();
+        live.unreadable
+            .insert(Scope::Project(super::tests::P.into()), failure());
+        let p = plan(&m, &live, &PlanOptions::default());
+        let actionable: Vec<&str> = p.actionable().map(|c| c.address.as_str()).collect();
+        assert!(actionable.is_empty(), "{actionable:?}");
+        assert_eq!(p.unknowns.len(), 1);
     }
 }
 #[cfg(test)]

@@ -6,12 +6,15 @@
 //! binding before the old ones go. Pods that run as a KSA losing its
 //! binding or annotation are named in a warning.
 
-use k8s_openapi::api::core::v1::Pod;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Action, Planner, Resource, ResourceChange, Warning, annotation_key};
 use crate::ids::ksa_member;
 use crate::ownership::WORKLOAD_IDENTITY_USER;
 use crate::plan::WarningCode;
+
+/// A KSA of a cluster: (cluster, namespace, name).
+type KsaAt<'a> = (&'a crate::ids::ClusterKey, &'a str, &'a str);
 
 /// What a change does to a workload's identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,30 +75,29 @@ fn identity(change: &ResourceChange) -> Option<Identity> {
     }
 }
 
-/// The pods of `cluster` in `namespace` that run as KSA `name`.
-fn pods_of<'p>(pods: &'p [Pod], namespace: &str, name: &str) -> Vec<&'p str> {
-    let mut out: Vec<&str> = pods
-        .iter()
-        .filter(|p| p.metadata.namespace.as_deref() == Some(namespace))
-        .filter(|p| {
-            let sa = p
-                .spec
-                .as_ref()
-                .and_then(|s| s.service_account_name.as_deref())
-                .unwrap_or("default");
-            sa == name
-        })
-        .filter_map(|p| p.metadata.name.as_deref())
-        .collect();
-    out.sort();
-    out
-}
-
 impl Planner<'_> {
     /// Removals wait for the additions that replace them; pods that lose
     /// their identity are named.
     pub(super) fn access_order(&mut self) {
         let kinds: Vec<Option<Identity>> = self.changes.iter().map(identity).collect();
+        // Additions by member and by account, annotation removals by both:
+        // each removal looks up what it waits for instead of scanning.
+        let mut adds_by_member: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        let mut adds_by_email: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        let mut unannotates: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
+        for (j, kind) in kinds.iter().enumerate() {
+            match kind {
+                Some(Identity::AddsBinding { email, member })
+                | Some(Identity::Annotates { email, member }) => {
+                    adds_by_member.entry(member).or_default().push(j);
+                    adds_by_email.entry(email).or_default().push(j);
+                }
+                Some(Identity::Unannotates { email, member }) => {
+                    unannotates.entry((email, member)).or_default().push(j);
+                }
+                _ => {}
+            }
+        }
         let mut extra: Vec<(usize, Vec<String>)> = Vec::new();
         for (i, kind) in kinds.iter().enumerate() {
             let (email, member) = match kind {
@@ -104,30 +106,28 @@ impl Planner<'_> {
                 _ => continue,
             };
             let removes_binding = matches!(kind, Some(Identity::RemovesBinding { .. }));
-            let deps: Vec<String> = kinds
-                .iter()
-                .enumerate()
-                .filter(|(j, other)| {
-                    *j != i
-                        && match other {
-                            // The new binding of this KSA, or this account's new KSA.
-                            Some(Identity::AddsBinding {
-                                email: e,
-                                member: m,
-                            }) => m == member || e == email,
-                            Some(Identity::Annotates {
-                                email: e,
-                                member: m,
-                            }) => m == member || e == email,
-                            // The annotation goes before the binding it used.
-                            Some(Identity::Unannotates {
-                                email: e,
-                                member: m,
-                            }) => removes_binding && m == member && e == email,
-                            _ => false,
-                        }
-                })
-                .map(|(j, _)| self.changes[j].address.clone())
+            // The new binding of this KSA, or this account's new KSA; and
+            // the annotation goes before the binding it used.
+            let mut deps: BTreeSet<usize> = adds_by_member
+                .get(member.as_str())
+                .into_iter()
+                .chain(adds_by_email.get(email.as_str()))
+                .flatten()
+                .copied()
+                .collect();
+            if removes_binding {
+                deps.extend(
+                    unannotates
+                        .get(&(email.as_str(), member.as_str()))
+                        .into_iter()
+                        .flatten()
+                        .copied(),
+                );
+            }
+            deps.remove(&i);
+            let deps: Vec<String> = deps
+                .into_iter()
+                .map(|j| self.changes[j].address.clone())
                 .collect();
             if !deps.is_empty() {
                 extra.push((i, deps));
@@ -145,6 +145,49 @@ impl Planner<'_> {
     /// A warning per KSA whose running pods lose their binding or annotation.
     fn running_pods_warnings(&mut self, kinds: &[Option<Identity>]) {
         let mut warnings = Vec::new();
+        let removes_any = kinds
+            .iter()
+            .any(|k| matches!(k, Some(Identity::RemovesBinding { .. })));
+        // Live KSAs by the (account, member) they point at, and the KSAs the
+        // plan annotates, by (cluster, namespace, name): built once.
+        let mut pointing: BTreeMap<(&str, String), Vec<KsaAt<'_>>> = BTreeMap::new();
+        let mut repointed: BTreeMap<(&crate::ids::ClusterKey, &str, &str), &str> = BTreeMap::new();
+        if removes_any {
+            for (key, cluster) in &self.live.clusters {
+                let Some(kube) = &cluster.kube else { continue };
+                for ((ns, name), sa) in &kube.service_accounts {
+                    let Some(email) = sa
+                        .metadata
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get(crate::ownership::GSA_ANNOTATION))
+                    else {
+                        continue;
+                    };
+                    pointing
+                        .entry((email.as_str(), ksa_member(&key.project, ns, name)))
+                        .or_default()
+                        .push((key, ns.as_str(), name.as_str()));
+                }
+            }
+            for (k, c) in kinds.iter().zip(&self.changes) {
+                if let (
+                    Some(Identity::Annotates { email, .. }),
+                    Resource::KubernetesServiceAccount {
+                        cluster,
+                        namespace,
+                        name,
+                    },
+                ) = (k, &c.resource)
+                {
+                    repointed.insert((cluster, namespace.as_str(), name.as_str()), email.as_str());
+                }
+            }
+        }
+        let pointing: BTreeMap<(&str, &str), &Vec<KsaAt<'_>>> = pointing
+            .iter()
+            .map(|((e, m), v)| ((*e, m.as_str()), v))
+            .collect();
         for (i, kind) in kinds.iter().enumerate() {
             let change = &self.changes[i];
             let losing: Vec<(crate::ids::ClusterKey, String, String, String)> = match kind {
@@ -162,30 +205,24 @@ impl Planner<'_> {
                     _ => vec![],
                 },
                 Some(Identity::RemovesBinding { email, member }) => {
-                    // Every KSA of the pool that still points at this account.
-                    self.live
-                        .clusters
-                        .iter()
-                        .filter_map(|(key, c)| c.kube.as_ref().map(|k| (key, k)))
-                        .flat_map(|(key, kube)| {
-                            kube.service_accounts.iter().filter_map(move |((ns, name), sa)| {
-                                let points = sa
-                                    .metadata
-                                    .annotations
-                                    .as_ref()
-                                    .and_then(|a| a.get(crate::ownership::GSA_ANNOTATION))
-                                    == Some(email);
-                                (points && &ksa_member(&key.project, ns, name) == member)
-                                    .then(|| (key.clone(), ns.clone(), name.clone(), email.clone()))
-                            })
+                    // Every KSA of the pool that still points at this
+                    // account, unless the plan points it elsewhere first.
+                    pointing
+                        .get(&(email.as_str(), member.as_str()))
+                        .into_iter()
+                        .flat_map(|v| v.iter())
+                        .filter(|(key, ns, name)| {
+                            repointed
+                                .get(&(*key, *ns, *name))
+                                .is_none_or(|e| e == email)
                         })
-                        .filter(|(key, ns, name, _)| {
-                            // Unless the plan points it elsewhere first.
-                            !kinds.iter().zip(&self.changes).any(|(k, c)| {
-                                matches!(k, Some(Identity::Annotates { email: e, .. }) if e != email)
-                                    && matches!(&c.resource, Resource::KubernetesServiceAccount { cluster, namespace, name: n }
-                                        if cluster == key && namespace == ns && n == name)
-                            })
+                        .map(|(key, ns, name)| {
+                            (
+                                (*key).clone(),
+                                ns.to_string(),
+                                name.to_string(),
+                                email.clone(),
+                            )
                         })
                         .collect()
                 }
@@ -195,7 +232,10 @@ impl Planner<'_> {
                 let Some(kube) = self.live.clusters.get(&key).and_then(|c| c.kube.as_ref()) else {
                     continue;
                 };
-                let pods = pods_of(&kube.pods, &ns, &name);
+                let pods: &[String] = kube
+                    .pods_of
+                    .get(&(ns.clone(), name.clone()))
+                    .map_or(&[], Vec::as_slice);
                 if pods.is_empty() {
                     continue;
                 }
