@@ -160,7 +160,12 @@ pub(crate) fn partial_plan(plan: &crate::plan::Plan) -> CliError {
     let list = plan
         .unknowns
         .iter()
-        .map(|u| format!("  - {} ({}): {}\n    fix: {}", u.scope, u.code, u.reason, u.help))
+        .map(|u| {
+            format!(
+                "  - {} ({}): {}\n    fix: {}",
+                u.scope, u.code, u.reason, u.help
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n");
     miette::miette!(

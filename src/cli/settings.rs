@@ -68,13 +68,13 @@ pub(crate) struct GlobalArgs {
     /// How many API calls may run at once.
     #[arg(long, default_value_t = 16, value_name = "N", global = true)]
     pub parallelism: usize,
-    /// plan, apply: make only the changes this names, and what they depend
-    /// on: a resource address (`node_pool["p/l/c/pool"]`), a cluster
-    /// (`project/location/name` or `name`) or a project; `*` matches any
-    /// run of characters. Repeatable.
+    /// plan, apply, verify: make only the changes this names, and what they
+    /// depend on: a resource address (`node_pool["p/l/c/pool"]`), a cluster
+    /// (`project/location/name` or `name`), a cluster group (`group:NAME`)
+    /// or a project; `*` matches any run of characters. Repeatable.
     #[arg(long, value_name = "PATTERN", global = true, action = clap::ArgAction::Append)]
     pub target: Vec<String>,
-    /// plan, apply: leave out the changes this names (as --target).
+    /// plan, apply, verify: leave out the changes this names (as --target).
     /// Repeatable.
     #[arg(long, value_name = "PATTERN", global = true, action = clap::ArgAction::Append)]
     pub exclude: Vec<String>,

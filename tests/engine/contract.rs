@@ -39,7 +39,7 @@ fn no_panic(out: &Output) {
 #[tokio::test]
 async fn usage_errors_exit_1_for_every_command_and_help_exits_0() {
     for command in [
-        "validate", "schema", "plan", "apply", "show", "emulator", "demo",
+        "validate", "schema", "plan", "apply", "verify", "audit", "show", "emulator", "demo",
     ] {
         let out = wi_offline(&[command, "--paralelism", "4"]).await;
         assert_eq!(out.code, 1, "{command}: {}", out.snapshot());
@@ -108,6 +108,8 @@ async fn offline_commands_exit_0_on_success_and_1_on_error() {
     wi_offline(&["apply", "-f", SPEC, "--auto-approve"])
         .await
         .expect(1);
+    wi_offline(&["verify", "-f", SPEC]).await.expect(1);
+    wi_offline(&["audit", "-f", SPEC]).await.expect(1);
     wi_offline(&["plan", "-f", "absent.yaml"]).await.expect(1);
     wi_offline(&["emulator", "--seed", "absent.seed.yaml"])
         .await
@@ -133,6 +135,8 @@ async fn plan_apply_and_show_exit_codes_against_the_emulator() {
         .await
         .expect(2);
     world.wi(&["show", plan_file]).await.expect(0);
+    // Nothing applied yet: the chains are broken.
+    world.wi(&["verify", "-f", SPEC]).await.expect(1);
     // Without a terminal and without --auto-approve: refused, exit 1.
     world.wi(&["apply", "-f", SPEC]).await.expect(1);
     world.wi(&["apply", "-f", SPEC, plan_file]).await.expect(0);
@@ -142,6 +146,12 @@ async fn plan_apply_and_show_exit_codes_against_the_emulator() {
         .expect(0);
     world
         .wi(&["apply", "-f", SPEC, "--auto-approve"])
+        .await
+        .expect(0);
+    world.wi(&["verify", "-f", SPEC]).await.expect(0);
+    world.wi(&["audit", "-f", SPEC]).await.expect(0);
+    world
+        .wi(&["plan", "-f", SPEC, "--check-permissions"])
         .await
         .expect(0);
     world.stop().await;
@@ -221,11 +231,16 @@ async fn a_closed_stdout_ends_every_command_quietly_with_its_own_exit_code() {
         ),
         (&["show", plan_file], 0),
         (&["show", "--json", plan_file], 0),
+        (&["verify", "-f", SPEC], 1),
+        (&["audit", "-f", SPEC], 0),
     ] {
         let out = guarded(&mut with_world(args)).await;
         assert_eq!(out.code, code, "{args:?}: {}", out.snapshot());
         no_panic(&out);
-        assert!(out.stderr.is_empty(), "{args:?}: {}", out.stderr);
+        // A failing command's error is on stderr; nothing else is.
+        if code != 1 {
+            assert!(out.stderr.is_empty(), "{args:?}: {}", out.stderr);
+        }
     }
     // Apply runs its steps with stdout gone; progress stays on stderr.
     let out = guarded(&mut with_world(&["apply", "-f", SPEC, plan_file])).await;
