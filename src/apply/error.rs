@@ -57,3 +57,17 @@ pub enum StepError {
     #[error("the step did not report (internal error)")]
     NotReported,
 }
+
+impl StepError {
+    /// What to do about a refusal (401/403), naming `identity` and the
+    /// permission the call needs; `None` for other errors.
+    pub fn denied_help(&self, identity: &str) -> Option<String> {
+        match self {
+            StepError::Gcp(e) => e.denied_help(identity),
+            StepError::Kube(e)
+            | StepError::FieldConflict { source: e }
+            | StepError::Connect { source: e, .. } => e.denied_help(identity, None),
+            _ => None,
+        }
+    }
+}

@@ -38,6 +38,9 @@ pub struct ApplyOptions {
     pub step_deadline: Duration,
     /// Total time to wait for one GKE operation.
     pub operation_deadline: Duration,
+    /// Who the calls run as (an email, or where the credentials came from;
+    /// never a token), named with the fix when a step is refused (401/403).
+    pub identity: Option<String>,
 }
 
 impl Default for ApplyOptions {
@@ -47,6 +50,7 @@ impl Default for ApplyOptions {
             force_conflicts: false,
             step_deadline: Duration::from_secs(600),
             operation_deadline: Duration::from_secs(3600),
+            identity: None,
         }
     }
 }
@@ -568,7 +572,18 @@ pub async fn apply(
                 action: c.action,
                 elapsed,
             }),
-            Outcome::Failed(e) => result.failed.push((c.address.clone(), e.to_string())),
+            Outcome::Failed(e) => {
+                let help = ctx
+                    .options
+                    .identity
+                    .as_deref()
+                    .and_then(|who| e.denied_help(who));
+                let message = match help {
+                    Some(help) => format!("{e}\n  help: {help}"),
+                    None => e.to_string(),
+                };
+                result.failed.push((c.address.clone(), message))
+            }
             Outcome::Skipped(w) => result.skipped.push((c.address.clone(), w)),
         }
     }

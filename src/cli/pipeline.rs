@@ -201,6 +201,7 @@ impl<'s> Pipeline<'s> {
             parallelism: self.settings.engine.parallelism,
             force_conflicts,
             step_deadline: self.settings.engine.step_deadline,
+            identity: Some(identity(self.settings)),
             ..Default::default()
         };
         let kube_contexts: BTreeMap<_, _> = self

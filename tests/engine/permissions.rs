@@ -426,3 +426,30 @@ async fn the_emulator_answers_with_exactly_the_held_permissions() {
     assert!(on_project.is_empty(), "{on_project:?}");
     world.stop().await;
 }
+
+/// A step refused after the pre-flight passed (here IAM refuses every
+/// `setIamPolicy`, as it does when a deny policy or a just-revoked role
+/// stands in the way) names the identity and the permission the call needs.
+#[tokio::test]
+async fn a_refused_apply_step_names_the_identity_and_the_permission() {
+    let world = TestWorld::start_with(SEED, |c| {
+        c.faults = Some("iam.setIamPolicy=403:1".into());
+    })
+    .await;
+    let out = world
+        .wi(&["apply", "-f", SPEC, "--auto-approve"])
+        .await
+        .expect(1);
+    // The failed steps are listed in the apply report (stdout) or the error.
+    let all = format!("{}\n{}", out.stdout, out.stderr);
+    let flat = all.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("lacks the permission iam.serviceAccounts.setIamPolicy"),
+        "{all}"
+    );
+    assert!(
+        flat.contains("the identity of the access token in"),
+        "the identity in use is named: {all}"
+    );
+    world.stop().await;
+}
