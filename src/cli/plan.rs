@@ -157,17 +157,12 @@ pub(crate) fn mass_removal_notice(mass: &[crate::plan::MassRemoval], allowed: bo
 /// The error of a plan with unknowns: `wi plan` exits 1 after printing
 /// (and saving) it; `wi apply` refuses it.
 pub(crate) fn partial_plan(plan: &crate::plan::Plan) -> CliError {
-    let list = plan
-        .unknowns
-        .iter()
-        .map(|u| {
-            format!(
-                "  - {} ({}): {}\n    fix: {}",
-                u.scope, u.code, u.reason, u.help
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
+    let list = bullets(plan.unknowns.iter().map(|u| {
+        format!(
+            "{} ({}): {}\n    fix: {}",
+            u.scope, u.code, u.reason, u.help
+        )
+    }));
     miette::miette!(
         code = "wi::plan::unknowns",
         help = "fix what the plan shows for each, or leave them out with --exclude (a cluster or project name) and plan again",
@@ -180,18 +175,25 @@ pub(crate) fn partial_plan(plan: &crate::plan::Plan) -> CliError {
 
 /// The refusal to apply a plan with unknowns.
 pub(crate) fn unknowns_refused(plan: &crate::plan::Plan) -> CliError {
-    let list = plan
-        .unknowns
-        .iter()
-        .map(|u| format!("  - {} ({}): {}", u.scope, u.code, u.reason))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let list = bullets(
+        plan.unknowns
+            .iter()
+            .map(|u| format!("{} ({}): {}", u.scope, u.code, u.reason)),
+    );
     miette::miette!(
         code = "wi::apply::unknowns",
         help = "a partial plan could remove or change what depends on what it could not see; fix the reads, or leave the unknowns out with --exclude (a cluster or project name) and plan again",
         "refusing to apply a plan with unknowns; nothing was changed:\n{list}"
     )
     .into()
+}
+
+/// One indented `  - ` line per item.
+fn bullets(items: impl Iterator<Item = String>) -> String {
+    items
+        .map(|item| format!("  - {item}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn count(n: usize) -> String {
@@ -204,11 +206,7 @@ fn count(n: usize) -> String {
 
 /// The refusal of a plan that removes most of an owner's access.
 pub(crate) fn mass_removal_refused(mass: &[crate::plan::MassRemoval]) -> CliError {
-    let list = mass
-        .iter()
-        .map(|m| format!("  - {m}"))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let list = bullets(mass.iter().map(ToString::to_string));
     miette::miette!(
         code = "wi::apply::mass_removal",
         help = "an emptied or truncated spec (a bad merge, a missing file) looks like this; if the removal is intended, plan again with --allow-mass-removal (or raise --max-removals-percent)",

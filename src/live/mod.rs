@@ -718,46 +718,42 @@ fn ksas_that_may_lose_access(
     model: &Model,
     state: &LiveState,
 ) -> BTreeSet<(ClusterKey, String, String)> {
-    let owners: Vec<crate::ownership::Owner> = if model.owners.is_empty() {
-        vec![crate::ownership::Owner::Unnamed]
-    } else {
-        model.owners.clone()
-    };
-    let declared: BTreeSet<(&ClusterKey, &str, &str)> = model
-        .mappings
-        .iter()
-        .map(|m| (&m.cluster, m.namespace.as_str(), m.ksa.as_str()))
-        .collect();
-    let mut out = BTreeSet::new();
-    for (key, cluster) in &state.clusters {
-        let Some(kube) = &cluster.kube else { continue };
-        for ((ns, name), sa) in &kube.service_accounts {
-            if declared.contains(&(key, ns.as_str(), name.as_str())) {
-                continue;
-            }
-            let Some(gsa) = sa
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(crate::ownership::GSA_ANNOTATION))
-            else {
-                continue;
-            };
-            let fields = crate::ownership::ksa_fields(sa);
-            if owners.iter().any(|o| fields.of(o).annotation)
-                || state.account_policies.contains_key(gsa)
-            {
-                out.insert((key.clone(), ns.clone(), name.clone()));
-            }
-        }
-    }
-    out
+    undeclared_annotated_ksas(model, state)
+        .into_iter()
+        .filter(|k| k.ours || state.account_policies.contains_key(k.gsa))
+        .map(|k| {
+            (
+                k.cluster.clone(),
+                k.namespace.to_string(),
+                k.name.to_string(),
+            )
+        })
+        .collect()
 }
 
 /// Accounts named by the GSA annotation of KSAs that one of the model's
 /// owners annotated and no mapping declares any more, whose policy was not
 /// read yet.
 fn released_accounts(model: &Model, state: &LiveState) -> BTreeSet<String> {
+    undeclared_annotated_ksas(model, state)
+        .into_iter()
+        .filter(|k| k.ours && !state.account_policies.contains_key(k.gsa) && k.gsa.contains('@'))
+        .map(|k| k.gsa.to_string())
+        .collect()
+}
+
+/// A live KSA with a GSA annotation that no mapping declares any more.
+struct UndeclaredKsa<'s> {
+    cluster: &'s ClusterKey,
+    namespace: &'s str,
+    name: &'s str,
+    /// The account its annotation names.
+    gsa: &'s str,
+    /// One of the model's owners wrote the annotation.
+    ours: bool,
+}
+
+fn undeclared_annotated_ksas<'s>(model: &Model, state: &'s LiveState) -> Vec<UndeclaredKsa<'s>> {
     let owners: Vec<crate::ownership::Owner> = if model.owners.is_empty() {
         vec![crate::ownership::Owner::Unnamed]
     } else {
@@ -768,15 +764,11 @@ fn released_accounts(model: &Model, state: &LiveState) -> BTreeSet<String> {
         .iter()
         .map(|m| (&m.cluster, m.namespace.as_str(), m.ksa.as_str()))
         .collect();
-    let mut out = BTreeSet::new();
+    let mut out = Vec::new();
     for (key, cluster) in &state.clusters {
         let Some(kube) = &cluster.kube else { continue };
         for ((ns, name), sa) in &kube.service_accounts {
             if declared.contains(&(key, ns.as_str(), name.as_str())) {
-                continue;
-            }
-            let fields = crate::ownership::ksa_fields(sa);
-            if !owners.iter().any(|o| fields.of(o).annotation) {
                 continue;
             }
             let Some(gsa) = sa
@@ -787,9 +779,14 @@ fn released_accounts(model: &Model, state: &LiveState) -> BTreeSet<String> {
             else {
                 continue;
             };
-            if !state.account_policies.contains_key(gsa) && gsa.contains('@') {
-                out.insert(gsa.clone());
-            }
+            let fields = crate::ownership::ksa_fields(sa);
+            out.push(UndeclaredKsa {
+                cluster: key,
+                namespace: ns,
+                name,
+                gsa,
+                ours: owners.iter().any(|o| fields.of(o).annotation),
+            });
         }
     }
     out
