@@ -2,6 +2,7 @@
 //! world (two clusters without Workload Identity), then shows plan, apply and
 //! plan again (no changes) for the quickstart spec.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -13,64 +14,68 @@ use super::pipeline::Pipeline;
 use super::settings::{Environment, Settings};
 use crate::emulator::{Emulator, EmulatorConfig};
 use crate::plan::PlanOptions;
-use crate::spec::SpecSource;
+use crate::spec::{Format, SpecSource};
 
-/// The spec the demo plans and applies unless `-f` says otherwise.
-const DEFAULT_SPEC: &str = "examples/quickstart.yaml";
+/// The quickstart spec, built in: the demo runs from an installed binary in
+/// any directory.
+const QUICKSTART_SPEC: (&str, &str) = (
+    "quickstart.yaml",
+    include_str!("../../examples/quickstart.yaml"),
+);
+/// The emulator's starting world for the demo, built in.
+const QUICKSTART_SEED: (&str, &str) = (
+    "quickstart.seed.yaml",
+    include_str!("../../examples/quickstart.seed.yaml"),
+);
 
-/// Arguments of `wi demo` (the spec is the global `-f`, default
-/// examples/quickstart.yaml).
+/// Arguments of `wi demo` (the spec is the global `-f`, default the built-in
+/// quickstart spec).
 #[derive(Debug, clap::Args)]
 pub(crate) struct DemoArgs {
-    /// The emulator's starting world.
-    #[arg(
-        long,
-        default_value = "examples/quickstart.seed.yaml",
-        value_name = "FILE"
-    )]
-    pub seed: PathBuf,
+    /// The emulator's starting world [default: the built-in quickstart world].
+    #[arg(long, value_name = "FILE")]
+    pub seed: Option<PathBuf>,
     /// How long each emulated GKE operation takes.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub operation_duration: Duration,
-}
-
-/// Resolves an example path against the working directory, then the source tree.
-fn example(path: &Path) -> PathBuf {
-    if path.exists() || path.is_absolute() {
-        return path.to_path_buf();
-    }
-    let in_tree = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
-    if in_tree.exists() {
-        in_tree
-    } else {
-        path.to_path_buf()
-    }
+    /// Write the built-in quickstart.yaml and quickstart.seed.yaml into DIR
+    /// (created if missing; existing files are kept) and exit.
+    #[arg(long, value_name = "DIR", conflicts_with = "seed")]
+    pub write_examples: Option<PathBuf>,
 }
 
 /// Runs `wi demo`.
 pub(crate) async fn run(settings: &Settings, args: DemoArgs) -> Result<Success, CliError> {
+    if let Some(dir) = &args.write_examples {
+        return write_examples(dir);
+    }
     // Only the flag: the demo never plans the spec `WI_SPEC` points at.
     let spec: Vec<SpecSource> = if settings.file_flag.is_empty() {
-        vec![SpecSource::Path(example(Path::new(DEFAULT_SPEC)))]
+        vec![SpecSource::Text {
+            name: QUICKSTART_SPEC.0.to_owned(),
+            text: QUICKSTART_SPEC.1.to_owned(),
+            format: Format::Yaml,
+        }]
     } else {
-        settings
-            .file_flag
-            .iter()
-            .map(|s| match s {
-                SpecSource::Path(p) => SpecSource::Path(example(p)),
-                other => other.clone(),
-            })
-            .collect()
+        settings.file_flag.clone()
     };
-    let seed = example(&args.seed);
     let work_dir = tempfile::tempdir().into_diagnostic()?;
+    let (seed, seed_name) = match &args.seed {
+        Some(path) => (path.clone(), path.display().to_string()),
+        None => {
+            let path = work_dir.path().join(QUICKSTART_SEED.0);
+            std::fs::write(&path, QUICKSTART_SEED.1)
+                .into_diagnostic()
+                .wrap_err("writing the built-in seed")?;
+            (path, format!("the built-in {}", QUICKSTART_SEED.0))
+        }
+    };
 
     outln(format_args!(
-        "Starting the built-in emulator with {} ...",
-        seed.display()
+        "Starting the built-in emulator with {seed_name} ..."
     ))?;
     let emulator = Emulator::start(EmulatorConfig {
-        seed: Some(seed.clone()),
+        seed: Some(seed),
         work_dir: work_dir.path().to_path_buf(),
         operation_duration: args.operation_duration,
         ..Default::default()
@@ -86,6 +91,37 @@ pub(crate) async fn run(settings: &Settings, args: DemoArgs) -> Result<Success, 
     };
     emulator.shutdown().await;
     outcome
+}
+
+/// `wi demo --write-examples DIR`: the built-in pair as files, for the same
+/// run by hand. An existing file is never overwritten.
+fn write_examples(dir: &Path) -> Result<Success, CliError> {
+    std::fs::create_dir_all(dir)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("creating {}", dir.display()))?;
+    for (name, text) in [QUICKSTART_SPEC, QUICKSTART_SEED] {
+        let path = dir.join(name);
+        match std::fs::File::create_new(&path) {
+            Ok(mut file) => {
+                file.write_all(text.as_bytes())
+                    .into_diagnostic()
+                    .wrap_err_with(|| format!("writing {}", path.display()))?;
+                outln(format_args!("wrote {}", path.display()))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                outln(format_args!("kept {} (it exists)", path.display()))?;
+            }
+            Err(e) => {
+                return Err(miette::miette!("cannot write {}: {e}", path.display()).into());
+            }
+        }
+    }
+    let d = dir.display();
+    outln(format_args!(
+        "\nBy hand: `wi emulator --seed {d}/{} --env-file ENV-FILE` in one terminal, `. ENV-FILE && wi plan -f {d}/{}` in another.",
+        QUICKSTART_SEED.0, QUICKSTART_SPEC.0
+    ))?;
+    Ok(Success::Done)
 }
 
 async fn demo(settings: &Settings, spec: &[SpecSource]) -> Result<Success, CliError> {
@@ -125,7 +161,7 @@ async fn demo(settings: &Settings, spec: &[SpecSource]) -> Result<Success, CliEr
         return Err(CliError::DemoDidNotConverge);
     }
     outln(
-        "\nThe same pair works by hand: `wi emulator --seed examples/quickstart.seed.yaml` in one terminal, `. ENV-FILE && wi plan -f examples/quickstart.yaml` in another.",
+        "\nThe same pair works by hand: `wi demo --write-examples DIR` saves it, then `wi emulator --seed DIR/quickstart.seed.yaml --env-file ENV-FILE` in one terminal, `. ENV-FILE && wi plan -f DIR/quickstart.yaml` in another.",
     )?;
     Ok(Success::Done)
 }

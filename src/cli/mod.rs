@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod apply;
 mod audit;
+mod completions;
 mod demo;
 mod emulator;
 mod error;
@@ -55,6 +56,10 @@ enum Command {
     Emulator(emulator::EmulatorArgs),
     /// Plan, apply and plan again against the built-in emulator.
     Demo(demo::DemoArgs),
+    /// Print the shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (roff), or write one per command with --dir.
+    Man(completions::ManArgs),
 }
 
 /// Parses arguments, resolves the settings once, runs the command and maps
@@ -111,6 +116,8 @@ async fn run(settings: &Settings, command: Command) -> Result<Success, CliError>
         Command::Verify(args) => verify::run(settings, args).await,
         Command::Emulator(args) => emulator::run(settings, args).await,
         Command::Demo(args) => demo::run(settings, args).await,
+        Command::Completions(args) => completions::run_completions(settings, args).await,
+        Command::Man(args) => completions::run_man(settings, args).await,
     }
 }
 

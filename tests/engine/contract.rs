@@ -39,7 +39,17 @@ fn no_panic(out: &Output) {
 #[tokio::test]
 async fn usage_errors_exit_1_for_every_command_and_help_exits_0() {
     for command in [
-        "validate", "schema", "plan", "apply", "verify", "audit", "show", "emulator", "demo",
+        "validate",
+        "schema",
+        "plan",
+        "apply",
+        "verify",
+        "audit",
+        "show",
+        "emulator",
+        "demo",
+        "completions",
+        "man",
     ] {
         let out = wi_offline(&[command, "--paralelism", "4"]).await;
         assert_eq!(out.code, 1, "{command}: {}", out.snapshot());
