@@ -53,7 +53,8 @@ pub(crate) struct EmulatorOpts {
     /// Also write the `export` lines to FILE.
     #[arg(long, value_name = "FILE")]
     pub env_file: Option<PathBuf>,
-    /// Where to write the key file, token file, kubeconfig and CA (default: next to --state, else a temp dir).
+    /// Where to write the key file, token file, kubeconfig and CA (default: next to --state, else a temp dir,
+    /// removed on exit when this run created it and no --state keeps it).
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
     /// How long GKE operations take to finish.

@@ -67,7 +67,7 @@ fn ca_bundle(ca_pem: &str, own: &std::path::Path) -> String {
     let mut seen: Vec<PathBuf> = Vec::new();
     let from_env = CA_BUNDLE_VARS
         .iter()
-        .filter_map(|k| std::env::var_os(k))
+        .filter_map(std::env::var_os)
         .map(PathBuf::from);
     let system = SYSTEM_BUNDLES
         .iter()
