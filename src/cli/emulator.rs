@@ -53,7 +53,8 @@ pub(crate) struct EmulatorOpts {
     /// Also write the `export` lines to FILE.
     #[arg(long, value_name = "FILE")]
     pub env_file: Option<PathBuf>,
-    /// Where to write the key file, token file, kubeconfig and CA (default: next to --state, else a temp dir).
+    /// Where to write the key file, token file, kubeconfig and CA (default: next to --state, else a temp dir,
+    /// removed on exit when this run created it and no --state keeps it).
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
     /// How long GKE operations take to finish.
@@ -107,6 +108,7 @@ pub(crate) async fn run(_settings: &Settings, args: EmulatorArgs) -> Result<Succ
         visibility_delay: args.visibility_delay,
         concurrent_writer: args.concurrent_writer,
     };
+    let signals = Signals::install();
     let emulator = Emulator::start(config).await?;
     super::error::out(emulator.env_script())?;
     eprintln!(
@@ -114,7 +116,7 @@ pub(crate) async fn run(_settings: &Settings, args: EmulatorArgs) -> Result<Succ
         emulator.base_url(),
         emulator.default_project()
     );
-    wait_for_signal().await;
+    signals.wait().await;
     if args.report_calls {
         eprint!("requests served:\n{}", emulator.stats().calls_report());
     }
@@ -122,24 +124,51 @@ pub(crate) async fn run(_settings: &Settings, args: EmulatorArgs) -> Result<Succ
     Ok(Success::Done)
 }
 
-async fn wait_for_signal() {
+/// The handlers of SIGINT and SIGTERM, installed before the emulator starts
+/// so a signal sent as soon as the env file exists is never fatal.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    unix: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let unix = match (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) {
+                (Ok(int), Ok(term)) => Some((int, term)),
+                _ => None,
+            };
+            Signals { unix }
+        }
+        #[cfg(not(unix))]
+        {
+            Signals {}
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        {
+            match self.unix {
+                Some((mut int, mut term)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                None => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -201,6 +201,8 @@ struct Progress {
 
 /// Seeds with more objects than this report their progress.
 const PROGRESS_OBJECTS: usize = 10_000;
+/// ... and so do seeds with more clusters than this (each one's key material takes time).
+const PROGRESS_CLUSTERS: usize = 10;
 
 impl Progress {
     fn new(seed: &Seed) -> Progress {
@@ -211,7 +213,7 @@ impl Progress {
                 .iter()
                 .map(|p| p.service_accounts.len())
                 .sum::<usize>();
-        let on = objects > PROGRESS_OBJECTS;
+        let on = objects > PROGRESS_OBJECTS || clusters.len() > PROGRESS_CLUSTERS;
         if on {
             eprintln!(
                 "seeding a large world: {} service accounts, {} clusters, {} Kubernetes objects",

@@ -29,18 +29,87 @@ use super::{EmulatorConfig, EmulatorError};
 /// Seed files larger than this report how long reading them took.
 const LARGE_SEED_BYTES: usize = 1 << 20;
 
+/// The file in the work directory that holds the emulator's CA followed by
+/// the bundles the emulator's own environment trusted and the system bundle.
+const CA_BUNDLE: &str = "ca-bundle.pem";
+
+/// Variables that Python's requests, curl, OpenSSL, gRPC and Node read for
+/// their trusted CAs; some of gcloud's paths prefer them over
+/// `custom_ca_certs_file`, so each one names the bundle too.
+const CA_BUNDLE_VARS: [&str; 5] = [
+    "REQUESTS_CA_BUNDLE",
+    "SSL_CERT_FILE",
+    "CURL_CA_BUNDLE",
+    "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+    "NODE_EXTRA_CA_CERTS",
+];
+
+/// Where Linux distributions and macOS keep the system bundle.
+const SYSTEM_BUNDLES: [&str; 4] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// The comment at the top of the env file and of the printed exports.
+const CA_COMMENT: &str = "# The CA variables all name one bundle (the emulator's CA first, then the\n\
+# bundles this shell trusted and the system's): gcloud, Python, curl, gRPC\n\
+# and Node prefer some of them over custom_ca_certs_file, so a proxy bundle\n\
+# exported in the shell would otherwise hide the emulator's CA.\n";
+
+/// The emulator's CA, then every distinct bundle named by `CA_BUNDLE_VARS` in
+/// this process's environment and the first system bundle found (each
+/// unreadable one skipped; `own` is never read back).
+fn ca_bundle(ca_pem: &str, own: &std::path::Path) -> String {
+    let mut out = ca_pem.trim_end().to_string();
+    out.push('\n');
+    let mut seen: Vec<PathBuf> = Vec::new();
+    let from_env = CA_BUNDLE_VARS
+        .iter()
+        .filter_map(std::env::var_os)
+        .map(PathBuf::from);
+    let system = SYSTEM_BUNDLES
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file());
+    for path in from_env.chain(system) {
+        let canon = std::fs::canonicalize(&path).unwrap_or(path);
+        if canon == own || seen.contains(&canon) {
+            continue;
+        }
+        if let Ok(text) = std::fs::read_to_string(&canon)
+            && text.contains("-----BEGIN CERTIFICATE-----")
+        {
+            out.push_str(text.trim_end());
+            out.push('\n');
+        }
+        seen.push(canon);
+    }
+    out
+}
+
 /// Handles of the Google API listeners and background tasks.
 pub(crate) struct StartedListeners {
     tls: axum_server::Handle<SocketAddr>,
     http_shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Remove the work directory on shutdown (created here, no `--state`).
+    remove_work_dir: bool,
 }
 
-/// `export K='V'` lines.
+/// `export K='V'` lines, after a comment on the CA variables when they are there.
 pub(crate) fn env_script(env: &[(String, String)]) -> String {
-    env.iter()
+    let comment = if env.iter().any(|(k, _)| k == CA_BUNDLE_VARS[0]) {
+        CA_COMMENT
+    } else {
+        ""
+    };
+    let exports: String = env
+        .iter()
         .map(|(k, v)| format!("export {k}='{}'\n", v.replace('\'', "'\\''")))
-        .collect()
+        .collect();
+    format!("{comment}{exports}")
 }
 
 /// The export variables, in order: one endpoint override per Google API
@@ -55,10 +124,11 @@ pub(crate) fn env(core: &Core) -> Vec<(String, String)> {
         ));
     }
     let p = |x: &PathBuf| x.display().to_string();
-    env.push((
-        "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE".into(),
-        p(&core.paths.ca_file),
-    ));
+    let bundle = p(&core.cfg.work_dir.join(CA_BUNDLE));
+    env.push(("CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE".into(), bundle.clone()));
+    for k in CA_BUNDLE_VARS {
+        env.push((k.into(), bundle.clone()));
+    }
     env.push((
         "CLOUDSDK_AUTH_ACCESS_TOKEN_FILE".into(),
         p(&core.paths.token_file),
@@ -106,8 +176,21 @@ fn write_private(path: &PathBuf, bytes: &[u8]) -> Result<(), EmulatorError> {
 
 /// Starts an emulator.
 pub(crate) async fn start(
-    cfg: EmulatorConfig,
+    mut cfg: EmulatorConfig,
 ) -> Result<(Arc<Core>, StartedListeners), EmulatorError> {
+    // Absolute, so the exported paths hold from any directory.
+    let absolute = |p: &mut PathBuf| {
+        if let Ok(a) = std::path::absolute(&*p) {
+            *p = a;
+        }
+    };
+    absolute(&mut cfg.work_dir);
+    if let Some(p) = cfg.env_file.as_mut() {
+        absolute(p);
+    }
+    if let Some(p) = cfg.state_file.as_mut() {
+        absolute(p);
+    }
     let rules = match &cfg.faults {
         Some(spec) => faults::parse(spec).map_err(EmulatorError::Faults)?,
         None => Vec::new(),
@@ -117,6 +200,9 @@ pub(crate) async fn start(
         Some(spec) => Quota::parse(spec, &prefixes).map_err(EmulatorError::Quota)?,
         None => Quota::default(),
     };
+    // A work directory this start creates without a state file to keep it
+    // (the admin token and key inside) is removed again on shutdown.
+    let remove_work_dir = cfg.state_file.is_none() && !cfg.work_dir.exists();
     std::fs::create_dir_all(&cfg.work_dir).map_err(|source| EmulatorError::Io {
         path: cfg.work_dir.display().to_string(),
         source,
@@ -258,6 +344,8 @@ pub(crate) async fn start(
     // Credential files.
     let write = |path: &PathBuf, bytes: &[u8]| write_private(path, bytes);
     write(&core.paths.ca_file, tls.ca_cert_pem.as_bytes())?;
+    let bundle = core.cfg.work_dir.join(CA_BUNDLE);
+    write(&bundle, ca_bundle(&tls.ca_cert_pem, &bundle).as_bytes())?;
     if let Some(a) = &admin {
         write(&core.paths.token_file, a.user_token.as_bytes())?;
         let key_json = core.key_file_json(
@@ -353,6 +441,7 @@ pub(crate) async fn start(
             tls: tls_handle,
             http_shutdown: Some(tx),
             tasks,
+            remove_work_dir,
         },
     ))
 }
@@ -394,6 +483,9 @@ pub(crate) async fn shutdown(core: Arc<Core>, mut listeners: StartedListeners) {
     core.persist();
     for t in listeners.tasks.drain(..) {
         t.abort();
+    }
+    if listeners.remove_work_dir {
+        let _ = std::fs::remove_dir_all(&core.cfg.work_dir);
     }
 }
 

@@ -1,13 +1,14 @@
 //! Test binary `emulator`: the emulator's Google APIs, its Kubernetes API,
 //! real gcloud/kubectl against it, recorded GCP traffic, persistence and the
 //! Workload Identity token flow, quota mode and call counts (api, kube,
-//! gcloud, golden, quota, state, tokens_kubectl, wi_flow).
+//! env_file, gcloud, golden, quota, state, tokens_kubectl, wi_flow).
 
 #[macro_use]
 #[path = "../harness/mod.rs"]
 mod harness;
 
 mod api;
+mod env_file;
 mod gcloud;
 mod golden;
 mod kube;
