@@ -72,30 +72,6 @@ fn spawn_in(cwd: &Path, tmp: &Path, args: &[&str], env_file: &str) -> EmulatorPr
     }
 }
 
-/// Sends SIGTERM and waits for a successful exit.
-fn terminate(emulator: &mut EmulatorProcess) {
-    let pid = emulator.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = emulator.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "no exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "{status}");
-}
-
 #[test]
 fn gcloud_trusts_the_emulator_through_proxy_ca_bundles_and_paths_are_absolute() {
     let dir = tempfile::tempdir().unwrap();
@@ -187,7 +163,7 @@ fn the_work_directory_is_removed_on_sigterm_unless_state_keeps_it() {
     let token = emulator.var("CLOUDSDK_AUTH_ACCESS_TOKEN_FILE");
     let work = Path::new(&token).parent().unwrap().to_path_buf();
     assert!(work.join("access-token").is_file());
-    terminate(&mut emulator);
+    emulator.terminate();
     assert!(!work.exists(), "{} is still there", work.display());
 
     // With --state: kept for the next start.
@@ -198,6 +174,6 @@ fn the_work_directory_is_removed_on_sigterm_unless_state_keeps_it() {
         Stdio::null(),
     );
     let token = emulator.var("CLOUDSDK_AUTH_ACCESS_TOKEN_FILE");
-    terminate(&mut emulator);
+    emulator.terminate();
     assert!(Path::new(&token).is_file(), "{token} was removed");
 }

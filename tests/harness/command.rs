@@ -234,6 +234,30 @@ pub struct EmulatorProcess {
 }
 
 impl EmulatorProcess {
+    /// Sends SIGTERM and asserts a successful exit within 20 s.
+    pub fn terminate(&mut self) {
+        let pid = self.child.id().to_string();
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "no exit after SIGTERM"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        assert!(status.success(), "{status}");
+    }
+
     /// Starts `wi emulator ARGS --env-file ENV_FILE` (stdin closed, stderr
     /// inherited) and waits until it has written its exports.
     pub fn spawn(
