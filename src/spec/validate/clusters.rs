@@ -222,7 +222,9 @@ pub(super) fn validate_clusters<'a>(
 /// an Autopilot cluster cannot have.
 fn validate_autopilot(cx: &mut Ctx, c: &RawCluster, location: &str) -> bool {
     let create = c.create.as_ref().map(|cr| &cr.value);
-    let created = create.and_then(|cr| cr.autopilot.as_ref()).filter(|a| a.value);
+    let created = create
+        .and_then(|cr| cr.autopilot.as_ref())
+        .filter(|a| a.value);
     let declared = c.autopilot.as_ref();
     if let (Some(d), Some(cr)) = (declared, created)
         && !d.value
@@ -261,7 +263,9 @@ fn validate_autopilot(cx: &mut Ctx, c: &RawCluster, location: &str) -> bool {
             )
             .label(w.span(), "turns Workload Identity off")
             .label(at.clone(), "Autopilot declared here")
-            .help("Autopilot clusters always run Workload Identity: remove `workloadIdentity: false`");
+            .help(
+                "Autopilot clusters always run Workload Identity: remove `workloadIdentity: false`",
+            );
         cx.push(p);
     }
     if let Some(m) = &c.metadata_server
@@ -295,7 +299,9 @@ fn validate_autopilot(cx: &mut Ctx, c: &RawCluster, location: &str) -> bool {
                     ),
                 )
                 .label(Some(span), "not for an Autopilot cluster")
-                .help("remove `initialNodeCount` and `machineType` from an Autopilot `create` block");
+                .help(
+                    "remove `initialNodeCount` and `machineType` from an Autopilot `create` block",
+                );
             cx.push(p);
         }
         if crate::spec::locations::is_known_zone(location) {
@@ -307,7 +313,10 @@ fn validate_autopilot(cx: &mut Ctx, c: &RawCluster, location: &str) -> bool {
                         c.name.value
                     ),
                 )
-                .label(created.and_then(Sp::span), "Autopilot clusters are regional")
+                .label(
+                    created.and_then(Sp::span),
+                    "Autopilot clusters are regional",
+                )
                 .help("give the cluster a region (`us-central1`), not a zone");
             cx.push(p);
         }

@@ -18,8 +18,8 @@ use super::operations::{busy_error, new_op, respond_with_op};
 use super::render::{add_cluster_defaults, render_cluster, render_operation};
 use super::validate::{
     API, VERSION, check_mode, check_parent, find_cluster, find_pool_mut, is_autopilot, is_zone,
-    lower_first, merge, name_error, new_etag, pool_error, proto3_defaults_dropped, region_of, valid_location,
-    valid_name, zone_word, zones_of,
+    lower_first, merge, name_error, new_etag, pool_error, proto3_defaults_dropped, region_of,
+    valid_location, valid_name, zone_word, zones_of,
 };
 
 pub(super) fn list_clusters(

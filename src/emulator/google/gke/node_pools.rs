@@ -397,7 +397,9 @@ pub(super) fn set_node_pool_management(
     refuse_on_autopilot(c)?;
     let mut resource = c.resource.clone();
     let pool = find_pool_mut(&mut resource, pool_name)?;
-    let management = opt_object(&body, "management")?.cloned().unwrap_or_default();
+    let management = opt_object(&body, "management")?
+        .cloned()
+        .unwrap_or_default();
     pool["management"] = proto3_defaults_dropped(&Value::Object(management));
     busy_error(&world, &key, now)?;
     if let Some(c) = world.clusters.get_mut(&key) {
