@@ -98,3 +98,17 @@ async fn autopilot_from_create_auto_plans_clean_and_refuses_workload_identity_of
     }
     world.stop().await;
 }
+
+#[tokio::test]
+async fn autopilot_settings_it_cannot_have_are_refused_at_their_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("wi.yaml"),
+        format!(
+            "{HEADER}  - name: auto1\n    autopilot: true\n    workloadIdentity: false\n  - name: auto2\n    location: us-central1-a\n    create:\n      autopilot: true\n      machineType: e2-small\n  - name: auto3\n    autopilot: false\n    create:\n      autopilot: true\n"
+        ),
+    )
+    .unwrap();
+    let out = crate::harness::command::wi_offline_in(dir.path(), &["validate", "-f", "wi.yaml"]).await;
+    assert_output_snapshot!("autopilot_invalid_settings", out.expect(1));
+}
