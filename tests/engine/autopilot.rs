@@ -22,7 +22,13 @@ async fn wi_here(world: &TestWorld, args: &[&str]) -> Output {
 async fn autopilot_from_create_auto_plans_clean_and_refuses_workload_identity_off() {
     let seed_dir = tempfile::tempdir().unwrap();
     let seed = seed_dir.path().join("seed.yaml");
-    std::fs::write(&seed, format!("projects:\n  - id: {PROJECT}\n")).unwrap();
+    std::fs::write(
+        &seed,
+        format!(
+            "projects:\n  - id: {PROJECT}\n    clusters:\n      - name: std1\n        location: us-central1\n        workloadPool: {PROJECT}.svc.id.goog\n"
+        ),
+    )
+    .unwrap();
     let world = TestWorld::start(seed.to_str().unwrap()).await;
 
     world
@@ -33,9 +39,20 @@ async fn autopilot_from_create_auto_plans_clean_and_refuses_workload_identity_of
             "auto1",
             "--region",
             "us-central1",
+            "--async",
         ])
         .await
         .expect(0);
+    // gcloud's own wait polls slowly: wait with wi's client instead.
+    let gke = world.gcp().await;
+    let auto1 = wi::ids::ClusterKey {
+        project: PROJECT.into(),
+        location: "us-central1".into(),
+        name: "auto1".into(),
+    };
+    gke.wait_cluster_idle(&auto1, std::time::Duration::from_secs(30), &|_| {})
+        .await
+        .unwrap();
     // Not declared Autopilot: wi reads it live and plans nothing.
     world.write("plain.yaml", &format!("{HEADER}  - name: auto1\n"));
     let plan = wi_here(&world, &["plan", "-f", "plain.yaml", "--detailed-exitcode"])
@@ -52,6 +69,19 @@ async fn autopilot_from_create_auto_plans_clean_and_refuses_workload_identity_of
         .await
         .expect(1);
     assert_output_snapshot!("autopilot_workload_identity_off_plan", refused);
+
+    // Declared Autopilot, but a Standard cluster: refused, naming the declaration.
+    world.write(
+        "standard.yaml",
+        &format!("{HEADER}  - name: std1\n    autopilot: true\n"),
+    );
+    let standard = wi_here(
+        &world,
+        &["plan", "-f", "standard.yaml", "--detailed-exitcode"],
+    )
+    .await
+    .expect(1);
+    assert_output_snapshot!("autopilot_declared_on_standard_plan", standard);
 
     // Declared Autopilot: refused before any call, at the line.
     world.write(
@@ -84,7 +114,6 @@ async fn autopilot_from_create_auto_plans_clean_and_refuses_workload_identity_of
     wi_here(&world, &["plan", "-f", create, "--detailed-exitcode"])
         .await
         .expect(0);
-    let gke = world.gcp().await;
     let key = wi::ids::ClusterKey {
         project: PROJECT.into(),
         location: "us-central1".into(),
@@ -109,6 +138,7 @@ async fn autopilot_settings_it_cannot_have_are_refused_at_their_lines() {
         ),
     )
     .unwrap();
-    let out = crate::harness::command::wi_offline_in(dir.path(), &["validate", "-f", "wi.yaml"]).await;
+    let out =
+        crate::harness::command::wi_offline_in(dir.path(), &["validate", "-f", "wi.yaml"]).await;
     assert_output_snapshot!("autopilot_invalid_settings", out.expect(1));
 }
