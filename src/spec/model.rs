@@ -61,8 +61,9 @@ pub struct Cluster {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub autopilot: bool,
     /// Where the spec turns Workload Identity off or restricts
-    /// `metadataServer`: an error if the live cluster turns out Autopilot.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `metadataServer`: an error if the live cluster turns out Autopilot
+    /// (a check of the plan, not part of the model's JSON).
+    #[serde(skip)]
     pub restricted_at: Option<Origin>,
     /// The groups the cluster joins (`groups:`), sorted: mappings name them,
     /// and `--target`/`--exclude` select them (`group:NAME`).
