@@ -14,6 +14,18 @@ use crate::plan::{ClusterCreateValues, Resource, ResourceChange};
 
 /// The body of `projects.locations.clusters.create` for what the plan holds.
 fn create_body(key: &ClusterKey, values: &ClusterCreateValues) -> serde_json::Value {
+    if values.autopilot {
+        // What `gcloud container clusters create-auto` sends: GKE picks the
+        // nodes and always turns Workload Identity on, so no pool settings.
+        let mut cluster = serde_json::json!({
+            "name": key.name,
+            "autopilot": {"enabled": true},
+        });
+        if let Some(channel) = &values.release_channel {
+            cluster["releaseChannel"] = serde_json::json!({"channel": channel});
+        }
+        return cluster;
+    }
     let mut cluster = serde_json::json!({
         "name": key.name,
         "initialNodeCount": values.initial_node_count,
@@ -266,6 +278,7 @@ mod tests {
             initial_node_count: 1,
             machine_type: None,
             release_channel: None,
+            autopilot: false,
         };
         assert_eq!(
             create_body(&key, &minimal),
@@ -276,6 +289,7 @@ mod tests {
             initial_node_count: 3,
             machine_type: Some("e2-small".into()),
             release_channel: Some("REGULAR".into()),
+            autopilot: false,
         };
         assert_eq!(
             create_body(&key, &full),
@@ -284,6 +298,18 @@ mod tests {
                 "initialNodeCount": 3,
                 "workloadIdentityConfig": {"workloadPool": "p.svc.id.goog"},
                 "nodeConfig": {"machineType": "e2-small"},
+                "releaseChannel": {"channel": "REGULAR"},
+            })
+        );
+        let auto = ClusterCreateValues {
+            autopilot: true,
+            ..full
+        };
+        assert_eq!(
+            create_body(&key, &auto),
+            serde_json::json!({
+                "name": "c",
+                "autopilot": {"enabled": true},
                 "releaseChannel": {"channel": "REGULAR"},
             })
         );

@@ -278,6 +278,10 @@ pub(crate) enum Principal {
         namespace: String,
         ksa: String,
         project_number: String,
+        /// The cluster whose token was exchanged
+        /// (`projects/P/locations/L/clusters/C`; empty when unknown).
+        #[serde(default)]
+        cluster: String,
     },
 }
 
@@ -305,12 +309,25 @@ impl Principal {
                 namespace,
                 ksa,
                 project_number,
-            } => vec![
-                format!("serviceAccount:{pool}[{namespace}/{ksa}]"),
-                format!(
-                    "principal://iam.googleapis.com/projects/{project_number}/locations/global/workloadIdentityPools/{pool}/subject/ns/{namespace}/sa/{ksa}"
-                ),
-            ],
+                cluster,
+            } => {
+                // Direct grants name the KSA, its namespace in every cluster
+                // of the pool, or every KSA of its cluster.
+                let base = format!(
+                    "iam.googleapis.com/projects/{project_number}/locations/global/workloadIdentityPools/{pool}"
+                );
+                let mut m = vec![
+                    format!("serviceAccount:{pool}[{namespace}/{ksa}]"),
+                    format!("principal://{base}/subject/ns/{namespace}/sa/{ksa}"),
+                    format!("principalSet://{base}/namespace/{namespace}"),
+                ];
+                if !cluster.is_empty() {
+                    m.push(format!(
+                        "principalSet://{base}/kubernetes.cluster/https://container.googleapis.com/v1/{cluster}"
+                    ));
+                }
+                m
+            }
         };
         out.push("allUsers".into());
         out.push("allAuthenticatedUsers".into());

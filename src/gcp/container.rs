@@ -55,6 +55,18 @@ fn operation_error(op: &Operation) -> Option<String> {
     op.status_message.clone().filter(|m| !m.trim().is_empty())
 }
 
+impl GkeCluster {
+    /// Whether GKE manages the cluster's nodes (`autopilot.enabled`): Workload
+    /// Identity is always on there and its node pools cannot be changed.
+    pub fn autopilot(&self) -> bool {
+        self.rest
+            .get("autopilot")
+            .and_then(|a| a.get("enabled"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+}
+
 impl GcpClient {
     fn operation_segments<'a>(project: &'a str, location: &'a str) -> [&'a str; 6] {
         [

@@ -22,6 +22,8 @@ pub(crate) const INITIAL_NODE_COUNT: &str = "initial_node_count";
 pub(crate) const MACHINE_TYPE: &str = "machine_type";
 /// Release channel of a cluster `wi` creates.
 pub(crate) const RELEASE_CHANNEL: &str = "release_channel";
+/// Whether a cluster `wi` creates is an Autopilot cluster.
+pub(crate) const AUTOPILOT: &str = "autopilot";
 /// A service account's display name.
 pub(crate) const DISPLAY_NAME: &str = "display_name";
 /// A service account's description.
@@ -44,6 +46,7 @@ pub(crate) struct ClusterCreateValues {
     pub(crate) initial_node_count: u64,
     pub(crate) machine_type: Option<String>,
     pub(crate) release_channel: Option<String>,
+    pub(crate) autopilot: bool,
 }
 
 /// The fields `wi` sets on a Google service account.
@@ -87,6 +90,12 @@ impl ResourceChange {
                 .unwrap_or(1),
             machine_type: self.after_str(MACHINE_TYPE).map(str::to_string),
             release_channel: self.after_str(RELEASE_CHANNEL).map(str::to_string),
+            autopilot: self
+                .after
+                .as_ref()
+                .and_then(|a| a.get(AUTOPILOT))
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
         }
     }
 

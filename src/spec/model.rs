@@ -42,6 +42,9 @@ pub struct ClusterCreate {
     pub initial_node_count: u32,
     pub machine_type: Option<String>,
     pub release_channel: Option<String>,
+    /// An Autopilot cluster (GKE picks the nodes).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub autopilot: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +57,14 @@ pub struct Cluster {
     /// A kubeconfig context to reach this cluster's Kubernetes API instead of
     /// the GKE endpoint (for private clusters reached through a proxy).
     pub kube_context: Option<String>,
+    /// Declared Autopilot (`autopilot: true` or `create: {autopilot: true}`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub autopilot: bool,
+    /// Where the spec turns Workload Identity off or restricts
+    /// `metadataServer`: an error if the live cluster turns out Autopilot
+    /// (a check of the plan, not part of the model's JSON).
+    #[serde(skip)]
+    pub restricted_at: Option<Origin>,
     /// The groups the cluster joins (`groups:`), sorted: mappings name them,
     /// and `--target`/`--exclude` select them (`group:NAME`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -430,6 +430,10 @@ pub struct RawCluster {
     pub location: Option<Sp<String>>,
     /// Whether the cluster must have Workload Identity (a workload pool). Default true.
     pub workload_identity: Option<Sp<bool>>,
+    /// The cluster is a GKE Autopilot cluster: Workload Identity is always on
+    /// and GKE manages its node pools (on the GKE metadata server), so
+    /// `workloadIdentity: false` and a restricting `metadataServer` are errors.
+    pub autopilot: Option<Sp<bool>>,
     /// Which node pools must run the GKE metadata server: `all` (the default
     /// when Workload Identity is on), `none`, or a list of pool names.
     pub metadata_server: Option<Sp<MetadataServer>>,
@@ -455,6 +459,9 @@ pub struct RawCreate {
     pub machine_type: Option<Sp<String>>,
     /// GKE release channel.
     pub release_channel: Option<Sp<ReleaseChannel>>,
+    /// Create an Autopilot cluster (regional only; GKE picks the nodes, so
+    /// no `initialNodeCount` or `machineType`).
+    pub autopilot: Option<Sp<bool>>,
 }
 
 /// A GKE release channel.

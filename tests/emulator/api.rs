@@ -643,8 +643,19 @@ async fn identity_pool_exists_only_after_a_workload_identity_cluster() {
         )
         .await;
     t.wait_op("us-central1-a", &del.body).await;
+    let number = t
+        .call(
+            Method::GET,
+            &format!("/cloudresourcemanager/v1/projects/{}", t.project),
+            None,
+        )
+        .await
+        .body["projectNumber"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let principal = json!({"policy": {"etag": a.body["etag"], "bindings": [{"role": "roles/iam.workloadIdentityUser", "members": [
-        format!("principal://iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/{}.svc.id.goog/subject/ns/team-a/sa/app", t.project)]}]}});
+        format!("principal://iam.googleapis.com/projects/{number}/locations/global/workloadIdentityPools/{}.svc.id.goog/subject/ns/team-a/sa/app", t.project)]}]}});
     let b = t
         .call(
             Method::POST,

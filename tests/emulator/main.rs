@@ -8,10 +8,12 @@
 mod harness;
 
 mod api;
+mod autopilot;
 mod env_file;
 mod gcloud;
 mod golden;
 mod kube;
+mod principals;
 mod quota;
 mod state;
 mod tokens_kubectl;

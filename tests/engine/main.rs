@@ -7,6 +7,7 @@
 mod harness;
 
 mod audit;
+mod autopilot;
 mod bench_calls;
 mod call_order;
 mod cli_settings;

@@ -30,9 +30,31 @@ pub(crate) fn role_grants(role: &str, permission: &str) -> bool {
         "roles/iam.serviceAccountViewer" => {
             permission.starts_with("iam.serviceAccounts.") && read_only
         }
-        "roles/iam.workloadIdentityUser" | "roles/iam.serviceAccountTokenCreator" => {
-            permission == "iam.serviceAccounts.getAccessToken"
+        "roles/iam.workloadIdentityUser" => permission == "iam.serviceAccounts.getAccessToken",
+        "roles/iam.serviceAccountTokenCreator" => matches!(
+            permission,
+            "iam.serviceAccounts.getAccessToken"
+                | "iam.serviceAccounts.getOpenIdToken"
+                | "iam.serviceAccounts.implicitDelegation"
+                | "iam.serviceAccounts.signBlob"
+                | "iam.serviceAccounts.signJwt"
+        ),
+        // Roles workloads are granted directly (a sample of the real ones'
+        // permissions, enough for `testIamPermissions`).
+        "roles/cloudsql.client" => matches!(
+            permission,
+            "cloudsql.instances.connect" | "cloudsql.instances.get"
+        ),
+        "roles/storage.objectViewer" => {
+            matches!(permission, "storage.objects.get" | "storage.objects.list")
         }
+        "roles/pubsub.subscriber" => matches!(
+            permission,
+            "pubsub.subscriptions.consume" | "pubsub.topics.attachSubscription"
+        ),
+        "roles/pubsub.publisher" => permission == "pubsub.topics.publish",
+        "roles/logging.logWriter" => permission == "logging.logEntries.create",
+        "roles/monitoring.metricWriter" => permission == "monitoring.timeSeries.create",
         "roles/container.admin" => {
             permission.starts_with("container.") || permission == "resourcemanager.projects.get"
         }
@@ -116,6 +138,7 @@ pub(crate) fn principal_from_email(world: &EmulatorWorld, user: &str) -> Princip
             namespace: ns.to_string(),
             ksa: ksa.to_string(),
             project_number,
+            cluster: String::new(),
         };
     }
     if user.ends_with(".gserviceaccount.com") {

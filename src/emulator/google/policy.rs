@@ -68,20 +68,138 @@ fn check_member(world: &EmulatorWorld, member: &str, now: i64) -> Result<(), Goo
             }
         }
         "domain" | "deleted" => Ok(()),
-        "principal" | "principalSet" => {
-            let pool = value
-                .split("/workloadIdentityPools/")
-                .nth(1)
-                .and_then(|r| r.split('/').next())
-                .unwrap_or("");
-            if pool.ends_with(".svc.id.goog") && !pool_exists(pool) {
-                return Err(pool_missing(pool));
-            }
-            Ok(())
-        }
+        "principal" | "principalSet" => check_principal(world, member, kind == "principalSet")
+            .map_err(|e| match e {
+                PrincipalError::Malformed => GoogleApiError::invalid(format!(
+                    "Invalid principal identifier ({member}): see https://cloud.google.com/iam/docs/principal-identifiers for the supported formats."
+                )),
+                PrincipalError::PoolMissing(pool) => pool_missing(&pool),
+                PrincipalError::WrongNumber { pool, number } => GoogleApiError::invalid(format!(
+                    "Invalid principal identifier ({member}): workload identity pool {pool} does not belong to project number {number}."
+                )),
+            }),
         _ => Err(GoogleApiError::invalid(format!(
             "Invalid member type \"{kind}\" in \"{member}\"."
         ))),
+    }
+}
+
+/// Why a `principal://` or `principalSet://` member is refused.
+enum PrincipalError {
+    /// Not one of the identifier formats IAM knows.
+    Malformed,
+    /// A GKE workload pool (`P.svc.id.goog`) no cluster has created yet.
+    PoolMissing(String),
+    /// The project number of the path is not the pool project's.
+    WrongNumber { pool: String, number: String },
+}
+
+/// A `principal://` or `principalSet://` member as IAM parses it: the
+/// Google-account, service-account, workforce and workload-pool forms.
+/// Workload pools of GKE (`PROJECT.svc.id.goog`) must exist and be named
+/// under their project's number, with the GKE subject forms
+/// (`subject/ns/NS/sa/KSA`, `namespace/NS`, `kubernetes.cluster/URL`).
+fn check_principal(world: &EmulatorWorld, member: &str, set: bool) -> Result<(), PrincipalError> {
+    use PrincipalError::Malformed;
+    let scheme = if set {
+        "principalSet://"
+    } else {
+        "principal://"
+    };
+    let rest = member.strip_prefix(scheme).ok_or(Malformed)?;
+    let segment = |s: &str| !s.is_empty() && !s.contains(char::is_whitespace);
+    if let Some(r) = rest.strip_prefix("goog/") {
+        let ok = if set {
+            r == "public:all"
+                || r.strip_prefix("group/").is_some_and(|g| g.contains('@'))
+                || r.strip_prefix("cloudIdentityCustomerId/")
+                    .is_some_and(segment)
+        } else {
+            r.strip_prefix("subject/").is_some_and(|e| e.contains('@'))
+        };
+        return if ok { Ok(()) } else { Err(Malformed) };
+    }
+    let r = rest.strip_prefix("iam.googleapis.com/").ok_or(Malformed)?;
+    if let Some(sa) = r.strip_prefix("projects/-/serviceAccounts/") {
+        return if !set && sa.contains('@') {
+            Ok(())
+        } else {
+            Err(Malformed)
+        };
+    }
+    if let Some(w) = r.strip_prefix("locations/global/workforcePools/") {
+        let (pool, tail) = w.split_once('/').ok_or(Malformed)?;
+        return if segment(pool) && pool_tail(tail, set) {
+            Ok(())
+        } else {
+            Err(Malformed)
+        };
+    }
+    let r = r.strip_prefix("projects/").ok_or(Malformed)?;
+    let (number, r) = r.split_once('/').ok_or(Malformed)?;
+    if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit()) {
+        return Err(Malformed);
+    }
+    let r = r
+        .strip_prefix("locations/global/workloadIdentityPools/")
+        .ok_or(Malformed)?;
+    let (pool, tail) = r.split_once('/').ok_or(Malformed)?;
+    if !segment(pool) {
+        return Err(Malformed);
+    }
+    let Some(project) = pool.strip_suffix(".svc.id.goog") else {
+        // A federation pool the emulator does not model: its forms only.
+        return if pool_tail(tail, set) {
+            Ok(())
+        } else {
+            Err(Malformed)
+        };
+    };
+    let gke_form = if set {
+        tail.strip_prefix("namespace/").is_some_and(segment)
+            || tail
+                .strip_prefix("kubernetes.cluster/https://container.googleapis.com/v1/projects/")
+                .is_some_and(|c| {
+                    let parts: Vec<&str> = c.split('/').collect();
+                    parts.len() == 5
+                        && parts[1] == "locations"
+                        && parts[3] == "clusters"
+                        && parts.iter().all(|p| segment(p))
+                })
+    } else {
+        tail.strip_prefix("subject/ns/")
+            .and_then(|t| t.split_once("/sa/"))
+            .is_some_and(|(ns, sa)| segment(ns) && segment(sa) && !sa.contains('/'))
+    };
+    if !gke_form {
+        return Err(Malformed);
+    }
+    let owner = world
+        .projects
+        .get(project)
+        .filter(|p| p.workload_pool_exists)
+        .ok_or_else(|| PrincipalError::PoolMissing(pool.to_string()))?;
+    if owner.number != number {
+        return Err(PrincipalError::WrongNumber {
+            pool: pool.to_string(),
+            number: number.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// The identity part of a federation pool member (`subject/S`, or for a set
+/// `group/G`, `attribute.NAME/V`, `*`).
+fn pool_tail(tail: &str, set: bool) -> bool {
+    if set {
+        tail == "*"
+            || tail.strip_prefix("group/").is_some_and(|g| !g.is_empty())
+            || tail
+                .strip_prefix("attribute.")
+                .and_then(|a| a.split_once('/'))
+                .is_some_and(|(n, v)| !n.is_empty() && !v.is_empty())
+    } else {
+        tail.strip_prefix("subject/").is_some_and(|s| !s.is_empty())
     }
 }
 

@@ -226,6 +226,10 @@ pub(crate) fn sts_token(core: &Arc<Core>, headers: &HeaderMap, body: &[u8]) -> R
         namespace: ns.to_string(),
         ksa: ksa.to_string(),
         project_number,
+        cluster: format!(
+            "projects/{}/locations/{}/clusters/{}",
+            id.project, id.location, id.name
+        ),
     });
     json_response(
         200,

@@ -1,11 +1,12 @@
 //! GKE: each declared cluster's workload pool, and the metadata mode of the
-//! node pools that must run the GKE metadata server.
+//! node pools that must run the GKE metadata server (nothing on Autopilot,
+//! where GKE keeps both on).
 
 use serde_json::json;
 
 use super::{Planner, attrs, create, noop, reason, update};
 use crate::plan::desired::{
-    INITIAL_NODE_COUNT, MACHINE_TYPE, METADATA_MODE, RELEASE_CHANNEL, WORKLOAD_POOL,
+    AUTOPILOT, INITIAL_NODE_COUNT, MACHINE_TYPE, METADATA_MODE, RELEASE_CHANNEL, WORKLOAD_POOL,
 };
 use crate::plan::{ReasonCode, Resource, Warning, WarningCode};
 use crate::spec::PoolSelection;
@@ -17,8 +18,8 @@ impl Planner<'_> {
                 cluster: cluster.key.clone(),
             };
             let address = resource.address();
-            let desired_pool = cluster
-                .workload_identity
+            let autopilot_create = cluster.create.as_ref().is_some_and(|c| c.autopilot);
+            let desired_pool = (cluster.workload_identity || cluster.autopilot)
                 .then(|| cluster.key.workload_pool());
             let live = self
                 .live
@@ -27,6 +28,17 @@ impl Planner<'_> {
                 .and_then(|c| c.gke.as_ref());
             let Some(live) = live else {
                 match &cluster.create {
+                    Some(block) if autopilot_create => {
+                        // GKE picks an Autopilot cluster's nodes.
+                        let after = attrs(json!({
+                            "name": cluster.key.name,
+                            "location": cluster.key.location,
+                            AUTOPILOT: true,
+                            WORKLOAD_POOL: desired_pool,
+                            RELEASE_CHANNEL: block.release_channel,
+                        }));
+                        self.push(create(resource, after, reason(ReasonCode::Missing, "the cluster does not exist and the spec has a create block (Autopilot)")));
+                    }
                     Some(block) => {
                         let after = attrs(json!({
                             "name": cluster.key.name,
@@ -46,6 +58,10 @@ impl Planner<'_> {
                 }
                 continue;
             };
+            if live.autopilot() || cluster.autopilot {
+                self.autopilot_cluster(cluster, live, resource);
+                continue;
+            }
             let live_pool = live.workload_pool().map(str::to_string);
             let before = attrs(json!({WORKLOAD_POOL: live_pool}));
             let after = attrs(json!({WORKLOAD_POOL: desired_pool}));
@@ -77,6 +93,57 @@ impl Planner<'_> {
             }
             self.node_pools(cluster, live, &address);
         }
+    }
+
+    /// An Autopilot cluster: Workload Identity is always on and GKE keeps
+    /// every node pool on the GKE metadata server, so nothing is planned; a
+    /// spec that says otherwise, or that declares Autopilot for a Standard
+    /// cluster, is refused.
+    fn autopilot_cluster(
+        &mut self,
+        cluster: &crate::spec::Cluster,
+        live: &crate::gcp::types::GkeCluster,
+        resource: Resource,
+    ) {
+        let address = resource.address();
+        if !live.autopilot() {
+            self.problem(
+                address,
+                format!(
+                    "cluster {} is declared Autopilot ({}) but is a Standard cluster",
+                    cluster.key.path(),
+                    cluster.origin
+                ),
+                Some("remove `autopilot: true`: a Standard cluster cannot become Autopilot"),
+            );
+            return;
+        }
+        if let Some(at) = &cluster.restricted_at {
+            let what = if cluster.workload_identity {
+                "restricts `metadataServer`"
+            } else {
+                "turns Workload Identity off"
+            };
+            self.problem(
+                address,
+                format!(
+                    "cluster {} is an Autopilot cluster, but {at} {what}",
+                    cluster.key.path()
+                ),
+                Some("Autopilot clusters always run Workload Identity on every node pool: remove that setting (and add `autopilot: true` to say so)"),
+            );
+            return;
+        }
+        let live_pool = live.workload_pool().map(str::to_string);
+        self.push(noop(
+            resource,
+            attrs(json!({WORKLOAD_POOL: live_pool})),
+            attrs(json!({WORKLOAD_POOL: live_pool})),
+            reason(
+                ReasonCode::InSync,
+                "Autopilot: Workload Identity is always on and GKE manages the node pools",
+            ),
+        ));
     }
 
     fn node_pools(

@@ -38,6 +38,8 @@ pub(super) fn model() -> Model {
             metadata_server: PoolSelection::All,
             create: None,
             kube_context: None,
+            autopilot: false,
+            restricted_at: None,
             groups: Vec::new(),
             origin: Default::default(),
         }],

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use super::{ClusterInfo, Ctx, Declared, MAX_CLUSTERS, PROJECT_ID};
 use crate::spec::model::{Cluster, ClusterCreate, ClusterKey, PoolSelection};
 use crate::spec::names;
-use crate::spec::raw::{MetadataServer, RawSpec, Sp};
+use crate::spec::raw::{MetadataServer, RawCluster, RawSpec, Sp};
 
 pub(super) fn validate_clusters<'a>(
     cx: &mut Ctx,
@@ -102,6 +102,15 @@ pub(super) fn validate_clusters<'a>(
             },
         };
 
+        let autopilot = validate_autopilot(cx, c, location.as_str());
+        // What an Autopilot cluster cannot honour, for the plan to refuse
+        // when the live cluster is Autopilot but the spec does not say so.
+        let restricted_at = match (&c.workload_identity, &c.metadata_server) {
+            (Some(w), _) if !w.value => Some(cx.origin(w.span())),
+            (_, Some(m)) if m.value != MetadataServer::All => Some(cx.origin(m.span())),
+            _ => None,
+        };
+
         let mut groups = BTreeSet::new();
         if let Some(list) = &c.groups {
             for g in cx.list(list, "groups") {
@@ -156,6 +165,7 @@ pub(super) fn validate_clusters<'a>(
                 );
             }
             ClusterCreate {
+                autopilot: cr.autopilot.as_ref().is_some_and(|a| a.value),
                 initial_node_count,
                 machine_type: cr.machine_type.as_ref().map(|m| m.value.clone()),
                 release_channel: cr
@@ -198,11 +208,120 @@ pub(super) fn validate_clusters<'a>(
             metadata_server,
             create,
             kube_context,
+            autopilot,
+            restricted_at,
             groups: groups.into_iter().collect(),
             origin: cx.origin(c.name.span()),
         });
     }
     (out, infos)
+}
+
+/// Whether the cluster is declared Autopilot (`autopilot: true`, or
+/// `create: {autopilot: true}`), with an error at the line of each setting
+/// an Autopilot cluster cannot have.
+fn validate_autopilot(cx: &mut Ctx, c: &RawCluster, location: &str) -> bool {
+    let create = c.create.as_ref().map(|cr| &cr.value);
+    let created = create
+        .and_then(|cr| cr.autopilot.as_ref())
+        .filter(|a| a.value);
+    let declared = c.autopilot.as_ref();
+    if let (Some(d), Some(cr)) = (declared, created)
+        && !d.value
+    {
+        let p = cx
+            .new_problem(
+                "wi::spec::autopilot_conflict",
+                format!(
+                    "cluster `{}` says `autopilot: false` but creates an Autopilot cluster",
+                    c.name.value
+                ),
+            )
+            .label(d.span(), "not Autopilot here")
+            .label(cr.span(), "Autopilot here")
+            .help("remove one of the two");
+        cx.push(p);
+    }
+    let autopilot = declared.is_some_and(|d| d.value) || created.is_some();
+    if !autopilot {
+        return false;
+    }
+    let at = declared
+        .filter(|d| d.value)
+        .and_then(Sp::span)
+        .or_else(|| created.and_then(Sp::span));
+    if let Some(w) = &c.workload_identity
+        && !w.value
+    {
+        let p = cx
+            .new_problem(
+                "wi::spec::autopilot_workload_identity",
+                format!(
+                    "cluster `{}` is an Autopilot cluster: Workload Identity cannot be turned off",
+                    c.name.value
+                ),
+            )
+            .label(w.span(), "turns Workload Identity off")
+            .label(at.clone(), "Autopilot declared here")
+            .help(
+                "Autopilot clusters always run Workload Identity: remove `workloadIdentity: false`",
+            );
+        cx.push(p);
+    }
+    if let Some(m) = &c.metadata_server
+        && m.value != MetadataServer::All
+    {
+        let p = cx
+            .new_problem(
+                "wi::spec::autopilot_metadata_server",
+                format!(
+                    "cluster `{}` is an Autopilot cluster: its node pools cannot be chosen",
+                    c.name.value
+                ),
+            )
+            .label(m.span(), "restricts the GKE metadata server")
+            .label(at.clone(), "Autopilot declared here")
+            .help("GKE runs every Autopilot node pool on the GKE metadata server: remove `metadataServer`");
+        cx.push(p);
+    }
+    if let Some(cr) = create.filter(|_| created.is_some()) {
+        let fixed = [
+            cr.initial_node_count.as_ref().and_then(Sp::span),
+            cr.machine_type.as_ref().and_then(Sp::span),
+        ];
+        for span in fixed.into_iter().flatten() {
+            let p = cx
+                .new_problem(
+                    "wi::spec::invalid_create",
+                    format!(
+                        "cluster `{}` is created as Autopilot: GKE picks its nodes",
+                        c.name.value
+                    ),
+                )
+                .label(Some(span), "not for an Autopilot cluster")
+                .help(
+                    "remove `initialNodeCount` and `machineType` from an Autopilot `create` block",
+                );
+            cx.push(p);
+        }
+        if crate::spec::locations::is_known_zone(location) {
+            let p = cx
+                .new_problem(
+                    "wi::spec::invalid_create",
+                    format!(
+                        "cluster `{}` is created as Autopilot in zone `{location}`",
+                        c.name.value
+                    ),
+                )
+                .label(
+                    created.and_then(Sp::span),
+                    "Autopilot clusters are regional",
+                )
+                .help("give the cluster a region (`us-central1`), not a zone");
+            cx.push(p);
+        }
+    }
+    true
 }
 
 /// Group name → member cluster indices. A group named like a cluster is an error.

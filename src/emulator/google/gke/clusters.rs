@@ -17,9 +17,9 @@ use super::node_pools::{default_node_config, normalize_pool, set_mode};
 use super::operations::{busy_error, new_op, respond_with_op};
 use super::render::{add_cluster_defaults, render_cluster, render_operation};
 use super::validate::{
-    API, VERSION, check_mode, check_parent, find_cluster, find_pool_mut, lower_first, merge,
-    name_error, new_etag, pool_error, proto3_defaults_dropped, region_of, valid_location,
-    valid_name, zone_word, zones_of,
+    API, VERSION, check_mode, check_parent, find_cluster, find_pool_mut, is_autopilot, is_zone,
+    lower_first, merge, name_error, new_etag, pool_error, proto3_defaults_dropped, region_of,
+    valid_location, valid_name, zone_word, zones_of,
 };
 
 pub(super) fn list_clusters(
@@ -74,13 +74,25 @@ pub(super) async fn create_cluster(
     if !valid_name(&name) {
         return Err(name_error("cluster.name", &name));
     }
-    let pool = opt_str(&body, "cluster.workloadIdentityConfig.workloadPool")?
+    let autopilot = input["autopilot"]["enabled"].as_bool() == Some(true);
+    if autopilot && is_zone(location) {
+        return Err(GoogleApiError::invalid_field(
+            "parent",
+            format!("Autopilot clusters must be regional clusters: \"{location}\" is a zone."),
+        ));
+    }
+    let mut pool = opt_str(&body, "cluster.workloadIdentityConfig.workloadPool")?
         .filter(|p| !p.is_empty())
         .map(str::to_string);
     if let Some(p) = &pool
         && p != &format!("{project}.svc.id.goog")
     {
         return Err(pool_error(project, p));
+    }
+    // Autopilot always runs Workload Identity: the project's pool, every
+    // node on the GKE metadata server.
+    if autopilot {
+        pool = Some(format!("{project}.svc.id.goog"));
     }
     let wi = pool.is_some();
     let mut node_config = default_node_config();
@@ -90,7 +102,7 @@ pub(super) async fn create_cluster(
         merge(&mut node_config, &nc);
         set_mode(&mut node_config, mode.as_deref());
     }
-    if wi && node_config.get("workloadMetadataConfig").is_none() {
+    if wi && (autopilot || node_config.get("workloadMetadataConfig").is_none()) {
         set_mode(&mut node_config, Some("GKE_METADATA"));
     }
     let mut pools = Vec::new();
@@ -129,6 +141,12 @@ pub(super) async fn create_cluster(
             wi,
             &node_config,
         )?);
+    }
+    if autopilot {
+        for p in &mut pools {
+            set_mode(&mut p["config"], Some("GKE_METADATA"));
+            p["autoscaling"] = json!({"enabled": true, "autoprovisioned": true});
+        }
     }
     let key = cluster_key(project, location, &name);
     let now = req.now;
@@ -307,6 +325,7 @@ pub(super) fn update_cluster(
         )));
     }
     busy_error(&world, &key, now)?;
+    let autopilot = is_autopilot(&cluster);
     let mut resource = cluster.resource.clone();
     let mut target_pool: Option<String> = None;
     let pool_id = update
@@ -329,7 +348,12 @@ pub(super) fn update_cluster(
                 let obj = resource
                     .as_object_mut()
                     .ok_or_else(|| GoogleApiError::invalid("bad cluster"))?;
-                if pool.is_empty() {
+                if pool.is_empty() && autopilot {
+                    return Err(GoogleApiError::invalid_field(
+                        "update.desiredWorkloadIdentityConfig.workloadPool",
+                        "Workload Identity cannot be disabled on Autopilot clusters.",
+                    ));
+                } else if pool.is_empty() {
                     obj.remove("workloadIdentityConfig");
                 } else if pool != format!("{project}.svc.id.goog") {
                     return Err(pool_error(project, pool));
@@ -347,6 +371,9 @@ pub(super) fn update_cluster(
                 || k == "desiredNodeVersion"
                 || k == "desiredImageType" =>
             {
+                if autopilot {
+                    return Err(super::validate::autopilot_pools_error());
+                }
                 let pid = match &pool_id {
                     Some(p) => p.clone(),
                     None => {

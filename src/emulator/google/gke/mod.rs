@@ -29,9 +29,11 @@ use crate::emulator::wire::{GoogleApiError, GoogleApiResult};
 use crate::emulator::world::Principal;
 
 use self::clusters::{create_cluster, delete_cluster, list_clusters, set_labels, update_cluster};
-use self::node_pools::{create_node_pool, delete_node_pool, update_node_pool};
+use self::node_pools::{
+    create_node_pool, delete_node_pool, set_node_pool_management, update_node_pool,
+};
 use self::render::{render_cluster, render_operation};
-use self::validate::{find_cluster, find_pool_json};
+use self::validate::{find_cluster, find_pool_json, refuse_on_autopilot};
 
 /// The discovery method id (without `container.`) of a request, or `None` when no method has this path.
 pub(crate) fn method_id(req: &Req) -> Option<&'static str> {
@@ -67,6 +69,11 @@ pub(crate) fn method_id(req: &Req) -> Option<&'static str> {
             Method::DELETE => Some("projects.locations.clusters.nodePools.delete"),
             _ => None,
         },
+        (["projects", _, "locations", _, "clusters", _, "nodePools", _], Some("setManagement"))
+            if m == Method::POST =>
+        {
+            Some("projects.locations.clusters.nodePools.setManagement")
+        }
         (["projects", _, "locations", _, "operations"], None) if m == Method::GET => {
             Some("projects.locations.operations.list")
         }
@@ -134,6 +141,7 @@ pub(crate) async fn call(
         "projects.locations.clusters.nodePools.list" => {
             let world = core.world();
             let c = find_cluster(&world, &project, &location, &req.segs[5])?;
+            refuse_on_autopilot(c)?;
             let rendered = render_cluster(&world, c, req.now, &req.version);
             let pools = rendered.get("nodePools").cloned().unwrap_or(json!([]));
             Ok(json!({ "nodePools": pools }))
@@ -141,11 +149,15 @@ pub(crate) async fn call(
         "projects.locations.clusters.nodePools.get" => {
             let world = core.world();
             let c = find_cluster(&world, &project, &location, &req.segs[5])?;
+            refuse_on_autopilot(c)?;
             let rendered = render_cluster(&world, c, req.now, &req.version);
             find_pool_json(&rendered, &req.segs[7])
         }
         "projects.locations.clusters.nodePools.create" => {
             create_node_pool(core, req, &project, &location, &req.segs[5])
+        }
+        "projects.locations.clusters.nodePools.setManagement" => {
+            set_node_pool_management(core, req, &project, &location, &req.segs[5], &req.segs[7])
         }
         "projects.locations.clusters.nodePools.update" => {
             update_node_pool(core, req, &project, &location, &req.segs[5], &req.segs[7])

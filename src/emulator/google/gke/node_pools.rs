@@ -14,7 +14,7 @@ use super::operations::{busy_error, new_op, respond_with_op};
 use super::render::render_cluster;
 use super::validate::{
     API, VERSION, check_mode, check_parent, find_cluster, find_pool_json, find_pool_mut, merge,
-    name_error, proto3_defaults_dropped, valid_name, zone_word, zones_of,
+    name_error, proto3_defaults_dropped, refuse_on_autopilot, valid_name, zone_word, zones_of,
 };
 
 pub(super) fn default_node_config() -> Value {
@@ -152,6 +152,7 @@ pub(super) fn create_node_pool(
     let now = req.now;
     let mut world = core.world();
     let c = find_cluster(&world, project, location, cluster)?;
+    refuse_on_autopilot(c)?;
     let wi = c.workload_pool().is_some();
     let base_config = c
         .resource
@@ -288,6 +289,7 @@ pub(super) fn update_node_pool(
     let now = req.now;
     let mut world = core.world();
     let c = find_cluster(&world, project, location, cluster)?;
+    refuse_on_autopilot(c)?;
     let wi = c.workload_pool().is_some();
     let mut resource = c.resource.clone();
     let pool = find_pool_mut(&mut resource, pool_name)?;
@@ -348,6 +350,7 @@ pub(super) fn delete_node_pool(
     let now = req.now;
     let mut world = core.world();
     let c = find_cluster(&world, project, location, cluster)?;
+    refuse_on_autopilot(c)?;
     let rendered = render_cluster(&world, c, now, &req.version);
     find_pool_json(&rendered, pool_name)?;
     busy_error(&world, &key, now)?;
@@ -360,6 +363,57 @@ pub(super) fn delete_node_pool(
         Some(pool_name),
         "DELETE_NODE_POOL",
         OnDone::DeleteNodePool(pool_name.to_string()),
+        now,
+    );
+    respond_with_op(core, req, world, &op)
+}
+
+/// `nodePools.setManagement`: the pool's auto-repair and auto-upgrade.
+pub(super) fn set_node_pool_management(
+    core: &Core,
+    req: &Req,
+    project: &str,
+    location: &str,
+    cluster: &str,
+    pool_name: &str,
+) -> GoogleApiResult {
+    let body = wire::parse_body(&req.body)?;
+    check_keys(
+        &body,
+        "",
+        &[
+            "clusterId",
+            "management",
+            "name",
+            "nodePoolId",
+            "projectId",
+            "zone",
+        ],
+    )?;
+    let key = cluster_key(project, location, cluster);
+    let now = req.now;
+    let mut world = core.world();
+    let c = find_cluster(&world, project, location, cluster)?;
+    refuse_on_autopilot(c)?;
+    let mut resource = c.resource.clone();
+    let pool = find_pool_mut(&mut resource, pool_name)?;
+    let management = opt_object(&body, "management")?
+        .cloned()
+        .unwrap_or_default();
+    pool["management"] = proto3_defaults_dropped(&Value::Object(management));
+    busy_error(&world, &key, now)?;
+    if let Some(c) = world.clusters.get_mut(&key) {
+        c.resource = resource;
+    }
+    let op = new_op(
+        &mut world,
+        core,
+        &key,
+        project,
+        location,
+        Some(pool_name),
+        "SET_NODE_POOL_MANAGEMENT",
+        OnDone::Nothing,
         now,
     );
     respond_with_op(core, req, world, &op)

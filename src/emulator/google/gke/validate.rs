@@ -69,7 +69,7 @@ pub(super) fn zone_word(location: &str) -> &'static str {
     }
 }
 
-fn is_zone(location: &str) -> bool {
+pub(super) fn is_zone(location: &str) -> bool {
     let parts: Vec<&str> = location.split('-').collect();
     parts.len() == 3 && parts[2].len() == 1
 }
@@ -244,4 +244,23 @@ pub(super) fn merge(base: &mut Value, over: &Value) {
         }
         (b, o) => *b = o.clone(),
     }
+}
+
+/// Whether a stored cluster is an Autopilot cluster (`autopilot.enabled`).
+pub(super) fn is_autopilot(cluster: &GkeClusterRecord) -> bool {
+    cluster.resource["autopilot"]["enabled"].as_bool() == Some(true)
+}
+
+/// GKE's answer to any node-pool call on an Autopilot cluster (as recorded:
+/// 400 `badRequest`, for reads as well as writes): GKE manages those pools.
+pub(super) fn autopilot_pools_error() -> GoogleApiError {
+    GoogleApiError::invalid("Autopilot node pools cannot be accessed or modified.")
+}
+
+/// Refuses a node-pool call on an Autopilot cluster.
+pub(super) fn refuse_on_autopilot(cluster: &GkeClusterRecord) -> Result<(), GoogleApiError> {
+    if is_autopilot(cluster) {
+        return Err(autopilot_pools_error());
+    }
+    Ok(())
 }
