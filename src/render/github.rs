@@ -79,7 +79,14 @@ impl Annotation {
             "::{} {}::{}\n",
             self.level.command(),
             props.join(","),
-            escape_data(&clean(&self.message))
+            escape_data(
+                &self
+                    .message
+                    .lines()
+                    .map(clean)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
         )
     }
 }

@@ -10,6 +10,7 @@ mod audit;
 mod bench_calls;
 mod call_order;
 mod cli_settings;
+mod drift;
 mod concurrent;
 mod contract;
 mod e2e;

@@ -1,0 +1,197 @@
+//! `wi drift`: the real binary against the emulator. Exit codes (0 none, 2
+//! drift, 1 a cluster not read), the report in every format with who made
+//! the change (kubectl's field manager, a policy's etag), GitHub
+//! annotations at the spec line of each drifted mapping, and shard reports
+//! of a generated fleet merged into exactly the unsharded report.
+
+#[allow(dead_code)]
+#[path = "../../benches/fleet/world.rs"]
+mod world;
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::TestWorld;
+
+const SPEC: &str = "examples/quickstart.yaml";
+const SEED: &str = "examples/quickstart.seed.yaml";
+
+fn schema() -> jsonschema::Validator {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/drift-report.schema.json");
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("schema")).expect("JSON");
+    jsonschema::validator_for(&schema).expect("the schema compiles")
+}
+
+fn report(text: &str) -> Value {
+    let value: Value = serde_json::from_str(text).expect("a JSON report");
+    let errors: Vec<String> = schema().iter_errors(&value).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "the report breaks its schema: {errors:?}");
+    value
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_exits_0_2_1_and_says_who_in_every_format() {
+    let w = TestWorld::start_with(SEED, |c| c.operation_duration = Duration::ZERO).await;
+    // Nothing applied yet: everything is missing, which is drift too.
+    let first = w.wi(&["drift", "-f", SPEC, "--format", "json"]).await.expect(2);
+    let first = report(&first.stdout);
+    assert_eq!(first["summary"]["exit_code"], 2);
+    w.wi(&["apply", "-f", SPEC, "--auto-approve"]).await.expect(0);
+    let none = w.wi(&["drift", "-f", SPEC]).await.expect(0);
+    assert_output_snapshot!("drift_none", none);
+
+    // Someone points a KSA at another account with kubectl, and removes a
+    // binding with gcloud.
+    let alpha = w.context("us-central1-a", "alpha");
+    w.kubectl(
+        &alpha,
+        &[
+            "annotate",
+            "--overwrite",
+            "serviceaccount",
+            "worker",
+            "-n",
+            "payments",
+            "iam.gke.io/gcp-service-account=intruder@wi-demo.iam.gserviceaccount.com",
+        ],
+    )
+    .await
+    .expect(0);
+    w.gcloud(&[
+        "iam",
+        "service-accounts",
+        "remove-iam-policy-binding",
+        &format!("payments-api@{}.iam.gserviceaccount.com", w.project),
+        "--role=roles/iam.workloadIdentityUser",
+        &format!(
+            "--member=serviceAccount:{}.svc.id.goog[payments/api]",
+            w.project
+        ),
+    ])
+    .await
+    .expect(0);
+
+    let text = w.wi(&["drift", "-f", SPEC]).await.expect(2);
+    assert_output_snapshot!("drift_text", text);
+    assert!(text.stdout.contains("field managers kubectl-annotate"), "{}", text.stdout);
+    let json = w.wi(&["drift", "-f", SPEC, "--format", "json"]).await.expect(2);
+    let value = report(&json.stdout);
+    assert_eq!(value["formatVersion"], wi::drift::FORMAT_VERSION);
+    assert_eq!(value["summary"]["drifted"], 2);
+    insta::with_settings!({filters => crate::harness::command::filters()}, {
+        insta::assert_snapshot!("drift_json", json.stdout);
+    });
+    let md = w.wi(&["drift", "-f", SPEC, "--format", "markdown"]).await.expect(2);
+    assert_output_snapshot!("drift_markdown", md);
+    let gh = w.wi(&["drift", "-f", SPEC, "--format", "github"]).await.expect(2);
+    assert_output_snapshot!("drift_github", gh);
+
+    // Each annotation points at the mapping that declares the KSA or binding.
+    let spec_text = std::fs::read_to_string(crate::harness::root().join(SPEC)).expect("spec");
+    let lines: Vec<&str> = spec_text.lines().collect();
+    let errors: Vec<&str> = gh.stdout.lines().filter(|l| l.starts_with("::error ")).collect();
+    assert_eq!(errors.len(), 2, "{}", gh.stdout);
+    for e in errors {
+        let props = e["::error ".len()..].split("::").next().expect("properties");
+        assert!(props.starts_with(&format!("file={SPEC},line=")), "{e}");
+        let line: usize = props
+            .split(',')
+            .find_map(|p| p.strip_prefix("line="))
+            .and_then(|l| l.parse().ok())
+            .expect("a line");
+        assert!(
+            lines[line - 1].contains("serviceAccount: payments-api"),
+            "line {line} is `{}`, not the mapping: {e}",
+            lines[line - 1]
+        );
+    }
+
+    // `-o FILE` writes the report there and nothing on stdout.
+    let out = w.path("drift.json");
+    let to_file = w
+        .wi(&["drift", "-f", SPEC, "--format", "json", "-o", out.to_str().expect("utf-8")])
+        .await
+        .expect(2);
+    assert_eq!(to_file.stdout, "");
+    assert_eq!(
+        report(&std::fs::read_to_string(&out).expect("report"))["items"],
+        value["items"]
+    );
+
+    // A cluster that cannot be read: exit 1, the report lists it.
+    let broken = spec_text.replace(
+        "    location: europe-west1-b\n",
+        "    location: europe-west1-b\n    kubeContext: broken\n",
+    );
+    assert_ne!(broken, spec_text);
+    let broken = w.write("broken.yaml", &broken);
+    let partial = w
+        .wi(&["drift", "-f", broken.to_str().expect("utf-8"), "--format", "json"])
+        .await
+        .expect(1);
+    let value = report(&partial.stdout);
+    assert_eq!(value["summary"]["exit_code"], 1);
+    assert_eq!(value["unknowns"][0]["name"], "wi-demo/europe-west1-b/beta");
+    assert!(
+        partial.stderr.contains("the drift report is partial"),
+        "{}",
+        partial.stderr
+    );
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shard_reports_merge_into_the_unsharded_report() {
+    let fleet = world::Fleet::generate(world::Shape::for_mappings(40));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let seed = dir.path().join("seed.yaml");
+    std::fs::write(&seed, fleet.seed()).expect("seed");
+    let w = TestWorld::start_with(seed.to_str().expect("utf-8"), |c| {
+        c.operation_duration = Duration::ZERO
+    })
+    .await;
+    let spec = w.write("spec.yaml", &fleet.spec());
+    let spec = spec.to_str().expect("utf-8");
+
+    let whole = w.wi(&["drift", "-f", spec, "--format", "json"]).await.expect(2);
+    let whole = report(&whole.stdout);
+    assert!(whole["summary"]["drifted"].as_u64().unwrap_or(0) > 10, "{whole}");
+
+    const N: u32 = 3;
+    let mut files = Vec::new();
+    for i in 0..N {
+        let file = w.path(&format!("shard-{i}.json"));
+        let shard = format!("{i}/{N}");
+        let out = w
+            .wi(&["drift", "-f", spec, "--format", "json", "--shard", &shard, "-o", file.to_str().expect("utf-8")])
+            .await;
+        assert!(out.code == 0 || out.code == 2, "{}", out.stderr);
+        let part = report(&std::fs::read_to_string(&file).expect("shard report"));
+        assert_eq!(part["shard"]["index"], i);
+        files.push(file.to_str().expect("utf-8").to_string());
+    }
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    let mut args = vec!["drift", "--format", "json", "--merge"];
+    args.extend(&files);
+    let merged = w.wi(&args).await.expect(2);
+    let merged = report(&merged.stdout);
+    assert_eq!(merged["items"], whole["items"]);
+    assert_eq!(merged["unknowns"], whole["unknowns"]);
+    assert_eq!(merged["summary"], whole["summary"]);
+    assert_eq!(merged["mergedShards"], N);
+
+    // Refused: a missing shard, a shard twice, an unsharded report.
+    let missing = w.wi(&["drift", "--merge", files[0], files[2]]).await.expect(1);
+    assert_output_snapshot!("drift_merge_missing", missing);
+    let twice = w.wi(&["drift", "--merge", files[0], files[1], files[1], files[2]]).await.expect(1);
+    assert!(twice.stderr.contains("shard 1/3 is given twice (reports 2 and 3)"), "{}", twice.stderr);
+    let whole_file = w.write("whole.json", &whole.to_string());
+    let not_shard = w
+        .wi(&["drift", "--merge", whole_file.to_str().expect("utf-8"), files[0]])
+        .await
+        .expect(1);
+    assert!(not_shard.stderr.contains("report 1 is not a shard report"), "{}", not_shard.stderr);
+    w.stop().await;
+}
