@@ -147,3 +147,24 @@ fn github_validation_errors_are_escaped_and_at_their_lines() {
     assert!(first.starts_with("::error file=ci/wi%2C1.yaml,line=3,title=wi validate%3A "), "{first}");
     insta::assert_snapshot!(gh);
 }
+
+#[tokio::test]
+async fn wi_validate_format_github_prints_annotations_and_exits_1() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "version: 1\nclusters:\n  - name: Bad_Name\n    project: my-project\n    location: us-central1\n").expect("write");
+    let out = crate::harness::command::wi_offline_in(dir.path(), &["validate", "-f", "bad.yaml", "--format", "github"])
+        .await
+        .expect(1);
+    assert!(
+        out.stdout.starts_with("::error file=bad.yaml,line=3,title=wi validate%3A "),
+        "{}",
+        out.stdout
+    );
+    let good = dir.path().join("good.yaml");
+    std::fs::write(&good, "version: 1\nclusters:\n  - name: ok\n    project: my-project\n    location: us-central1\n").expect("write");
+    let out = crate::harness::command::wi_offline_in(dir.path(), &["validate", "-f", "good.yaml", "--format", "github"])
+        .await
+        .expect(0);
+    assert_eq!(out.stdout, "::notice title=wi::good.yaml is valid: 1 cluster, 0 service accounts, 0 KSA mappings.\n");
+}
