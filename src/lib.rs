@@ -32,8 +32,8 @@
 
 pub mod apply;
 pub mod audit;
-pub mod drift;
 pub mod cli;
+pub mod drift;
 pub mod emulator;
 pub mod gcp;
 pub mod ids;

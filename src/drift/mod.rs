@@ -47,7 +47,9 @@ pub const EXIT_PARTIAL: u8 = 1;
 /// count`, where `h` is the first 8 bytes (big-endian) of SHA-256: stable
 /// across runs, machines and `wi` versions. A KSA is its cluster's; a
 /// binding on an account is the account's project's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 pub struct Shard {
     /// 0-based index of this shard.
     pub index: u32,
@@ -149,7 +151,9 @@ impl Shard {
 }
 
 /// Where a drifted item is.
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 pub struct Location {
     /// The Google project (of the cluster, or of the account).
     pub project: String,
@@ -388,9 +392,7 @@ pub fn report(model: &Model, live: &LiveState, plan: &Plan, shard: Option<Shard>
         .filter(|u| shard.is_none_or(|s| s.has_unknown(&u.scope)))
         .map(|u| {
             let (kind, name, project) = match &u.scope {
-                UnknownScope::Project { project } => {
-                    ("project", project.clone(), project.clone())
-                }
+                UnknownScope::Project { project } => ("project", project.clone(), project.clone()),
                 UnknownScope::Cluster { cluster } => {
                     ("cluster", cluster.to_string(), cluster.project.clone())
                 }
@@ -429,9 +431,7 @@ fn finish(mut r: DriftReport) -> DriftReport {
     for i in &r.items {
         *s.by_kind.entry(i.kind.clone()).or_default() += 1;
         *s.by_reason.entry(i.reason.clone()).or_default() += 1;
-        *s.by_project
-            .entry(i.location.project.clone())
-            .or_default() += 1;
+        *s.by_project.entry(i.location.project.clone()).or_default() += 1;
         if let Some(c) = &i.location.cluster {
             *s.by_cluster.entry(c.clone()).or_default() += 1;
         }
@@ -458,7 +458,10 @@ fn differing(
     match (after, before) {
         (Some(a), Some(b)) => {
             let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-            let diff: Vec<&String> = keys.into_iter().filter(|k| a.get(*k) != b.get(*k)).collect();
+            let diff: Vec<&String> = keys
+                .into_iter()
+                .filter(|k| a.get(*k) != b.get(*k))
+                .collect();
             let pick = |m: &crate::plan::Attributes| {
                 diff.iter()
                     .map(|k| ((*k).clone(), m.get(*k).cloned().unwrap_or(Value::Null)))
@@ -543,7 +546,9 @@ fn location(resource: &Resource) -> Location {
 
 fn who(resource: &Resource, live: &LiveState, versions: &BTreeMap<&str, &str>) -> Option<Who> {
     let source = match resource {
-        Resource::ProjectService { project, service } => format!("service[\"{project}/{service}\"]"),
+        Resource::ProjectService { project, service } => {
+            format!("service[\"{project}/{service}\"]")
+        }
         Resource::Cluster { cluster } | Resource::NodePool { cluster, .. } => {
             format!("cluster[\"{cluster}\"]")
         }
@@ -583,9 +588,7 @@ fn who(resource: &Resource, live: &LiveState, versions: &BTreeMap<&str, &str>) -
                 );
                 m.sort();
                 m.dedup();
-                m.into_iter()
-                    .map(|s| clean(&s))
-                    .collect()
+                m.into_iter().map(|s| clean(&s)).collect()
             })
             .unwrap_or_default(),
         _ => Vec::new(),
@@ -704,10 +707,7 @@ pub enum MergeError {
 /// Reports are numbered from 1 in errors, in the order given.
 pub fn merge(reports: Vec<DriftReport>) -> Result<DriftReport, MergeError> {
     let first = reports.first().ok_or(MergeError::Empty)?;
-    let count = first
-        .shard
-        .ok_or(MergeError::NotAShard { index: 1 })?
-        .count;
+    let count = first.shard.ok_or(MergeError::NotAShard { index: 1 })?.count;
     let mut seen: BTreeMap<u32, usize> = BTreeMap::new();
     for (i, r) in reports.iter().enumerate() {
         let index = i + 1;

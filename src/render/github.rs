@@ -215,8 +215,7 @@ pub fn plan(plan: &Plan, model: &Model) -> String {
     });
     for c in changes {
         let origin = crate::drift::origin(model, &c.resource);
-        let level = if c.action == Action::Delete || c.warnings.iter().any(|w| disruptive(w.code))
-        {
+        let level = if c.action == Action::Delete || c.warnings.iter().any(|w| disruptive(w.code)) {
             Level::Warning
         } else {
             Level::Notice
@@ -273,7 +272,10 @@ pub fn drift(report: &DriftReport) -> String {
             file: None,
             line: None,
             title: format!("wi drift: {} {} not read", u.kind, u.name),
-            message: format!("{} {} ({}): {}\nfix: {}", u.kind, u.name, u.code, u.reason, u.help),
+            message: format!(
+                "{} {} ({}): {}\nfix: {}",
+                u.kind, u.name, u.code, u.reason, u.help
+            ),
         });
     }
     for i in crate::drift::ordered(report) {
@@ -328,7 +330,10 @@ mod tests {
         let out = write(&many, "S.", "Rerun.");
         assert_eq!(out.lines().filter(|l| l.starts_with("::error")).count(), 10);
         let last = out.lines().last().unwrap();
-        assert!(last.starts_with("::notice title=wi::S. Not shown"), "{last}");
+        assert!(
+            last.starts_with("::notice title=wi::S. Not shown"),
+            "{last}"
+        );
         assert!(last.contains("2 errors"), "{last}");
     }
 }

@@ -83,7 +83,6 @@ fn disruptive_warning(code: WarningCode) -> bool {
     super::github::disruptive(code)
 }
 
-
 /// Destructive (a destroy) or disruptive (a warning that interrupts workloads).
 fn is_disruptive(c: &ResourceChange) -> bool {
     c.action == Action::Delete || c.warnings.iter().any(|w| disruptive_warning(w.code))
@@ -209,7 +208,9 @@ pub fn markdown(plan: &Plan, max_bytes: usize) -> String {
             details.len()
         );
     }
-    note.push_str(" Run `wi plan` or read the JSON plan (`wi plan --format json`) for everything.\n");
+    note.push_str(
+        " Run `wi plan` or read the JSON plan (`wi plan --format json`) for everything.\n",
+    );
     out.push_str(&note);
     truncate_at_char(out, max_bytes)
 }
@@ -235,8 +236,13 @@ pub fn drift_markdown(report: &DriftReport, max_bytes: usize) -> String {
     // Per project, then per cluster (a project's own items have no cluster).
     let mut per: BTreeMap<(String, String), usize> = BTreeMap::new();
     for i in &report.items {
-        let cluster = i.location.cluster.clone().unwrap_or_else(|| "(project)".into());
-        *per.entry((i.location.project.clone(), cluster)).or_default() += 1;
+        let cluster = i
+            .location
+            .cluster
+            .clone()
+            .unwrap_or_else(|| "(project)".into());
+        *per.entry((i.location.project.clone(), cluster))
+            .or_default() += 1;
     }
     let summary_open = "| Project | Cluster | Drifted |\n|---|---|--:|\n";
     let summary_rows: Vec<String> = per

@@ -98,11 +98,7 @@ pub fn summary(plan: &crate::plan::Plan) -> String {
         })
         .collect();
     if !hot.is_empty() {
-        let _ = writeln!(
-            out,
-            "\nDestructive and disruptive changes ({}):",
-            hot.len()
-        );
+        let _ = writeln!(out, "\nDestructive and disruptive changes ({}):", hot.len());
         for l in hot {
             out.push_str(&l);
             out.push('\n');

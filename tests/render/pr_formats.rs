@@ -11,7 +11,9 @@ mod world;
 use std::path::PathBuf;
 
 use crate::harness::fixtures as fx;
-use wi::gcp::types::{GkeCluster, IamPolicy, NodeConfig, NodePool, WorkloadIdentityConfig, WorkloadMetadataConfig};
+use wi::gcp::types::{
+    GkeCluster, IamPolicy, NodeConfig, NodePool, WorkloadIdentityConfig, WorkloadMetadataConfig,
+};
 use wi::live::{LiveCluster, LiveKube, LiveProject, LiveState};
 use wi::plan::{Plan, PlanOptions};
 use wi::render;
@@ -58,7 +60,9 @@ fn fleet_plan() -> Plan {
                     name: c.key.name.clone(),
                     location: c.key.location.clone(),
                     endpoint: Some("127.0.0.1:1".into()),
-                    workload_identity_config: Some(WorkloadIdentityConfig { workload_pool: pool }),
+                    workload_identity_config: Some(WorkloadIdentityConfig {
+                        workload_pool: pool,
+                    }),
                     node_pools: vec![NodePool {
                         name: "default-pool".into(),
                         config: Some(NodeConfig {
@@ -75,7 +79,13 @@ fn fleet_plan() -> Plan {
             },
         );
     }
-    wi::plan::compute(&model, &live, &PlanOptions::default(), "sha256:fleet".into()).expect("plan")
+    wi::plan::compute(
+        &model,
+        &live,
+        &PlanOptions::default(),
+        "sha256:fleet".into(),
+    )
+    .expect("plan")
 }
 
 #[test]
@@ -94,7 +104,10 @@ fn a_2000_mapping_plan_fits_a_pull_request_comment_with_a_note() {
         "{note}"
     );
     // Every project and cluster has its summary row.
-    let rows = md.lines().filter(|l| l.starts_with("| project `") || l.starts_with("| cluster `")).count();
+    let rows = md
+        .lines()
+        .filter(|l| l.starts_with("| project `") || l.starts_with("| cluster `"))
+        .count();
     let shape = world::Shape::for_mappings(2_000);
     assert_eq!(rows, shape.projects + shape.clusters);
 
@@ -107,7 +120,10 @@ fn a_2000_mapping_plan_fits_a_pull_request_comment_with_a_note() {
     let notices = gh.lines().filter(|l| l.starts_with("::notice")).count();
     assert_eq!(notices, 10, "{gh}");
     let last = gh.lines().last().expect("summary");
-    assert!(last.contains("Not shown (GitHub shows 10 annotations"), "{last}");
+    assert!(
+        last.contains("Not shown (GitHub shows 10 annotations"),
+        "{last}"
+    );
 }
 
 #[test]
@@ -131,7 +147,8 @@ fn plan_github_annotations_point_at_the_spec() {
     let plan = fx::create_everything();
     let gh = render::github::plan(&plan, &fx::quickstart());
     assert!(
-        gh.lines().any(|l| l.starts_with("::notice file=examples/quickstart.yaml,line=")),
+        gh.lines()
+            .any(|l| l.starts_with("::notice file=examples/quickstart.yaml,line=")),
         "{gh}"
     );
     insta::assert_snapshot!(gh);
@@ -140,11 +157,14 @@ fn plan_github_annotations_point_at_the_spec() {
 #[test]
 fn github_validation_errors_are_escaped_and_at_their_lines() {
     let text = "version: 1\nclusters:\n  - name: Bad_Name\n    project: p\n    location: l\n";
-    let err = wi::spec::load_str(text, "ci/wi,1.yaml", wi::spec::Format::Yaml)
-        .expect_err("invalid");
+    let err =
+        wi::spec::load_str(text, "ci/wi,1.yaml", wi::spec::Format::Yaml).expect_err("invalid");
     let gh = render::github::validation(&err);
     let first = gh.lines().next().expect("an error");
-    assert!(first.starts_with("::error file=ci/wi%2C1.yaml,line=3,title=wi validate%3A "), "{first}");
+    assert!(
+        first.starts_with("::error file=ci/wi%2C1.yaml,line=3,title=wi validate%3A "),
+        "{first}"
+    );
     insta::assert_snapshot!(gh);
 }
 
@@ -153,18 +173,32 @@ async fn wi_validate_format_github_prints_annotations_and_exits_1() {
     let dir = tempfile::tempdir().expect("temp dir");
     let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, "version: 1\nclusters:\n  - name: Bad_Name\n    project: my-project\n    location: us-central1\n").expect("write");
-    let out = crate::harness::command::wi_offline_in(dir.path(), &["validate", "-f", "bad.yaml", "--format", "github"])
-        .await
-        .expect(1);
+    let out = crate::harness::command::wi_offline_in(
+        dir.path(),
+        &["validate", "-f", "bad.yaml", "--format", "github"],
+    )
+    .await
+    .expect(1);
     assert!(
-        out.stdout.starts_with("::error file=bad.yaml,line=3,title=wi validate%3A "),
+        out.stdout
+            .starts_with("::error file=bad.yaml,line=3,title=wi validate%3A "),
         "{}",
         out.stdout
     );
     let good = dir.path().join("good.yaml");
-    std::fs::write(&good, "version: 1\nclusters:\n  - name: ok\n    project: my-project\n    location: us-central1\n").expect("write");
-    let out = crate::harness::command::wi_offline_in(dir.path(), &["validate", "-f", "good.yaml", "--format", "github"])
-        .await
-        .expect(0);
-    assert_eq!(out.stdout, "::notice title=wi::good.yaml is valid: 1 cluster, 0 service accounts, 0 KSA mappings.\n");
+    std::fs::write(
+        &good,
+        "version: 1\nclusters:\n  - name: ok\n    project: my-project\n    location: us-central1\n",
+    )
+    .expect("write");
+    let out = crate::harness::command::wi_offline_in(
+        dir.path(),
+        &["validate", "-f", "good.yaml", "--format", "github"],
+    )
+    .await
+    .expect(0);
+    assert_eq!(
+        out.stdout,
+        "::notice title=wi::good.yaml is valid: 1 cluster, 0 service accounts, 0 KSA mappings.\n"
+    );
 }
