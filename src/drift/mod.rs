@@ -447,14 +447,14 @@ fn finish(mut r: DriftReport) -> DriftReport {
     r
 }
 
+/// Attribute values by name.
+type Values = BTreeMap<String, Value>;
+
 /// Only the attributes that differ, on each side.
 fn differing(
     after: Option<&crate::plan::Attributes>,
     before: Option<&crate::plan::Attributes>,
-) -> (
-    Option<BTreeMap<String, Value>>,
-    Option<BTreeMap<String, Value>>,
-) {
+) -> (Option<Values>, Option<Values>) {
     match (after, before) {
         (Some(a), Some(b)) => {
             let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();

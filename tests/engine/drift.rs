@@ -4,7 +4,8 @@
 //! annotations at the spec line of each drifted mapping, and shard reports
 //! of a generated fleet merged into exactly the unsharded report.
 
-#[allow(dead_code)]
+// The benchmark fleet, as `bench_calls` includes it (its own copy here).
+#[allow(dead_code, clippy::duplicate_mod)]
 #[path = "../../benches/fleet/world.rs"]
 mod world;
 
