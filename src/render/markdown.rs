@@ -115,6 +115,33 @@ fn summary_table(plan: &Plan) -> Vec<String> {
         .collect()
 }
 
+/// Past this many rows, the table of the changes that are neither
+/// destructive nor disruptive is folded in `<details>`.
+const FOLD_AFTER: usize = 10;
+
+/// The opening and closing of the table of the other changes: a heading
+/// for a few, a folded `<details>` block for more.
+fn rest_table(n: usize, after_hot: bool, noun: &str, table_head: &str) -> (String, &'static str) {
+    let plural = if n == 1 { "" } else { "s" };
+    let label = if after_hot {
+        format!("{n} other {noun}{plural}")
+    } else {
+        format!("All {n} {noun}{plural}")
+    };
+    if n > FOLD_AFTER {
+        (
+            format!("\n<details><summary>{label}</summary>\n\n{table_head}"),
+            "\n</details>\n",
+        )
+    } else {
+        let mut heading = label;
+        if let Some(first) = heading.get_mut(0..1) {
+            first.make_ascii_uppercase();
+        }
+        (format!("\n#### {heading}\n\n{table_head}"), "")
+    }
+}
+
 /// Renders the plan as Markdown no longer than `max_bytes` bytes.
 pub fn markdown(plan: &Plan, max_bytes: usize) -> String {
     let changes: Vec<&ResourceChange> = {
@@ -140,16 +167,7 @@ pub fn markdown(plan: &Plan, max_bytes: usize) -> String {
     let hot_rows: Vec<String> = hot.iter().map(|c| row(c)).collect();
     let rest_rows: Vec<String> = rest.iter().map(|c| row(c)).collect();
     let hot_open = format!("\n#### Destructive and disruptive changes\n\n{table_head}");
-    let rest_open = format!(
-        "\n<details><summary>{} change{}</summary>\n\n{table_head}",
-        if hot.is_empty() {
-            format!("All {}", rest.len())
-        } else {
-            format!("{} other", rest.len())
-        },
-        if rest.len() == 1 { "" } else { "s" }
-    );
-    let rest_close = "\n</details>\n";
+    let (rest_open, rest_close) = rest_table(rest.len(), !hot.is_empty(), "change", table_head);
     let warnings = warnings_section(plan);
     let unmanaged = not_managed_section(plan);
     let details: Vec<String> = if plan.has_changes() {
@@ -274,16 +292,8 @@ pub fn drift_markdown(report: &DriftReport, max_bytes: usize) -> String {
     let hot_rows: Vec<String> = hot.iter().map(|i| drift_row(i)).collect();
     let rest_rows: Vec<String> = rest.iter().map(|i| drift_row(i)).collect();
     let hot_open = format!("\n#### Destructive and disruptive\n\n{table_head}");
-    let rest_open = format!(
-        "\n<details><summary>{} drifted item{}</summary>\n\n{table_head}",
-        if hot.is_empty() {
-            format!("All {}", rest.len())
-        } else {
-            format!("{} other", rest.len())
-        },
-        if rest.len() == 1 { "" } else { "s" }
-    );
-    let rest_close = "\n</details>\n";
+    let (rest_open, rest_close) =
+        rest_table(rest.len(), !hot.is_empty(), "drifted item", table_head);
     let fill = |budget: usize| {
         let mut f = Filler::new(budget);
         f.add(&head);
