@@ -261,8 +261,11 @@ async fn shard_reports_merge_into_the_unsharded_report() {
     );
 
     const N: u32 = 3;
+    let emu = w.emulator.as_ref().expect("emulator");
+    let mut calls: std::collections::BTreeMap<String, u64> = Default::default();
     let mut files = Vec::new();
     for i in 0..N {
+        let before = emu.stats();
         let file = w.path(&format!("shard-{i}.json"));
         let shard = format!("{i}/{N}");
         let out = w
@@ -279,9 +282,26 @@ async fn shard_reports_merge_into_the_unsharded_report() {
             ])
             .await;
         assert!(out.code == 0 || out.code == 2, "{}", out.stderr);
+        for (k, n) in emu.stats().calls_since(&before) {
+            *calls.entry(k).or_default() += n;
+        }
         let part = report(&std::fs::read_to_string(&file).expect("shard report"));
         assert_eq!(part["shard"]["index"], i);
         files.push(file.to_str().expect("utf-8").to_string());
+    }
+    // Each shard read only its part: together, every cluster and every
+    // project once, as one unsharded run reads them.
+    let shape = fleet.shape;
+    for (call, once_each) in [
+        ("container.projects.locations.clusters.get", shape.clusters),
+        ("k8s list serviceaccounts", shape.clusters),
+        ("iam.projects.serviceAccounts.list", shape.projects),
+    ] {
+        assert_eq!(
+            calls.get(call).copied(),
+            Some(once_each as u64),
+            "{call}: {calls:?}"
+        );
     }
     let files: Vec<&str> = files.iter().map(String::as_str).collect();
     let mut args = vec!["drift", "--format", "json", "--merge"];
