@@ -50,6 +50,7 @@ pub const EXIT_PARTIAL: u8 = 1;
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
+#[serde(rename_all = "camelCase")]
 pub struct Shard {
     /// 0-based index of this shard.
     pub index: u32,
@@ -154,6 +155,7 @@ impl Shard {
 #[derive(
     Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
+#[serde(rename_all = "camelCase")]
 pub struct Location {
     /// The Google project (of the cluster, or of the account).
     pub project: String,
@@ -176,6 +178,7 @@ pub struct Location {
 
 /// Who changed it, as far as the API tells.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Who {
     /// The Kubernetes field managers that own the KSA's
     /// `iam.gke.io/gcp-service-account` annotation (`kubectl-edit`, `helm`,
@@ -191,6 +194,7 @@ pub struct Who {
 
 /// One difference between the spec and the live world.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct DriftItem {
     /// The plan address (`kubernetes_service_account["p/l/c/ns/ksa"]`).
     pub address: String,
@@ -255,6 +259,7 @@ fn is_false(b: &bool) -> bool {
 
 /// A spec file and line.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct SpecOrigin {
     pub file: String,
     pub line: usize,
@@ -271,6 +276,7 @@ impl From<&Origin> for SpecOrigin {
 
 /// A project or cluster that could not be read: drift there is unknown.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct UnknownItem {
     /// `project` or `cluster`.
     pub kind: String,
@@ -286,6 +292,7 @@ pub struct UnknownItem {
 
 /// Counts a monitoring system reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct DriftSummary {
     /// How many items drifted.
     pub drifted: usize,
@@ -306,25 +313,19 @@ pub struct DriftSummary {
 /// The drift report: `wi drift --format json`, and what `--merge` reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(title = "wi drift report")]
+#[serde(rename_all = "camelCase")]
 pub struct DriftReport {
     /// `MAJOR.MINOR` of this format. Minor versions only add keys.
-    #[serde(rename = "formatVersion")]
     pub format_version: String,
     /// The version of wi that made the report.
-    #[serde(rename = "wiVersion")]
     pub wi_version: String,
     /// The digest of the spec set the report was made from.
-    #[serde(rename = "specDigest")]
     pub spec_digest: String,
     /// The shard this report covers; absent for a whole fleet (unsharded, or merged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<Shard>,
     /// For a merged report: how many shard reports it combines.
-    #[serde(
-        rename = "mergedShards",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_shards: Option<u32>,
     pub summary: DriftSummary,
     /// Drifted items, sorted by address.

@@ -227,7 +227,7 @@ async fn drift_exits_0_2_1_and_says_who_in_every_format() {
         .await
         .expect(1);
     let value = report(&partial.stdout);
-    assert_eq!(value["summary"]["exit_code"], 1);
+    assert_eq!(value["summary"]["exitCode"], 1);
     assert_eq!(value["unknowns"][0]["name"], "wi-drift/us-central1-a/alpha");
     assert!(
         partial.stderr.contains("the drift report is partial"),
