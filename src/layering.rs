@@ -22,6 +22,7 @@ const RANK: &[(&str, u8)] = &[
     ("live", 3),
     ("plan", 4),
     ("audit", 4),
+    ("drift", 4),
     ("apply", 5),
     ("verify", 5),
     ("permissions", 5),

@@ -12,6 +12,7 @@ mod apply;
 mod audit;
 mod completions;
 mod demo;
+mod drift;
 mod emulator;
 mod error;
 mod pipeline;
@@ -48,6 +49,8 @@ enum Command {
     Apply(apply::ApplyArgs),
     /// Prove each mapping yields its Google identity (or explain one pod's, with --pod).
     Verify(verify::VerifyArgs),
+    /// Report what changed outside wi (exit 0 none, 2 drift, 1 error); shard and merge fleets.
+    Drift(drift::DriftArgs),
     /// Report who else gets the spec's identities (every cluster of its projects).
     Audit(audit::AuditArgs),
     /// Render a saved plan again (text, JSON or Markdown).
@@ -112,6 +115,7 @@ async fn run(settings: &Settings, command: Command) -> Result<Success, CliError>
         Command::Plan(args) => plan::run(settings, args).await,
         Command::Apply(args) => apply::run(settings, args).await,
         Command::Audit(args) => audit::run(settings, args).await,
+        Command::Drift(args) => drift::run(settings, args).await,
         Command::Show(args) => show::run(settings, args).await,
         Command::Verify(args) => verify::run(settings, args).await,
         Command::Emulator(args) => emulator::run(settings, args).await,

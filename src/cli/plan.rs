@@ -17,8 +17,11 @@ pub(crate) enum PlanFormat {
     Text,
     /// The machine-readable plan (versioned JSON).
     Json,
-    /// A compact table for pull-request comments (at most 65,536 bytes).
+    /// A pull-request comment: summary table, destructive and disruptive
+    /// changes first, the rest folded (at most 60,000 bytes).
     Markdown,
+    /// GitHub workflow-command annotations at the spec lines.
+    Github,
 }
 
 /// Arguments of `wi plan`.
@@ -30,6 +33,10 @@ pub(crate) struct PlanArgs {
     /// Print the machine-readable plan (versioned JSON): the same as --format json.
     #[arg(long, conflicts_with = "format")]
     pub json: bool,
+    /// Text: one line per project and cluster and the destructive and
+    /// disruptive changes only (a plan of more than 500 changes says so).
+    #[arg(long)]
+    pub summary: bool,
     /// Save the plan, with the live versions it was computed from, for `wi apply FILE`.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -107,9 +114,19 @@ pub(crate) async fn run(settings: &Settings, args: PlanArgs) -> Result<Success, 
     if format == PlanFormat::Text && !mass.is_empty() {
         out(mass_removal_notice(&mass, args.allow_mass_removal))?;
     }
-    out(render(&plan, format, style)?)?;
+    if format == PlanFormat::Text && args.summary {
+        out(crate::render::summary(&plan))?;
+    } else {
+        out(render_with(&plan, format, style, &pipeline.spec.model)?)?;
+    }
     // The notes are for people at a terminal; JSON and Markdown stay pure.
     let notes = format == PlanFormat::Text;
+    let count = plan.actionable().count();
+    if notes && !args.summary && count > SUMMARY_HINT_AFTER {
+        outln(format_args!(
+            "\nThis plan has {count} changes: `wi plan --summary` shows one line per project and cluster, and the destructive and disruptive changes."
+        ))?;
+    }
     if args.out.is_none() && notes && plan.has_changes() {
         outln(format_args!("\n{}", crate::render::not_saved_note(style)))?;
     }
@@ -215,11 +232,25 @@ pub(crate) fn mass_removal_refused(mass: &[crate::plan::MassRemoval]) -> CliErro
     .into()
 }
 
-/// The plan as `format` prints it (`wi plan` and `wi show` alike).
+/// Past this many changes the text plan points at `--summary`.
+const SUMMARY_HINT_AFTER: usize = 500;
+
+/// The plan as `format` prints it (`wi show`: no spec, so GitHub
+/// annotations name no file).
 pub(crate) fn render(
     plan: &crate::plan::Plan,
     format: PlanFormat,
     style: &crate::render::Style,
+) -> Result<String, CliError> {
+    render_with(plan, format, style, &crate::spec::Model::default())
+}
+
+/// The plan as `format` prints it, annotations at the lines of `model`.
+pub(crate) fn render_with(
+    plan: &crate::plan::Plan,
+    format: PlanFormat,
+    style: &crate::render::Style,
+    model: &crate::spec::Model,
 ) -> Result<String, CliError> {
     Ok(match format {
         PlanFormat::Text => crate::render::human(plan, style),
@@ -229,8 +260,7 @@ pub(crate) fn render(
             text.push('\n');
             text
         }
-        PlanFormat::Markdown => {
-            crate::render::markdown(plan, crate::render::GITHUB_COMMENT_MAX_BYTES)
-        }
+        PlanFormat::Markdown => crate::render::markdown(plan, crate::render::PR_COMMENT_MAX_BYTES),
+        PlanFormat::Github => crate::render::github::plan(plan, model),
     })
 }

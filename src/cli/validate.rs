@@ -13,18 +13,47 @@ use crate::spec;
 pub(crate) struct ValidateArgs {
     /// Print the validated model (defaults, groups and `ksas` expanded, with
     /// every item's owner and origin file:line) as JSON instead of the summary.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "format")]
     pub print_model: bool,
+    /// How to report: text, or GitHub workflow-command annotations (one
+    /// `::error` per problem at its file and line) on stdout.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = ValidateFormat::Text)]
+    pub format: ValidateFormat,
+}
+
+/// How `wi validate` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ValidateFormat {
+    /// The summary on stdout, problems on stderr.
+    Text,
+    /// GitHub annotations on stdout (problems also on stderr).
+    Github,
 }
 
 /// Runs `wi validate` (the spec set is every global `-f`, else `WI_SPEC`, else discovered).
 pub(crate) async fn run(settings: &Settings, args: ValidateArgs) -> Result<Success, CliError> {
     let sources = spec_sources(settings.spec_file.as_deref())?;
-    let (model, set) = spec::load_set(&sources)?;
+    let (model, set) = match spec::load_set(&sources) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            if args.format == ValidateFormat::Github {
+                super::error::out(crate::render::github::validation(&e))?;
+            }
+            return Err(e.into());
+        }
+    };
     if args.print_model {
         let json = serde_json::to_string_pretty(&model)
             .map_err(|e| miette::miette!("cannot serialize the model: {e}"))?;
         super::error::outln(json)?;
+        return Ok(Success::Done);
+    }
+    if args.format == ValidateFormat::Github {
+        super::error::out(crate::render::github::valid(&format!(
+            "{} is valid: {}.",
+            set.display,
+            summary(&model)
+        )))?;
         return Ok(Success::Done);
     }
     let mut text = format!("✓ {} is valid: {}", set.display, summary(&model));

@@ -48,6 +48,7 @@ async fn usage_errors_exit_1_for_every_command_and_help_exits_0() {
         "show",
         "emulator",
         "demo",
+        "drift",
         "completions",
         "man",
     ] {

@@ -20,6 +20,7 @@ const SUBCOMMANDS: &[&str] = &[
     "show",
     "emulator",
     "demo",
+    "drift",
     "completions",
     "man",
 ];

@@ -13,6 +13,7 @@ mod call_order;
 mod cli_settings;
 mod concurrent;
 mod contract;
+mod drift;
 mod e2e;
 mod faults;
 mod fleet;

@@ -10,6 +10,7 @@ mod harness;
 mod fuzz_corpus;
 mod plan_file;
 mod plans;
+mod pr_formats;
 mod schema;
 mod show;
 mod snapshot_files;
