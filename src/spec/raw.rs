@@ -679,7 +679,9 @@ impl<'de> Deserialize<'de> for RawRole {
             type Value = RawRole;
 
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a role (`roles/NAME`) or a map `{role, project}` / `{role, serviceAccount}`")
+                f.write_str(
+                    "a role (`roles/NAME`) or a map `{role, project}` / `{role, serviceAccount}`",
+                )
             }
 
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {

@@ -12,6 +12,7 @@ mod call_order;
 mod cli_settings;
 mod concurrent;
 mod contract;
+mod direct;
 mod e2e;
 mod faults;
 mod fleet;

@@ -290,8 +290,7 @@ pub(super) fn validate_mappings(
                 Some(Manage::Create) | None => KsaManagement::Create,
             };
             let accept = accepted_risks(cx, m.accept.as_ref());
-            let principals: Vec<DirectPrincipal> = match m.principal_set.as_ref().map(|s| s.value)
-            {
+            let principals: Vec<DirectPrincipal> = match m.principal_set.as_ref().map(|s| s.value) {
                 Some(PrincipalSetKind::Namespace) => vec![DirectPrincipal::Namespace {
                     namespace: namespace.value.clone(),
                 }],
