@@ -435,7 +435,7 @@ pub(super) fn validate_mappings(
 /// problem reported) when the mapping is malformed.
 fn mapping_shape(cx: &mut Ctx, m: &RawMapping, span: Option<Range<usize>>) -> bool {
     let mut ok = true;
-    if m.service_account.is_none() && m.roles.is_none() {
+    if m.service_account.is_none() && m.roles.is_none() && m.principal_set.is_none() {
         let p = cx
             .new_problem(
                 "wi::spec::mapping_grants_nothing",
