@@ -21,6 +21,11 @@ projects:
         workloadPool: wi-dir.svc.id.goog
         nodePools:
           - name: default-pool
+      - name: c2
+        location: us-central1-a
+        workloadPool: wi-dir.svc.id.goog
+        nodePools:
+          - name: default-pool
   - id: wi-data
     number: "737373737373"
 "#;
