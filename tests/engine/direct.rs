@@ -261,5 +261,30 @@ async fn principal_sets_are_marked_broad() {
         .filter(|w| w["code"] == "broad_principal_set")
         .count();
     assert_eq!(broad, 2, "{json:#}");
+
+    // Applied, the sets are recorded on the Namespace objects and the plan
+    // is empty; once they leave the spec, their members go, then the records.
+    world
+        .wi(&["apply", "-f", &path, "--auto-approve"])
+        .await
+        .expect(0);
+    world
+        .wi(&["plan", "-f", &path, "--detailed-exitcode"])
+        .await
+        .expect(0);
+    world.write(
+        "wi.yaml",
+        "version: 1
+clusters:
+  - name: c1
+    project: wi-dir
+    location: us-central1-a
+",
+    );
+    let plan = world
+        .wi(&["plan", "-f", &path, "--detailed-exitcode"])
+        .await
+        .expect(2);
+    assert_output_snapshot!("principal_sets_removed_plan", plan);
     world.stop().await;
 }

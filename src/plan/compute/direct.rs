@@ -226,18 +226,16 @@ impl Planner<'_> {
                 });
             }
             let owner = grants[0].owner.clone();
+            let why = if grants.iter().any(|g| g.principal.is_set()) {
+                "the spec grants this role to the principal set"
+            } else {
+                "the spec grants this role to the Kubernetes identity itself"
+            };
             self.push(
-                create(
-                    resource.clone(),
-                    a,
-                    reason(
-                        ReasonCode::Missing,
-                        "the spec grants this role to the Kubernetes identity itself",
-                    ),
-                )
-                .with_deps(deps)
-                .with_warnings(warnings)
-                .for_owner(&owner),
+                create(resource.clone(), a, reason(ReasonCode::Missing, why))
+                    .with_deps(deps)
+                    .with_warnings(warnings)
+                    .for_owner(&owner),
             );
         }
         self.direct_removals(&desired.keys().cloned().collect());
@@ -585,6 +583,184 @@ impl Planner<'_> {
                 message: "this KSA moves from direct mode to GSA mode: its binding is added first, then its annotation, then its direct roles go; tokens already issued keep the direct roles for up to 30 minutes".to_string(),
                 address: Some(address),
             });
+        }
+    }
+}
+
+impl Planner<'_> {
+    /// The records of principal sets, on Namespace objects: the namespace
+    /// of a namespace set in each listed cluster, `kube-system` for a
+    /// cluster set. Written after the members they record are granted, and
+    /// after the members they stop recording are removed; a namespace the
+    /// plan creates gets its record in that creation.
+    pub(super) fn namespace_records(&mut self) {
+        // (cluster, namespace) → (owner, entries, origin file).
+        let mut wanted: BTreeMap<(ClusterKey, String), (Owner, BTreeSet<String>, Vec<String>)> =
+            BTreeMap::new();
+        for g in &self.model.direct {
+            if !g.principal.is_set() {
+                continue;
+            }
+            let Some(member) = self.direct_member(g) else {
+                continue; // the pool project is unknown
+            };
+            let e = wanted
+                .entry((
+                    g.cluster.clone(),
+                    g.principal.record_namespace().to_string(),
+                ))
+                .or_insert_with(|| (g.owner.clone(), BTreeSet::new(), Vec::new()));
+            e.1.extend(g.roles.iter().map(DirectRole::entry));
+            e.2.push(member);
+        }
+        // Namespaces holding one of this run's owners' records that no set
+        // declares any more.
+        let owners = self.owners();
+        for cluster in &self.model.clusters {
+            let Some(kube) = self
+                .live
+                .clusters
+                .get(&cluster.key)
+                .and_then(|c| c.kube.as_ref())
+            else {
+                continue;
+            };
+            for (name, ns) in &kube.namespaces {
+                if let Some((Some(owner), _)) = record_of(&ns.metadata)
+                    && owners.contains(&owner)
+                {
+                    wanted
+                        .entry((cluster.key.clone(), name.clone()))
+                        .or_insert_with(|| (owner, BTreeSet::new(), Vec::new()));
+                }
+            }
+        }
+        let record_attr = super::kubernetes::record_key();
+        for ((key, name), (owner, mut entries, members)) in wanted {
+            let Some(number) = self.live.project_numbers.get(&key.project) else {
+                continue;
+            };
+            let set_members: BTreeSet<String> = if name == "kube-system" {
+                [DirectPrincipal::Cluster.member(number, &key)].into()
+            } else {
+                [DirectPrincipal::Namespace {
+                    namespace: name.clone(),
+                }
+                .member(number, &key)]
+                .into()
+            };
+            let set_members: BTreeSet<String> = set_members.into_iter().chain(members).collect();
+            let mut deps = Vec::new();
+            for c in &self.changes {
+                if entry_of(&c.resource).is_none()
+                    || !set_members.contains(resource_member(&c.resource))
+                {
+                    continue;
+                }
+                if matches!(c.action, Action::Create | Action::Delete) {
+                    deps.push(c.address.clone());
+                }
+            }
+            let resource = Resource::Namespace {
+                cluster: key.clone(),
+                name: name.clone(),
+            };
+            let address = resource.address();
+            let live = self
+                .live
+                .clusters
+                .get(&key)
+                .and_then(|c| c.kube.as_ref())
+                .and_then(|k| k.namespaces.get(&name));
+            let live_record = live
+                .and_then(|ns| record_of(&ns.metadata))
+                .filter(|(o, _)| o.as_ref() == Some(&owner))
+                .map(|(_, e)| e);
+            // Entries that own no live member stay as they are.
+            for e in live_record.iter().flatten() {
+                let stale = set_members.iter().all(|m| {
+                    entry_resource(e, m).is_none_or(|r| {
+                        !has_member(self.direct_policy(&r), resource_role(&r), m)
+                            && !self.changes.iter().any(|c| c.resource == r)
+                    })
+                });
+                if stale {
+                    entries.insert(e.clone());
+                }
+            }
+            let record = entries.into_iter().collect::<Vec<_>>().join(",");
+            if let Some(c) = self.changes.iter_mut().find(|c| c.address == address)
+                && c.action == Action::Create
+            {
+                if !record.is_empty()
+                    && let Some(after) = c.after.as_mut()
+                {
+                    after.insert(record_attr.clone(), json!(record));
+                }
+                c.depends_on.extend(deps);
+                c.depends_on.sort();
+                c.depends_on.dedup();
+                continue;
+            }
+            // A mapping's "exists" no-op for this namespace gives way.
+            self.changes
+                .retain(|c| !(c.address == address && c.action == Action::NoOp));
+            let before_record = live_record
+                .as_ref()
+                .map(|e| e.iter().cloned().collect::<Vec<_>>().join(","));
+            if before_record.as_deref().unwrap_or("") == record {
+                continue;
+            }
+            let mut before = super::Attributes::new();
+            let mut after = super::Attributes::new();
+            if let Some(b) = &before_record {
+                before.insert(record_attr.clone(), json!(b));
+            }
+            if !record.is_empty() {
+                after.insert(record_attr.clone(), json!(record));
+            }
+            // The labels of a namespace this owner created are its
+            // apply's too: an apply without them would release them.
+            if let Some(ns) = live
+                && crate::ownership::created_by(&ns.metadata).as_ref() == Some(&owner)
+            {
+                for (k, v) in Self::created_labels(&owner) {
+                    before.insert(k.clone(), v.clone());
+                    after.insert(k, v);
+                }
+            }
+            let change = match live {
+                Some(_) => super::update(
+                    resource,
+                    before,
+                    after,
+                    if record.is_empty() {
+                        reason(
+                            ReasonCode::NotInSpec,
+                            "no principal set declares these roles any more: wi removes its record of them",
+                        )
+                    } else {
+                        reason(
+                            ReasonCode::Missing,
+                            "the namespace records the direct roles wi grants its principal set",
+                        )
+                    },
+                ),
+                None => {
+                    let mut after = after;
+                    after.extend(Self::created_labels(&owner));
+                    after.insert("name".into(), json!(name));
+                    create(
+                        resource,
+                        after,
+                        reason(
+                            ReasonCode::Missing,
+                            "the namespace that records a principal set's roles does not exist",
+                        ),
+                    )
+                }
+            };
+            self.push(change.with_deps(deps).for_owner(&owner));
         }
     }
 }

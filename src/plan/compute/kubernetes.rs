@@ -25,7 +25,7 @@ use crate::spec::KsaManagement;
 
 impl Planner<'_> {
     /// Labels of a namespace or KSA `owner` creates.
-    fn created_labels(owner: &Owner) -> Attributes {
+    pub(super) fn created_labels(owner: &Owner) -> Attributes {
         let mut a = Attributes::new();
         a.insert(label_key(), json!("wi"));
         if let Some(name) = owner.label() {

@@ -70,6 +70,7 @@ pub fn compute(
     planner.project_roles();
     planner.direct();
     planner.kubernetes();
+    planner.namespace_records();
     planner.direct_order();
     planner.access_order();
     planner.identity_sameness();
