@@ -36,7 +36,7 @@ const HEAD: &str = "version: 1\nclusters:\n  - name: c1\n    project: wi-dir\n  
 /// another project.
 fn direct_spec() -> String {
     format!(
-        "{HEAD}mappings:\n  - clusters: [c1]\n    namespace: apps\n    ksa: ledger\n    roles:\n      - roles/cloudsql.client\n      - role: roles/storage.objectViewer\n        project: wi-data\n"
+        "{HEAD}mappings:\n  - clusters: [c1]\n    namespace: apps\n    ksa: ledger\n    roles:\n      - roles/cloudsql.client\n      - role: roles/storage.objectViewer\n        project: wi-data\n      - role: roles/iam.serviceAccountTokenCreator\n        serviceAccount: ledger-gsa\n"
     )
 }
 
