@@ -25,6 +25,15 @@ use crate::spec::{
     parse_direct_record,
 };
 
+/// The attribute name of the direct-roles record.
+pub(super) fn record_key() -> String {
+    crate::plan::desired::annotation_attr(DIRECT_ROLES_ANNOTATION)
+}
+
+/// A Namespace object's wanted record: its owner, the entries, and the
+/// principal-set members it records.
+type WantedRecord = (Owner, BTreeSet<String>, Vec<String>);
+
 /// The IAM member change for one direct role of one member.
 pub(super) fn member_resource(role: &DirectRole, member: &str) -> Resource {
     match &role.resource {
@@ -595,8 +604,7 @@ impl Planner<'_> {
     /// plan creates gets its record in that creation.
     pub(super) fn namespace_records(&mut self) {
         // (cluster, namespace) → (owner, entries, origin file).
-        let mut wanted: BTreeMap<(ClusterKey, String), (Owner, BTreeSet<String>, Vec<String>)> =
-            BTreeMap::new();
+        let mut wanted: BTreeMap<(ClusterKey, String), WantedRecord> = BTreeMap::new();
         for g in &self.model.direct {
             if !g.principal.is_set() {
                 continue;
@@ -635,7 +643,7 @@ impl Planner<'_> {
                 }
             }
         }
-        let record_attr = super::kubernetes::record_key();
+        let record_attr = record_key();
         for ((key, name), (owner, mut entries, members)) in wanted {
             let Some(number) = self.live.project_numbers.get(&key.project) else {
                 continue;

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::ServiceAccount as K8sServiceAccount;
 use serde_json::json;
 
+use super::direct::record_key;
 use super::{
     Planner, annotation_key, attrs, create, delete, has_member, label_key, noop, owner_label_key,
     reason, same_file, update,
@@ -602,11 +603,6 @@ impl Planner<'_> {
         };
         self.push(change);
     }
-}
-
-/// The attribute name of the direct-roles record.
-pub(super) fn record_key() -> String {
-    crate::plan::desired::annotation_attr(crate::spec::DIRECT_ROLES_ANNOTATION)
 }
 
 /// The attributes of a live KSA that `wi` may manage.
