@@ -772,3 +772,68 @@ impl Planner<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> ClusterKey {
+        ClusterKey {
+            project: "wi-dir".into(),
+            location: "us-central1-a".into(),
+            name: "c1".into(),
+        }
+    }
+
+    #[test]
+    fn members_are_built_from_typed_fields_and_parse_back() {
+        let prefixes = vec![(
+            "principal://iam.googleapis.com/projects/42/locations/global/workloadIdentityPools/wi-dir.svc.id.goog/".to_string(),
+            "principalSet://iam.googleapis.com/projects/42/locations/global/workloadIdentityPools/wi-dir.svc.id.goog/".to_string(),
+        )];
+        let ksa = DirectPrincipal::Ksa {
+            namespace: "apps".into(),
+            ksa: "api".into(),
+        }
+        .member("42", &key());
+        assert_eq!(
+            ksa,
+            "principal://iam.googleapis.com/projects/42/locations/global/workloadIdentityPools/wi-dir.svc.id.goog/subject/ns/apps/sa/api"
+        );
+        assert!(matches!(
+            parse_member(&ksa, &prefixes),
+            Some((0, Parsed::Ksa("apps", "api")))
+        ));
+        let ns = DirectPrincipal::Namespace {
+            namespace: "batch".into(),
+        }
+        .member("42", &key());
+        assert!(matches!(
+            parse_member(&ns, &prefixes),
+            Some((0, Parsed::Namespace("batch")))
+        ));
+        let cluster = DirectPrincipal::Cluster.member("42", &key());
+        assert!(matches!(
+            parse_member(&cluster, &prefixes),
+            Some((0, Parsed::Cluster(k))) if k == key()
+        ));
+        // Case-sensitive, and another pool's members are not ours.
+        assert!(parse_member(&ksa.replace("principal://", "Principal://"), &prefixes).is_none());
+        assert!(parse_member(&ksa.replace("/42/", "/43/"), &prefixes).is_none());
+    }
+
+    #[test]
+    fn record_entries_name_their_resource() {
+        let r = entry_resource(
+            "projects/p/serviceAccounts/a@p.iam.gserviceaccount.com=roles/x",
+            "m",
+        )
+        .expect("parses");
+        assert_eq!(
+            entry_of(&r).as_deref(),
+            Some("projects/p/serviceAccounts/a@p.iam.gserviceaccount.com=roles/x")
+        );
+        let r = entry_resource("projects/p=roles/y", "m").expect("parses");
+        assert_eq!(entry_of(&r).as_deref(), Some("projects/p=roles/y"));
+    }
+}
