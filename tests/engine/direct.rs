@@ -245,6 +245,11 @@ async fn principal_sets_are_marked_broad() {
         .await
         .expect(2);
     assert_output_snapshot!("principal_sets_plan", plan);
+    let markdown = world
+        .wi(&["plan", "-f", &path, "--format", "markdown"])
+        .await
+        .expect(0);
+    assert_output_snapshot!("principal_sets_plan_markdown", markdown);
     let json: Value = serde_json::from_str(
         &world
             .wi(&["plan", "-f", &path, "--json", "--detailed-exitcode"])
