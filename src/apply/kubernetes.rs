@@ -79,7 +79,8 @@ where
     }
 }
 
-/// Creates a namespace, labelled as its owner's (as field manager `wi/O`).
+/// Creates a namespace, labelled as its owner's (as field manager `wi/O`),
+/// or applies its direct-roles record (an update).
 pub(super) async fn create_namespace(
     ctx: &Context,
     cluster: &ClusterKey,
@@ -87,13 +88,20 @@ pub(super) async fn create_namespace(
     change: &ResourceChange,
 ) -> Result<(), StepError> {
     let conn = connection(ctx, cluster).await?;
-    let mut labels = change.kube_metadata().labels;
-    if labels.is_empty() {
+    let metadata = change.kube_metadata();
+    let mut labels = metadata.labels;
+    if labels.is_empty() && change.action == crate::plan::Action::Create {
         labels.insert(MANAGED_BY_LABEL.to_string(), FIELD_MANAGER.to_string());
     }
     let manager = change.owner.field_manager();
     kube_retry(ctx, &change.address, || {
-        conn.apply_namespace_as(&manager, name, &labels, ctx.options.force_conflicts)
+        conn.apply_namespace_annotated_as(
+            &manager,
+            name,
+            &labels,
+            &metadata.annotations,
+            ctx.options.force_conflicts,
+        )
     })
     .await?;
     Ok(())

@@ -119,7 +119,7 @@ pub(super) async fn run_change(ctx: &Context, change: &ResourceChange) -> Result
                 Err(e) => Err(e.into()),
             }
         }
-        (Resource::Namespace { cluster, name }, Action::Create) => {
+        (Resource::Namespace { cluster, name }, Action::Create | Action::Update) => {
             kubernetes::create_namespace(ctx, cluster, name, change).await
         }
         (

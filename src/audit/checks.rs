@@ -200,6 +200,8 @@ fn principal_sets(state: &AuditState, out: &mut Vec<Finding>) {
                 }
                 let scope = if member.contains("/namespace/") {
                     "every KSA of a namespace"
+                } else if member.contains("/kubernetes.cluster/") {
+                    "every KSA of one cluster"
                 } else {
                     "every KSA of the workload pool (every cluster of the project)"
                 };

@@ -273,10 +273,24 @@ impl ClusterConnection {
         labels: &BTreeMap<String, String>,
         force: bool,
     ) -> Result<Namespace, KubeError> {
+        self.apply_namespace_annotated_as(manager, name, labels, &BTreeMap::new(), force)
+            .await
+    }
+
+    /// [`Self::apply_namespace_as`] with annotations (a direct-roles record).
+    pub async fn apply_namespace_annotated_as(
+        &self,
+        manager: &str,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        annotations: &BTreeMap<String, String>,
+        force: bool,
+    ) -> Result<Namespace, KubeError> {
         let ns = Namespace {
             metadata: ObjectMeta {
                 name: Some(name.to_owned()),
                 labels: (!labels.is_empty()).then(|| labels.clone()),
+                annotations: (!annotations.is_empty()).then(|| annotations.clone()),
                 ..Default::default()
             },
             ..Default::default()

@@ -233,12 +233,26 @@ pub struct LiveState {
     /// Accounts outside the spec's projects that mappings refer to, by email
     /// (`None`: not found).
     pub external_accounts: BTreeMap<String, Option<GoogleServiceAccount>>,
+    /// Project numbers of the pool projects of direct grants, by project
+    /// id (a project whose number could not be read is unreadable).
+    pub project_numbers: BTreeMap<String, String>,
+    /// IAM policies of projects outside the spec's projects that direct
+    /// grants name (`{role, project}`), by project id.
+    pub direct_policies: BTreeMap<String, IamPolicy>,
     /// Projects and clusters that could not be read, and why: the plan
     /// shows them as unknown and plans nothing that depends on them.
     pub unreadable: BTreeMap<Scope, ReadFailure>,
 }
 
 impl LiveState {
+    /// A project's IAM policy, wherever it was read.
+    pub fn project_policy(&self, project: &str) -> Option<&IamPolicy> {
+        self.projects
+            .get(project)
+            .and_then(|p| p.policy.as_ref())
+            .or_else(|| self.direct_policies.get(project))
+    }
+
     /// The live account with this email, wherever it was read.
     pub fn account(&self, project: &str, email: &str) -> Option<&GoogleServiceAccount> {
         self.projects
@@ -343,7 +357,43 @@ impl Reader<'_> {
                     .filter(|a| !project_ids.contains(&a.gsa_project))
                     .map(|a| (a.gsa_email.clone(), a.gsa_project.clone())),
             )
+            .chain(
+                direct_accounts(model)
+                    .filter(|(_, project)| !project_ids.contains(project.as_str())),
+            )
             .collect();
+        // Direct grants: the number of each pool project (their members
+        // name it), and the policies of other projects they grant roles on.
+        let pool_projects: BTreeSet<String> = model
+            .direct
+            .iter()
+            .map(|g| g.cluster.project.clone())
+            .collect();
+        let direct_projects: BTreeSet<String> = direct_projects(model)
+            .filter(|p| !project_ids.contains(p.as_str()))
+            .collect();
+        let numbers = futures::future::join_all(pool_projects.iter().map(|project| async move {
+            let what = format!("project {project}");
+            let read = bounded(&limits.crm, self.gcp.get_project(project)).await;
+            let read = match read {
+                Ok(Some(p)) if !p.project_number.is_empty() => Ok(p.project_number),
+                Ok(_) => Err(ReadFailure {
+                    kind: FailureKind::Other,
+                    message: format!("project {project} was not found"),
+                    help: "check the project id of the clusters".to_string(),
+                }),
+                Err(e) => Err(ReadFailure::gcp(self.identity, &what, &e)),
+            };
+            (project.clone(), read)
+        }));
+        let direct_policies =
+            futures::future::join_all(direct_projects.iter().map(|project| async move {
+                let what = format!("IAM policy of project {project}");
+                let read = bounded(&limits.crm, self.gcp.get_project_iam_policy(project))
+                    .await
+                    .map_err(|e| ReadFailure::gcp(self.identity, &what, &e));
+                (project.clone(), read)
+            }));
         let token = if model.clusters.is_empty() {
             None
         } else {
@@ -423,7 +473,34 @@ impl Reader<'_> {
                 (key, Ok(LiveCluster { gke, kube }))
             }
         }));
-        let (projects, externals, clusters) = tokio::join!(projects, externals, clusters);
+        let (projects, externals, clusters, numbers, direct_policies) =
+            tokio::join!(projects, externals, clusters, numbers, direct_policies);
+        for (project, read) in numbers {
+            match read {
+                Ok(number) => {
+                    state.project_numbers.insert(project, number);
+                }
+                Err(failure) => {
+                    state
+                        .unreadable
+                        .entry(Scope::Project(project))
+                        .or_insert(failure);
+                }
+            }
+        }
+        for (project, read) in direct_policies {
+            match read {
+                Ok(policy) => {
+                    state.direct_policies.insert(project, policy);
+                }
+                Err(failure) => {
+                    state
+                        .unreadable
+                        .entry(Scope::Project(project))
+                        .or_insert(failure);
+                }
+            }
+        }
 
         for (project, live, policies) in projects {
             match live {
@@ -459,6 +536,80 @@ impl Reader<'_> {
                 }
                 Err(failure) => {
                     state.unreadable.insert(Scope::Cluster(key), failure);
+                }
+            }
+        }
+
+        // What the records of direct roles in the declared clusters name
+        // and was not read yet (a grant that left the spec is removed from
+        // there): the pool's project number, the project and account
+        // policies. Only clusters that hold records cost these reads.
+        let (numbers, projects, accounts) = recorded_reads(&state);
+        let numbers = futures::future::join_all(numbers.into_iter().map(|project| async move {
+            let what = format!("project {project}");
+            let read = bounded(&limits.crm, self.gcp.get_project(&project))
+                .await
+                .map_err(|e| ReadFailure::gcp(self.identity, &what, &e));
+            (project, read)
+        }));
+        let policies = futures::future::join_all(projects.into_iter().map(|project| async move {
+            let what = format!("IAM policy of project {project}");
+            let read = bounded(&limits.crm, self.gcp.get_project_iam_policy(&project))
+                .await
+                .map_err(|e| ReadFailure::gcp(self.identity, &what, &e));
+            (project, read)
+        }));
+        let account_reads =
+            futures::future::join_all(accounts.into_iter().map(|(email, project)| async move {
+                let what = format!("IAM policy of {email}");
+                let read =
+                    bounded(&limits.iam, self.gcp.get_service_account_iam_policy(&email)).await;
+                let read = match read {
+                    Ok(p) => Ok(Some(p)),
+                    Err(e) if e.is_not_found() => Ok(None),
+                    Err(e) => Err(ReadFailure::gcp(self.identity, &what, &e)),
+                };
+                (email, project, read)
+            }));
+        let (numbers, policies, account_reads) = tokio::join!(numbers, policies, account_reads);
+        for (project, read) in numbers {
+            match read {
+                Ok(Some(p)) if !p.project_number.is_empty() => {
+                    state.project_numbers.insert(project, p.project_number);
+                }
+                Ok(_) => {}
+                Err(failure) => {
+                    state
+                        .unreadable
+                        .entry(Scope::Project(project))
+                        .or_insert(failure);
+                }
+            }
+        }
+        for (project, read) in policies {
+            match read {
+                Ok(policy) => {
+                    state.direct_policies.insert(project, policy);
+                }
+                Err(failure) => {
+                    state
+                        .unreadable
+                        .entry(Scope::Project(project))
+                        .or_insert(failure);
+                }
+            }
+        }
+        for (email, project, read) in account_reads {
+            match read {
+                Ok(Some(policy)) => {
+                    state.account_policies.insert(email, policy);
+                }
+                Ok(None) => {}
+                Err(failure) => {
+                    state
+                        .unreadable
+                        .entry(Scope::Project(project))
+                        .or_insert(failure);
                 }
             }
         }
@@ -570,7 +721,7 @@ impl Reader<'_> {
         // older wi's account): the adopting plan lists every removal.
         let grants_roles = model.service_accounts.iter().any(|g| {
             g.project == project && (!g.roles.is_empty() || g.adopt || !g.owner.is_unnamed())
-        });
+        }) || direct_projects(model).any(|p| p == project);
         let policy_read = || async {
             bounded(&limits.crm, self.gcp.get_project_iam_policy(project))
                 .await
@@ -705,7 +856,94 @@ fn wanted_accounts(model: &Model) -> BTreeSet<String> {
         .map(|g| g.email())
         .chain(model.mappings.iter().map(|m| m.gsa_email.clone()))
         .chain(model.absent.iter().map(|a| a.gsa_email.clone()))
+        .chain(direct_accounts(model).map(|(email, _)| email))
         .collect()
+}
+
+/// What the direct-roles records of the read clusters name and was not
+/// read: pool projects without a number, project policies, and account
+/// policies (email, project).
+#[allow(clippy::type_complexity)]
+fn recorded_reads(
+    state: &LiveState,
+) -> (
+    BTreeSet<String>,
+    BTreeSet<String>,
+    BTreeSet<(String, String)>,
+) {
+    let mut numbers = BTreeSet::new();
+    let mut projects = BTreeSet::new();
+    let mut accounts = BTreeSet::new();
+    let record = crate::spec::DIRECT_ROLES_ANNOTATION;
+    for (key, cluster) in &state.clusters {
+        let Some(kube) = &cluster.kube else { continue };
+        let values = kube
+            .service_accounts
+            .values()
+            .map(|sa| &sa.metadata)
+            .chain(kube.namespaces.values().map(|ns| &ns.metadata))
+            .filter_map(|m| m.annotations.as_ref()?.get(record));
+        for value in values {
+            if !state.project_numbers.contains_key(&key.project) {
+                numbers.insert(key.project.clone());
+            }
+            for entry in crate::spec::parse_direct_record(value) {
+                let Some((path, _)) = entry.split_once('=') else {
+                    continue;
+                };
+                let Some(rest) = path.strip_prefix("projects/") else {
+                    continue;
+                };
+                match rest.split_once("/serviceAccounts/") {
+                    Some((project, email)) => {
+                        if !state.account_policies.contains_key(email) {
+                            accounts.insert((email.to_string(), project.to_string()));
+                        }
+                    }
+                    None => {
+                        if state.project_policy(rest).is_none() {
+                            projects.insert(rest.to_string());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let unreadable = |p: &str| {
+        state
+            .unreadable
+            .contains_key(&Scope::Project(p.to_string()))
+    };
+    numbers.retain(|p| !unreadable(p));
+    projects.retain(|p| !unreadable(p));
+    accounts.retain(|(_, p)| !unreadable(p));
+    (numbers, projects, accounts)
+}
+
+/// The projects direct grants grant roles on (with repeats).
+fn direct_projects(model: &Model) -> impl Iterator<Item = String> + '_ {
+    model
+        .direct
+        .iter()
+        .flat_map(|g| &g.roles)
+        .filter_map(|r| match &r.resource {
+            crate::spec::DirectResource::Project(p) => Some(p.clone()),
+            crate::spec::DirectResource::ServiceAccount { .. } => None,
+        })
+}
+
+/// The accounts direct grants grant roles on: (email, project), with repeats.
+fn direct_accounts(model: &Model) -> impl Iterator<Item = (String, String)> + '_ {
+    model
+        .direct
+        .iter()
+        .flat_map(|g| &g.roles)
+        .filter_map(|r| match &r.resource {
+            crate::spec::DirectResource::ServiceAccount { email, project } => {
+                Some((email.clone(), project.clone()))
+            }
+            crate::spec::DirectResource::Project(_) => None,
+        })
 }
 
 /// KSAs whose running pods the plan may warn about: a live KSA annotated
@@ -871,8 +1109,16 @@ async fn read_kube(
         namespaces: namespaces
             .into_iter()
             .filter_map(|mut ns| {
-                // Nothing reads a namespace's field managers.
-                ns.metadata.managed_fields = None;
+                // Only the owner of a direct-roles record is read from a
+                // namespace's field managers.
+                let recorded = ns
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .is_some_and(|a| a.contains_key(crate::spec::DIRECT_ROLES_ANNOTATION));
+                if !recorded {
+                    ns.metadata.managed_fields = None;
+                }
                 ns.metadata.name.clone().map(|n| (n, ns))
             })
             .collect(),
@@ -911,11 +1157,18 @@ fn lean_managed_fields(sa: &mut K8sServiceAccount) {
         let meta = fields.0.get("f:metadata");
         let mut kept = serde_json::Map::new();
         for (map, keys) in [
-            ("f:annotations", [GSA_ANNOTATION, DECLARED_IN_ANNOTATION]),
-            ("f:labels", [MANAGED_BY_LABEL, OWNER_LABEL]),
+            (
+                "f:annotations",
+                &[
+                    GSA_ANNOTATION,
+                    DECLARED_IN_ANNOTATION,
+                    crate::spec::DIRECT_ROLES_ANNOTATION,
+                ][..],
+            ),
+            ("f:labels", &[MANAGED_BY_LABEL, OWNER_LABEL][..]),
         ] {
             let mut m = serde_json::Map::new();
-            for key in keys {
+            for key in keys.iter() {
                 let k = format!("f:{key}");
                 if meta
                     .and_then(|x| x.get(map))

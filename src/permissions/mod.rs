@@ -213,6 +213,12 @@ pub const IAM: &[IamPermission] = &[
         why: "grant or remove roles/iam.workloadIdentityUser",
     },
     IamPermission {
+        name: "resourcemanager.projects.get",
+        on: On::Project,
+        commands: &[P, A],
+        why: "read the project number direct grants' principal members name",
+    },
+    IamPermission {
         name: "resourcemanager.projects.getIamPolicy",
         on: On::Project,
         commands: &[P, A, U],
@@ -397,6 +403,16 @@ pub enum Need {
 /// creates is checked on its project (it has no policy of its own yet);
 /// Kubernetes steps in a cluster that does not exist yet are checked as
 /// GKE IAM permissions on the cluster's project.
+/// The pool project a direct member (`principal://` or `principalSet://`
+/// of a GKE workload pool) names: its number was read from there.
+fn principal_pool_project(member: &str) -> Option<&str> {
+    if !member.starts_with("principal") {
+        return None;
+    }
+    let (_, rest) = member.split_once("/workloadIdentityPools/")?;
+    rest.split_once(".svc.id.goog/").map(|(p, _)| p)
+}
+
 pub fn required(plan: &Plan, live: &LiveState) -> BTreeSet<Need> {
     let mut out = BTreeSet::new();
     let mut iam = |permission: &'static str, target: Target| {
@@ -460,16 +476,30 @@ pub fn required(plan: &Plan, live: &LiveState) -> BTreeSet<Need> {
             }
             (
                 Resource::ServiceAccountIamMember {
-                    project: p, email, ..
+                    project: p,
+                    email,
+                    member,
+                    ..
                 },
                 _,
             ) => {
                 iam("iam.serviceAccounts.getIamPolicy", account(p, email));
                 iam("iam.serviceAccounts.setIamPolicy", account(p, email));
+                if let Some(pool) = principal_pool_project(member) {
+                    iam("resourcemanager.projects.get", project(pool));
+                }
             }
-            (Resource::ProjectIamMember { project: p, .. }, _) => {
+            (
+                Resource::ProjectIamMember {
+                    project: p, member, ..
+                },
+                _,
+            ) => {
                 iam("resourcemanager.projects.getIamPolicy", project(p));
                 iam("resourcemanager.projects.setIamPolicy", project(p));
+                if let Some(pool) = principal_pool_project(member) {
+                    iam("resourcemanager.projects.get", project(pool));
+                }
             }
             (Resource::Namespace { cluster, name }, _) => {
                 for verb in ["create", "patch"] {

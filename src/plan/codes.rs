@@ -72,6 +72,13 @@ pub enum WarningCode {
     /// A mapping accepts a risk (`accept:`) whose warning is silenced: the
     /// plan still says what was accepted.
     AcceptedRisk,
+    /// A direct grant goes to a principal set: every KSA of a namespace (in
+    /// every cluster of the pool) or of a cluster gets the role.
+    BroadPrincipalSet,
+    /// A KSA moves between GSA mode and direct mode: the old access keeps
+    /// working for cached tokens (up to 30 minutes), and a left-over GSA
+    /// annotation makes pods impersonate the account.
+    ModeMigration,
 }
 
 impl ReasonCode {
@@ -124,6 +131,8 @@ impl WarningCode {
             WarningCode::RunningPodsLoseAccess => "running_pods_lose_access",
             WarningCode::DisabledAccount => "disabled_account",
             WarningCode::AcceptedRisk => "accepted_risk",
+            WarningCode::BroadPrincipalSet => "broad_principal_set",
+            WarningCode::ModeMigration => "mode_migration",
         }
     }
 
@@ -148,11 +157,13 @@ impl WarningCode {
             WarningCode::RunningPodsLoseAccess => "Running pods lose their Google identity",
             WarningCode::DisabledAccount => "Disabled service account",
             WarningCode::AcceptedRisk => "Accepted risk",
+            WarningCode::BroadPrincipalSet => "Roles granted to a whole principal set",
+            WarningCode::ModeMigration => "A KSA moves between GSA mode and direct mode",
         }
     }
 
     /// Every code (the plan JSON Schema lists each with its meaning).
-    pub const ALL: [WarningCode; 16] = [
+    pub const ALL: [WarningCode; 18] = [
         WarningCode::RollsNodes,
         WarningCode::RevocationDelay,
         WarningCode::AccountRevocationDelay,
@@ -169,6 +180,8 @@ impl WarningCode {
         WarningCode::RunningPodsLoseAccess,
         WarningCode::DisabledAccount,
         WarningCode::AcceptedRisk,
+        WarningCode::BroadPrincipalSet,
+        WarningCode::ModeMigration,
     ];
 }
 

@@ -118,6 +118,10 @@ impl ResourceChange {
                 out.labels.insert(key.to_string(), v.to_string());
             }
         }
+        let record = crate::spec::DIRECT_ROLES_ANNOTATION;
+        if let Some(v) = self.after_str(&annotation_attr(record)) {
+            out.annotations.insert(record.to_string(), v.to_string());
+        }
         if let Some(v) = self.after_str(&annotation_attr(GSA_ANNOTATION)) {
             out.annotations
                 .insert(GSA_ANNOTATION.to_string(), v.to_string());

@@ -170,6 +170,138 @@ impl Mapping {
     }
 }
 
+/// The annotation recording a direct grant's roles on the KSA (or the
+/// Namespace object, for principal sets) that holds them: sorted,
+/// comma-separated `RESOURCE=ROLE` entries. A live direct member is its
+/// writer's (field manager `wi/O`) when the record lists it.
+pub const DIRECT_ROLES_ANNOTATION: &str = "wi.dev/direct-roles";
+
+/// Where a direct role is granted.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DirectResource {
+    /// A project's IAM policy.
+    Project(String),
+    /// A service account's IAM policy; `project` as [`Mapping::gsa_project`].
+    ServiceAccount { email: String, project: String },
+}
+
+impl DirectResource {
+    /// `projects/P` or `projects/P/serviceAccounts/EMAIL`, as in the record.
+    pub fn path(&self) -> String {
+        match self {
+            DirectResource::Project(p) => format!("projects/{p}"),
+            DirectResource::ServiceAccount { email, project } => {
+                format!("projects/{project}/serviceAccounts/{email}")
+            }
+        }
+    }
+}
+
+/// One role on one resource.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DirectRole {
+    pub resource: DirectResource,
+    pub role: String,
+}
+
+impl DirectRole {
+    /// `RESOURCE=ROLE`, one entry of the record.
+    pub fn entry(&self) -> String {
+        format!("{}={}", self.resource.path(), self.role)
+    }
+}
+
+/// The record annotation's value for these roles (sorted, deduplicated).
+pub fn direct_record<'a>(roles: impl IntoIterator<Item = &'a DirectRole>) -> String {
+    let entries: std::collections::BTreeSet<String> =
+        roles.into_iter().map(DirectRole::entry).collect();
+    entries.into_iter().collect::<Vec<_>>().join(",")
+}
+
+/// The entries of a record annotation's value.
+pub fn parse_direct_record(value: &str) -> std::collections::BTreeSet<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Who a direct grant's roles go to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DirectPrincipal {
+    /// One KSA: `principal://…/subject/ns/NS/sa/KSA`.
+    Ksa { namespace: String, ksa: String },
+    /// Every KSA of a namespace in every cluster of the pool.
+    Namespace { namespace: String },
+    /// Every KSA of one cluster.
+    Cluster,
+}
+
+impl DirectPrincipal {
+    /// Whether it is a principal set (broad).
+    pub fn is_set(&self) -> bool {
+        !matches!(self, DirectPrincipal::Ksa { .. })
+    }
+
+    /// The IAM member, built from typed fields: `number` is the pool
+    /// project's number, `cluster` the cluster (its project is the pool's).
+    pub fn member(&self, number: &str, cluster: &ClusterKey) -> String {
+        let pool = format!(
+            "iam.googleapis.com/projects/{number}/locations/global/workloadIdentityPools/{}",
+            workload_pool(&cluster.project)
+        );
+        match self {
+            DirectPrincipal::Ksa { namespace, ksa } => {
+                format!("principal://{pool}/subject/ns/{namespace}/sa/{ksa}")
+            }
+            DirectPrincipal::Namespace { namespace } => {
+                format!("principalSet://{pool}/namespace/{namespace}")
+            }
+            DirectPrincipal::Cluster => format!(
+                "principalSet://{pool}/kubernetes.cluster/https://container.googleapis.com/v1/projects/{}/locations/{}/clusters/{}",
+                cluster.project, cluster.location, cluster.name
+            ),
+        }
+    }
+
+    /// The Kubernetes object holding the record: the KSA, the Namespace
+    /// object, or (cluster sets) the `kube-system` Namespace object.
+    pub fn record_namespace(&self) -> &str {
+        match self {
+            DirectPrincipal::Ksa { namespace, .. } | DirectPrincipal::Namespace { namespace } => {
+                namespace
+            }
+            DirectPrincipal::Cluster => "kube-system",
+        }
+    }
+}
+
+/// Direct mode: roles granted to a Kubernetes identity of one cluster
+/// itself, with no Google service account. One per (cluster, principal);
+/// the record of the roles lives in that cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectGrant {
+    pub cluster: ClusterKey,
+    pub principal: DirectPrincipal,
+    /// Sorted, deduplicated.
+    pub roles: Vec<DirectRole>,
+    /// For a KSA: whether `wi` creates it (never annotates it with a GSA).
+    pub management: KsaManagement,
+    /// The owner of the file that declares it.
+    #[serde(default)]
+    pub owner: Owner,
+    /// Where it is declared.
+    #[serde(default)]
+    pub origin: Origin,
+    /// Risks the mapping accepts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accept: Vec<Risk>,
+}
+
 /// A member that must not hold `roles/iam.workloadIdentityUser` on a GSA,
 /// even when `wi` does not own the account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,6 +329,10 @@ pub struct Model {
     pub clusters: Vec<Cluster>,
     pub service_accounts: Vec<Gsa>,
     pub mappings: Vec<Mapping>,
+    /// Direct-mode grants (mappings with `roles`), one per (cluster,
+    /// principal), sorted. A KSA may have both a [`Mapping`] and a grant.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub direct: Vec<DirectGrant>,
     pub absent: Vec<AbsentMember>,
     /// Every owner the spec set declares (sorted): removals, releases and
     /// prunes are planned only for objects of these owners.

@@ -604,13 +604,25 @@ pub struct RawMapping {
     /// of an account managed elsewhere: `NAME@PROJECT.iam.gserviceaccount.com`,
     /// or a Google-managed one (`NUMBER-compute@developer.gserviceaccount.com`,
     /// `PROJECT@appspot.gserviceaccount.com`, a service agent).
-    pub service_account: Sp<String>,
+    /// Omit it for direct mode: the mapping then needs `roles`.
+    pub service_account: Option<Sp<String>>,
+    /// Direct mode: IAM roles granted to the Kubernetes identity itself
+    /// (its `principal://` member, or the principal set's), with no Google
+    /// service account: `roles/NAME` on the clusters' project, or
+    /// `{role, project}` / `{role, serviceAccount}` on another project or on
+    /// a service account.
+    #[schemars(length(min = 1))]
+    pub roles: Option<Vec<Sp<RawRole>>>,
+    /// Grant `roles` to every KSA of `namespace` (`namespace`) or of each
+    /// listed cluster (`cluster`) instead of one KSA. Broad: the plan marks
+    /// it, and `wi audit` reports it.
+    pub principal_set: Option<Sp<PrincipalSetKind>>,
     /// Cluster names, `project/name`, `project/location/name`, group names, or `*` for all.
     #[schemars(length(min = 1))]
     pub clusters: SpList,
-    /// Kubernetes namespace.
+    /// Kubernetes namespace (not with `principalSet: cluster`).
     #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))]
-    pub namespace: Sp<String>,
+    pub namespace: Option<Sp<String>>,
     /// One Kubernetes service account name (or use `ksas`).
     pub ksa: Option<Sp<String>>,
     /// Several Kubernetes service account names (or use `ksa`).
@@ -625,6 +637,127 @@ pub struct RawMapping {
     /// namespace and KSA get the same identity).
     #[schemars(with = "Option<Vec<AcceptedRisk>>")]
     pub accept: Option<SpList>,
+}
+
+/// Which principal set a direct-mode mapping grants its roles to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum PrincipalSetKind {
+    /// Every KSA of the namespace, in every cluster of the pool.
+    Namespace,
+    /// Every KSA of each listed cluster.
+    Cluster,
+}
+
+/// One direct role: `roles/NAME` alone (on the clusters' project), or a map
+/// naming where it is granted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawRole {
+    /// `roles/NAME`, `projects/P/roles/NAME` or `organizations/O/roles/NAME`.
+    pub role: Sp<String>,
+    /// Another project to grant it on.
+    pub project: Option<Sp<String>>,
+    /// A service account (a declared account's name or an email) to grant it on.
+    pub service_account: Option<Sp<String>>,
+}
+
+impl Serialize for RawRole {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        if self.project.is_none() && self.service_account.is_none() {
+            return self.role.serialize(serializer);
+        }
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("role", &self.role)?;
+        if let Some(p) = &self.project {
+            map.serialize_entry("project", p)?;
+        }
+        if let Some(sa) = &self.service_account {
+            map.serialize_entry("serviceAccount", sa)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for RawRole {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawRole;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(
+                    "a role (`roles/NAME`) or a map `{role, project}` / `{role, serviceAccount}`",
+                )
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(RawRole {
+                    role: Sp::unspanned(v.to_owned()),
+                    project: None,
+                    service_account: None,
+                })
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut role = None;
+                let mut project = None;
+                let mut service_account = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "role" => role = Some(map.next_value::<Sp<String>>()?),
+                        "project" => project = Some(map.next_value::<Sp<String>>()?),
+                        "serviceAccount" => {
+                            service_account = Some(map.next_value::<Sp<String>>()?);
+                        }
+                        other => {
+                            return Err(de::Error::unknown_field(
+                                other,
+                                &["role", "project", "serviceAccount"],
+                            ));
+                        }
+                    }
+                }
+                let role = role.ok_or_else(|| de::Error::missing_field("role"))?;
+                Ok(RawRole {
+                    role,
+                    project,
+                    service_account,
+                })
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for RawRole {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "DirectRole".into()
+    }
+
+    fn json_schema(_generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let role = serde_json::json!({
+            "type": "string",
+            "pattern": "^(roles/|projects/[^/]+/roles/|organizations/[0-9]+/roles/)[A-Za-z0-9_.]+$"
+        });
+        schemars::json_schema!({
+            "description": "A role on the clusters' project (`roles/NAME`), or on another project (`{role, project}`) or a service account (`{role, serviceAccount}`).",
+            "oneOf": [
+                role.clone(),
+                {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["role"],
+                    "properties": {
+                        "role": role,
+                        "project": { "type": "string", "pattern": "^[a-z][a-z0-9-]{4,28}[a-z0-9]$" },
+                        "serviceAccount": { "type": "string" }
+                    },
+                    "not": { "required": ["project", "serviceAccount"] }
+                }
+            ]
+        })
+    }
 }
 
 /// A risk a mapping can accept, for the schema (validation checks the names

@@ -14,6 +14,7 @@ mod cli_settings;
 mod concurrent;
 mod contract;
 mod drift;
+mod direct;
 mod e2e;
 mod faults;
 mod fleet;

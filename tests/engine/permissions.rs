@@ -310,6 +310,7 @@ async fn the_documented_role_is_enough_and_each_permission_counts() {
             "iam.serviceAccounts.enable",
             "iam.serviceAccounts.get",
             "iam.serviceAccounts.update",
+            "resourcemanager.projects.get",
         ],
         "the permissions the quickstart does not use (named: {named:?})"
     );

@@ -7,6 +7,7 @@ mod harness;
 
 mod cli;
 mod diagnostics;
+mod direct;
 mod model;
 mod multi;
 mod robustness;

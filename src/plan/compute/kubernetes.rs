@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::ServiceAccount as K8sServiceAccount;
 use serde_json::json;
 
+use super::direct::record_key;
 use super::{
     Planner, annotation_key, attrs, create, delete, has_member, label_key, noop, owner_label_key,
     reason, same_file, update,
@@ -25,7 +26,7 @@ use crate::spec::KsaManagement;
 
 impl Planner<'_> {
     /// Labels of a namespace or KSA `owner` creates.
-    fn created_labels(owner: &Owner) -> Attributes {
+    pub(super) fn created_labels(owner: &Owner) -> Attributes {
         let mut a = Attributes::new();
         a.insert(label_key(), json!("wi"));
         if let Some(name) = owner.label() {
@@ -112,6 +113,66 @@ impl Planner<'_> {
                 ksa_deps.extend(self.new_bindings_of(key, m));
                 self.ksa(key, m, kube, ksa_deps);
             }
+            // Direct-mode KSAs no GSA mapping names: created (or found)
+            // without an annotation, holding the record of their roles.
+            let direct: Vec<&crate::spec::DirectGrant> = self
+                .model
+                .direct
+                .iter()
+                .filter(|g| &g.cluster == key)
+                .collect();
+            for g in direct {
+                let crate::spec::DirectPrincipal::Ksa { namespace, ksa } = &g.principal else {
+                    continue;
+                };
+                if !declared.insert((namespace.clone(), ksa.clone())) {
+                    continue; // a GSA mapping writes it, record included
+                }
+                if self.direct_member(g).is_none() {
+                    continue; // the pool project is unknown
+                }
+                let ns_resource = Resource::Namespace {
+                    cluster: key.clone(),
+                    name: namespace.clone(),
+                };
+                let mut ksa_deps = cluster_dep.clone();
+                if !kube.namespaces.contains_key(namespace) {
+                    if g.management == KsaManagement::AnnotateExisting {
+                        self.problem(
+                            ns_resource.address(),
+                            format!("namespace {namespace} does not exist in cluster {key}, and the mapping only records roles on an existing KSA"),
+                            Some("set `manage: create` to let wi create the namespace and the KSA"),
+                        );
+                        continue;
+                    }
+                    ksa_deps.push(ns_resource.address());
+                    if namespaces_done.insert(namespace.clone()) {
+                        let mut after = Self::created_labels(&g.owner);
+                        after.insert("name".into(), json!(namespace));
+                        self.push(
+                            create(
+                                ns_resource,
+                                after,
+                                reason(
+                                    ReasonCode::Missing,
+                                    "the namespace of a mapped KSA does not exist",
+                                ),
+                            )
+                            .with_deps(cluster_dep.clone())
+                            .for_owner(&g.owner),
+                        );
+                    }
+                } else if namespaces_done.insert(namespace.clone()) {
+                    let a = attrs(json!({"name": namespace}));
+                    self.push(noop(
+                        ns_resource,
+                        a.clone(),
+                        a,
+                        reason(ReasonCode::InSync, "exists"),
+                    ));
+                }
+                self.direct_ksa(key, g, namespace, ksa, kube, ksa_deps);
+            }
             for ((ns, name), sa) in &kube.service_accounts {
                 if !declared.contains(&(ns.clone(), name.clone())) {
                     self.undeclared_ksa(key, ns, name, sa, &run_files);
@@ -139,9 +200,10 @@ impl Planner<'_> {
             name: name.to_string(),
         };
         let address = resource.address();
+        let record_owner = super::direct::record_of(&sa.metadata).and_then(|(o, _)| o);
         for owner in self.owners() {
             let mine = fields.of(&owner);
-            if !mine.any() {
+            if !mine.any() && record_owner.as_ref() != Some(&owner) {
                 continue;
             }
             // A named owner's spec split over several files: the KSA's file
@@ -228,6 +290,28 @@ impl Planner<'_> {
                         "no mapping declares this KSA any more: wi releases its annotation",
                     ),
                 )
+                .with_deps(self.removed_members_of(key, ns, name))
+            } else if record_owner.as_ref() == Some(&owner) {
+                let mut after = Attributes::new();
+                if mine.managed_by_label {
+                    after.insert(label_key(), json!("wi"));
+                }
+                if mine.owner_label
+                    && let Some(n) = owner.label()
+                {
+                    after.insert(owner_label_key(), json!(n));
+                }
+                let deps = self.removed_members_of(key, ns, name);
+                update(
+                    resource.clone(),
+                    before,
+                    after,
+                    reason(
+                        ReasonCode::NotInSpec,
+                        "no mapping declares this KSA any more: wi removes its record of direct roles",
+                    ),
+                )
+                .with_deps(deps)
             } else {
                 continue;
             };
@@ -354,6 +438,12 @@ impl Planner<'_> {
             }
             let mut after = Self::created_labels(&m.owner);
             after.insert(annotation_key(), json!(m.gsa_email));
+            let (record, record_deps) = self.ksa_record(key, &m.namespace, &m.ksa, None, false);
+            if let Some(record) = record {
+                after.insert(record_key(), json!(record));
+            }
+            let mut deps = deps;
+            deps.extend(record_deps);
             let mut change = create(
                 resource,
                 after,
@@ -403,6 +493,19 @@ impl Planner<'_> {
         let not_managed = Self::ksa_not_managed(owner, &fields, creator.as_ref(), claim);
         let mut after = Attributes::new();
         after.insert(annotation_key(), json!(m.gsa_email));
+        // Moving from direct mode: the annotation goes first, the direct
+        // members after it, so the record keeps their entries.
+        let annotates = current.as_deref() != Some(m.gsa_email.as_str());
+        let live_record = super::direct::record_of(&live.metadata)
+            .filter(|(o, _)| o.as_ref() == Some(&m.owner))
+            .map(|(_, e)| e);
+        let (record, record_deps) =
+            self.ksa_record(key, &m.namespace, &m.ksa, live_record.as_ref(), annotates);
+        if let Some(record) = &record {
+            after.insert(record_key(), json!(record));
+        }
+        let mut deps = deps;
+        deps.extend(record_deps);
         let take_label = mine.managed_by_label
             || (claim && legacy.managed_by_label)
             || (creator.as_ref() == Some(owner) && m.management == KsaManagement::Create);
@@ -422,6 +525,7 @@ impl Planner<'_> {
         for (key, owned) in [
             (label_key(), mine.managed_by_label),
             (owner_label_key(), mine.owner_label),
+            (record_key(), live_record.is_some()),
         ] {
             if !owned && !after.contains_key(&key) {
                 before.remove(&key);
@@ -443,6 +547,7 @@ impl Planner<'_> {
         }
         let in_sync = current.as_deref() == Some(m.gsa_email.as_str())
             && after.iter().all(|(k, v)| before.get(k) == Some(v))
+            && before.get(&record_key()) == after.get(&record_key())
             && !claim;
         if in_sync {
             let mut change = noop(
@@ -511,6 +616,14 @@ fn ksa_attributes(sa: &K8sServiceAccount) -> Attributes {
     {
         a.insert(annotation_key(), json!(v));
     }
+    if let Some(v) = sa
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|x| x.get(crate::spec::DIRECT_ROLES_ANNOTATION))
+    {
+        a.insert(record_key(), json!(v));
+    }
     let labels = sa.metadata.labels.as_ref();
     if let Some(v) = labels.and_then(|x| x.get(MANAGED_BY_LABEL)) {
         a.insert(label_key(), json!(v));
@@ -519,4 +632,181 @@ fn ksa_attributes(sa: &K8sServiceAccount) -> Attributes {
         a.insert(owner_label_key(), json!(v));
     }
     a
+}
+
+impl Planner<'_> {
+    /// The direct members of a KSA this plan removes: its record goes after them.
+    fn removed_members_of(&self, key: &ClusterKey, ns: &str, name: &str) -> Vec<String> {
+        let Some(number) = self.live.project_numbers.get(&key.project) else {
+            return Vec::new();
+        };
+        let member = crate::spec::DirectPrincipal::Ksa {
+            namespace: ns.to_string(),
+            ksa: name.to_string(),
+        }
+        .member(number, key);
+        self.changes
+            .iter()
+            .filter(|c| c.action == Action::Delete)
+            .filter(|c| match &c.resource {
+                Resource::ProjectIamMember { member: m, .. }
+                | Resource::ServiceAccountIamMember { member: m, .. } => m == &member,
+                _ => false,
+            })
+            .map(|c| c.address.clone())
+            .collect()
+    }
+
+    /// A direct-mode KSA no GSA mapping names: created without a GSA
+    /// annotation, or found and given the record of its roles. A GSA
+    /// annotation this owner wrote goes (the move from GSA mode: after the
+    /// direct members are granted, before the binding goes).
+    fn direct_ksa(
+        &mut self,
+        key: &ClusterKey,
+        g: &crate::spec::DirectGrant,
+        namespace: &str,
+        name: &str,
+        kube: &LiveKube,
+        deps: Vec<String>,
+    ) {
+        let resource = Resource::KubernetesServiceAccount {
+            cluster: key.clone(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        };
+        let address = resource.address();
+        let owner = &g.owner;
+        let live = kube
+            .service_accounts
+            .get(&(namespace.to_string(), name.to_string()));
+        let Some(live) = live else {
+            if g.management == KsaManagement::AnnotateExisting {
+                self.problem(
+                    address,
+                    format!("KSA {namespace}/{name} does not exist in cluster {key}, and the mapping only records roles on an existing KSA"),
+                    Some("create it first (Helm, kubectl) or set `manage: create`"),
+                );
+                return;
+            }
+            let (record, record_deps) = self.ksa_record(key, namespace, name, None, false);
+            let mut after = Self::created_labels(owner);
+            if let Some(record) = record {
+                after.insert(record_key(), json!(record));
+            }
+            let mut deps = deps;
+            deps.extend(record_deps);
+            let change = create(
+                resource,
+                after,
+                reason(ReasonCode::Missing, "the KSA does not exist"),
+            )
+            .with_deps(deps)
+            .for_owner(owner);
+            self.push(change);
+            return;
+        };
+        let fields = ksa_fields(live);
+        if let Some(other) = fields
+            .annotation_owners()
+            .into_iter()
+            .find(|o| *o != owner && !o.is_unnamed())
+        {
+            self.problem(
+                address,
+                format!(
+                    "KSA {namespace}/{name} in cluster {key} is claimed by {other}; {owner} declares it at {}",
+                    g.origin
+                ),
+                Some("a KSA has one owner: remove the mapping from one of the two specs"),
+            );
+            return;
+        }
+        let mine = fields.of(owner);
+        let creator = created_by(&live.metadata);
+        let live_record = super::direct::record_of(&live.metadata)
+            .filter(|(o, _)| o.as_ref() == Some(owner))
+            .map(|(_, e)| e);
+        let (record, record_deps) =
+            self.ksa_record(key, namespace, name, live_record.as_ref(), false);
+        let mut before = ksa_attributes(live);
+        let mut after = Attributes::new();
+        if let Some(record) = &record {
+            after.insert(record_key(), json!(record));
+        }
+        let take_label = mine.managed_by_label
+            || (creator.as_ref() == Some(owner) && g.management == KsaManagement::Create);
+        if take_label {
+            after.insert(label_key(), json!("wi"));
+            if let Some(n) = owner.label()
+                && (mine.owner_label || creator.as_ref() == Some(owner))
+            {
+                after.insert(owner_label_key(), json!(n));
+            }
+        }
+        // Fields this owner does not own are not this write's.
+        for (k, owned) in [
+            (label_key(), mine.managed_by_label),
+            (owner_label_key(), mine.owner_label),
+            (record_key(), live_record.is_some()),
+            (annotation_key(), mine.annotation),
+        ] {
+            if !owned && !after.contains_key(&k) {
+                before.remove(&k);
+            }
+        }
+        let current = live
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(GSA_ANNOTATION))
+            .cloned();
+        let mut warnings = Vec::new();
+        if let Some(gsa) = &current {
+            let message = if mine.annotation {
+                format!(
+                    "KSA {namespace}/{name} moves from GSA mode ({gsa}) to direct mode: its direct roles are granted first, then its annotation goes, then its binding on {gsa}; tokens already issued for {gsa} keep working for up to 30 minutes"
+                )
+            } else {
+                format!(
+                    "KSA {namespace}/{name} keeps an annotation wi does not own, naming {gsa}: its pods impersonate {gsa} (where a binding lets them) instead of using their direct roles; remove the annotation"
+                )
+            };
+            warnings.push(Warning {
+                code: WarningCode::ModeMigration,
+                message,
+                address: Some(address.clone()),
+            });
+        }
+        let in_sync = before == after;
+        if in_sync {
+            let change = noop(
+                resource,
+                before,
+                after,
+                reason(ReasonCode::InSync, "recorded"),
+            )
+            .with_warnings(warnings);
+            self.push(change);
+            return;
+        }
+        let why = if mine.annotation {
+            reason(
+                ReasonCode::Drift,
+                "the mapping moved to direct mode: the GSA annotation goes",
+            )
+        } else {
+            reason(
+                ReasonCode::Missing,
+                "the KSA does not record its direct roles",
+            )
+        };
+        let mut deps = deps;
+        deps.extend(record_deps);
+        let change = update(resource, before, after, why)
+            .with_deps(deps)
+            .with_warnings(warnings)
+            .for_owner(owner);
+        self.push(change);
+    }
 }

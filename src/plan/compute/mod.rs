@@ -25,6 +25,7 @@ use crate::spec::Model;
 
 mod accounts;
 mod clusters;
+mod direct;
 mod iam;
 mod kubernetes;
 mod order;
@@ -67,7 +68,10 @@ pub fn compute(
     planner.accounts();
     planner.account_members();
     planner.project_roles();
+    planner.direct();
     planner.kubernetes();
+    planner.namespace_records();
+    planner.direct_order();
     planner.access_order();
     planner.identity_sameness();
     // What the planner made of a project or cluster it could not read

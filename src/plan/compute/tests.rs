@@ -64,6 +64,7 @@ pub(super) fn model() -> Model {
             origin: Default::default(),
             accept: Vec::new(),
         }],
+        direct: vec![],
         absent: vec![],
         owners: vec![Default::default()],
     }

@@ -24,6 +24,17 @@ impl Planner<'_> {
                 .or_default()
                 .push(m);
         }
+        // Direct grants: the KSA's principal is one for the pool too.
+        let mut direct: BTreeMap<(String, String, String), Vec<&crate::spec::DirectGrant>> =
+            BTreeMap::new();
+        for g in &self.model.direct {
+            if let crate::spec::DirectPrincipal::Ksa { namespace, ksa } = &g.principal {
+                direct
+                    .entry((g.cluster.project.clone(), namespace.clone(), ksa.clone()))
+                    .or_default()
+                    .push(g);
+            }
+        }
         let declared: BTreeSet<String> = self
             .model
             .clusters
@@ -90,6 +101,47 @@ impl Planner<'_> {
                 }
             };
             self.warnings.push(warning);
+        }
+        for ((project, ns, ksa), grants) in direct {
+            let mapped: BTreeSet<String> = grants.iter().map(|g| g.cluster.to_string()).collect();
+            let mut others: Vec<String> = self
+                .model
+                .clusters
+                .iter()
+                .filter(|c| c.key.project == project && !mapped.contains(&c.key.to_string()))
+                .map(|c| c.key.to_string())
+                .collect();
+            if let Some(names) = undeclared.get(project.as_str()) {
+                others.extend(names.iter().map(|n| format!("{n} (not in the spec)")));
+            }
+            if others.is_empty() {
+                continue;
+            }
+            let accepted = grants
+                .iter()
+                .all(|g| g.accept.contains(&Risk::IdentitySameness));
+            let (code, message) = if accepted {
+                (
+                    WarningCode::AcceptedRisk,
+                    format!(
+                        "identity sameness accepted for the direct roles of {ns}/{ksa}: a {ns}/{ksa} KSA in {} gets the same roles",
+                        others.join(", ")
+                    ),
+                )
+            } else {
+                (
+                    WarningCode::IdentitySameness,
+                    format!(
+                        "the principal of {ns}/{ksa} in the workload pool {project}.svc.id.goog is one identity for every cluster of project {project}: a {ns}/{ksa} KSA in {} gets the same direct roles",
+                        others.join(", ")
+                    ),
+                )
+            };
+            self.warnings.push(Warning {
+                code,
+                message,
+                address: None,
+            });
         }
     }
 }

@@ -6,9 +6,12 @@ use std::ops::Range;
 
 use super::resolve::Resolver;
 use super::{ClusterInfo, Ctx, MAX_EXPANDED, MAX_ITEMS, list_some};
-use crate::spec::model::{AbsentMember, KsaManagement, Mapping, Risk};
+use crate::spec::model::{
+    AbsentMember, ClusterKey, DirectGrant, DirectPrincipal, DirectResource, DirectRole,
+    KsaManagement, Mapping, Risk,
+};
 use crate::spec::names;
-use crate::spec::raw::{Manage, RawSpec, Sp};
+use crate::spec::raw::{Manage, PrincipalSetKind, RawMapping, RawSpec, Sp};
 
 /// A mapping item: (file, index in that file's `mappings`).
 type ItemId = (usize, usize);
@@ -33,13 +36,18 @@ pub(super) struct Origin {
 pub(super) struct Expansion {
     expanded: BTreeMap<(usize, String, String), (Mapping, Origin)>,
     clashes: BTreeMap<ClashKey, Clash>,
+    /// Direct grants by (cluster, principal), roles merged.
+    direct: BTreeMap<(ClusterKey, DirectPrincipal), DirectGrant>,
     over_limit: bool,
 }
 
 impl Expansion {
     /// The expanded mappings.
-    pub(super) fn into_mappings(self) -> Vec<Mapping> {
-        self.expanded.into_values().map(|(m, _)| m).collect()
+    pub(super) fn into_mappings(self) -> (Vec<Mapping>, Vec<DirectGrant>) {
+        (
+            self.expanded.into_values().map(|(m, _)| m).collect(),
+            self.direct.into_values().collect(),
+        )
     }
 
     /// Reports each clash once, naming both places (in either file).
@@ -161,15 +169,26 @@ pub(super) fn validate_mappings(
     }
     for (mi, item) in raw.mappings.iter().take(MAX_ITEMS).enumerate() {
         let m = &item.value;
-        let gsa = resolver.account(cx, &m.service_account);
-        let ns_ok = cx.name(
-            &m.namespace,
-            "namespace",
-            "wi::spec::invalid_namespace",
-            names::check_namespace,
-        );
+        if !mapping_shape(cx, m, item.span()) {
+            continue;
+        }
+        let gsa = m
+            .service_account
+            .as_ref()
+            .map(|sa| resolver.account(cx, sa));
+        let roles = direct_roles(cx, m, resolver);
+        let empty_ns = Sp::unspanned(String::new());
+        let namespace = m.namespace.as_ref().unwrap_or(&empty_ns);
+        let ns_ok = m.namespace.is_none()
+            || cx.name(
+                namespace,
+                "namespace",
+                "wi::spec::invalid_namespace",
+                names::check_namespace,
+            );
 
         let ksas: Vec<&Sp<String>> = match (&m.ksa, &m.ksas) {
+            _ if m.principal_set.is_some() => Vec::new(),
             (Some(k), None) => vec![k],
             (None, Some(list)) => cx
                 .list(list, "Kubernetes service accounts")
@@ -191,7 +210,7 @@ pub(super) fn validate_mappings(
                         "mapping names no Kubernetes service account",
                     )
                     .label(
-                        m.namespace.span(),
+                        namespace.span().or(item.span()),
                         "which service account in this namespace?",
                     )
                     .help("add `ksa: NAME` or `ksas: [NAME, ...]`");
@@ -242,7 +261,82 @@ pub(super) fn validate_mappings(
             );
         }
 
-        let Some(gsa) = gsa else { continue };
+        if let Some(set) = &m.principal_set
+            && set.value == PrincipalSetKind::Namespace
+        {
+            let projects: BTreeSet<&str> = targets
+                .iter()
+                .map(|&i| resolver.clusters[i].key.project.as_str())
+                .collect();
+            if projects.len() > 1 {
+                let p = cx
+                    .new_problem(
+                        "wi::spec::principal_set_projects",
+                        "a namespace principal set names clusters of several projects",
+                    )
+                    .label(m.clusters.span(), "clusters of several projects")
+                    .help("a namespace set is one workload pool's: list clusters of one project, or write one mapping per project");
+                cx.push(p);
+                continue;
+            }
+        }
+        if let Some(roles) = &roles
+            && ns_ok
+            && ksa_ok
+            && !ex.over_limit
+        {
+            let management = match m.manage.as_ref().map(|s| s.value) {
+                Some(Manage::Annotate) => KsaManagement::AnnotateExisting,
+                Some(Manage::Create) | None => KsaManagement::Create,
+            };
+            let accept = accepted_risks(cx, m.accept.as_ref());
+            let principals: Vec<DirectPrincipal> = match m.principal_set.as_ref().map(|s| s.value) {
+                Some(PrincipalSetKind::Namespace) => vec![DirectPrincipal::Namespace {
+                    namespace: namespace.value.clone(),
+                }],
+                Some(PrincipalSetKind::Cluster) => vec![DirectPrincipal::Cluster],
+                None => ksas
+                    .iter()
+                    .map(|k| DirectPrincipal::Ksa {
+                        namespace: namespace.value.clone(),
+                        ksa: k.value.clone(),
+                    })
+                    .collect(),
+            };
+            for &ci in &targets {
+                let key = &resolver.clusters[ci].key;
+                let resolved: Vec<DirectRole> = roles
+                    .iter()
+                    .map(|(role, resource)| DirectRole {
+                        role: role.clone(),
+                        resource: resource
+                            .clone()
+                            .unwrap_or_else(|| DirectResource::Project(key.project.clone())),
+                    })
+                    .collect();
+                for principal in &principals {
+                    let grant = ex
+                        .direct
+                        .entry((key.clone(), principal.clone()))
+                        .or_insert_with(|| DirectGrant {
+                            cluster: key.clone(),
+                            principal: principal.clone(),
+                            roles: Vec::new(),
+                            management,
+                            owner: cx.owner().clone(),
+                            origin: cx.origin(item.span()),
+                            accept: accept.clone(),
+                        });
+                    grant.roles.extend(resolved.iter().cloned());
+                    grant.roles.sort();
+                    grant.roles.dedup();
+                }
+            }
+        }
+        let Some(service_account) = &m.service_account else {
+            continue;
+        };
+        let Some(Some(gsa)) = gsa else { continue };
         if let Some(ai) = gsa.declared {
             let account = &resolver.accounts[ai];
             if &account.owner != cx.owner() {
@@ -257,7 +351,7 @@ pub(super) fn validate_mappings(
                         ),
                     )
                     .label(
-                        m.service_account.span(),
+                        service_account.span(),
                         format!("mapped by owner {} here", cx.owner()),
                     )
                     .help(format!(
@@ -286,12 +380,12 @@ pub(super) fn validate_mappings(
         };
         let origin = Origin {
             item: (cx.cur, mi),
-            gsa_span: m.service_account.span(),
-            gsa_text: m.service_account.value.clone(),
+            gsa_span: service_account.span(),
+            gsa_text: service_account.value.clone(),
         };
         for &ci in &targets {
             for k in &ksas {
-                let key = (ci, m.namespace.value.clone(), k.value.clone());
+                let key = (ci, namespace.value.clone(), k.value.clone());
                 if let Some((prev, prev_origin)) = ex.expanded.get(&key) {
                     let same = prev.gsa_email == gsa.email;
                     let entry = ex
@@ -334,6 +428,158 @@ pub(super) fn validate_mappings(
             }
         }
     }
+}
+
+/// The combinations of `serviceAccount`, `roles`, `principalSet`,
+/// `namespace`, `ksa`/`ksas` and `manage` a mapping may have; false (each
+/// problem reported) when the mapping is malformed.
+fn mapping_shape(cx: &mut Ctx, m: &RawMapping, span: Option<Range<usize>>) -> bool {
+    let mut ok = true;
+    if m.service_account.is_none() && m.roles.is_none() && m.principal_set.is_none() {
+        let p = cx
+            .new_problem(
+                "wi::spec::mapping_grants_nothing",
+                "mapping has neither `serviceAccount` nor `roles`",
+            )
+            .label(m.clusters.span().or(span.clone()), "this mapping grants nothing")
+            .help("add `serviceAccount: NAME` (GSA mode) or `roles: [roles/NAME]` (direct mode: the KSA itself gets the roles)");
+        cx.push(p);
+        ok = false;
+    }
+    if let Some(roles) = &m.roles
+        && roles.is_empty()
+    {
+        let p = cx
+            .new_problem("wi::spec::empty_list", "empty list of roles")
+            .label(m.clusters.span().or(span.clone()), "`roles` is empty")
+            .help("list at least one role, or remove `roles`");
+        cx.push(p);
+        ok = false;
+    }
+    if let Some(set) = &m.principal_set {
+        let kind = match set.value {
+            PrincipalSetKind::Namespace => "namespace",
+            PrincipalSetKind::Cluster => "cluster",
+        };
+        let mut forbid = |cx: &mut Ctx, field: &str, at: Option<Range<usize>>| {
+            let p = cx
+                .new_problem(
+                    "wi::spec::principal_set_field",
+                    format!("`{field}` cannot be used with `principalSet: {kind}`"),
+                )
+                .label(at, format!("`{field}` here"))
+                .label(set.span(), "a principal set")
+                .help("a principal set grants `roles` to every KSA of the set: it has no KSA, no Google service account and nothing to manage");
+            cx.push(p);
+            ok = false;
+        };
+        if let Some(sa) = &m.service_account {
+            forbid(cx, "serviceAccount", sa.span());
+        }
+        if let Some(k) = &m.ksa {
+            forbid(cx, "ksa", k.span());
+        }
+        if let Some(k) = &m.ksas {
+            forbid(cx, "ksas", k.span());
+        }
+        if let Some(k) = &m.manage {
+            forbid(cx, "manage", k.span());
+        }
+        match (set.value, &m.namespace) {
+            (PrincipalSetKind::Namespace, None) => {
+                let p = cx
+                    .new_problem(
+                        "wi::spec::missing_namespace",
+                        "`principalSet: namespace` names no namespace",
+                    )
+                    .label(set.span(), "which namespace?")
+                    .help("add `namespace: NAME`");
+                cx.push(p);
+                ok = false;
+            }
+            (PrincipalSetKind::Cluster, Some(ns)) => {
+                forbid(cx, "namespace", ns.span());
+            }
+            _ => {}
+        }
+        if m.roles.is_none() {
+            let p = cx
+                .new_problem(
+                    "wi::spec::principal_set_without_roles",
+                    "a principal set needs `roles`",
+                )
+                .label(set.span(), "grants nothing")
+                .help("add `roles: [roles/NAME]`");
+            cx.push(p);
+            ok = false;
+        }
+    } else if m.namespace.is_none() {
+        let p = cx
+            .new_problem("wi::spec::missing_namespace", "mapping names no namespace")
+            .label(m.clusters.span().or(span), "in which namespace?")
+            .help("add `namespace: NAME`");
+        cx.push(p);
+        ok = false;
+    }
+    ok
+}
+
+/// The direct roles of a mapping, each with the resource it names (`None`:
+/// the clusters' own project); `None` when it has no `roles` or one is
+/// invalid (reported).
+fn direct_roles(
+    cx: &mut Ctx,
+    m: &RawMapping,
+    resolver: &Resolver<'_, '_>,
+) -> Option<Vec<(String, Option<DirectResource>)>> {
+    let roles = m.roles.as_ref()?;
+    let mut out = Vec::new();
+    let mut ok = true;
+    for item in roles.iter().take(MAX_ITEMS) {
+        let r = &item.value;
+        let role = Sp {
+            value: r.role.value.clone(),
+            span: r.role.span().or(item.span()),
+        };
+        ok &= cx.name(&role, "role", "wi::spec::invalid_role", names::check_role);
+        let resource = match (&r.project, &r.service_account) {
+            (Some(p), Some(sa)) => {
+                let p = cx
+                    .new_problem(
+                        "wi::spec::role_two_resources",
+                        "a role names both `project` and `serviceAccount`",
+                    )
+                    .label(p.span(), "`project` here")
+                    .label(sa.span(), "`serviceAccount` here")
+                    .help("grant it on one resource per entry: write the role twice to grant it on both");
+                cx.push(p);
+                ok = false;
+                None
+            }
+            (Some(p), None) => {
+                ok &= cx.name(
+                    p,
+                    "project id",
+                    "wi::spec::invalid_project_id",
+                    names::check_project_id,
+                );
+                Some(DirectResource::Project(p.value.clone()))
+            }
+            (None, Some(sa)) => match resolver.account(cx, sa) {
+                Some(gsa) => Some(DirectResource::ServiceAccount {
+                    email: gsa.email,
+                    project: gsa.project,
+                }),
+                None => {
+                    ok = false;
+                    None
+                }
+            },
+            (None, None) => None,
+        };
+        out.push((role.value, resource));
+    }
+    ok.then_some(out)
 }
 
 /// The risks an `accept:` list names, sorted; an unknown name is reported

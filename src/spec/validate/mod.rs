@@ -365,11 +365,13 @@ pub(crate) fn validate_set(
     }
 
     let owners: BTreeSet<Owner> = cx.files.iter().map(|f| f.owner.clone()).collect();
+    let (mappings, direct) = expansion.into_mappings();
     let mut model = Model {
         projects: projects.into_iter().collect(),
         clusters,
         service_accounts: accounts,
-        mappings: expansion.into_mappings(),
+        mappings,
+        direct,
         absent,
         owners: owners.into_iter().collect(),
     };
