@@ -22,6 +22,7 @@ const RANK: &[(&str, u8)] = &[
     ("live", 3),
     ("plan", 4),
     ("audit", 4),
+    ("import", 4),
     ("apply", 5),
     ("verify", 5),
     ("permissions", 5),
@@ -39,6 +40,9 @@ const FORBIDDEN_SIDEWAYS: &[(&str, &str)] = &[
     ("verify", "apply"),
     ("audit", "plan"),
     ("plan", "audit"),
+    ("import", "plan"),
+    ("import", "audit"),
+    ("plan", "import"),
 ];
 
 /// A module path (`["plan", "compute"]`) from a file path relative to `src/`.

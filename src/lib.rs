@@ -4,7 +4,7 @@
 //! only layers to its left (a unit test, `layering`, fails otherwise):
 //!
 //! ```text
-//! ids, ownership  →  spec  →  gcp, kube  →  live  →  plan, audit  →  apply, verify, permissions  →  render  →  cli
+//! ids, ownership  →  spec  →  gcp, kube  →  live  →  plan, audit, import  →  apply, verify, permissions  →  render  →  cli
 //! ```
 //!
 //! - [`ids`]: names every layer shares (cluster keys, service-account emails,
@@ -20,7 +20,9 @@
 //!   and the same clients) proves each mapping yields its Google identity.
 //!   [`audit`] stands beside `plan`: it reads through `live` (every cluster of
 //!   the spec's projects, declared or not) and reports who else gets the
-//!   spec's identities; it never writes.
+//!   spec's identities; it never writes. [`import`] stands beside it too:
+//!   it reads the live world of some projects through `live` and the
+//!   clients and writes a spec text that reproduces it (never plans).
 //! - [`permissions`]: the IAM permissions and Kubernetes accesses each
 //!   command needs, what one plan needs, and the pre-flight that asks Google
 //!   and the clusters before anything changes (beside `apply`).
@@ -35,6 +37,7 @@ pub mod cli;
 pub mod emulator;
 pub mod gcp;
 pub mod ids;
+pub mod import;
 pub mod kube;
 #[cfg(test)]
 mod layering;

@@ -15,6 +15,7 @@ mod contract;
 mod e2e;
 mod faults;
 mod fleet;
+mod import;
 mod install;
 mod kill;
 mod owners;
