@@ -11,7 +11,7 @@ use super::read::{ImportCluster, ImportState};
 use crate::gcp::types::IamPolicy;
 use crate::ids::{ClusterKey, gsa_account_id, gsa_project};
 use crate::ownership::{
-    FIELD_MANAGER, GSA_ANNOTATION, MANAGED_BY_LABEL, WORKLOAD_IDENTITY_USER, user_description,
+    FIELD_MANAGER, Owner, GSA_ANNOTATION, MANAGED_BY_LABEL, WORKLOAD_IDENTITY_USER, user_description,
 };
 
 /// What the user asked of `wi import`.
@@ -193,11 +193,12 @@ fn cluster_refs(clusters: &[&ImportCluster]) -> BTreeMap<ClusterKey, String> {
 /// Builds the spec document of what was read.
 pub fn document(state: &ImportState, opts: &ImportOptions) -> (Document, ImportCounts) {
     let single_project = (state.projects.len() == 1).then(|| state.projects[0].clone());
-    let in_scope: Vec<&ImportCluster> = state
+    let mut in_scope: Vec<&ImportCluster> = state
         .clusters
         .iter()
         .filter(|c| selected(opts, &c.key))
         .collect();
+    in_scope.sort_by(|a, b| display_order(&a.key).cmp(&display_order(&b.key)));
     let refs = cluster_refs(&in_scope);
     let mut counts = ImportCounts {
         clusters: in_scope.len(),
@@ -254,7 +255,18 @@ pub fn document(state: &ImportState, opts: &ImportOptions) -> (Document, ImportC
             .filter(|(_, sa)| annotation(sa) == Some(email.as_str()))
             .collect();
         if annotated.is_empty() {
-            let why = if here.is_empty() {
+            let elsewhere: Vec<String> = present_outside
+                .get(&k)
+                .into_iter()
+                .flatten()
+                .map(|c| c.key.to_string())
+                .collect();
+            let why = if here.is_empty() && !elsewhere.is_empty() {
+                format!(
+                    "the KSA {ns}/{ksa} exists only outside --cluster ({})",
+                    elsewhere.join(", ")
+                )
+            } else if here.is_empty() {
                 format!("no cluster of the pool {pool}.svc.id.goog has the KSA {ns}/{ksa}")
             } else {
                 format!(
@@ -549,7 +561,11 @@ pub fn document(state: &ImportState, opts: &ImportOptions) -> (Document, ImportC
     let clusters_value = |set: &[ClusterKey]| -> Value {
         match groups.get(set) {
             Some(g) => Value::strs([g.clone()]),
-            None => Value::strs(set.iter().map(|k| refs[k].clone())),
+            None => {
+                let mut keys: Vec<&ClusterKey> = set.iter().collect();
+                keys.sort_by(|a, b| display_order(a).cmp(&display_order(b)));
+                Value::strs(keys.into_iter().map(|k| refs[k].clone()))
+            }
         }
     };
 
@@ -559,6 +575,20 @@ pub fn document(state: &ImportState, opts: &ImportOptions) -> (Document, ImportC
             named_accounts.insert(g.clone());
         }
     }
+    // The owner: --owner, else the one named owner the accounts' markers record.
+    let marked: BTreeSet<String> = named_accounts
+        .iter()
+        .filter_map(|e| state.accounts.get(e))
+        .filter_map(|sa| match Owner::from_description(sa.description.as_deref()) {
+            Some(Owner::Named(n)) => Some(n),
+            _ => None,
+        })
+        .collect();
+    let owner: Option<String> = opts
+        .owner
+        .clone()
+        .or_else(|| (marked.len() == 1).then(|| marked.iter().next().cloned()).flatten());
+    let spec_owner = owner.clone().map_or(Owner::Unnamed, Owner::Named);
     let mut account_items = Vec::new();
     for email in &named_accounts {
         let Some(sa) = state.accounts.get(email) else { continue };
@@ -587,11 +617,19 @@ pub fn document(state: &ImportState, opts: &ImportOptions) -> (Document, ImportC
         if !roles.is_empty() {
             fields.push(("roles".into(), Value::strs(roles)));
         }
-        let owned = crate::ownership::is_owned(sa.description.as_deref());
-        if opts.adopt && !owned {
+        let marker = Owner::from_description(sa.description.as_deref());
+        if opts.adopt && marker.is_none() {
             fields.push(("adopt".into(), Value::Bool(true)));
         }
         let mut comments = Vec::new();
+        match &marker {
+            Some(m) if *m != spec_owner && !(m.is_unnamed() && owner.is_some()) => {
+                comments.push(format!(
+                    "wi import: wi manages the account for {m}, not for this spec's owner: it leaves the account as it is and only adds bindings"
+                ));
+            }
+            _ => {}
+        }
         if sa.disabled {
             comments.push(
                 "wi import: the account is disabled; a first apply of an adopted account enables it"
@@ -696,7 +734,7 @@ pub fn document(state: &ImportState, opts: &ImportOptions) -> (Document, ImportC
         .sum();
 
     let mut top = vec![("version".to_string(), Value::Int(1))];
-    if let Some(o) = &opts.owner {
+    if let Some(o) = &owner {
         top.push(("owner".into(), Value::Str(o.clone())));
     }
     if let Some(p) = &single_project {
@@ -714,17 +752,18 @@ pub fn document(state: &ImportState, opts: &ImportOptions) -> (Document, ImportC
         ),
     ];
     if !opts.clusters.is_empty() {
-        header.push(format!("Only the clusters {}.", opts.clusters.join(", ")));
+        header.push(format!("Only the clusters given with --cluster: {}.", opts.clusters.join(", ")));
     }
     header.push(format!(
-        "{} cluster{}, {} service account{}, {} mapping{}; {} for a person to decide (`# wi import:`).",
+        "{} cluster{}, {} service account{}, {} mapping{}; {} note{} to review (`# wi import:`).",
         counts.clusters,
         plural(counts.clusters),
         counts.service_accounts,
         plural(counts.service_accounts),
         counts.mappings,
         plural(counts.mappings),
-        counts.undecided
+        counts.undecided,
+        plural(counts.undecided)
     ));
     header.push(String::new());
     header.push("  wi validate -f FILE && wi plan -f FILE --detailed-exitcode   # No changes".into());
@@ -747,6 +786,11 @@ pub fn document(state: &ImportState, opts: &ImportOptions) -> (Document, ImportC
         ],
     };
     (doc, counts)
+}
+
+/// Clusters as a person lists them: by project, then name.
+fn display_order(k: &ClusterKey) -> (&str, &str, &str) {
+    (&k.project, &k.name, &k.location)
 }
 
 fn plural(n: usize) -> &'static str {

@@ -54,14 +54,32 @@ pub struct Document {
     pub sections: Vec<Section>,
 }
 
+/// Comment lines at `indent`, each wrapped at about 80 columns (a line
+/// starting with a space, a command, is kept as it is).
 fn comment_lines(out: &mut String, indent: &str, lines: &[String]) {
     for l in lines {
         if l.is_empty() {
             out.push_str(indent);
             out.push_str("#\n");
-        } else {
-            out.push_str(&format!("{indent}# {l}\n"));
+            continue;
         }
+        if l.starts_with(' ') {
+            out.push_str(&format!("{indent}# {l}\n"));
+            continue;
+        }
+        let width = 78usize.saturating_sub(indent.len()).max(40);
+        let mut line = String::new();
+        for word in l.split(' ') {
+            if !line.is_empty() && line.len() + 1 + word.len() > width {
+                out.push_str(&format!("{indent}# {line}\n"));
+                line.clear();
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+        out.push_str(&format!("{indent}# {line}\n"));
     }
 }
 
@@ -186,12 +204,13 @@ fn yaml_map_item(out: &mut String, indent: usize, fields: &[(String, Value)]) {
     }
 }
 
-/// Comments out every line of `text` after its indentation.
-fn commented(text: &str) -> String {
+/// Comments out every line of `text` at the item's column `indent`, so the
+/// item reads back as it was when uncommented.
+fn commented(text: &str, indent: usize) -> String {
+    let pad = " ".repeat(indent);
     let mut out = String::new();
     for line in text.lines() {
-        let body = line.trim_start();
-        let pad = &line[..line.len() - body.len()];
+        let body = line.strip_prefix(pad.as_str()).unwrap_or(line);
         out.push_str(&format!("{pad}# {body}\n"));
     }
     out
@@ -218,7 +237,7 @@ pub fn yaml(doc: &Document) -> String {
             let mut text = String::new();
             yaml_map_item(&mut text, 2, &item.fields);
             out.push_str(&if item.commented_out {
-                commented(&text)
+                commented(&text, 2)
             } else {
                 text
             });
@@ -295,7 +314,7 @@ pub fn toml(doc: &Document) -> String {
                 toml_field(&mut text, k, v);
             }
             out.push_str(&if item.commented_out {
-                commented(&text)
+                commented(&text, 0)
             } else {
                 text
             });
