@@ -541,7 +541,7 @@ pub fn document(state: &ImportState, opts: &ImportOptions) -> (Document, ImportC
     // Cluster groups: a set of two or more clusters that several mappings name.
     let mut uses: BTreeMap<Vec<ClusterKey>, usize> = BTreeMap::new();
     for m in &mappings {
-        if m.clusters.len() >= 2 && m.clusters.len() < in_scope.len().max(3) {
+        if m.clusters.len() >= 2 {
             *uses.entry(m.clusters.clone()).or_default() += 1;
         }
     }
@@ -549,7 +549,11 @@ pub fn document(state: &ImportState, opts: &ImportOptions) -> (Document, ImportC
     let taken: BTreeSet<&str> = in_scope.iter().map(|c| c.key.name.as_str()).collect();
     for (set, n) in uses {
         if n >= 2 {
-            let mut name = format!("group-{}", groups.len() + 1);
+            let mut name = if set.len() == in_scope.len() {
+                "all".to_string()
+            } else {
+                format!("group-{}", groups.len() + 1)
+            };
             if taken.contains(name.as_str()) {
                 name = format!("wi-{name}");
             }
@@ -755,16 +759,22 @@ pub fn document(state: &ImportState, opts: &ImportOptions) -> (Document, ImportC
         header.push(format!("Only the clusters given with --cluster: {}.", opts.clusters.join(", ")));
     }
     header.push(format!(
-        "{} cluster{}, {} service account{}, {} mapping{}; {} note{} to review (`# wi import:`).",
+        "{} cluster{}, {} service account{}, {} mapping{}.",
         counts.clusters,
         plural(counts.clusters),
         counts.service_accounts,
         plural(counts.service_accounts),
         counts.mappings,
         plural(counts.mappings),
-        counts.undecided,
-        plural(counts.undecided)
     ));
+    header.push(match counts.undecided {
+        0 => "Nothing was left undecided.".to_string(),
+        n => format!(
+            "{n} note{} `# wi import:` mark{} what it could not decide: review them.",
+            plural(n),
+            if n == 1 { "s" } else { "" }
+        ),
+    });
     header.push(String::new());
     header.push("  wi validate -f FILE && wi plan -f FILE --detailed-exitcode   # No changes".into());
     let doc = Document {
@@ -844,6 +854,7 @@ fn roles_value(roles: &BTreeSet<DirectRole>, single_project: &Option<String>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gcp::types::GkeCluster;
 
     #[test]
     fn members_are_taken_apart() {
@@ -882,5 +893,95 @@ mod tests {
             })
         );
         assert_eq!(parse_principal("user:a@example.com"), None);
+    }
+
+    fn cluster(name: &str, ksas: &[(&str, &str, &str)]) -> ImportCluster {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+        let gke = GkeCluster {
+            name: name.into(),
+            location: "us-central1-a".into(),
+            workload_identity_config: Some(crate::gcp::types::WorkloadIdentityConfig {
+                workload_pool: "p1-proj.svc.id.goog".into(),
+            }),
+            ..GkeCluster::default()
+        };
+        let service_accounts = ksas
+            .iter()
+            .map(|(ns, k, gsa)| {
+                let sa = ServiceAccount {
+                    metadata: ObjectMeta {
+                        name: Some((*k).into()),
+                        namespace: Some((*ns).into()),
+                        annotations: Some(
+                            [(GSA_ANNOTATION.to_string(), (*gsa).to_string())].into(),
+                        ),
+                        ..ObjectMeta::default()
+                    },
+                    ..ServiceAccount::default()
+                };
+                (((*ns).to_string(), (*k).to_string()), sa)
+            })
+            .collect();
+        ImportCluster {
+            key: ClusterKey {
+                project: "p1-proj".into(),
+                location: "us-central1-a".into(),
+                name: name.into(),
+            },
+            gke,
+            namespaces: Some(BTreeMap::new()),
+            service_accounts: Some(service_accounts),
+            kube_error: None,
+        }
+    }
+
+    /// A set of clusters several mappings name becomes a group; a set named
+    /// once stays a list; KSAs of one namespace and account share a mapping.
+    #[test]
+    fn recurring_cluster_sets_become_groups() {
+        let g = "app@p1-proj.iam.gserviceaccount.com";
+        let both = [("web", "front", g), ("web", "back", g), ("jobs", "cron", g)];
+        let state = ImportState {
+            projects: vec!["p1-proj".into()],
+            clusters: vec![
+                cluster("east", &both),
+                cluster("west", &both),
+                cluster("solo", &[("ops", "tool", g)]),
+            ],
+            accounts: [(
+                g.to_string(),
+                crate::gcp::types::GoogleServiceAccount {
+                    email: g.into(),
+                    project_id: "p1-proj".into(),
+                    ..Default::default()
+                },
+            )]
+            .into(),
+            account_policies: [(
+                g.to_string(),
+                IamPolicy {
+                    bindings: vec![crate::gcp::types::Binding {
+                        role: WORKLOAD_IDENTITY_USER.into(),
+                        members: ["web/front", "web/back", "jobs/cron", "ops/tool"]
+                            .iter()
+                            .map(|k| format!("serviceAccount:p1-proj.svc.id.goog[{k}]"))
+                            .collect(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                },
+            )]
+            .into(),
+            project_policies: BTreeMap::new(),
+        };
+        let (doc, counts) = document(&state, &ImportOptions::default());
+        assert_eq!(counts.mappings, 3);
+        let text = super::super::emit::yaml(&doc);
+        let clusters = text.split("serviceAccounts:").next().unwrap();
+        assert!(clusters.contains("  - name: east\n    location: us-central1-a\n    groups: [group-1]"), "{text}");
+        assert!(!clusters.contains("name: solo\n    location: us-central1-a\n    groups"), "{text}");
+        assert!(text.contains("clusters: [group-1]\n    namespace: jobs\n    ksa: cron"), "{text}");
+        assert!(text.contains("clusters: [group-1]\n    namespace: web\n    ksas: [back, front]"), "{text}");
+        assert!(text.contains("clusters: [solo]\n    namespace: ops"), "{text}");
     }
 }
