@@ -11,7 +11,8 @@ use super::read::{ImportCluster, ImportState};
 use crate::gcp::types::IamPolicy;
 use crate::ids::{ClusterKey, gsa_account_id, gsa_project};
 use crate::ownership::{
-    FIELD_MANAGER, Owner, GSA_ANNOTATION, MANAGED_BY_LABEL, WORKLOAD_IDENTITY_USER, user_description,
+    FIELD_MANAGER, GSA_ANNOTATION, MANAGED_BY_LABEL, Owner, WORKLOAD_IDENTITY_USER,
+    user_description,
 };
 
 /// What the user asked of `wi import`.
@@ -40,9 +41,7 @@ pub struct ImportCounts {
 fn selected(opts: &ImportOptions, key: &ClusterKey) -> bool {
     opts.clusters.is_empty()
         || opts.clusters.iter().any(|c| {
-            *c == key.name
-                || *c == format!("{}/{}", key.project, key.name)
-                || *c == key.to_string()
+            *c == key.name || *c == format!("{}/{}", key.project, key.name) || *c == key.to_string()
         })
 }
 
@@ -86,7 +85,10 @@ fn parse_principal(member: &str) -> Option<Principal> {
     let (set, rest) = if let Some(r) = member.strip_prefix("principal://iam.googleapis.com/") {
         (false, r)
     } else {
-        (true, member.strip_prefix("principalSet://iam.googleapis.com/")?)
+        (
+            true,
+            member.strip_prefix("principalSet://iam.googleapis.com/")?,
+        )
     };
     let (_, rest) = rest.split_once("/locations/global/workloadIdentityPools/")?;
     let (pool, rest) = rest.split_once('/')?;
@@ -127,6 +129,9 @@ enum DirectRole {
     Project { role: String, project: String },
     Account { role: String, email: String },
 }
+
+/// A KSA of a pool: (pool project, namespace, name).
+type KsaId = (String, String, String);
 
 /// One KSA (namespace/name of one pool) and what import found for it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -217,8 +222,7 @@ pub fn document(state: &ImportState, opts: &ImportOptions) -> (Document, ImportC
     let mut notes_out: Vec<Item> = Vec::new();
 
     // Where each (pool, ns, ksa) exists, in scope and outside it.
-    let mut present: BTreeMap<(String, String, String), Vec<(&ImportCluster, &ServiceAccount)>> =
-        BTreeMap::new();
+    let mut present: BTreeMap<KsaId, Vec<(&ImportCluster, &ServiceAccount)>> = BTreeMap::new();
     let mut present_outside: BTreeMap<(String, String, String), Vec<&ImportCluster>> =
         BTreeMap::new();
     for c in &state.clusters {
@@ -276,8 +280,14 @@ pub fn document(state: &ImportState, opts: &ImportOptions) -> (Document, ImportC
             notes_out.push(Item {
                 comments: vec![format!("wi import: {why}; uncomment to keep the binding")],
                 fields: vec![
-                    ("serviceAccount".into(), Value::Str(account_ref(email, &single_project))),
-                    ("clusters".into(), Value::strs(pool_clusters(&in_scope, pool, &refs, &pool_of))),
+                    (
+                        "serviceAccount".into(),
+                        Value::Str(account_ref(email, &single_project)),
+                    ),
+                    (
+                        "clusters".into(),
+                        Value::strs(pool_clusters(&in_scope, pool, &refs, &pool_of)),
+                    ),
                     ("namespace".into(), Value::Str(ns.clone())),
                     ("ksa".into(), Value::Str(ksa.clone())),
                     ("manage".into(), Value::Str("annotate".into())),
@@ -316,20 +326,31 @@ pub fn document(state: &ImportState, opts: &ImportOptions) -> (Document, ImportC
     // Annotations without a binding.
     for ((pool, ns, ksa), here) in &present {
         for (c, sa) in here {
-            let Some(email) = annotation(sa) else { continue };
+            let Some(email) = annotation(sa) else {
+                continue;
+            };
             if bound.contains(&(pool.clone(), ns.clone(), ksa.clone(), email.to_owned())) {
                 continue;
             }
             let readable = state.account_policies.contains_key(email);
             let why = if readable {
-                format!("{ns}/{ksa} in {} is annotated with {email}, which does not bind it (roles/iam.workloadIdentityUser)", refs[&c.key])
+                format!(
+                    "{ns}/{ksa} in {} is annotated with {email}, which does not bind it (roles/iam.workloadIdentityUser)",
+                    refs[&c.key]
+                )
             } else {
-                format!("{ns}/{ksa} in {} is annotated with {email}, an account outside the imported projects whose policy was not read", refs[&c.key])
+                format!(
+                    "{ns}/{ksa} in {} is annotated with {email}, an account outside the imported projects whose policy was not read",
+                    refs[&c.key]
+                )
             };
             notes_out.push(Item {
                 comments: vec![format!("wi import: {why}; uncomment to make the binding")],
                 fields: vec![
-                    ("serviceAccount".into(), Value::Str(account_ref(email, &single_project))),
+                    (
+                        "serviceAccount".into(),
+                        Value::Str(account_ref(email, &single_project)),
+                    ),
                     ("clusters".into(), Value::strs([refs[&c.key].clone()])),
                     ("namespace".into(), Value::Str(ns.clone())),
                     ("ksa".into(), Value::Str(ksa.clone())),
@@ -398,7 +419,7 @@ pub fn document(state: &ImportState, opts: &ImportOptions) -> (Document, ImportC
                             ("namespace".into(), Value::Str(namespace)),
                             ("ksa".into(), Value::Str(ksa)),
                             ("manage".into(), Value::Str("annotate".into())),
-                            ("roles".into(), roles_value(&roles, &single_project)),
+                            ("roles".into(), roles_value(&roles)),
                         ],
                         commented_out: true,
                     });
@@ -437,7 +458,7 @@ pub fn document(state: &ImportState, opts: &ImportOptions) -> (Document, ImportC
                         ("principalSet".into(), Value::Str("namespace".into())),
                         ("clusters".into(), Value::strs(clusters.clone())),
                         ("namespace".into(), Value::Str(namespace.clone())),
-                        ("roles".into(), roles_value(&roles, &single_project)),
+                        ("roles".into(), roles_value(&roles)),
                     ],
                     commented_out: false,
                 };
@@ -461,7 +482,7 @@ pub fn document(state: &ImportState, opts: &ImportOptions) -> (Document, ImportC
                     fields: vec![
                         ("principalSet".into(), Value::Str("cluster".into())),
                         ("clusters".into(), Value::strs([found.clone().unwrap_or_else(|| key.to_string())])),
-                        ("roles".into(), roles_value(&roles, &single_project)),
+                        ("roles".into(), roles_value(&roles)),
                     ],
                     commented_out: found.is_none(),
                 });
@@ -515,15 +536,17 @@ pub fn document(state: &ImportState, opts: &ImportOptions) -> (Document, ImportC
     }
     let mut mappings: Vec<Mapping> = grouped
         .into_iter()
-        .map(|((gsa, namespace, clusters, annotate), (ksas, notes))| Mapping {
-            gsa: Some(gsa),
-            namespace,
-            ksas,
-            clusters,
-            annotate,
-            roles: BTreeSet::new(),
-            notes,
-        })
+        .map(
+            |((gsa, namespace, clusters, annotate), (ksas, notes))| Mapping {
+                gsa: Some(gsa),
+                namespace,
+                ksas,
+                clusters,
+                annotate,
+                roles: BTreeSet::new(),
+                notes,
+            },
+        )
         .chain(singles.into_iter().map(|e| Mapping {
             gsa: e.gsa,
             namespace: e.namespace,
@@ -534,9 +557,7 @@ pub fn document(state: &ImportState, opts: &ImportOptions) -> (Document, ImportC
             notes: e.notes,
         }))
         .collect();
-    mappings.sort_by(|a, b| {
-        (&a.namespace, &a.ksas, &a.gsa).cmp(&(&b.namespace, &b.ksas, &b.gsa))
-    });
+    mappings.sort_by(|a, b| (&a.namespace, &a.ksas, &a.gsa).cmp(&(&b.namespace, &b.ksas, &b.gsa)));
 
     // Cluster groups: a set of two or more clusters that several mappings name.
     let mut uses: BTreeMap<Vec<ClusterKey>, usize> = BTreeMap::new();
@@ -583,19 +604,24 @@ pub fn document(state: &ImportState, opts: &ImportOptions) -> (Document, ImportC
     let marked: BTreeSet<String> = named_accounts
         .iter()
         .filter_map(|e| state.accounts.get(e))
-        .filter_map(|sa| match Owner::from_description(sa.description.as_deref()) {
-            Some(Owner::Named(n)) => Some(n),
-            _ => None,
-        })
+        .filter_map(
+            |sa| match Owner::from_description(sa.description.as_deref()) {
+                Some(Owner::Named(n)) => Some(n),
+                _ => None,
+            },
+        )
         .collect();
-    let owner: Option<String> = opts
-        .owner
-        .clone()
-        .or_else(|| (marked.len() == 1).then(|| marked.iter().next().cloned()).flatten());
+    let owner: Option<String> = opts.owner.clone().or_else(|| {
+        (marked.len() == 1)
+            .then(|| marked.iter().next().cloned())
+            .flatten()
+    });
     let spec_owner = owner.clone().map_or(Owner::Unnamed, Owner::Named);
     let mut account_items = Vec::new();
     for email in &named_accounts {
-        let Some(sa) = state.accounts.get(email) else { continue };
+        let Some(sa) = state.accounts.get(email) else {
+            continue;
+        };
         let project = gsa_project(email).unwrap_or(&sa.project_id).to_owned();
         let mut fields = vec![("name".into(), Value::Str(gsa_account_id(email).to_owned()))];
         if single_project.as_deref() != Some(project.as_str()) {
@@ -700,7 +726,10 @@ pub fn document(state: &ImportState, opts: &ImportOptions) -> (Document, ImportC
     for m in &mappings {
         let mut fields = Vec::new();
         if let Some(g) = &m.gsa {
-            fields.push(("serviceAccount".into(), Value::Str(account_ref(g, &single_project))));
+            fields.push((
+                "serviceAccount".into(),
+                Value::Str(account_ref(g, &single_project)),
+            ));
         }
         fields.push(("clusters".into(), clusters_value(&m.clusters)));
         fields.push(("namespace".into(), Value::Str(m.namespace.clone())));
@@ -712,7 +741,7 @@ pub fn document(state: &ImportState, opts: &ImportOptions) -> (Document, ImportC
             fields.push(("manage".into(), Value::Str("annotate".into())));
         }
         if !m.roles.is_empty() {
-            fields.push(("roles".into(), roles_value(&m.roles, &single_project)));
+            fields.push(("roles".into(), roles_value(&m.roles)));
         }
         mapping_items.push(Item {
             comments: m.notes.clone(),
@@ -720,7 +749,8 @@ pub fn document(state: &ImportState, opts: &ImportOptions) -> (Document, ImportC
             commented_out: false,
         });
     }
-    counts.mappings = mapping_items.len() + principal_sets.iter().filter(|i| !i.commented_out).count();
+    counts.mappings =
+        mapping_items.len() + principal_sets.iter().filter(|i| !i.commented_out).count();
     mapping_items.extend(principal_sets);
     notes_out.sort_by(|a, b| a.comments.cmp(&b.comments));
     mapping_items.extend(notes_out);
@@ -732,7 +762,10 @@ pub fn document(state: &ImportState, opts: &ImportOptions) -> (Document, ImportC
             if i.commented_out {
                 1
             } else {
-                i.comments.iter().filter(|c| c.starts_with("wi import:")).count()
+                i.comments
+                    .iter()
+                    .filter(|c| c.starts_with("wi import:"))
+                    .count()
             }
         })
         .sum();
@@ -747,16 +780,17 @@ pub fn document(state: &ImportState, opts: &ImportOptions) -> (Document, ImportC
             Value::Map(vec![("project".into(), Value::Str(p.clone()))]),
         ));
     }
-    let mut header = vec![
-        format!(
-            "Written by `wi import` at {} from the project{} {}.",
-            opts.when,
-            if state.projects.len() == 1 { "" } else { "s" },
-            state.projects.join(", ")
-        ),
-    ];
+    let mut header = vec![format!(
+        "Written by `wi import` at {} from the project{} {}.",
+        opts.when,
+        if state.projects.len() == 1 { "" } else { "s" },
+        state.projects.join(", ")
+    )];
     if !opts.clusters.is_empty() {
-        header.push(format!("Only the clusters given with --cluster: {}.", opts.clusters.join(", ")));
+        header.push(format!(
+            "Only the clusters given with --cluster: {}.",
+            opts.clusters.join(", ")
+        ));
     }
     header.push(format!(
         "{} cluster{}, {} service account{}, {} mapping{}.",
@@ -776,7 +810,8 @@ pub fn document(state: &ImportState, opts: &ImportOptions) -> (Document, ImportC
         ),
     });
     header.push(String::new());
-    header.push("  wi validate -f FILE && wi plan -f FILE --detailed-exitcode   # No changes".into());
+    header
+        .push("  wi validate -f FILE && wi plan -f FILE --detailed-exitcode   # No changes".into());
     let doc = Document {
         header,
         top,
@@ -829,7 +864,7 @@ fn pool_clusters(
         .collect()
 }
 
-fn roles_value(roles: &BTreeSet<DirectRole>, single_project: &Option<String>) -> Value {
+fn roles_value(roles: &BTreeSet<DirectRole>) -> Value {
     Value::Seq(
         roles
             .iter()
@@ -841,10 +876,8 @@ fn roles_value(roles: &BTreeSet<DirectRole>, single_project: &Option<String>) ->
                 ]),
                 DirectRole::Account { role, email } => Value::Map(vec![
                     ("role".into(), Value::Str(role.clone())),
-                    (
-                        "serviceAccount".into(),
-                        Value::Str(account_ref(email, single_project)),
-                    ),
+                    // The full email: the account may not be declared here.
+                    ("serviceAccount".into(), Value::Str(email.clone())),
                 ]),
             })
             .collect(),
@@ -862,8 +895,12 @@ mod tests {
             parse_ksa_member("serviceAccount:p1.svc.id.goog[ns/ksa]"),
             Some(("p1".into(), "ns".into(), "ksa".into()))
         );
-        assert_eq!(parse_ksa_member("serviceAccount:a@p.iam.gserviceaccount.com"), None);
-        let pool = "iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/p1.svc.id.goog";
+        assert_eq!(
+            parse_ksa_member("serviceAccount:a@p.iam.gserviceaccount.com"),
+            None
+        );
+        let pool =
+            "iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/p1.svc.id.goog";
         assert_eq!(
             parse_principal(&format!("principal://{pool}/subject/ns/ns1/sa/k1")),
             Some(Principal::Ksa {
@@ -978,10 +1015,25 @@ mod tests {
         assert_eq!(counts.mappings, 3);
         let text = super::super::emit::yaml(&doc);
         let clusters = text.split("serviceAccounts:").next().unwrap();
-        assert!(clusters.contains("  - name: east\n    location: us-central1-a\n    groups: [group-1]"), "{text}");
-        assert!(!clusters.contains("name: solo\n    location: us-central1-a\n    groups"), "{text}");
-        assert!(text.contains("clusters: [group-1]\n    namespace: jobs\n    ksa: cron"), "{text}");
-        assert!(text.contains("clusters: [group-1]\n    namespace: web\n    ksas: [back, front]"), "{text}");
-        assert!(text.contains("clusters: [solo]\n    namespace: ops"), "{text}");
+        assert!(
+            clusters.contains("  - name: east\n    location: us-central1-a\n    groups: [group-1]"),
+            "{text}"
+        );
+        assert!(
+            !clusters.contains("name: solo\n    location: us-central1-a\n    groups"),
+            "{text}"
+        );
+        assert!(
+            text.contains("clusters: [group-1]\n    namespace: jobs\n    ksa: cron"),
+            "{text}"
+        );
+        assert!(
+            text.contains("clusters: [group-1]\n    namespace: web\n    ksas: [back, front]"),
+            "{text}"
+        );
+        assert!(
+            text.contains("clusters: [solo]\n    namespace: ops"),
+            "{text}"
+        );
     }
 }

@@ -292,8 +292,10 @@ fn toml_field(out: &mut String, key: &str, v: &Value) {
 pub fn toml(doc: &Document) -> String {
     let mut out = String::new();
     comment_lines(&mut out, "", &doc.header);
-    let (tables, scalars): (Vec<_>, Vec<_>) =
-        doc.top.iter().partition(|(_, v)| matches!(v, Value::Map(_)));
+    let (tables, scalars): (Vec<_>, Vec<_>) = doc
+        .top
+        .iter()
+        .partition(|(_, v)| matches!(v, Value::Map(_)));
     for (k, v) in scalars {
         toml_field(&mut out, k, v);
     }
@@ -330,8 +332,14 @@ mod tests {
     #[test]
     fn yaml_scalars_are_quoted_only_where_needed() {
         assert_eq!(yaml_scalar("payments-api"), "payments-api");
-        assert_eq!(yaml_scalar("roles/cloudsql.client"), "roles/cloudsql.client");
-        assert_eq!(yaml_scalar("a@b.iam.gserviceaccount.com"), "a@b.iam.gserviceaccount.com");
+        assert_eq!(
+            yaml_scalar("roles/cloudsql.client"),
+            "roles/cloudsql.client"
+        );
+        assert_eq!(
+            yaml_scalar("a@b.iam.gserviceaccount.com"),
+            "a@b.iam.gserviceaccount.com"
+        );
         assert_eq!(yaml_scalar("yes"), "\"yes\"");
         assert_eq!(yaml_scalar("123"), "\"123\"");
         assert_eq!(yaml_scalar("Reads: things"), "\"Reads: things\"");
@@ -343,8 +351,19 @@ mod tests {
     #[test]
     fn strings_read_back_unchanged_in_both_formats() {
         let tricky = [
-            "plain", "yes", "1.5", "a: b", "x #y", " lead", "\"q\"", "[x]", "a,b", "ünï",
-            "back\\slash", "-dash", "",
+            "plain",
+            "yes",
+            "1.5",
+            "a: b",
+            "x #y",
+            " lead",
+            "\"q\"",
+            "[x]",
+            "a,b",
+            "ünï",
+            "back\\slash",
+            "-dash",
+            "",
         ];
         let doc = Document {
             header: vec!["h".into()],

@@ -3,7 +3,6 @@
 //! and plans `No changes`: the round trip that proves the import reproduces
 //! the world. The spec text is snapshotted in YAML and TOML.
 
-
 use crate::harness::TestWorld;
 use crate::harness::command::Output;
 
@@ -59,9 +58,7 @@ async fn assert_round_trip(world: &TestWorld, name: &str, text: &str) {
     let path = world.write(name, text);
     let path = path.to_str().expect("utf-8 path");
     world.wi(&["validate", "-f", path]).await.expect(0);
-    let plan = world
-        .wi(&["plan", "-f", path, "--detailed-exitcode"])
-        .await;
+    let plan = world.wi(&["plan", "-f", path, "--detailed-exitcode"]).await;
     assert_eq!(
         plan.code, 0,
         "the imported spec must plan no changes\n--- spec\n{text}\n--- stdout\n{}\n--- stderr\n{}",
@@ -77,21 +74,42 @@ async fn import_of_a_gcloud_and_kubectl_world_plans_no_changes() {
     for (zone, name) in [ALPHA, BETA] {
         world
             .gcloud(&[
-                "container", "clusters", "create", name, "--zone", zone, &pool, "--num-nodes", "1",
+                "container",
+                "clusters",
+                "create",
+                name,
+                "--zone",
+                zone,
+                &pool,
+                "--num-nodes",
+                "1",
             ])
             .await
             .expect(0);
     }
-    for (id, display) in [("payments-api", "Payments API"), ("reports-reader", "Reports: reader")] {
+    for (id, display) in [
+        ("payments-api", "Payments API"),
+        ("reports-reader", "Reports: reader"),
+    ] {
         world
-            .gcloud(&["iam", "service-accounts", "create", id, "--display-name", display])
+            .gcloud(&[
+                "iam",
+                "service-accounts",
+                "create",
+                id,
+                "--display-name",
+                display,
+            ])
             .await
             .expect(0);
     }
     // The how-to's binding, one member per call ...
     world
         .gcloud(&[
-            "iam", "service-accounts", "add-iam-policy-binding", &gsa("reports-reader"),
+            "iam",
+            "service-accounts",
+            "add-iam-policy-binding",
+            &gsa("reports-reader"),
             "--role=roles/iam.workloadIdentityUser",
             &format!("--member=serviceAccount:{PROJECT}.svc.id.goog[reports/reader]"),
         ])
@@ -110,14 +128,19 @@ async fn import_of_a_gcloud_and_kubectl_world_plans_no_changes() {
     let policy_file = world.write("policy.json", &policy.to_string());
     world
         .gcloud(&[
-            "iam", "service-accounts", "set-iam-policy", &gsa("payments-api"),
+            "iam",
+            "service-accounts",
+            "set-iam-policy",
+            &gsa("payments-api"),
             policy_file.to_str().unwrap(),
         ])
         .await
         .expect(0);
     world
         .gcloud(&[
-            "projects", "add-iam-policy-binding", PROJECT,
+            "projects",
+            "add-iam-policy-binding",
+            PROJECT,
             "--role=roles/cloudsql.client",
             &format!("--member=serviceAccount:{}", gsa("payments-api")),
             "--condition=None",
@@ -131,7 +154,14 @@ async fn import_of_a_gcloud_and_kubectl_world_plans_no_changes() {
     for args in [
         vec!["create", "namespace", "payments"],
         vec!["create", "serviceaccount", "api", "-n", "payments"],
-        vec!["annotate", "serviceaccount", "api", "-n", "payments", &annotation(&gsa("payments-api"))],
+        vec![
+            "annotate",
+            "serviceaccount",
+            "api",
+            "-n",
+            "payments",
+            &annotation(&gsa("payments-api")),
+        ],
     ] {
         world.kubectl(&alpha, &args).await.expect(0);
     }
@@ -143,8 +173,14 @@ async fn import_of_a_gcloud_and_kubectl_world_plans_no_changes() {
             "---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {name}\n  namespace: {ns}\n  annotations:\n    iam.gke.io/gcp-service-account: {email}\n"
         )
     };
-    let ns = |name: &str| format!("---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n");
-    let alpha_rest = [sa("payments", "worker", &gsa("payments-api")), ns("ops"), sa("ops", "cron", &gsa("reports-reader"))].concat();
+    let ns =
+        |name: &str| format!("---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n");
+    let alpha_rest = [
+        sa("payments", "worker", &gsa("payments-api")),
+        ns("ops"),
+        sa("ops", "cron", &gsa("reports-reader")),
+    ]
+    .concat();
     let beta_all = [
         ns("payments"),
         sa("payments", "api", &gsa("payments-api")),
@@ -154,7 +190,10 @@ async fn import_of_a_gcloud_and_kubectl_world_plans_no_changes() {
     ]
     .concat();
     let beta = world.context(BETA.0, BETA.1);
-    for (ctx, file, text) in [(&alpha, "alpha.yaml", alpha_rest), (&beta, "beta.yaml", beta_all)] {
+    for (ctx, file, text) in [
+        (&alpha, "alpha.yaml", alpha_rest),
+        (&beta, "beta.yaml", beta_all),
+    ] {
         let path = world.write(file, &text);
         world
             .kubectl(ctx, &["apply", "-f", path.to_str().unwrap()])
@@ -175,7 +214,15 @@ async fn import_of_a_gcloud_and_kubectl_world_plans_no_changes() {
     let out = world.path("alpha-only.yaml");
     let written = import(
         &world,
-        &["--cluster", "alpha", "--owner", "payments", "--adopt", "-o", out.to_str().unwrap()],
+        &[
+            "--cluster",
+            "alpha",
+            "--owner",
+            "payments",
+            "--adopt",
+            "-o",
+            out.to_str().unwrap(),
+        ],
     )
     .await;
     assert!(written.stdout.is_empty(), "{}", written.stdout);
@@ -215,8 +262,15 @@ async fn import_of_direct_grants_plans_no_changes() {
     let (zone, name) = ALPHA;
     world
         .gcloud(&[
-            "container", "clusters", "create", name, "--zone", zone,
-            &format!("--workload-pool={PROJECT}.svc.id.goog"), "--num-nodes", "1",
+            "container",
+            "clusters",
+            "create",
+            name,
+            "--zone",
+            zone,
+            &format!("--workload-pool={PROJECT}.svc.id.goog"),
+            "--num-nodes",
+            "1",
         ])
         .await
         .expect(0);
@@ -232,13 +286,23 @@ async fn import_of_direct_grants_plans_no_changes() {
         "iam.googleapis.com/projects/480000000001/locations/global/workloadIdentityPools/{PROJECT}.svc.id.goog"
     );
     for (member, role) in [
-        (format!("principal://{pool}/subject/ns/payments/sa/ledger"), "roles/cloudsql.client"),
-        (format!("principalSet://{pool}/namespace/batch"), "roles/pubsub.subscriber"),
+        (
+            format!("principal://{pool}/subject/ns/payments/sa/ledger"),
+            "roles/cloudsql.client",
+        ),
+        (
+            format!("principalSet://{pool}/namespace/batch"),
+            "roles/pubsub.subscriber",
+        ),
     ] {
         world
             .gcloud(&[
-                "projects", "add-iam-policy-binding", PROJECT,
-                &format!("--member={member}"), &format!("--role={role}"), "--condition=None",
+                "projects",
+                "add-iam-policy-binding",
+                PROJECT,
+                &format!("--member={member}"),
+                &format!("--role={role}"),
+                "--condition=None",
             ])
             .await
             .expect(0);
@@ -256,7 +320,14 @@ async fn import_of_direct_grants_plans_no_changes() {
 async fn import_of_an_autopilot_cluster_plans_no_changes() {
     let (world, _seed) = empty_world().await;
     world
-        .gcloud(&["container", "clusters", "create-auto", "auto", "--region", "us-central1"])
+        .gcloud(&[
+            "container",
+            "clusters",
+            "create-auto",
+            "auto",
+            "--region",
+            "us-central1",
+        ])
         .await
         .expect(0);
     let yaml = import(&world, &[]).await;
