@@ -232,6 +232,19 @@ async fn import_of_a_gcloud_and_kubectl_world_plans_no_changes() {
         .wi(&["validate", "-f", out.to_str().unwrap()])
         .await
         .expect(0);
+    let plan = world
+        .wi(&["plan", "-f", out.to_str().unwrap(), "--detailed-exitcode"])
+        .await
+        .expect(2);
+    assert!(
+        plan.stdout
+            .contains("adopt: true marks the account as managed by wi (owner payments)")
+            || plan
+                .stdout
+                .contains("adopt: true marks the account as managed by wi"),
+        "{}",
+        plan.stdout
+    );
     world.stop().await;
 }
 
