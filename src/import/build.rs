@@ -737,11 +737,11 @@ pub fn document(state: &ImportState, opts: &ImportOptions) -> (Document, ImportC
             [one] => fields.push(("ksa".into(), Value::Str(one.clone()))),
             many => fields.push(("ksas".into(), Value::strs(many.iter().cloned()))),
         }
-        if m.annotate {
-            fields.push(("manage".into(), Value::Str("annotate".into())));
-        }
         if !m.roles.is_empty() {
             fields.push(("roles".into(), roles_value(&m.roles)));
+        }
+        if m.annotate {
+            fields.push(("manage".into(), Value::Str("annotate".into())));
         }
         mapping_items.push(Item {
             comments: m.notes.clone(),

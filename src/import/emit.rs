@@ -393,4 +393,46 @@ mod tests {
             assert_eq!(all, tricky);
         }
     }
+
+    #[test]
+    fn roles_on_other_resources_are_maps_in_both_formats() {
+        let roles = Value::Seq(vec![
+            Value::Str("roles/cloudsql.client".into()),
+            Value::Map(vec![
+                (
+                    "role".into(),
+                    Value::Str("roles/storage.objectViewer".into()),
+                ),
+                ("project".into(), Value::Str("wi-data".into())),
+            ]),
+        ]);
+        let doc = Document {
+            header: Vec::new(),
+            top: vec![("version".into(), Value::Int(1))],
+            sections: vec![Section {
+                key: "mappings".into(),
+                items: vec![Item {
+                    fields: vec![
+                        ("ksa".into(), Value::Str("ledger".into())),
+                        ("roles".into(), roles),
+                    ],
+                    ..Item::default()
+                }],
+            }],
+        };
+        let y = yaml(&doc);
+        assert!(
+            y.contains("    roles:\n      - roles/cloudsql.client\n      - role: roles/storage.objectViewer\n        project: wi-data\n"),
+            "{y}"
+        );
+        let t = toml(&doc);
+        assert!(
+            t.contains("roles = [\n  \"roles/cloudsql.client\",\n  { role = \"roles/storage.objectViewer\", project = \"wi-data\" },\n]\n"),
+            "{t}"
+        );
+        let y: serde_json::Value = serde_saphyr::from_str(&y).unwrap();
+        let t = serde_json::to_value(toml::from_str::<toml::Value>(&t).unwrap()).unwrap();
+        assert_eq!(y, t);
+        assert_eq!(y["mappings"][0]["roles"][1]["project"], "wi-data");
+    }
 }
