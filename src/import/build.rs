@@ -323,6 +323,36 @@ pub fn document(state: &ImportState, opts: &ImportOptions) -> (Document, ImportC
         }
     }
 
+    // Conditional bindings: a spec grants unconditionally, so they are noted.
+    for (email, policy) in &state.account_policies {
+        for b in policy.bindings.iter().filter(|b| b.condition.is_some()) {
+            for (pool, ns, ksa) in b.members.iter().filter_map(|m| parse_ksa_member(m)) {
+                if b.role != WORKLOAD_IDENTITY_USER {
+                    continue;
+                }
+                let title = b
+                    .condition
+                    .as_ref()
+                    .and_then(|c| c.get("title"))
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("untitled");
+                notes_out.push(Item {
+                    comments: vec![format!(
+                        "wi import: {email} binds {ns}/{ksa} of {pool}.svc.id.goog only under the condition \"{title}\"; wi grants unconditionally, so it is left out (wi never removes it)"
+                    )],
+                    fields: vec![
+                        ("serviceAccount".into(), Value::Str(account_ref(email, &single_project))),
+                        ("clusters".into(), Value::strs(pool_clusters(&in_scope, &pool, &refs, &pool_of))),
+                        ("namespace".into(), Value::Str(ns)),
+                        ("ksa".into(), Value::Str(ksa)),
+                        ("manage".into(), Value::Str("annotate".into())),
+                    ],
+                    commented_out: true,
+                });
+            }
+        }
+    }
+
     // Annotations without a binding.
     for ((pool, ns, ksa), here) in &present {
         for (c, sa) in here {

@@ -117,13 +117,21 @@ async fn import_of_a_gcloud_and_kubectl_world_plans_no_changes() {
         .expect(0);
     // ... or a whole policy: two KSAs of one namespace, and a binding whose
     // KSA exists in no cluster (import cannot decide it: commented out).
-    let policy = serde_json::json!({"bindings": [{
+    // A conditional binding is noted too (a spec grants unconditionally).
+    let policy = serde_json::json!({"version": 3, "bindings": [{
         "role": "roles/iam.workloadIdentityUser",
         "members": [
             format!("serviceAccount:{PROJECT}.svc.id.goog[payments/api]"),
             format!("serviceAccount:{PROJECT}.svc.id.goog[payments/worker]"),
             format!("serviceAccount:{PROJECT}.svc.id.goog[batch/nightly]"),
         ]
+    }, {
+        "role": "roles/iam.workloadIdentityUser",
+        "members": [format!("serviceAccount:{PROJECT}.svc.id.goog[payments/temp]")],
+        "condition": {
+            "title": "until-2031",
+            "expression": "request.time < timestamp('2031-01-01T00:00:00Z')"
+        }
     }]});
     let policy_file = world.write("policy.json", &policy.to_string());
     world
@@ -225,7 +233,7 @@ async fn import_of_a_gcloud_and_kubectl_world_plans_no_changes() {
         ],
     )
     .await;
-    assert!(written.stdout.is_empty(), "{}", written.stdout);
+    assert_output_snapshot!("import_to_a_file", written);
     let text = std::fs::read_to_string(&out).expect("written spec");
     insta::assert_snapshot!("import_one_cluster_adopt", without_when(&text));
     world
@@ -348,4 +356,18 @@ async fn import_of_an_autopilot_cluster_plans_no_changes() {
     assert!(yaml.stdout.contains("autopilot: true"), "{}", yaml.stdout);
     assert_round_trip(&world, "imported.yaml", &yaml.stdout).await;
     world.stop().await;
+}
+
+/// Bad flags stop `wi import` before it reads anything (no cloud needed).
+#[tokio::test]
+async fn import_refuses_a_bad_project_and_needs_one() {
+    let bad = crate::harness::command::wi_offline(&["import", "--project", "Not_A_Project"]).await;
+    assert_output_snapshot!("import_bad_project", bad);
+    let none = crate::harness::command::wi_offline(&["import"]).await;
+    assert_eq!(none.code, 1, "{}", none.stderr);
+    assert!(
+        none.stderr.contains("--project <PROJECT>"),
+        "{}",
+        none.stderr
+    );
 }
