@@ -11,8 +11,8 @@ use super::read::{ImportCluster, ImportState};
 use crate::gcp::types::IamPolicy;
 use crate::ids::{ClusterKey, gsa_account_id, gsa_project};
 use crate::ownership::{
-    FIELD_MANAGER, GSA_ANNOTATION, MANAGED_BY_LABEL, Owner, WORKLOAD_IDENTITY_USER,
-    user_description,
+    FIELD_MANAGER, GSA_ANNOTATION, MANAGED_BY_LABEL, OWNER_LABEL, Owner, WORKLOAD_IDENTITY_USER,
+    description_declared_in, user_description,
 };
 
 /// What the user asked of `wi import`.
@@ -631,7 +631,8 @@ pub fn document(state: &ImportState, opts: &ImportOptions) -> (Document, ImportC
         }
     }
     // The owner: --owner, else the one named owner the accounts' markers record.
-    let marked: BTreeSet<String> = named_accounts
+    // (Or, with no account, the owner label of the KSAs wi created.)
+    let mut marked: BTreeSet<String> = named_accounts
         .iter()
         .filter_map(|e| state.accounts.get(e))
         .filter_map(
@@ -641,6 +642,14 @@ pub fn document(state: &ImportState, opts: &ImportOptions) -> (Document, ImportC
             },
         )
         .collect();
+    if named_accounts.is_empty() {
+        marked.extend(
+            present
+                .values()
+                .flatten()
+                .filter_map(|(_, sa)| sa.metadata.labels.as_ref()?.get(OWNER_LABEL).cloned()),
+        );
+    }
     let owner: Option<String> = opts.owner.clone().or_else(|| {
         (marked.len() == 1)
             .then(|| marked.iter().next().cloned())
@@ -682,6 +691,11 @@ pub fn document(state: &ImportState, opts: &ImportOptions) -> (Document, ImportC
             fields.push(("adopt".into(), Value::Bool(true)));
         }
         let mut comments = Vec::new();
+        if let Some(file) = description_declared_in(sa.description.as_deref()) {
+            comments.push(format!(
+                "wi import: wi's record on the account names the spec file {file}: save this spec under that name, or the first plan updates the record"
+            ));
+        }
         match &marker {
             Some(m) if *m != spec_owner && !(m.is_unnamed() && owner.is_some()) => {
                 comments.push(format!(
