@@ -23,6 +23,7 @@ const RANK: &[(&str, u8)] = &[
     ("plan", 4),
     ("audit", 4),
     ("drift", 4),
+    ("import", 4),
     ("apply", 5),
     ("verify", 5),
     ("permissions", 5),
@@ -40,6 +41,11 @@ const FORBIDDEN_SIDEWAYS: &[(&str, &str)] = &[
     ("verify", "apply"),
     ("audit", "plan"),
     ("plan", "audit"),
+    ("import", "plan"),
+    ("import", "audit"),
+    ("plan", "import"),
+    ("import", "drift"),
+    ("drift", "import"),
 ];
 
 /// A module path (`["plan", "compute"]`) from a file path relative to `src/`.

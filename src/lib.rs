@@ -4,7 +4,7 @@
 //! only layers to its left (a unit test, `layering`, fails otherwise):
 //!
 //! ```text
-//! ids, ownership  →  spec  →  gcp, kube  →  live  →  plan, audit, drift  →  apply, verify, permissions  →  render  →  cli
+//! ids, ownership  →  spec  →  gcp, kube  →  live  →  plan, audit, drift, import  →  apply, verify, permissions  →  render  →  cli
 //! ```
 //!
 //! - [`ids`]: names every layer shares (cluster keys, service-account emails,
@@ -22,6 +22,9 @@
 //!   the spec's projects, declared or not) and reports who else gets the
 //!   spec's identities; it never writes. [`drift`] stands beside `plan` too:
 //!   a read-only plan turned into a drift report, sharded and merged.
+//!   spec's identities; it never writes. [`import`] stands beside it too:
+//!   it reads the live world of some projects through `live` and the
+//!   clients and writes a spec text that reproduces it (never plans).
 //! - [`permissions`]: the IAM permissions and Kubernetes accesses each
 //!   command needs, what one plan needs, and the pre-flight that asks Google
 //!   and the clusters before anything changes (beside `apply`).
@@ -37,6 +40,7 @@ pub mod drift;
 pub mod emulator;
 pub mod gcp;
 pub mod ids;
+pub mod import;
 pub mod kube;
 #[cfg(test)]
 mod layering;

@@ -15,6 +15,7 @@ mod demo;
 mod drift;
 mod emulator;
 mod error;
+mod import;
 mod pipeline;
 mod plan;
 mod progress;
@@ -43,6 +44,8 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// Print the JSON Schema of the spec (or, with --plan, of the plan JSON).
     Schema(schema::SchemaArgs),
+    /// Write a spec that reproduces the live world of some projects.
+    Import(import::ImportArgs),
     /// Show what apply would change.
     Plan(plan::PlanArgs),
     /// Make live state match the spec (or run a saved plan).
@@ -116,6 +119,7 @@ async fn run(settings: &Settings, command: Command) -> Result<Success, CliError>
         Command::Apply(args) => apply::run(settings, args).await,
         Command::Audit(args) => audit::run(settings, args).await,
         Command::Drift(args) => drift::run(settings, args).await,
+        Command::Import(args) => import::run(settings, args).await,
         Command::Show(args) => show::run(settings, args).await,
         Command::Verify(args) => verify::run(settings, args).await,
         Command::Emulator(args) => emulator::run(settings, args).await,

@@ -1,6 +1,6 @@
 //! What `wi` may need to be allowed to do, in one place: the catalogue of
 //! IAM permissions and Kubernetes accesses each command (plan, apply,
-//! verify, audit) uses, derived from the calls the clients make; what one
+//! verify, audit, import) uses, derived from the calls the clients make; what one
 //! plan needs ([`required`]); and the pre-flight ([`check`]) that asks
 //! Google (`testIamPermissions` on projects and accounts) and each cluster
 //! (`SelfSubjectAccessReview`) whether the caller holds it, before anything
@@ -25,15 +25,17 @@ pub enum Command {
     Apply,
     Verify,
     Audit,
+    Import,
 }
 
 impl Command {
     /// Every command, in the order of the README table.
-    pub const ALL: [Command; 4] = [
+    pub const ALL: [Command; 5] = [
         Command::Plan,
         Command::Apply,
         Command::Verify,
         Command::Audit,
+        Command::Import,
     ];
 
     /// The command's name.
@@ -43,6 +45,7 @@ impl Command {
             Command::Apply => "apply",
             Command::Verify => "verify",
             Command::Audit => "audit",
+            Command::Import => "import",
         }
     }
 }
@@ -67,7 +70,7 @@ pub struct IamPermission {
     pub why: &'static str,
 }
 
-use Command::{Apply as A, Audit as U, Plan as P, Verify as V};
+use Command::{Apply as A, Audit as U, Import as I, Plan as P, Verify as V};
 
 /// Every IAM permission `wi` uses. The `container.namespaces.*`,
 /// `container.serviceAccounts.*` and `container.pods.*` ones are GKE's
@@ -83,7 +86,7 @@ pub const IAM: &[IamPermission] = &[
     IamPermission {
         name: "container.clusters.list",
         on: On::Project,
-        commands: &[P, A, U],
+        commands: &[P, A, U, I],
         why: "find clusters the spec does not declare (identity sameness)",
     },
     IamPermission {
@@ -113,7 +116,7 @@ pub const IAM: &[IamPermission] = &[
     IamPermission {
         name: "container.namespaces.list",
         on: On::Project,
-        commands: &[P, A, U],
+        commands: &[P, A, U, I],
         why: "list namespaces (Kubernetes, through GKE's authorizer)",
     },
     IamPermission {
@@ -131,7 +134,7 @@ pub const IAM: &[IamPermission] = &[
     IamPermission {
         name: "container.serviceAccounts.list",
         on: On::Project,
-        commands: &[P, A, V, U],
+        commands: &[P, A, V, U, I],
         why: "list Kubernetes service accounts",
     },
     IamPermission {
@@ -167,7 +170,7 @@ pub const IAM: &[IamPermission] = &[
     IamPermission {
         name: "iam.serviceAccounts.list",
         on: On::Project,
-        commands: &[P, A, V, U],
+        commands: &[P, A, V, U, I],
         why: "list the Google service accounts of each project",
     },
     IamPermission {
@@ -203,7 +206,7 @@ pub const IAM: &[IamPermission] = &[
     IamPermission {
         name: "iam.serviceAccounts.getIamPolicy",
         on: On::ServiceAccount,
-        commands: &[P, A, V, U],
+        commands: &[P, A, V, U, I],
         why: "read who may act as an account (Workload Identity users)",
     },
     IamPermission {
@@ -221,7 +224,7 @@ pub const IAM: &[IamPermission] = &[
     IamPermission {
         name: "resourcemanager.projects.getIamPolicy",
         on: On::Project,
-        commands: &[P, A, U],
+        commands: &[P, A, U, I],
         why: "read the project roles of declared accounts",
     },
     IamPermission {
@@ -276,7 +279,7 @@ pub const KUBE: &[KubeRule] = &[
         verb: "list",
         resource: "namespaces",
         subresource: "",
-        commands: &[P, A, U],
+        commands: &[P, A, U, I],
         why: "read namespaces",
     },
     KubeRule {
@@ -297,7 +300,7 @@ pub const KUBE: &[KubeRule] = &[
         verb: "list",
         resource: "serviceaccounts",
         subresource: "",
-        commands: &[P, A, V, U],
+        commands: &[P, A, V, U, I],
         why: "read KSAs and their annotation",
     },
     KubeRule {
@@ -789,7 +792,7 @@ pub const ROLES: &[(&str, &str, &str, &[Command])] = &[
 pub fn readme_tables() -> String {
     let mark = |cmds: &[Command], c: Command| if cmds.contains(&c) { "✓" } else { "" };
     let mut text = String::from(
-        "| IAM permission | checked on | plan | apply | verify | audit | for |\n|---|---|---|---|---|---|---|\n",
+        "| IAM permission | checked on | plan | apply | verify | audit | import | for |\n|---|---|---|---|---|---|---|---|\n",
     );
     for p in IAM {
         let on = match p.on {
@@ -803,7 +806,7 @@ pub fn readme_tables() -> String {
         text.push_str(&format!(" {} |\n", p.why));
     }
     text.push_str(
-        "\n| Kubernetes (core group) | GKE IAM equivalent | plan | apply | verify | audit | for |\n|---|---|---|---|---|---|---|\n",
+        "\n| Kubernetes (core group) | GKE IAM equivalent | plan | apply | verify | audit | import | for |\n|---|---|---|---|---|---|---|---|\n",
     );
     for k in KUBE {
         let what = if k.subresource.is_empty() {

@@ -45,6 +45,7 @@ async fn usage_errors_exit_1_for_every_command_and_help_exits_0() {
         "apply",
         "verify",
         "audit",
+        "import",
         "show",
         "emulator",
         "demo",

@@ -17,6 +17,7 @@ const SUBCOMMANDS: &[&str] = &[
     "apply",
     "verify",
     "audit",
+    "import",
     "show",
     "emulator",
     "demo",

@@ -18,6 +18,7 @@ mod direct;
 mod e2e;
 mod faults;
 mod fleet;
+mod import;
 mod install;
 mod kill;
 mod owners;
