@@ -434,9 +434,18 @@ impl Planner<'_> {
             .project_numbers
             .get(&key.project)
             .map(|n| principal.member(n, key));
-        let mut entries: BTreeSet<String> = grant
+        // Only what wi grants, or recorded before, is recorded: a declared
+        // member that already existed unrecorded (made by hand, by
+        // Terraform, or found by `wi import`) is left alone and never
+        // claimed, so wi will not remove it when the spec drops it.
+        let declared: BTreeSet<String> = grant
             .map(|g| g.roles.iter().map(DirectRole::entry).collect())
             .unwrap_or_default();
+        let mut entries: BTreeSet<String> = declared
+            .iter()
+            .filter(|e| live_record.is_some_and(|r| r.contains(*e)))
+            .cloned()
+            .collect();
         let mut deps = Vec::new();
         for c in &self.changes {
             let (Some(entry), Some(member)) = (entry_of(&c.resource), member.as_deref()) else {
@@ -446,7 +455,12 @@ impl Planner<'_> {
                 continue;
             }
             match c.action {
-                Action::Create => deps.push(c.address.clone()),
+                Action::Create => {
+                    deps.push(c.address.clone());
+                    if declared.contains(&entry) {
+                        entries.insert(entry);
+                    }
+                }
                 Action::Delete if keep_removed => {
                     entries.insert(entry);
                 }
@@ -659,14 +673,19 @@ impl Planner<'_> {
             };
             let set_members: BTreeSet<String> = set_members.into_iter().chain(members).collect();
             let mut deps = Vec::new();
+            let mut created = BTreeSet::new();
             for c in &self.changes {
-                if entry_of(&c.resource).is_none()
-                    || !set_members.contains(resource_member(&c.resource))
-                {
+                let Some(entry) = entry_of(&c.resource) else {
+                    continue;
+                };
+                if !set_members.contains(resource_member(&c.resource)) {
                     continue;
                 }
                 if matches!(c.action, Action::Create | Action::Delete) {
                     deps.push(c.address.clone());
+                }
+                if matches!(c.action, Action::Create) {
+                    created.insert(entry);
                 }
             }
             let resource = Resource::Namespace {
@@ -684,6 +703,10 @@ impl Planner<'_> {
                 .and_then(|ns| record_of(&ns.metadata))
                 .filter(|(o, _)| o.as_ref() == Some(&owner))
                 .map(|(_, e)| e);
+            // As for a KSA: only what wi grants, or recorded before.
+            entries.retain(|e| {
+                created.contains(e) || live_record.as_ref().is_some_and(|r| r.contains(e))
+            });
             // Entries that own no live member stay as they are.
             for e in live_record.iter().flatten() {
                 let stale = set_members.iter().all(|m| {
