@@ -49,10 +49,17 @@ pub(crate) async fn run(settings: &Settings, args: VerifyArgs) -> Result<Success
     };
     let model = &spec.model;
     for pattern in &verifier.targets {
+        let direct = Verifier {
+            gcp: &gcp,
+            parallelism: 1,
+            targets: vec![pattern.clone()],
+            excludes: Vec::new(),
+        };
         if !model
             .mappings
             .iter()
             .any(|m| crate::verify::names_mapping(pattern, m))
+            && direct.selected_direct(model).is_empty()
         {
             return Err(miette::miette!(
                 code = "wi::verify::target",

@@ -238,6 +238,49 @@ impl GcpClient {
         Ok(held.permissions)
     }
 
+    /// [`Self::test_service_account_permissions`] asked with `bearer` (a
+    /// KSA's federated token): what that principal holds on `email`.
+    pub async fn test_service_account_permissions_as(
+        &self,
+        bearer: &secrecy::SecretString,
+        email: &str,
+        permissions: &[String],
+    ) -> Result<Vec<String>, GcpError> {
+        let call = service_account_call(
+            "serviceAccounts.testIamPermissions",
+            Method::POST,
+            email,
+            ":testIamPermissions",
+        )
+        .body(json!({ "permissions": permissions }))
+        .bearer(bearer);
+        let held: super::resourcemanager::HeldPermissions = self.send(call).await?;
+        Ok(held.permissions)
+    }
+
+    /// `roles.get` (a predefined role, `roles/NAME`) or `projects.roles.get`
+    /// / `organizations.roles.get` (a custom one): the permissions it
+    /// includes.
+    pub async fn role_permissions(&self, role: &str) -> Result<Vec<String>, GcpError> {
+        #[derive(serde::Deserialize, Default)]
+        #[serde(default, rename_all = "camelCase")]
+        struct Role {
+            included_permissions: Vec<String>,
+        }
+        let name = if role.starts_with("roles/") {
+            "roles.get"
+        } else if role.starts_with("organizations/") {
+            "organizations.roles.get"
+        } else {
+            "projects.roles.get"
+        };
+        let mut segments = vec!["v1"];
+        segments.extend(role.split('/'));
+        let call = Call::new(Api::Iam, name, Method::GET, &segments);
+        let r: Role = self.send(call).await?;
+        Ok(r.included_permissions)
+    }
+
     /// `serviceAccounts.setIamPolicy` (`updateMask: bindings,etag`). The etag in
     /// `policy` makes the write conditional; prefer [`Self::modify_iam_policy`].
     pub async fn set_service_account_iam_policy(

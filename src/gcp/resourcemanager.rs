@@ -69,6 +69,28 @@ impl GcpClient {
     }
 }
 
+impl GcpClient {
+    /// [`Self::test_project_permissions`] asked with `bearer` (a KSA's
+    /// federated token): what that principal holds on `project`.
+    pub async fn test_project_permissions_as(
+        &self,
+        bearer: &secrecy::SecretString,
+        project: &str,
+        permissions: &[String],
+    ) -> Result<Vec<String>, GcpError> {
+        let call = Call::new(
+            Api::Crm,
+            "projects.testIamPermissions",
+            Method::POST,
+            &["v1", "projects", &format!("{project}:testIamPermissions")],
+        )
+        .body(json!({ "permissions": permissions }))
+        .bearer(bearer);
+        let held: HeldPermissions = self.send(call).await?;
+        Ok(held.permissions)
+    }
+}
+
 /// The answer of a `testIamPermissions` call.
 #[derive(serde::Deserialize, Default)]
 #[serde(default)]

@@ -56,6 +56,9 @@ pub(super) struct Call {
     segments: Vec<String>,
     query: Vec<(&'static str, String)>,
     body: Option<Value>,
+    /// A bearer the caller brings (a KSA's federated token in `wi verify`)
+    /// instead of the client's own credentials. Never logged.
+    bearer: Option<secrecy::SecretString>,
 }
 
 impl Call {
@@ -67,6 +70,7 @@ impl Call {
             segments: segments.iter().map(|s| (*s).to_owned()).collect(),
             query: Vec::new(),
             body: None,
+            bearer: None,
         }
     }
     /// The quota partition's project: the segment after `projects` (less a
@@ -97,6 +101,11 @@ impl Call {
     }
     pub(super) fn body(mut self, body: Value) -> Self {
         self.body = Some(body);
+        self
+    }
+    /// Sends the call with `bearer` instead of the client's own token.
+    pub(super) fn bearer(mut self, bearer: &secrecy::SecretString) -> Self {
+        self.bearer = Some(bearer.clone());
         self
     }
 }
@@ -215,7 +224,10 @@ impl GcpClient {
     /// One attempt: returns the 2xx body, or the error.
     async fn attempt(&self, call: &Call) -> Result<String, GcpError> {
         let url = self.url(call)?;
-        let token = self.inner.tokens.token().await?;
+        let token = match &call.bearer {
+            Some(b) => b.clone(),
+            None => self.inner.tokens.token().await?,
+        };
         let (api, project) = (call.api.name(), call.project());
         let sent = self.inner.throttles.admit(api, project).await;
         self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);

@@ -29,7 +29,9 @@ use crate::gcp::types::{GkeCluster, IamPolicy};
 use crate::gcp::{GcpClient, GcpError};
 use crate::live::LiveState;
 use crate::ownership::{GSA_ANNOTATION, WORKLOAD_IDENTITY_USER};
-use crate::spec::{ClusterKey, Mapping, Model};
+use crate::spec::{
+    ClusterKey, DirectGrant, DirectPrincipal, DirectResource, DirectRole, Mapping, Model,
+};
 
 pub use pod::{NodeReason, PodExplanation, PodIdentity, PodProblem, explain_pod};
 pub use report::{render_pod, render_report};
@@ -49,6 +51,8 @@ pub enum Step {
     Sts,
     /// IAM Credentials `generateAccessToken`.
     GenerateAccessToken,
+    /// Reading a role's permissions (`roles.get`) or testing them.
+    TestPermissions,
 }
 
 impl Step {
@@ -58,6 +62,7 @@ impl Step {
             Step::TokenRequest => "the TokenRequest for the KSA",
             Step::Sts => "the STS token exchange",
             Step::GenerateAccessToken => "generateAccessToken for the Google service account",
+            Step::TestPermissions => "testing the direct roles' permissions",
         }
     }
 }
@@ -89,6 +94,16 @@ pub enum Broken {
     ApiDisabled { project: String },
     /// The Google service account is disabled.
     GsaDisabled,
+    /// Direct mode: the KSA still names a Google service account, so its
+    /// pods impersonate that account instead of using their own principal.
+    LeftoverAnnotation { found: String },
+    /// Direct mode: the KSA's federated principal lacks permissions of a
+    /// role granted to it directly.
+    DirectRoleMissing {
+        role: String,
+        resource: String,
+        missing: Vec<String>,
+    },
     /// A step of the exchange was refused for another reason.
     Exchange { step: Step, message: String },
 }
@@ -108,7 +123,12 @@ pub struct MappingCheck {
     pub cluster: ClusterKey,
     pub namespace: String,
     pub ksa: String,
+    /// The Google service account, or in direct mode the roles granted to
+    /// the KSA's principal (`ROLE on RESOURCE`, comma-separated).
     pub gsa: String,
+    /// Direct mode: no Google service account; the KSA's own principal
+    /// holds the roles.
+    pub direct: bool,
     pub outcome: Outcome,
     /// Other accounts the same principal obtained a token for (every
     /// cluster of the pool with this namespace and KSA name gets them).
@@ -211,14 +231,9 @@ fn read_chain(model: &Model, live: &LiveState, m: &Mapping) -> Option<Broken> {
         return Some(b);
     }
     if let Some(kube) = live_cluster.and_then(|c| c.kube.as_ref()) {
-        if !kube.namespaces.contains_key(&m.namespace) {
-            return Some(Broken::NamespaceMissing);
-        }
-        let Some(sa) = kube
-            .service_accounts
-            .get(&(m.namespace.clone(), m.ksa.clone()))
-        else {
-            return Some(Broken::KsaMissing);
+        let sa = match kube_chain(kube, &m.namespace, &m.ksa) {
+            Ok(sa) => sa,
+            Err(b) => return Some(b),
         };
         let annotation = sa
             .metadata
@@ -265,6 +280,70 @@ fn read_chain(model: &Model, live: &LiveState, m: &Mapping) -> Option<Broken> {
         return Some(Broken::GsaDisabled);
     }
     None
+}
+
+/// The namespace and the KSA in a cluster's live objects.
+fn kube_chain<'k>(
+    kube: &'k crate::live::LiveKube,
+    namespace: &str,
+    ksa: &str,
+) -> Result<&'k k8s_openapi::api::core::v1::ServiceAccount, Broken> {
+    if !kube.namespaces.contains_key(namespace) {
+        return Err(Broken::NamespaceMissing);
+    }
+    kube.service_accounts
+        .get(&(namespace.to_string(), ksa.to_string()))
+        .ok_or(Broken::KsaMissing)
+}
+
+/// The chain of a direct grant to one KSA, as live state shows it: the
+/// cluster in its pool, the node pools on the GKE metadata server, the
+/// namespace and the KSA, and no GSA annotation left on it.
+fn read_direct_chain(
+    model: &Model,
+    live: &LiveState,
+    key: &ClusterKey,
+    namespace: &str,
+    ksa: &str,
+) -> Option<Broken> {
+    let live_cluster = live.clusters.get(key);
+    let Some(gke) = live_cluster.and_then(|c| c.gke.as_ref()) else {
+        return Some(Broken::ClusterMissing);
+    };
+    match gke.workload_pool() {
+        None => return Some(Broken::NoWorkloadPool),
+        Some(p) if p != key.workload_pool() => {
+            return Some(Broken::WrongWorkloadPool {
+                found: p.to_string(),
+            });
+        }
+        Some(_) => {}
+    }
+    if let Some(b) = node_pools_broken(model, key, gke) {
+        return Some(b);
+    }
+    let kube = live_cluster.and_then(|c| c.kube.as_ref())?;
+    let sa = match kube_chain(kube, namespace, ksa) {
+        Ok(sa) => sa,
+        Err(b) => return Some(b),
+    };
+    let annotation = sa
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(GSA_ANNOTATION));
+    annotation.map(|found| Broken::LeftoverAnnotation {
+        found: found.clone(),
+    })
+}
+
+/// `ROLE on RESOURCE, …`: what a direct grant gives, for the report.
+fn direct_label(roles: &[DirectRole]) -> String {
+    roles
+        .iter()
+        .map(|r| format!("{} on {}", r.role, r.resource.path()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The first node pool the spec covers that does not run the GKE metadata server.
@@ -318,16 +397,155 @@ impl Verifier<'_> {
             .collect()
     }
 
+    /// The direct grants to one KSA `--target` / `--exclude` select, in
+    /// spec order (principal sets name no single KSA to check).
+    pub fn selected_direct<'m>(&self, model: &'m Model) -> Vec<&'m DirectGrant> {
+        let names = |p: &str, g: &DirectGrant| {
+            let DirectPrincipal::Ksa { namespace, ksa } = &g.principal else {
+                return false;
+            };
+            let p = p.trim();
+            [
+                g.cluster.name.clone(),
+                g.cluster.to_string(),
+                format!("{namespace}/{ksa}"),
+                format!("{}/{namespace}/{ksa}", g.cluster),
+            ]
+            .iter()
+            .any(|t| glob(p, t))
+        };
+        model
+            .direct
+            .iter()
+            .filter(|g| matches!(g.principal, DirectPrincipal::Ksa { .. }))
+            .filter(|g| self.targets.is_empty() || self.targets.iter().any(|p| names(p, g)))
+            .filter(|g| !self.excludes.iter().any(|p| names(p, g)))
+            .collect()
+    }
+
     /// Checks every selected mapping of `model` against `live` and the
-    /// token exchange.
+    /// token exchange: GSA mappings first, then direct grants to a KSA.
     pub async fn verify(&self, model: &Model, live: &LiveState) -> VerifyReport {
         let mappings = self.selected(model);
-        let checks = stream::iter(mappings)
+        let mut checks: Vec<MappingCheck> = stream::iter(mappings)
             .map(|m| self.check(model, live, m))
             .buffered(self.parallelism.max(1))
             .collect()
             .await;
+        let direct: Vec<MappingCheck> = stream::iter(self.selected_direct(model))
+            .map(|g| self.check_direct(model, live, g))
+            .buffered(self.parallelism.max(1))
+            .collect()
+            .await;
+        checks.extend(direct);
         VerifyReport { checks }
+    }
+
+    /// A direct grant to one KSA: the chain, then what a pod does (the
+    /// TokenRequest, the STS exchange) and, with the federated token, each
+    /// role's permissions tested on its resource.
+    async fn check_direct(&self, model: &Model, live: &LiveState, g: &DirectGrant) -> MappingCheck {
+        let DirectPrincipal::Ksa { namespace, ksa } = &g.principal else {
+            unreachable!("selected_direct keeps grants to one KSA only")
+        };
+        let outcome = match read_direct_chain(model, live, &g.cluster, namespace, ksa) {
+            Some(b) => Outcome::Broken(b),
+            None => match self.exchange_direct(model, live, g, namespace, ksa).await {
+                Ok(()) => Outcome::Works,
+                Err(b) => Outcome::Broken(b),
+            },
+        };
+        MappingCheck {
+            cluster: g.cluster.clone(),
+            namespace: namespace.clone(),
+            ksa: ksa.clone(),
+            gsa: direct_label(&g.roles),
+            direct: true,
+            outcome,
+            also_acts_as: Vec::new(),
+        }
+    }
+
+    async fn exchange_direct(
+        &self,
+        model: &Model,
+        live: &LiveState,
+        g: &DirectGrant,
+        namespace: &str,
+        ksa: &str,
+    ) -> Result<(), Broken> {
+        let fail = |step: Step, message: String| Broken::Exchange { step, message };
+        let Some(gke) = live.clusters.get(&g.cluster).and_then(|c| c.gke.as_ref()) else {
+            return Err(Broken::ClusterMissing);
+        };
+        let context = model
+            .clusters
+            .iter()
+            .find(|c| c.key == g.cluster)
+            .and_then(|c| c.kube_context.as_deref());
+        let token = self
+            .gcp
+            .access_token()
+            .await
+            .map_err(|e| fail(Step::Connect, e.to_string()))?;
+        let conn = crate::live::connect_cluster(gke, token, context)
+            .await
+            .map_err(|e| fail(Step::Connect, e.to_string()))?;
+        let pool = g.cluster.workload_pool();
+        let ksa_token = conn
+            .request_token(namespace, ksa, &pool)
+            .await
+            .map_err(|e| {
+                if e.is_not_found() {
+                    Broken::KsaMissing
+                } else {
+                    fail(Step::TokenRequest, e.to_string())
+                }
+            })?;
+        let audience = crate::gcp::sts::gke_sts_audience(
+            &pool,
+            &g.cluster.project,
+            &g.cluster.location,
+            &g.cluster.name,
+        );
+        let federated = self
+            .gcp
+            .exchange_token(&audience, &ksa_token)
+            .await
+            .map_err(|e| fail(Step::Sts, e.to_string()))?;
+        drop(ksa_token);
+        for r in &g.roles {
+            let wanted = self
+                .gcp
+                .role_permissions(&r.role)
+                .await
+                .map_err(|e| fail(Step::TestPermissions, format!("reading {}: {e}", r.role)))?;
+            if wanted.is_empty() {
+                continue;
+            }
+            let held = match &r.resource {
+                DirectResource::Project(p) => {
+                    self.gcp
+                        .test_project_permissions_as(&federated, p, &wanted)
+                        .await
+                }
+                DirectResource::ServiceAccount { email, .. } => {
+                    self.gcp
+                        .test_service_account_permissions_as(&federated, email, &wanted)
+                        .await
+                }
+            }
+            .map_err(|e| fail(Step::TestPermissions, e.to_string()))?;
+            let missing: Vec<String> = wanted.into_iter().filter(|p| !held.contains(p)).collect();
+            if !missing.is_empty() {
+                return Err(Broken::DirectRoleMissing {
+                    role: r.role.clone(),
+                    resource: r.resource.path(),
+                    missing,
+                });
+            }
+        }
+        Ok(())
     }
 
     async fn check(&self, model: &Model, live: &LiveState, m: &Mapping) -> MappingCheck {
@@ -343,6 +561,7 @@ impl Verifier<'_> {
             namespace: m.namespace.clone(),
             ksa: m.ksa.clone(),
             gsa: m.gsa_email.clone(),
+            direct: false,
             outcome,
             also_acts_as,
         }

@@ -52,6 +52,18 @@ impl Broken {
                 "Google service account {} is disabled: token requests for it fail",
                 check.gsa
             ),
+            Broken::LeftoverAnnotation { found } => format!(
+                "KSA {ksa} is still annotated {}={found}: its pods impersonate that account (and fail with 403 iam.serviceAccounts.getAccessToken without a binding) instead of using their own principal",
+                crate::ownership::GSA_ANNOTATION
+            ),
+            Broken::DirectRoleMissing {
+                role,
+                resource,
+                missing,
+            } => format!(
+                "the principal of {ksa} does not hold {role} on {resource}: testIamPermissions with its federated token lacks {}",
+                missing.join(", ")
+            ),
             Broken::Exchange { step, message } => {
                 format!("{} was refused: {message}", step.describe())
             }
@@ -102,6 +114,13 @@ impl Broken {
                 "wi apply (for an account wi owns), or: gcloud iam service-accounts enable {}",
                 check.gsa
             ),
+            Broken::LeftoverAnnotation { .. } => format!(
+                "wi apply (it removes an annotation it owns), or: kubectl annotate serviceaccount {ksa} -n {ns} {}-",
+                crate::ownership::GSA_ANNOTATION
+            ),
+            Broken::DirectRoleMissing { .. } => {
+                "wi apply (it grants the role to the KSA's principal); `wi plan` shows the member it writes".into()
+            }
             Broken::Exchange { .. } => {
                 "check the step's error above; `wi plan` shows what differs from the spec".into()
             }
@@ -163,6 +182,18 @@ pub fn render_report(report: &VerifyReport) -> String {
     let noun = |n: usize| if n == 1 { "mapping" } else { "mappings" };
     if total == 0 {
         out.push_str("No mappings to verify.\n");
+    } else if failed == 0 && report.checks.iter().all(|c| c.direct) {
+        let _ = writeln!(
+            out,
+            "\n{total} {} verified: each KSA holds its direct roles with its own principal.",
+            noun(total)
+        );
+    } else if failed == 0 && report.checks.iter().any(|c| c.direct) {
+        let _ = writeln!(
+            out,
+            "\n{total} {} verified: each KSA obtained a token for its Google service account and for no other, or holds its direct roles with its own principal.",
+            noun(total)
+        );
     } else if failed == 0 {
         let _ = writeln!(
             out,

@@ -223,6 +223,21 @@ async fn direct_grants_then_gsa_mode_then_direct_mode_again_in_order() {
         .expect(0);
     assert!(again.stdout.contains("No changes"), "{}", again.stdout);
 
+    // `wi verify` does what a pod does (TokenRequest, STS) and tests each
+    // direct role's permissions with the KSA's federated token.
+    let verified = world.wi(&["verify", "-f", &path]).await.expect(0);
+    assert_output_snapshot!("direct_verify_ok", verified);
+    // A role the spec grants but nobody applied is named, with its fix.
+    world.write(
+        "wi.yaml",
+        &direct_spec().replace(
+            "      - roles/cloudsql.client\n",
+            "      - roles/cloudsql.client\n      - roles/pubsub.publisher\n",
+        ),
+    );
+    let broken = world.wi(&["verify", "-f", &path]).await.expect(1);
+    assert_output_snapshot!("direct_verify_role_missing", broken);
+
     // The mapping leaves the spec: its owned members go, then the record.
     world.write("wi.yaml", &format!("{HEAD}mappings: []\n"));
     let plan = world

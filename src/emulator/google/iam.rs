@@ -26,6 +26,7 @@ pub(crate) fn method_id(req: &Req) -> Option<&'static str> {
     let s: Vec<&str> = req.segs.iter().map(String::as_str).collect();
     let m = &req.method;
     match (s.as_slice(), req.verb.as_deref()) {
+        (["roles", _], None) if *m == Method::GET => Some("roles.get"),
         (["projects", _, "serviceAccounts"], None) => match *m {
             Method::GET => Some("projects.serviceAccounts.list"),
             Method::POST => Some("projects.serviceAccounts.create"),
@@ -150,6 +151,23 @@ pub(crate) async fn call(
     who: &Principal,
     method: &str,
 ) -> GoogleApiResult {
+    if method == "roles.get" {
+        // Predefined roles are public: any authenticated caller reads them.
+        let name = format!("roles/{}", req.segs[1]);
+        let included = permissions::predefined_role_permissions(&name);
+        if included.is_empty() {
+            return Err(GoogleApiError::not_found(format!(
+                "The role named {name} was not found."
+            )));
+        }
+        return Ok(json!({
+            "name": name,
+            "title": name,
+            "includedPermissions": included,
+            "stage": "GA",
+            "etag": "AA==",
+        }));
+    }
     let project = req.segs[1].clone();
     let now = req.now;
     match method {

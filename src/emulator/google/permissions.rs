@@ -82,6 +82,55 @@ pub(crate) fn role_grants(role: &str, permission: &str) -> bool {
     }
 }
 
+/// Every permission the emulator's catalogue knows: what `roles.get` lists
+/// of a predefined role is the part of this the role grants.
+const KNOWN_PERMISSIONS: &[&str] = &[
+    "cloudsql.instances.connect",
+    "cloudsql.instances.get",
+    "container.clusters.create",
+    "container.clusters.get",
+    "container.clusters.list",
+    "container.clusters.update",
+    "container.operations.get",
+    "container.operations.list",
+    "iam.serviceAccounts.create",
+    "iam.serviceAccounts.delete",
+    "iam.serviceAccounts.disable",
+    "iam.serviceAccounts.enable",
+    "iam.serviceAccounts.get",
+    "iam.serviceAccounts.getAccessToken",
+    "iam.serviceAccounts.getIamPolicy",
+    "iam.serviceAccounts.getOpenIdToken",
+    "iam.serviceAccounts.implicitDelegation",
+    "iam.serviceAccounts.list",
+    "iam.serviceAccounts.setIamPolicy",
+    "iam.serviceAccounts.signBlob",
+    "iam.serviceAccounts.signJwt",
+    "iam.serviceAccounts.update",
+    "logging.logEntries.create",
+    "monitoring.timeSeries.create",
+    "pubsub.subscriptions.consume",
+    "pubsub.topics.attachSubscription",
+    "pubsub.topics.publish",
+    "resourcemanager.projects.get",
+    "resourcemanager.projects.getIamPolicy",
+    "resourcemanager.projects.setIamPolicy",
+    "serviceusage.services.enable",
+    "serviceusage.services.get",
+    "serviceusage.services.list",
+    "storage.objects.get",
+    "storage.objects.list",
+];
+
+/// The permissions a predefined role includes (empty: no such role).
+pub(crate) fn predefined_role_permissions(role: &str) -> Vec<&'static str> {
+    KNOWN_PERMISSIONS
+        .iter()
+        .copied()
+        .filter(|p| role_grants(role, p))
+        .collect()
+}
+
 /// Does `role` grant `permission`, for a predefined role or a custom role
 /// of the world (`projects/P/roles/ID`, not deleted)?
 pub(crate) fn grants(world: &EmulatorWorld, role: &str, permission: &str) -> bool {
