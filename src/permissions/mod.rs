@@ -218,7 +218,7 @@ pub const IAM: &[IamPermission] = &[
     IamPermission {
         name: "resourcemanager.projects.get",
         on: On::Project,
-        commands: &[P, A],
+        commands: &[P, A, V],
         why: "read the project number direct grants' principal members name",
     },
     IamPermission {
