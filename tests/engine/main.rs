@@ -13,6 +13,7 @@ mod cli_settings;
 mod concurrent;
 mod contract;
 mod e2e;
+mod examples;
 mod faults;
 mod fleet;
 mod install;
