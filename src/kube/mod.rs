@@ -7,6 +7,7 @@
 //! annotation is never claimed, and re-applying without a field releases it.
 
 mod access;
+mod call_log;
 mod error;
 
 use std::collections::BTreeMap;
@@ -149,7 +150,12 @@ pub async fn connect_kubeconfig(
         .await
         .map_err(|e| KubeError::Config(e.to_string()))?;
     let server = config.cluster_url.to_string();
-    let client = ::kube::Client::try_from(config)?;
+    let layer = call_log::CallLogLayer {
+        server: server.trim_end_matches('/').to_string(),
+    };
+    let client = ::kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&layer)
+        .build();
     Ok(ClusterConnection { client, server })
 }
 
