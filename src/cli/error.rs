@@ -119,12 +119,127 @@ impl CliError {
     }
 }
 
-/// Makes error reports follow the one colour decision (stderr's).
+/// Makes error reports follow the one colour decision (stderr's). Long
+/// words (URLs, resource names) are never broken across lines: a wrapped
+/// URL cannot be clicked or copied.
 pub(crate) fn install_report_hook(stderr: Style) {
     let color = stderr.color;
     let _ = miette::set_hook(Box::new(move |_| {
-        Box::new(miette::MietteHandlerOpts::new().color(color).build())
+        Box::new(
+            miette::MietteHandlerOpts::new()
+                .color(color)
+                .break_words(false)
+                .build(),
+        )
     }));
+}
+
+/// Text of an error made safe to print: what a server or the live world
+/// said may hold control and bidirectional characters (shown as `\u{..}`)
+/// and values megabytes long (cut, with how much was left out).
+fn clean(text: &str) -> String {
+    crate::render::cut_long(&crate::render::sanitize(text, true))
+}
+
+/// A report as users read it: its message, help and causes [`clean`]ed,
+/// and a cause whose text the message (or the cause above) already holds
+/// left out rather than printed again under itself. Labels, source code
+/// and related reports (the spec's, pointing at its lines) are the
+/// original's.
+#[derive(Debug)]
+struct CleanReport {
+    message: String,
+    code: Option<String>,
+    help: Option<String>,
+    url: Option<String>,
+    severity: Option<miette::Severity>,
+    cause: Option<Box<Cause>>,
+    inner: miette::Report,
+}
+
+/// One cause of a [`CleanReport`], cleaned.
+#[derive(Debug)]
+struct Cause {
+    message: String,
+    source: Option<Box<Cause>>,
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|c| c as _)
+    }
+}
+
+impl CleanReport {
+    fn new(inner: miette::Report) -> Self {
+        let message = clean(&inner.to_string());
+        let mut causes: Vec<String> = Vec::new();
+        for source in inner.chain().skip(1) {
+            let text = clean(&source.to_string());
+            let said = causes.last().unwrap_or(&message);
+            if text.trim().is_empty() || said.contains(text.trim()) {
+                continue;
+            }
+            causes.push(text);
+        }
+        let cause = causes.into_iter().rev().fold(None, |source, message| {
+            Some(Box::new(Cause { message, source }))
+        });
+        CleanReport {
+            message,
+            code: inner.code().map(|c| c.to_string()),
+            help: inner.help().map(|h| clean(&h.to_string())),
+            url: inner.url().map(|u| u.to_string()),
+            severity: inner.severity(),
+            cause,
+            inner,
+        }
+    }
+}
+
+impl fmt::Display for CleanReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CleanReport {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.as_deref().map(|c| c as _)
+    }
+}
+
+impl miette::Diagnostic for CleanReport {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.code.as_ref().map(|c| Box::new(c) as _)
+    }
+    fn severity(&self) -> Option<miette::Severity> {
+        self.severity
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help.as_ref().map(|h| Box::new(h) as _)
+    }
+    fn url<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.url.as_ref().map(|u| Box::new(u) as _)
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.inner.source_code()
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        self.inner.labels()
+    }
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {
+        self.inner.related()
+    }
+    fn diagnostic_source(&self) -> Option<&dyn miette::Diagnostic> {
+        self.inner.diagnostic_source()
+    }
 }
 
 /// The exit code of an outcome.
@@ -142,6 +257,7 @@ pub(crate) fn exit(result: Result<Success, CliError>) -> ExitCode {
     if let Err(e) = result
         && let Some(report) = e.into_report()
     {
+        let report = miette::Report::new(CleanReport::new(report));
         err_line(format_args!("{report:?}"));
     }
     ExitCode::from(code)

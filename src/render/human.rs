@@ -485,7 +485,12 @@ impl Renderer<'_> {
 
 /// A JSON string literal (quotes and escapes).
 pub(crate) fn json_string(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
+    // serde_json escapes C0 controls but not C1, bidirectional overrides
+    // or invisible characters: those are shown too.
+    sanitize(
+        &serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\"")),
+        false,
+    )
 }
 
 fn is_scalar(v: &Value) -> bool {
@@ -530,6 +535,7 @@ pub(crate) fn inline(v: &Value) -> String {
                 .collect();
             format!("{{{}}}", parts.join(", "))
         }
+        Value::String(s) => json_string(s),
         other => other.to_string(),
     }
 }

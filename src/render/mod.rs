@@ -10,6 +10,7 @@ mod apply_report;
 mod human;
 mod json;
 mod markdown;
+mod sanitize;
 pub mod style;
 
 pub use apply_report::apply_summary;
@@ -20,4 +21,4 @@ pub use human::{human, not_saved_note};
 pub use json::{actions, json};
 pub use markdown::{GITHUB_COMMENT_MAX_BYTES, markdown};
 pub use style::Style;
-pub(crate) use style::sanitize;
+pub(crate) use sanitize::{cut_long, sanitize};
