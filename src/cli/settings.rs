@@ -449,7 +449,10 @@ mod tests {
         let auto = |tty: bool, pairs: &[(&str, &str)]| auto_color(tty, &env(pairs)).color;
         assert!(auto(true, &[]));
         assert!(!auto(false, &[]));
-        assert!(auto(false, &[("CLICOLOR_FORCE", "1")]), "forced into a pipe");
+        assert!(
+            auto(false, &[("CLICOLOR_FORCE", "1")]),
+            "forced into a pipe"
+        );
         assert!(!auto(false, &[("CLICOLOR_FORCE", "0")]));
         assert!(!auto(false, &[("CLICOLOR_FORCE", "")]));
         assert!(
@@ -493,7 +496,10 @@ mod tests {
         assert!(default.contains("a wi warning"), "{default}");
         assert!(!default.contains("google api"), "{default}");
         let one = printed(log_filter(false, 1));
-        assert!(one.contains("dependency") && one.contains("google api"), "{one}");
+        assert!(
+            one.contains("dependency") && one.contains("google api"),
+            "{one}"
+        );
         let quiet = printed(log_filter(true, 0));
         assert!(quiet.is_empty(), "{quiet}");
     }

@@ -153,6 +153,13 @@ pub async fn connect_kubeconfig(
     let layer = call_log::CallLogLayer {
         server: server.trim_end_matches('/').to_string(),
     };
+    // kube's own retry of 429/503/504 waits up to 15 times with delays
+    // growing to 1000 s (and as long as a Retry-After asks): an API server
+    // answering 503 held `wi plan` for about six minutes before the cluster
+    // became an unknown of the plan ("try again later"). Reads fail fast;
+    // apply steps retry on their own, under their deadline.
+    let mut config = config;
+    config.default_retry = false;
     let client = ::kube::client::ClientBuilder::try_from(config)?
         .with_layer(&layer)
         .build();

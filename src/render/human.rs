@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 use similar::{Algorithm, DiffTag, capture_diff_slices};
 
+use super::sanitize::cut_long;
 use super::style::{Style, sanitize};
 use crate::plan::{Action, Group, Plan, ReasonCode, Resource, ResourceChange, Warning};
 
@@ -218,7 +219,10 @@ fn render_change(change: &ResourceChange, waits: &[&str], style: &Style, out: &m
         let _ = writeln!(
             out,
             "  {}",
-            style.yellow(&format!("# Warning: {}", sanitize(w.message.trim(), false)))
+            style.yellow(&format!(
+                "# Warning: {}",
+                cut_long(&sanitize(w.message.trim(), false))
+            ))
         );
     }
     let _ = writeln!(
@@ -559,8 +563,8 @@ fn unknown_box(u: &crate::plan::Unknown, style: &Style) -> String {
     );
     let _ = writeln!(out, "{}", bar("│"));
     let mut paragraphs = vec![
-        sanitize(u.reason.trim(), true),
-        format!("help: {}", sanitize(u.help.trim(), true)),
+        cut_long(&sanitize(u.reason.trim(), true)),
+        format!("help: {}", cut_long(&sanitize(u.help.trim(), true))),
     ];
     if !u.held_back.is_empty() {
         paragraphs.push(format!(
@@ -600,7 +604,7 @@ fn warning_box(w: &Warning, style: &Style) -> String {
         let _ = writeln!(out, "{}   with {addr}", bar("│"));
         let _ = writeln!(out, "{}", bar("│"));
     }
-    for paragraph in sanitize(w.message.trim(), true).split('\n') {
+    for paragraph in cut_long(&sanitize(w.message.trim(), true)).split('\n') {
         for line in wrap(paragraph, WIDTH - 2) {
             if line.is_empty() {
                 let _ = writeln!(out, "{}", bar("│"));

@@ -20,5 +20,5 @@ pub(crate) use apply_report::{
 pub use human::{human, not_saved_note};
 pub use json::{actions, json};
 pub use markdown::{GITHUB_COMMENT_MAX_BYTES, markdown};
-pub use style::Style;
 pub(crate) use sanitize::{cut_long, sanitize};
+pub use style::Style;

@@ -60,7 +60,9 @@ pub(crate) fn cut_long(text: &str) -> String {
     let mut out = String::with_capacity(text.len().min(8 * 1024));
     let mut rest = text;
     while !rest.is_empty() {
-        let start = rest.find(|c: char| !c.is_whitespace()).unwrap_or(rest.len());
+        let start = rest
+            .find(|c: char| !c.is_whitespace())
+            .unwrap_or(rest.len());
         out.push_str(&rest[..start]);
         rest = &rest[start..];
         let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
@@ -89,7 +91,10 @@ mod tests {
         assert_eq!(sanitize("a\u{1b}[31mb", false), "a\\u{1b}[31mb");
         assert_eq!(sanitize("a\r\nb\tc", false), "a b c");
         assert_eq!(sanitize("a\nb", true), "a\nb");
-        assert_eq!(sanitize("a\u{7f}\u{85}\u{9b}b", true), "a\\u{7f}\\u{85}\\u{9b}b");
+        assert_eq!(
+            sanitize("a\u{7f}\u{85}\u{9b}b", true),
+            "a\\u{7f}\\u{85}\\u{9b}b"
+        );
     }
 
     #[test]
@@ -118,7 +123,10 @@ mod tests {
         assert!(cut.len() < 400, "{}", cut.len());
         assert!(cut.starts_with("annotation is too long: vvvv"), "{cut}");
         assert!(
-            cut.ends_with(&format!("… ({} more bytes) (limit 256 KiB)", value.len() - 200)),
+            cut.ends_with(&format!(
+                "… ({} more bytes) (limit 256 KiB)",
+                value.len() - 200
+            )),
             "{cut}"
         );
         let url = format!("see https://example.com/{}", "a".repeat(300));

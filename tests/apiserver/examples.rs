@@ -67,7 +67,14 @@ async fn the_k8s_examples_pass_a_server_side_dry_run() {
     // The kustomization: namespace, KSA, the generated spec ConfigMap, CronJob.
     let applied = kubectl(
         &kubeconfig,
-        &["apply", "--dry-run=server", "-k", "examples/k8s", "-o", "name"],
+        &[
+            "apply",
+            "--dry-run=server",
+            "-k",
+            "examples/k8s",
+            "-o",
+            "name",
+        ],
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let mut names: Vec<&str> = applied.lines().collect();

@@ -203,11 +203,12 @@ async fn clicolor_force_colours_a_pipe_unless_no_color_says_otherwise() {
         (&[("CLICOLOR_FORCE", "1")], &["--color", "never"]),
         (&[("CLICOLOR_FORCE", "1")], &["--no-color"]),
     ] {
-        let plain = run(&mut with(set, extra))
-            .await
-            .expect("run wi")
-            .expect(1);
-        assert!(!plain.stderr.contains('\u{1b}'), "{set:?} {extra:?}: {}", plain.stderr);
+        let plain = run(&mut with(set, extra)).await.expect("run wi").expect(1);
+        assert!(
+            !plain.stderr.contains('\u{1b}'),
+            "{set:?} {extra:?}: {}",
+            plain.stderr
+        );
     }
 }
 
@@ -230,7 +231,10 @@ async fn verbose_shows_one_line_per_google_and_kubernetes_call() {
     calls.sort();
     calls.dedup();
     assert!(calls.iter().any(|l| l.contains("google api")), "{calls:?}");
-    assert!(calls.iter().any(|l| l.contains("kubernetes api")), "{calls:?}");
+    assert!(
+        calls.iter().any(|l| l.contains("kubernetes api")),
+        "{calls:?}"
+    );
     insta::with_settings!({filters => vec![
         (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
         (r"elapsed_ms=\d+", "elapsed_ms=[MS]"),
@@ -248,10 +252,16 @@ async fn verbose_shows_one_line_per_google_and_kubernetes_call() {
     let token = token.trim();
     assert!(token.len() > 8);
     let loudest = world.wi(&["plan", "-f", SPEC, "-vvv"]).await.expect(0);
-    assert!(loudest.stderr.lines().count() > calls.len(), "-vvv shows the libraries");
+    assert!(
+        loudest.stderr.lines().count() > calls.len(),
+        "-vvv shows the libraries"
+    );
     for run in [&verbose, &loudest] {
         assert!(!run.stderr.contains(token), "a token in the logs");
-        assert!(!run.stderr.contains("Bearer"), "an Authorization header in the logs");
+        assert!(
+            !run.stderr.contains("Bearer"),
+            "an Authorization header in the logs"
+        );
     }
     world.stop().await;
 }

@@ -150,7 +150,15 @@ async fn the_command_line_check_refuses_what_wi_does_not_accept() {
     assert_eq!(lines.len(), 4, "{lines:?}");
     assert_eq!(
         lines[0],
-        ["plan", "-f", "placeholder", "--out", "plan.wiplan", "--format", "markdown"]
+        [
+            "plan",
+            "-f",
+            "placeholder",
+            "--out",
+            "plan.wiplan",
+            "--format",
+            "markdown"
+        ]
     );
     check_command(&lines[0]).await.expect("a line wi accepts");
     for refused in &lines[1..] {
@@ -172,7 +180,10 @@ async fn the_github_actions_workflow_plans_applies_the_reviewed_plan_and_checks_
         ("drift", "schedule"),
     ] {
         let condition = jobs[job]["if"].as_str().unwrap_or_default();
-        assert!(condition.contains(event), "{job} runs on {event}: {condition}");
+        assert!(
+            condition.contains(event),
+            "{job} runs on {event}: {condition}"
+        );
         // Workload Identity Federation: an OIDC token, never a key.
         assert_eq!(jobs[job]["permissions"]["id-token"], "write", "{job}");
         let steps = jobs[job]["steps"].as_array().expect("steps");
@@ -231,8 +242,16 @@ async fn the_github_actions_workflow_plans_applies_the_reviewed_plan_and_checks_
 async fn the_gitlab_pipeline_plans_applies_one_at_a_time_and_checks_drift() {
     let pipeline = yaml(GITLAB);
     let rules = |job: &str| pipeline[job]["rules"].to_string();
-    assert!(rules("plan").contains("merge_request_event"), "{}", rules("plan"));
-    assert!(rules("apply").contains("CI_DEFAULT_BRANCH"), "{}", rules("apply"));
+    assert!(
+        rules("plan").contains("merge_request_event"),
+        "{}",
+        rules("plan")
+    );
+    assert!(
+        rules("apply").contains("CI_DEFAULT_BRANCH"),
+        "{}",
+        rules("apply")
+    );
     assert!(rules("drift").contains("schedule"), "{}", rules("drift"));
     assert_eq!(pipeline["apply"]["resource_group"], "wi-apply");
     // Workload Identity Federation from the job's ID token, never a key.
@@ -268,7 +287,9 @@ fn pod_spec(manifest: &Value) -> &Value {
 fn wi_args(manifest: &Value) -> Vec<String> {
     let container = &pod_spec(manifest)["containers"][0];
     assert!(
-        container["image"].as_str().is_some_and(|i| i.contains("/wi:")),
+        container["image"]
+            .as_str()
+            .is_some_and(|i| i.contains("/wi:")),
         "{container}"
     );
     strings(&container["args"])
@@ -292,7 +313,11 @@ async fn the_drift_cronjob_checks_a_valid_spec_that_declares_its_own_mapping() {
     let validated = wi_offline(&["validate", "-f", &format!("{K8S}/wi.yaml")])
         .await
         .expect(0);
-    assert!(validated.stdout.contains("is valid"), "{}", validated.stdout);
+    assert!(
+        validated.stdout.contains("is valid"),
+        "{}",
+        validated.stdout
+    );
 
     // It declares the job's own mapping, to the account the KSA names.
     let spec = yaml(&format!("{K8S}/wi.yaml"));
@@ -350,12 +375,17 @@ async fn the_drift_cronjob_checks_a_valid_spec_that_declares_its_own_mapping() {
         .map(|w| w[1].clone())
         .expect("-f");
     assert_eq!(file, format!("{mount}/wi.yaml"));
-    assert!(root().join(K8S).join("README.md").is_file(), "examples/k8s/README.md");
+    assert!(
+        root().join(K8S).join("README.md").is_file(),
+        "examples/k8s/README.md"
+    );
 
     // The sharded Job: N indexed pods, shard I/N each, and a merge of N reports.
     let sharded = yaml(&format!("{K8S}/sharded-job.yaml"));
     assert_eq!(sharded["spec"]["completionMode"], "Indexed");
-    let n = sharded["spec"]["completions"].as_u64().expect("completions");
+    let n = sharded["spec"]["completions"]
+        .as_u64()
+        .expect("completions");
     assert_eq!(sharded["spec"]["parallelism"].as_u64(), Some(n));
     let shard_args = strings(&pod_spec(&sharded)["containers"][0]["args"]);
     assert!(

@@ -16,6 +16,7 @@ mod e2e;
 mod examples;
 mod faults;
 mod fleet;
+mod hygiene;
 mod install;
 mod kill;
 mod owners;
