@@ -119,9 +119,10 @@ impl CliError {
     }
 }
 
-/// Makes error reports follow the one colour decision (stderr's). Long
-/// words (URLs, resource names) are never broken across lines: a wrapped
-/// URL cannot be clicked or copied.
+/// Makes error reports follow the one colour decision (stderr's). Lines
+/// wrap at spaces only and long words are never broken: a URL or path split
+/// across lines (miette's default breaks after `/`) cannot be clicked or
+/// copied; nor at a hyphen.
 pub(crate) fn install_report_hook(stderr: Style) {
     let color = stderr.color;
     let _ = miette::set_hook(Box::new(move |_| {
@@ -129,6 +130,8 @@ pub(crate) fn install_report_hook(stderr: Style) {
             miette::MietteHandlerOpts::new()
                 .color(color)
                 .break_words(false)
+                .word_separator(textwrap::WordSeparator::AsciiSpace)
+                .word_splitter(textwrap::WordSplitter::NoHyphenation)
                 .build(),
         )
     }));
@@ -311,6 +314,67 @@ mod tests {
             code(&Err(CliError::Stdout(io::ErrorKind::StorageFull.into()))),
             1
         );
+    }
+
+    /// An error as a server or client library says it: the cause's text is
+    /// already in the message (`{e}` formatting), holds an escape sequence
+    /// and a bidirectional override, and a 3 MB value.
+    #[derive(Debug, thiserror::Error, miette::Diagnostic)]
+    #[error("reading cluster c1: {source}")]
+    #[diagnostic(
+        code(wi::test),
+        help(
+            "help with \u{202e}gnirts, see https://cloud.google.com/kubernetes-engine/docs/how-to/workload-identity#authenticating_to_google"
+        )
+    )]
+    struct Outer {
+        source: Inner,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("HTTP 503: \u{1b}[2J{value}")]
+    struct Inner {
+        value: String,
+    }
+
+    #[test]
+    fn reports_are_cleaned_cut_and_say_a_cause_once() {
+        let value = "v".repeat(3 * 1024 * 1024);
+        let report = miette::Report::new(Outer {
+            source: Inner { value },
+        });
+        let clean = CleanReport::new(report);
+        let rendered = {
+            let mut out = String::new();
+            miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+                .with_width(80)
+                .with_break_words(false)
+                .with_word_separator(textwrap::WordSeparator::AsciiSpace)
+                .with_word_splitter(textwrap::WordSplitter::NoHyphenation)
+                .render_report(&mut out, &clean)
+                .expect("render");
+            out
+        };
+        assert!(rendered.len() < 2_000, "{} bytes", rendered.len());
+        assert!(
+            !rendered.contains('\u{1b}') && !rendered.contains('\u{202e}'),
+            "{rendered}"
+        );
+        assert!(rendered.contains("\\u{1b}[2J"), "{rendered}");
+        assert!(rendered.contains("more bytes)"), "{rendered}");
+        assert_eq!(
+            rendered.matches("HTTP 503").count(),
+            1,
+            "the cause is not repeated: {rendered}"
+        );
+        assert!(
+            rendered.contains(
+                "https://cloud.google.com/kubernetes-engine/docs/how-to/workload-identity#authenticating_to_google"
+            ),
+            "the URL is on one line: {rendered}"
+        );
+        assert!(clean.cause.is_none());
+        assert_eq!(clean.code.as_deref(), Some("wi::test"));
     }
 
     #[test]
