@@ -119,12 +119,130 @@ impl CliError {
     }
 }
 
-/// Makes error reports follow the one colour decision (stderr's).
+/// Makes error reports follow the one colour decision (stderr's). Lines
+/// wrap at spaces only and long words are never broken: a URL or path split
+/// across lines (miette's default breaks after `/`) cannot be clicked or
+/// copied; nor at a hyphen.
 pub(crate) fn install_report_hook(stderr: Style) {
     let color = stderr.color;
     let _ = miette::set_hook(Box::new(move |_| {
-        Box::new(miette::MietteHandlerOpts::new().color(color).build())
+        Box::new(
+            miette::MietteHandlerOpts::new()
+                .color(color)
+                .break_words(false)
+                .word_separator(textwrap::WordSeparator::AsciiSpace)
+                .word_splitter(textwrap::WordSplitter::NoHyphenation)
+                .build(),
+        )
     }));
+}
+
+/// Text of an error made safe to print: what a server or the live world
+/// said may hold control and bidirectional characters (shown as `\u{..}`)
+/// and values megabytes long (cut, with how much was left out).
+fn clean(text: &str) -> String {
+    crate::render::cut_long(&crate::render::sanitize(text, true))
+}
+
+/// A report as users read it: its message, help and causes [`clean`]ed,
+/// and a cause whose text the message (or the cause above) already holds
+/// left out rather than printed again under itself. Labels, source code
+/// and related reports (the spec's, pointing at its lines) are the
+/// original's.
+#[derive(Debug)]
+struct CleanReport {
+    message: String,
+    code: Option<String>,
+    help: Option<String>,
+    url: Option<String>,
+    severity: Option<miette::Severity>,
+    cause: Option<Box<Cause>>,
+    inner: miette::Report,
+}
+
+/// One cause of a [`CleanReport`], cleaned.
+#[derive(Debug)]
+struct Cause {
+    message: String,
+    source: Option<Box<Cause>>,
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|c| c as _)
+    }
+}
+
+impl CleanReport {
+    fn new(inner: miette::Report) -> Self {
+        let message = clean(&inner.to_string());
+        let mut causes: Vec<String> = Vec::new();
+        for source in inner.chain().skip(1) {
+            let text = clean(&source.to_string());
+            let said = causes.last().unwrap_or(&message);
+            if text.trim().is_empty() || said.contains(text.trim()) {
+                continue;
+            }
+            causes.push(text);
+        }
+        let cause = causes.into_iter().rev().fold(None, |source, message| {
+            Some(Box::new(Cause { message, source }))
+        });
+        CleanReport {
+            message,
+            code: inner.code().map(|c| c.to_string()),
+            help: inner.help().map(|h| clean(&h.to_string())),
+            url: inner.url().map(|u| u.to_string()),
+            severity: inner.severity(),
+            cause,
+            inner,
+        }
+    }
+}
+
+impl fmt::Display for CleanReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CleanReport {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.as_deref().map(|c| c as _)
+    }
+}
+
+impl miette::Diagnostic for CleanReport {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.code.as_ref().map(|c| Box::new(c) as _)
+    }
+    fn severity(&self) -> Option<miette::Severity> {
+        self.severity
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help.as_ref().map(|h| Box::new(h) as _)
+    }
+    fn url<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.url.as_ref().map(|u| Box::new(u) as _)
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.inner.source_code()
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        self.inner.labels()
+    }
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {
+        self.inner.related()
+    }
+    fn diagnostic_source(&self) -> Option<&dyn miette::Diagnostic> {
+        self.inner.diagnostic_source()
+    }
 }
 
 /// The exit code of an outcome.
@@ -142,6 +260,7 @@ pub(crate) fn exit(result: Result<Success, CliError>) -> ExitCode {
     if let Err(e) = result
         && let Some(report) = e.into_report()
     {
+        let report = miette::Report::new(CleanReport::new(report));
         err_line(format_args!("{report:?}"));
     }
     ExitCode::from(code)
@@ -195,6 +314,67 @@ mod tests {
             code(&Err(CliError::Stdout(io::ErrorKind::StorageFull.into()))),
             1
         );
+    }
+
+    /// An error as a server or client library says it: the cause's text is
+    /// already in the message (`{e}` formatting), holds an escape sequence
+    /// and a bidirectional override, and a 3 MB value.
+    #[derive(Debug, thiserror::Error, miette::Diagnostic)]
+    #[error("reading cluster c1: {source}")]
+    #[diagnostic(
+        code(wi::test),
+        help(
+            "help with \u{202e}gnirts, see https://cloud.google.com/kubernetes-engine/docs/how-to/workload-identity#authenticating_to_google"
+        )
+    )]
+    struct Outer {
+        source: Inner,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("HTTP 503: \u{1b}[2J{value}")]
+    struct Inner {
+        value: String,
+    }
+
+    #[test]
+    fn reports_are_cleaned_cut_and_say_a_cause_once() {
+        let value = "v".repeat(3 * 1024 * 1024);
+        let report = miette::Report::new(Outer {
+            source: Inner { value },
+        });
+        let clean = CleanReport::new(report);
+        let rendered = {
+            let mut out = String::new();
+            miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+                .with_width(80)
+                .with_break_words(false)
+                .with_word_separator(textwrap::WordSeparator::AsciiSpace)
+                .with_word_splitter(textwrap::WordSplitter::NoHyphenation)
+                .render_report(&mut out, &clean)
+                .expect("render");
+            out
+        };
+        assert!(rendered.len() < 2_000, "{} bytes", rendered.len());
+        assert!(
+            !rendered.contains('\u{1b}') && !rendered.contains('\u{202e}'),
+            "{rendered}"
+        );
+        assert!(rendered.contains("\\u{1b}[2J"), "{rendered}");
+        assert!(rendered.contains("more bytes)"), "{rendered}");
+        assert_eq!(
+            rendered.matches("HTTP 503").count(),
+            1,
+            "the cause is not repeated: {rendered}"
+        );
+        assert!(
+            rendered.contains(
+                "https://cloud.google.com/kubernetes-engine/docs/how-to/workload-identity#authenticating_to_google"
+            ),
+            "the URL is on one line: {rendered}"
+        );
+        assert!(clean.cause.is_none());
+        assert_eq!(clean.code.as_deref(), Some("wi::test"));
     }
 
     #[test]

@@ -176,7 +176,7 @@ impl Progress for StderrProgress {
     }
 
     fn note(&self, address: &str, message: &str) {
-        let message = crate::render::sanitize(message, false);
+        let message = crate::render::cut_long(&crate::render::sanitize(message, false));
         let known = self
             .steps
             .lock()

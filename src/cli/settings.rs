@@ -53,16 +53,19 @@ pub(crate) struct GlobalArgs {
         action = clap::ArgAction::Append
     )]
     pub file: Vec<PathBuf>,
-    /// When to use colours [default: auto: a terminal without NO_COLOR].
+    /// When to use colours [default: auto: a terminal, unless NO_COLOR is
+    /// set; CLICOLOR_FORCE=1 colours pipes too, CLICOLOR=0 nothing].
     #[arg(long, value_enum, value_name = "WHEN", global = true)]
     pub color: Option<ColorChoice>,
     /// Plain output without colour (the same as --color never; also: NO_COLOR).
     #[arg(long, global = true, conflicts_with = "color")]
     pub no_color: bool,
-    /// More logs on stderr (-v, -vv). Tokens and keys are never logged.
+    /// More logs on stderr: -v wi's own calls (Google and Kubernetes: method,
+    /// resource, status, time), -vv HTTP, -vvv the libraries (h2, hyper,
+    /// rustls, kube). Tokens and keys are never logged.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
-    /// Only errors in the logs on stderr (WI_LOG overrides both -v and -q).
+    /// Only wi's errors in the logs on stderr (WI_LOG overrides both -v and -q).
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
     /// How many API calls may run at once.
@@ -169,6 +172,34 @@ fn count_file_flags<I: IntoIterator<Item = std::ffi::OsString>>(argv: I) -> usiz
     count
 }
 
+/// The tracing filter of `-q`, nothing, `-v`, `-vv` and `-vvv`.
+///
+/// - `-q`: wi's errors only.
+/// - default: wi's warnings; dependencies say nothing (gcp_auth's WARN lines
+///   about the credential sources it tried came before wi's own message,
+///   which names what to do).
+/// - `-v`: wi's own calls, one line each on Google and Kubernetes (method,
+///   resource, status, time), and the dependencies' warnings.
+/// - `-vv`: HTTP: connections and requests of reqwest, hyper and kube.
+/// - `-vvv`: what the libraries log at debug (h2 frames, rustls handshakes,
+///   kube's own request lines).
+///
+/// kube's client logs every failed request as an ERROR line of its own; wi
+/// reports the error once, typed (a partial plan shows an unreachable
+/// cluster as unknown), so that line is off until `-vvv`. Tokens and keys
+/// are never logged: the call lines carry no headers.
+fn log_filter(quiet: bool, verbose: u8) -> &'static str {
+    match (quiet, verbose) {
+        (true, _) => "off,wi=error",
+        (false, 0) => "off,wi=warn",
+        (false, 1) => "warn,wi=debug,kube_client::client::builder=off",
+        (false, 2) => {
+            "info,wi=trace,reqwest=debug,hyper_util=debug,kube_client=debug,kube_client::client::builder=off"
+        }
+        (false, _) => "debug,wi=trace",
+    }
+}
+
 /// A duration-valued variable, its lower bound and what to say about it.
 struct DurationVar {
     var: &'static str,
@@ -245,14 +276,31 @@ impl Styles {
         let for_stream = |is_terminal: bool| match choice {
             ColorChoice::Always => Style::COLOR,
             ColorChoice::Never => Style::PLAIN,
-            ColorChoice::Auto => {
-                Style::decide(is_terminal, env.get("NO_COLOR").map(String::as_str), false)
-            }
+            ColorChoice::Auto => auto_color(is_terminal, env),
         };
         Styles {
             stdout: for_stream(std::io::stdout().is_terminal()),
             stderr: for_stream(std::io::stderr().is_terminal()),
         }
+    }
+}
+
+/// `--color auto`: the environment's conventions, in order. `NO_COLOR`
+/// (non-empty: <https://no-color.org>) turns colour off, and wins over
+/// `CLICOLOR_FORCE` (set and not `0`: <https://bixense.com/clicolors>), which
+/// turns it on even into a pipe or file (CI logs that render ANSI);
+/// `CLICOLOR=0` turns it off; else colour on a terminal only. The flags
+/// (`--color always|never`, `--no-color`) override all of them.
+fn auto_color(is_terminal: bool, env: &Environment) -> Style {
+    let var = |name: &str| env.get(name).map(String::as_str).filter(|v| !v.is_empty());
+    if var("NO_COLOR").is_some() {
+        Style::PLAIN
+    } else if var("CLICOLOR_FORCE").is_some_and(|v| v != "0") {
+        Style::COLOR
+    } else if var("CLICOLOR") == Some("0") {
+        Style::PLAIN
+    } else {
+        Style::decide(is_terminal, None, false)
     }
 }
 
@@ -320,16 +368,7 @@ impl Settings {
                 })?;
                 value.clone()
             }
-            // kube's client logs every failed request as an ERROR line of
-            // its own; wi reports the error once, typed (a partial plan
-            // shows an unreachable cluster as unknown).
-            None => match (args.quiet, args.verbose) {
-                (true, _) => "error,kube_client::client::builder=off",
-                (false, 0) => "warn,kube_client::client::builder=off",
-                (false, 1) => "info,wi=debug",
-                (false, _) => "debug",
-            }
-            .to_string(),
+            None => log_filter(args.quiet, args.verbose).to_string(),
         };
         let engine = EngineSettings::resolve(&env, args.parallelism)?;
         // clap keeps one side of a global flag given both before and after
@@ -403,6 +442,78 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn auto_colour_follows_no_color_then_clicolor_force_then_the_terminal() {
+        let auto = |tty: bool, pairs: &[(&str, &str)]| auto_color(tty, &env(pairs)).color;
+        assert!(auto(true, &[]));
+        assert!(!auto(false, &[]));
+        assert!(
+            auto(false, &[("CLICOLOR_FORCE", "1")]),
+            "forced into a pipe"
+        );
+        assert!(!auto(false, &[("CLICOLOR_FORCE", "0")]));
+        assert!(!auto(false, &[("CLICOLOR_FORCE", "")]));
+        assert!(
+            !auto(true, &[("NO_COLOR", "1"), ("CLICOLOR_FORCE", "1")]),
+            "NO_COLOR wins"
+        );
+        assert!(auto(false, &[("NO_COLOR", ""), ("CLICOLOR_FORCE", "1")]));
+        assert!(!auto(true, &[("CLICOLOR", "0")]));
+        assert!(auto(true, &[("CLICOLOR", "1")]));
+    }
+
+    #[test]
+    fn each_verbosity_is_a_valid_filter() {
+        for (quiet, verbose) in [(true, 0), (false, 0), (false, 1), (false, 2), (false, 3)] {
+            tracing_subscriber::EnvFilter::try_new(log_filter(quiet, verbose))
+                .unwrap_or_else(|e| panic!("-q {quiet} -v {verbose}: {e}"));
+        }
+    }
+
+    /// gcp_auth's WARN lines (the credential sources it tried) came before
+    /// wi's own message without credentials; they show from `-v` on.
+    #[test]
+    fn dependency_warnings_show_only_from_one_v() {
+        use std::sync::{Arc, Mutex};
+        let printed = |filter: &str| {
+            let buffer = Arc::new(Mutex::new(Vec::<u8>::new()));
+            let writer = buffer.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_writer(move || WriterOf(writer.clone()))
+                .finish();
+            tracing::subscriber::with_default(subscriber, || {
+                tracing::warn!(target: "gcp_auth::provider", "a dependency warning");
+                tracing::warn!(target: "wi::live", "a wi warning");
+                tracing::debug!(target: "wi::gcp::transport", "google api");
+            });
+            String::from_utf8(buffer.lock().unwrap().clone()).unwrap()
+        };
+        let default = printed(log_filter(false, 0));
+        assert!(!default.contains("dependency"), "{default}");
+        assert!(default.contains("a wi warning"), "{default}");
+        assert!(!default.contains("google api"), "{default}");
+        let one = printed(log_filter(false, 1));
+        assert!(
+            one.contains("dependency") && one.contains("google api"),
+            "{one}"
+        );
+        let quiet = printed(log_filter(true, 0));
+        assert!(quiet.is_empty(), "{quiet}");
+    }
+
+    struct WriterOf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for WriterOf {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! annotation is never claimed, and re-applying without a field releases it.
 
 mod access;
+mod call_log;
 mod error;
 
 use std::collections::BTreeMap;
@@ -149,8 +150,48 @@ pub async fn connect_kubeconfig(
         .await
         .map_err(|e| KubeError::Config(e.to_string()))?;
     let server = config.cluster_url.to_string();
-    let client = ::kube::Client::try_from(config)?;
+    let layer = call_log::CallLogLayer {
+        server: server.trim_end_matches('/').to_string(),
+    };
+    // kube's own retry of 429/503/504 waits up to 15 times with delays
+    // growing to 1000 s (and as long as a Retry-After asks): an API server
+    // answering 503 held `wi plan` for about six minutes before the cluster
+    // became an unknown of the plan ("try again later"). Reads retry 3
+    // times within a second (`read_retried`); apply steps retry on their
+    // own, under their deadline.
+    let mut config = config;
+    config.default_retry = false;
+    let client = ::kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&layer)
+        .build();
     Ok(ClusterConnection { client, server })
+}
+
+/// Pauses before the retries of a read: short, so a cluster that is really
+/// down becomes an unknown of the plan within a second.
+const READ_RETRY_DELAYS: [std::time::Duration; 3] = [
+    std::time::Duration::from_millis(100),
+    std::time::Duration::from_millis(250),
+    std::time::Duration::from_millis(500),
+];
+
+/// A read, retried on 429, 5xx and transport failures a few times (kube's
+/// own retry is off: see [`connect_kubeconfig`]).
+async fn read_retried<T, F, Fut>(mut read: F) -> Result<T, KubeError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ::kube::Error>>,
+{
+    let mut delays = READ_RETRY_DELAYS.iter();
+    loop {
+        match read().await.map_err(KubeError::from) {
+            Err(e) if e.is_retryable() => match delays.next() {
+                Some(delay) => tokio::time::sleep(*delay).await,
+                None => return Err(e),
+            },
+            other => return other,
+        }
+    }
 }
 
 impl ClusterConnection {
@@ -182,7 +223,7 @@ impl ClusterConnection {
             if let Some(t) = &token {
                 lp = lp.continue_token(t);
             }
-            let page = api.list(&lp).await?;
+            let page = read_retried(|| api.list(&lp)).await?;
             out.extend(page.items);
             match page.metadata.continue_.filter(|c| !c.is_empty()) {
                 Some(next) if token.as_deref() != Some(next.as_str()) => token = Some(next),
@@ -210,9 +251,8 @@ impl ClusterConnection {
 
     /// One pod, `None` when it does not exist.
     pub async fn get_pod(&self, namespace: &str, name: &str) -> Result<Option<Pod>, KubeError> {
-        Ok(Api::<Pod>::namespaced(self.client.clone(), namespace)
-            .get_opt(name)
-            .await?)
+        let api = Api::<Pod>::namespaced(self.client.clone(), namespace);
+        read_retried(|| api.get_opt(name)).await
     }
 
     /// The pods of every namespace that run on the host network (selected

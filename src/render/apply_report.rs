@@ -72,7 +72,7 @@ pub fn apply_summary(report: &ApplyResult, style: &Style) -> String {
 }
 
 fn list_item(out: &mut String, style: &Style, bullet: &str, addr: &str, text: &str) {
-    let text = sanitize(text.trim(), true);
+    let text = super::sanitize::cut_long(&sanitize(text.trim(), true));
     let mut lines = text.lines();
     let first = lines.next().unwrap_or("");
     let _ = writeln!(out, "  {bullet} {}: {first}", style.bold(addr));

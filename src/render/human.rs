@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 use similar::{Algorithm, DiffTag, capture_diff_slices};
 
+use super::sanitize::cut_long;
 use super::style::{Style, sanitize};
 use crate::plan::{Action, Group, Plan, ReasonCode, Resource, ResourceChange, Warning};
 
@@ -218,7 +219,10 @@ fn render_change(change: &ResourceChange, waits: &[&str], style: &Style, out: &m
         let _ = writeln!(
             out,
             "  {}",
-            style.yellow(&format!("# Warning: {}", sanitize(w.message.trim(), false)))
+            style.yellow(&format!(
+                "# Warning: {}",
+                cut_long(&sanitize(w.message.trim(), false))
+            ))
         );
     }
     let _ = writeln!(
@@ -485,7 +489,12 @@ impl Renderer<'_> {
 
 /// A JSON string literal (quotes and escapes).
 pub(crate) fn json_string(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
+    // serde_json escapes C0 controls but not C1, bidirectional overrides
+    // or invisible characters: those are shown too.
+    sanitize(
+        &serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\"")),
+        false,
+    )
 }
 
 fn is_scalar(v: &Value) -> bool {
@@ -530,6 +539,7 @@ pub(crate) fn inline(v: &Value) -> String {
                 .collect();
             format!("{{{}}}", parts.join(", "))
         }
+        Value::String(s) => json_string(s),
         other => other.to_string(),
     }
 }
@@ -553,8 +563,8 @@ fn unknown_box(u: &crate::plan::Unknown, style: &Style) -> String {
     );
     let _ = writeln!(out, "{}", bar("│"));
     let mut paragraphs = vec![
-        sanitize(u.reason.trim(), true),
-        format!("help: {}", sanitize(u.help.trim(), true)),
+        cut_long(&sanitize(u.reason.trim(), true)),
+        format!("help: {}", cut_long(&sanitize(u.help.trim(), true))),
     ];
     if !u.held_back.is_empty() {
         paragraphs.push(format!(
@@ -594,7 +604,7 @@ fn warning_box(w: &Warning, style: &Style) -> String {
         let _ = writeln!(out, "{}   with {addr}", bar("│"));
         let _ = writeln!(out, "{}", bar("│"));
     }
-    for paragraph in sanitize(w.message.trim(), true).split('\n') {
+    for paragraph in cut_long(&sanitize(w.message.trim(), true)).split('\n') {
         for line in wrap(paragraph, WIDTH - 2) {
             if line.is_empty() {
                 let _ = writeln!(out, "{}", bar("│"));

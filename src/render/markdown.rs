@@ -416,7 +416,7 @@ fn not_managed_section(plan: &Plan) -> String {
 
 /// Text safe inside a table cell: one line, pipes escaped.
 fn cell(text: &str) -> String {
-    super::style::sanitize(text, false).replace('|', "\\|")
+    super::sanitize(text, false).replace('|', "\\|")
 }
 
 /// Text safe inside a code span in a table cell: as [`cell`], and no backticks.

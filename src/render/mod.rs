@@ -12,6 +12,7 @@ pub mod github;
 mod human;
 mod json;
 mod markdown;
+mod sanitize;
 pub mod style;
 
 pub use apply_report::apply_summary;
@@ -21,8 +22,8 @@ pub(crate) use apply_report::{
 pub use human::{human, not_saved_note};
 pub use json::{actions, json};
 pub use markdown::{GITHUB_COMMENT_MAX_BYTES, PR_COMMENT_MAX_BYTES, drift_markdown, markdown};
+pub(crate) use sanitize::{cut_long, sanitize};
 pub use style::Style;
-pub(crate) use style::sanitize;
 
 /// The compact text plan (`wi plan --summary`) for plans too big to read
 /// change by change: the counts, one line per project and cluster, the

@@ -10,4 +10,5 @@ mod harness;
 
 mod differential;
 mod engine;
+mod examples;
 mod smoke;

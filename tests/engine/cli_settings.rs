@@ -176,3 +176,92 @@ async fn plan_format_markdown_is_for_pull_request_comments() {
     assert!(json.stdout.starts_with('{'), "{}", json.stdout);
     world.stop().await;
 }
+
+/// <https://bixense.com/clicolors>: `CLICOLOR_FORCE` colours output that is
+/// not a terminal (CI logs render ANSI); `NO_COLOR` wins over it
+/// (<https://no-color.org>), and the flags win over both.
+#[tokio::test]
+async fn clicolor_force_colours_a_pipe_unless_no_color_says_otherwise() {
+    let args = ["validate", "-f", "no-such-file.yaml"];
+    let home = tempfile::tempdir().expect("temp HOME");
+    let with = |set: &[(&str, &str)], extra: &[&str]| {
+        let mut cmd = clean_command(wi_binary(), home.path());
+        cmd.env_remove("NO_COLOR")
+            .envs(set.iter().copied())
+            .args(extra)
+            .args(args);
+        cmd
+    };
+    let forced = run(&mut with(&[("CLICOLOR_FORCE", "1")], &[]))
+        .await
+        .expect("run wi")
+        .expect(1);
+    assert!(forced.stderr.contains("\u{1b}["), "{}", forced.stderr);
+    for (set, extra) in [
+        (&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")][..], &[][..]),
+        (&[("CLICOLOR_FORCE", "0")], &[]),
+        (&[("CLICOLOR_FORCE", "1")], &["--color", "never"]),
+        (&[("CLICOLOR_FORCE", "1")], &["--no-color"]),
+    ] {
+        let plain = run(&mut with(set, extra)).await.expect("run wi").expect(1);
+        assert!(
+            !plain.stderr.contains('\u{1b}'),
+            "{set:?} {extra:?}: {}",
+            plain.stderr
+        );
+    }
+}
+
+/// The lines `-v` adds: one per call wi makes, on Google and on Kubernetes
+/// (method, resource, status, time), sorted (calls run in parallel), with
+/// times and ports filtered. Nothing at the default level; never a token.
+#[tokio::test]
+async fn verbose_shows_one_line_per_google_and_kubernetes_call() {
+    let world = TestWorld::start(SEED).await;
+    let quiet = world.wi(&["plan", "-f", SPEC]).await.expect(0);
+    assert_eq!(quiet.stderr, "", "no logs by default");
+    let verbose = world.wi(&["plan", "-f", SPEC, "-v"]).await.expect(0);
+    assert_eq!(verbose.stdout, quiet.stdout, "logs go to stderr only");
+    let mut calls: Vec<String> = verbose
+        .stderr
+        .lines()
+        .filter(|l| l.contains("google api") || l.contains("kubernetes api"))
+        .map(|l| without_time(l).to_string())
+        .collect();
+    calls.sort();
+    calls.dedup();
+    assert!(calls.iter().any(|l| l.contains("google api")), "{calls:?}");
+    assert!(
+        calls.iter().any(|l| l.contains("kubernetes api")),
+        "{calls:?}"
+    );
+    insta::with_settings!({filters => vec![
+        (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
+        (r"elapsed_ms=\d+", "elapsed_ms=[MS]"),
+    ]}, {
+        insta::assert_snapshot!(calls.join("\n"));
+    });
+    // Not a token at any level, the libraries' included.
+    let token_file = world
+        .env
+        .iter()
+        .find(|(k, _)| k == "CLOUDSDK_AUTH_ACCESS_TOKEN_FILE")
+        .map(|(_, v)| v.clone())
+        .expect("the emulator's token file");
+    let token = std::fs::read_to_string(token_file).expect("token");
+    let token = token.trim();
+    assert!(token.len() > 8);
+    let loudest = world.wi(&["plan", "-f", SPEC, "-vvv"]).await.expect(0);
+    assert!(
+        loudest.stderr.lines().count() > calls.len(),
+        "-vvv shows the libraries"
+    );
+    for run in [&verbose, &loudest] {
+        assert!(!run.stderr.contains(token), "a token in the logs");
+        assert!(
+            !run.stderr.contains("Bearer"),
+            "an Authorization header in the logs"
+        );
+    }
+    world.stop().await;
+}
