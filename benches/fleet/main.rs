@@ -246,7 +246,7 @@ fn tail(path: &Path) -> String {
 struct Floor {
     calls: u64,
     /// Longest chain of dependent round trips (pages follow pages; Kubernetes
-    /// lists follow the cluster's GKE get).
+    /// lists follow the project's cluster list).
     chain: u64,
 }
 
@@ -259,8 +259,10 @@ impl Floor {
             // The project's policy (the owned accounts' project-role grants),
             // the account list (pages of 100), then each account's policy.
             // Not counted: the service check (no call is needed to plan).
+            // And its `clusters.list`, which holds every cluster's endpoint
+            // and CA (declared or not: undeclared ones share the workload pool).
             let n = fleet.gsas.iter().filter(|(gp, _)| gp == p).count();
-            calls += 1 + pages(n, 100) + n as u64;
+            calls += 1 + pages(n, 100) + n as u64 + 1;
             chain = chain.max(pages(n, 100) + 1);
         }
         for (ci, _) in fleet.clusters.iter().enumerate() {
@@ -270,8 +272,9 @@ impl Floor {
                 .iter()
                 .filter(|m| m.clusters.contains(&ci) && !m.ksa_missing)
                 .count();
-            // GKE get, then namespaces, service accounts (pages of 500), host-network pods.
-            calls += 1 + 1 + pages(ksas, 500) + 1;
+            // After the project's cluster list: namespaces, service accounts
+            // (pages of 500), host-network pods.
+            calls += 1 + pages(ksas, 500) + 1;
             chain = chain.max(1 + pages(ksas, 500));
         }
         Floor { calls, chain }

@@ -48,6 +48,7 @@ pub(crate) fn verify_rs256(public_pkcs1_der: &[u8], signed: &[u8], sig: &[u8]) -
 }
 
 /// RSA key material for a service-account key.
+#[derive(Clone)]
 pub struct GeneratedKey {
     pub private_pkcs8_pem: String,
     pub public_pkcs1_hex: String,
@@ -70,6 +71,20 @@ pub fn generate_rsa_key() -> Result<GeneratedKey, String> {
         private_pkcs8_pem: pem.to_string(),
         public_pkcs1_hex: hex::encode(public_der.as_bytes()),
     })
+}
+
+/// The RSA key of the emulator's admin service account (the key file it
+/// exports): generated once per process and shared by every emulator the
+/// process starts, as a test binary starts hundreds and a 2048-bit key takes
+/// a noticeable time to make. Each world still issues it under its own key
+/// id; keys created through the API (`keys.create`) are always fresh.
+pub(crate) fn admin_rsa_key() -> Result<GeneratedKey, String> {
+    static KEY: std::sync::OnceLock<GeneratedKey> = std::sync::OnceLock::new();
+    if let Some(key) = KEY.get() {
+        return Ok(key.clone());
+    }
+    let key = generate_rsa_key()?;
+    Ok(KEY.get_or_init(|| key).clone())
 }
 
 /// Signs `claims` as an RS256 JWT with a PKCS#8 PEM key (used by tests and

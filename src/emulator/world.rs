@@ -543,7 +543,7 @@ pub(crate) fn new_project(
 /// missing and makes it owner of every project.
 pub(crate) fn ensure_admin(world: &mut EmulatorWorld, now: i64) -> Result<(), EmulatorError> {
     if world.admin.is_none() {
-        let key = crypto::generate_rsa_key().map_err(EmulatorError::Crypto)?;
+        let key = crypto::admin_rsa_key().map_err(EmulatorError::Crypto)?;
         let key_id = hex::encode(&uuid::Uuid::new_v4().as_bytes()[..16]);
         let sa_email = format!("wi-admin@{}.iam.gserviceaccount.com", world.default_project);
         world.keys.insert(

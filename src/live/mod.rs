@@ -408,10 +408,12 @@ impl Reader<'_> {
             )
         };
 
+        let lists = project_clusters::Lists::default();
+        let lists = &lists;
         let projects = futures::future::join_all(
             project_ids
                 .iter()
-                .map(|project| self.read_project(model, project, &wanted, limits)),
+                .map(|project| self.read_project(model, project, &wanted, limits, lists)),
         );
         let externals =
             futures::future::join_all(external.iter().map(|(email, project)| async move {
@@ -451,7 +453,13 @@ impl Reader<'_> {
             async move {
                 let key = cluster.key.clone();
                 let what = format!("cluster {key}");
-                let gke = match bounded(&limits.gke, self.gcp.get_cluster(&key)).await {
+                // The project's `clusters.list` has the full object; only
+                // when that list failed is the declared cluster read alone.
+                let gke = match self.cluster_list(lists, &key.project, limits).await {
+                    Ok(listed) => Ok(project_clusters::find(&listed, &key)),
+                    Err(_) => bounded(&limits.gke, self.gcp.get_cluster(&key)).await,
+                };
+                let gke = match gke {
                     Ok(gke) => gke,
                     Err(e) => return (key, Err(ReadFailure::gcp(self.identity, &what, &e))),
                 };
@@ -712,6 +720,7 @@ impl Reader<'_> {
         project: &str,
         wanted: &BTreeSet<String>,
         limits: &Limits,
+        lists: &project_clusters::Lists,
     ) -> ProjectRead {
         let failed = |f| (project.to_string(), Err(f), BTreeMap::new());
         let needs_service = model.service_accounts.iter().any(|g| g.project == project)
@@ -794,12 +803,9 @@ impl Reader<'_> {
             Ok::<_, ReadFailure>((service_accounts, policies))
         };
         let clusters = async {
-            bounded(&limits.gke, self.gcp.list_clusters(project))
+            self.cluster_list(lists, project, limits)
                 .await
                 .map(|listed| project_clusters::summaries(project, &listed))
-                .map_err(|e| {
-                    ReadFailure::gcp(self.identity, &format!("clusters of project {project}"), &e)
-                })
         };
         let (accounts, service, early_policy, clusters) =
             tokio::join!(accounts, service, early_policy, clusters);
@@ -843,6 +849,31 @@ impl Reader<'_> {
             }),
             policies,
         )
+    }
+}
+
+impl Reader<'_> {
+    /// The `clusters.list` of `project`, read once per run (see
+    /// [`project_clusters::Lists`]).
+    async fn cluster_list(
+        &self,
+        lists: &project_clusters::Lists,
+        project: &str,
+        limits: &Limits,
+    ) -> Result<Vec<GkeCluster>, ReadFailure> {
+        lists
+            .get(project, || async {
+                bounded(&limits.gke, self.gcp.list_clusters(project))
+                    .await
+                    .map_err(|e| {
+                        ReadFailure::gcp(
+                            self.identity,
+                            &format!("clusters of project {project}"),
+                            &e,
+                        )
+                    })
+            })
+            .await
     }
 }
 

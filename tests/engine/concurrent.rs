@@ -7,7 +7,7 @@
 //! Someone deleting an account while an apply runs fails only that
 //! account's project grant: the policy's other members are still written.
 //!
-//! GKE operations take seconds here, so the two applies always overlap (and
+//! GKE operations take a second or more here, so the two applies always overlap (and
 //! the deletion always lands before the apply reaches the project policy);
 //! the outcome does not depend on which apply wins.
 
@@ -50,7 +50,7 @@ async fn two_applies_at_once_update_the_cluster_and_the_node_pool_once() {
     let seed = seed_dir.path().join("seed.yaml");
     std::fs::write(&seed, SEED).expect("seed");
     let world = TestWorld::start_with(seed.to_str().expect("utf-8 path"), |c| {
-        c.operation_duration = Duration::from_secs(3);
+        c.operation_duration = Duration::from_millis(1500);
     })
     .await;
     let spec = world.write("wi.yaml", SPEC);
@@ -173,10 +173,11 @@ async fn an_account_deleted_during_apply_fails_only_its_own_grant() {
     let seed = seed_dir.path().join("seed.yaml");
     std::fs::write(&seed, GONE_SEED).expect("seed");
     // The cluster's operations hold the apply (one step at a time) for
-    // seconds before it reaches the project policy: the account is deleted
-    // inside that window.
+    // a second before it reaches the project policy: the account is deleted
+    // inside that window (the deletion follows the cluster update's answer
+    // by one 20 ms poll).
     let world = TestWorld::start_with(seed.to_str().expect("utf-8 path"), |c| {
-        c.operation_duration = Duration::from_secs(3);
+        c.operation_duration = Duration::from_secs(1);
     })
     .await;
     let spec = world.write("wi.yaml", &gone_spec(false));

@@ -94,8 +94,23 @@ fn without_counter(line: &str) -> String {
 }
 
 /// Runs `cmd` to the end and collects what it printed.
+/// With `WI_TEST_TIMING` set, prints each command and how long it took to
+/// stderr (`--nocapture` not needed): where a slow test spends its time.
 pub async fn run(cmd: &mut Command) -> std::io::Result<Output> {
-    cmd.kill_on_drop(true).output().await.map(Output::from)
+    let started = std::time::Instant::now();
+    let out = cmd.kill_on_drop(true).output().await.map(Output::from);
+    if std::env::var_os("WI_TEST_TIMING").is_some() {
+        let std = cmd.as_std();
+        let args: Vec<_> = std.get_args().map(|a| a.to_string_lossy()).collect();
+        report!(
+            "timing {:>7.3}s {} {} [{}]",
+            started.elapsed().as_secs_f64(),
+            std.get_program().to_string_lossy(),
+            args.join(" "),
+            std::thread::current().name().unwrap_or("?")
+        );
+    }
+    out
 }
 
 /// A command with a clean environment and a temporary HOME (no emulator).

@@ -45,7 +45,9 @@ impl TestWorld {
         };
         tweak(&mut config);
         std::fs::create_dir_all(&config.work_dir).expect("work dir");
+        let started = std::time::Instant::now();
         let emulator = Emulator::start(config).await.expect("emulator starts");
+        timing("emulator start", started);
         let env = emulator.env();
         let project = emulator.default_project();
         std::fs::create_dir_all(dir.path().join("home")).expect("home");
@@ -139,7 +141,9 @@ pub async fn start(tweak: impl FnOnce(&mut EmulatorConfig)) -> TestEmu {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cfg = test_config(dir.path().join("work"));
     tweak(&mut cfg);
+    let started = std::time::Instant::now();
     let emu = Emulator::start(cfg).await.expect("emulator starts");
+    timing("emulator start", started);
     let ca = std::fs::read(emu.ca_file().expect("ca")).expect("read ca");
     let client = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(&ca).expect("ca pem")])
@@ -155,5 +159,16 @@ pub async fn start(tweak: impl FnOnce(&mut EmulatorConfig)) -> TestEmu {
         token,
         project,
         problems: Default::default(),
+    }
+}
+
+/// With `WI_TEST_TIMING` set, prints how long a step of the harness took.
+pub fn timing(what: &str, started: std::time::Instant) {
+    if std::env::var_os("WI_TEST_TIMING").is_some() {
+        report!(
+            "timing {:>7.3}s {what} [{}]",
+            started.elapsed().as_secs_f64(),
+            std::thread::current().name().unwrap_or("?")
+        );
     }
 }

@@ -169,8 +169,9 @@ const SYSTEM_NAMESPACES: [&str; 4] = ["default", "kube-node-lease", "kube-public
 
 impl KubeClusterState {
     /// A new cluster: namespaces `default`, `kube-system`, `kube-public`,
-    /// `kube-node-lease` (each with its `default` service account), a fresh CA,
-    /// serving certificate for 127.0.0.1/localhost and signing key.
+    /// `kube-node-lease` (each with its `default` service account), a fresh CA
+    /// and serving certificate for 127.0.0.1/localhost; the signing key comes
+    /// when the cluster first signs or publishes its keys.
     ///
     /// Key generation failing means the platform's RNG is broken; the state
     /// then has no PKI and the cluster answers TLS/token requests with errors.
@@ -215,14 +216,8 @@ impl KubeClusterState {
                 }
             }
         }
-        if self.signing_key_pem.is_empty() {
-            match super::crypto::generate_rsa_key() {
-                Ok(key) => self.signing_key_pem = key.private_pkcs8_pem,
-                Err(e) => {
-                    tracing::error!(cluster = %identity.name, "generating the signing key failed: {e}")
-                }
-            }
-        }
+        // The service-account signing key (RSA, the slow one to make) is
+        // generated on first use instead: see [`KubeCluster::signer`].
     }
 
     /// Adds an object from a seed file (Namespace, ServiceAccount or Pod as
@@ -298,8 +293,10 @@ pub struct KubeCluster {
     identity: ClusterIdentity,
     state: std::sync::Mutex<KubeClusterState>,
     host: Arc<dyn KubeHost>,
-    /// The loaded signing key (`None` when the state has none or it is corrupt).
-    signer: Option<Rs256Signer>,
+    /// The loaded signing key, generated on first use when the state has
+    /// none (`None` when it is corrupt or cannot be made). An RSA key takes
+    /// a noticeable time to generate, and most clusters never sign a token.
+    signer: std::sync::OnceLock<Option<Rs256Signer>>,
     /// The change feed for watches.
     hub: watch::Hub,
 }
@@ -313,22 +310,47 @@ impl KubeCluster {
     ) -> Arc<Self> {
         let mut state = state;
         state.fill_missing_keys(&identity);
-        let signer = match Rs256Signer::from_pem(&state.signing_key_pem) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::error!(cluster = %identity.name, "service-account signing key unusable: {e}");
-                None
-            }
-        };
         // Changes made before serving (generation, seeds) are history nobody watched.
         state.drain_events();
         Arc::new(Self {
             identity,
             state: std::sync::Mutex::new(state),
             host,
-            signer,
+            signer: std::sync::OnceLock::new(),
             hub: watch::Hub::default(),
         })
+    }
+
+    /// The service-account signing key: the state's, else a new one kept in
+    /// the state (persisted with it) so tokens and JWKS stay consistent.
+    pub(crate) fn signer(&self) -> Option<&Rs256Signer> {
+        self.signer
+            .get_or_init(|| {
+                let mut state = self.lock();
+                let generated = state.signing_key_pem.is_empty();
+                if generated {
+                    match super::crypto::generate_rsa_key() {
+                        Ok(key) => state.signing_key_pem = key.private_pkcs8_pem,
+                        Err(e) => {
+                            tracing::error!(cluster = %self.identity.name, "generating the signing key failed: {e}");
+                            return None;
+                        }
+                    }
+                }
+                let signer = match Rs256Signer::from_pem(&state.signing_key_pem) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        tracing::error!(cluster = %self.identity.name, "service-account signing key unusable: {e}");
+                        None
+                    }
+                };
+                drop(state);
+                if generated {
+                    self.host.changed();
+                }
+                signer
+            })
+            .as_ref()
     }
 
     /// The cluster this API belongs to.
@@ -371,8 +393,7 @@ impl KubeCluster {
     /// `{issuer}/jwks` and the API server at `/openid/v1/jwks`. Empty key
     /// list when the cluster has no signing key.
     pub fn jwks(&self) -> serde_json::Value {
-        self.signer
-            .as_ref()
+        self.signer()
             .map(Rs256Signer::jwks)
             .unwrap_or_else(|| serde_json::json!({"keys": []}))
     }
@@ -380,8 +401,7 @@ impl KubeCluster {
     /// Verifies a token this cluster issued (signature, expiry) and returns its claims.
     pub fn verify_token(&self, jwt: &str) -> Result<TokenClaims, String> {
         let signer = self
-            .signer
-            .as_ref()
+            .signer()
             .ok_or_else(|| "this cluster has no signing key".to_string())?;
         let claims = tokens::verify(
             signer,

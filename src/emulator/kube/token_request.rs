@@ -172,8 +172,7 @@ pub(super) fn token_request(
         requested
     };
     let signer = cluster
-        .signer
-        .as_ref()
+        .signer()
         .ok_or_else(|| ApiError::internal("this cluster has no service-account signing key"))?;
     let now = now_unix();
     let exp = now + lifetime;
