@@ -191,7 +191,7 @@ async fn principal_members_are_validated_as_iam_does() {
         assert_eq!(a.body["error"]["status"], "INVALID_ARGUMENT");
         assert_eq!(
             a.body["error"]["message"],
-            format!("Invalid principal identifier ({member}): see https://cloud.google.com/iam/docs/principal-identifiers for the supported formats.")
+            format!("The member {member} is of an unknown type. Please set a valid type prefix for the member.")
         );
     }
     // A pool no cluster has created: the same answer for all three member forms.

@@ -6,7 +6,7 @@
 
 #[allow(dead_code)]
 #[path = "../../benches/fleet/world.rs"]
-mod world;
+pub(crate) mod world;
 
 #[allow(dead_code)]
 #[path = "../../benches/fleet/patterns.rs"]

@@ -293,7 +293,7 @@ async fn shard_reports_merge_into_the_unsharded_report() {
     // project once, as one unsharded run reads them.
     let shape = fleet.shape;
     for (call, once_each) in [
-        ("container.projects.locations.clusters.get", shape.clusters),
+        ("k8s list namespaces", shape.clusters),
         ("k8s list serviceaccounts", shape.clusters),
         ("iam.projects.serviceAccounts.list", shape.projects),
     ] {

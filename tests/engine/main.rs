@@ -26,6 +26,7 @@ mod kill;
 mod owners;
 mod partial;
 mod permissions;
+mod pr_comment;
 mod quota;
 mod saved_plans;
 mod secrets;

@@ -70,8 +70,10 @@ fn check_member(world: &EmulatorWorld, member: &str, now: i64) -> Result<(), Goo
         "domain" | "deleted" => Ok(()),
         "principal" | "principalSet" => check_principal(world, member, kind == "principalSet")
             .map_err(|e| match e {
+                // IAM's answer to a member it cannot parse (quoted in
+                // terraform-provider-google#12672).
                 PrincipalError::Malformed => GoogleApiError::invalid(format!(
-                    "Invalid principal identifier ({member}): see https://cloud.google.com/iam/docs/principal-identifiers for the supported formats."
+                    "The member {member} is of an unknown type. Please set a valid type prefix for the member."
                 )),
                 PrincipalError::PoolMissing(pool) => pool_missing(&pool),
                 PrincipalError::WrongNumber { pool, number } => GoogleApiError::invalid(format!(
