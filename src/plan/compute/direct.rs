@@ -425,6 +425,13 @@ impl Planner<'_> {
             &g.cluster == key
                 && matches!(&g.principal, DirectPrincipal::Ksa { namespace: n, ksa: k } if n == namespace && k == ksa)
         });
+        // A KSA with no direct grant and no record records nothing and
+        // waits for nothing: return before scanning the plan's changes
+        // (called for every mapped KSA, the scan would make the planner
+        // quadratic on fleets without direct grants).
+        if grant.is_none() && live_record.is_none() {
+            return (None, Vec::new());
+        }
         let principal = DirectPrincipal::Ksa {
             namespace: namespace.to_string(),
             ksa: ksa.to_string(),

@@ -41,6 +41,10 @@ impl Planner<'_> {
             by_cluster.entry(&m.cluster).or_default().push(m);
         }
         let run_files = self.run_files();
+        // The bindings this plan creates, by account and member, indexed
+        // once: the KSA steps wait for them (a scan per KSA would make the
+        // planner quadratic in the fleet's size).
+        let new_bindings = self.new_bindings();
         for cluster in &self.model.clusters {
             let key = &cluster.key;
             let cluster_created = self.changes.iter().any(|c| {
@@ -110,7 +114,10 @@ impl Planner<'_> {
                     ));
                 }
                 // The annotation waits for the binding that makes it work.
-                ksa_deps.extend(self.new_bindings_of(key, m));
+                let member = crate::ids::ksa_member(&key.project, &m.namespace, &m.ksa);
+                if let Some(addresses) = new_bindings.get(&(m.gsa_email.clone(), member)) {
+                    ksa_deps.extend(addresses.iter().cloned());
+                }
                 self.ksa(key, m, kube, ksa_deps);
             }
             // Direct-mode KSAs no GSA mapping names: created (or found)
@@ -394,17 +401,28 @@ impl Planner<'_> {
     /// The workload-identity bindings this plan creates for a mapping's
     /// KSA on its account: its annotation is written after them, so a pod
     /// never holds an annotation its account does not honour yet.
-    fn new_bindings_of(&self, key: &ClusterKey, m: &crate::spec::Mapping) -> Vec<String> {
-        let member = crate::ids::ksa_member(&key.project, &m.namespace, &m.ksa);
-        self.changes
-            .iter()
-            .filter(|c| c.action == Action::Create)
-            .filter(|c| {
-                matches!(&c.resource, Resource::ServiceAccountIamMember { email, role, member: mm, .. }
-                    if email == &m.gsa_email && role == crate::ownership::WORKLOAD_IDENTITY_USER && mm == &member)
-            })
-            .map(|c| c.address.clone())
-            .collect()
+    /// The `roles/iam.workloadIdentityUser` members this plan creates: the
+    /// addresses of their changes by (account email, member).
+    fn new_bindings(&self) -> BTreeMap<(String, String), Vec<String>> {
+        let mut out: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        for c in &self.changes {
+            if c.action != Action::Create {
+                continue;
+            }
+            if let Resource::ServiceAccountIamMember {
+                email,
+                role,
+                member,
+                ..
+            } = &c.resource
+                && role == crate::ownership::WORKLOAD_IDENTITY_USER
+            {
+                out.entry((email.clone(), member.clone()))
+                    .or_default()
+                    .push(c.address.clone());
+            }
+        }
+        out
     }
 
     fn ksa(

@@ -62,6 +62,13 @@ pub fn compute(
         actionable: std::collections::HashSet::new(),
         warnings: Vec::new(),
         problems: Vec::new(),
+        declared_by_email: model
+            .service_accounts
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, g)| (g.email(), i))
+            .collect(),
     };
     planner.services();
     planner.clusters();
@@ -310,6 +317,9 @@ struct Planner<'a> {
     actionable: std::collections::HashSet<Resource>,
     warnings: Vec<Warning>,
     problems: Vec<PlanProblem>,
+    /// The declared accounts by email (the first declaration of each):
+    /// asked for every mapping, so indexed once.
+    declared_by_email: std::collections::HashMap<String, usize>,
 }
 
 fn attrs(value: Value) -> Attributes {
@@ -506,10 +516,9 @@ impl Planner<'_> {
 
     /// The declared account with this email.
     fn declared_gsa(&self, email: &str) -> Option<&crate::spec::Gsa> {
-        self.model
-            .service_accounts
-            .iter()
-            .find(|g| g.email() == email)
+        self.declared_by_email
+            .get(email)
+            .map(|&i| &self.model.service_accounts[i])
     }
 
     /// The owner a live account's marker records.
