@@ -475,45 +475,9 @@ impl Verifier<'_> {
         ksa: &str,
     ) -> Result<(), Broken> {
         let fail = |step: Step, message: String| Broken::Exchange { step, message };
-        let Some(gke) = live.clusters.get(&g.cluster).and_then(|c| c.gke.as_ref()) else {
-            return Err(Broken::ClusterMissing);
-        };
-        let context = model
-            .clusters
-            .iter()
-            .find(|c| c.key == g.cluster)
-            .and_then(|c| c.kube_context.as_deref());
-        let token = self
-            .gcp
-            .access_token()
-            .await
-            .map_err(|e| fail(Step::Connect, e.to_string()))?;
-        let conn = crate::live::connect_cluster(gke, token, context)
-            .await
-            .map_err(|e| fail(Step::Connect, e.to_string()))?;
-        let pool = g.cluster.workload_pool();
-        let ksa_token = conn
-            .request_token(namespace, ksa, &pool)
-            .await
-            .map_err(|e| {
-                if e.is_not_found() {
-                    Broken::KsaMissing
-                } else {
-                    fail(Step::TokenRequest, e.to_string())
-                }
-            })?;
-        let audience = crate::gcp::sts::gke_sts_audience(
-            &pool,
-            &g.cluster.project,
-            &g.cluster.location,
-            &g.cluster.name,
-        );
         let federated = self
-            .gcp
-            .exchange_token(&audience, &ksa_token)
-            .await
-            .map_err(|e| fail(Step::Sts, e.to_string()))?;
-        drop(ksa_token);
+            .federated_token(model, live, &g.cluster, namespace, ksa)
+            .await?;
         for r in &g.roles {
             let wanted = self
                 .gcp
@@ -567,22 +531,25 @@ impl Verifier<'_> {
         }
     }
 
-    /// The metadata server's exchange: KSA token → federated token → the
-    /// GSA's token; then every other account the principal can act as.
-    async fn exchange(
+    /// What the GKE metadata server does first: a TokenRequest for the KSA
+    /// with the workload pool as audience, then the STS exchange. The KSA
+    /// token is dropped as soon as it is exchanged.
+    async fn federated_token(
         &self,
         model: &Model,
         live: &LiveState,
-        m: &Mapping,
-    ) -> Result<Vec<String>, (Broken, Vec<String>)> {
-        let fail = |step: Step, message: String| (Broken::Exchange { step, message }, Vec::new());
-        let Some(gke) = live.clusters.get(&m.cluster).and_then(|c| c.gke.as_ref()) else {
-            return Err((Broken::ClusterMissing, Vec::new()));
+        key: &ClusterKey,
+        namespace: &str,
+        ksa: &str,
+    ) -> Result<SecretString, Broken> {
+        let fail = |step: Step, message: String| Broken::Exchange { step, message };
+        let Some(gke) = live.clusters.get(key).and_then(|c| c.gke.as_ref()) else {
+            return Err(Broken::ClusterMissing);
         };
         let context = model
             .clusters
             .iter()
-            .find(|c| c.key == m.cluster)
+            .find(|c| &c.key == key)
             .and_then(|c| c.kube_context.as_deref());
         let token = self
             .gcp
@@ -592,29 +559,40 @@ impl Verifier<'_> {
         let conn = crate::live::connect_cluster(gke, token, context)
             .await
             .map_err(|e| fail(Step::Connect, e.to_string()))?;
-        let pool = m.cluster.workload_pool();
+        let pool = key.workload_pool();
         let ksa_token = conn
-            .request_token(&m.namespace, &m.ksa, &pool)
+            .request_token(namespace, ksa, &pool)
             .await
             .map_err(|e| {
                 if e.is_not_found() {
-                    (Broken::KsaMissing, Vec::new())
+                    Broken::KsaMissing
                 } else {
                     fail(Step::TokenRequest, e.to_string())
                 }
             })?;
-        let audience = crate::gcp::sts::gke_sts_audience(
-            &pool,
-            &m.cluster.project,
-            &m.cluster.location,
-            &m.cluster.name,
-        );
+        let audience =
+            crate::gcp::sts::gke_sts_audience(&pool, &key.project, &key.location, &key.name);
         let federated = self
             .gcp
             .exchange_token(&audience, &ksa_token)
             .await
-            .map_err(|e| fail(Step::Sts, e.to_string()))?;
+            .map_err(|e| fail(Step::Sts, e.to_string()));
         drop(ksa_token);
+        federated
+    }
+
+    /// The metadata server's exchange: KSA token → federated token → the
+    /// GSA's token; then every other account the principal can act as.
+    async fn exchange(
+        &self,
+        model: &Model,
+        live: &LiveState,
+        m: &Mapping,
+    ) -> Result<Vec<String>, (Broken, Vec<String>)> {
+        let federated = self
+            .federated_token(model, live, &m.cluster, &m.namespace, &m.ksa)
+            .await
+            .map_err(|b| (b, Vec::new()))?;
         let also = self.also_acts_as(live, m, &federated).await;
         match self
             .gcp
