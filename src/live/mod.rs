@@ -245,6 +245,14 @@ pub struct LiveState {
 }
 
 impl LiveState {
+    /// Records that a read of `project` failed; the first failure of a
+    /// project is the one reported.
+    fn project_unreadable(&mut self, project: String, failure: ReadFailure) {
+        self.unreadable
+            .entry(Scope::Project(project))
+            .or_insert(failure);
+    }
+
     /// A project's IAM policy, wherever it was read.
     pub fn project_policy(&self, project: &str) -> Option<&IamPolicy> {
         self.projects
@@ -489,10 +497,7 @@ impl Reader<'_> {
                     state.project_numbers.insert(project, number);
                 }
                 Err(failure) => {
-                    state
-                        .unreadable
-                        .entry(Scope::Project(project))
-                        .or_insert(failure);
+                    state.project_unreadable(project, failure);
                 }
             }
         }
@@ -502,10 +507,7 @@ impl Reader<'_> {
                     state.direct_policies.insert(project, policy);
                 }
                 Err(failure) => {
-                    state
-                        .unreadable
-                        .entry(Scope::Project(project))
-                        .or_insert(failure);
+                    state.project_unreadable(project, failure);
                 }
             }
         }
@@ -530,10 +532,7 @@ impl Reader<'_> {
                     }
                 }
                 Err(failure) => {
-                    state
-                        .unreadable
-                        .entry(Scope::Project(project))
-                        .or_insert(failure);
+                    state.project_unreadable(project, failure);
                 }
             }
         }
@@ -587,10 +586,7 @@ impl Reader<'_> {
                 }
                 Ok(_) => {}
                 Err(failure) => {
-                    state
-                        .unreadable
-                        .entry(Scope::Project(project))
-                        .or_insert(failure);
+                    state.project_unreadable(project, failure);
                 }
             }
         }
@@ -600,10 +596,7 @@ impl Reader<'_> {
                     state.direct_policies.insert(project, policy);
                 }
                 Err(failure) => {
-                    state
-                        .unreadable
-                        .entry(Scope::Project(project))
-                        .or_insert(failure);
+                    state.project_unreadable(project, failure);
                 }
             }
         }
@@ -614,10 +607,7 @@ impl Reader<'_> {
                 }
                 Ok(None) => {}
                 Err(failure) => {
-                    state
-                        .unreadable
-                        .entry(Scope::Project(project))
-                        .or_insert(failure);
+                    state.project_unreadable(project, failure);
                 }
             }
         }

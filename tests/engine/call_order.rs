@@ -41,7 +41,7 @@ fn account(id: &str) -> String {
 }
 
 /// The emulator's request log from `since`, and the `since` of the next read.
-async fn requests(world: &TestWorld, since: u64) -> (Vec<Value>, u64) {
+pub(crate) async fn requests(world: &TestWorld, since: u64) -> (Vec<Value>, u64) {
     let url = format!(
         "{}/emulator/requests?since={since}",
         world.emulator.as_ref().expect("running").http_url()
@@ -57,7 +57,7 @@ async fn requests(world: &TestWorld, since: u64) -> (Vec<Value>, u64) {
 }
 
 /// The position of the one successful (2xx) request that matches, with the log in the message.
-fn position(log: &[Value], what: &str, pred: impl Fn(&Value) -> bool) -> usize {
+pub(crate) fn position(log: &[Value], what: &str, pred: impl Fn(&Value) -> bool) -> usize {
     let found: Vec<usize> = log
         .iter()
         .enumerate()

@@ -7,6 +7,7 @@
 
 use serde_json::Value;
 
+use crate::call_order::{position, requests};
 use crate::harness::TestWorld;
 
 const SEED: &str = r#"
@@ -45,39 +46,6 @@ fn gsa_spec() -> String {
     format!(
         "{HEAD}mappings:\n  - serviceAccount: ledger-gsa\n    clusters: [c1]\n    namespace: apps\n    ksa: ledger\n"
     )
-}
-
-/// The emulator's request log from `since`, and the `since` of the next read.
-async fn requests(world: &TestWorld, since: u64) -> (Vec<Value>, u64) {
-    let url = format!(
-        "{}/emulator/requests?since={since}",
-        world.emulator.as_ref().expect("running").http_url()
-    );
-    let body: Value = reqwest::get(&url)
-        .await
-        .expect("the emulator answers")
-        .json()
-        .await
-        .expect("JSON");
-    let list = body["requests"].as_array().cloned().expect("requests");
-    (list, body["next"].as_u64().expect("next"))
-}
-
-/// The position of the one successful request that matches.
-fn position(log: &[Value], what: &str, pred: impl Fn(&Value) -> bool) -> usize {
-    let found: Vec<usize> = log
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| {
-            r["status"]
-                .as_u64()
-                .is_some_and(|s| (200..300).contains(&s))
-                && pred(r)
-        })
-        .map(|(i, _)| i)
-        .collect();
-    assert_eq!(found.len(), 1, "one request {what} in {log:#?}");
-    found[0]
 }
 
 fn set_policy(r: &Value, method: &str, resource: &str, key: &str, needle: &str) -> bool {
