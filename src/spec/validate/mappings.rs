@@ -66,18 +66,25 @@ impl Expansion<'_> {
     /// the direct grants.
     pub(super) fn into_mappings(self, cluster_rank: &[usize]) -> (Vec<Mapping>, Vec<DirectGrant>) {
         let placed = self.placed;
-        // Sort indices, not the mappings themselves: far less to move.
+        // Sort indices, not the mappings themselves (far less to move), then
+        // move each mapping once, in place.
         let mut order: Vec<usize> = (0..placed.len()).collect();
         order.sort_unstable_by(|&a, &b| {
             let (a, b) = (&placed[a], &placed[b]);
-            (cluster_rank[a.cluster], &a.mapping.namespace, &a.mapping.ksa).cmp(&(
-                cluster_rank[b.cluster],
-                &b.mapping.namespace,
-                &b.mapping.ksa,
-            ))
+            (
+                cluster_rank[a.cluster],
+                &a.mapping.namespace,
+                &a.mapping.ksa,
+            )
+                .cmp(&(
+                    cluster_rank[b.cluster],
+                    &b.mapping.namespace,
+                    &b.mapping.ksa,
+                ))
         });
-        let mut slots: Vec<Option<Mapping>> = placed.into_iter().map(|p| Some(p.mapping)).collect();
-        let mappings = order.iter().filter_map(|&i| slots[i].take()).collect();
+        let mut placed = placed;
+        permute(&mut placed, order);
+        let mappings = placed.into_iter().map(|p| p.mapping).collect();
         (mappings, self.direct.into_values().collect())
     }
 
@@ -148,13 +155,15 @@ impl Expansion<'_> {
         type Accounts<'a> = BTreeMap<&'a str, (&'a Origin, BTreeSet<String>)>;
         let mut by_identity: BTreeMap<(&str, &str, &str), Accounts<'_>> = BTreeMap::new();
         for Placed {
-            mapping: m,
-            origin,
-            ..
+            mapping: m, origin, ..
         } in &self.placed
         {
             let origin = &self.origins[*origin];
-            let identity = (m.cluster.project.as_str(), m.namespace.as_str(), m.ksa.as_str());
+            let identity = (
+                m.cluster.project.as_str(),
+                m.namespace.as_str(),
+                m.ksa.as_str(),
+            );
             if !shared.contains(&identity) {
                 continue;
             }
@@ -495,6 +504,22 @@ pub(super) fn validate_mappings<'a>(
     }
 }
 
+/// Reorders `items` in place so that position `i` holds what was at
+/// `order[i]` (`order` is a permutation of the positions): one swap per
+/// item, no second copy of the items.
+fn permute<T>(items: &mut [T], mut order: Vec<usize>) {
+    for start in 0..items.len() {
+        let mut current = start;
+        while order[current] != start {
+            let next = order[current];
+            items.swap(current, next);
+            order[current] = current;
+            current = next;
+        }
+        order[current] = current;
+    }
+}
+
 /// The combinations of `serviceAccount`, `roles`, `principalSet`,
 /// `namespace`, `ksa`/`ksas` and `manage` a mapping may have; false (each
 /// problem reported) when the mapping is malformed.
@@ -778,4 +803,21 @@ pub(super) fn validate_absent<'a>(
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::permute;
+
+    #[test]
+    fn permute_moves_each_item_to_its_place() {
+        let orders: [&[usize]; 4] = [&[], &[0, 1, 2], &[2, 0, 1], &[3, 2, 0, 1, 5, 4]];
+        for order in orders {
+            let items: Vec<char> = ('a'..).take(order.len()).collect();
+            let expect: Vec<char> = order.iter().map(|&i| items[i]).collect();
+            let mut moved = items.clone();
+            permute(&mut moved, order.to_vec());
+            assert_eq!(moved, expect, "order {order:?}");
+        }
+    }
 }
