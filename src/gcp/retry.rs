@@ -429,11 +429,20 @@ impl Counters {
 
 /// Runs `attempt` until it succeeds, fails with an error `retry_on` rejects,
 /// or the policy's deadline / retry budget is spent; returns the last error then.
+///
+/// An error `requeue` accepts (a 429 of a partition that [`Throttles`] now
+/// paces) is resent as soon as the pace admits it, after no more than the
+/// server's `Retry-After`, instead of after the backoff: the pace already
+/// spaces the partition's calls at the quota, and a refused call that sleeps
+/// seconds on top of that leaves the quota unused. Such resends still count
+/// as retries and end at the deadline, but not against `max_retries`: each
+/// 429 cuts the pace, so they cannot go on at the same rate.
 pub(crate) async fn run<T, F, Fut>(
     policy: &RetryPolicy,
     counters: &Arc<Counters>,
     what: &str,
     retry_on: impl Fn(&GcpError) -> bool,
+    requeue: impl Fn(&GcpError) -> bool,
     mut attempt: F,
 ) -> Result<T, GcpError>
 where
@@ -449,7 +458,20 @@ where
             Ok(v) => return Ok(v),
             Err(e) => e,
         };
-        if !retry_on(&err) || retries >= policy.max_retries {
+        if !retry_on(&err) {
+            return Err(err);
+        }
+        if requeue(&err) {
+            let delay = err.retry_after().unwrap_or(Duration::ZERO);
+            if start.elapsed() + delay > policy.max_elapsed {
+                return Err(err);
+            }
+            counters.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(call = what, error = %err, "resending at the partition's pace");
+            tokio::time::sleep(delay).await;
+            continue;
+        }
+        if retries >= policy.max_retries {
             return Err(err);
         }
         if err.is_transport() {
@@ -672,18 +694,32 @@ mod tests {
             ..RetryPolicy::fast()
         };
         let mut n = 0;
-        let r: Result<(), _> = run(&p, &counters, "x", GcpError::is_retryable, || {
-            n += 1;
-            async { Err(GcpError::Config("no".into())) }
-        })
+        let r: Result<(), _> = run(
+            &p,
+            &counters,
+            "x",
+            GcpError::is_retryable,
+            |_| false,
+            || {
+                n += 1;
+                async { Err(GcpError::Config("no".into())) }
+            },
+        )
         .await;
         assert!(r.is_err());
         assert_eq!(n, 1);
         let mut m = 0;
-        let r: Result<(), _> = run(&p, &counters, "x", GcpError::is_retryable, || {
-            m += 1;
-            async { Err(GcpError::Transport("reset".into())) }
-        })
+        let r: Result<(), _> = run(
+            &p,
+            &counters,
+            "x",
+            GcpError::is_retryable,
+            |_| false,
+            || {
+                m += 1;
+                async { Err(GcpError::Transport("reset".into())) }
+            },
+        )
         .await;
         assert!(matches!(r, Err(GcpError::Transport(_))));
         assert_eq!(
@@ -693,21 +729,79 @@ mod tests {
         );
         let before = counters.snapshot().retries;
         let mut k = 0;
-        let r: Result<(), _> = run(&p, &counters, "x", GcpError::is_retryable, || {
-            k += 1;
-            async { Err(crate::gcp::error::api_error("c", "x", 503, None, "")) }
-        })
+        let r: Result<(), _> = run(
+            &p,
+            &counters,
+            "x",
+            GcpError::is_retryable,
+            |_| false,
+            || {
+                k += 1;
+                async { Err(crate::gcp::error::api_error("c", "x", 503, None, "")) }
+            },
+        )
         .await;
         assert!(r.is_err());
         assert_eq!(k, p.max_retries + 1, "5xx: the whole budget");
         assert_eq!(counters.snapshot().retries - before, p.max_retries as u64);
         let mut u = 0;
-        let r: Result<(), _> = run(&p, &counters, "x", GcpError::is_retryable, || {
-            u += 1;
-            async { Err(GcpError::Unreachable("refused".into())) }
-        })
+        let r: Result<(), _> = run(
+            &p,
+            &counters,
+            "x",
+            GcpError::is_retryable,
+            |_| false,
+            || {
+                u += 1;
+                async { Err(GcpError::Unreachable("refused".into())) }
+            },
+        )
         .await;
         assert!(r.is_err());
         assert_eq!(u, 1, "an unreachable endpoint is never retried");
+    }
+
+    #[tokio::test]
+    async fn a_paced_429_is_resent_without_the_backoff_and_past_the_retry_budget() {
+        let counters = Arc::new(Counters::default());
+        // A backoff this long would make the six resends take minutes.
+        let p = RetryPolicy {
+            min_delay: Duration::from_secs(30),
+            max_delay: Duration::from_secs(60),
+            max_retries: 3,
+            ..RetryPolicy::default()
+        };
+        let started = Instant::now();
+        let mut n = 0;
+        let r: Result<u32, _> = run(
+            &p,
+            &counters,
+            "x",
+            GcpError::is_retryable,
+            |e| e.status() == Some(429),
+            || {
+                n += 1;
+                let n = n;
+                async move {
+                    if n <= 6 {
+                        Err(crate::gcp::error::api_error("iam", "x", 429, None, ""))
+                    } else {
+                        Ok(n)
+                    }
+                }
+            },
+        )
+        .await;
+        assert_eq!(
+            r.unwrap(),
+            7,
+            "six refusals, more than max_retries, then the answer"
+        );
+        assert_eq!(counters.snapshot().retries, 6);
+        assert!(
+            started.elapsed() < p.min_delay,
+            "no backoff sleep between resends: {:?}",
+            started.elapsed()
+        );
     }
 }

@@ -301,6 +301,14 @@ impl GcpClient {
             &self.inner.counters,
             &what,
             GcpError::is_retryable,
+            |e| {
+                e.status() == Some(429)
+                    && self
+                        .inner
+                        .throttles
+                        .rate(call.api.name(), call.project())
+                        .is_some()
+            },
             || self.attempt(&call),
         )
         .await?;
