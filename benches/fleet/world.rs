@@ -110,7 +110,11 @@ impl Fleet {
         let mappings = (0..shape.mappings)
             .map(|i| {
                 let (gsa_project, gsa) = gsas[i % shape.gsas].clone();
-                let drifted = i.is_multiple_of(shape.drift_every);
+                // Drift picked by `i / projects`, not `i`: `i` and the account
+                // `i % gsas` share their residue mod `projects`, so every
+                // drifted mapping's account would sit in the first project.
+                let round = i / shape.projects;
+                let drifted = round.is_multiple_of(shape.drift_every);
                 Mapping {
                     gsa,
                     gsa_project,
@@ -119,8 +123,8 @@ impl Fleet {
                         .collect(),
                     namespace: format!("team-{:02}", i % shape.namespaces),
                     ksa: format!("app-{i:05}"),
-                    ksa_missing: drifted && (i / shape.drift_every).is_multiple_of(2),
-                    members_missing: drifted && !(i / shape.drift_every).is_multiple_of(2),
+                    ksa_missing: drifted && (round / shape.drift_every).is_multiple_of(2),
+                    members_missing: drifted && !(round / shape.drift_every).is_multiple_of(2),
                 }
             })
             .collect();

@@ -82,6 +82,7 @@ pub(crate) async fn gcp_client(settings: &Settings) -> Result<GcpClient, CliErro
         .into_diagnostic()
         .wrap_err("no Google credentials: set GOOGLE_APPLICATION_CREDENTIALS, CLOUDSDK_AUTH_ACCESS_TOKEN_FILE or run `gcloud auth application-default login`")?;
     let mut options = ClientOptions::from_env_vars(get);
+    options.max_in_flight = settings.engine.parallelism;
     if let Some(interval) = settings.engine.poll_interval {
         options.retry.poll_min = interval;
         options.retry.poll_max = interval * 4;

@@ -68,8 +68,10 @@ pub(crate) struct GlobalArgs {
     /// Only wi's errors in the logs on stderr (WI_LOG overrides both -v and -q).
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// How many API calls may run at once.
-    #[arg(long, default_value_t = 16, value_name = "N", global = true)]
+    /// The most API calls in flight per Google API and project, and apply
+    /// steps at once. Each API starts at 16 calls and widens while its calls
+    /// succeed; a 429 narrows it and paces it to the quota.
+    #[arg(long, default_value_t = 64, value_name = "N", global = true)]
     pub parallelism: usize,
     /// plan, apply, verify: make only the changes this names, and what they
     /// depend on: a resource address (`node_pool["p/l/c/pool"]`), a cluster

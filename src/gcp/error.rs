@@ -304,6 +304,47 @@ struct LegacyError {
     reason: String,
 }
 
+/// The rate a 429 says its quota allows, in requests per second: the
+/// `quota_limit_value` of the `ErrorInfo` Google attaches to a
+/// `RATE_LIMIT_EXCEEDED` answer, over the period its `quota_limit` names
+/// (`...PerMinute...`, `...PerSecond...`, as in `ReadRequestsPerMinutePerProject`,
+/// or the unit in the message's limit, "Requests per minute"). `None` when the
+/// answer announces no limit or one over a longer period (a daily quota is
+/// not a pace).
+pub(crate) fn announced_rate(body: &str) -> Option<f64> {
+    let Envelope { error } = serde_json::from_str::<Envelope>(body).ok()?;
+    error.details.iter().find_map(|d| {
+        let ty = d.get("@type")?.as_str()?;
+        if !ty.ends_with("google.rpc.ErrorInfo") {
+            return None;
+        }
+        let meta = d.get("metadata")?;
+        let value: f64 = meta
+            .get("quota_limit_value")?
+            .as_str()?
+            .trim()
+            .parse()
+            .ok()?;
+        let limit = meta
+            .get("quota_limit")
+            .and_then(|l| l.as_str())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let message = error.message.to_ascii_lowercase();
+        let per = |unit: &str| {
+            limit.contains(&format!("per{unit}")) || message.contains(&format!("per {unit}"))
+        };
+        let seconds = if per("second") {
+            1.0
+        } else if per("minute") {
+            60.0
+        } else {
+            return None;
+        };
+        (value.is_finite() && value > 0.0).then_some(value / seconds)
+    })
+}
+
 /// Builds [`GcpError::Api`] from an error response. Bodies that are not the
 /// Google envelope (proxies, OAuth-style errors) keep their text, shortened.
 pub(crate) fn api_error(
@@ -352,6 +393,33 @@ pub(crate) fn api_error(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rate_a_429_announces() {
+        let body = |limit: &str, value: &str, message: &str| {
+            format!(
+                r#"{{"error":{{"code":429,"message":"{message}","status":"RESOURCE_EXHAUSTED","details":[{{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"RATE_LIMIT_EXCEEDED","domain":"googleapis.com","metadata":{{"quota_limit":"{limit}","quota_limit_value":"{value}"}}}}]}}}}"#
+            )
+        };
+        let m = "Quota exceeded for quota metric 'Read requests' and limit 'Read requests per minute' of service 'iam.googleapis.com' for consumer 'project_number:1'.";
+        assert_eq!(
+            announced_rate(&body("ReadRequestsPerMinutePerProject", "1200", m)),
+            Some(20.0)
+        );
+        assert_eq!(announced_rate(&body("x", "600", m)), Some(10.0));
+        let d = "Quota exceeded for quota metric 'Requests' and limit 'Requests per day'.";
+        assert_eq!(announced_rate(&body("RequestsPerDay", "1000", d)), None);
+        assert_eq!(
+            announced_rate(&body("RequestsPerSecond", "5", d)),
+            Some(5.0)
+        );
+        assert_eq!(announced_rate(&body("RequestsPerMinute", "many", m)), None);
+        assert_eq!(
+            announced_rate(r#"{"error":{"code":429,"message":"Too many"}}"#),
+            None
+        );
+        assert_eq!(announced_rate("not json"), None);
+    }
 
     #[test]
     fn incompatible_operation_from_envelope() {

@@ -88,6 +88,17 @@ impl GcpClient {
         &self,
         project: &str,
     ) -> Result<Vec<GoogleServiceAccount>, GcpError> {
+        self.list_service_accounts_by_page(project, |_| {}).await
+    }
+
+    /// `serviceAccounts.list`, every page, handing each page to `page` as it
+    /// arrives (so what depends on an account can start before the last
+    /// page: IAM pages hold at most 100 accounts).
+    pub async fn list_service_accounts_by_page(
+        &self,
+        project: &str,
+        mut page_arrived: impl FnMut(&[GoogleServiceAccount]),
+    ) -> Result<Vec<GoogleServiceAccount>, GcpError> {
         let mut out = Vec::new();
         let mut token = String::new();
         let mut seen = std::collections::HashSet::new();
@@ -103,6 +114,7 @@ impl GcpClient {
                 call = call.query("pageToken", token.clone());
             }
             let page: ListServiceAccountsResponse = self.send(call).await?;
+            page_arrived(&page.accounts);
             out.extend(page.accounts);
             if page.next_page_token.is_empty() {
                 return Ok(out);

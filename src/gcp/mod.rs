@@ -51,6 +51,10 @@ pub struct ClientOptions {
     pub retry: RetryPolicy,
     /// `User-Agent` header.
     pub user_agent: String,
+    /// The most calls in flight per Google API and project (`--parallelism`):
+    /// each starts narrower and grows while its calls succeed (see the
+    /// module `retry`'s `Throttles`).
+    pub max_in_flight: usize,
 }
 
 impl Default for ClientOptions {
@@ -61,6 +65,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
             user_agent: format!("wi/{}", env!("CARGO_PKG_VERSION")),
+            max_in_flight: retry::DEFAULT_MAX_IN_FLIGHT,
         }
     }
 }
@@ -165,7 +170,7 @@ impl GcpClient {
                 tokens,
                 retry: options.retry,
                 counters: Arc::new(Counters::default()),
-                throttles: Throttles::default(),
+                throttles: Throttles::new(options.max_in_flight),
             }),
         })
     }

@@ -161,34 +161,89 @@ const MIN_RATE: f64 = 0.5;
 /// A rate this high is no limit at all (the partition is no longer paced).
 const MAX_RATE: f64 = 100_000.0;
 
-/// Adaptive pacing of the calls of one client, per quota partition (a Google
-/// API and the project its call names, as Google's rate quotas are kept): a
-/// partition starts unpaced, as fast as the callers' own concurrency
-/// (`--parallelism`, the read fan-out) sends; its first 429 sets its rate to
-/// the calls that succeeded in the last second, and from then on each
-/// success raises the rate a little (about [`RATE_GAIN`] requests per second
-/// every second) and each 429 cuts it to [`RATE_CUT`] of itself (once per
-/// round: a 429 of a call sent before the last cut cuts nothing). Calls of a
-/// paced partition leave at `1 / rate` intervals, so `wi` runs at the quota
-/// rather than below it or far into it. A `Retry-After`, when the server
-/// sends one, also holds the whole partition until then; Google's
-/// `RESOURCE_EXHAUSTED` sends none, and the refused call itself backs off
-/// under the [`RetryPolicy`].
-#[derive(Debug, Default)]
+/// Calls in flight a quota partition starts with (or the ceiling, if lower).
+pub const START_IN_FLIGHT: usize = 16;
+/// The ceiling of calls in flight per quota partition unless the client is
+/// told otherwise (`--parallelism`).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
+/// The share of the limit a server announces (`quota_limit_value` of a 429's
+/// `ErrorInfo`) that a partition is paced at: a margin for the calls of
+/// other clients and for the server's own clock.
+const ANNOUNCED_SHARE: f64 = 0.95;
+
+/// Adaptive concurrency and pacing of the calls of one client, per quota
+/// partition (a Google API and the project its call names, as Google keeps
+/// rate quotas).
+///
+/// - **Calls in flight**: a partition starts with [`START_IN_FLIGHT`] calls
+///   at once and, while its calls succeed, grows by one per success (twice
+///   as many each round trip) up to the client's ceiling (`--parallelism`);
+///   a 429 halves it, and from then on it grows by one per round trip. So a
+///   read of thousands of account policies runs as wide as the server takes
+///   it, and no wider than the ceiling.
+/// - **Rate**: a partition is unpaced until its first 429. Then its rate is
+///   what the server announced (the 429's `quota_limit_value`, per minute
+///   or per second, times [`ANNOUNCED_SHARE`]) or, when it announced none,
+///   the calls that succeeded in the last second; from then on each success
+///   raises the rate a little (about [`RATE_GAIN`] requests per second every
+///   second, never above an announced limit) and each 429 cuts it to
+///   [`RATE_CUT`] of itself (once per round: a 429 of a call sent before the
+///   last cut cuts nothing). Calls of a paced partition leave `1 / rate`
+///   apart, so `wi` runs at the quota rather than below it or far into it.
+///   A `Retry-After`, when the server sends one, also holds the whole
+///   partition until then; Google's `RESOURCE_EXHAUSTED` sends none, and the
+///   refused call itself backs off under the [`RetryPolicy`].
+#[derive(Debug)]
 pub(crate) struct Throttles {
     partitions: std::sync::Mutex<HashMap<(&'static str, String), Throttle>>,
+    /// The most calls in flight per partition.
+    max_in_flight: usize,
+}
+
+impl Default for Throttles {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_IN_FLIGHT)
+    }
 }
 
 #[derive(Debug)]
 struct Throttle {
     /// Requests per second; `None` until the first 429.
     rate: Option<f64>,
+    /// The rate the server announced in a 429, per second.
+    announced: Option<f64>,
     /// When the next call may leave.
     next_at: Instant,
     /// When the rate was last cut.
     cut_at: Option<Instant>,
     /// Successes of the last second (until the partition is paced).
     recent: VecDeque<Instant>,
+    /// Calls allowed in flight (fractional while it grows by 1 per round).
+    window: f64,
+    /// Whether the window still doubles each round (no 429 yet).
+    slow_start: bool,
+    /// Calls in flight now.
+    in_flight: usize,
+    /// Wakes callers waiting for a place in the window.
+    freed: Arc<tokio::sync::Notify>,
+}
+
+/// A call's place among its partition's calls in flight; freed when dropped
+/// (also when the call is abandoned).
+pub(crate) struct InFlight<'a> {
+    throttles: &'a Throttles,
+    api: &'static str,
+    project: String,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let freed = self.throttles.with(self.api, &self.project, |t| {
+            t.in_flight = t.in_flight.saturating_sub(1);
+            t.freed.clone()
+        });
+        freed.notify_one();
+    }
 }
 
 impl Throttles {
@@ -198,11 +253,59 @@ impl Throttles {
             .entry((api, project.to_string()))
             .or_insert_with(|| Throttle {
                 rate: None,
+                announced: None,
                 next_at: Instant::now(),
                 cut_at: None,
                 recent: VecDeque::new(),
+                window: START_IN_FLIGHT.min(self.max_in_flight) as f64,
+                slow_start: true,
+                in_flight: 0,
+                freed: Arc::new(tokio::sync::Notify::new()),
             });
         f(t)
+    }
+
+    /// Throttles whose partitions allow at most `max_in_flight` calls at once.
+    pub(crate) fn new(max_in_flight: usize) -> Self {
+        Self {
+            partitions: std::sync::Mutex::new(HashMap::new()),
+            max_in_flight: max_in_flight.max(1),
+        }
+    }
+
+    /// Waits for a place among the partition's calls in flight.
+    pub(crate) async fn enter(&self, api: &'static str, project: &str) -> InFlight<'_> {
+        loop {
+            let freed = self.with(api, project, |t| {
+                if t.in_flight < (t.window as usize).max(1) {
+                    t.in_flight += 1;
+                    None
+                } else {
+                    Some(t.freed.clone())
+                }
+            });
+            let Some(freed) = freed else {
+                return InFlight {
+                    throttles: self,
+                    api,
+                    project: project.to_string(),
+                };
+            };
+            let wait = freed.notified();
+            tokio::pin!(wait);
+            wait.as_mut().enable();
+            // Freed between the check and `enable`: look again.
+            let free = self.with(api, project, |t| t.in_flight < (t.window as usize).max(1));
+            if !free {
+                wait.await;
+            }
+        }
+    }
+
+    /// Calls the partition allows in flight now.
+    #[cfg(test)]
+    pub(crate) fn window(&self, api: &'static str, project: &str) -> usize {
+        self.with(api, project, |t| t.window as usize)
     }
 
     /// Waits for the partition's next slot and returns it (when the call leaves).
@@ -221,10 +324,19 @@ impl Throttles {
 
     /// A call of the partition succeeded.
     pub(crate) fn succeeded(&self, api: &'static str, project: &str) {
-        self.with(api, project, |t| {
+        let max = self.max_in_flight as f64;
+        let grown = self.with(api, project, |t| {
             let now = Instant::now();
+            let before = t.window as usize;
+            t.window = if t.slow_start {
+                t.window + 1.0
+            } else {
+                t.window + 1.0 / t.window.max(1.0)
+            }
+            .min(max);
+            let ceiling = t.announced.map_or(MAX_RATE, |a| a * ANNOUNCED_SHARE);
             match &mut t.rate {
-                Some(rate) => *rate = (*rate + RATE_GAIN / rate.max(1.0)).min(MAX_RATE),
+                Some(rate) => *rate = (*rate + RATE_GAIN / rate.max(1.0)).min(ceiling),
                 None => {
                     t.recent.push_back(now);
                     while t
@@ -236,7 +348,11 @@ impl Throttles {
                     }
                 }
             }
+            ((t.window as usize) > before).then(|| t.freed.clone())
         });
+        if let Some(freed) = grown {
+            freed.notify_waiters();
+        }
     }
 
     /// A call of the partition sent at `sent` was refused with 429.
@@ -246,18 +362,26 @@ impl Throttles {
         project: &str,
         sent: Instant,
         retry_after: Option<Duration>,
+        announced: Option<f64>,
     ) {
         self.with(api, project, |t| {
             let now = Instant::now();
             if let Some(after) = retry_after {
                 t.next_at = t.next_at.max(now + after);
             }
-            if t.cut_at.is_some_and(|cut| sent <= cut) {
+            let first_announcement = announced.is_some() && t.announced.is_none();
+            if let Some(a) = announced.filter(|a| a.is_finite() && *a > 0.0) {
+                t.announced = Some(a);
+            }
+            if t.cut_at.is_some_and(|cut| sent <= cut) && !first_announcement {
                 return;
             }
-            let rate = match t.rate {
-                Some(rate) => rate * RATE_CUT,
-                None => t
+            t.slow_start = false;
+            t.window = (t.window / 2.0).max(1.0);
+            let rate = match (t.rate, t.announced) {
+                (_, Some(a)) if first_announcement => a * ANNOUNCED_SHARE,
+                (Some(rate), _) => rate * RATE_CUT,
+                (None, _) => t
                     .recent
                     .iter()
                     .filter(|s| now.duration_since(**s) <= Duration::from_secs(1))
@@ -305,11 +429,20 @@ impl Counters {
 
 /// Runs `attempt` until it succeeds, fails with an error `retry_on` rejects,
 /// or the policy's deadline / retry budget is spent; returns the last error then.
+///
+/// An error `requeue` accepts (a 429 of a partition that [`Throttles`] now
+/// paces) is resent as soon as the pace admits it, after no more than the
+/// server's `Retry-After`, instead of after the backoff: the pace already
+/// spaces the partition's calls at the quota, and a refused call that sleeps
+/// seconds on top of that leaves the quota unused. Such resends still count
+/// as retries and end at the deadline, but not against `max_retries`: each
+/// 429 cuts the pace, so they cannot go on at the same rate.
 pub(crate) async fn run<T, F, Fut>(
     policy: &RetryPolicy,
     counters: &Arc<Counters>,
     what: &str,
     retry_on: impl Fn(&GcpError) -> bool,
+    requeue: impl Fn(&GcpError) -> bool,
     mut attempt: F,
 ) -> Result<T, GcpError>
 where
@@ -325,7 +458,20 @@ where
             Ok(v) => return Ok(v),
             Err(e) => e,
         };
-        if !retry_on(&err) || retries >= policy.max_retries {
+        if !retry_on(&err) {
+            return Err(err);
+        }
+        if requeue(&err) {
+            let delay = err.retry_after().unwrap_or(Duration::ZERO);
+            if start.elapsed() + delay > policy.max_elapsed {
+                return Err(err);
+            }
+            counters.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(call = what, error = %err, "resending at the partition's pace");
+            tokio::time::sleep(delay).await;
+            continue;
+        }
+        if retries >= policy.max_retries {
             return Err(err);
         }
         if err.is_transport() {
@@ -423,7 +569,7 @@ mod tests {
             t.succeeded("iam", "p");
         }
         let sent = t.admit("iam", "p").await;
-        t.throttled("iam", "p", sent, None);
+        t.throttled("iam", "p", sent, None, None);
         assert_eq!(
             t.rate("iam", "p"),
             Some(10.0),
@@ -432,7 +578,7 @@ mod tests {
         assert_eq!(t.rate("iam", "q"), None, "another project, its own pace");
         assert_eq!(t.rate("container", "p"), None, "another API, its own pace");
         // A 429 of a call sent before the cut cuts nothing more.
-        t.throttled("iam", "p", sent, None);
+        t.throttled("iam", "p", sent, None, None);
         assert_eq!(t.rate("iam", "p"), Some(10.0));
         // Paced: calls leave 1 / rate apart.
         let a = t.admit("iam", "p").await;
@@ -445,17 +591,96 @@ mod tests {
         let grown = t.rate("iam", "p").unwrap();
         assert!(grown > 10.9 && grown < 11.0, "{grown}");
         let sent = t.admit("iam", "p").await;
-        t.throttled("iam", "p", sent, None);
+        t.throttled("iam", "p", sent, None, None);
         let cut = t.rate("iam", "p").unwrap();
         assert!((cut - grown * RATE_CUT).abs() < 1e-9, "{cut}");
         // Retry-After holds the whole partition.
         let sent = t.admit("iam", "p").await;
-        t.throttled("iam", "p", sent, Some(Duration::from_millis(300)));
+        t.throttled("iam", "p", sent, Some(Duration::from_millis(300)), None);
         let next = t.admit("iam", "p").await;
         assert!(
             next - sent >= Duration::from_millis(300),
             "{:?}",
             next - sent
+        );
+    }
+
+    #[tokio::test]
+    async fn a_partitions_calls_in_flight_grow_while_they_succeed_and_halve_on_a_429() {
+        let t = Throttles::new(40);
+        assert_eq!(t.window("iam", "p"), START_IN_FLIGHT);
+        // The window's places are taken; one more waits for a freed place.
+        let held: Vec<_> =
+            futures::future::join_all((0..START_IN_FLIGHT).map(|_| t.enter("iam", "p"))).await;
+        let waiting = tokio::time::timeout(Duration::from_millis(50), t.enter("iam", "p")).await;
+        assert!(waiting.is_err(), "a 17th call waits while 16 are in flight");
+        let other = tokio::time::timeout(Duration::from_millis(50), t.enter("iam", "q")).await;
+        assert!(other.is_ok(), "another project has its own window");
+        drop(other);
+        drop(held);
+        // Each success widens it by one (twice as wide each round trip), up to the ceiling.
+        for _ in 0..10 {
+            t.succeeded("iam", "p");
+        }
+        assert_eq!(t.window("iam", "p"), 26);
+        for _ in 0..100 {
+            t.succeeded("iam", "p");
+        }
+        assert_eq!(t.window("iam", "p"), 40, "never past --parallelism");
+        // A 429 halves it; then it grows by one per round trip (1 / window per success).
+        let sent = t.admit("iam", "p").await;
+        t.throttled("iam", "p", sent, None, None);
+        assert_eq!(t.window("iam", "p"), 20);
+        for _ in 0..20 {
+            t.succeeded("iam", "p");
+        }
+        assert_eq!(
+            t.window("iam", "p"),
+            20,
+            "grows by under one in a round of 20"
+        );
+        for _ in 0..2 {
+            t.succeeded("iam", "p");
+        }
+        assert_eq!(t.window("iam", "p"), 21);
+        // A waiter is woken when the window widens, not only when a call ends.
+        let t = Throttles::new(64);
+        let held: Vec<_> =
+            futures::future::join_all((0..START_IN_FLIGHT).map(|_| t.enter("iam", "p"))).await;
+        let (entered, ()) = tokio::join!(
+            tokio::time::timeout(Duration::from_secs(5), t.enter("iam", "p")),
+            async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                t.succeeded("iam", "p");
+            }
+        );
+        assert!(
+            entered.is_ok(),
+            "the widened window let the waiting call in"
+        );
+        drop(held);
+    }
+
+    #[tokio::test]
+    async fn an_announced_quota_sets_the_pace_and_caps_its_growth() {
+        let t = Throttles::default();
+        for _ in 0..50 {
+            t.succeeded("iam", "p");
+        }
+        let sent = t.admit("iam", "p").await;
+        t.throttled("iam", "p", sent, None, Some(20.0));
+        let rate = t.rate("iam", "p").unwrap();
+        assert!(
+            (rate - 20.0 * ANNOUNCED_SHARE).abs() < 1e-9,
+            "{rate}: not the 50 successes"
+        );
+        for _ in 0..1000 {
+            t.succeeded("iam", "p");
+        }
+        let grown = t.rate("iam", "p").unwrap();
+        assert!(
+            (grown - 20.0 * ANNOUNCED_SHARE).abs() < 1e-9,
+            "{grown}: never past what was announced"
         );
     }
 
@@ -469,18 +694,32 @@ mod tests {
             ..RetryPolicy::fast()
         };
         let mut n = 0;
-        let r: Result<(), _> = run(&p, &counters, "x", GcpError::is_retryable, || {
-            n += 1;
-            async { Err(GcpError::Config("no".into())) }
-        })
+        let r: Result<(), _> = run(
+            &p,
+            &counters,
+            "x",
+            GcpError::is_retryable,
+            |_| false,
+            || {
+                n += 1;
+                async { Err(GcpError::Config("no".into())) }
+            },
+        )
         .await;
         assert!(r.is_err());
         assert_eq!(n, 1);
         let mut m = 0;
-        let r: Result<(), _> = run(&p, &counters, "x", GcpError::is_retryable, || {
-            m += 1;
-            async { Err(GcpError::Transport("reset".into())) }
-        })
+        let r: Result<(), _> = run(
+            &p,
+            &counters,
+            "x",
+            GcpError::is_retryable,
+            |_| false,
+            || {
+                m += 1;
+                async { Err(GcpError::Transport("reset".into())) }
+            },
+        )
         .await;
         assert!(matches!(r, Err(GcpError::Transport(_))));
         assert_eq!(
@@ -490,21 +729,79 @@ mod tests {
         );
         let before = counters.snapshot().retries;
         let mut k = 0;
-        let r: Result<(), _> = run(&p, &counters, "x", GcpError::is_retryable, || {
-            k += 1;
-            async { Err(crate::gcp::error::api_error("c", "x", 503, None, "")) }
-        })
+        let r: Result<(), _> = run(
+            &p,
+            &counters,
+            "x",
+            GcpError::is_retryable,
+            |_| false,
+            || {
+                k += 1;
+                async { Err(crate::gcp::error::api_error("c", "x", 503, None, "")) }
+            },
+        )
         .await;
         assert!(r.is_err());
         assert_eq!(k, p.max_retries + 1, "5xx: the whole budget");
         assert_eq!(counters.snapshot().retries - before, p.max_retries as u64);
         let mut u = 0;
-        let r: Result<(), _> = run(&p, &counters, "x", GcpError::is_retryable, || {
-            u += 1;
-            async { Err(GcpError::Unreachable("refused".into())) }
-        })
+        let r: Result<(), _> = run(
+            &p,
+            &counters,
+            "x",
+            GcpError::is_retryable,
+            |_| false,
+            || {
+                u += 1;
+                async { Err(GcpError::Unreachable("refused".into())) }
+            },
+        )
         .await;
         assert!(r.is_err());
         assert_eq!(u, 1, "an unreachable endpoint is never retried");
+    }
+
+    #[tokio::test]
+    async fn a_paced_429_is_resent_without_the_backoff_and_past_the_retry_budget() {
+        let counters = Arc::new(Counters::default());
+        // A backoff this long would make the six resends take minutes.
+        let p = RetryPolicy {
+            min_delay: Duration::from_secs(30),
+            max_delay: Duration::from_secs(60),
+            max_retries: 3,
+            ..RetryPolicy::default()
+        };
+        let started = Instant::now();
+        let mut n = 0;
+        let r: Result<u32, _> = run(
+            &p,
+            &counters,
+            "x",
+            GcpError::is_retryable,
+            |e| e.status() == Some(429),
+            || {
+                n += 1;
+                let n = n;
+                async move {
+                    if n <= 6 {
+                        Err(crate::gcp::error::api_error("iam", "x", 429, None, ""))
+                    } else {
+                        Ok(n)
+                    }
+                }
+            },
+        )
+        .await;
+        assert_eq!(
+            r.unwrap(),
+            7,
+            "six refusals, more than max_retries, then the answer"
+        );
+        assert_eq!(counters.snapshot().retries, 6);
+        assert!(
+            started.elapsed() < p.min_delay,
+            "no backoff sleep between resends: {:?}",
+            started.elapsed()
+        );
     }
 }

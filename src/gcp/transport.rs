@@ -229,6 +229,7 @@ impl GcpClient {
             None => self.inner.tokens.token().await?,
         };
         let (api, project) = (call.api.name(), call.project());
+        let _in_flight = self.inner.throttles.enter(api, project).await;
         let sent = self.inner.throttles.admit(api, project).await;
         self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
         let mut req = self
@@ -272,9 +273,10 @@ impl GcpClient {
             "google api"
         );
         if status.as_u16() == 429 {
+            let announced = super::error::announced_rate(&text);
             self.inner
                 .throttles
-                .throttled(api, project, sent, retry_after);
+                .throttled(api, project, sent, retry_after, announced);
         } else if status.is_success() {
             self.inner.throttles.succeeded(api, project);
         }
@@ -299,6 +301,14 @@ impl GcpClient {
             &self.inner.counters,
             &what,
             GcpError::is_retryable,
+            |e| {
+                e.status() == Some(429)
+                    && self
+                        .inner
+                        .throttles
+                        .rate(call.api.name(), call.project())
+                        .is_some()
+            },
             || self.attempt(&call),
         )
         .await?;

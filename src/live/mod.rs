@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount as K8sServiceAccount};
 use tokio::sync::Semaphore;
 
@@ -282,23 +283,18 @@ pub struct Reader<'a> {
     pub identity: Option<&'a str>,
 }
 
-/// One bound of calls in flight per API: the reads are not phases but one
-/// graph, each read starting as soon as what it needs has arrived.
+/// The reads are not phases but one graph, each read starting as soon as
+/// what it needs has arrived. Google calls are bounded by the client, per
+/// API and project, with a window of calls in flight that grows while they
+/// succeed and a pace set by 429s (the module `gcp::retry`'s `Throttles`);
+/// here only the clusters whose Kubernetes API is read at once are bounded.
 struct Limits {
-    iam: Semaphore,
-    crm: Semaphore,
-    usage: Semaphore,
-    gke: Semaphore,
     kube: Semaphore,
 }
 
 impl Limits {
     fn new(n: usize) -> Self {
         Limits {
-            iam: Semaphore::new(n),
-            crm: Semaphore::new(n),
-            usage: Semaphore::new(n),
-            gke: Semaphore::new(n),
             kube: Semaphore::new(n),
         }
     }
@@ -382,7 +378,7 @@ impl Reader<'_> {
             .collect();
         let numbers = futures::future::join_all(pool_projects.iter().map(|project| async move {
             let what = format!("project {project}");
-            let read = bounded(&limits.crm, self.gcp.get_project(project)).await;
+            let read = self.gcp.get_project(project).await;
             let read = match read {
                 Ok(Some(p)) if !p.project_number.is_empty() => Ok(p.project_number),
                 Ok(_) => Err(ReadFailure {
@@ -397,7 +393,9 @@ impl Reader<'_> {
         let direct_policies =
             futures::future::join_all(direct_projects.iter().map(|project| async move {
                 let what = format!("IAM policy of project {project}");
-                let read = bounded(&limits.crm, self.gcp.get_project_iam_policy(project))
+                let read = self
+                    .gcp
+                    .get_project_iam_policy(project)
                     .await
                     .map_err(|e| ReadFailure::gcp(self.identity, &what, &e));
                 (project.clone(), read)
@@ -421,12 +419,12 @@ impl Reader<'_> {
         let projects = futures::future::join_all(
             project_ids
                 .iter()
-                .map(|project| self.read_project(model, project, &wanted, limits, lists)),
+                .map(|project| self.read_project(model, project, &wanted, lists)),
         );
         let externals =
             futures::future::join_all(external.iter().map(|(email, project)| async move {
                 let what = format!("service account {email}");
-                let sa = match bounded(&limits.iam, self.gcp.get_service_account(email)).await {
+                let sa = match self.gcp.get_service_account(email).await {
                     Ok(sa) => sa,
                     Err(e) => {
                         return (
@@ -439,9 +437,7 @@ impl Reader<'_> {
                 let policy = match &sa {
                     Some(_) => {
                         let what = format!("IAM policy of {email}");
-                        match bounded(&limits.iam, self.gcp.get_service_account_iam_policy(email))
-                            .await
-                        {
+                        match self.gcp.get_service_account_iam_policy(email).await {
                             Ok(p) => Some(p),
                             Err(e) => {
                                 return (
@@ -463,9 +459,9 @@ impl Reader<'_> {
                 let what = format!("cluster {key}");
                 // The project's `clusters.list` has the full object; only
                 // when that list failed is the declared cluster read alone.
-                let gke = match self.cluster_list(lists, &key.project, limits).await {
+                let gke = match self.cluster_list(lists, &key.project).await {
                     Ok(listed) => Ok(project_clusters::find(&listed, &key)),
-                    Err(_) => bounded(&limits.gke, self.gcp.get_cluster(&key)).await,
+                    Err(_) => self.gcp.get_cluster(&key).await,
                 };
                 let gke = match gke {
                     Ok(gke) => gke,
@@ -554,14 +550,18 @@ impl Reader<'_> {
         let (numbers, projects, accounts) = recorded_reads(&state);
         let numbers = futures::future::join_all(numbers.into_iter().map(|project| async move {
             let what = format!("project {project}");
-            let read = bounded(&limits.crm, self.gcp.get_project(&project))
+            let read = self
+                .gcp
+                .get_project(&project)
                 .await
                 .map_err(|e| ReadFailure::gcp(self.identity, &what, &e));
             (project, read)
         }));
         let policies = futures::future::join_all(projects.into_iter().map(|project| async move {
             let what = format!("IAM policy of project {project}");
-            let read = bounded(&limits.crm, self.gcp.get_project_iam_policy(&project))
+            let read = self
+                .gcp
+                .get_project_iam_policy(&project)
                 .await
                 .map_err(|e| ReadFailure::gcp(self.identity, &what, &e));
             (project, read)
@@ -569,8 +569,7 @@ impl Reader<'_> {
         let account_reads =
             futures::future::join_all(accounts.into_iter().map(|(email, project)| async move {
                 let what = format!("IAM policy of {email}");
-                let read =
-                    bounded(&limits.iam, self.gcp.get_service_account_iam_policy(&email)).await;
+                let read = self.gcp.get_service_account_iam_policy(&email).await;
                 let read = match read {
                     Ok(p) => Ok(Some(p)),
                     Err(e) if e.is_not_found() => Ok(None),
@@ -618,14 +617,17 @@ impl Reader<'_> {
         let released = released_accounts(model, &state);
         let released = futures::future::join_all(released.into_iter().map(|email| async move {
             let what = format!("service account {email}");
-            let sa = bounded(&limits.iam, self.gcp.get_service_account(&email))
+            let sa = self
+                .gcp
+                .get_service_account(&email)
                 .await
                 .map_err(|e| ReadFailure::gcp(self.identity, &what, &e))?;
             let policy = match &sa {
                 Some(_) => {
                     let what = format!("IAM policy of {email}");
                     Some(
-                        bounded(&limits.iam, self.gcp.get_service_account_iam_policy(&email))
+                        self.gcp
+                            .get_service_account_iam_policy(&email)
                             .await
                             .map_err(|e| ReadFailure::gcp(self.identity, &what, &e))?,
                     )
@@ -709,7 +711,6 @@ impl Reader<'_> {
         model: &Model,
         project: &str,
         wanted: &BTreeSet<String>,
-        limits: &Limits,
         lists: &project_clusters::Lists,
     ) -> ProjectRead {
         let failed = |f| (project.to_string(), Err(f), BTreeMap::new());
@@ -722,33 +723,29 @@ impl Reader<'_> {
             g.project == project && (!g.roles.is_empty() || g.adopt || !g.owner.is_unnamed())
         }) || direct_projects(model).any(|p| p == project);
         let policy_read = || async {
-            bounded(&limits.crm, self.gcp.get_project_iam_policy(project))
-                .await
-                .map_err(|e| {
-                    ReadFailure::gcp(
-                        self.identity,
-                        &format!("IAM policy of project {project}"),
-                        &e,
-                    )
-                })
+            self.gcp.get_project_iam_policy(project).await.map_err(|e| {
+                ReadFailure::gcp(
+                    self.identity,
+                    &format!("IAM policy of project {project}"),
+                    &e,
+                )
+            })
         };
         let service = async {
             if !needs_service {
                 return Ok(None);
             }
-            bounded(
-                &limits.usage,
-                self.gcp.get_service(project, IAM_CREDENTIALS_SERVICE),
-            )
-            .await
-            .map(|s| Some(s.state == "ENABLED"))
-            .map_err(|e| {
-                ReadFailure::gcp(
-                    self.identity,
-                    &format!("service {IAM_CREDENTIALS_SERVICE} of project {project}"),
-                    &e,
-                )
-            })
+            self.gcp
+                .get_service(project, IAM_CREDENTIALS_SERVICE)
+                .await
+                .map(|s| Some(s.state == "ENABLED"))
+                .map_err(|e| {
+                    ReadFailure::gcp(
+                        self.identity,
+                        &format!("service {IAM_CREDENTIALS_SERVICE} of project {project}"),
+                        &e,
+                    )
+                })
         };
         let early_policy = async {
             if grants_roles {
@@ -758,49 +755,82 @@ impl Reader<'_> {
             }
         };
         let accounts = async {
-            let accounts = bounded(&limits.iam, self.gcp.list_service_accounts(project))
-                .await
-                .map_err(|e| {
-                    ReadFailure::gcp(
-                        self.identity,
-                        &format!("service accounts of project {project}"),
-                        &e,
-                    )
-                })?;
+            // Each page's relevant accounts have their policies read as the
+            // page arrives, not after the last page.
+            let (found, relevant) = futures::channel::mpsc::unbounded::<String>();
+            // Without declared grants, the project policy is read only when
+            // wi owns an account here (its own grants are drift-checked): it
+            // starts with the first page that shows one.
+            let (owns_one, owns_any) = futures::channel::oneshot::channel::<()>();
+            let list = async move {
+                let mut owns_one = Some(owns_one);
+                let listed = self
+                    .gcp
+                    .list_service_accounts_by_page(project, |page| {
+                        for sa in page {
+                            let owned = crate::ownership::is_owned(sa.description.as_deref());
+                            if owned && let Some(tell) = owns_one.take() {
+                                let _ = tell.send(());
+                            }
+                            if owned || wanted.contains(&sa.email) {
+                                // The receiver outlives the list.
+                                let _ = found.unbounded_send(sa.email.clone());
+                            }
+                        }
+                    })
+                    .await;
+                drop(found);
+                listed
+            };
+            let late_policy = async {
+                // A dropped sender: the list ended (or failed) with no owned account.
+                if !grants_roles && owns_any.await.is_ok() {
+                    Some(policy_read().await)
+                } else {
+                    None
+                }
+            };
+            let policies = relevant
+                .map(|email| async move {
+                    let read = self.gcp.get_service_account_iam_policy(&email).await;
+                    (email, read)
+                })
+                .buffer_unordered(usize::MAX)
+                .collect::<Vec<_>>();
+            let (listed, mut policies, late_policy) = tokio::join!(list, policies, late_policy);
+            let accounts = listed.map_err(|e| {
+                ReadFailure::gcp(
+                    self.identity,
+                    &format!("service accounts of project {project}"),
+                    &e,
+                )
+            })?;
             let service_accounts: BTreeMap<String, GoogleServiceAccount> = accounts
                 .into_iter()
                 .map(|sa| (sa.email.clone(), sa))
                 .collect();
-            let relevant: Vec<&String> = service_accounts
-                .iter()
-                .filter(|(email, sa)| {
-                    wanted.contains(*email) || crate::ownership::is_owned(sa.description.as_deref())
-                })
-                .map(|(email, _)| email)
-                .collect();
-            let policies =
-                futures::future::join_all(relevant.into_iter().map(|email| async move {
-                    bounded(&limits.iam, self.gcp.get_service_account_iam_policy(email))
-                        .await
-                        .map(|p| (email.clone(), p))
-                        .map_err(|e| {
-                            ReadFailure::gcp(self.identity, &format!("IAM policy of {email}"), &e)
-                        })
-                }))
-                .await
+            // The first failure in email order, so the reason is deterministic.
+            policies.sort_by(|a, b| a.0.cmp(&b.0));
+            let policies = policies
                 .into_iter()
-                .collect::<Result<BTreeMap<_, _>, _>>()?;
-            Ok::<_, ReadFailure>((service_accounts, policies))
+                .map(|(email, read)| {
+                    read.map_err(|e| {
+                        ReadFailure::gcp(self.identity, &format!("IAM policy of {email}"), &e)
+                    })
+                    .map(|p| (email, p))
+                })
+                .collect::<Result<BTreeMap<_, _>, _>>();
+            Ok::<_, ReadFailure>((service_accounts, policies?, late_policy))
         };
         let clusters = async {
-            self.cluster_list(lists, project, limits)
+            self.cluster_list(lists, project)
                 .await
                 .map(|listed| project_clusters::summaries(project, &listed))
         };
         let (accounts, service, early_policy, clusters) =
             tokio::join!(accounts, service, early_policy, clusters);
         // The first failure in a fixed order, so the reason is deterministic.
-        let (service_accounts, policies) = match accounts {
+        let (service_accounts, policies, late_policy) = match accounts {
             Ok(a) => a,
             Err(f) => return failed(f),
         };
@@ -816,18 +846,11 @@ impl Reader<'_> {
             Ok(c) => c,
             Err(f) => return failed(f),
         };
-        // Without declared grants, the policy is read only when wi owns an
-        // account here (its own grants are drift-checked).
-        let owns_any = service_accounts
-            .values()
-            .any(|sa| crate::ownership::is_owned(sa.description.as_deref()));
-        let policy = match early_policy {
-            Some(p) => Some(p),
-            None if owns_any => match policy_read().await {
-                Ok(p) => Some(p),
-                Err(f) => return failed(f),
-            },
-            None => None,
+        let policy = match (early_policy, late_policy) {
+            (Some(p), _) => Some(p),
+            (None, Some(Ok(p))) => Some(p),
+            (None, Some(Err(f))) => return failed(f),
+            (None, None) => None,
         };
         (
             project.to_string(),
@@ -849,19 +872,12 @@ impl Reader<'_> {
         &self,
         lists: &project_clusters::Lists,
         project: &str,
-        limits: &Limits,
     ) -> Result<Vec<GkeCluster>, ReadFailure> {
         lists
             .get(project, || async {
-                bounded(&limits.gke, self.gcp.list_clusters(project))
-                    .await
-                    .map_err(|e| {
-                        ReadFailure::gcp(
-                            self.identity,
-                            &format!("clusters of project {project}"),
-                            &e,
-                        )
-                    })
+                self.gcp.list_clusters(project).await.map_err(|e| {
+                    ReadFailure::gcp(self.identity, &format!("clusters of project {project}"), &e)
+                })
             })
             .await
     }

@@ -610,8 +610,12 @@ pub async fn check(
             Need::Kube { cluster, access } => kube.entry(cluster).or_default().push(access),
         }
     }
-    let mut missing = Vec::new();
-    for (target, permissions) in iam {
+    // Every target and every cluster at once: the client's throttles bound
+    // the calls in flight per API and project, so a plan that touches
+    // hundreds of accounts is checked in a few round trips, not hundreds.
+    // Answers are taken in target order, so the first failure reported is
+    // the same whatever order they arrive in.
+    let iam_checks = iam.into_iter().map(|(target, permissions)| async move {
         let held = match target {
             Target::Project(p) => gcp.test_project_permissions(p, &permissions).await,
             Target::ServiceAccount(e) => {
@@ -622,15 +626,20 @@ pub async fn check(
             what: target.to_string(),
             source,
         })?;
-        missing.extend(
+        Ok::<_, PreflightError>(
             permissions
                 .iter()
                 .filter(|p| !held.iter().any(|h| h == *p))
                 .map(|p| Missing {
                     permission: (*p).to_string(),
                     resource: target.to_string(),
-                }),
-        );
+                })
+                .collect::<Vec<_>>(),
+        )
+    });
+    let mut missing = Vec::new();
+    for found in futures::future::join_all(iam_checks).await {
+        missing.extend(found?);
     }
     if !kube.is_empty() {
         let token = gcp
@@ -640,57 +649,73 @@ pub async fn check(
                 what: "an access token".into(),
                 source,
             })?;
-        for (key, accesses) in kube {
-            let kube_err = |source| PreflightError::Kube {
-                cluster: key.to_string(),
-                source,
-            };
-            let Some(gke) = live.clusters.get(key).and_then(|c| c.gke.as_ref()) else {
-                continue;
-            };
-            let context = model
-                .clusters
-                .iter()
-                .find(|c| &c.key == key)
-                .and_then(|c| c.kube_context.as_deref());
-            let conn = crate::live::connect_cluster(gke, token.clone(), context)
-                .await
-                .map_err(kube_err)?;
-            // One review for the whole cluster per verb and resource; only
-            // when that is refused, one per namespace (RBAC may grant less).
-            let mut cluster_wide: BTreeMap<(&str, &str, &str), bool> = BTreeMap::new();
-            for access in accesses {
-                let key3 = (access.verb, access.resource, access.subresource);
-                let wide = match cluster_wide.get(&key3) {
-                    Some(w) => *w,
-                    None => {
-                        let all = Access {
-                            namespace: None,
-                            ..access.clone()
-                        };
-                        let w = conn.can_i(&all).await.map_err(kube_err)?;
-                        cluster_wide.insert(key3, w);
-                        w
-                    }
-                };
-                if wide {
-                    continue;
-                }
-                if !conn.can_i(access).await.map_err(kube_err)? {
-                    let gke = gke_permission(access.verb, access.resource, access.subresource);
-                    missing.push(Missing {
-                        permission: if context.is_none() && !gke.is_empty() {
-                            format!("{access} (RBAC, or {gke})")
-                        } else {
-                            access.to_string()
-                        },
-                        resource: format!("cluster {key}"),
-                    });
-                }
-            }
+        let cluster_checks = kube
+            .into_iter()
+            .map(|(key, accesses)| check_cluster(model, live, key, accesses, token.clone()));
+        for found in futures::future::join_all(cluster_checks).await {
+            missing.extend(found?);
         }
     }
     missing.sort();
+    Ok(missing)
+}
+
+/// The Kubernetes accesses of one cluster the caller lacks: one review for
+/// the whole cluster per verb and resource; only when that is refused, one
+/// per namespace (RBAC may grant less).
+async fn check_cluster(
+    model: &Model,
+    live: &LiveState,
+    key: &ClusterKey,
+    accesses: Vec<&Access>,
+    token: secrecy::SecretString,
+) -> Result<Vec<Missing>, PreflightError> {
+    let kube_err = |source| PreflightError::Kube {
+        cluster: key.to_string(),
+        source,
+    };
+    let Some(gke) = live.clusters.get(key).and_then(|c| c.gke.as_ref()) else {
+        return Ok(Vec::new());
+    };
+    let context = model
+        .clusters
+        .iter()
+        .find(|c| &c.key == key)
+        .and_then(|c| c.kube_context.as_deref());
+    let conn = crate::live::connect_cluster(gke, token, context)
+        .await
+        .map_err(kube_err)?;
+    let mut missing = Vec::new();
+    let mut cluster_wide: BTreeMap<(&str, &str, &str), bool> = BTreeMap::new();
+    for access in accesses {
+        let key3 = (access.verb, access.resource, access.subresource);
+        let wide = match cluster_wide.get(&key3) {
+            Some(w) => *w,
+            None => {
+                let all = Access {
+                    namespace: None,
+                    ..access.clone()
+                };
+                let w = conn.can_i(&all).await.map_err(kube_err)?;
+                cluster_wide.insert(key3, w);
+                w
+            }
+        };
+        if wide {
+            continue;
+        }
+        if !conn.can_i(access).await.map_err(kube_err)? {
+            let gke = gke_permission(access.verb, access.resource, access.subresource);
+            missing.push(Missing {
+                permission: if context.is_none() && !gke.is_empty() {
+                    format!("{access} (RBAC, or {gke})")
+                } else {
+                    access.to_string()
+                },
+                resource: format!("cluster {key}"),
+            });
+        }
+    }
     Ok(missing)
 }
 

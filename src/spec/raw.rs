@@ -145,6 +145,63 @@ fn plain<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Sp<T>, 
 
 struct InnerVisitor<T>(PhantomData<T>);
 
+/// A key of the synthetic map the span-aware deserializers hand over, read
+/// without allocating (a spec has a few of these per value).
+enum SpanKey {
+    SaphyrMarker,
+    Value,
+    Referenced,
+    Defined,
+    TomlStart,
+    TomlEnd,
+    TomlValue,
+    /// Any other key: the map is a plain one (kept for [`PrependKey`]).
+    Other(String),
+}
+
+impl SpanKey {
+    /// The key as written.
+    fn into_written(self) -> String {
+        match self {
+            SpanKey::SaphyrMarker => SAPHYR_MARKER.to_owned(),
+            SpanKey::Value => "value".to_owned(),
+            SpanKey::Referenced => "referenced".to_owned(),
+            SpanKey::Defined => "defined".to_owned(),
+            SpanKey::TomlStart => TOML_START.to_owned(),
+            SpanKey::TomlEnd => TOML_END.to_owned(),
+            SpanKey::TomlValue => TOML_VALUE.to_owned(),
+            SpanKey::Other(written) => written,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SpanKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = SpanKey;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a key")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SpanKey, E> {
+                Ok(match v {
+                    SAPHYR_MARKER => SpanKey::SaphyrMarker,
+                    "value" => SpanKey::Value,
+                    "referenced" => SpanKey::Referenced,
+                    "defined" => SpanKey::Defined,
+                    TOML_START => SpanKey::TomlStart,
+                    TOML_END => SpanKey::TomlEnd,
+                    TOML_VALUE => SpanKey::TomlValue,
+                    other => SpanKey::Other(other.to_owned()),
+                })
+            }
+        }
+        deserializer.deserialize_identifier(KeyVisitor)
+    }
+}
+
 /// The byte range of a serde-saphyr location (unknown locations have line 0).
 fn saphyr_range(loc: &serde_saphyr::Location) -> Option<Range<usize>> {
     if loc.line() == 0 {
@@ -164,22 +221,22 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for InnerVisitor<T> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let Some(first) = map.next_key::<String>()? else {
+        let Some(first) = map.next_key::<SpanKey>()? else {
             return plain(de::value::MapAccessDeserializer::new(map));
         };
-        match first.as_str() {
-            SAPHYR_MARKER => {
+        match first {
+            SpanKey::SaphyrMarker => {
                 let _ = map.next_value::<de::IgnoredAny>()?;
                 let mut value = None;
                 let mut span = None;
-                while let Some(key) = map.next_key::<String>()? {
-                    match key.as_str() {
-                        "value" => value = Some(map.next_value::<T>()?),
-                        "referenced" => {
+                while let Some(key) = map.next_key::<SpanKey>()? {
+                    match key {
+                        SpanKey::Value => value = Some(map.next_value::<T>()?),
+                        SpanKey::Referenced => {
                             span = saphyr_range(&map.next_value::<serde_saphyr::Location>()?);
                         }
                         // Locations only deserialize as structs, never as "any".
-                        "defined" => {
+                        SpanKey::Defined => {
                             let _ = map.next_value::<serde_saphyr::Location>()?;
                         }
                         _ => {
@@ -190,21 +247,21 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for InnerVisitor<T> {
                 let value = value.ok_or_else(|| de::Error::missing_field("value"))?;
                 Ok(Sp { value, span })
             }
-            TOML_START | TOML_END | TOML_VALUE => {
+            SpanKey::TomlStart | SpanKey::TomlEnd | SpanKey::TomlValue => {
                 let mut start = None;
                 let mut end = None;
                 let mut value = None;
                 let mut key = Some(first);
                 while let Some(k) = key {
-                    match k.as_str() {
-                        TOML_START => start = Some(map.next_value::<usize>()?),
-                        TOML_END => end = Some(map.next_value::<usize>()?),
-                        TOML_VALUE => value = Some(map.next_value::<T>()?),
+                    match k {
+                        SpanKey::TomlStart => start = Some(map.next_value::<usize>()?),
+                        SpanKey::TomlEnd => end = Some(map.next_value::<usize>()?),
+                        SpanKey::TomlValue => value = Some(map.next_value::<T>()?),
                         _ => {
                             let _ = map.next_value::<de::IgnoredAny>()?;
                         }
                     }
-                    key = map.next_key::<String>()?;
+                    key = map.next_key::<SpanKey>()?;
                 }
                 let value = value.ok_or_else(|| de::Error::missing_field("value"))?;
                 let span = match (start, end) {
@@ -213,9 +270,10 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for InnerVisitor<T> {
                 };
                 Ok(Sp { value, span })
             }
-            _ => {
+            first => {
                 // A plain map from a deserializer without spans: re-attach the first key.
-                let first_key: de::value::StringDeserializer<A::Error> = first.into_deserializer();
+                let first_key: de::value::StringDeserializer<A::Error> =
+                    first.into_written().into_deserializer();
                 plain(de::value::MapAccessDeserializer::new(PrependKey {
                     first: Some(first_key),
                     rest: map,

@@ -491,3 +491,52 @@ fn a_large_fleet_loads() {
     assert_eq!(m.projects, vec!["proj-0", "proj-1", "proj-2"]);
     assert!(m.mappings.iter().all(|x| x.origin.line > 3));
 }
+
+#[test]
+fn mappings_come_out_sorted_by_cluster_key_whatever_the_declaration_order() {
+    // Declared neither in key order (project, location, name) nor in
+    // mapping order: the model still lists mappings by (cluster, namespace, KSA).
+    let src = r#"
+version: 1
+clusters:
+  - {name: c1, project: proj-b, location: us-east1}
+  - {name: c2, project: proj-a, location: us-west1}
+  - {name: c0, project: proj-a, location: us-east1}
+  - {name: c3, project: proj-b, location: asia-east1}
+serviceAccounts:
+  - {name: account-1, project: proj-a}
+mappings:
+  - {serviceAccount: account-1@proj-a.iam.gserviceaccount.com, clusters: [c3, c1], namespace: zz, ksas: [b, a]}
+  - {serviceAccount: account-1, clusters: ["*"], namespace: aa, ksa: k}
+"#;
+    let m = yaml(src).unwrap_or_else(|e| panic!("{}", spec::render_plain(&e, 100)));
+    let order: Vec<(String, String, String)> = m
+        .mappings
+        .iter()
+        .map(|x| (x.cluster.name.clone(), x.namespace.clone(), x.ksa.clone()))
+        .collect();
+    let expect = [
+        ("c0", "aa", "k"),
+        ("c2", "aa", "k"),
+        ("c3", "aa", "k"),
+        ("c3", "zz", "a"),
+        ("c3", "zz", "b"),
+        ("c1", "aa", "k"),
+        ("c1", "zz", "a"),
+        ("c1", "zz", "b"),
+    ];
+    let expect: Vec<(String, String, String)> = expect
+        .iter()
+        .map(|(c, n, k)| ((*c).into(), (*n).into(), (*k).into()))
+        .collect();
+    assert_eq!(order, expect);
+    assert!(m.mappings.is_sorted_by(|a, b| {
+        (&a.cluster, &a.namespace, &a.ksa) <= (&b.cluster, &b.namespace, &b.ksa)
+    }));
+    // The email and the name of the declared account are the same account.
+    assert!(
+        m.mappings
+            .iter()
+            .all(|x| x.gsa_email == "account-1@proj-a.iam.gserviceaccount.com")
+    );
+}

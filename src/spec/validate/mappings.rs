@@ -1,7 +1,7 @@
 //! The `mappings` and `absent` sections, expanded to one (cluster, namespace,
 //! KSA) mapping each, with clashes between mappings reported once.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Range;
 
 use super::resolve::Resolver;
@@ -17,7 +17,7 @@ use crate::spec::raw::{Manage, PrincipalSetKind, RawMapping, RawSpec, Sp};
 type ItemId = (usize, usize);
 /// Two mappings giving the same KSA: (first mapping, second mapping, namespace,
 /// KSA, same GSA?).
-type ClashKey = (ItemId, ItemId, String, String, bool);
+type ClashKey<'a> = (ItemId, ItemId, &'a str, &'a str, bool);
 /// The two origins and the clusters where they clash.
 type Clash = (Origin, Origin, Vec<String>);
 
@@ -30,24 +30,62 @@ pub(super) struct Origin {
     gsa_text: String,
 }
 
+/// One expanded mapping: a mapping item placed in one cluster for one KSA.
+struct Placed {
+    /// Index of the cluster in the resolver's clusters.
+    cluster: usize,
+    mapping: Mapping,
+    /// Index of the item's [`Origin`] in [`Expansion::origins`].
+    origin: usize,
+}
+
 /// Every file's mappings expanded to (cluster, namespace, KSA), with the
 /// clashes between them (within a file or across files).
+///
+/// Built for fleets: one hash lookup per placement (keys borrow the names
+/// from the raw files), mappings stored in placement order and sorted once
+/// at the end, and each item's [`Origin`] stored once however many clusters
+/// it is placed in.
 #[derive(Default)]
-pub(super) struct Expansion {
-    expanded: BTreeMap<(usize, String, String), (Mapping, Origin)>,
-    clashes: BTreeMap<ClashKey, Clash>,
+pub(super) struct Expansion<'a> {
+    /// (cluster index, namespace, KSA) → index in `placed`.
+    placed_at: HashMap<(usize, &'a str, &'a str), usize>,
+    /// The expanded mappings, in placement order.
+    placed: Vec<Placed>,
+    /// The origin of every mapping item that placed a mapping.
+    origins: Vec<Origin>,
+    clashes: BTreeMap<ClashKey<'a>, Clash>,
     /// Direct grants by (cluster, principal), roles merged.
     direct: BTreeMap<(ClusterKey, DirectPrincipal), DirectGrant>,
     over_limit: bool,
 }
 
-impl Expansion {
-    /// The expanded mappings.
-    pub(super) fn into_mappings(self) -> (Vec<Mapping>, Vec<DirectGrant>) {
-        (
-            self.expanded.into_values().map(|(m, _)| m).collect(),
-            self.direct.into_values().collect(),
-        )
+impl Expansion<'_> {
+    /// The expanded mappings sorted by (cluster, namespace, KSA), given each
+    /// cluster's rank in key order (`cluster_rank[i]` for cluster `i`), and
+    /// the direct grants.
+    pub(super) fn into_mappings(self, cluster_rank: &[usize]) -> (Vec<Mapping>, Vec<DirectGrant>) {
+        let placed = self.placed;
+        // Sort indices, not the mappings themselves (far less to move), then
+        // move each mapping once, in place.
+        let mut order: Vec<usize> = (0..placed.len()).collect();
+        order.sort_unstable_by(|&a, &b| {
+            let (a, b) = (&placed[a], &placed[b]);
+            (
+                cluster_rank[a.cluster],
+                &a.mapping.namespace,
+                &a.mapping.ksa,
+            )
+                .cmp(&(
+                    cluster_rank[b.cluster],
+                    &b.mapping.namespace,
+                    &b.mapping.ksa,
+                ))
+        });
+        let mut placed = placed;
+        permute(&mut placed, order);
+        let mappings = placed.into_iter().map(|p| p.mapping).collect();
+        (mappings, self.direct.into_values().collect())
     }
 
     /// Reports each clash once, naming both places (in either file).
@@ -89,18 +127,48 @@ impl Expansion {
     }
 }
 
-impl Expansion {
+impl Expansion<'_> {
     /// The same namespace/KSA acting as different accounts in clusters of one
     /// project: the workload pool `P.svc.id.goog` names the KSA once for
     /// every cluster of P, so each such cluster's KSA gets every one of those
     /// accounts. Reported once per (project, namespace, KSA), pointing at the
     /// first mapping of each account.
     pub(super) fn report_escalations(&self, cx: &mut Ctx) {
+        // First the identities mapped to more than one account (rare), in one
+        // cheap pass; the labels are built for those only.
+        let mut first_email: HashMap<(&str, &str, &str), (&str, bool)> =
+            HashMap::with_capacity(self.placed.len());
+        for Placed { mapping: m, .. } in &self.placed {
+            let seen = first_email
+                .entry((&m.cluster.project, &m.namespace, &m.ksa))
+                .or_insert((&m.gsa_email, false));
+            seen.1 |= seen.0 != m.gsa_email;
+        }
+        let shared: HashSet<(&str, &str, &str)> = first_email
+            .into_iter()
+            .filter(|(_, (_, several))| *several)
+            .map(|(identity, _)| identity)
+            .collect();
+        if shared.is_empty() {
+            return;
+        }
         type Accounts<'a> = BTreeMap<&'a str, (&'a Origin, BTreeSet<String>)>;
         let mut by_identity: BTreeMap<(&str, &str, &str), Accounts<'_>> = BTreeMap::new();
-        for (m, origin) in self.expanded.values() {
+        for Placed {
+            mapping: m, origin, ..
+        } in &self.placed
+        {
+            let origin = &self.origins[*origin];
+            let identity = (
+                m.cluster.project.as_str(),
+                m.namespace.as_str(),
+                m.ksa.as_str(),
+            );
+            if !shared.contains(&identity) {
+                continue;
+            }
             let entry = by_identity
-                .entry((&m.cluster.project, &m.namespace, &m.ksa))
+                .entry(identity)
                 .or_default()
                 .entry(&m.gsa_email)
                 .or_insert_with(|| (origin, BTreeSet::new()));
@@ -158,11 +226,11 @@ impl Expansion {
 }
 
 /// Expands the current file's mappings into `ex`.
-pub(super) fn validate_mappings(
+pub(super) fn validate_mappings<'a>(
     cx: &mut Ctx,
-    raw: &RawSpec,
+    raw: &'a RawSpec,
     resolver: &Resolver<'_, '_>,
-    ex: &mut Expansion,
+    ex: &mut Expansion<'a>,
 ) {
     if let Some(extra) = raw.mappings.get(MAX_ITEMS) {
         cx.too_many("mappings", MAX_ITEMS, extra.span());
@@ -187,7 +255,7 @@ pub(super) fn validate_mappings(
                 names::check_namespace,
             );
 
-        let ksas: Vec<&Sp<String>> = match (&m.ksa, &m.ksas) {
+        let ksas: Vec<&'a Sp<String>> = match (&m.ksa, &m.ksas) {
             _ if m.principal_set.is_some() => Vec::new(),
             (Some(k), None) => vec![k],
             (None, Some(list)) => cx
@@ -378,30 +446,31 @@ pub(super) fn validate_mappings(
             Some(Manage::Annotate) => KsaManagement::AnnotateExisting,
             Some(Manage::Create) | None => KsaManagement::Create,
         };
-        let origin = Origin {
+        let origin_index = ex.origins.len();
+        ex.origins.push(Origin {
             item: (cx.cur, mi),
             gsa_span: service_account.span(),
             gsa_text: service_account.value.clone(),
-        };
+        });
+        // Every placement of the item is declared at the item's line.
+        let declared_at = cx.origin(item.span());
+        let ns: &'a str = m.namespace.as_ref().map_or("", |n| n.value.as_str());
         for &ci in &targets {
             for k in &ksas {
-                let key = (ci, namespace.value.clone(), k.value.clone());
-                if let Some((prev, prev_origin)) = ex.expanded.get(&key) {
-                    let same = prev.gsa_email == gsa.email;
+                let key = (ci, ns, k.value.as_str());
+                if let Some(&prev) = ex.placed_at.get(&key) {
+                    let prev = &ex.placed[prev];
+                    let same = prev.mapping.gsa_email == gsa.email;
+                    let prev_origin = &ex.origins[prev.origin];
+                    let origin = &ex.origins[origin_index];
                     let entry = ex
                         .clashes
-                        .entry((
-                            prev_origin.item,
-                            origin.item,
-                            key.1.clone(),
-                            key.2.clone(),
-                            same,
-                        ))
+                        .entry((prev_origin.item, origin.item, key.1, key.2, same))
                         .or_insert_with(|| (prev_origin.clone(), origin.clone(), Vec::new()));
                     entry.2.push(format!("`{}`", resolver.clusters[ci].key));
                     continue;
                 }
-                if ex.expanded.len() >= MAX_EXPANDED {
+                if ex.placed.len() >= MAX_EXPANDED {
                     ex.over_limit = true;
                     cx.too_many(
                         "expanded mappings (cluster, namespace, KSA)",
@@ -412,21 +481,42 @@ pub(super) fn validate_mappings(
                 }
                 let mapping = Mapping {
                     cluster: resolver.clusters[ci].key.clone(),
-                    namespace: key.1.clone(),
-                    ksa: key.2.clone(),
+                    namespace: key.1.to_owned(),
+                    ksa: key.2.to_owned(),
                     gsa_email: gsa.email.clone(),
                     gsa_project: gsa.project.clone(),
                     management,
                     owner: cx.owner().clone(),
-                    origin: cx.origin(item.span()),
+                    origin: declared_at.clone(),
                     accept: accept.clone(),
                 };
-                ex.expanded.insert(key, (mapping, origin.clone()));
+                ex.placed_at.insert(key, ex.placed.len());
+                ex.placed.push(Placed {
+                    cluster: ci,
+                    mapping,
+                    origin: origin_index,
+                });
             }
             if ex.over_limit {
                 break;
             }
         }
+    }
+}
+
+/// Reorders `items` in place so that position `i` holds what was at
+/// `order[i]` (`order` is a permutation of the positions): one swap per
+/// item, no second copy of the items.
+fn permute<T>(items: &mut [T], mut order: Vec<usize>) {
+    for start in 0..items.len() {
+        let mut current = start;
+        while order[current] != start {
+            let next = order[current];
+            items.swap(current, next);
+            order[current] = current;
+            current = next;
+        }
+        order[current] = current;
     }
 }
 
@@ -617,19 +707,41 @@ fn accepted_risks(cx: &mut Ctx, list: Option<&crate::spec::raw::SpList>) -> Vec<
 /// (account email, member) → the file and member of its first `absent` entry.
 pub(super) type SeenAbsent<'a> = HashMap<(String, String), (usize, &'a Sp<String>)>;
 
-/// The current file's `absent` entries; a member a mapping of any file binds is an error.
+/// (account email, member) → the cluster index and origin of a mapping that
+/// binds the member to the account.
+pub(super) type Bound<'e> = HashMap<(String, String), (usize, &'e Origin)>;
+
+impl Expansion<'_> {
+    /// Every (account email, member) the mappings bind, for the `absent`
+    /// checks; built once for the whole set, and only when some file has
+    /// `absent` entries. When several clusters bind the same member, the one
+    /// declared last among the clusters is kept.
+    pub(super) fn bound_members(&self) -> Bound<'_> {
+        let mut bound: Bound<'_> = HashMap::with_capacity(self.placed.len());
+        for p in &self.placed {
+            let here = (p.cluster, &self.origins[p.origin]);
+            bound
+                .entry((p.mapping.gsa_email.clone(), p.mapping.member()))
+                .and_modify(|kept| {
+                    if here.0 > kept.0 {
+                        *kept = here;
+                    }
+                })
+                .or_insert(here);
+        }
+        bound
+    }
+}
+
+/// The current file's `absent` entries; a member a mapping of any file binds
+/// (`bound`, from [`Expansion::bound_members`]) is an error.
 pub(super) fn validate_absent<'a>(
     cx: &mut Ctx,
     raw: &'a RawSpec,
     resolver: &Resolver<'_, '_>,
-    ex: &Expansion,
+    bound: &Bound<'_>,
     seen: &mut SeenAbsent<'a>,
 ) -> Vec<AbsentMember> {
-    let bound: HashMap<(String, String), &Origin> = ex
-        .expanded
-        .values()
-        .map(|(m, o)| ((m.gsa_email.clone(), m.member()), o))
-        .collect();
     let mut out = Vec::new();
     if let Some(extra) = raw.absent.get(MAX_ITEMS) {
         cx.too_many("absent entries", MAX_ITEMS, extra.span());
@@ -662,7 +774,7 @@ pub(super) fn validate_absent<'a>(
             continue;
         }
         seen.insert(key.clone(), (cx.cur, &a.member));
-        if let Some(origin) = bound.get(&key) {
+        if let Some(&(_, origin)) = bound.get(&key) {
             let p = cx
                 .new_problem(
                     "wi::spec::absent_conflict",
@@ -691,4 +803,21 @@ pub(super) fn validate_absent<'a>(
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::permute;
+
+    #[test]
+    fn permute_moves_each_item_to_its_place() {
+        let orders: [&[usize]; 4] = [&[], &[0, 1, 2], &[2, 0, 1], &[3, 2, 0, 1, 5, 4]];
+        for order in orders {
+            let items: Vec<char> = ('a'..).take(order.len()).collect();
+            let expect: Vec<char> = order.iter().map(|&i| items[i]).collect();
+            let mut moved = items.clone();
+            permute(&mut moved, order.to_vec());
+            assert_eq!(moved, expect, "order {order:?}");
+        }
+    }
 }

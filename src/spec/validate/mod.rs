@@ -144,9 +144,17 @@ impl Ctx {
                 .help("an empty list means nothing here: add an entry or remove the field");
             self.push(p);
         }
+        // Most lists are short (a mapping's clusters, a cluster's groups):
+        // scanning the earlier entries beats building a hash map for each.
+        const SCAN_UP_TO: usize = 16;
         let mut seen: HashMap<&str, &Sp<String>> = HashMap::new();
-        for item in &list.value {
-            if let Some(first) = seen.get(item.value.as_str()) {
+        for (i, item) in list.value.iter().enumerate() {
+            let earlier = if list.value.len() <= SCAN_UP_TO {
+                list.value[..i].iter().find(|e| e.value == item.value)
+            } else {
+                seen.get(item.value.as_str()).copied()
+            };
+            if let Some(first) = earlier {
                 let p = self
                     .new_problem(
                         "wi::spec::duplicate_entry",
@@ -155,7 +163,7 @@ impl Ctx {
                     .label(item.span(), "repeated here")
                     .label(first.span(), "first listed here");
                 self.push(p);
-            } else {
+            } else if list.value.len() > SCAN_UP_TO {
                 seen.insert(&item.value, item);
             }
         }
@@ -349,23 +357,36 @@ pub(crate) fn validate_set(
     expansion.report_escalations(&mut cx);
     let mut absent = Vec::new();
     let mut seen_absent = HashMap::new();
+    let bound = if files.iter().any(|(raw, _)| !raw.absent.is_empty()) {
+        expansion.bound_members()
+    } else {
+        HashMap::new()
+    };
     for (i, (raw, _)) in files.iter().enumerate() {
         cx.cur = i;
         absent.extend(validate_absent(
             &mut cx,
             raw,
             &resolver,
-            &expansion,
+            &bound,
             &mut seen_absent,
         ));
     }
+    drop(bound);
 
     if !cx.problems.is_empty() {
         return Err(cx.problems);
     }
 
     let owners: BTreeSet<Owner> = cx.files.iter().map(|f| f.owner.clone()).collect();
-    let (mappings, direct) = expansion.into_mappings();
+    // Each declared cluster's place in key order: the mappings' sort key.
+    let mut by_key: Vec<usize> = (0..cluster_infos.len()).collect();
+    by_key.sort_by(|&a, &b| cluster_infos[a].key.cmp(&cluster_infos[b].key));
+    let mut cluster_rank = vec![0; cluster_infos.len()];
+    for (rank, &i) in by_key.iter().enumerate() {
+        cluster_rank[i] = rank;
+    }
+    let (mappings, direct) = expansion.into_mappings(&cluster_rank);
     let mut model = Model {
         projects: projects.into_iter().collect(),
         clusters,
@@ -379,9 +400,10 @@ pub(crate) fn validate_set(
     model
         .service_accounts
         .sort_by(|a, b| (&a.project, &a.account_id).cmp(&(&b.project, &b.account_id)));
-    model.mappings.sort_by(|a, b| {
-        (&a.cluster, &a.namespace, &a.ksa).cmp(&(&b.cluster, &b.namespace, &b.ksa))
-    });
+    // `into_mappings` sorted the mappings already, by (cluster, namespace, KSA).
+    debug_assert!(model.mappings.is_sorted_by(|a, b| {
+        (&a.cluster, &a.namespace, &a.ksa) <= (&b.cluster, &b.namespace, &b.ksa)
+    }));
     model
         .absent
         .sort_by(|a, b| (&a.gsa_email, &a.member).cmp(&(&b.gsa_email, &b.member)));

@@ -17,6 +17,9 @@ pub(super) struct Resolver<'r, 'a> {
     clusters_by_name: HashMap<&'r str, Vec<usize>>,
     /// Account id → indices (one per project using the id).
     accounts_by_name: HashMap<&'r str, Vec<usize>>,
+    /// Email → index of the declared account with that email, so an email
+    /// reference is one lookup, not a scan of every account.
+    accounts_by_email: HashMap<String, usize>,
 }
 
 impl<'r, 'a> Resolver<'r, 'a> {
@@ -39,12 +42,19 @@ impl<'r, 'a> Resolver<'r, 'a> {
                 .or_default()
                 .push(i);
         }
+        let mut accounts_by_email: HashMap<String, usize> = HashMap::new();
+        for (i, a) in accounts.iter().enumerate() {
+            accounts_by_email
+                .entry(gsa_email(&a.project, &a.name.value))
+                .or_insert(i);
+        }
         Resolver {
             clusters,
             groups,
             accounts,
             clusters_by_name,
             accounts_by_name,
+            accounts_by_email,
         }
     }
 
@@ -152,9 +162,11 @@ impl<'r, 'a> Resolver<'r, 'a> {
             return match names::gsa_email_project(v) {
                 Ok(project) => Some(GsaRef {
                     email: v.to_owned(),
-                    declared: self.accounts.iter().position(|a| {
-                        a.project == project && gsa_email(&a.project, &a.name.value) == v
-                    }),
+                    declared: self
+                        .accounts_by_email
+                        .get(v)
+                        .copied()
+                        .filter(|&i| self.accounts[i].project == project),
                     project,
                 }),
                 Err(rule) => {
