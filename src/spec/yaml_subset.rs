@@ -520,11 +520,10 @@ fn classify(text: &str) -> Plain {
         }
         return Plain::Unclear;
     }
-    let lower = text.to_ascii_lowercase();
     let words = [
         "y", "n", "yes", "no", "on", "off", "true", "false", "null", "nan", "inf",
     ];
-    if words.contains(&lower.as_str()) {
+    if text.len() <= 5 && words.iter().any(|w| w.eq_ignore_ascii_case(text)) {
         return Plain::Unclear;
     }
     Plain::Text

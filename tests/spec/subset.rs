@@ -155,3 +155,26 @@ absent:
         assert_eq!(read, i < 2, "spec {i}: read {read}");
     }
 }
+
+#[test]
+fn nulls_empties_and_typed_scalars_agree_or_are_left_to_the_full_parse() {
+    // Each must give the same model both ways, or none from the fast pass.
+    for text in [
+        "version: 1\nowner: null\nclusters: ~\nmappings:\n",
+        "version: 1\nowner:\ndefaults:\nprojects: []\n",
+        "version: 1\nowner: ''\n",
+        "version: 1\ndefaults: {}\n",
+        "version: \"1\"\n",
+        "version: 01\n",
+        "version: 1\nclusters: [{name: a, project: proj-one, location: us-central1, workloadIdentity: True}]\n",
+        "version: 1\nclusters: [{name: a, project: proj-one, location: us-central1, create: {initialNodeCount: \"2\"}}]\n",
+        "version: 1\nclusters:\n  - name: a\n    project: proj-one\n    location: us-central1\n    metadataServer: none\n",
+        "version: 1\nserviceAccounts:\n  - name: app-one\n    project: proj-one\n    displayName: two  spaces#and hash\n",
+        "version: 1\nserviceAccounts:\n  -   name: app-one\n      project: proj-one\n",
+        "version: 1\nserviceAccounts:\n- name: app-one\n  project: proj-one\n  roles:\n  - roles/viewer\n",
+        "version: 1 # the version\n\n\n# end\n",
+        "version: 1",
+    ] {
+        agree(&text_set(text));
+    }
+}
