@@ -74,7 +74,7 @@ impl<'s> Node<'s> {
     /// A key's text (keys are scalars).
     fn key_text(&self) -> &'s str {
         match self {
-            Node::Scalar { text, .. } => *text,
+            Node::Scalar { text, .. } => text,
             _ => "",
         }
     }
