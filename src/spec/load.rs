@@ -68,7 +68,49 @@ pub fn load_set(sources: &[SpecSource]) -> Result<(Model, SpecSet), SpecError> {
 }
 
 /// Parses and validates files already read, as one model.
+///
+/// A valid spec in plain YAML is read by a fast first pass
+/// ([`super::yaml_subset`]); anything else, and every spec with a problem,
+/// is read (again) by the span-carrying parsers, so every problem is
+/// reported as they see it.
 pub fn load_spec_set(set: &SpecSet) -> Result<Model, SpecError> {
+    match load_spec_set_fast(set) {
+        Some(model) => Ok(model),
+        None => load_spec_set_spanned(set),
+    }
+}
+
+/// The model of a valid spec set whose YAML files are all in the plain
+/// subset [`super::yaml_subset`] reads (TOML files are read as always), or
+/// `None`: some file is outside the subset, or the set has a problem.
+/// Public for the tests that compare it with [`load_spec_set_spanned`].
+#[doc(hidden)]
+pub fn load_spec_set_fast(set: &SpecSet) -> Option<Model> {
+    let mut raws = Vec::with_capacity(set.files.len());
+    for f in &set.files {
+        if f.text.len() as u64 > MAX_FILE_BYTES {
+            return None;
+        }
+        let source = named_source(&f.text, &f.name, f.format);
+        let raw = match f.format {
+            Format::Yaml => {
+                let raw = super::yaml_subset::parse(&f.text)?;
+                if !super::tags::tag_problems(&f.text, &source).is_empty() {
+                    return None;
+                }
+                raw
+            }
+            Format::Toml => parse_toml(&f.text, source.clone()).ok()?,
+        };
+        raws.push((raw, source));
+    }
+    validate::validate_set(&raws).ok()
+}
+
+/// Like [`load_spec_set`], every file read by the span-carrying parsers
+/// (serde-saphyr, toml): what every problem is reported from.
+#[doc(hidden)]
+pub fn load_spec_set_spanned(set: &SpecSet) -> Result<Model, SpecError> {
     let mut raws = Vec::new();
     let mut problems = Vec::new();
     for (i, f) in set.files.iter().enumerate() {

@@ -18,11 +18,12 @@ mod source;
 mod suggest;
 mod tags;
 mod validate;
+mod yaml_subset;
 
 pub use diagnostic::{InvalidSpec, Label, Problem, SpecError, render_plain};
 pub use load::{
-    MAX_PROBLEMS, discover, load_file, load_file_with_source, load_set, load_spec_set, load_str,
-    parse_raw, schema_json,
+    MAX_PROBLEMS, discover, load_file, load_file_with_source, load_set, load_spec_set,
+    load_spec_set_fast, load_spec_set_spanned, load_str, parse_raw, schema_json,
 };
 pub use model::*;
 pub use source::{

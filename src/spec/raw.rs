@@ -75,12 +75,12 @@ impl<T: JsonSchema> JsonSchema for Sp<T> {
 // The names the two span-aware deserializers look for (serde-saphyr 2.x
 // `Spanned`, serde_spanned 1.x via toml). Tests in `tests/spec/model.rs`
 // check that YAML and TOML both still produce spans.
-const SAPHYR_NEWTYPE: &str = "__yaml_spanned";
+pub(super) const SAPHYR_NEWTYPE: &str = "__yaml_spanned";
 const SAPHYR_MARKER: &str = "__serde_saphyr_private_spanned";
 const TOML_NAME: &str = "$__serde_spanned_private_Spanned";
-const TOML_START: &str = "$__serde_spanned_private_start";
-const TOML_END: &str = "$__serde_spanned_private_end";
-const TOML_VALUE: &str = "$__serde_spanned_private_value";
+pub(super) const TOML_START: &str = "$__serde_spanned_private_start";
+pub(super) const TOML_END: &str = "$__serde_spanned_private_end";
+pub(super) const TOML_VALUE: &str = "$__serde_spanned_private_value";
 const TOML_FIELDS: &[&str] = &[TOML_START, TOML_END, TOML_VALUE];
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Sp<T> {

@@ -13,4 +13,5 @@ mod multi;
 mod robustness;
 mod sameness;
 mod schema;
+mod subset;
 mod validate_fixes;

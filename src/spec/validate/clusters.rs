@@ -1,7 +1,9 @@
 //! The `clusters` section: each cluster's key, name checks, Workload Identity
 //! and node-pool settings, and the groups clusters join.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::HashMap;
 
 use super::{ClusterInfo, Ctx, Declared, MAX_CLUSTERS, PROJECT_ID};
 use crate::spec::model::{Cluster, ClusterCreate, ClusterKey, PoolSelection};

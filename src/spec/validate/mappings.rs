@@ -1,7 +1,9 @@
 //! The `mappings` and `absent` sections, expanded to one (cluster, namespace,
 //! KSA) mapping each, with clashes between mappings reported once.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{HashMap, HashSet};
 use std::ops::Range;
 
 use super::resolve::Resolver;
@@ -137,7 +139,7 @@ impl Expansion<'_> {
         // First the identities mapped to more than one account (rare), in one
         // cheap pass; the labels are built for those only.
         let mut first_email: HashMap<(&str, &str, &str), (&str, bool)> =
-            HashMap::with_capacity(self.placed.len());
+            HashMap::with_capacity_and_hasher(self.placed.len(), Default::default());
         for Placed { mapping: m, .. } in &self.placed {
             let seen = first_email
                 .entry((&m.cluster.project, &m.namespace, &m.ksa))
@@ -717,7 +719,8 @@ impl Expansion<'_> {
     /// `absent` entries. When several clusters bind the same member, the one
     /// declared last among the clusters is kept.
     pub(super) fn bound_members(&self) -> Bound<'_> {
-        let mut bound: Bound<'_> = HashMap::with_capacity(self.placed.len());
+        let mut bound: Bound<'_> =
+            HashMap::with_capacity_and_hasher(self.placed.len(), Default::default());
         for p in &self.placed {
             let here = (p.cluster, &self.origins[p.origin]);
             bound

@@ -21,7 +21,7 @@ mod clusters;
 mod mappings;
 mod resolve;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -38,6 +38,14 @@ use super::diagnostic::Problem;
 use super::model::{ClusterKey, Model, Origin, Owner};
 use super::names;
 use super::raw::{RawSpec, Sp, SpList, Version};
+
+/// The hash maps of validation, keyed by names from the spec: std's, with
+/// foldhash's hasher (several times faster than SipHash on short keys; a
+/// spec is the user's own file, so no defence against crafted collisions
+/// is needed).
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// The hash sets of validation (see [`HashMap`]).
+type HashSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 
 /// Most clusters one file may declare.
 const MAX_CLUSTERS: usize = 5_000;
@@ -147,7 +155,7 @@ impl Ctx {
         // Most lists are short (a mapping's clusters, a cluster's groups):
         // scanning the earlier entries beats building a hash map for each.
         const SCAN_UP_TO: usize = 16;
-        let mut seen: HashMap<&str, &Sp<String>> = HashMap::new();
+        let mut seen: HashMap<&str, &Sp<String>> = HashMap::default();
         for (i, item) in list.value.iter().enumerate() {
             let earlier = if list.value.len() <= SCAN_UP_TO {
                 list.value[..i].iter().find(|e| e.value == item.value)
@@ -316,8 +324,8 @@ pub(crate) fn validate_set(
     let mut cluster_infos = Vec::new();
     let mut accounts = Vec::new();
     let mut account_infos = Vec::new();
-    let mut seen_clusters: Declared<'_> = HashMap::new();
-    let mut seen_accounts: Declared<'_> = HashMap::new();
+    let mut seen_clusters: Declared<'_> = HashMap::default();
+    let mut seen_accounts: Declared<'_> = HashMap::default();
     for (i, (raw, _)) in files.iter().enumerate() {
         cx.cur = i;
         validate_header(&mut cx, raw, &mut projects);
@@ -356,11 +364,11 @@ pub(crate) fn validate_set(
     expansion.report_clashes(&mut cx);
     expansion.report_escalations(&mut cx);
     let mut absent = Vec::new();
-    let mut seen_absent = HashMap::new();
+    let mut seen_absent = HashMap::default();
     let bound = if files.iter().any(|(raw, _)| !raw.absent.is_empty()) {
         expansion.bound_members()
     } else {
-        HashMap::new()
+        HashMap::default()
     };
     for (i, (raw, _)) in files.iter().enumerate() {
         cx.cur = i;

@@ -2,7 +2,9 @@
 //! groups, `*`) to declared clusters, and `serviceAccount` to a declared or
 //! external Google service account.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use super::HashMap;
 
 use super::{AccountInfo, ClusterInfo, Ctx, GsaRef, closest};
 use crate::spec::model::{ClusterKey, gsa_email};
@@ -28,21 +30,21 @@ impl<'r, 'a> Resolver<'r, 'a> {
         groups: &'r BTreeMap<String, Vec<usize>>,
         accounts: &'r [AccountInfo<'a>],
     ) -> Self {
-        let mut clusters_by_name: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut clusters_by_name: HashMap<&str, Vec<usize>> = HashMap::default();
         for (i, c) in clusters.iter().enumerate() {
             clusters_by_name
                 .entry(c.key.name.as_str())
                 .or_default()
                 .push(i);
         }
-        let mut accounts_by_name: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut accounts_by_name: HashMap<&str, Vec<usize>> = HashMap::default();
         for (i, a) in accounts.iter().enumerate() {
             accounts_by_name
                 .entry(a.name.value.as_str())
                 .or_default()
                 .push(i);
         }
-        let mut accounts_by_email: HashMap<String, usize> = HashMap::new();
+        let mut accounts_by_email: HashMap<String, usize> = HashMap::default();
         for (i, a) in accounts.iter().enumerate() {
             accounts_by_email
                 .entry(gsa_email(&a.project, &a.name.value))
