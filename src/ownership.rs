@@ -30,7 +30,6 @@
 
 use std::fmt;
 
-use k8s_openapi::api::core::v1::ServiceAccount as K8sServiceAccount;
 use serde::{Deserialize, Serialize};
 
 /// The role that lets a KSA act as a GSA.
@@ -287,27 +286,17 @@ impl KsaFields {
 /// Who owns a KSA's GSA annotation and `wi`'s labels, from its
 /// `managedFields`: what each `wi` owner's server-side applies own, and the
 /// other managers.
-pub(crate) fn ksa_fields(sa: &K8sServiceAccount) -> KsaFields {
+pub(crate) fn ksa_fields(sa: &crate::live::KubeObject) -> KsaFields {
     let mut out = KsaFields::default();
-    for entry in sa.metadata.managed_fields.iter().flatten() {
-        let Some(fields) = entry.fields_v1.as_ref() else {
-            continue;
-        };
-        let meta = fields.0.get("f:metadata");
-        let has = |map: &str, key: &str| {
-            meta.and_then(|m| m.get(map))
-                .and_then(|a| a.get(format!("f:{key}")))
-                .is_some()
-        };
+    for entry in sa.field_managers.iter().filter(|e| e.has_fields) {
         let owns = WiFields {
-            annotation: has("f:annotations", GSA_ANNOTATION),
-            managed_by_label: has("f:labels", MANAGED_BY_LABEL),
-            owner_label: has("f:labels", OWNER_LABEL),
-            declared_in: has("f:annotations", DECLARED_IN_ANNOTATION),
+            annotation: entry.owns_annotation(GSA_ANNOTATION),
+            managed_by_label: entry.owns_label(MANAGED_BY_LABEL),
+            owner_label: entry.owns_label(OWNER_LABEL),
+            declared_in: entry.owns_annotation(DECLARED_IN_ANNOTATION),
         };
-        let manager = entry.manager.clone().unwrap_or_default();
-        let wi_owner = Owner::from_field_manager(&manager)
-            .filter(|_| entry.operation.as_deref() == Some("Apply"));
+        let manager = &entry.manager;
+        let wi_owner = Owner::from_field_manager(manager).filter(|_| entry.applied);
         match wi_owner {
             Some(owner) => {
                 let f = out.wi.entry(owner).or_default();
@@ -320,9 +309,8 @@ pub(crate) fn ksa_fields(sa: &K8sServiceAccount) -> KsaFields {
                 if owns.annotation {
                     out.annotation_others.push(manager.clone());
                 }
-                let any_field = fields.0.as_object().is_some_and(|o| !o.is_empty());
-                if any_field {
-                    out.co_managers.push(manager);
+                if entry.owns_any {
+                    out.co_managers.push(manager.clone());
                 }
             }
         }
@@ -337,26 +325,19 @@ pub(crate) fn ksa_fields(sa: &K8sServiceAccount) -> KsaFields {
 /// The owner that created this Kubernetes object, from its labels
 /// (`app.kubernetes.io/managed-by: wi`, plus `wi.dev/owner: O` for a named
 /// owner); `None` when `wi` did not create it.
-pub(crate) fn created_by(
-    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> Option<Owner> {
-    let labels = meta.labels.as_ref()?;
-    if labels.get(MANAGED_BY_LABEL).map(String::as_str) != Some(FIELD_MANAGER) {
+pub(crate) fn created_by(object: &crate::live::KubeObject) -> Option<Owner> {
+    if object.label(MANAGED_BY_LABEL) != Some(FIELD_MANAGER) {
         return None;
     }
-    Some(match labels.get(OWNER_LABEL) {
-        Some(n) if !n.is_empty() => Owner::Named(n.clone()),
+    Some(match object.label(OWNER_LABEL) {
+        Some(n) if !n.is_empty() => Owner::Named(n.to_string()),
         _ => Owner::Unnamed,
     })
 }
 
 /// The spec file a KSA's mapping was declared in, from [`DECLARED_IN_ANNOTATION`].
-pub(crate) fn declared_in(sa: &K8sServiceAccount) -> Option<&str> {
-    sa.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(DECLARED_IN_ANNOTATION))
-        .map(String::as_str)
+pub(crate) fn declared_in(sa: &crate::live::KubeObject) -> Option<&str> {
+    sa.annotation(DECLARED_IN_ANNOTATION)
         .filter(|f| !f.is_empty())
 }
 

@@ -12,7 +12,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::Value;
 
 use super::{
     Action, Attributes, FORMAT_VERSION, KubeWrite, Owner, Plan, PlanError, PlanProblem, Reason,
@@ -22,6 +21,17 @@ use crate::gcp::types::IamPolicy;
 use crate::live::{FailureKind, LiveState, Scope};
 use crate::ownership::{GSA_ANNOTATION, MANAGED_BY_LABEL, OWNER_LABEL};
 use crate::spec::Model;
+
+/// Attributes with fixed names, written as a JSON object:
+/// `attrs!({"role": role, WORKLOAD_POOL: pool})`. The names are `&'static
+/// str` (literals or constants), so no entry of a fleet's plan allocates one.
+macro_rules! attrs {
+    ({ $($key:tt : $value:expr),* $(,)? }) => {
+        [$(($key, serde_json::json!($value))),*]
+            .into_iter()
+            .collect::<$crate::plan::Attributes>()
+    };
+}
 
 mod accounts;
 mod clusters;
@@ -322,13 +332,6 @@ struct Planner<'a> {
     declared_by_email: std::collections::HashMap<String, usize>,
 }
 
-fn attrs(value: Value) -> Attributes {
-    match value {
-        Value::Object(map) => map.into_iter().collect(),
-        _ => Attributes::new(),
-    }
-}
-
 fn reason(code: ReasonCode, message: impl Into<String>) -> Reason {
     Reason {
         code,
@@ -365,17 +368,17 @@ fn unconditional_members<'p>(policy: &'p IamPolicy, role: &str) -> BTreeSet<&'p 
 }
 
 /// The attribute name of the GSA annotation.
-fn annotation_key() -> String {
+fn annotation_key() -> super::AttributeName {
     super::desired::annotation_attr(GSA_ANNOTATION)
 }
 
 /// The attribute name of `wi`'s managed-by label.
-fn label_key() -> String {
+fn label_key() -> super::AttributeName {
     super::desired::label_attr(MANAGED_BY_LABEL)
 }
 
 /// The attribute name of the owner label.
-fn owner_label_key() -> String {
+fn owner_label_key() -> super::AttributeName {
     super::desired::label_attr(OWNER_LABEL)
 }
 
@@ -417,8 +420,10 @@ fn change(
     }
 }
 
-/// A declared resource already as declared.
+/// A declared resource already as declared. Equal sides share one
+/// allocation: most of a fleet's plan is no-ops.
 fn noop(resource: Resource, before: Attributes, after: Attributes, why: Reason) -> ResourceChange {
+    let after = if after == before { before.clone() } else { after };
     change(resource, Action::NoOp, Some(before), Some(after), why)
 }
 
