@@ -283,64 +283,6 @@ impl KsaFields {
     }
 }
 
-/// Who owns a KSA's GSA annotation and `wi`'s labels, from its
-/// `managedFields`: what each `wi` owner's server-side applies own, and the
-/// other managers.
-pub(crate) fn ksa_fields(sa: &crate::live::KubeObject) -> KsaFields {
-    let mut out = KsaFields::default();
-    for entry in sa.field_managers.iter().filter(|e| e.has_fields) {
-        let owns = WiFields {
-            annotation: entry.owns_annotation(GSA_ANNOTATION),
-            managed_by_label: entry.owns_label(MANAGED_BY_LABEL),
-            owner_label: entry.owns_label(OWNER_LABEL),
-            declared_in: entry.owns_annotation(DECLARED_IN_ANNOTATION),
-        };
-        let manager = &entry.manager;
-        let wi_owner = Owner::from_field_manager(manager).filter(|_| entry.applied);
-        match wi_owner {
-            Some(owner) => {
-                let f = out.wi.entry(owner).or_default();
-                f.annotation |= owns.annotation;
-                f.managed_by_label |= owns.managed_by_label;
-                f.owner_label |= owns.owner_label;
-                f.declared_in |= owns.declared_in;
-            }
-            None => {
-                if owns.annotation {
-                    out.annotation_others.push(manager.clone());
-                }
-                if entry.owns_any {
-                    out.co_managers.push(manager.clone());
-                }
-            }
-        }
-    }
-    out.annotation_others.sort();
-    out.annotation_others.dedup();
-    out.co_managers.sort();
-    out.co_managers.dedup();
-    out
-}
-
-/// The owner that created this Kubernetes object, from its labels
-/// (`app.kubernetes.io/managed-by: wi`, plus `wi.dev/owner: O` for a named
-/// owner); `None` when `wi` did not create it.
-pub(crate) fn created_by(object: &crate::live::KubeObject) -> Option<Owner> {
-    if object.label(MANAGED_BY_LABEL) != Some(FIELD_MANAGER) {
-        return None;
-    }
-    Some(match object.label(OWNER_LABEL) {
-        Some(n) if !n.is_empty() => Owner::Named(n.to_string()),
-        _ => Owner::Unnamed,
-    })
-}
-
-/// The spec file a KSA's mapping was declared in, from [`DECLARED_IN_ANNOTATION`].
-pub(crate) fn declared_in(sa: &crate::live::KubeObject) -> Option<&str> {
-    sa.annotation(DECLARED_IN_ANNOTATION)
-        .filter(|f| !f.is_empty())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -584,7 +584,7 @@ fn who(resource: &Resource, live: &LiveState, versions: &BTreeMap<&str, &str>) -
             .and_then(|c| c.kube.as_ref())
             .and_then(|k| k.service_accounts.get(&(namespace.clone(), name.clone())))
             .map(|sa| {
-                let fields = crate::ownership::ksa_fields(sa);
+                let fields = sa.ksa_fields();
                 let mut m: Vec<String> = fields.annotation_others.clone();
                 m.extend(
                     fields

@@ -11,12 +11,18 @@
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
 
-use crate::ownership::{DECLARED_IN_ANNOTATION, GSA_ANNOTATION, MANAGED_BY_LABEL, OWNER_LABEL};
+use crate::ownership::{
+    DECLARED_IN_ANNOTATION, FIELD_MANAGER, GSA_ANNOTATION, KsaFields, MANAGED_BY_LABEL,
+    OWNER_LABEL, Owner, WiFields,
+};
 use crate::spec::DIRECT_ROLES_ANNOTATION;
 
 /// The annotations `wi` reads of a live object.
-pub const KEPT_ANNOTATIONS: [&str; 3] =
-    [GSA_ANNOTATION, DECLARED_IN_ANNOTATION, DIRECT_ROLES_ANNOTATION];
+pub const KEPT_ANNOTATIONS: [&str; 3] = [
+    GSA_ANNOTATION,
+    DECLARED_IN_ANNOTATION,
+    DIRECT_ROLES_ANNOTATION,
+];
 /// The labels `wi` reads of a live object.
 pub const KEPT_LABELS: [&str; 2] = [MANAGED_BY_LABEL, OWNER_LABEL];
 
@@ -81,6 +87,67 @@ impl KubeObject {
     }
 }
 
+/// What `wi` reads of a live object's ownership.
+impl KubeObject {
+    /// Who owns a KSA's GSA annotation and `wi`'s labels, from its
+    /// `managedFields`: what each `wi` owner's server-side applies own, and the
+    /// other managers.
+    pub(crate) fn ksa_fields(&self) -> KsaFields {
+        let mut out = KsaFields::default();
+        for entry in self.field_managers.iter().filter(|e| e.has_fields) {
+            let owns = WiFields {
+                annotation: entry.owns_annotation(GSA_ANNOTATION),
+                managed_by_label: entry.owns_label(MANAGED_BY_LABEL),
+                owner_label: entry.owns_label(OWNER_LABEL),
+                declared_in: entry.owns_annotation(DECLARED_IN_ANNOTATION),
+            };
+            let manager = &entry.manager;
+            let wi_owner = Owner::from_field_manager(manager).filter(|_| entry.applied);
+            match wi_owner {
+                Some(owner) => {
+                    let f = out.wi.entry(owner).or_default();
+                    f.annotation |= owns.annotation;
+                    f.managed_by_label |= owns.managed_by_label;
+                    f.owner_label |= owns.owner_label;
+                    f.declared_in |= owns.declared_in;
+                }
+                None => {
+                    if owns.annotation {
+                        out.annotation_others.push(manager.clone());
+                    }
+                    if entry.owns_any {
+                        out.co_managers.push(manager.clone());
+                    }
+                }
+            }
+        }
+        out.annotation_others.sort();
+        out.annotation_others.dedup();
+        out.co_managers.sort();
+        out.co_managers.dedup();
+        out
+    }
+
+    /// The owner that created this Kubernetes object, from its labels
+    /// (`app.kubernetes.io/managed-by: wi`, plus `wi.dev/owner: O` for a named
+    /// owner); `None` when `wi` did not create it.
+    pub(crate) fn created_by(&self) -> Option<Owner> {
+        if self.label(MANAGED_BY_LABEL) != Some(FIELD_MANAGER) {
+            return None;
+        }
+        Some(match self.label(OWNER_LABEL) {
+            Some(n) if !n.is_empty() => Owner::Named(n.to_string()),
+            _ => Owner::Unnamed,
+        })
+    }
+
+    /// The spec file a KSA's mapping was declared in, from [`DECLARED_IN_ANNOTATION`].
+    pub(crate) fn declared_in(&self) -> Option<&str> {
+        self.annotation(DECLARED_IN_ANNOTATION)
+            .filter(|f| !f.is_empty())
+    }
+}
+
 impl FieldManager {
     fn of_entry(entry: &ManagedFieldsEntry) -> Self {
         let fields = entry.fields_v1.as_ref().map(|f| &f.0);
@@ -139,20 +206,22 @@ mod tests {
 
     #[test]
     fn it_keeps_what_wi_reads_and_nothing_else() {
-        let entry = |manager: &str, operation: &str, fields: serde_json::Value| {
-            ManagedFieldsEntry {
+        let entry =
+            |manager: &str, operation: &str, fields: serde_json::Value| ManagedFieldsEntry {
                 manager: Some(manager.into()),
                 operation: Some(operation.into()),
                 fields_v1: Some(FieldsV1(fields)),
                 ..Default::default()
-            }
-        };
+            };
         let meta = ObjectMeta {
             name: Some("api".into()),
             resource_version: Some("7".into()),
             annotations: Some(
                 [
-                    (GSA_ANNOTATION.to_string(), "a@p.iam.gserviceaccount.com".into()),
+                    (
+                        GSA_ANNOTATION.to_string(),
+                        "a@p.iam.gserviceaccount.com".into(),
+                    ),
                     ("other".to_string(), "x".into()),
                 ]
                 .into(),
@@ -175,7 +244,10 @@ mod tests {
         };
         let o = KubeObject::of_meta(meta);
         assert_eq!(o.resource_version.as_deref(), Some("7"));
-        assert_eq!(o.annotation(GSA_ANNOTATION), Some("a@p.iam.gserviceaccount.com"));
+        assert_eq!(
+            o.annotation(GSA_ANNOTATION),
+            Some("a@p.iam.gserviceaccount.com")
+        );
         assert_eq!(o.annotation("other"), None);
         assert_eq!(o.label(MANAGED_BY_LABEL), Some("wi"));
         assert_eq!(o.label(OWNER_LABEL), None);

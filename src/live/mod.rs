@@ -1050,7 +1050,7 @@ fn undeclared_annotated_ksas<'s>(model: &Model, state: &'s LiveState) -> Vec<Und
             let Some(gsa) = sa.annotation(crate::ownership::GSA_ANNOTATION) else {
                 continue;
             };
-            let fields = crate::ownership::ksa_fields(sa);
+            let fields = sa.ksa_fields();
             out.push(UndeclaredKsa {
                 cluster: key,
                 namespace: ns,

@@ -51,7 +51,10 @@ impl Attributes {
     pub fn insert(&mut self, key: impl Into<AttributeName>, value: Value) -> Option<Value> {
         let key = key.into();
         match self.position(&key) {
-            Ok(i) => Some(std::mem::replace(&mut Arc::make_mut(&mut self.0)[i].1, value)),
+            Ok(i) => Some(std::mem::replace(
+                &mut Arc::make_mut(&mut self.0)[i].1,
+                value,
+            )),
             Err(i) => {
                 Arc::make_mut(&mut self.0).insert(i, (key, value));
                 None
@@ -230,13 +233,19 @@ mod tests {
             ("member", json!("m2")),
         ];
         let ours: Attributes = pairs.iter().cloned().collect();
-        let map: BTreeMap<String, Value> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        let map: BTreeMap<String, Value> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
         assert_eq!(
             serde_json::to_string_pretty(&ours).unwrap(),
             serde_json::to_string_pretty(&map).unwrap()
         );
-        assert_eq!(ours["member"], json!("m2"), "the last of a repeated name wins");
+        assert_eq!(
+            ours["member"],
+            json!("m2"),
+            "the last of a repeated name wins"
+        );
         let text = serde_json::to_string(&map).unwrap();
         let back: Attributes = serde_json::from_str(&text).unwrap();
         assert_eq!(back, ours);

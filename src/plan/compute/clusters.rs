@@ -2,7 +2,6 @@
 //! node pools that must run the GKE metadata server (nothing on Autopilot,
 //! where GKE keeps both on).
 
-
 use super::{Planner, create, noop, reason, update};
 use crate::plan::desired::{
     AUTOPILOT, INITIAL_NODE_COUNT, MACHINE_TYPE, METADATA_MODE, RELEASE_CHANNEL, WORKLOAD_POOL,

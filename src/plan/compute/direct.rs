@@ -378,8 +378,7 @@ impl Planner<'_> {
             let (meta, holder) = match parsed {
                 Parsed::Ksa(ns, sa) => (
                     kube.service_accounts
-                        .get(&((*ns).to_string(), (*sa).to_string()))
-                        ,
+                        .get(&((*ns).to_string(), (*sa).to_string())),
                     format!("KSA {ns}/{sa} of cluster {}", cluster.key),
                 ),
                 Parsed::Namespace(ns) => (
@@ -755,7 +754,7 @@ impl Planner<'_> {
             // The labels of a namespace this owner created are its
             // apply's too: an apply without them would release them.
             if let Some(ns) = live
-                && crate::ownership::created_by(ns).as_ref() == Some(&owner)
+                && ns.created_by().as_ref() == Some(&owner)
             {
                 for (k, v) in Self::created_labels(&owner) {
                     before.insert(k.clone(), v.clone());

@@ -8,7 +8,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-
 use super::{Planner, create, delete, has_member, noop, reason, unconditional_members};
 use crate::ids::{gsa_account_id, gsa_member, gsa_project};
 use crate::ownership::WORKLOAD_IDENTITY_USER;
@@ -293,8 +292,7 @@ impl Planner<'_> {
                     role: binding.role.clone(),
                     member: member.clone(),
                 };
-                let a =
-                    attrs!({"project": gsa.project, "role": binding.role, "member": member});
+                let a = attrs!({"project": gsa.project, "role": binding.role, "member": member});
                 self.push(delete(
                     resource,
                     a,

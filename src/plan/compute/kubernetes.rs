@@ -11,14 +11,13 @@ use serde_json::json;
 
 use super::direct::record_key;
 use super::{
-    Planner, annotation_key, create, delete, has_member, label_key, noop, owner_label_key,
-    reason, same_file, update,
+    Planner, annotation_key, create, delete, has_member, label_key, noop, owner_label_key, reason,
+    same_file, update,
 };
 use crate::ids::{ClusterKey, ksa_member};
 use crate::live::{KubeObject, LiveKube};
 use crate::ownership::{
-    GSA_ANNOTATION, MANAGED_BY_LABEL, OWNER_LABEL, Owner, WORKLOAD_IDENTITY_USER, created_by,
-    declared_in, ksa_fields,
+    GSA_ANNOTATION, MANAGED_BY_LABEL, OWNER_LABEL, Owner, WORKLOAD_IDENTITY_USER,
 };
 use crate::plan::{Action, Attributes, KubeWrite, ReasonCode, Resource, Warning, WarningCode};
 use crate::spec::KsaManagement;
@@ -198,8 +197,8 @@ impl Planner<'_> {
         sa: &KubeObject,
         run_files: &BTreeSet<String>,
     ) {
-        let fields = ksa_fields(sa);
-        let creator = created_by(sa);
+        let fields = sa.ksa_fields();
+        let creator = sa.created_by();
         let resource = Resource::KubernetesServiceAccount {
             cluster: key.clone(),
             namespace: ns.to_string(),
@@ -217,7 +216,7 @@ impl Planner<'_> {
             // one-spec behaviour).
             if mine.annotation
                 && !owner.is_unnamed()
-                && let Some(file) = declared_in(sa)
+                && let Some(file) = sa.declared_in()
                 && !run_files.iter().any(|f| same_file(f, file))
             {
                 self.problem(
@@ -468,14 +467,15 @@ impl Planner<'_> {
             self.push(change);
             return;
         };
-        let fields = ksa_fields(live);
+        let fields = live.ksa_fields();
         // Another named owner's claim: a collision, nothing is planned.
         if let Some(other) = fields
             .annotation_owners()
             .into_iter()
             .find(|o| *o != &m.owner && !o.is_unnamed())
         {
-            let place = declared_in(live)
+            let place = live
+                .declared_in()
                 .map(|f| format!(" (declared in {f}, from the KSA's wi.dev/declared-in)"))
                 .unwrap_or_default();
             self.problem(
@@ -495,7 +495,7 @@ impl Planner<'_> {
         let mine = fields.of(owner);
         let legacy = fields.of(&Owner::Unnamed);
         let claim = !owner.is_unnamed() && legacy.any();
-        let creator = created_by(live);
+        let creator = live.created_by();
         let current = live.annotation(GSA_ANNOTATION).map(str::to_string);
         let before = ksa_attributes(live);
         let not_managed = Self::ksa_not_managed(owner, &fields, creator.as_ref(), claim);
@@ -703,7 +703,7 @@ impl Planner<'_> {
             self.push(change);
             return;
         };
-        let fields = ksa_fields(live);
+        let fields = live.ksa_fields();
         if let Some(other) = fields
             .annotation_owners()
             .into_iter()
@@ -720,7 +720,7 @@ impl Planner<'_> {
             return;
         }
         let mine = fields.of(owner);
-        let creator = created_by(live);
+        let creator = live.created_by();
         let live_record = super::direct::record_of(live)
             .filter(|(o, _)| o.as_ref() == Some(owner))
             .map(|(_, e)| e);

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeSet;
 
-
 use super::{Planner, change, noop, reason};
 use crate::live::{IAM_CREDENTIALS_SERVICE, WILDCARD_PROJECT};
 use crate::plan::{Action, ReasonCode, Resource};
