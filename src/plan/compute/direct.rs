@@ -701,7 +701,7 @@ impl Planner<'_> {
                 .and_then(|c| c.kube.as_ref())
                 .and_then(|k| k.namespaces.get(&name));
             let live_record = live
-                .and_then(|ns| record_of(ns))
+                .and_then(record_of)
                 .filter(|(o, _)| o.as_ref() == Some(&owner))
                 .map(|(_, e)| e);
             // As for a KSA: only what wi grants, or recorded before.
