@@ -30,7 +30,6 @@
 
 use std::fmt;
 
-use k8s_openapi::api::core::v1::ServiceAccount as K8sServiceAccount;
 use serde::{Deserialize, Serialize};
 
 /// The role that lets a KSA act as a GSA.
@@ -282,82 +281,6 @@ impl KsaFields {
         out.dedup();
         out
     }
-}
-
-/// Who owns a KSA's GSA annotation and `wi`'s labels, from its
-/// `managedFields`: what each `wi` owner's server-side applies own, and the
-/// other managers.
-pub(crate) fn ksa_fields(sa: &K8sServiceAccount) -> KsaFields {
-    let mut out = KsaFields::default();
-    for entry in sa.metadata.managed_fields.iter().flatten() {
-        let Some(fields) = entry.fields_v1.as_ref() else {
-            continue;
-        };
-        let meta = fields.0.get("f:metadata");
-        let has = |map: &str, key: &str| {
-            meta.and_then(|m| m.get(map))
-                .and_then(|a| a.get(format!("f:{key}")))
-                .is_some()
-        };
-        let owns = WiFields {
-            annotation: has("f:annotations", GSA_ANNOTATION),
-            managed_by_label: has("f:labels", MANAGED_BY_LABEL),
-            owner_label: has("f:labels", OWNER_LABEL),
-            declared_in: has("f:annotations", DECLARED_IN_ANNOTATION),
-        };
-        let manager = entry.manager.clone().unwrap_or_default();
-        let wi_owner = Owner::from_field_manager(&manager)
-            .filter(|_| entry.operation.as_deref() == Some("Apply"));
-        match wi_owner {
-            Some(owner) => {
-                let f = out.wi.entry(owner).or_default();
-                f.annotation |= owns.annotation;
-                f.managed_by_label |= owns.managed_by_label;
-                f.owner_label |= owns.owner_label;
-                f.declared_in |= owns.declared_in;
-            }
-            None => {
-                if owns.annotation {
-                    out.annotation_others.push(manager.clone());
-                }
-                let any_field = fields.0.as_object().is_some_and(|o| !o.is_empty());
-                if any_field {
-                    out.co_managers.push(manager);
-                }
-            }
-        }
-    }
-    out.annotation_others.sort();
-    out.annotation_others.dedup();
-    out.co_managers.sort();
-    out.co_managers.dedup();
-    out
-}
-
-/// The owner that created this Kubernetes object, from its labels
-/// (`app.kubernetes.io/managed-by: wi`, plus `wi.dev/owner: O` for a named
-/// owner); `None` when `wi` did not create it.
-pub(crate) fn created_by(
-    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> Option<Owner> {
-    let labels = meta.labels.as_ref()?;
-    if labels.get(MANAGED_BY_LABEL).map(String::as_str) != Some(FIELD_MANAGER) {
-        return None;
-    }
-    Some(match labels.get(OWNER_LABEL) {
-        Some(n) if !n.is_empty() => Owner::Named(n.clone()),
-        _ => Owner::Unnamed,
-    })
-}
-
-/// The spec file a KSA's mapping was declared in, from [`DECLARED_IN_ANNOTATION`].
-pub(crate) fn declared_in(sa: &K8sServiceAccount) -> Option<&str> {
-    sa.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(DECLARED_IN_ANNOTATION))
-        .map(String::as_str)
-        .filter(|f| !f.is_empty())
 }
 
 #[cfg(test)]

@@ -91,6 +91,8 @@ pub(crate) async fn run(settings: &Settings, args: PlanArgs) -> Result<Success, 
             super::pipeline::identity(settings)
         ));
     }
+    // Nothing below reads the live state: a fleet's is tens of megabytes.
+    drop(live);
     // Saved before anything is printed: a reader that stops early (`| head`)
     // never costs the plan file.
     if let Some(path) = &args.out {
@@ -116,6 +118,9 @@ pub(crate) async fn run(settings: &Settings, args: PlanArgs) -> Result<Success, 
     }
     if format == PlanFormat::Text && args.summary {
         out(crate::render::summary(&plan))?;
+    } else if format == PlanFormat::Text {
+        // Written a change at a time, not built whole first.
+        out(crate::render::HumanPlan { plan: &plan, style })?;
     } else {
         out(render_with(&plan, format, style, &pipeline.spec.model)?)?;
     }

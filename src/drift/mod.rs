@@ -458,20 +458,25 @@ fn differing(
 ) -> (Option<Values>, Option<Values>) {
     match (after, before) {
         (Some(a), Some(b)) => {
-            let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-            let diff: Vec<&String> = keys
-                .into_iter()
-                .filter(|k| a.get(*k) != b.get(*k))
-                .collect();
+            let keys: BTreeSet<&str> = a.keys().chain(b.keys()).collect();
+            let diff: Vec<&str> = keys.into_iter().filter(|k| a.get(k) != b.get(k)).collect();
             let pick = |m: &crate::plan::Attributes| {
                 diff.iter()
-                    .map(|k| ((*k).clone(), m.get(*k).cloned().unwrap_or(Value::Null)))
+                    .map(|k| (k.to_string(), m.get(k).cloned().unwrap_or(Value::Null)))
                     .collect()
             };
             (Some(pick(a)), Some(pick(b)))
         }
-        (a, b) => (a.cloned(), b.cloned()),
+        (a, b) => (a.map(all_values), b.map(all_values)),
     }
+}
+
+/// All the attributes of a side, by name.
+fn all_values(attributes: &crate::plan::Attributes) -> Values {
+    attributes
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
 }
 
 /// `serviceAccount:P.svc.id.goog[NS/KSA]` → (NS, KSA).
@@ -579,7 +584,7 @@ fn who(resource: &Resource, live: &LiveState, versions: &BTreeMap<&str, &str>) -
             .and_then(|c| c.kube.as_ref())
             .and_then(|k| k.service_accounts.get(&(namespace.clone(), name.clone())))
             .map(|sa| {
-                let fields = crate::ownership::ksa_fields(sa);
+                let fields = sa.ksa_fields();
                 let mut m: Vec<String> = fields.annotation_others.clone();
                 m.extend(
                     fields

@@ -213,6 +213,21 @@ impl ClusterConnection {
     where
         K: Clone + DeserializeOwned + fmt::Debug,
     {
+        self.list_kept(api, field_selector, Some).await
+    }
+
+    /// Lists like [`Self::list_selected`], keeping of each object what
+    /// `keep` makes of it, a page at a time: a cluster's whole list of full
+    /// objects is never held at once.
+    async fn list_kept<K, T>(
+        &self,
+        api: Api<K>,
+        field_selector: Option<&str>,
+        mut keep: impl FnMut(K) -> Option<T>,
+    ) -> Result<Vec<T>, KubeError>
+    where
+        K: Clone + DeserializeOwned + fmt::Debug,
+    {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -224,7 +239,7 @@ impl ClusterConnection {
                 lp = lp.continue_token(t);
             }
             let page = read_retried(|| api.list(&lp)).await?;
-            out.extend(page.items);
+            out.extend(page.items.into_iter().filter_map(&mut keep));
             match page.metadata.continue_.filter(|c| !c.is_empty()) {
                 Some(next) if token.as_deref() != Some(next.as_str()) => token = Some(next),
                 _ => return Ok(out),
@@ -235,6 +250,25 @@ impl ClusterConnection {
     /// All namespaces.
     pub async fn list_namespaces(&self) -> Result<Vec<Namespace>, KubeError> {
         self.list_all(Api::<Namespace>::all(self.client.clone()))
+            .await
+    }
+
+    /// What `keep` makes of each namespace (one list call per page).
+    pub async fn list_namespaces_kept<T>(
+        &self,
+        keep: impl FnMut(Namespace) -> Option<T>,
+    ) -> Result<Vec<T>, KubeError> {
+        self.list_kept(Api::<Namespace>::all(self.client.clone()), None, keep)
+            .await
+    }
+
+    /// What `keep` makes of each service account of every namespace (one
+    /// list call per page).
+    pub async fn list_service_accounts_kept<T>(
+        &self,
+        keep: impl FnMut(ServiceAccount) -> Option<T>,
+    ) -> Result<Vec<T>, KubeError> {
+        self.list_kept(Api::<ServiceAccount>::all(self.client.clone()), None, keep)
             .await
     }
 

@@ -76,7 +76,7 @@ impl LiveState {
                 for ((ns, name), sa) in &kube.service_accounts {
                     out.push(Fingerprint {
                         source: format!("kubernetes_service_account[\"{key}/{ns}/{name}\"]"),
-                        version: sa.metadata.resource_version.clone().unwrap_or_default(),
+                        version: sa.resource_version.clone().unwrap_or_default(),
                     });
                 }
             }

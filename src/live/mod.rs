@@ -18,7 +18,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount as K8sServiceAccount};
 use tokio::sync::Semaphore;
 
 use crate::gcp::types::{GkeCluster, GoogleServiceAccount, IamPolicy};
@@ -26,9 +25,11 @@ use crate::gcp::{GcpClient, GcpError};
 use crate::kube::{ClusterConnection, ClusterEndpoint, KubeError};
 
 mod fingerprint;
+mod kube_object;
 pub mod project_clusters;
 use crate::spec::{ClusterKey, Model};
 pub use fingerprint::Fingerprint;
+pub use kube_object::{FieldManager, KEPT_ANNOTATIONS, KEPT_LABELS, KubeObject};
 pub use project_clusters::ClusterSummary;
 
 /// IAM's wildcard project (`projects/-/serviceAccounts/EMAIL`): the project of
@@ -202,9 +203,10 @@ pub struct LiveProject {
 /// Live state of one cluster's Kubernetes API.
 #[derive(Debug, Clone, Default)]
 pub struct LiveKube {
-    pub namespaces: BTreeMap<String, Namespace>,
+    /// Namespaces by name.
+    pub namespaces: BTreeMap<String, KubeObject>,
     /// Service accounts by (namespace, name).
-    pub service_accounts: BTreeMap<(String, String), K8sServiceAccount>,
+    pub service_accounts: BTreeMap<(String, String), KubeObject>,
     /// Names of the pods on the host network, by (namespace, service
     /// account): read with `fieldSelector=spec.hostNetwork=true`.
     pub host_network_pods: BTreeMap<(String, String), Vec<String>>,
@@ -917,9 +919,8 @@ fn recorded_reads(
         let values = kube
             .service_accounts
             .values()
-            .map(|sa| &sa.metadata)
-            .chain(kube.namespaces.values().map(|ns| &ns.metadata))
-            .filter_map(|m| m.annotations.as_ref()?.get(record));
+            .chain(kube.namespaces.values())
+            .filter_map(|o| o.annotation(record));
         for value in values {
             if !state.project_numbers.contains_key(&key.project) {
                 numbers.insert(key.project.clone());
@@ -1046,15 +1047,10 @@ fn undeclared_annotated_ksas<'s>(model: &Model, state: &'s LiveState) -> Vec<Und
             if declared.contains(&(key, ns.as_str(), name.as_str())) {
                 continue;
             }
-            let Some(gsa) = sa
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(crate::ownership::GSA_ANNOTATION))
-            else {
+            let Some(gsa) = sa.annotation(crate::ownership::GSA_ANNOTATION) else {
                 continue;
             };
-            let fields = crate::ownership::ksa_fields(sa);
+            let fields = sa.ksa_fields();
             out.push(UndeclaredKsa {
                 cluster: key,
                 namespace: ns,
@@ -1125,9 +1121,16 @@ async fn read_kube(
     context: Option<&str>,
 ) -> Result<LiveKube, KubeError> {
     let conn: ClusterConnection = connect_cluster(gke, token, context).await?;
-    let (namespaces, accounts, host_network) = tokio::try_join!(
-        conn.list_namespaces(),
-        conn.list_service_accounts(),
+    let (namespaces, service_accounts, host_network) = tokio::try_join!(
+        conn.list_namespaces_kept(|ns| {
+            let name = ns.metadata.name.clone()?;
+            Some((name, KubeObject::from(ns)))
+        }),
+        conn.list_service_accounts_kept(|sa| {
+            let ns = sa.metadata.namespace.clone()?;
+            let name = sa.metadata.name.clone()?;
+            Some(((ns, name), KubeObject::from(sa)))
+        }),
         conn.list_host_network_pods()
     )?;
     let mut host_network_pods: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
@@ -1143,91 +1146,11 @@ async fn read_kube(
     }
     host_network_pods.values_mut().for_each(|v| v.sort());
     Ok(LiveKube {
-        namespaces: namespaces
-            .into_iter()
-            .filter_map(|mut ns| {
-                // Only the owner of a direct-roles record is read from a
-                // namespace's field managers.
-                let recorded = ns
-                    .metadata
-                    .annotations
-                    .as_ref()
-                    .is_some_and(|a| a.contains_key(crate::spec::DIRECT_ROLES_ANNOTATION));
-                if !recorded {
-                    ns.metadata.managed_fields = None;
-                }
-                ns.metadata.name.clone().map(|n| (n, ns))
-            })
-            .collect(),
-        service_accounts: accounts
-            .into_iter()
-            .filter_map(|mut sa| {
-                let ns = sa.metadata.namespace.clone()?;
-                let name = sa.metadata.name.clone()?;
-                lean_managed_fields(&mut sa);
-                Some(((ns, name), sa))
-            })
-            .collect(),
+        namespaces: namespaces.into_iter().collect(),
+        service_accounts: service_accounts.into_iter().collect(),
         host_network_pods,
         pods_of: BTreeMap::new(),
     })
-}
-
-/// Keeps of a KSA's `managedFields` only what ownership reads: each
-/// entry's manager and operation, and of its field set the annotations and
-/// labels `wi` manages (an entry that owned other fields keeps an empty
-/// marker, so it still counts as a co-manager).
-fn lean_managed_fields(sa: &mut K8sServiceAccount) {
-    use crate::ownership::{DECLARED_IN_ANNOTATION, GSA_ANNOTATION, MANAGED_BY_LABEL, OWNER_LABEL};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::FieldsV1;
-    let Some(entries) = sa.metadata.managed_fields.as_mut() else {
-        return;
-    };
-    for entry in entries.iter_mut() {
-        entry.time = None;
-        entry.api_version = None;
-        entry.subresource = None;
-        let Some(fields) = entry.fields_v1.take() else {
-            continue;
-        };
-        let any = fields.0.as_object().is_some_and(|o| !o.is_empty());
-        let meta = fields.0.get("f:metadata");
-        let mut kept = serde_json::Map::new();
-        for (map, keys) in [
-            (
-                "f:annotations",
-                &[
-                    GSA_ANNOTATION,
-                    DECLARED_IN_ANNOTATION,
-                    crate::spec::DIRECT_ROLES_ANNOTATION,
-                ][..],
-            ),
-            ("f:labels", &[MANAGED_BY_LABEL, OWNER_LABEL][..]),
-        ] {
-            let mut m = serde_json::Map::new();
-            for key in keys.iter() {
-                let k = format!("f:{key}");
-                if meta
-                    .and_then(|x| x.get(map))
-                    .and_then(|x| x.get(&k))
-                    .is_some()
-                {
-                    m.insert(k, serde_json::json!({}));
-                }
-            }
-            if !m.is_empty() {
-                kept.insert(map.to_string(), serde_json::Value::Object(m));
-            }
-        }
-        let value = if !kept.is_empty() {
-            serde_json::json!({ "f:metadata": kept })
-        } else if any {
-            serde_json::json!({ ".": {} })
-        } else {
-            serde_json::json!({})
-        };
-        entry.fields_v1 = Some(FieldsV1(value));
-    }
 }
 
 #[cfg(test)]

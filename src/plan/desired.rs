@@ -4,11 +4,12 @@
 //! names it shares with the planner, so `apply` works with typed values and
 //! never parses display keys such as `labels["k"]`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::ResourceChange;
+use super::{AttributeName, ResourceChange};
 use crate::ownership::{DECLARED_IN_ANNOTATION, GSA_ANNOTATION, MANAGED_BY_LABEL, OWNER_LABEL};
 
 // The attribute names the planner writes and apply's values are read from.
@@ -29,14 +30,31 @@ pub(crate) const DISPLAY_NAME: &str = "display_name";
 /// A service account's description.
 pub(crate) const DESCRIPTION: &str = "description";
 
+// The names of the labels and annotations `wi` writes, spelled out once so
+// that the tens of thousands of KSA changes of a fleet's plan share them.
+const MANAGED_BY_LABEL_ATTR: &str = "labels[\"app.kubernetes.io/managed-by\"]";
+const OWNER_LABEL_ATTR: &str = "labels[\"wi.dev/owner\"]";
+const GSA_ANNOTATION_ATTR: &str = "annotations[\"iam.gke.io/gcp-service-account\"]";
+const DECLARED_IN_ANNOTATION_ATTR: &str = "annotations[\"wi.dev/declared-in\"]";
+const DIRECT_ROLES_ANNOTATION_ATTR: &str = "annotations[\"wi.dev/direct-roles\"]";
+
 /// The attribute name of a label: `labels["KEY"]`.
-pub(crate) fn label_attr(key: &str) -> String {
-    format!("labels[\"{key}\"]")
+pub(crate) fn label_attr(key: &str) -> AttributeName {
+    match key {
+        MANAGED_BY_LABEL => Cow::Borrowed(MANAGED_BY_LABEL_ATTR),
+        OWNER_LABEL => Cow::Borrowed(OWNER_LABEL_ATTR),
+        _ => Cow::Owned(format!("labels[\"{key}\"]")),
+    }
 }
 
 /// The attribute name of an annotation: `annotations["KEY"]`.
-pub(crate) fn annotation_attr(key: &str) -> String {
-    format!("annotations[\"{key}\"]")
+pub(crate) fn annotation_attr(key: &str) -> AttributeName {
+    match key {
+        GSA_ANNOTATION => Cow::Borrowed(GSA_ANNOTATION_ATTR),
+        DECLARED_IN_ANNOTATION => Cow::Borrowed(DECLARED_IN_ANNOTATION_ATTR),
+        crate::spec::DIRECT_ROLES_ANNOTATION => Cow::Borrowed(DIRECT_ROLES_ANNOTATION_ATTR),
+        _ => Cow::Owned(format!("annotations[\"{key}\"]")),
+    }
 }
 
 /// What a cluster `wi` creates looks like.
@@ -141,6 +159,23 @@ mod tests {
     use super::*;
     use crate::ids::ClusterKey;
     use crate::plan::{Action, Reason, ReasonCode, Resource};
+
+    #[test]
+    fn the_fixed_attribute_names_are_the_formatted_ones() {
+        for key in [MANAGED_BY_LABEL, OWNER_LABEL] {
+            assert_eq!(label_attr(key), format!("labels[\"{key}\"]"));
+            assert!(matches!(label_attr(key), Cow::Borrowed(_)));
+        }
+        for key in [
+            GSA_ANNOTATION,
+            DECLARED_IN_ANNOTATION,
+            crate::spec::DIRECT_ROLES_ANNOTATION,
+        ] {
+            assert_eq!(annotation_attr(key), format!("annotations[\"{key}\"]"));
+            assert!(matches!(annotation_attr(key), Cow::Borrowed(_)));
+        }
+        assert_eq!(label_attr("team"), "labels[\"team\"]");
+    }
 
     fn ksa_change(after: serde_json::Value) -> ResourceChange {
         let resource = Resource::KubernetesServiceAccount {

@@ -104,7 +104,7 @@ struct Effect<'p> {
     /// For an update, what each written attribute is changed from: someone
     /// else changing it since (another manager's annotation) changes what
     /// the update does.
-    replaced: Vec<(&'p String, Option<&'p serde_json::Value>)>,
+    replaced: Vec<(&'p str, Option<&'p serde_json::Value>)>,
     owner: &'p Owner,
     kube: &'p KubeWrite,
 }
@@ -157,7 +157,7 @@ fn difference_lines(then: Option<&ResourceChange>, now: Option<&ResourceChange>)
     } else {
         (Attributes::new(), Attributes::new())
     };
-    let keys: std::collections::BTreeSet<&String> = tw.keys().chain(nw.keys()).collect();
+    let keys: std::collections::BTreeSet<&str> = tw.keys().chain(nw.keys()).collect();
     for k in keys {
         let (t, n) = (tw.get(k), nw.get(k));
         if t != n {
@@ -174,7 +174,7 @@ fn difference_lines(then: Option<&ResourceChange>, now: Option<&ResourceChange>)
         && n.action == Action::Update
     {
         let before =
-            |c: &ResourceChange, k: &String| c.before.as_ref().and_then(|b| b.get(k)).cloned();
+            |c: &ResourceChange, k: &str| c.before.as_ref().and_then(|b| b.get(k)).cloned();
         for k in t.after.iter().flat_map(|a| a.keys()) {
             let (tb, nb) = (before(t, k), before(n, k));
             if tb != nb {

@@ -4,13 +4,12 @@
 //! computed from — so it can be rendered (`render`), saved, checked for
 //! staleness and executed (`apply`) by others.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 pub use crate::live::Fingerprint;
 pub use crate::ownership::Owner;
 
+mod attributes;
 mod codes;
 mod compute;
 mod desired;
@@ -18,6 +17,7 @@ mod error;
 pub mod file;
 mod fresh;
 mod resource;
+pub use attributes::{AttributeName, Attributes};
 pub use codes::{ReasonCode, UnknownCode, UnknownReason, WarningCode};
 pub use compute::{PlanOptions, compute};
 pub(crate) use desired::ClusterCreateValues;
@@ -51,10 +51,6 @@ impl Action {
         }
     }
 }
-
-/// Attribute values, before or after. Keys are stable attribute names
-/// (`workload_pool`, `display_name`, `annotations["iam.gke.io/gcp-service-account"]`).
-pub type Attributes = BTreeMap<String, serde_json::Value>;
 
 /// Why a change is needed: a stable code plus a sentence for humans.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

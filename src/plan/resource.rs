@@ -135,7 +135,7 @@ impl Resource {
     }
 
     /// Order of kinds inside a group (dependencies first).
-    fn kind_rank(&self) -> u8 {
+    pub(crate) fn kind_rank(&self) -> u8 {
         match self {
             Resource::ProjectService { .. } => 0,
             Resource::ServiceAccount { .. } => 1,

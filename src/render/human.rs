@@ -37,13 +37,31 @@ const INLINE_MAX: usize = 60;
 /// Renders a plan for people. With `style.color == false` the result contains
 /// no escape codes. No-op changes are hidden; their count is not shown.
 pub fn human(plan: &Plan, style: &Style) -> String {
+    HumanPlan { plan, style }.to_string()
+}
+
+/// The human plan as it is written: [`human`] without holding the whole
+/// text, one change at a time (a fleet's plan is megabytes of text).
+pub struct HumanPlan<'p> {
+    pub plan: &'p Plan,
+    pub style: &'p Style,
+}
+
+impl std::fmt::Display for HumanPlan<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write_human(self.plan, self.style, f)
+    }
+}
+
+/// Writes the human plan to `sink`, a block at a time.
+fn write_human(plan: &Plan, style: &Style, sink: &mut dyn std::fmt::Write) -> std::fmt::Result {
     let mut out = String::new();
     for u in &plan.unknowns {
         out.push_str(&unknown_box(u, style));
         out.push('\n');
     }
     if plan.has_changes() {
-        render_changes(plan, style, &mut out);
+        render_changes(plan, style, &mut out, sink)?;
         let s = plan.summary();
         let _ = writeln!(
             out,
@@ -76,10 +94,16 @@ pub fn human(plan: &Plan, style: &Style) -> String {
         out.push('\n');
         out.push_str(&warning_box(w, style));
     }
-    out
+    sink.write_str(&out)
 }
 
-fn render_changes(plan: &Plan, style: &Style, out: &mut String) {
+/// The changes, each written to `sink` once rendered into `out`.
+fn render_changes(
+    plan: &Plan,
+    style: &Style,
+    out: &mut String,
+    sink: &mut dyn std::fmt::Write,
+) -> std::fmt::Result {
     let mut changes: Vec<&ResourceChange> = plan.actionable().collect();
     changes.sort_by_cached_key(|c| c.resource.sort_key());
 
@@ -123,8 +147,11 @@ fn render_changes(plan: &Plan, style: &Style, out: &mut String) {
             .filter(|d| groups.get(d).is_some_and(|g| Some(g) != current.as_ref()))
             .collect();
         render_change(change, &waits, style, out);
+        sink.write_str(out)?;
+        out.clear();
     }
     out.push('\n');
+    Ok(())
 }
 
 /// What the spec names that exists but is not this spec's owner's (an
@@ -281,15 +308,15 @@ fn attribute_entries(change: &ResourceChange) -> Vec<(String, Diff<'_>)> {
         Action::Create => after
             .into_iter()
             .flatten()
-            .filter_map(|(k, v)| pair(None, Some(v)).map(|d| (k.clone(), d)))
+            .filter_map(|(k, v)| pair(None, Some(v)).map(|d| (k.to_string(), d)))
             .collect(),
         Action::Delete => before
             .into_iter()
             .flatten()
-            .filter_map(|(k, v)| pair(Some(v), None).map(|d| (k.clone(), d)))
+            .filter_map(|(k, v)| pair(Some(v), None).map(|d| (k.to_string(), d)))
             .collect(),
         Action::Update | Action::NoOp => {
-            let mut keys: Vec<&String> = before
+            let mut keys: Vec<&str> = before
                 .into_iter()
                 .flatten()
                 .chain(after.into_iter().flatten())
@@ -300,7 +327,7 @@ fn attribute_entries(change: &ResourceChange) -> Vec<(String, Diff<'_>)> {
             keys.into_iter()
                 .filter_map(|k| {
                     pair(before.and_then(|m| m.get(k)), after.and_then(|m| m.get(k)))
-                        .map(|d| (k.clone(), d))
+                        .map(|d| (k.to_string(), d))
                 })
                 .collect()
         }

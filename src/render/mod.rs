@@ -19,7 +19,7 @@ pub use apply_report::apply_summary;
 pub(crate) use apply_report::{
     approval_prompt, format_elapsed, progress_done, progress_failed, progress_start,
 };
-pub use human::{human, not_saved_note};
+pub use human::{HumanPlan, human, not_saved_note};
 pub use json::{actions, json};
 pub use markdown::{GITHUB_COMMENT_MAX_BYTES, PR_COMMENT_MAX_BYTES, drift_markdown, markdown};
 pub(crate) use sanitize::{cut_long, sanitize};

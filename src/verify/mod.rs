@@ -235,16 +235,12 @@ fn read_chain(model: &Model, live: &LiveState, m: &Mapping) -> Option<Broken> {
             Ok(sa) => sa,
             Err(b) => return Some(b),
         };
-        let annotation = sa
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(GSA_ANNOTATION));
+        let annotation = sa.annotation(GSA_ANNOTATION);
         match annotation {
             None => return Some(Broken::AnnotationMissing),
             Some(found) if found.trim() != m.gsa_email => {
                 return Some(Broken::AnnotationOther {
-                    found: found.clone(),
+                    found: found.to_string(),
                 });
             }
             Some(_) => {}
@@ -287,7 +283,7 @@ fn kube_chain<'k>(
     kube: &'k crate::live::LiveKube,
     namespace: &str,
     ksa: &str,
-) -> Result<&'k k8s_openapi::api::core::v1::ServiceAccount, Broken> {
+) -> Result<&'k crate::live::KubeObject, Broken> {
     if !kube.namespaces.contains_key(namespace) {
         return Err(Broken::NamespaceMissing);
     }
@@ -327,13 +323,9 @@ fn read_direct_chain(
         Ok(sa) => sa,
         Err(b) => return Some(b),
     };
-    let annotation = sa
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(GSA_ANNOTATION));
+    let annotation = sa.annotation(GSA_ANNOTATION);
     annotation.map(|found| Broken::LeftoverAnnotation {
-        found: found.clone(),
+        found: found.to_string(),
     })
 }
 

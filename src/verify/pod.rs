@@ -154,8 +154,7 @@ pub fn explain_pod(
                 k.service_accounts
                     .get(&(namespace.to_string(), ksa.clone()))
             })
-            .and_then(|sa| sa.metadata.annotations.as_ref())
-            .and_then(|a| a.get(GSA_ANNOTATION))
+            .and_then(|sa| sa.annotation(GSA_ANNOTATION))
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty());
         match annotation {

@@ -77,7 +77,8 @@ pub fn partial_drift() -> Plan {
                     ("kubectl-annotate", "Update", true, false),
                     ("wi", "Apply", false, true),
                 ],
-            ),
+            )
+            .into(),
         );
     live.projects
         .get_mut(PROJECT)
@@ -337,7 +338,8 @@ pub fn converged(model: &Model) -> LiveState {
                     ..Default::default()
                 },
                 ..Default::default()
-            },
+            }
+            .into(),
         );
         kube.service_accounts.insert(
             (m.namespace.clone(), m.ksa.clone()),
@@ -346,7 +348,8 @@ pub fn converged(model: &Model) -> LiveState {
                 &m.ksa,
                 Some(&m.gsa_email),
                 &[("wi", "Apply", true, true)],
-            ),
+            )
+            .into(),
         );
     }
     let pool = format!("{PROJECT}.svc.id.goog");

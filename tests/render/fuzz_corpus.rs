@@ -131,10 +131,10 @@ fn plan_seeds() -> Vec<(String, Vec<u8>)> {
         change.address = format!("{}\u{1b}[31m\u{202e}{i}", change.address);
         change.reason.message = "gone\r\n\u{1b}]0;title\u{7}\u{200b}e\u{301}\0".into();
         if let Some(after) = change.after.as_mut() {
-            after.insert("display_name".into(), json!("\u{1b}[2J\u{feff}💳"));
-            after.insert("big".into(), json!(u64::MAX));
-            after.insert("neg".into(), json!(i64::MIN));
-            after.insert("float".into(), json!(1.0e308));
+            after.insert("display_name", json!("\u{1b}[2J\u{feff}💳"));
+            after.insert("big", json!(u64::MAX));
+            after.insert("neg", json!(i64::MIN));
+            after.insert("float", json!(1.0e308));
         }
         change.depends_on.push(change.address.clone());
     }

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 
-use super::{Planner, attrs, create, delete, noop, owner_suffix, reason, update};
+use super::{Planner, create, delete, noop, owner_suffix, reason, update};
 use crate::ids::{gsa_account_id, gsa_member};
 use crate::ownership::{Owner, description_declared_in, file_tag, user_description};
 use crate::plan::desired::{DESCRIPTION, DISPLAY_NAME};
@@ -50,11 +50,11 @@ impl Planner<'_> {
                 .description
                 .clone()
                 .or_else(|| live.and_then(|l| user_description(l.description.as_deref())));
-            let desired = attrs(json!({
+            let desired = attrs!({
                 "email": email,
                 DISPLAY_NAME: display_name,
                 DESCRIPTION: gsa.owner.description_in(user_text.as_deref(), &gsa.origin.file),
-            }));
+            });
             let Some(live) = live else {
                 self.push(
                     create(
@@ -67,18 +67,18 @@ impl Planner<'_> {
                 continue;
             };
             let marker = Owner::from_description(live.description.as_deref());
-            let mut before = attrs(json!({
+            let mut before = attrs!({
                 "email": email,
                 DISPLAY_NAME: live.display_name,
                 DESCRIPTION: live.description,
-            }));
+            });
             let owned = self.account_owner(&email).as_ref() == Some(&gsa.owner);
             // A disabled account mints no tokens: every mapping to it is
             // broken. The key appears only then, so in-sync plans keep their shape.
             let mut desired = desired;
             if live.disabled {
-                before.insert(DISABLED.into(), json!(true));
-                desired.insert(DISABLED.into(), json!(!owned));
+                before.insert(DISABLED, json!(true));
+                desired.insert(DISABLED, json!(!owned));
                 if !owned {
                     self.warnings.push(Warning {
                         code: WarningCode::DisabledAccount,
@@ -251,11 +251,11 @@ impl Planner<'_> {
                     });
                     continue;
                 }
-                let before = attrs(json!({
+                let before = attrs!({
                     "email": email,
                     DISPLAY_NAME: sa.display_name,
                     DESCRIPTION: sa.description,
-                }));
+                });
                 // Its grants in its project go first, conditional ones too
                 // (IAM would keep them as `deleted:` members).
                 let member = gsa_member(email);
@@ -283,9 +283,9 @@ impl Planner<'_> {
                         member: member.clone(),
                     };
                     deps.push(grant.address());
-                    let mut a = attrs(json!({"project": project, "role": role, "member": member}));
+                    let mut a = attrs!({"project": project, "role": role, "member": member});
                     if !conditions.is_empty() {
-                        a.insert("conditions".into(), json!(conditions));
+                        a.insert("conditions", json!(conditions));
                     }
                     self.push(
                         delete(

@@ -2,9 +2,7 @@
 //! node pools that must run the GKE metadata server (nothing on Autopilot,
 //! where GKE keeps both on).
 
-use serde_json::json;
-
-use super::{Planner, attrs, create, noop, reason, update};
+use super::{Planner, create, noop, reason, update};
 use crate::plan::desired::{
     AUTOPILOT, INITIAL_NODE_COUNT, MACHINE_TYPE, METADATA_MODE, RELEASE_CHANNEL, WORKLOAD_POOL,
 };
@@ -30,24 +28,24 @@ impl Planner<'_> {
                 match &cluster.create {
                     Some(block) if autopilot_create => {
                         // GKE picks an Autopilot cluster's nodes.
-                        let after = attrs(json!({
+                        let after = attrs!({
                             "name": cluster.key.name,
                             "location": cluster.key.location,
                             AUTOPILOT: true,
                             WORKLOAD_POOL: desired_pool,
                             RELEASE_CHANNEL: block.release_channel,
-                        }));
+                        });
                         self.push(create(resource, after, reason(ReasonCode::Missing, "the cluster does not exist and the spec has a create block (Autopilot)")));
                     }
                     Some(block) => {
-                        let after = attrs(json!({
+                        let after = attrs!({
                             "name": cluster.key.name,
                             "location": cluster.key.location,
                             WORKLOAD_POOL: desired_pool,
                             INITIAL_NODE_COUNT: block.initial_node_count,
                             MACHINE_TYPE: block.machine_type,
                             RELEASE_CHANNEL: block.release_channel,
-                        }));
+                        });
                         self.push(create(resource, after, reason(ReasonCode::Missing, "the cluster does not exist and the spec has a create block")));
                     }
                     None => self.problem(
@@ -63,8 +61,8 @@ impl Planner<'_> {
                 continue;
             }
             let live_pool = live.workload_pool().map(str::to_string);
-            let before = attrs(json!({WORKLOAD_POOL: live_pool}));
-            let after = attrs(json!({WORKLOAD_POOL: desired_pool}));
+            let before = attrs!({WORKLOAD_POOL: live_pool});
+            let after = attrs!({WORKLOAD_POOL: desired_pool});
             if live_pool == desired_pool {
                 self.push(noop(
                     resource,
@@ -137,8 +135,8 @@ impl Planner<'_> {
         let live_pool = live.workload_pool().map(str::to_string);
         self.push(noop(
             resource,
-            attrs(json!({WORKLOAD_POOL: live_pool})),
-            attrs(json!({WORKLOAD_POOL: live_pool})),
+            attrs!({WORKLOAD_POOL: live_pool}),
+            attrs!({WORKLOAD_POOL: live_pool}),
             reason(
                 ReasonCode::InSync,
                 "Autopilot: Workload Identity is always on and GKE manages the node pools",
@@ -180,8 +178,8 @@ impl Planner<'_> {
                 continue;
             };
             let mode = pool.metadata_mode().unwrap_or("GCE_METADATA").to_string();
-            let before = attrs(json!({METADATA_MODE: mode}));
-            let after = attrs(json!({METADATA_MODE: "GKE_METADATA"}));
+            let before = attrs!({METADATA_MODE: mode});
+            let after = attrs!({METADATA_MODE: "GKE_METADATA"});
             if mode == "GKE_METADATA" {
                 self.push(noop(
                     resource,

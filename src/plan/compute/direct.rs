@@ -12,12 +12,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::json;
 
-use super::{Planner, attrs, create, delete, has_member, noop, reason};
+use super::{Planner, create, delete, has_member, noop, reason};
 use crate::gcp::types::IamPolicy;
 use crate::ids::ClusterKey;
+use crate::live::KubeObject;
 use crate::ownership::Owner;
 use crate::plan::{Action, ReasonCode, Resource, Warning, WarningCode};
 use crate::spec::{
@@ -26,7 +26,7 @@ use crate::spec::{
 };
 
 /// The attribute name of the direct-roles record.
-pub(super) fn record_key() -> String {
+pub(super) fn record_key() -> crate::plan::AttributeName {
     crate::plan::desired::annotation_attr(DIRECT_ROLES_ANNOTATION)
 }
 
@@ -74,31 +74,26 @@ fn member_attrs(resource: &Resource) -> super::Attributes {
             project,
             role,
             member,
-        } => attrs(json!({"project": project, "role": role, "member": member})),
+        } => attrs!({"project": project, "role": role, "member": member}),
         Resource::ServiceAccountIamMember {
             email,
             role,
             member,
             ..
-        } => attrs(json!({"service_account": email, "role": role, "member": member})),
+        } => attrs!({"service_account": email, "role": role, "member": member}),
         _ => super::Attributes::new(),
     }
 }
 
 /// The owner whose field manager wrote an object's direct-roles record,
 /// and the record's entries.
-pub(super) fn record_of(meta: &ObjectMeta) -> Option<(Option<Owner>, BTreeSet<String>)> {
-    let value = meta.annotations.as_ref()?.get(DIRECT_ROLES_ANNOTATION)?;
-    let key = format!("f:{DIRECT_ROLES_ANNOTATION}");
-    let owner = meta.managed_fields.iter().flatten().find_map(|entry| {
-        let fields = entry.fields_v1.as_ref()?;
-        fields
-            .0
-            .get("f:metadata")?
-            .get("f:annotations")?
-            .get(&key)?;
-        Owner::from_field_manager(entry.manager.as_deref()?)
-    });
+pub(super) fn record_of(object: &KubeObject) -> Option<(Option<Owner>, BTreeSet<String>)> {
+    let value = object.annotation(DIRECT_ROLES_ANNOTATION)?;
+    let owner = object
+        .field_managers
+        .iter()
+        .filter(|entry| entry.owns_annotation(DIRECT_ROLES_ANNOTATION))
+        .find_map(|entry| Owner::from_field_manager(&entry.manager));
     Some((owner, parse_direct_record(value)))
 }
 
@@ -383,16 +378,15 @@ impl Planner<'_> {
             let (meta, holder) = match parsed {
                 Parsed::Ksa(ns, sa) => (
                     kube.service_accounts
-                        .get(&((*ns).to_string(), (*sa).to_string()))
-                        .map(|s| &s.metadata),
+                        .get(&((*ns).to_string(), (*sa).to_string())),
                     format!("KSA {ns}/{sa} of cluster {}", cluster.key),
                 ),
                 Parsed::Namespace(ns) => (
-                    kube.namespaces.get(*ns).map(|n| &n.metadata),
+                    kube.namespaces.get(*ns),
                     format!("namespace {ns} of cluster {}", cluster.key),
                 ),
                 Parsed::Cluster(_) => (
-                    kube.namespaces.get("kube-system").map(|n| &n.metadata),
+                    kube.namespaces.get("kube-system"),
                     format!("namespace kube-system of cluster {}", cluster.key),
                 ),
             };
@@ -655,7 +649,7 @@ impl Planner<'_> {
                 continue;
             };
             for (name, ns) in &kube.namespaces {
-                if let Some((Some(owner), _)) = record_of(&ns.metadata)
+                if let Some((Some(owner), _)) = record_of(ns)
                     && owners.contains(&owner)
                 {
                     wanted
@@ -707,7 +701,7 @@ impl Planner<'_> {
                 .and_then(|c| c.kube.as_ref())
                 .and_then(|k| k.namespaces.get(&name));
             let live_record = live
-                .and_then(|ns| record_of(&ns.metadata))
+                .and_then(record_of)
                 .filter(|(o, _)| o.as_ref() == Some(&owner))
                 .map(|(_, e)| e);
             // As for a KSA: only what wi grants, or recorded before.
@@ -760,7 +754,7 @@ impl Planner<'_> {
             // The labels of a namespace this owner created are its
             // apply's too: an apply without them would release them.
             if let Some(ns) = live
-                && crate::ownership::created_by(&ns.metadata).as_ref() == Some(&owner)
+                && ns.created_by().as_ref() == Some(&owner)
             {
                 for (k, v) in Self::created_labels(&owner) {
                     before.insert(k.clone(), v.clone());
@@ -787,7 +781,7 @@ impl Planner<'_> {
                 None => {
                     let mut after = after;
                     after.extend(Self::created_labels(&owner));
-                    after.insert("name".into(), json!(name));
+                    after.insert("name", json!(name));
                     create(
                         resource,
                         after,

@@ -8,9 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::json;
-
-use super::{Planner, attrs, create, delete, has_member, noop, reason, unconditional_members};
+use super::{Planner, create, delete, has_member, noop, reason, unconditional_members};
 use crate::ids::{gsa_account_id, gsa_member, gsa_project};
 use crate::ownership::WORKLOAD_IDENTITY_USER;
 use crate::plan::desired::WORKLOAD_POOL;
@@ -128,9 +126,7 @@ impl Planner<'_> {
                     role: WORKLOAD_IDENTITY_USER.to_string(),
                     member: member.clone(),
                 };
-                let a = attrs(
-                    json!({"service_account": email, "role": WORKLOAD_IDENTITY_USER, "member": member}),
-                );
+                let a = attrs!({"service_account": email, "role": WORKLOAD_IDENTITY_USER, "member": member});
                 if has_member(policy, WORKLOAD_IDENTITY_USER, member) {
                     let why = if managed {
                         reason(ReasonCode::InSync, "bound")
@@ -218,9 +214,7 @@ impl Planner<'_> {
                     member: member.to_string(),
                 };
                 let address = resource.address();
-                let a = attrs(
-                    json!({"service_account": email, "role": WORKLOAD_IDENTITY_USER, "member": member}),
-                );
+                let a = attrs!({"service_account": email, "role": WORKLOAD_IDENTITY_USER, "member": member});
                 self.push(delete(resource, a, why).with_warnings(vec![Warning {
                     code: WarningCode::RevocationDelay,
                     message: "a removed binding keeps working for tokens already issued, for up to 30 minutes".into(),
@@ -250,7 +244,7 @@ impl Planner<'_> {
                     role: role.clone(),
                     member: member.clone(),
                 };
-                let a = attrs(json!({"project": gsa.project, "role": role, "member": member}));
+                let a = attrs!({"project": gsa.project, "role": role, "member": member});
                 if has_member(policy, role, &member) {
                     self.push(noop(
                         resource,
@@ -298,8 +292,7 @@ impl Planner<'_> {
                     role: binding.role.clone(),
                     member: member.clone(),
                 };
-                let a =
-                    attrs(json!({"project": gsa.project, "role": binding.role, "member": member}));
+                let a = attrs!({"project": gsa.project, "role": binding.role, "member": member});
                 self.push(delete(
                     resource,
                     a,

@@ -7,19 +7,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::ServiceAccount as K8sServiceAccount;
 use serde_json::json;
 
 use super::direct::record_key;
 use super::{
-    Planner, annotation_key, attrs, create, delete, has_member, label_key, noop, owner_label_key,
-    reason, same_file, update,
+    Planner, annotation_key, create, delete, has_member, label_key, noop, owner_label_key, reason,
+    same_file, update,
 };
 use crate::ids::{ClusterKey, ksa_member};
-use crate::live::LiveKube;
+use crate::live::{KubeObject, LiveKube};
 use crate::ownership::{
-    GSA_ANNOTATION, MANAGED_BY_LABEL, OWNER_LABEL, Owner, WORKLOAD_IDENTITY_USER, created_by,
-    declared_in, ksa_fields,
+    GSA_ANNOTATION, MANAGED_BY_LABEL, OWNER_LABEL, Owner, WORKLOAD_IDENTITY_USER,
 };
 use crate::plan::{Action, Attributes, KubeWrite, ReasonCode, Resource, Warning, WarningCode};
 use crate::spec::KsaManagement;
@@ -90,7 +88,7 @@ impl Planner<'_> {
                     ksa_deps.push(ns_resource.address());
                     if namespaces_done.insert(m.namespace.clone()) {
                         let mut after = Self::created_labels(&m.owner);
-                        after.insert("name".into(), json!(m.namespace));
+                        after.insert("name", json!(m.namespace));
                         self.push(
                             create(
                                 ns_resource,
@@ -105,7 +103,7 @@ impl Planner<'_> {
                         );
                     }
                 } else if namespaces_done.insert(m.namespace.clone()) {
-                    let a = attrs(json!({"name": m.namespace}));
+                    let a = attrs!({"name": m.namespace});
                     self.push(noop(
                         ns_resource,
                         a.clone(),
@@ -155,7 +153,7 @@ impl Planner<'_> {
                     ksa_deps.push(ns_resource.address());
                     if namespaces_done.insert(namespace.clone()) {
                         let mut after = Self::created_labels(&g.owner);
-                        after.insert("name".into(), json!(namespace));
+                        after.insert("name", json!(namespace));
                         self.push(
                             create(
                                 ns_resource,
@@ -170,7 +168,7 @@ impl Planner<'_> {
                         );
                     }
                 } else if namespaces_done.insert(namespace.clone()) {
-                    let a = attrs(json!({"name": namespace}));
+                    let a = attrs!({"name": namespace});
                     self.push(noop(
                         ns_resource,
                         a.clone(),
@@ -196,18 +194,18 @@ impl Planner<'_> {
         key: &ClusterKey,
         ns: &str,
         name: &str,
-        sa: &K8sServiceAccount,
+        sa: &KubeObject,
         run_files: &BTreeSet<String>,
     ) {
-        let fields = ksa_fields(sa);
-        let creator = created_by(&sa.metadata);
+        let fields = sa.ksa_fields();
+        let creator = sa.created_by();
         let resource = Resource::KubernetesServiceAccount {
             cluster: key.clone(),
             namespace: ns.to_string(),
             name: name.to_string(),
         };
         let address = resource.address();
-        let record_owner = super::direct::record_of(&sa.metadata).and_then(|(o, _)| o);
+        let record_owner = super::direct::record_of(sa).and_then(|(o, _)| o);
         for owner in self.owners() {
             let mine = fields.of(&owner);
             if !mine.any() && record_owner.as_ref() != Some(&owner) {
@@ -218,7 +216,7 @@ impl Planner<'_> {
             // one-spec behaviour).
             if mine.annotation
                 && !owner.is_unnamed()
-                && let Some(file) = declared_in(sa)
+                && let Some(file) = sa.declared_in()
                 && !run_files.iter().any(|f| same_file(f, file))
             {
                 self.problem(
@@ -236,11 +234,7 @@ impl Planner<'_> {
             let before = ksa_attributes(sa);
             let mut warnings = Vec::new();
             if mine.annotation
-                && let Some(gsa) = sa
-                    .metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get(GSA_ANNOTATION))
+                && let Some(gsa) = sa.annotation(GSA_ANNOTATION)
                 && let Some(w) = self.binding_remains(key, ns, name, gsa, &address)
             {
                 self.warnings.push(w);
@@ -473,14 +467,15 @@ impl Planner<'_> {
             self.push(change);
             return;
         };
-        let fields = ksa_fields(live);
+        let fields = live.ksa_fields();
         // Another named owner's claim: a collision, nothing is planned.
         if let Some(other) = fields
             .annotation_owners()
             .into_iter()
             .find(|o| *o != &m.owner && !o.is_unnamed())
         {
-            let place = declared_in(live)
+            let place = live
+                .declared_in()
                 .map(|f| format!(" (declared in {f}, from the KSA's wi.dev/declared-in)"))
                 .unwrap_or_default();
             self.problem(
@@ -500,13 +495,8 @@ impl Planner<'_> {
         let mine = fields.of(owner);
         let legacy = fields.of(&Owner::Unnamed);
         let claim = !owner.is_unnamed() && legacy.any();
-        let creator = created_by(&live.metadata);
-        let current = live
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(GSA_ANNOTATION))
-            .cloned();
+        let creator = live.created_by();
+        let current = live.annotation(GSA_ANNOTATION).map(str::to_string);
         let before = ksa_attributes(live);
         let not_managed = Self::ksa_not_managed(owner, &fields, creator.as_ref(), claim);
         let mut after = Attributes::new();
@@ -514,7 +504,7 @@ impl Planner<'_> {
         // Moving from direct mode: the annotation goes first, the direct
         // members after it, so the record keeps their entries.
         let annotates = current.as_deref() != Some(m.gsa_email.as_str());
-        let live_record = super::direct::record_of(&live.metadata)
+        let live_record = super::direct::record_of(live)
             .filter(|(o, _)| o.as_ref() == Some(&m.owner))
             .map(|(_, e)| e);
         let (record, record_deps) =
@@ -624,29 +614,18 @@ impl Planner<'_> {
 }
 
 /// The attributes of a live KSA that `wi` may manage.
-fn ksa_attributes(sa: &K8sServiceAccount) -> Attributes {
+fn ksa_attributes(sa: &KubeObject) -> Attributes {
     let mut a = Attributes::new();
-    if let Some(v) = sa
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|x| x.get(GSA_ANNOTATION))
-    {
+    if let Some(v) = sa.annotation(GSA_ANNOTATION) {
         a.insert(annotation_key(), json!(v));
     }
-    if let Some(v) = sa
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|x| x.get(crate::spec::DIRECT_ROLES_ANNOTATION))
-    {
+    if let Some(v) = sa.annotation(crate::spec::DIRECT_ROLES_ANNOTATION) {
         a.insert(record_key(), json!(v));
     }
-    let labels = sa.metadata.labels.as_ref();
-    if let Some(v) = labels.and_then(|x| x.get(MANAGED_BY_LABEL)) {
+    if let Some(v) = sa.label(MANAGED_BY_LABEL) {
         a.insert(label_key(), json!(v));
     }
-    if let Some(v) = labels.and_then(|x| x.get(OWNER_LABEL)) {
+    if let Some(v) = sa.label(OWNER_LABEL) {
         a.insert(owner_label_key(), json!(v));
     }
     a
@@ -724,7 +703,7 @@ impl Planner<'_> {
             self.push(change);
             return;
         };
-        let fields = ksa_fields(live);
+        let fields = live.ksa_fields();
         if let Some(other) = fields
             .annotation_owners()
             .into_iter()
@@ -741,8 +720,8 @@ impl Planner<'_> {
             return;
         }
         let mine = fields.of(owner);
-        let creator = created_by(&live.metadata);
-        let live_record = super::direct::record_of(&live.metadata)
+        let creator = live.created_by();
+        let live_record = super::direct::record_of(live)
             .filter(|(o, _)| o.as_ref() == Some(owner))
             .map(|(_, e)| e);
         let (record, record_deps) =
@@ -773,12 +752,7 @@ impl Planner<'_> {
                 before.remove(&k);
             }
         }
-        let current = live
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(GSA_ANNOTATION))
-            .cloned();
+        let current = live.annotation(GSA_ANNOTATION).map(str::to_string);
         let mut warnings = Vec::new();
         if let Some(gsa) = &current {
             let message = if mine.annotation {

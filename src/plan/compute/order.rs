@@ -156,16 +156,11 @@ impl Planner<'_> {
             for (key, cluster) in &self.live.clusters {
                 let Some(kube) = &cluster.kube else { continue };
                 for ((ns, name), sa) in &kube.service_accounts {
-                    let Some(email) = sa
-                        .metadata
-                        .annotations
-                        .as_ref()
-                        .and_then(|a| a.get(crate::ownership::GSA_ANNOTATION))
-                    else {
+                    let Some(email) = sa.annotation(crate::ownership::GSA_ANNOTATION) else {
                         continue;
                     };
                     pointing
-                        .entry((email.as_str(), ksa_member(&key.project, ns, name)))
+                        .entry((email, ksa_member(&key.project, ns, name)))
                         .or_default()
                         .push((key, ns.as_str(), name.as_str()));
                 }

@@ -65,7 +65,7 @@ fn owned_world(owner: &Owner) -> LiveState {
             .insert(crate::ownership::OWNER_LABEL.into(), n.into());
     }
     kube.service_accounts
-        .insert(("payments".into(), "api".into()), k);
+        .insert(("payments".into(), "api".into()), k.into());
     live
 }
 
@@ -406,7 +406,7 @@ fn prune_releases_a_ksa_another_manager_co_manages() {
         .get_or_insert_with(BTreeMap::new)
         .insert("wi.dev/owner".into(), "team-a".into());
     kube.service_accounts
-        .insert(("payments".into(), "api".into()), k);
+        .insert(("payments".into(), "api".into()), k.into());
     let p = plan(
         &m,
         &live,

@@ -3,9 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::json;
-
-use super::{Planner, attrs, change, noop, reason};
+use super::{Planner, change, noop, reason};
 use crate::live::{IAM_CREDENTIALS_SERVICE, WILDCARD_PROJECT};
 use crate::plan::{Action, ReasonCode, Resource};
 
@@ -34,7 +32,7 @@ impl Planner<'_> {
                 project: project.to_string(),
                 service: IAM_CREDENTIALS_SERVICE.to_string(),
             };
-            let state = |on: bool| attrs(json!({"state": if on { "ENABLED" } else { "DISABLED" }}));
+            let state = |on: bool| attrs!({"state": if on { "ENABLED" } else { "DISABLED" }});
             if enabled {
                 self.push(noop(
                     resource,

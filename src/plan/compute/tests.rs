@@ -220,11 +220,12 @@ pub(super) fn converged_world() -> LiveState {
                 ..Default::default()
             },
             ..Default::default()
-        },
+        }
+        .into(),
     );
     kube.service_accounts.insert(
         ("payments".into(), "api".into()),
-        ksa(Some(&email()), &[("wi", "Apply", true, true)], true),
+        ksa(Some(&email()), &[("wi", "Apply", true, true)], true).into(),
     );
     live.clusters.insert(
         key("alpha"),
@@ -460,7 +461,8 @@ fn annotation_owned_by_another_manager_warns_about_the_conflict() {
             Some("other@wi-demo.iam.gserviceaccount.com"),
             &[("kubectl-annotate", "Update", true, false)],
             false,
-        ),
+        )
+        .into(),
     );
     let p = plan(&model(), &live, &PlanOptions::default());
     let change = p.actionable().next().unwrap();
@@ -536,7 +538,7 @@ fn a_ksa_annotated_by_someone_else_is_not_released() {
         .unwrap();
     kube.service_accounts.insert(
         ("payments".into(), "api".into()),
-        ksa(Some(&email()), &[("helm", "Update", true, false)], false),
+        ksa(Some(&email()), &[("helm", "Update", true, false)], false).into(),
     );
     let mut m = model();
     m.mappings.clear();
