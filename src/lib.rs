@@ -47,6 +47,7 @@ mod layering;
 pub mod live;
 pub mod ownership;
 pub mod permissions;
+mod permute;
 pub mod plan;
 pub mod render;
 pub mod spec;

@@ -684,6 +684,29 @@ mod tests {
         );
     }
 
+    /// Runs a call that always fails with `failure` (nothing requeued):
+    /// the last error and how many attempts were made.
+    async fn always_failing(
+        p: &RetryPolicy,
+        counters: &Arc<Counters>,
+        failure: fn() -> GcpError,
+    ) -> (Result<(), GcpError>, usize) {
+        let mut attempts = 0;
+        let r = run(
+            p,
+            counters,
+            "x",
+            GcpError::is_retryable,
+            |_| false,
+            || {
+                attempts += 1;
+                async move { Err(failure()) }
+            },
+        )
+        .await;
+        (r, attempts)
+    }
+
     #[tokio::test]
     async fn gives_up_on_non_retryable_and_when_budget_is_spent() {
         let counters = Arc::new(Counters::default());
@@ -693,34 +716,10 @@ mod tests {
             max_retries: 5,
             ..RetryPolicy::fast()
         };
-        let mut n = 0;
-        let r: Result<(), _> = run(
-            &p,
-            &counters,
-            "x",
-            GcpError::is_retryable,
-            |_| false,
-            || {
-                n += 1;
-                async { Err(GcpError::Config("no".into())) }
-            },
-        )
-        .await;
+        let (r, n) = always_failing(&p, &counters, || GcpError::Config("no".into())).await;
         assert!(r.is_err());
         assert_eq!(n, 1);
-        let mut m = 0;
-        let r: Result<(), _> = run(
-            &p,
-            &counters,
-            "x",
-            GcpError::is_retryable,
-            |_| false,
-            || {
-                m += 1;
-                async { Err(GcpError::Transport("reset".into())) }
-            },
-        )
-        .await;
+        let (r, m) = always_failing(&p, &counters, || GcpError::Transport("reset".into())).await;
         assert!(matches!(r, Err(GcpError::Transport(_))));
         assert_eq!(
             m,
@@ -728,35 +727,15 @@ mod tests {
             "transport failures: a short budget"
         );
         let before = counters.snapshot().retries;
-        let mut k = 0;
-        let r: Result<(), _> = run(
-            &p,
-            &counters,
-            "x",
-            GcpError::is_retryable,
-            |_| false,
-            || {
-                k += 1;
-                async { Err(crate::gcp::error::api_error("c", "x", 503, None, "")) }
-            },
-        )
+        let (r, k) = always_failing(&p, &counters, || {
+            crate::gcp::error::api_error("c", "x", 503, None, "")
+        })
         .await;
         assert!(r.is_err());
         assert_eq!(k, p.max_retries + 1, "5xx: the whole budget");
         assert_eq!(counters.snapshot().retries - before, p.max_retries as u64);
-        let mut u = 0;
-        let r: Result<(), _> = run(
-            &p,
-            &counters,
-            "x",
-            GcpError::is_retryable,
-            |_| false,
-            || {
-                u += 1;
-                async { Err(GcpError::Unreachable("refused".into())) }
-            },
-        )
-        .await;
+        let (r, u) =
+            always_failing(&p, &counters, || GcpError::Unreachable("refused".into())).await;
         assert!(r.is_err());
         assert_eq!(u, 1, "an unreachable endpoint is never retried");
     }

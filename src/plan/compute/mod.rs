@@ -408,19 +408,7 @@ fn sort_changes(changes: &mut [ResourceChange]) {
     order.sort_by(|a, b| {
         (&a.0, a.1, &changes[a.2].address).cmp(&(&b.0, b.1, &changes[b.2].address))
     });
-    // Position k takes the change at `from[k]`: the permutation is applied
-    // in place, a cycle at a time.
-    let mut from: Vec<usize> = order.into_iter().map(|(_, _, i)| i).collect();
-    for start in 0..from.len() {
-        let mut at = start;
-        while from[at] != start {
-            let next = from[at];
-            changes.swap(at, next);
-            from[at] = at;
-            at = next;
-        }
-        from[at] = at;
-    }
+    crate::permute::permute(changes, order.into_iter().map(|(_, _, i)| i).collect());
 }
 
 /// A change of `action` to `resource`, with no dependencies or warnings yet.

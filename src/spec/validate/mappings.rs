@@ -8,6 +8,7 @@ use std::ops::Range;
 
 use super::resolve::Resolver;
 use super::{ClusterInfo, Ctx, MAX_EXPANDED, MAX_ITEMS, list_some};
+use crate::permute::permute;
 use crate::spec::model::{
     AbsentMember, ClusterKey, DirectGrant, DirectPrincipal, DirectResource, DirectRole,
     KsaManagement, Mapping, Risk,
@@ -506,22 +507,6 @@ pub(super) fn validate_mappings<'a>(
     }
 }
 
-/// Reorders `items` in place so that position `i` holds what was at
-/// `order[i]` (`order` is a permutation of the positions): one swap per
-/// item, no second copy of the items.
-fn permute<T>(items: &mut [T], mut order: Vec<usize>) {
-    for start in 0..items.len() {
-        let mut current = start;
-        while order[current] != start {
-            let next = order[current];
-            items.swap(current, next);
-            order[current] = current;
-            current = next;
-        }
-        order[current] = current;
-    }
-}
-
 /// The combinations of `serviceAccount`, `roles`, `principalSet`,
 /// `namespace`, `ksa`/`ksas` and `manage` a mapping may have; false (each
 /// problem reported) when the mapping is malformed.
@@ -806,21 +791,4 @@ pub(super) fn validate_absent<'a>(
         });
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::permute;
-
-    #[test]
-    fn permute_moves_each_item_to_its_place() {
-        let orders: [&[usize]; 4] = [&[], &[0, 1, 2], &[2, 0, 1], &[3, 2, 0, 1, 5, 4]];
-        for order in orders {
-            let items: Vec<char> = ('a'..).take(order.len()).collect();
-            let expect: Vec<char> = order.iter().map(|&i| items[i]).collect();
-            let mut moved = items.clone();
-            permute(&mut moved, order.to_vec());
-            assert_eq!(moved, expect, "order {order:?}");
-        }
-    }
 }
